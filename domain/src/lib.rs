@@ -1,0 +1,22 @@
+//! The wallet's rules, and nothing else: no I/O, no clock, no randomness.
+//!
+//! # Layout
+//! - [`money`]: currencies with their fixed scale, validated amounts, the decimal parser
+//!   every face of the API uses.
+//! - [`ids`]: typed identifiers (wallet, player, transaction, reservation, game, round).
+//! - [`wallet`]: the `Wallet` cqrs-es aggregate: its commands, events, errors and the one
+//!   `decide` function where every rule lives.
+//!
+//! Outside data (the time, a command's ids) is looked up by the caller and placed in the
+//! command, so the aggregate stays a pure function of its history and the command.
+#![forbid(unsafe_code)]
+
+pub mod ids;
+pub mod money;
+pub mod wallet;
+
+pub use ids::{GameId, IdError, PlayerId, ReservationId, RoundId, TransactionId, WalletId};
+pub use money::{AmountError, Balance, Currency, Money};
+pub use wallet::{
+    Reservation, ReservationState, Wallet, WalletCommand, WalletError, WalletEvent, WalletServices,
+};

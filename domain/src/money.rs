@@ -1,0 +1,324 @@
+//! Money: currencies with a fixed scale and exact decimal amounts.
+//!
+//! An amount's scale is its currency's, fixed forever (EUR 2, JPY 0, BTC 8): every amount
+//! that enters the ledger is checked against it and stored rescaled to it, so `"10"` and
+//! `"10.00"` EUR are the same money and print the same. Arithmetic is checked.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Largest single amount accepted in one command, in major units of any currency.
+pub const AMOUNT_MAX: Decimal = Decimal::from_parts(1_000_000_000, 0, 0, false, 0); // 1e9
+/// Largest balance (available + reserved) a wallet may hold, in major units.
+pub const BALANCE_MAX: Decimal = Decimal::from_parts(3_567_587_328, 232, 0, false, 0); // 1e12
+/// Longest amount string accepted, before any parsing.
+pub const AMOUNT_TEXT_LEN_MAX: usize = 40;
+
+/// A currency the wallet keeps, with its scale (digits after the point).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(into = "&'static str", try_from = "String")]
+pub enum Currency {
+    Eur,
+    Usd,
+    Gbp,
+    Sek,
+    Jpy,
+    Btc,
+}
+
+impl Currency {
+    /// Every currency the wallet keeps.
+    pub const ALL: [Currency; 6] = [
+        Currency::Eur,
+        Currency::Usd,
+        Currency::Gbp,
+        Currency::Sek,
+        Currency::Jpy,
+        Currency::Btc,
+    ];
+
+    /// ISO 4217 code (BTC by convention).
+    pub fn code(self) -> &'static str {
+        match self {
+            Currency::Eur => "EUR",
+            Currency::Usd => "USD",
+            Currency::Gbp => "GBP",
+            Currency::Sek => "SEK",
+            Currency::Jpy => "JPY",
+            Currency::Btc => "BTC",
+        }
+    }
+
+    /// Digits after the decimal point; fixed forever for a currency.
+    pub fn scale(self) -> u32 {
+        match self {
+            Currency::Eur | Currency::Usd | Currency::Gbp | Currency::Sek => 2,
+            Currency::Jpy => 0,
+            Currency::Btc => 8,
+        }
+    }
+
+    /// Zero at this currency's scale (prints as `0.00` for EUR).
+    pub fn zero(self) -> Decimal {
+        Decimal::new(0, self.scale())
+    }
+}
+
+/// The currency code is not one the wallet keeps.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown currency {0:?}: use one of EUR, USD, GBP, SEK, JPY, BTC")]
+pub struct UnknownCurrency(pub String);
+
+impl FromStr for Currency {
+    type Err = UnknownCurrency;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Currency::ALL
+            .into_iter()
+            .find(|c| c.code() == s)
+            .ok_or_else(|| UnknownCurrency(s.chars().take(16).collect()))
+    }
+}
+
+impl TryFrom<String> for Currency {
+    type Error = UnknownCurrency;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<Currency> for &'static str {
+    fn from(c: Currency) -> Self {
+        c.code()
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// Why an amount was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AmountError {
+    #[error("amount is not a plain decimal string like \"12.50\"")]
+    Malformed,
+    #[error("amount must be greater than zero")]
+    NotPositive,
+    #[error("amount must not be negative")]
+    Negative,
+    #[error("amount has {digits} digits after the point; {currency} allows {scale}")]
+    TooPrecise {
+        digits: u32,
+        currency: Currency,
+        scale: u32,
+    },
+    #[error("amount exceeds the largest accepted in one command ({AMOUNT_MAX})")]
+    TooLarge,
+}
+
+/// Parses the text of an amount: an optional `-`, digits, optionally `.` and digits.
+///
+/// No exponent, no sign `+`, no spaces, no thousands separators: what a caller sends is
+/// exactly what is booked or it is refused. Sign and scale are judged later against the
+/// wallet's currency by [`Money::new`].
+pub fn parse_decimal(text: &str) -> Result<Decimal, AmountError> {
+    if text.is_empty() || text.len() > AMOUNT_TEXT_LEN_MAX {
+        return Err(AmountError::Malformed);
+    }
+    let unsigned = text.strip_prefix('-').unwrap_or(text);
+    let (int, frac) = match unsigned.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (unsigned, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(int) || frac.is_some_and(|f| !digits(f)) {
+        return Err(AmountError::Malformed);
+    }
+    let mut value = Decimal::from_str(text).map_err(|_| AmountError::Malformed)?;
+    // rust_decimal reads "-0.00" as a positive zero; keep the caller's sign so that
+    // `Money` can refuse it.
+    value.set_sign_negative(text.starts_with('-'));
+    Ok(value)
+}
+
+/// A validated amount of one currency: non-negative, at the currency's scale, bounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Money {
+    amount: Decimal,
+    currency: Currency,
+}
+
+impl Money {
+    /// A strictly positive amount (a deposit, withdrawal or stake).
+    pub fn new(amount: Decimal, currency: Currency) -> Result<Self, AmountError> {
+        let money = Self::non_negative(amount, currency)?;
+        if money.amount.is_zero() {
+            return Err(AmountError::NotPositive);
+        }
+        Ok(money)
+    }
+
+    /// A zero or positive amount (a payout: zero is a lost round).
+    pub fn non_negative(amount: Decimal, currency: Currency) -> Result<Self, AmountError> {
+        // `-0.00` is refused too: a caller that sends a sign means something we don't book.
+        if amount.is_sign_negative() {
+            return Err(if amount.is_zero() {
+                AmountError::NotPositive
+            } else {
+                AmountError::Negative
+            });
+        }
+        let digits = amount.normalize().scale();
+        if digits > currency.scale() {
+            return Err(AmountError::TooPrecise {
+                digits,
+                currency,
+                scale: currency.scale(),
+            });
+        }
+        if amount > AMOUNT_MAX {
+            return Err(AmountError::TooLarge);
+        }
+        let mut amount = amount;
+        amount.rescale(currency.scale());
+        Ok(Self { amount, currency })
+    }
+
+    /// The amount, at its currency's scale.
+    pub fn amount(&self) -> Decimal {
+        self.amount
+    }
+
+    /// Its currency.
+    pub fn currency(&self) -> Currency {
+        self.currency
+    }
+}
+
+/// A wallet's balance: what the player can spend and what is held for open bets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Balance {
+    pub available: Decimal,
+    pub reserved: Decimal,
+    pub currency: Currency,
+}
+
+impl Balance {
+    /// An empty balance in `currency`.
+    pub fn zero(currency: Currency) -> Self {
+        Self {
+            available: currency.zero(),
+            reserved: currency.zero(),
+            currency,
+        }
+    }
+
+    /// Available plus reserved: all the player's money in this wallet.
+    pub fn total(&self) -> Decimal {
+        self.available + self.reserved
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dec(s: &str) -> Decimal {
+        Decimal::from_str_exact(s).unwrap()
+    }
+
+    #[test]
+    fn bounds_are_what_their_comments_say() {
+        assert_eq!(AMOUNT_MAX, dec("1000000000"));
+        assert_eq!(BALANCE_MAX, dec("1000000000000"));
+    }
+
+    #[test]
+    fn parse_accepts_plain_decimals_only() {
+        assert_eq!(parse_decimal("12.50"), Ok(dec("12.50")));
+        assert_eq!(parse_decimal("7"), Ok(dec("7")));
+        assert_eq!(parse_decimal("-1.5"), Ok(dec("-1.5")));
+        for bad in [
+            "", "1e30", "1E3", "+1", " 1", "1 ", "1,00", ".5", "5.", "0x10", "NaN", "inf", "--1",
+            "1.2.3",
+        ] {
+            assert_eq!(parse_decimal(bad), Err(AmountError::Malformed), "{bad:?}");
+        }
+        assert_eq!(
+            parse_decimal(&"9".repeat(AMOUNT_TEXT_LEN_MAX + 1)),
+            Err(AmountError::Malformed)
+        );
+        // Fits the text bound but not a Decimal's 96 bits.
+        assert_eq!(parse_decimal(&"9".repeat(35)), Err(AmountError::Malformed));
+    }
+
+    #[test]
+    fn money_is_rescaled_to_the_currency() {
+        let m = Money::new(dec("10"), Currency::Eur).unwrap();
+        assert_eq!(m.amount().to_string(), "10.00");
+        let m = Money::new(dec("1.10"), Currency::Eur).unwrap();
+        assert_eq!(m.amount().to_string(), "1.10");
+        let m = Money::new(dec("0.00000001"), Currency::Btc).unwrap();
+        assert_eq!(m.amount().to_string(), "0.00000001");
+        assert_eq!(
+            Money::new(dec("100"), Currency::Jpy)
+                .unwrap()
+                .amount()
+                .to_string(),
+            "100"
+        );
+    }
+
+    #[test]
+    fn money_refuses_what_the_currency_cannot_hold() {
+        assert_eq!(
+            Money::new(dec("1.001"), Currency::Eur),
+            Err(AmountError::TooPrecise {
+                digits: 3,
+                currency: Currency::Eur,
+                scale: 2
+            })
+        );
+        assert!(matches!(
+            Money::new(dec("1.5"), Currency::Jpy),
+            Err(AmountError::TooPrecise { .. })
+        ));
+        // Trailing zeros beyond the scale are the same value, not extra precision.
+        assert!(Money::new(dec("1.100"), Currency::Eur).is_ok());
+        assert_eq!(
+            Money::new(dec("0"), Currency::Eur),
+            Err(AmountError::NotPositive)
+        );
+        let minus_zero = parse_decimal("-0.00").unwrap();
+        assert_eq!(
+            Money::new(minus_zero, Currency::Eur),
+            Err(AmountError::NotPositive)
+        );
+        assert_eq!(
+            Money::non_negative(minus_zero, Currency::Eur),
+            Err(AmountError::NotPositive)
+        );
+        assert_eq!(
+            Money::new(dec("-5"), Currency::Eur),
+            Err(AmountError::Negative)
+        );
+        assert_eq!(
+            Money::new(AMOUNT_MAX + dec("0.01"), Currency::Eur),
+            Err(AmountError::TooLarge)
+        );
+        assert!(Money::non_negative(dec("0"), Currency::Eur).is_ok());
+    }
+
+    #[test]
+    fn currencies_parse_by_code_only() {
+        for c in Currency::ALL {
+            assert_eq!(c.code().parse::<Currency>(), Ok(c));
+        }
+        assert!("eur".parse::<Currency>().is_err());
+        assert!("XXX".parse::<Currency>().is_err());
+        assert_eq!(serde_json::to_string(&Currency::Jpy).unwrap(), "\"JPY\"");
+    }
+}

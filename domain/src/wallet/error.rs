@@ -1,0 +1,75 @@
+//! The wallet's refusals: each names what went wrong and carries the numbers that explain it.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ReservationId, TransactionId, WalletId};
+use crate::money::{AmountError, Currency};
+
+/// Where a reservation is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReservationState {
+    Open,
+    Settled,
+    Refunded,
+    Expired,
+}
+
+impl std::fmt::Display for ReservationState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ReservationState::Open => "open",
+            ReservationState::Settled => "settled",
+            ReservationState::Refunded => "refunded",
+            ReservationState::Expired => "expired",
+        })
+    }
+}
+
+/// A rule of the wallet refused a command; nothing was changed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum WalletError {
+    #[error("wallet not found")]
+    WalletNotFound,
+    #[error("wallet {wallet_id} already exists for this player and currency")]
+    WalletExists { wallet_id: WalletId },
+    #[error("invalid amount {amount}: {reason}")]
+    InvalidAmount {
+        amount: Decimal,
+        reason: AmountError,
+    },
+    #[error("the wallet holds {wallet}, the request names {requested}")]
+    CurrencyMismatch {
+        wallet: Currency,
+        requested: Currency,
+    },
+    #[error("insufficient funds: {available} available, {requested} requested")]
+    InsufficientFunds {
+        available: Decimal,
+        requested: Decimal,
+    },
+    #[error("reservation {reservation_id} not found")]
+    ReservationNotFound { reservation_id: ReservationId },
+    #[error("reservation {reservation_id} is already {state}")]
+    ReservationClosed {
+        reservation_id: ReservationId,
+        state: ReservationState,
+    },
+    #[error("reservation {reservation_id} expires at {expires_at}, not yet")]
+    ReservationNotExpired {
+        reservation_id: ReservationId,
+        expires_at: DateTime<Utc>,
+    },
+    #[error("transaction {transaction_id} was already used for another request")]
+    IdempotencyConflict { transaction_id: TransactionId },
+    #[error("reservation timeout {timeout_s} s is outside {min_s}..={max_s} s")]
+    InvalidTimeout {
+        timeout_s: u32,
+        min_s: u32,
+        max_s: u32,
+    },
+    #[error("the balance would reach {attempted}, above the limit of {limit}")]
+    LimitExceeded { limit: Decimal, attempted: Decimal },
+}

@@ -1,0 +1,78 @@
+//! Events: the facts in the log. Past tense, and never changed once written: a new shape
+//! is a new `event_version` with an upcaster, not an edit.
+
+use chrono::{DateTime, Utc};
+use cqrs_es::DomainEvent;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{GameId, PlayerId, ReservationId, RoundId, TransactionId, WalletId};
+use crate::money::Currency;
+
+/// Version of every event shape below.
+pub const EVENT_VERSION: &str = "1.0";
+
+/// Something that happened to a wallet. Amounts are at the wallet currency's scale.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum WalletEvent {
+    WalletOpened {
+        wallet_id: WalletId,
+        player_id: PlayerId,
+        currency: Currency,
+    },
+    FundsDeposited {
+        transaction_id: TransactionId,
+        amount: Decimal,
+    },
+    FundsWithdrawn {
+        transaction_id: TransactionId,
+        amount: Decimal,
+    },
+    FundsReserved {
+        reservation_id: ReservationId,
+        amount: Decimal,
+        game_id: GameId,
+        round_id: RoundId,
+        expires_at: DateTime<Utc>,
+    },
+    ReservationSettled {
+        reservation_id: ReservationId,
+        transaction_id: TransactionId,
+        stake: Decimal,
+        payout: Decimal,
+    },
+    ReservationRefunded {
+        reservation_id: ReservationId,
+        transaction_id: TransactionId,
+        amount: Decimal,
+    },
+    ReservationExpired {
+        reservation_id: ReservationId,
+        amount: Decimal,
+    },
+}
+
+impl WalletEvent {
+    /// The event's name, as stored in `events.event_type`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            WalletEvent::WalletOpened { .. } => "WalletOpened",
+            WalletEvent::FundsDeposited { .. } => "FundsDeposited",
+            WalletEvent::FundsWithdrawn { .. } => "FundsWithdrawn",
+            WalletEvent::FundsReserved { .. } => "FundsReserved",
+            WalletEvent::ReservationSettled { .. } => "ReservationSettled",
+            WalletEvent::ReservationRefunded { .. } => "ReservationRefunded",
+            WalletEvent::ReservationExpired { .. } => "ReservationExpired",
+        }
+    }
+}
+
+impl DomainEvent for WalletEvent {
+    fn event_type(&self) -> String {
+        self.name().to_string()
+    }
+
+    fn event_version(&self) -> String {
+        EVENT_VERSION.to_string()
+    }
+}

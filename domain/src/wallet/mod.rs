@@ -1,0 +1,385 @@
+//! The `Wallet` aggregate: one player's money in one currency.
+//!
+//! Every rule is in [`Wallet::decide`], one match arm per command, which returns the one
+//! event the command produces or the rule it broke. `apply` folds an event into the state
+//! and never refuses: an event is a fact. The cqrs-es `Aggregate::handle` is `decide`
+//! followed by a write to the sink, so any write path (cqrs-es's, or a batched one) runs
+//! the same rules.
+//!
+//! Invariants, kept by `decide` and checked by the property tests:
+//! - available >= 0 and reserved >= 0;
+//! - reserved = the sum of the open reservations' amounts;
+//! - deposits - withdrawals - settled stakes + payouts = available + reserved.
+
+mod command;
+mod error;
+mod event;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+pub use command::{
+    WalletCommand, RESERVATION_TIMEOUT_S_DEFAULT, RESERVATION_TIMEOUT_S_MAX,
+    RESERVATION_TIMEOUT_S_MIN,
+};
+pub use error::{ReservationState, WalletError};
+pub use event::{WalletEvent, EVENT_VERSION};
+
+use crate::ids::{GameId, PlayerId, ReservationId, RoundId, WalletId};
+use crate::money::{Balance, Currency, Money, BALANCE_MAX};
+
+/// Services the aggregate needs: none. Outside data is placed in the command instead.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WalletServices;
+
+/// A bet's stake held until its round is settled, refunded or expired.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reservation {
+    pub amount: Decimal,
+    pub game_id: GameId,
+    pub round_id: RoundId,
+    pub expires_at: DateTime<Utc>,
+    pub state: ReservationState,
+}
+
+/// The state of an opened wallet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Opened {
+    wallet_id: WalletId,
+    player_id: PlayerId,
+    balance: Balance,
+    /// Every reservation ever made, closed ones too: a late settle or a reused id must be
+    /// told "closed", not "not found".
+    reservations: BTreeMap<ReservationId, Reservation>,
+}
+
+/// The aggregate. `Default` is a wallet not yet opened.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Wallet {
+    opened: Option<Opened>,
+}
+
+impl Wallet {
+    /// The balance, or `None` before the wallet is opened.
+    pub fn balance(&self) -> Option<Balance> {
+        self.opened.as_ref().map(|o| o.balance)
+    }
+
+    /// The wallet's id, once opened.
+    pub fn wallet_id(&self) -> Option<WalletId> {
+        self.opened.as_ref().map(|o| o.wallet_id)
+    }
+
+    /// The player owning the wallet, once opened.
+    pub fn player_id(&self) -> Option<&PlayerId> {
+        self.opened.as_ref().map(|o| &o.player_id)
+    }
+
+    /// A reservation by id, in whatever state.
+    pub fn reservation(&self, id: &ReservationId) -> Option<&Reservation> {
+        self.opened.as_ref()?.reservations.get(id)
+    }
+
+    /// The reservations still open, in id order.
+    pub fn open_reservations(&self) -> impl Iterator<Item = (&ReservationId, &Reservation)> {
+        self.opened
+            .iter()
+            .flat_map(|o| o.reservations.iter())
+            .filter(|(_, r)| r.state == ReservationState::Open)
+    }
+
+    /// Decides what `command` does to this wallet: the one event it produces, or the rule
+    /// it breaks. Changes nothing; `apply` the event to move the state on.
+    pub fn decide(&self, command: WalletCommand) -> Result<WalletEvent, WalletError> {
+        match (&self.opened, command) {
+            (Some(opened), command) => opened.decide(command),
+            (
+                None,
+                WalletCommand::Open {
+                    player_id,
+                    currency,
+                },
+            ) => Ok(WalletEvent::WalletOpened {
+                wallet_id: WalletId::for_player(&player_id, currency),
+                player_id,
+                currency,
+            }),
+            (None, _) => Err(WalletError::WalletNotFound),
+        }
+    }
+}
+
+impl Opened {
+    /// The rules of an opened wallet, one arm per command.
+    fn decide(&self, command: WalletCommand) -> Result<WalletEvent, WalletError> {
+        let o = self;
+        match command {
+            WalletCommand::Open { .. } => Err(WalletError::WalletExists {
+                wallet_id: o.wallet_id,
+            }),
+            WalletCommand::Deposit {
+                transaction_id,
+                amount,
+                currency,
+            } => {
+                let amount = o.money(amount, currency, Money::new)?;
+                o.check_total(amount)?;
+                Ok(WalletEvent::FundsDeposited {
+                    transaction_id,
+                    amount,
+                })
+            }
+            WalletCommand::Withdraw {
+                transaction_id,
+                amount,
+                currency,
+            } => {
+                let amount = o.money(amount, currency, Money::new)?;
+                o.check_available(amount)?;
+                Ok(WalletEvent::FundsWithdrawn {
+                    transaction_id,
+                    amount,
+                })
+            }
+            WalletCommand::Reserve {
+                reservation_id,
+                amount,
+                currency,
+                game_id,
+                round_id,
+                timeout_s,
+                now,
+            } => {
+                if o.reservations.contains_key(&reservation_id) {
+                    // A repeat with the same payload never reaches the aggregate: the store
+                    // answers it from the log. This one asks something else under the same id.
+                    return Err(WalletError::IdempotencyConflict {
+                        transaction_id: reservation_id.into(),
+                    });
+                }
+                if !(RESERVATION_TIMEOUT_S_MIN..=RESERVATION_TIMEOUT_S_MAX).contains(&timeout_s) {
+                    return Err(WalletError::InvalidTimeout {
+                        timeout_s,
+                        min_s: RESERVATION_TIMEOUT_S_MIN,
+                        max_s: RESERVATION_TIMEOUT_S_MAX,
+                    });
+                }
+                let amount = o.money(amount, currency, Money::new)?;
+                o.check_available(amount)?;
+                Ok(WalletEvent::FundsReserved {
+                    reservation_id,
+                    amount,
+                    game_id,
+                    round_id,
+                    expires_at: now + chrono::Duration::seconds(i64::from(timeout_s)),
+                })
+            }
+            WalletCommand::Settle {
+                reservation_id,
+                transaction_id,
+                payout,
+                currency,
+            } => {
+                let stake = o.open_reservation(&reservation_id)?.amount;
+                let payout = o.money(payout, currency, Money::non_negative)?;
+                // The stake leaves the total and the payout joins it.
+                if payout > stake {
+                    o.check_total(payout - stake)?;
+                }
+                Ok(WalletEvent::ReservationSettled {
+                    reservation_id,
+                    transaction_id,
+                    stake,
+                    payout,
+                })
+            }
+            WalletCommand::Refund {
+                reservation_id,
+                transaction_id,
+            } => {
+                let amount = o.open_reservation(&reservation_id)?.amount;
+                Ok(WalletEvent::ReservationRefunded {
+                    reservation_id,
+                    transaction_id,
+                    amount,
+                })
+            }
+            WalletCommand::Expire {
+                reservation_id,
+                now,
+            } => {
+                let reservation = o.open_reservation(&reservation_id)?;
+                if now < reservation.expires_at {
+                    return Err(WalletError::ReservationNotExpired {
+                        reservation_id,
+                        expires_at: reservation.expires_at,
+                    });
+                }
+                debug_assert!(o.balance.reserved >= reservation.amount);
+                Ok(WalletEvent::ReservationExpired {
+                    amount: reservation.amount,
+                    reservation_id,
+                })
+            }
+        }
+    }
+
+    /// Validates an amount against the wallet's currency; returns it at the currency's scale.
+    fn money(
+        &self,
+        amount: Decimal,
+        requested: Option<Currency>,
+        validate: fn(Decimal, Currency) -> Result<Money, crate::money::AmountError>,
+    ) -> Result<Decimal, WalletError> {
+        let currency = self.balance.currency;
+        if let Some(requested) = requested.filter(|r| *r != currency) {
+            return Err(WalletError::CurrencyMismatch {
+                wallet: currency,
+                requested,
+            });
+        }
+        validate(amount, currency)
+            .map(|m| m.amount())
+            .map_err(|reason| WalletError::InvalidAmount { amount, reason })
+    }
+
+    fn check_available(&self, requested: Decimal) -> Result<(), WalletError> {
+        if self.balance.available < requested {
+            return Err(WalletError::InsufficientFunds {
+                available: self.balance.available,
+                requested,
+            });
+        }
+        Ok(())
+    }
+
+    fn check_total(&self, added: Decimal) -> Result<(), WalletError> {
+        let attempted = self
+            .balance
+            .total()
+            .checked_add(added)
+            .unwrap_or(Decimal::MAX);
+        if attempted > BALANCE_MAX {
+            return Err(WalletError::LimitExceeded {
+                limit: BALANCE_MAX,
+                attempted,
+            });
+        }
+        Ok(())
+    }
+
+    fn open_reservation(&self, id: &ReservationId) -> Result<&Reservation, WalletError> {
+        match self.reservations.get(id) {
+            None => Err(WalletError::ReservationNotFound {
+                reservation_id: id.clone(),
+            }),
+            Some(r) if r.state != ReservationState::Open => Err(WalletError::ReservationClosed {
+                reservation_id: id.clone(),
+                state: r.state,
+            }),
+            Some(r) => Ok(r),
+        }
+    }
+
+    fn close(&mut self, id: &ReservationId, state: ReservationState) -> Decimal {
+        let reservation = self
+            .reservations
+            .get_mut(id)
+            .expect("an event closes only a reservation that decide found open");
+        reservation.state = state;
+        reservation.amount
+    }
+}
+
+impl Aggregate for Wallet {
+    const TYPE: &'static str = "wallet";
+    type Command = WalletCommand;
+    type Event = WalletEvent;
+    type Error = WalletError;
+    type Services = WalletServices;
+
+    async fn handle(
+        &mut self,
+        command: WalletCommand,
+        _services: &WalletServices,
+        sink: &EventSink<Self>,
+    ) -> Result<(), WalletError> {
+        let event = self.decide(command)?;
+        sink.write(event, self).await;
+        Ok(())
+    }
+
+    fn apply(&mut self, event: WalletEvent) {
+        if let WalletEvent::WalletOpened {
+            wallet_id,
+            player_id,
+            currency,
+        } = event
+        {
+            self.opened = Some(Opened {
+                wallet_id,
+                player_id,
+                balance: Balance::zero(currency),
+                reservations: BTreeMap::new(),
+            });
+            return;
+        }
+        let o = self
+            .opened
+            .as_mut()
+            .expect("every later event follows WalletOpened in the log");
+        match event {
+            WalletEvent::WalletOpened { .. } => unreachable!("handled above"),
+            WalletEvent::FundsDeposited { amount, .. } => o.balance.available += amount,
+            WalletEvent::FundsWithdrawn { amount, .. } => o.balance.available -= amount,
+            WalletEvent::FundsReserved {
+                reservation_id,
+                amount,
+                game_id,
+                round_id,
+                expires_at,
+            } => {
+                o.balance.available -= amount;
+                o.balance.reserved += amount;
+                o.reservations.insert(
+                    reservation_id,
+                    Reservation {
+                        amount,
+                        game_id,
+                        round_id,
+                        expires_at,
+                        state: ReservationState::Open,
+                    },
+                );
+            }
+            WalletEvent::ReservationSettled {
+                reservation_id,
+                payout,
+                ..
+            } => {
+                let stake = o.close(&reservation_id, ReservationState::Settled);
+                o.balance.reserved -= stake;
+                o.balance.available += payout;
+            }
+            WalletEvent::ReservationRefunded { reservation_id, .. } => {
+                let stake = o.close(&reservation_id, ReservationState::Refunded);
+                o.balance.reserved -= stake;
+                o.balance.available += stake;
+            }
+            WalletEvent::ReservationExpired { reservation_id, .. } => {
+                let stake = o.close(&reservation_id, ReservationState::Expired);
+                o.balance.reserved -= stake;
+                o.balance.available += stake;
+            }
+        }
+        debug_assert!(o.balance.available >= Decimal::ZERO && o.balance.reserved >= Decimal::ZERO);
+    }
+}
+
+#[cfg(test)]
+mod tests;
