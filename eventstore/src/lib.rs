@@ -1,1 +1,26 @@
+//! Event-store access shared by the binaries: the write path's seam and the log's readers.
+//!
+//! # Layout
+//! - [`db`]: connecting to PostgreSQL and applying the embedded migrations.
+//! - [`store`]: the [`WalletStore`] seam every write path implements: execute one command
+//!   and answer with the balance after it; read one wallet's state.
+//! - [`cqrs`]: the straightforward write path: the cqrs-es `Wallet` aggregate over the
+//!   postgres-es tables in event-store mode, with our own execute (cqrs-es's returns
+//!   nothing) and idempotency kept in the log.
+//! - [`idempotency`]: how a command's transaction id and answer are recorded in its
+//!   event's metadata, and found again.
+//! - [`log`]: reading the log: one wallet's events, and the whole log in its order without
+//!   ever skipping a late commit.
 #![forbid(unsafe_code)]
+
+pub mod cqrs;
+pub mod db;
+pub mod idempotency;
+pub mod log;
+pub mod store;
+
+pub use cqrs::CqrsWalletStore;
+pub use store::{CommandReceipt, ExecuteError, StoreError, WalletSnapshot, WalletStore};
+
+/// The aggregate type under which wallets are stored in `events.aggregate_type`.
+pub const WALLET_AGGREGATE_TYPE: &str = <domain::Wallet as cqrs_es::Aggregate>::TYPE;

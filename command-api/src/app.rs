@@ -1,0 +1,132 @@
+//! Builds the router over a write path and runs the server until shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use eventstore::{CqrsWalletStore, WalletStore};
+use metrics_exporter_prometheus::PrometheusHandle;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+
+use crate::auth::ApiClient;
+use crate::config::Config;
+use crate::json::BODY_BYTES_MAX;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn WalletStore>,
+    pub pool: PgPool,
+    pub clients: Arc<Vec<ApiClient>>,
+    pub metrics: PrometheusHandle,
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    crate::routes::router()
+        .layer(axum::middleware::from_fn(crate::metrics::track))
+        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .with_state(state)
+}
+
+/// A bound, not yet serving, API server: tests start it in-process on port 0.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl Application {
+    /// Connects to the event store, migrates it and binds the listen address.
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        let pool = eventstore::db::connect(&config.database_url, config.db_connections_max)
+            .await
+            .with_context(|| {
+                format!(
+                    "connecting to PostgreSQL (BETLEDGER_DATABASE_URL); is it running? \
+                     `scripts/services.sh up` starts it"
+                )
+            })?;
+        eventstore::db::migrate(&pool)
+            .await
+            .context("migrating the event store")?;
+        Self::with_pool(config, pool).await
+    }
+
+    /// Binds the listen address over an already migrated pool, with the cqrs-es write path.
+    pub async fn with_pool(config: &Config, pool: PgPool) -> anyhow::Result<Self> {
+        let store = Arc::new(CqrsWalletStore::new(pool.clone()));
+        Self::with_store(config, pool, store).await
+    }
+
+    /// Binds the listen address over a given write path.
+    pub async fn with_store(
+        config: &Config,
+        pool: PgPool,
+        store: Arc<dyn WalletStore>,
+    ) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.listen_addr)
+            .await
+            .with_context(|| format!("binding {} (BETLEDGER_API_ADDR)", config.listen_addr))?;
+        let state = AppState {
+            store,
+            pool,
+            clients: Arc::new(config.clients.clone()),
+            metrics: crate::metrics::handle(),
+        };
+        Ok(Self {
+            listener,
+            router: router(state),
+        })
+    }
+
+    /// Where the server listens.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound TCP listener has a local address")
+    }
+
+    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+/// Runs the API until Ctrl-C or SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let app = Application::build(&config).await?;
+    let addr = app.local_addr();
+    tracing::info!(%addr, "betledger-api listening");
+    println!("betledger-api listening on http://{addr}");
+    app.run_until(shutdown_signal())
+        .await
+        .context("serving HTTP")
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+    tracing::info!("shutting down: finishing requests in flight");
+}

@@ -1,0 +1,188 @@
+//! Configuration from environment variables, with defaults that work on a developer's
+//! machine (the loopback services that `scripts/services.sh` starts).
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use crate::auth::{ApiClient, Scope};
+
+/// Default listen address of the API.
+pub const LISTEN_ADDR_DEFAULT: &str = "127.0.0.1:8080";
+/// Default event store: the project-local PostgreSQL.
+pub const DATABASE_URL_DEFAULT: &str = "postgres://betledger@127.0.0.1:55432/betledger";
+/// Default pool size: enough for a 2-core machine; one command holds one connection at once.
+pub const DB_CONNECTIONS_MAX_DEFAULT: u32 = 16;
+/// Default clients: one development client allowed to read and write. Never in production.
+pub const API_TOKENS_DEFAULT: &str = "dev:dev-token:read+write";
+
+/// Everything `betledger-api` needs to start.
+#[derive(Clone)]
+pub struct Config {
+    pub listen_addr: SocketAddr,
+    pub database_url: String,
+    pub db_connections_max: u32,
+    pub clients: Vec<ApiClient>,
+    pub log_json: bool,
+}
+
+/// A configuration variable had a value we cannot use.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+fn var(name: &'static str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+impl Config {
+    /// Reads `BETLEDGER_API_ADDR`, `BETLEDGER_DATABASE_URL`, `BETLEDGER_DB_CONNECTIONS_MAX`,
+    /// `BETLEDGER_API_TOKENS` (`name:token:scope+scope,...`, scopes `read` and `write`) and
+    /// `BETLEDGER_LOG_FORMAT` (`text` or `json`).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let listen_addr = var("BETLEDGER_API_ADDR", LISTEN_ADDR_DEFAULT)
+            .parse()
+            .map_err(|e| ConfigError {
+                variable: "BETLEDGER_API_ADDR",
+                problem: format!("{e}; expected HOST:PORT such as {LISTEN_ADDR_DEFAULT}"),
+            })?;
+        let db_connections_max = var(
+            "BETLEDGER_DB_CONNECTIONS_MAX",
+            &DB_CONNECTIONS_MAX_DEFAULT.to_string(),
+        )
+        .parse()
+        .ok()
+        .filter(|n| (1..=1_000).contains(n))
+        .ok_or_else(|| ConfigError {
+            variable: "BETLEDGER_DB_CONNECTIONS_MAX",
+            problem: "expected a whole number from 1 to 1000".into(),
+        })?;
+        let clients = parse_clients(&var("BETLEDGER_API_TOKENS", API_TOKENS_DEFAULT))?;
+        let log_json = match var("BETLEDGER_LOG_FORMAT", "text").as_str() {
+            "text" => false,
+            "json" => true,
+            other => {
+                return Err(ConfigError {
+                    variable: "BETLEDGER_LOG_FORMAT",
+                    problem: format!("{other:?}; expected text or json"),
+                })
+            }
+        };
+        Ok(Self {
+            listen_addr,
+            database_url: var("BETLEDGER_DATABASE_URL", DATABASE_URL_DEFAULT),
+            db_connections_max,
+            clients,
+            log_json,
+        })
+    }
+}
+
+/// Parses `name:token:scope+scope` entries separated by commas.
+pub fn parse_clients(text: &str) -> Result<Vec<ApiClient>, ConfigError> {
+    let err = |problem: String| ConfigError {
+        variable: "BETLEDGER_API_TOKENS",
+        problem,
+    };
+    let mut clients = Vec::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let mut parts = entry.splitn(3, ':');
+        let (Some(name), Some(token), Some(scopes)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(err(format!(
+                "entry {:?} is not name:token:scopes",
+                entry.split(':').next().unwrap_or_default()
+            )));
+        };
+        if token.len() < 8 {
+            return Err(err(format!(
+                "token of {name:?} is shorter than 8 characters"
+            )));
+        }
+        let scopes = scopes
+            .split('+')
+            .map(|s| match s {
+                "read" => Ok(Scope::Read),
+                "write" => Ok(Scope::Write),
+                other => Err(err(format!(
+                    "unknown scope {other:?} for {name:?}: use read, write"
+                ))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        clients.push(ApiClient::new(name, token, scopes));
+    }
+    if clients.is_empty() {
+        return Err(err("no client configured".into()));
+    }
+    Ok(clients)
+}
+
+impl fmt::Display for Config {
+    /// One line, secrets masked: the database password and every token.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let clients: Vec<String> = self.clients.iter().map(|c| c.to_string()).collect();
+        write!(
+            f,
+            "listen_addr={} database_url={} db_connections_max={} clients=[{}] log_json={}",
+            self.listen_addr,
+            mask_password(&self.database_url),
+            self.db_connections_max,
+            clients.join(", "),
+            self.log_json
+        )
+    }
+}
+
+fn mask_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{}:****{}", &url[..scheme + 3], user, &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Sets up `tracing` output: text for people, JSON for log collectors; `RUST_LOG` filters.
+pub fn init_tracing(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if config.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_parse_and_print_masked() {
+        let clients =
+            parse_clients("ops:s3cret-token:read, game:another-token:read+write").unwrap();
+        assert_eq!(clients.len(), 2);
+        assert!(clients[1].has(Scope::Write) && !clients[0].has(Scope::Write));
+        let shown = clients[0].to_string();
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(parse_clients("ops:short:read").is_err());
+        assert!(parse_clients("ops:long-enough:admin").is_err());
+        assert!(parse_clients("").is_err());
+    }
+
+    #[test]
+    fn database_password_is_masked() {
+        assert_eq!(
+            mask_password("postgres://u:pw@h:5432/db"),
+            "postgres://u:****@h:5432/db"
+        );
+        assert_eq!(mask_password("postgres://u@h/db"), "postgres://u@h/db");
+    }
+}

@@ -1,0 +1,115 @@
+//! `ApiError`: every way a request can fail, mapped to the contract's HTTP status and
+//! `{"error": {"code", "message"}}` body in one `IntoResponse`. A refusal of a command on a
+//! known wallet also carries the wallet's balance, as providers show it to the player.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use domain::{Balance, WalletError};
+use eventstore::{ExecuteError, StoreError};
+use serde_json::json;
+
+use crate::routes::BalanceBody;
+
+/// A request that failed; nothing was changed by it.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    InvalidAmount(String),
+    #[error("{0}")]
+    UnknownCurrency(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{error}")]
+    Refused {
+        error: WalletError,
+        balance: Option<Balance>,
+    },
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl ApiError {
+    /// The status and the contract's code.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        use StatusCode as S;
+        match self {
+            ApiError::InvalidRequest(_) => (S::BAD_REQUEST, "INVALID_REQUEST"),
+            ApiError::InvalidAmount(_) => (S::BAD_REQUEST, "INVALID_AMOUNT"),
+            ApiError::UnknownCurrency(_) => (S::BAD_REQUEST, "UNKNOWN_CURRENCY"),
+            ApiError::Unauthorized(_) => (S::UNAUTHORIZED, "UNAUTHORIZED"),
+            ApiError::Forbidden(_) => (S::FORBIDDEN, "FORBIDDEN"),
+            ApiError::Unavailable(_) => (S::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
+            ApiError::Refused { error, .. } => match error {
+                WalletError::WalletNotFound => (S::NOT_FOUND, "WALLET_NOT_FOUND"),
+                WalletError::WalletExists { .. } => (S::CONFLICT, "WALLET_EXISTS"),
+                WalletError::InvalidAmount { .. } => (S::BAD_REQUEST, "INVALID_AMOUNT"),
+                WalletError::CurrencyMismatch { .. } => {
+                    (S::UNPROCESSABLE_ENTITY, "CURRENCY_MISMATCH")
+                }
+                WalletError::InsufficientFunds { .. } => {
+                    (S::UNPROCESSABLE_ENTITY, "INSUFFICIENT_FUNDS")
+                }
+                WalletError::ReservationNotFound { .. } => (S::NOT_FOUND, "RESERVATION_NOT_FOUND"),
+                WalletError::ReservationClosed { .. } => {
+                    (S::UNPROCESSABLE_ENTITY, "RESERVATION_CLOSED")
+                }
+                WalletError::ReservationNotExpired { .. } => {
+                    (S::UNPROCESSABLE_ENTITY, "RESERVATION_NOT_EXPIRED")
+                }
+                WalletError::IdempotencyConflict { .. } => (S::CONFLICT, "IDEMPOTENCY_CONFLICT"),
+                WalletError::InvalidTimeout { .. } => (S::BAD_REQUEST, "INVALID_REQUEST"),
+                WalletError::LimitExceeded { .. } => (S::UNPROCESSABLE_ENTITY, "LIMIT_EXCEEDED"),
+            },
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match &e {
+            StoreError::Unavailable(source) => {
+                tracing::warn!(error = %source, "event store unavailable");
+                ApiError::Unavailable(
+                    "the event store is unavailable; retry with the same transaction_id".into(),
+                )
+            }
+            StoreError::Corrupt(source) => {
+                tracing::error!(error = %source, "event store holds unreadable data");
+                ApiError::Unavailable(
+                    "the event store holds data this server cannot read; operators are alerted"
+                        .into(),
+                )
+            }
+        }
+    }
+}
+
+impl From<ExecuteError> for ApiError {
+    fn from(e: ExecuteError) -> Self {
+        match e {
+            ExecuteError::Refused { error, balance, .. } => ApiError::Refused { error, balance },
+            ExecuteError::Contention { .. } => ApiError::Unavailable(e.to_string()),
+            ExecuteError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let mut body = json!({ "error": { "code": code, "message": self.to_string() } });
+        if let ApiError::Refused {
+            balance: Some(balance),
+            ..
+        } = &self
+        {
+            body["balance"] = json!(BalanceBody::from(*balance));
+        }
+        (status, Json(body)).into_response()
+    }
+}

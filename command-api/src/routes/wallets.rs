@@ -1,0 +1,396 @@
+//! The native wallet API: open, deposit, withdraw, reserve, settle, refund, and the
+//! write side's balance and history. Every input is validated before the command runs, so
+//! bad input changes nothing; every command runs through the `WalletStore`.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+use domain::wallet::RESERVATION_TIMEOUT_S_DEFAULT;
+use domain::{
+    Currency, GameId, IdError, PlayerId, ReservationId, RoundId, TransactionId, WalletCommand,
+    WalletError, WalletId,
+};
+use eventstore::CommandReceipt;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use tracing::Instrument;
+
+use super::BalanceBody;
+use crate::app::AppState;
+use crate::auth::{Caller, Scope};
+use crate::error::ApiError;
+use crate::json::JsonBody;
+
+/// Events returned by one history call when the caller names no limit.
+const EVENTS_PAGE_SIZE_DEFAULT: u32 = 100;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/wallets", post(open))
+        .route("/v1/wallets/{id}", get(wallet))
+        .route("/v1/wallets/{id}/events", get(events))
+        .route("/v1/wallets/{id}/deposits", post(deposit))
+        .route("/v1/wallets/{id}/withdrawals", post(withdraw))
+        .route("/v1/wallets/{id}/reservations", post(reserve))
+        .route("/v1/wallets/{id}/reservations/{rid}/settle", post(settle))
+        .route("/v1/wallets/{id}/reservations/{rid}/refund", post(refund))
+}
+
+// ---- bodies --------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpenRequest {
+    player_id: String,
+    currency: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AmountRequest {
+    transaction_id: String,
+    amount: serde_json::Value,
+    currency: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReserveRequest {
+    transaction_id: String,
+    amount: serde_json::Value,
+    game_id: String,
+    round_id: String,
+    timeout_s: Option<u32>,
+    currency: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettleRequest {
+    transaction_id: String,
+    payout: serde_json::Value,
+    currency: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefundRequest {
+    transaction_id: String,
+}
+
+/// The answer to every money-moving call: the balance right after it.
+#[derive(Serialize)]
+pub struct CommandResponse {
+    wallet_id: String,
+    transaction_id: String,
+    balance: BalanceBody,
+    sequence: u64,
+}
+
+#[derive(Serialize)]
+struct WalletResponse {
+    wallet_id: String,
+    player_id: String,
+    balance: BalanceBody,
+    sequence: u64,
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    after: Option<String>,
+    limit: Option<String>,
+}
+
+// ---- input parsing -------------------------------------------------------------------
+
+fn wallet_id(text: &str) -> Result<WalletId, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::InvalidRequest(format!("wallet id {text:?} is not a UUID")))
+}
+
+fn valid<T>(make: fn(String) -> Result<T, IdError>, value: String) -> Result<T, ApiError> {
+    make(value).map_err(|e| ApiError::InvalidRequest(e.to_string()))
+}
+
+fn currency(code: &str) -> Result<Currency, ApiError> {
+    code.parse()
+        .map_err(|e: domain::money::UnknownCurrency| ApiError::UnknownCurrency(e.to_string()))
+}
+
+fn optional_currency(code: Option<String>) -> Result<Option<Currency>, ApiError> {
+    code.as_deref().map(currency).transpose()
+}
+
+/// An amount field: a decimal string. A JSON number is refused, so no float ever
+/// touches money.
+fn amount(field: &str, value: &serde_json::Value) -> Result<Decimal, ApiError> {
+    match value {
+        serde_json::Value::String(text) => domain::money::parse_decimal(text)
+            .map_err(|e| ApiError::InvalidAmount(format!("{field}: {e}"))),
+        serde_json::Value::Number(_) => Err(ApiError::InvalidAmount(format!(
+            "{field} must be a decimal string like \"12.50\", not a JSON number"
+        ))),
+        _ => Err(ApiError::InvalidRequest(format!(
+            "{field} must be a decimal string like \"12.50\""
+        ))),
+    }
+}
+
+fn transaction_id(value: String) -> Result<TransactionId, ApiError> {
+    valid(TransactionId::new, value)
+}
+
+// ---- handlers ------------------------------------------------------------------------
+
+/// Runs a command in a span that names the wallet and transaction, and counts its outcome.
+async fn execute(
+    state: &AppState,
+    wallet_id: WalletId,
+    command: WalletCommand,
+) -> Result<CommandReceipt, ApiError> {
+    let name = command.name();
+    let span = tracing::info_span!(
+        "command",
+        command = name,
+        wallet_id = %wallet_id,
+        transaction_id = tracing::field::Empty,
+    );
+    if let Some(t) = command.transaction_id() {
+        span.record("transaction_id", t.as_str());
+    }
+    let result = state
+        .store
+        .execute(wallet_id, command)
+        .instrument(span.clone())
+        .await
+        .map_err(ApiError::from);
+    let _entered = span.enter();
+    match &result {
+        Ok(receipt) => {
+            let outcome = if receipt.replayed {
+                "replayed"
+            } else {
+                "accepted"
+            };
+            crate::metrics::command_outcome(name, outcome);
+            tracing::info!(sequence = receipt.sequence, outcome, "command done");
+        }
+        Err(e) => {
+            let code = e.status_and_code().1;
+            crate::metrics::command_outcome(name, code);
+            tracing::info!(code, error = %e, "command refused");
+        }
+    }
+    result
+}
+
+fn command_response(receipt: CommandReceipt) -> Json<CommandResponse> {
+    Json(CommandResponse {
+        wallet_id: receipt.wallet_id.to_string(),
+        transaction_id: receipt.transaction_id.map(String::from).unwrap_or_default(),
+        balance: receipt.balance.into(),
+        sequence: receipt.sequence,
+    })
+}
+
+async fn open(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<OpenRequest>,
+) -> Result<(StatusCode, Json<WalletResponse>), ApiError> {
+    caller.require(Scope::Write)?;
+    let player_id = valid(PlayerId::new, body.player_id)?;
+    let currency = currency(&body.currency)?;
+    let wallet_id = WalletId::for_player(&player_id, currency);
+    let receipt = execute(
+        &state,
+        wallet_id,
+        WalletCommand::Open {
+            player_id: player_id.clone(),
+            currency,
+        },
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(WalletResponse {
+            wallet_id: wallet_id.to_string(),
+            player_id: player_id.into(),
+            balance: receipt.balance.into(),
+            sequence: receipt.sequence,
+        }),
+    ))
+}
+
+async fn deposit(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path_id): Path<String>,
+    JsonBody(body): JsonBody<AmountRequest>,
+) -> Result<Json<CommandResponse>, ApiError> {
+    caller.require(Scope::Write)?;
+    let wallet_id = wallet_id(&path_id)?;
+    let command = WalletCommand::Deposit {
+        transaction_id: transaction_id(body.transaction_id)?,
+        amount: amount("amount", &body.amount)?,
+        currency: optional_currency(body.currency)?,
+    };
+    execute(&state, wallet_id, command)
+        .await
+        .map(command_response)
+}
+
+async fn withdraw(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path_id): Path<String>,
+    JsonBody(body): JsonBody<AmountRequest>,
+) -> Result<Json<CommandResponse>, ApiError> {
+    caller.require(Scope::Write)?;
+    let wallet_id = wallet_id(&path_id)?;
+    let command = WalletCommand::Withdraw {
+        transaction_id: transaction_id(body.transaction_id)?,
+        amount: amount("amount", &body.amount)?,
+        currency: optional_currency(body.currency)?,
+    };
+    execute(&state, wallet_id, command)
+        .await
+        .map(command_response)
+}
+
+async fn reserve(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path_id): Path<String>,
+    JsonBody(body): JsonBody<ReserveRequest>,
+) -> Result<Json<CommandResponse>, ApiError> {
+    caller.require(Scope::Write)?;
+    let wallet_id = wallet_id(&path_id)?;
+    let command = WalletCommand::Reserve {
+        reservation_id: valid(ReservationId::new, body.transaction_id)?,
+        amount: amount("amount", &body.amount)?,
+        currency: optional_currency(body.currency)?,
+        game_id: valid(GameId::new, body.game_id)?,
+        round_id: valid(RoundId::new, body.round_id)?,
+        timeout_s: body.timeout_s.unwrap_or(RESERVATION_TIMEOUT_S_DEFAULT),
+        now: Utc::now(),
+    };
+    execute(&state, wallet_id, command)
+        .await
+        .map(command_response)
+}
+
+async fn settle(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((path_id, rid)): Path<(String, String)>,
+    JsonBody(body): JsonBody<SettleRequest>,
+) -> Result<Json<CommandResponse>, ApiError> {
+    caller.require(Scope::Write)?;
+    let wallet_id = wallet_id(&path_id)?;
+    let command = WalletCommand::Settle {
+        reservation_id: valid(ReservationId::new, rid)?,
+        transaction_id: transaction_id(body.transaction_id)?,
+        payout: amount("payout", &body.payout)?,
+        currency: optional_currency(body.currency)?,
+    };
+    execute(&state, wallet_id, command)
+        .await
+        .map(command_response)
+}
+
+async fn refund(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((path_id, rid)): Path<(String, String)>,
+    JsonBody(body): JsonBody<RefundRequest>,
+) -> Result<Json<CommandResponse>, ApiError> {
+    caller.require(Scope::Write)?;
+    let wallet_id = wallet_id(&path_id)?;
+    let command = WalletCommand::Refund {
+        reservation_id: valid(ReservationId::new, rid)?,
+        transaction_id: transaction_id(body.transaction_id)?,
+    };
+    execute(&state, wallet_id, command)
+        .await
+        .map(command_response)
+}
+
+async fn wallet(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path_id): Path<String>,
+) -> Result<Json<WalletResponse>, ApiError> {
+    caller.require(Scope::Read)?;
+    let wallet_id = wallet_id(&path_id)?;
+    let snapshot = state
+        .store
+        .wallet(wallet_id)
+        .await?
+        .ok_or(ApiError::Refused {
+            error: WalletError::WalletNotFound,
+            balance: None,
+        })?;
+    Ok(Json(WalletResponse {
+        wallet_id: wallet_id.to_string(),
+        player_id: snapshot.player_id.into(),
+        balance: snapshot.balance.into(),
+        sequence: snapshot.sequence,
+    }))
+}
+
+async fn events(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path_id): Path<String>,
+    Query(query): Query<EventsQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Scope::Read)?;
+    let wallet_id = wallet_id(&path_id)?;
+    let number = |name: &str, text: Option<String>, default: u64, max: u64| match text {
+        None => Ok(default),
+        Some(t) => t.parse::<u64>().ok().filter(|n| *n <= max).ok_or_else(|| {
+            ApiError::InvalidRequest(format!("{name} must be a whole number from 0 to {max}"))
+        }),
+    };
+    let after = number("after", query.after, 0, i64::MAX as u64)?;
+    let limit = number(
+        "limit",
+        query.limit,
+        u64::from(EVENTS_PAGE_SIZE_DEFAULT),
+        u64::from(eventstore::log::PAGE_SIZE_MAX),
+    )? as u32;
+    let events = eventstore::log::wallet_events(&state.pool, wallet_id, after, limit).await?;
+    if events.is_empty()
+        && eventstore::log::wallet_events(&state.pool, wallet_id, 0, 1)
+            .await?
+            .is_empty()
+    {
+        return Err(ApiError::Refused {
+            error: WalletError::WalletNotFound,
+            balance: None,
+        });
+    }
+    let next_after = events.last().map_or(after, |e| e.sequence);
+    let events: Vec<serde_json::Value> = events
+        .into_iter()
+        .map(|e| {
+            serde_json::json!({
+                "sequence": e.sequence,
+                "event_type": e.event_type,
+                "event_version": e.event_version,
+                "payload": e.payload,
+                "metadata": e.metadata,
+                "recorded_at": e.recorded_at,
+                "global_position": e.global_position,
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({
+        "wallet_id": wallet_id.to_string(),
+        "events": events,
+        "next_after": next_after,
+    })))
+}

@@ -1,0 +1,126 @@
+//! Idempotency kept in the log itself. Every accepted command produces exactly one event;
+//! that event's metadata records the caller's transaction id, a digest of the request and
+//! the balance right after it. A unique index on (wallet, transaction id) makes the log
+//! refuse a second event under one id, and a repeat is answered from the first event.
+//! So the records live as long as the log, commit atomically with the event, and hold
+//! across restarts and across API instances. See docs/0003-idempotency-in-the-log.md.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use domain::{Balance, Currency, TransactionId, WalletId};
+use rust_decimal::Decimal;
+use sha2::{Digest, Sha256};
+use sqlx::{PgPool, Row};
+
+use crate::store::StoreError;
+
+pub const KEY_TRANSACTION_ID: &str = "transaction_id";
+pub const KEY_REQUEST_SHA256: &str = "request_sha256";
+pub const KEY_COMMAND: &str = "command";
+pub const KEY_AVAILABLE: &str = "available";
+pub const KEY_RESERVED: &str = "reserved";
+pub const KEY_CURRENCY: &str = "currency";
+
+/// The digest of a command's canonical text (`WalletCommand::fingerprint`).
+pub fn request_digest(fingerprint: &str) -> String {
+    hex::encode(Sha256::digest(fingerprint.as_bytes()))
+}
+
+/// The metadata written with an accepted command's event.
+pub fn metadata(
+    command: &'static str,
+    transaction_id: Option<&TransactionId>,
+    request_sha256: &str,
+    balance_after: &Balance,
+) -> HashMap<String, String> {
+    let mut m = HashMap::with_capacity(6);
+    m.insert(KEY_COMMAND.into(), command.into());
+    if let Some(id) = transaction_id {
+        m.insert(KEY_TRANSACTION_ID.into(), id.to_string());
+    }
+    m.insert(KEY_REQUEST_SHA256.into(), request_sha256.into());
+    m.insert(KEY_AVAILABLE.into(), balance_after.available.to_string());
+    m.insert(KEY_RESERVED.into(), balance_after.reserved.to_string());
+    m.insert(KEY_CURRENCY.into(), balance_after.currency.code().into());
+    m
+}
+
+/// What the log recorded for a transaction id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PriorCommand {
+    pub request_sha256: String,
+    pub balance_after: Balance,
+    pub sequence: u64,
+}
+
+/// Finds the event recorded under `transaction_id` on `wallet_id`, if any.
+pub async fn find(
+    pool: &PgPool,
+    wallet_id: WalletId,
+    transaction_id: &TransactionId,
+) -> Result<Option<PriorCommand>, StoreError> {
+    let row = sqlx::query(
+        "SELECT sequence, metadata FROM events
+          WHERE aggregate_type = $1 AND aggregate_id = $2
+            AND metadata ? 'transaction_id' AND metadata ->> 'transaction_id' = $3",
+    )
+    .bind(crate::WALLET_AGGREGATE_TYPE)
+    .bind(wallet_id.to_string())
+    .bind(transaction_id.as_str())
+    .fetch_optional(pool)
+    .await
+    .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+    let Some(row) = row else { return Ok(None) };
+    let sequence: i64 = row.get("sequence");
+    let metadata: serde_json::Value = row.get("metadata");
+    parse_prior(&metadata, sequence).map(Some)
+}
+
+fn parse_prior(metadata: &serde_json::Value, sequence: i64) -> Result<PriorCommand, StoreError> {
+    let field = |key: &str| {
+        metadata
+            .get(key)
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| corrupt(format!("event metadata lacks {key:?}")))
+    };
+    let decimal = |key: &str| {
+        Decimal::from_str(field(key)?).map_err(|e| corrupt(format!("metadata {key:?}: {e}")))
+    };
+    let currency = Currency::from_str(field(KEY_CURRENCY)?).map_err(|e| corrupt(e.to_string()))?;
+    Ok(PriorCommand {
+        request_sha256: field(KEY_REQUEST_SHA256)?.to_string(),
+        balance_after: Balance {
+            available: decimal(KEY_AVAILABLE)?,
+            reserved: decimal(KEY_RESERVED)?,
+            currency,
+        },
+        sequence: u64::try_from(sequence).map_err(|e| corrupt(e.to_string()))?,
+    })
+}
+
+fn corrupt(message: String) -> StoreError {
+    StoreError::Corrupt(message.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_round_trips_to_the_recorded_answer() {
+        let balance = Balance {
+            available: Decimal::new(1050, 2),
+            reserved: Decimal::new(200, 2),
+            currency: Currency::Eur,
+        };
+        let tx = TransactionId::new("t-1").unwrap();
+        let m = metadata("deposit", Some(&tx), &request_digest("x"), &balance);
+        let prior = parse_prior(&serde_json::to_value(&m).unwrap(), 7).unwrap();
+        assert_eq!(prior.balance_after, balance);
+        assert_eq!(prior.balance_after.available.to_string(), "10.50");
+        assert_eq!(prior.sequence, 7);
+        assert_eq!(prior.request_sha256, request_digest("x"));
+        assert_ne!(request_digest("x"), request_digest("y"));
+    }
+}

@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# Runs BetLedger's three services on loopback, with their data under the project's .data/:
+#   PostgreSQL on 127.0.0.1:55432, Redis on 127.0.0.1:56379, RabbitMQ (AMQP) on 127.0.0.1:55672.
+# Installs them from the distribution's packages (apt) when they are missing; no Docker.
+# Ports sit away from the defaults so a system-wide server on the same machine is left alone.
+#
+#   scripts/services.sh up     install if needed, start whatever is not running (idempotent)
+#   scripts/services.sh down   stop the three servers (data is kept)
+#   scripts/services.sh env    print the environment variables that point the binaries at them
+#   scripts/services.sh status say which are running
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DATA="${BETLEDGER_DATA_DIR:-$ROOT/.data}"
+PG_PORT="${BETLEDGER_PG_PORT:-55432}"
+REDIS_PORT="${BETLEDGER_REDIS_PORT:-56379}"
+AMQP_PORT="${BETLEDGER_AMQP_PORT:-55672}"
+RABBIT_NODE="betledger-${AMQP_PORT}@localhost"
+PG_USER=betledger
+PG_DB=betledger
+
+log() { printf '[services] %s\n' "$*" >&2; }
+die() { printf '[services] error: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"
+  elif command -v sudo >/dev/null; then sudo "$@"
+  else die "need root to run: $* (install sudo or run as root)"; fi
+}
+
+pg_bindir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+
+install_missing() {
+  local pkgs=()
+  [ -n "$(pg_bindir)" ] && [ -x "$(pg_bindir)/postgres" ] || pkgs+=(postgresql)
+  command -v redis-server >/dev/null || pkgs+=(redis-server)
+  command -v rabbitmq-server >/dev/null || pkgs+=(rabbitmq-server)
+  [ ${#pkgs[@]} -eq 0 ] && return 0
+  command -v apt-get >/dev/null || die "missing ${pkgs[*]} and no apt-get: install them by hand"
+  log "installing ${pkgs[*]} with apt-get (once)"
+  # No service manager runs here: tell the packages not to start their own servers.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    as_root sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d'
+    local remove_policy=1
+  fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${pkgs[@]}" >/dev/null
+  [ "${remove_policy:-0}" = 1 ] && as_root rm -f /usr/sbin/policy-rc.d
+  log "installed ${pkgs[*]}"
+}
+
+# --- PostgreSQL ---------------------------------------------------------------------------
+# PostgreSQL refuses to run as root; as root it runs as the packages' `postgres` user, which
+# must be able to reach the data folder. Where it cannot (a checkout under /root, say), the
+# data goes under /var/tmp instead, and we say so.
+pg_data_dir() {
+  local dir="$DATA/postgres"
+  if [ "$(id -u)" -eq 0 ]; then
+    mkdir -p "$dir" && chown postgres:postgres "$dir"
+    if ! runuser -u postgres -- test -w "$dir" 2>/dev/null; then
+      dir="/var/tmp/betledger-$(printf '%s' "$ROOT" | sha1sum | cut -c1-12)/postgres"
+      mkdir -p "$dir" && chown postgres:postgres "$dir" "$(dirname "$dir")"
+      log "the postgres user cannot reach $DATA; PostgreSQL data is in $dir"
+    fi
+  else
+    mkdir -p "$dir"
+  fi
+  printf '%s' "$dir"
+}
+
+as_pg() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+pg_running() { "$(pg_bindir)/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" 2>/dev/null; }
+
+start_postgres() {
+  if pg_running; then log "PostgreSQL already up on 127.0.0.1:$PG_PORT"; return 0; fi
+  local bin dir
+  bin="$(pg_bindir)"
+  dir="$(pg_data_dir)"
+  if [ ! -f "$dir/PG_VERSION" ]; then
+    log "initialising a PostgreSQL cluster in $dir"
+    as_pg "$bin/initdb" -D "$dir" -U "$PG_USER" --auth=trust --no-locale -E UTF8 >/dev/null
+    cat >>"$dir/postgresql.conf" <<EOF
+# BetLedger: loopback only, durable commits, room for parallel test databases.
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = '$dir'
+max_connections = 400
+shared_buffers = 256MB
+synchronous_commit = on
+fsync = on
+EOF
+  fi
+  as_pg "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 start >/dev/null \
+    || die "PostgreSQL did not start; see $dir/server.log"
+  as_pg "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d postgres -qtAc \
+    "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'" | grep -q 1 \
+    || as_pg "$bin/createdb" -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" "$PG_DB"
+  log "PostgreSQL up on 127.0.0.1:$PG_PORT (data $dir)"
+}
+
+stop_postgres() {
+  local dir
+  for dir in "$DATA/postgres" /var/tmp/betledger-*/postgres; do
+    [ -f "$dir/postmaster.pid" ] && as_pg "$(pg_bindir)/pg_ctl" -D "$dir" -m fast stop >/dev/null || true
+  done
+}
+
+# --- Redis --------------------------------------------------------------------------------
+redis_running() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; }
+
+start_redis() {
+  if redis_running; then log "Redis already up on 127.0.0.1:$REDIS_PORT"; return 0; fi
+  mkdir -p "$DATA/redis"
+  redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$DATA/redis" \
+    --pidfile "$DATA/redis/redis.pid" --logfile "$DATA/redis/redis.log" \
+    --appendonly yes --appendfsync everysec --save "" >/dev/null
+  for _ in $(seq 1 50); do redis_running && break; sleep 0.1; done
+  redis_running || die "Redis did not start; see $DATA/redis/redis.log"
+  log "Redis up on 127.0.0.1:$REDIS_PORT"
+}
+
+stop_redis() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true; }
+
+# --- RabbitMQ -----------------------------------------------------------------------------
+rabbit_env() {
+  export ERL_EPMD_ADDRESS=127.0.0.1
+  export RABBITMQ_NODENAME="$RABBIT_NODE"
+  export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+  export RABBITMQ_NODE_PORT="$AMQP_PORT"
+  export RABBITMQ_DIST_PORT="$((AMQP_PORT + 1))"
+  export RABBITMQ_MNESIA_BASE="$DATA/rabbitmq/mnesia"
+  export RABBITMQ_LOG_BASE="$DATA/rabbitmq/log"
+  export RABBITMQ_ENABLED_PLUGINS_FILE="$DATA/rabbitmq/enabled_plugins"
+  export RABBITMQ_CONFIG_FILE="$DATA/rabbitmq/rabbitmq"
+  export RABBITMQ_PID_FILE="$DATA/rabbitmq/rabbitmq.pid"
+  export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+}
+
+rabbit_running() { rabbit_env; rabbitmqctl -q -n "$RABBIT_NODE" status >/dev/null 2>&1; }
+
+start_rabbitmq() {
+  if rabbit_running; then log "RabbitMQ already up on 127.0.0.1:$AMQP_PORT"; return 0; fi
+  rabbit_env
+  mkdir -p "$RABBITMQ_MNESIA_BASE" "$RABBITMQ_LOG_BASE"
+  # The consistent-hash exchange ships with RabbitMQ; it partitions events by wallet.
+  printf '[rabbitmq_consistent_hash_exchange].\n' >"$RABBITMQ_ENABLED_PLUGINS_FILE"
+  printf 'listeners.tcp.default = 127.0.0.1:%s\nloopback_users = none\n' "$AMQP_PORT" \
+    >"$RABBITMQ_CONFIG_FILE.conf"
+  if [ "$(id -u)" -eq 0 ] && id rabbitmq >/dev/null 2>&1; then
+    chown -R rabbitmq:rabbitmq "$DATA/rabbitmq"
+  fi
+  rabbitmq-server -detached >/dev/null 2>&1 || true
+  rabbitmqctl -q -n "$RABBIT_NODE" wait --timeout 60 "$RABBITMQ_PID_FILE" >/dev/null 2>&1 \
+    || die "RabbitMQ did not start; see $RABBITMQ_LOG_BASE"
+  log "RabbitMQ up on 127.0.0.1:$AMQP_PORT (node $RABBIT_NODE)"
+}
+
+stop_rabbitmq() { rabbit_env; rabbitmqctl -q -n "$RABBIT_NODE" stop >/dev/null 2>&1 || true; }
+
+print_env() {
+  cat <<EOF
+export BETLEDGER_DATABASE_URL=postgres://$PG_USER@127.0.0.1:$PG_PORT/$PG_DB
+export DATABASE_URL=postgres://$PG_USER@127.0.0.1:$PG_PORT/$PG_DB
+export BETLEDGER_REDIS_URL=redis://127.0.0.1:$REDIS_PORT
+export BETLEDGER_AMQP_URL=amqp://guest:guest@127.0.0.1:$AMQP_PORT/%2f
+EOF
+}
+
+case "${1:-up}" in
+  up)
+    mkdir -p "$DATA"
+    install_missing
+    start_postgres
+    start_redis
+    start_rabbitmq
+    ;;
+  down) stop_rabbitmq; stop_redis; stop_postgres; log "stopped" ;;
+  env) print_env ;;
+  status)
+    pg_running && log "PostgreSQL: up" || log "PostgreSQL: down"
+    redis_running && log "Redis: up" || log "Redis: down"
+    rabbit_running && log "RabbitMQ: up" || log "RabbitMQ: down"
+    ;;
+  *) die "usage: $0 up|down|env|status" ;;
+esac
