@@ -44,12 +44,10 @@ impl Application {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         let pool = eventstore::db::connect(&config.database_url, config.db_connections_max)
             .await
-            .with_context(|| {
-                format!(
-                    "connecting to PostgreSQL (BETLEDGER_DATABASE_URL); is it running? \
-                     `scripts/services.sh up` starts it"
-                )
-            })?;
+            .context(
+                "connecting to PostgreSQL (BETLEDGER_DATABASE_URL); is it running? \
+                 `scripts/services.sh up` starts it",
+            )?;
         eventstore::db::migrate(&pool)
             .await
             .context("migrating the event store")?;

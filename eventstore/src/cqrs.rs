@@ -21,7 +21,7 @@ use crate::idempotency::{self, PriorCommand};
 use crate::store::{CommandReceipt, ExecuteError, StoreError, WalletSnapshot, WalletStore};
 
 /// How many times a command is decided again after losing a race to another process.
-pub const CONFLICT_RETRIES_MAX: usize = 8;
+pub const CONFLICT_RETRIES_MAX: usize = 32;
 /// Stripes of the per-wallet lock: wallets that share a stripe wait for each other.
 pub const WALLET_LOCK_STRIPES: usize = 4_096;
 

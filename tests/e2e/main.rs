@@ -1,1 +1,8 @@
+//! End-to-end tests: the real API over real PostgreSQL, one fresh database per test.
+//! Needs `DATABASE_URL` (a role that may create databases); `scripts/test.sh` sets it.
 
+mod api_errors;
+mod api_wallets;
+mod concurrency;
+mod idempotency;
+mod log_order;

@@ -1,1 +1,189 @@
+//! Helpers for the end-to-end tests: start the real API in-process on a random port over
+//! a test's own database, and talk to it over HTTP.
+//!
+//! Each test gets a fresh database from `#[sqlx::test]` (which needs `DATABASE_URL`, set
+//! by `scripts/test.sh`), so tests run side by side.
 #![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+
+use command_api::auth::{ApiClient, Scope};
+use command_api::{Application, Config};
+use serde_json::Value;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A token with read and write scopes.
+pub const WRITER_TOKEN: &str = "test-writer-token";
+/// A token with the read scope only.
+pub const READER_TOKEN: &str = "test-reader-token";
+
+/// The configuration tests run the API with: port 0, two clients.
+pub fn test_config() -> Config {
+    Config {
+        listen_addr: "127.0.0.1:0".parse().expect("a literal socket address"),
+        database_url: String::new(),
+        db_connections_max: 5,
+        clients: vec![
+            ApiClient::new("writer", WRITER_TOKEN, vec![Scope::Read, Scope::Write]),
+            ApiClient::new("reader", READER_TOKEN, vec![Scope::Read]),
+        ],
+        log_json: false,
+    }
+}
+
+/// A running API server and an HTTP client for it.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    pub pool: PgPool,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+/// Starts the real API (the cqrs-es write path) over `pool`, on a random port.
+pub async fn spawn_app(pool: PgPool) -> TestApp {
+    let app = Application::with_pool(&test_config(), pool.clone())
+        .await
+        .expect("the API binds a loopback port");
+    start_app(app, pool)
+}
+
+/// Serves an already built `Application` in the background.
+pub fn start_app(app: Application, pool: PgPool) -> TestApp {
+    let addr = app.local_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        addr,
+        http: reqwest::Client::new(),
+        pool,
+        stop: Some(stop),
+        server: Some(server),
+    }
+}
+
+/// A second, independent pool on the same database as `pool`: what a restarted process or
+/// another API instance would open.
+pub async fn reopen(pool: &PgPool) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(5)
+        .connect_with((*pool.connect_options()).clone())
+        .await
+        .expect("reconnecting to the test database")
+}
+
+/// A JSON answer: status and body (`Value::Null` when the body is not JSON).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The contract's error code, if this is an error.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        let response = request.send().await.expect("the API answers");
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.expect("the API sends a body");
+        Reply {
+            status,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        }
+    }
+
+    /// POSTs `body` as the writer client.
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.post_raw(path, body.to_string(), Some(WRITER_TOKEN))
+            .await
+    }
+
+    /// POSTs raw bytes with an optional bearer token.
+    pub async fn post_raw(&self, path: &str, body: String, token: Option<&str>) -> Reply {
+        let mut request = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        self.send(request).await
+    }
+
+    /// GETs `path` as the reader client.
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send_get_with_token(path, Some(READER_TOKEN)).await
+    }
+
+    /// GETs `path` with an optional bearer token.
+    pub async fn send_get_with_token(&self, path: &str, token: Option<&str>) -> Reply {
+        let mut request = self.http.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        self.send(request).await
+    }
+
+    /// Opens a wallet and returns its id.
+    pub async fn open_wallet(&self, player: &str, currency: &str) -> String {
+        let reply = self
+            .post(
+                "/v1/wallets",
+                serde_json::json!({"player_id": player, "currency": currency}),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "open wallet: {:?}", reply.body);
+        reply.body["wallet_id"]
+            .as_str()
+            .expect("an opened wallet has an id")
+            .to_string()
+    }
+
+    /// Deposits `amount` under transaction `tx`, asserting success.
+    pub async fn deposit(&self, wallet: &str, tx: &str, amount: &str) -> Reply {
+        let reply = self
+            .post(
+                &format!("/v1/wallets/{wallet}/deposits"),
+                serde_json::json!({"transaction_id": tx, "amount": amount}),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "deposit: {:?}", reply.body);
+        reply
+    }
+
+    /// How many events the log holds, over all wallets.
+    pub async fn event_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&self.pool)
+            .await
+            .expect("counting events")
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server
+                .await
+                .expect("the server task ends")
+                .expect("the server stops cleanly");
+        }
+    }
+}
