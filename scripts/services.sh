@@ -11,7 +11,9 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-DATA="${BETLEDGER_DATA_DIR:-$ROOT/.data}"
+PROJECT_DATA="${BETLEDGER_DATA_DIR:-$ROOT/.data}"
+DATA="$PROJECT_DATA"   # `up` settles it in choose_data_dir; `where` remembers a move
+[ -f "$PROJECT_DATA/where" ] && DATA="$(cat "$PROJECT_DATA/where")"
 PG_PORT="${BETLEDGER_PG_PORT:-55432}"
 REDIS_PORT="${BETLEDGER_REDIS_PORT:-56379}"
 AMQP_PORT="${BETLEDGER_AMQP_PORT:-55672}"
@@ -50,27 +52,37 @@ install_missing() {
   log "installed ${pkgs[*]}"
 }
 
-# --- PostgreSQL ---------------------------------------------------------------------------
-# PostgreSQL refuses to run as root; as root it runs as the packages' `postgres` user, which
-# must be able to reach the data folder. Where it cannot (a checkout under /root, say), the
-# data goes under /var/tmp instead, and we say so.
+# --- Where the data lives -------------------------------------------------------------------
+# PostgreSQL refuses to run as root, and Debian's RabbitMQ wrapper drops to its own user, so
+# as root both run as the packages' users (`postgres`, `rabbitmq`), which must be able to
+# reach the data folder. Where they cannot (a checkout under /root, say), all the data goes
+# under /var/tmp instead, and we say so.
+reachable_by() { id "$1" >/dev/null 2>&1 || return 0; (cd / && runuser -u "$1" -- test -x "$2") 2>/dev/null; }
+
+choose_data_dir() {
+  mkdir -p "$PROJECT_DATA"
+  DATA="$PROJECT_DATA"
+  rm -f "$PROJECT_DATA/where"
+  if [ "$(id -u)" -eq 0 ]; then
+    chmod 755 "$PROJECT_DATA"
+    if ! reachable_by postgres "$PROJECT_DATA" || ! reachable_by rabbitmq "$PROJECT_DATA"; then
+      DATA="/var/tmp/betledger-$(printf '%s' "$ROOT" | sha1sum | cut -c1-12)"
+      mkdir -p "$DATA" && chmod 755 "$DATA"
+      printf '%s\n' "$DATA" >"$PROJECT_DATA/where"
+      log "the service users cannot reach $PROJECT_DATA; data is in $DATA"
+    fi
+  fi
+}
+
 pg_data_dir() {
   local dir="$DATA/postgres"
-  if [ "$(id -u)" -eq 0 ]; then
-    mkdir -p "$dir" && chown postgres:postgres "$dir"
-    if ! runuser -u postgres -- test -w "$dir" 2>/dev/null; then
-      dir="/var/tmp/betledger-$(printf '%s' "$ROOT" | sha1sum | cut -c1-12)/postgres"
-      mkdir -p "$dir" && chown postgres:postgres "$dir" "$(dirname "$dir")"
-      log "the postgres user cannot reach $DATA; PostgreSQL data is in $dir"
-    fi
-  else
-    mkdir -p "$dir"
-  fi
+  mkdir -p "$dir"
+  [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$dir" && chmod 700 "$dir"
   printf '%s' "$dir"
 }
 
 as_pg() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 pg_running() { "$(pg_bindir)/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" 2>/dev/null; }
@@ -103,10 +115,8 @@ EOF
 }
 
 stop_postgres() {
-  local dir
-  for dir in "$DATA/postgres" /var/tmp/betledger-*/postgres; do
-    [ -f "$dir/postmaster.pid" ] && as_pg "$(pg_bindir)/pg_ctl" -D "$dir" -m fast stop >/dev/null || true
-  done
+  local dir="$DATA/postgres"
+  [ -f "$dir/postmaster.pid" ] && as_pg "$(pg_bindir)/pg_ctl" -D "$dir" -m fast stop >/dev/null || true
 }
 
 # --- Redis --------------------------------------------------------------------------------
@@ -153,7 +163,7 @@ start_rabbitmq() {
   if [ "$(id -u)" -eq 0 ] && id rabbitmq >/dev/null 2>&1; then
     chown -R rabbitmq:rabbitmq "$DATA/rabbitmq"
   fi
-  rabbitmq-server -detached >/dev/null 2>&1 || true
+  (cd / && rabbitmq-server -detached >/dev/null 2>&1) || true
   rabbitmqctl -q -n "$RABBIT_NODE" wait --timeout 60 "$RABBITMQ_PID_FILE" >/dev/null 2>&1 \
     || die "RabbitMQ did not start; see $RABBITMQ_LOG_BASE"
   log "RabbitMQ up on 127.0.0.1:$AMQP_PORT (node $RABBIT_NODE)"
@@ -172,13 +182,14 @@ EOF
 
 case "${1:-up}" in
   up)
-    mkdir -p "$DATA"
     install_missing
+    choose_data_dir
     start_postgres
     start_redis
     start_rabbitmq
     ;;
-  down) stop_rabbitmq; stop_redis; stop_postgres; log "stopped" ;;
+  down)
+    stop_rabbitmq; stop_redis; stop_postgres; log "stopped" ;;
   env) print_env ;;
   status)
     pg_running && log "PostgreSQL: up" || log "PostgreSQL: down"
