@@ -17,7 +17,9 @@ cargo build --release --locked --bin betledger-api
 
 target/release/betledger-api &
 api=$!
-trap 'kill $api 2>/dev/null; wait $api 2>/dev/null' INT TERM EXIT
+stop_api() { kill "$api" 2>/dev/null || true; wait "$api" 2>/dev/null || true; }
+trap 'stop_api; exit 0' INT TERM
+trap stop_api EXIT
 
 for _ in $(seq 1 100); do
   curl -fs "http://$BETLEDGER_API_ADDR/health" >/dev/null 2>&1 && break

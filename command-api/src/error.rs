@@ -103,12 +103,14 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         let mut body = json!({ "error": { "code": code, "message": self.to_string() } });
-        if let ApiError::Refused {
-            balance: Some(balance),
-            ..
-        } = &self
-        {
-            body["balance"] = json!(BalanceBody::from(*balance));
+        if let ApiError::Refused { error, balance } = &self {
+            if let Some(balance) = balance {
+                body["balance"] = json!(BalanceBody::from(*balance));
+            }
+            // The wallet a second open found: the caller can carry on with it.
+            if let WalletError::WalletExists { wallet_id } = error {
+                body["wallet_id"] = json!(wallet_id.to_string());
+            }
         }
         (status, Json(body)).into_response()
     }

@@ -2,18 +2,24 @@
 
 use std::time::Duration;
 
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
 /// How long a caller waits for a pooled connection before the store reports "unavailable".
 pub const POOL_ACQUIRE_TIMEOUT_MS: u64 = 3_000;
 
-/// Opens a pool of at most `connections_max` connections to `url`.
+/// Longest a single SQL statement may run: a provider times a wallet call out after a few
+/// seconds, so a statement stuck longer than this is answered `UNAVAILABLE`, not waited on.
+pub const STATEMENT_TIMEOUT_MS: u64 = 5_000;
+
+/// Opens a pool of at most `connections_max` connections to `url`, each with the
+/// statement timeout set.
 pub async fn connect(url: &str, connections_max: u32) -> Result<PgPool, sqlx::Error> {
+    let options: PgConnectOptions = url.parse()?;
     PgPoolOptions::new()
         .max_connections(connections_max)
         .acquire_timeout(Duration::from_millis(POOL_ACQUIRE_TIMEOUT_MS))
-        .connect(url)
+        .connect_with(options.options([("statement_timeout", format!("{STATEMENT_TIMEOUT_MS}ms"))]))
         .await
 }
 

@@ -283,7 +283,7 @@ async fn rule_refusals_carry_the_current_balance(pool: PgPool) {
     )
     .await;
 
-    refused(
+    let body = refused(
         &app,
         "/v1/wallets",
         r#"{"player_id": "p1", "currency": "EUR"}"#,
@@ -291,6 +291,11 @@ async fn rule_refusals_carry_the_current_balance(pool: PgPool) {
         "WALLET_EXISTS",
     )
     .await;
+    assert_eq!(
+        body["wallet_id"],
+        w.as_str(),
+        "the existing wallet is named"
+    );
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
@@ -437,4 +442,18 @@ async fn a_database_outage_is_unavailable_not_a_crash(_pool: PgPool) {
         200,
         "the process itself is up"
     );
+}
+
+#[tokio::test]
+async fn every_pooled_connection_bounds_its_statements() {
+    let url = std::env::var("DATABASE_URL").expect("scripts/test.sh sets DATABASE_URL");
+    let store_pool = eventstore::db::connect(&url, 2).await.unwrap();
+    assert_eq!(eventstore::db::STATEMENT_TIMEOUT_MS, 5_000);
+    for _ in 0..3 {
+        let shown: String = sqlx::query_scalar("SHOW statement_timeout")
+            .fetch_one(&store_pool)
+            .await
+            .unwrap();
+        assert_eq!(shown, "5s", "PostgreSQL shows 5000 ms as 5s");
+    }
 }

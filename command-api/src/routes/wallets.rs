@@ -230,16 +230,12 @@ async fn deposit(
     Path(path_id): Path<String>,
     JsonBody(body): JsonBody<AmountRequest>,
 ) -> Result<Json<CommandResponse>, ApiError> {
-    caller.require(Scope::Write)?;
-    let wallet_id = wallet_id(&path_id)?;
-    let command = WalletCommand::Deposit {
-        transaction_id: transaction_id(body.transaction_id)?,
-        amount: amount("amount", &body.amount)?,
-        currency: optional_currency(body.currency)?,
+    let command = |transaction_id, amount, currency| WalletCommand::Deposit {
+        transaction_id,
+        amount,
+        currency,
     };
-    execute(&state, wallet_id, command)
-        .await
-        .map(command_response)
+    move_funds(&state, &caller, &path_id, body, command).await
 }
 
 async fn withdraw(
@@ -248,14 +244,30 @@ async fn withdraw(
     Path(path_id): Path<String>,
     JsonBody(body): JsonBody<AmountRequest>,
 ) -> Result<Json<CommandResponse>, ApiError> {
-    caller.require(Scope::Write)?;
-    let wallet_id = wallet_id(&path_id)?;
-    let command = WalletCommand::Withdraw {
-        transaction_id: transaction_id(body.transaction_id)?,
-        amount: amount("amount", &body.amount)?,
-        currency: optional_currency(body.currency)?,
+    let command = |transaction_id, amount, currency| WalletCommand::Withdraw {
+        transaction_id,
+        amount,
+        currency,
     };
-    execute(&state, wallet_id, command)
+    move_funds(&state, &caller, &path_id, body, command).await
+}
+
+/// A deposit or a withdrawal: the same body, another command.
+async fn move_funds(
+    state: &AppState,
+    caller: &Caller,
+    path_id: &str,
+    body: AmountRequest,
+    command: fn(TransactionId, Decimal, Option<Currency>) -> WalletCommand,
+) -> Result<Json<CommandResponse>, ApiError> {
+    caller.require(Scope::Write)?;
+    let wallet_id = wallet_id(path_id)?;
+    let command = command(
+        transaction_id(body.transaction_id)?,
+        amount("amount", &body.amount)?,
+        optional_currency(body.currency)?,
+    );
+    execute(state, wallet_id, command)
         .await
         .map(command_response)
 }
