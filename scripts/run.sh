@@ -2,6 +2,7 @@
 # Runs the engine: installs and starts PostgreSQL, Redis and RabbitMQ on loopback when they
 # are not there, builds the release binaries, and starts the API (which migrates the event
 # store on start). Ctrl-C stops the API; `scripts/services.sh down` stops the services.
+# Ports and data folder: see scripts/services.sh (BETLEDGER_*_PORT, BETLEDGER_DATA_DIR).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"

@@ -37,6 +37,8 @@ install_missing() {
   [ -n "$(pg_bindir)" ] && [ -x "$(pg_bindir)/postgres" ] || pkgs+=(postgresql)
   command -v redis-server >/dev/null || pkgs+=(redis-server)
   command -v rabbitmq-server >/dev/null || pkgs+=(rabbitmq-server)
+  # The README's try-it line and run.sh's readiness wait use curl; slim images lack it.
+  command -v curl >/dev/null || pkgs+=(curl ca-certificates)
   [ ${#pkgs[@]} -eq 0 ] && return 0
   command -v apt-get >/dev/null || die "missing ${pkgs[*]} and no apt-get: install them by hand"
   log "installing ${pkgs[*]} with apt-get (once)"
@@ -150,7 +152,14 @@ rabbit_env() {
   export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
 }
 
-rabbit_running() { rabbit_env; rabbitmqctl -q -n "$RABBIT_NODE" status >/dev/null 2>&1; }
+# Debian's wrappers (/usr/sbin/rabbitmq*) run only as root (they switch to the `rabbitmq`
+# user) or as `rabbitmq`; anyone else calls the real scripts, which run as the caller.
+rabbit_cmd() {
+  if [ "$(id -u)" -eq 0 ] || [ ! -x "/usr/lib/rabbitmq/bin/$1" ]; then "$@"
+  else local cmd="$1"; shift; "/usr/lib/rabbitmq/bin/$cmd" "$@"; fi
+}
+
+rabbit_running() { rabbit_env; rabbit_cmd rabbitmqctl -q -n "$RABBIT_NODE" status >/dev/null 2>&1; }
 
 start_rabbitmq() {
   if rabbit_running; then log "RabbitMQ already up on 127.0.0.1:$AMQP_PORT"; return 0; fi
@@ -163,13 +172,13 @@ start_rabbitmq() {
   if [ "$(id -u)" -eq 0 ] && id rabbitmq >/dev/null 2>&1; then
     chown -R rabbitmq:rabbitmq "$DATA/rabbitmq"
   fi
-  (cd / && rabbitmq-server -detached >/dev/null 2>&1) || true
-  rabbitmqctl -q -n "$RABBIT_NODE" wait --timeout 60 "$RABBITMQ_PID_FILE" >/dev/null 2>&1 \
+  (cd / && rabbit_cmd rabbitmq-server -detached >/dev/null 2>&1) || true
+  rabbit_cmd rabbitmqctl -q -n "$RABBIT_NODE" wait --timeout 60 "$RABBITMQ_PID_FILE" >/dev/null 2>&1 \
     || die "RabbitMQ did not start; see $RABBITMQ_LOG_BASE"
   log "RabbitMQ up on 127.0.0.1:$AMQP_PORT (node $RABBIT_NODE)"
 }
 
-stop_rabbitmq() { rabbit_env; rabbitmqctl -q -n "$RABBIT_NODE" stop >/dev/null 2>&1 || true; }
+stop_rabbitmq() { rabbit_env; rabbit_cmd rabbitmqctl -q -n "$RABBIT_NODE" stop >/dev/null 2>&1 || true; }
 
 print_env() {
   cat <<EOF
