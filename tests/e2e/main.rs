@@ -1,5 +1,6 @@
 //! End-to-end tests: the real API over real PostgreSQL, one fresh database per test.
 //! Needs `DATABASE_URL` (a role that may create databases); `scripts/test.sh` sets it.
+#![forbid(unsafe_code)]
 
 mod api_errors;
 mod api_wallets;

@@ -117,18 +117,17 @@ impl Wallet {
 impl Opened {
     /// The rules of an opened wallet, one arm per command.
     fn decide(&self, command: WalletCommand) -> Result<WalletEvent, WalletError> {
-        let o = self;
         match command {
             WalletCommand::Open { .. } => Err(WalletError::WalletExists {
-                wallet_id: o.wallet_id,
+                wallet_id: self.wallet_id,
             }),
             WalletCommand::Deposit {
                 transaction_id,
                 amount,
                 currency,
             } => {
-                let amount = o.money(amount, currency, Money::new)?;
-                o.check_total(amount)?;
+                let amount = self.money(amount, currency, Money::new)?;
+                self.check_total(amount)?;
                 Ok(WalletEvent::FundsDeposited {
                     transaction_id,
                     amount,
@@ -139,8 +138,8 @@ impl Opened {
                 amount,
                 currency,
             } => {
-                let amount = o.money(amount, currency, Money::new)?;
-                o.check_available(amount)?;
+                let amount = self.money(amount, currency, Money::new)?;
+                self.check_available(amount)?;
                 Ok(WalletEvent::FundsWithdrawn {
                     transaction_id,
                     amount,
@@ -155,7 +154,7 @@ impl Opened {
                 timeout_s,
                 now,
             } => {
-                if o.reservations.contains_key(&reservation_id) {
+                if self.reservations.contains_key(&reservation_id) {
                     // A repeat with the same payload never reaches the aggregate: the store
                     // answers it from the log. This one asks something else under the same id.
                     return Err(WalletError::IdempotencyConflict {
@@ -169,8 +168,8 @@ impl Opened {
                         max_s: RESERVATION_TIMEOUT_S_MAX,
                     });
                 }
-                let amount = o.money(amount, currency, Money::new)?;
-                o.check_available(amount)?;
+                let amount = self.money(amount, currency, Money::new)?;
+                self.check_available(amount)?;
                 Ok(WalletEvent::FundsReserved {
                     reservation_id,
                     amount,
@@ -185,11 +184,11 @@ impl Opened {
                 payout,
                 currency,
             } => {
-                let stake = o.open_reservation(&reservation_id)?.amount;
-                let payout = o.money(payout, currency, Money::non_negative)?;
+                let stake = self.open_reservation(&reservation_id)?.amount;
+                let payout = self.money(payout, currency, Money::non_negative)?;
                 // The stake leaves the total and the payout joins it.
                 if payout > stake {
-                    o.check_total(payout - stake)?;
+                    self.check_total(payout - stake)?;
                 }
                 Ok(WalletEvent::ReservationSettled {
                     reservation_id,
@@ -202,7 +201,7 @@ impl Opened {
                 reservation_id,
                 transaction_id,
             } => {
-                let amount = o.open_reservation(&reservation_id)?.amount;
+                let amount = self.open_reservation(&reservation_id)?.amount;
                 Ok(WalletEvent::ReservationRefunded {
                     reservation_id,
                     transaction_id,
@@ -213,14 +212,14 @@ impl Opened {
                 reservation_id,
                 now,
             } => {
-                let reservation = o.open_reservation(&reservation_id)?;
+                let reservation = self.open_reservation(&reservation_id)?;
                 if now < reservation.expires_at {
                     return Err(WalletError::ReservationNotExpired {
                         reservation_id,
                         expires_at: reservation.expires_at,
                     });
                 }
-                debug_assert!(o.balance.reserved >= reservation.amount);
+                debug_assert!(self.balance.reserved >= reservation.amount);
                 Ok(WalletEvent::ReservationExpired {
                     amount: reservation.amount,
                     reservation_id,
