@@ -4,7 +4,15 @@
 use anyhow::Context;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
+    if let Err(error) = start().await {
+        // One line that says what was wrong and what to do; no backtrace for an operator.
+        eprintln!("betledger-api: error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn start() -> anyhow::Result<()> {
     let config = command_api::Config::from_env().context("reading configuration")?;
     command_api::config::init_tracing(&config);
     tracing::info!(config = %config, "starting betledger-api");
