@@ -36,11 +36,6 @@ impl ApiClient {
         }
     }
 
-    /// The client's name, for logs.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     /// Whether the client holds `scope`.
     pub fn has(&self, scope: Scope) -> bool {
         self.scopes.contains(&scope)

@@ -126,11 +126,6 @@ impl WalletId {
         Self(Uuid::new_v5(&WALLET_NAMESPACE, name.as_bytes()))
     }
 
-    /// Wraps an id read from a URL or the store.
-    pub fn from_uuid(id: Uuid) -> Self {
-        Self(id)
-    }
-
     /// The id as a UUID.
     pub fn as_uuid(&self) -> Uuid {
         self.0

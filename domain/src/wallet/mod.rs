@@ -70,19 +70,9 @@ impl Wallet {
         self.opened.as_ref().map(|o| o.balance)
     }
 
-    /// The wallet's id, once opened.
-    pub fn wallet_id(&self) -> Option<WalletId> {
-        self.opened.as_ref().map(|o| o.wallet_id)
-    }
-
     /// The player owning the wallet, once opened.
     pub fn player_id(&self) -> Option<&PlayerId> {
         self.opened.as_ref().map(|o| &o.player_id)
-    }
-
-    /// A reservation by id, in whatever state.
-    pub fn reservation(&self, id: &ReservationId) -> Option<&Reservation> {
-        self.opened.as_ref()?.reservations.get(id)
     }
 
     /// The reservations still open, in id order.
