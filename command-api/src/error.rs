@@ -34,6 +34,14 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// `404 WALLET_NOT_FOUND` for a query on a wallet that was never opened.
+    pub fn wallet_not_found() -> Self {
+        ApiError::Refused {
+            error: WalletError::WalletNotFound,
+            balance: None,
+        }
+    }
+
     /// The status and the contract's code.
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         use StatusCode as S;
@@ -92,7 +100,7 @@ impl From<StoreError> for ApiError {
 impl From<ExecuteError> for ApiError {
     fn from(e: ExecuteError) -> Self {
         match e {
-            ExecuteError::Refused { error, balance, .. } => ApiError::Refused { error, balance },
+            ExecuteError::Refused { error, balance } => ApiError::Refused { error, balance },
             ExecuteError::Contention { .. } => ApiError::Unavailable(e.to_string()),
             ExecuteError::Store(e) => e.into(),
         }

@@ -17,7 +17,7 @@ use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
 use tokio::sync::Mutex;
 
-use crate::idempotency::{self, PriorCommand};
+use crate::idempotency;
 use crate::store::{CommandReceipt, ExecuteError, StoreError, WalletSnapshot, WalletStore};
 
 /// How many times a command is decided again after losing a race to another process.
@@ -49,32 +49,34 @@ impl CqrsWalletStore {
         &self.stripes[index]
     }
 
-    /// The answer to a request whose transaction id is already in the log.
-    async fn answer_repeat(
+    /// If the log already holds `command`'s transaction id, the answer to give: the first
+    /// one for the same request, `IdempotencyConflict` for another. `None` when the id is new.
+    async fn answer_if_repeat(
         &self,
         wallet_id: WalletId,
         command: &WalletCommand,
         request_sha256: &str,
-        prior: PriorCommand,
-    ) -> Result<CommandReceipt, ExecuteError> {
+    ) -> Option<Result<CommandReceipt, ExecuteError>> {
+        let transaction_id = command.transaction_id()?;
+        let prior = match idempotency::find(&self.pool, wallet_id, &transaction_id).await {
+            Ok(prior) => prior?,
+            Err(e) => return Some(Err(e.into())),
+        };
         if prior.request_sha256 == request_sha256 {
-            return Ok(CommandReceipt {
+            return Some(Ok(CommandReceipt {
                 wallet_id,
-                transaction_id: command.transaction_id(),
+                transaction_id: Some(transaction_id),
                 balance: prior.balance_after,
                 sequence: prior.sequence,
                 replayed: true,
-            });
+            }));
         }
-        let current = self.wallet(wallet_id).await?;
-        Err(ExecuteError::Refused {
-            error: WalletError::IdempotencyConflict {
-                transaction_id: command
-                    .transaction_id()
-                    .expect("only commands with a transaction id have a prior one"),
-            },
-            balance: current.as_ref().map(|w| w.balance),
-            sequence: current.map_or(0, |w| w.sequence),
+        Some(match self.wallet(wallet_id).await {
+            Ok(current) => Err(ExecuteError::Refused {
+                error: WalletError::IdempotencyConflict { transaction_id },
+                balance: current.map(|w| w.balance),
+            }),
+            Err(e) => Err(e.into()),
         })
     }
 }
@@ -116,17 +118,15 @@ impl WalletStore for CqrsWalletStore {
             {
                 // A refusal may be the repeat of a request that was accepted before
                 // (a repeated withdrawal now finds less money): the first answer wins.
-                if let Some(id) = &transaction_id {
-                    if let Some(prior) = idempotency::find(&self.pool, wallet_id, id).await? {
-                        return self
-                            .answer_repeat(wallet_id, &command, &request_sha256, prior)
-                            .await;
-                    }
+                if let Some(answer) = self
+                    .answer_if_repeat(wallet_id, &command, &request_sha256)
+                    .await
+                {
+                    return answer;
                 }
                 return Err(ExecuteError::Refused {
                     error,
                     balance: context.aggregate.balance(),
-                    sequence: context.current_sequence as u64,
                 });
             }
             let events = sink.collect().await;
@@ -155,12 +155,11 @@ impl WalletStore for CqrsWalletStore {
                 // Another process appended first: either the same transaction id (answer
                 // from the log) or another command (decide again on the new state).
                 Err(AggregateError::AggregateConflict) => {
-                    if let Some(id) = &transaction_id {
-                        if let Some(prior) = idempotency::find(&self.pool, wallet_id, id).await? {
-                            return self
-                                .answer_repeat(wallet_id, &command, &request_sha256, prior)
-                                .await;
-                        }
+                    if let Some(answer) = self
+                        .answer_if_repeat(wallet_id, &command, &request_sha256)
+                        .await
+                    {
+                        return answer;
                     }
                     tracing::debug!(%wallet_id, "append conflict; deciding again");
                 }

@@ -42,7 +42,6 @@ pub enum ExecuteError {
     Refused {
         error: WalletError,
         balance: Option<Balance>,
-        sequence: u64,
     },
     /// Other writers kept winning the race for this wallet; the caller may retry.
     #[error("too much contention on wallet {wallet_id}; retry with the same transaction id")]

@@ -10,7 +10,7 @@ use chrono::Utc;
 use domain::wallet::RESERVATION_TIMEOUT_S_DEFAULT;
 use domain::{
     Currency, GameId, IdError, PlayerId, ReservationId, RoundId, TransactionId, WalletCommand,
-    WalletError, WalletId,
+    WalletId,
 };
 use eventstore::CommandReceipt;
 use rust_decimal::Decimal;
@@ -341,10 +341,7 @@ async fn wallet(
         .store
         .wallet(wallet_id)
         .await?
-        .ok_or(ApiError::Refused {
-            error: WalletError::WalletNotFound,
-            balance: None,
-        })?;
+        .ok_or_else(ApiError::wallet_not_found)?;
     Ok(Json(WalletResponse {
         wallet_id: wallet_id.to_string(),
         player_id: snapshot.player_id.into(),
@@ -380,10 +377,7 @@ async fn events(
             .await?
             .is_empty()
     {
-        return Err(ApiError::Refused {
-            error: WalletError::WalletNotFound,
-            balance: None,
-        });
+        return Err(ApiError::wallet_not_found());
     }
     let next_after = events.last().map_or(after, |e| e.sequence);
     let events: Vec<serde_json::Value> = events
