@@ -23,6 +23,15 @@ pub struct AppState {
     pub pool: PgPool,
     pub clients: Arc<Vec<ApiClient>>,
     pub metrics: PrometheusHandle,
+    /// The Redis read models (`/v1/read/...`).
+    pub read_models: ReadModels,
+}
+
+/// A Redis client and the key layout the projection workers write.
+#[derive(Clone)]
+pub struct ReadModels {
+    pub client: fred::prelude::Client,
+    pub keys: readmodel::Keys,
 }
 
 /// The whole HTTP surface.
@@ -69,11 +78,20 @@ impl Application {
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .with_context(|| format!("binding {} (BETLEDGER_API_ADDR)", config.listen_addr))?;
+        // Connects in the background: a Redis that is down gives 503 on the read
+        // endpoints, not an API that cannot start.
+        let client = readmodel::connect(&config.redis_url)
+            .await
+            .context("configuring the Redis client (BETLEDGER_REDIS_URL)")?;
         let state = AppState {
             store,
             pool,
             clients: Arc::new(config.clients.clone()),
             metrics: crate::metrics::handle(),
+            read_models: ReadModels {
+                client,
+                keys: readmodel::Keys::new(&config.redis_prefix),
+            },
         };
         Ok(Self {
             listener,

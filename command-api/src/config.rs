@@ -12,6 +12,10 @@ pub const LISTEN_ADDR_DEFAULT: &str = "127.0.0.1:8080";
 pub const DATABASE_URL_DEFAULT: &str = "postgres://betledger@127.0.0.1:55432/betledger";
 /// Default pool size: enough for a 2-core machine; one command holds one connection at once.
 pub const DB_CONNECTIONS_MAX_DEFAULT: u32 = 16;
+/// Default read-model store: the project-local Redis.
+pub const REDIS_URL_DEFAULT: &str = "redis://127.0.0.1:56379";
+/// Default prefix of the read-model keys (the projection workers must use the same).
+pub const REDIS_PREFIX_DEFAULT: &str = "betledger";
 /// Default clients: one development client allowed to read and write. Never in production.
 pub const API_TOKENS_DEFAULT: &str = "dev:dev-token:read+write";
 
@@ -23,6 +27,8 @@ pub struct Config {
     pub db_connections_max: u32,
     pub clients: Vec<ApiClient>,
     pub log_json: bool,
+    pub redis_url: String,
+    pub redis_prefix: String,
 }
 
 /// A configuration variable had a value we cannot use.
@@ -40,7 +46,8 @@ fn var(name: &'static str, default: &str) -> String {
 impl Config {
     /// Reads `BETLEDGER_API_ADDR`, `BETLEDGER_DATABASE_URL`, `BETLEDGER_DB_CONNECTIONS_MAX`,
     /// `BETLEDGER_API_TOKENS` (`name:token:scope+scope,...`, scopes `read` and `write`) and
-    /// `BETLEDGER_LOG_FORMAT` (`text` or `json`).
+    /// `BETLEDGER_LOG_FORMAT` (`text` or `json`), `BETLEDGER_REDIS_URL` and
+    /// `BETLEDGER_REDIS_PREFIX`.
     pub fn from_env() -> Result<Self, ConfigError> {
         let listen_addr = var("BETLEDGER_API_ADDR", LISTEN_ADDR_DEFAULT)
             .parse()
@@ -76,6 +83,8 @@ impl Config {
             db_connections_max,
             clients,
             log_json,
+            redis_url: var("BETLEDGER_REDIS_URL", REDIS_URL_DEFAULT),
+            redis_prefix: var("BETLEDGER_REDIS_PREFIX", REDIS_PREFIX_DEFAULT),
         })
     }
 }
@@ -125,12 +134,15 @@ impl fmt::Display for Config {
         let clients: Vec<String> = self.clients.iter().map(|c| c.to_string()).collect();
         write!(
             f,
-            "listen_addr={} database_url={} db_connections_max={} clients=[{}] log_json={}",
+            "listen_addr={} database_url={} db_connections_max={} clients=[{}] log_json={} \
+             redis_url={} redis_prefix={}",
             self.listen_addr,
             mask_password(&self.database_url),
             self.db_connections_max,
             clients.join(", "),
-            self.log_json
+            self.log_json,
+            mask_password(&self.redis_url),
+            self.redis_prefix
         )
     }
 }

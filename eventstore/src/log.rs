@@ -19,8 +19,13 @@ use crate::WALLET_AGGREGATE_TYPE;
 /// Most events one read returns.
 pub const PAGE_SIZE_MAX: u32 = 1_000;
 
-/// One row of the log, as stored.
-#[derive(Debug, Clone, PartialEq)]
+/// The channel on which PostgreSQL announces new events (migration 0002): a hint to read,
+/// never a position.
+pub const NOTIFY_CHANNEL: &str = "betledger_events";
+
+/// One row of the log, as stored. Also the body of the message the relay publishes, so a
+/// worker sees the same thing whether it reads the message or fills a gap from the log.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LoggedEvent {
     pub wallet_id: String,
     pub sequence: u64,
@@ -122,4 +127,36 @@ pub async fn read_after(
     .await
     .map_err(unavailable)?;
     Ok(rows.iter().map(from_row).collect())
+}
+
+/// Whether the log holds events after `after` that [`read_after`] cannot return yet
+/// because an older transaction (in any database of the cluster) is still running. A
+/// tailing reader that got an empty page polls again soon when this is true, and otherwise
+/// waits for a notification.
+pub async fn has_pending(pool: &PgPool, after: LogCursor) -> Result<bool, StoreError> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM events
+                         WHERE (tx_id, global_position) > (($1::bigint)::text::xid8, $2))",
+    )
+    .bind(after.tx_id)
+    .bind(after.global_position)
+    .fetch_one(pool)
+    .await
+    .map_err(unavailable)
+}
+
+/// The position of the newest event in the log (ignoring transactions still running), or
+/// `None` for an empty log. For lag figures and progress.
+pub async fn head(pool: &PgPool) -> Result<Option<LogCursor>, StoreError> {
+    let row = sqlx::query(
+        "SELECT (tx_id::text)::bigint AS tx_id, global_position FROM events
+          ORDER BY tx_id DESC, global_position DESC LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await
+    .map_err(unavailable)?;
+    Ok(row.map(|r| LogCursor {
+        tx_id: r.get("tx_id"),
+        global_position: r.get("global_position"),
+    }))
 }

@@ -7,3 +7,4 @@ mod api_wallets;
 mod concurrency;
 mod idempotency;
 mod log_order;
+mod read_side;

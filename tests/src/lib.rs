@@ -20,7 +20,32 @@ pub const WRITER_TOKEN: &str = "test-writer-token";
 /// A token with the read scope only.
 pub const READER_TOKEN: &str = "test-reader-token";
 
-/// The configuration tests run the API with: port 0, two clients.
+pub mod readside;
+pub mod workload;
+
+/// The Redis the tests use: `BETLEDGER_REDIS_URL` (set by `scripts/test.sh`), else the
+/// loopback Redis of `scripts/services.sh`.
+pub fn redis_url() -> String {
+    std::env::var("BETLEDGER_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:56379".into())
+}
+
+/// The RabbitMQ the tests use: `BETLEDGER_AMQP_URL`, else that of `scripts/services.sh`.
+pub fn amqp_url() -> String {
+    std::env::var("BETLEDGER_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:55672/%2f".into())
+}
+
+/// A name no other test (or earlier run) uses: the prefix of a test's Redis keys and
+/// RabbitMQ exchanges and queues, so tests run side by side.
+pub fn unique_prefix(test: &str) -> String {
+    format!(
+        "t-{test}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
+/// The configuration tests run the API with: port 0, two clients, read models under a
+/// prefix of the test's own.
 pub fn test_config() -> Config {
     Config {
         listen_addr: "127.0.0.1:0".parse().expect("a literal socket address"),
@@ -31,6 +56,8 @@ pub fn test_config() -> Config {
             ApiClient::new("reader", READER_TOKEN, vec![Scope::Read]),
         ],
         log_json: false,
+        redis_url: redis_url(),
+        redis_prefix: unique_prefix("api"),
     }
 }
 
@@ -46,6 +73,17 @@ pub struct TestApp {
 /// Starts the real API (the cqrs-es write path) over `pool`, on a random port.
 pub async fn spawn_app(pool: PgPool) -> TestApp {
     let app = Application::with_pool(&test_config(), pool.clone())
+        .await
+        .expect("the API binds a loopback port");
+    start_app(app, pool)
+}
+
+/// Starts the real API over `pool` whose read endpoints serve the read models under
+/// `prefix` (those a test's `ReadSide` writes).
+pub async fn spawn_app_reading(pool: PgPool, prefix: &str) -> TestApp {
+    let mut config = test_config();
+    config.redis_prefix = prefix.to_string();
+    let app = Application::with_pool(&config, pool.clone())
         .await
         .expect("the API binds a loopback port");
     start_app(app, pool)

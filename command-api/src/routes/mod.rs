@@ -1,6 +1,7 @@
 //! The endpoints, one module per group, and the bodies they share.
 
 mod health;
+mod read;
 mod wallets;
 
 use axum::Router;
@@ -13,6 +14,7 @@ use crate::app::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(wallets::routes())
+        .merge(read::routes())
         .merge(health::routes())
 }
 

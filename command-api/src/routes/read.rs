@@ -1,0 +1,145 @@
+//! The read side: balances and leaderboards from the Redis read models that the projection
+//! workers keep. Each answer carries how fresh it is (the wallet's `sequence`, or the
+//! newest log position applied) so a caller can compare it with the write side.
+
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::Utc;
+use domain::{Currency, WalletId};
+use readmodel::{query, Period, ReadModelError};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::BalanceBody;
+use crate::app::AppState;
+use crate::auth::{Caller, Scope};
+use crate::error::ApiError;
+
+/// Rows a leaderboard returns when the caller names no limit, and at most.
+const LEADERBOARD_LIMIT_DEFAULT: u32 = 10;
+const LEADERBOARD_LIMIT_MAX: u32 = 100;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/read/wallets/{id}", get(wallet))
+        .route("/v1/read/leaderboards/{game_id}", get(leaderboard))
+}
+
+impl From<ReadModelError> for ApiError {
+    fn from(e: ReadModelError) -> Self {
+        match e {
+            ReadModelError::Unavailable(e) => ApiError::Unavailable(format!("Redis: {e}")),
+            ReadModelError::Corrupt(e) => ApiError::Unavailable(format!("read model: {e}")),
+        }
+    }
+}
+
+async fn wallet(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path_id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Scope::Read)?;
+    let wallet_id: WalletId = path_id
+        .parse()
+        .map_err(|_| ApiError::InvalidRequest(format!("wallet id {path_id:?} is not a UUID")))?;
+    let rm = &state.read_models;
+    let view = query::wallet(&rm.client, &rm.keys, &wallet_id.to_string())
+        .await?
+        .ok_or_else(ApiError::wallet_not_found)?;
+    let scale = view.balance.currency.scale();
+    let reservations: Vec<serde_json::Value> = view
+        .reservations
+        .iter()
+        .map(|r| {
+            let mut amount = r.amount;
+            amount.rescale(scale);
+            json!({
+                "reservation_id": r.reservation_id,
+                "amount": amount.to_string(),
+                "game_id": r.game_id,
+                "round_id": r.round_id,
+                "expires_at": r.expires_at,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "wallet_id": view.wallet_id,
+        "player_id": view.player_id,
+        "balance": BalanceBody::from(view.balance),
+        "sequence": view.sequence,
+        "open_reservations": reservations,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LeaderboardQuery {
+    period: Option<String>,
+    limit: Option<String>,
+    currency: Option<String>,
+}
+
+async fn leaderboard(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(game_id): Path<String>,
+    Query(q): Query<LeaderboardQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Scope::Read)?;
+    domain::GameId::new(game_id.clone()).map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+    let period: Period = q
+        .period
+        .as_deref()
+        .unwrap_or("all")
+        .parse()
+        .map_err(ApiError::InvalidRequest)?;
+    let limit = match q.limit {
+        None => LEADERBOARD_LIMIT_DEFAULT,
+        Some(t) => t
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=LEADERBOARD_LIMIT_MAX).contains(n))
+            .ok_or_else(|| {
+                ApiError::InvalidRequest(format!(
+                    "limit must be a whole number from 1 to {LEADERBOARD_LIMIT_MAX}"
+                ))
+            })?,
+    };
+    let rm = &state.read_models;
+    // Net wins in different currencies do not add up: one board per currency.
+    let currencies: Vec<Currency> = match q.currency.as_deref() {
+        Some(code) => vec![code.parse().map_err(|e: domain::money::UnknownCurrency| {
+            ApiError::UnknownCurrency(e.to_string())
+        })?],
+        None => query::leaderboard_currencies(&rm.client, &rm.keys, &game_id).await?,
+    };
+    let now = Utc::now();
+    let mut boards = Vec::with_capacity(currencies.len());
+    for currency in currencies {
+        let entries =
+            query::leaderboard(&rm.client, &rm.keys, &game_id, currency, period, now, limit)
+                .await?;
+        let entries: Vec<serde_json::Value> = entries
+            .into_iter()
+            .map(|e| {
+                json!({
+                    "rank": e.rank,
+                    "player_id": e.player_id,
+                    "net_win": e.net_win.to_string(),
+                })
+            })
+            .collect();
+        boards.push(json!({ "currency": currency.code(), "entries": entries }));
+    }
+    let freshness = query::freshness(&rm.client, &rm.keys).await?;
+    Ok(Json(json!({
+        "game_id": game_id,
+        "period": q.period.as_deref().unwrap_or("all"),
+        "bucket": period.bucket(now),
+        "boards": boards,
+        "global_position": freshness.global_position,
+        "recorded_at": freshness.recorded_at,
+    })))
+}

@@ -1,0 +1,371 @@
+//! RabbitMQ: the topology both sides declare, connecting, and publisher confirms.
+//!
+//! ```text
+//! {P}.events (topic, routing key wallet.<EventType>)
+//!    └─ '#' ─▶ {P}.events.by-wallet (x-consistent-hash on header wallet_id)
+//!                 ├─ {P}.projection.0 (quorum, single active consumer) ─┐
+//!                 ├─ ...                                                ├─ dead letters ─▶ {P}.dead-letter
+//!                 └─ {P}.projection.N-1                                ─┘
+//! ```
+//!
+//! Every event of one wallet hashes to the same partition queue, and a partition has one
+//! active consumer at a time, so a wallet's events reach their worker in log order even
+//! when several workers run side by side. The topic exchange stays free for other
+//! consumers (an audit trail, a fraud feed) to bind by event type.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use amqprs::callbacks::ChannelCallback;
+use amqprs::channel::{
+    Channel, ExchangeBindArguments, ExchangeDeclareArguments, ExchangeType, QueueBindArguments,
+    QueueDeclareArguments,
+};
+use amqprs::connection::{Connection, OpenConnectionArguments};
+use amqprs::{Ack, BasicProperties, Cancel, CloseChannel, FieldTable, FieldValue, Nack, Return};
+use async_trait::async_trait;
+use tokio::sync::Notify;
+
+/// Header with the wallet id: the consistent-hash exchange partitions on it.
+pub const HEADER_WALLET_ID: &str = "wallet_id";
+pub const HEADER_SEQUENCE: &str = "sequence";
+pub const HEADER_GLOBAL_POSITION: &str = "global_position";
+pub const HEADER_EVENT_VERSION: &str = "event_version";
+pub const HEADER_EVENT_TYPE: &str = "event_type";
+
+/// A message dead-lettered this many times by RabbitMQ itself (a worker that crashes on it
+/// again and again) leaves the queue; the worker's own limit is usually reached first.
+pub const DELIVERY_LIMIT: i32 = 50;
+
+/// The names under one prefix, and the number of partitions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topology {
+    pub prefix: String,
+    pub partitions: u16,
+}
+
+impl Topology {
+    pub fn new(prefix: impl Into<String>, partitions: u16) -> Self {
+        Topology {
+            prefix: prefix.into(),
+            partitions: partitions.max(1),
+        }
+    }
+
+    pub fn events_exchange(&self) -> String {
+        format!("{}.events", self.prefix)
+    }
+
+    pub fn partition_exchange(&self) -> String {
+        format!("{}.events.by-wallet", self.prefix)
+    }
+
+    pub fn dead_letter_exchange(&self) -> String {
+        format!("{}.dead-letter", self.prefix)
+    }
+
+    pub fn dead_letter_queue(&self) -> String {
+        format!("{}.dead-letter", self.prefix)
+    }
+
+    pub fn partition_queue(&self, partition: u16) -> String {
+        format!("{}.projection.{partition}", self.prefix)
+    }
+
+    /// The routing key of an event type.
+    pub fn routing_key(event_type: &str) -> String {
+        format!("wallet.{event_type}")
+    }
+
+    /// Declares everything (idempotent; both the relay and the workers call it, so either
+    /// may start first and no message is published to an exchange without queues).
+    pub async fn declare(&self, channel: &Channel) -> Result<(), amqprs::error::Error> {
+        channel
+            .exchange_declare(
+                ExchangeDeclareArguments::of_type(&self.events_exchange(), ExchangeType::Topic)
+                    .durable(true)
+                    .finish(),
+            )
+            .await?;
+        let mut hash_args = FieldTable::new();
+        hash_args.insert(name("hash-header"), FieldValue::from(HEADER_WALLET_ID));
+        channel
+            .exchange_declare(
+                ExchangeDeclareArguments::of_type(
+                    &self.partition_exchange(),
+                    ExchangeType::ConsistentHashing,
+                )
+                .durable(true)
+                .arguments(hash_args)
+                .finish(),
+            )
+            .await?;
+        channel
+            .exchange_bind(ExchangeBindArguments::new(
+                &self.partition_exchange(),
+                &self.events_exchange(),
+                "#",
+            ))
+            .await?;
+        channel
+            .exchange_declare(
+                ExchangeDeclareArguments::of_type(
+                    &self.dead_letter_exchange(),
+                    ExchangeType::Fanout,
+                )
+                .durable(true)
+                .finish(),
+            )
+            .await?;
+        let mut dlq_args = FieldTable::new();
+        dlq_args.insert(name("x-queue-type"), FieldValue::from("quorum"));
+        channel
+            .queue_declare(
+                QueueDeclareArguments::durable_client_named(&self.dead_letter_queue())
+                    .arguments(dlq_args)
+                    .finish(),
+            )
+            .await?;
+        channel
+            .queue_bind(QueueBindArguments::new(
+                &self.dead_letter_queue(),
+                &self.dead_letter_exchange(),
+                "",
+            ))
+            .await?;
+        for partition in 0..self.partitions {
+            let queue = self.partition_queue(partition);
+            channel
+                .queue_declare(
+                    QueueDeclareArguments::durable_client_named(&queue)
+                        .arguments(self.partition_queue_arguments())
+                        .finish(),
+                )
+                .await?;
+            // Weight 1 each: partitions share the hash ring equally.
+            channel
+                .queue_bind(QueueBindArguments::new(
+                    &queue,
+                    &self.partition_exchange(),
+                    "1",
+                ))
+                .await?;
+        }
+        Ok(())
+    }
+
+    fn partition_queue_arguments(&self) -> FieldTable {
+        let mut args = FieldTable::new();
+        args.insert(name("x-queue-type"), FieldValue::from("quorum"));
+        args.insert(name("x-single-active-consumer"), FieldValue::from(true));
+        args.insert(
+            name("x-dead-letter-exchange"),
+            FieldValue::from(self.dead_letter_exchange()),
+        );
+        args.insert(name("x-delivery-limit"), FieldValue::I(DELIVERY_LIMIT));
+        args
+    }
+}
+
+fn name(s: &str) -> amqprs::FieldName {
+    s.try_into().expect("header names are short literals")
+}
+
+/// A string header.
+pub fn header_str(value: &str) -> FieldValue {
+    FieldValue::from(value)
+}
+
+/// Opens a connection to `url` (`amqp://user:pass@host:port/vhost`), named for the
+/// RabbitMQ management view. amqprs does not reconnect: callers watch
+/// `listen_network_io_failure` and start over.
+pub async fn connect(url: &str, connection_name: &str) -> Result<Connection, amqprs::error::Error> {
+    let mut args = OpenConnectionArguments::try_from(url)?;
+    // amqprs keeps the vhost percent-encoded ("%2f" for "/"); the URI spec decodes it.
+    let vhost = percent_decode(args.get_virtual_host());
+    args.virtual_host(&vhost)
+        .connection_name(connection_name)
+        .heartbeat(10);
+    tokio::time::timeout(Duration::from_secs(10), Connection::open(&args))
+        .await
+        .map_err(|_| {
+            amqprs::error::Error::NetworkError(format!(
+                "no AMQP connection to {} within 10 s",
+                args.get_host()
+            ))
+        })?
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Publisher confirms for one channel: the relay notes each tag it publishes and waits
+/// until the broker acked all of them. Any nack, or the channel closing, fails the wait,
+/// and the relay starts over from its checkpoint.
+#[derive(Clone, Default)]
+pub struct Confirms {
+    state: Arc<Mutex<ConfirmState>>,
+    changed: Arc<Notify>,
+}
+
+#[derive(Default)]
+struct ConfirmState {
+    outstanding: BTreeSet<u64>,
+    failed: Option<String>,
+}
+
+impl Confirms {
+    /// Notes that the message with delivery tag `tag` was published.
+    pub fn published(&self, tag: u64) {
+        self.state
+            .lock()
+            .expect("confirm state")
+            .outstanding
+            .insert(tag);
+    }
+
+    /// Waits until every published message is confirmed, at most `within`.
+    pub async fn wait_all(&self, within: Duration) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let notified = self.changed.notified();
+            {
+                let state = self.state.lock().expect("confirm state");
+                if let Some(reason) = &state.failed {
+                    return Err(reason.clone());
+                }
+                if state.outstanding.is_empty() {
+                    return Ok(());
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(format!("no publisher confirm within {within:?}"));
+            }
+        }
+    }
+
+    fn settle(&self, tag: u64, multiple: bool, failure: Option<String>) {
+        let mut state = self.state.lock().expect("confirm state");
+        if multiple {
+            state.outstanding = state.outstanding.split_off(&(tag + 1));
+        } else {
+            state.outstanding.remove(&tag);
+        }
+        if failure.is_some() {
+            state.failed = failure;
+        }
+        drop(state);
+        self.changed.notify_waiters();
+    }
+
+    fn fail(&self, reason: String) {
+        self.state.lock().expect("confirm state").failed = Some(reason);
+        self.changed.notify_waiters();
+    }
+}
+
+#[async_trait]
+impl ChannelCallback for Confirms {
+    async fn close(
+        &mut self,
+        _channel: &Channel,
+        close: CloseChannel,
+    ) -> Result<(), amqprs::error::Error> {
+        self.fail(format!("channel closed by the broker: {close}"));
+        Ok(())
+    }
+
+    async fn cancel(
+        &mut self,
+        _channel: &Channel,
+        _cancel: Cancel,
+    ) -> Result<(), amqprs::error::Error> {
+        Ok(())
+    }
+
+    async fn flow(
+        &mut self,
+        _channel: &Channel,
+        active: bool,
+    ) -> Result<bool, amqprs::error::Error> {
+        Ok(active)
+    }
+
+    async fn publish_ack(&mut self, _channel: &Channel, ack: Ack) {
+        self.settle(ack.delivery_tag(), ack.mutiple(), None);
+    }
+
+    async fn publish_nack(&mut self, _channel: &Channel, nack: Nack) {
+        self.settle(
+            nack.delivery_tag(),
+            nack.multiple(),
+            Some(format!(
+                "broker nacked delivery tag {}",
+                nack.delivery_tag()
+            )),
+        );
+    }
+
+    async fn publish_return(
+        &mut self,
+        _channel: &Channel,
+        ret: Return,
+        _basic_properties: BasicProperties,
+        _content: Vec<u8>,
+    ) {
+        self.fail(format!("broker returned a message: {ret}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vhosts_are_percent_decoded() {
+        assert_eq!(percent_decode("%2f"), "/");
+        assert_eq!(percent_decode("%2Fprod"), "/prod");
+        assert_eq!(percent_decode("plain"), "plain");
+        assert_eq!(percent_decode("bad%zz"), "bad%zz");
+    }
+
+    #[tokio::test]
+    async fn confirms_settle_single_and_multiple_acks_and_fail_on_nack() {
+        let confirms = Confirms::default();
+        for tag in 1..=5 {
+            confirms.published(tag);
+        }
+        confirms.settle(3, true, None);
+        assert!(confirms.wait_all(Duration::from_millis(20)).await.is_err());
+        confirms.settle(5, false, None);
+        confirms.settle(4, false, None);
+        assert_eq!(confirms.wait_all(Duration::from_millis(20)).await, Ok(()));
+        confirms.published(6);
+        confirms.settle(6, false, Some("nacked".into()));
+        assert_eq!(
+            confirms.wait_all(Duration::from_millis(20)).await,
+            Err("nacked".into())
+        );
+    }
+}

@@ -1,0 +1,21 @@
+//! The read side's moving parts: the relay (event log to RabbitMQ, in commit order, with
+//! publisher confirms) and the projection workers (RabbitMQ to the Redis read models).
+//!
+//! # Layout
+//! - [`amqp`]: the RabbitMQ topology (topic exchange, consistent-hash partitions, quorum
+//!   queues, dead letters), connecting, publisher confirms.
+//! - [`relay`]: tails `eventstore::log` and publishes; checkpoint in Postgres after the
+//!   confirm.
+//! - [`worker`]: consumes a partition and applies each event with `readmodel::Applier`,
+//!   filling gaps from the log and dead-lettering poison.
+//! - [`shutdown`]: the stop signal and reconnect backoff both share.
+#![forbid(unsafe_code)]
+
+pub mod amqp;
+pub mod relay;
+pub mod shutdown;
+pub mod worker;
+
+pub use amqp::Topology;
+pub use relay::RelayConfig;
+pub use worker::{WorkerConfig, WorkerStats};

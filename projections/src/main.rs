@@ -1,0 +1,226 @@
+//! `betledger-projections`: the relay and the projection workers, together or apart.
+//!
+//! ```text
+//! betledger-projections all      # relay + workers for every partition (the default)
+//! betledger-projections relay    # the relay only
+//! betledger-projections worker --partitions 0,1
+//! ```
+//! Every option also reads an environment variable (see `--help`). Serves `/metrics` and
+//! `/health` on `BETLEDGER_PROJECTIONS_ADDR`. Exits 0 on SIGTERM or Ctrl-C after the
+//! message in hand is applied.
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use projections::{relay, shutdown, worker, RelayConfig, Topology, WorkerConfig, WorkerStats};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "betledger-projections",
+    version,
+    about = "BetLedger's relay (log to RabbitMQ) and projection workers (RabbitMQ to Redis)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    role: Option<Role>,
+    #[arg(
+        long,
+        env = "BETLEDGER_DATABASE_URL",
+        default_value = "postgres://betledger@127.0.0.1:55432/betledger",
+        hide_env_values = true
+    )]
+    database_url: String,
+    #[arg(
+        long,
+        env = "BETLEDGER_REDIS_URL",
+        default_value = "redis://127.0.0.1:56379",
+        hide_env_values = true
+    )]
+    redis_url: String,
+    #[arg(
+        long,
+        env = "BETLEDGER_AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:55672/%2f",
+        hide_env_values = true
+    )]
+    amqp_url: String,
+    /// Prefix of the exchange and queue names.
+    #[arg(long, env = "BETLEDGER_AMQP_PREFIX", default_value = "betledger")]
+    amqp_prefix: String,
+    /// Prefix of the Redis read-model keys (the API must use the same).
+    #[arg(long, env = "BETLEDGER_REDIS_PREFIX", default_value = "betledger")]
+    redis_prefix: String,
+    /// Number of partition queues; fixed for a deployment (changing it moves wallets).
+    #[arg(long, env = "BETLEDGER_PARTITIONS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    partition_count: u16,
+    /// Where `/metrics` and `/health` are served.
+    #[arg(
+        long,
+        env = "BETLEDGER_PROJECTIONS_ADDR",
+        default_value = "127.0.0.1:9464"
+    )]
+    metrics_addr: SocketAddr,
+    /// `text` or `json` logs.
+    #[arg(long, env = "BETLEDGER_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+enum Role {
+    /// Relay and workers for every partition.
+    All,
+    /// Only the relay.
+    Relay {
+        /// The checkpoint's name.
+        #[arg(long, env = "BETLEDGER_RELAY_NAME", default_value = "main")]
+        name: String,
+    },
+    /// Only projection workers.
+    Worker {
+        /// Partitions to consume, e.g. `0,1` (default: all).
+        #[arg(long, value_delimiter = ',')]
+        partitions: Vec<u16>,
+        /// Unacked messages per partition.
+        #[arg(long, env = "BETLEDGER_WORKER_PREFETCH", default_value_t = 256)]
+        prefetch: u16,
+    },
+}
+
+#[tokio::main]
+async fn main() {
+    if let Err(error) = start().await {
+        eprintln!("betledger-projections: error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn start() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format == "json");
+    let role = cli.role.clone().unwrap_or(Role::All);
+    let topology = Topology::new(&cli.amqp_prefix, cli.partition_count);
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+
+    let pool = eventstore::db::connect(&cli.database_url, 8)
+        .await
+        .context("connecting to PostgreSQL (BETLEDGER_DATABASE_URL)")?;
+    eventstore::db::migrate(&pool)
+        .await
+        .context("migrating the event store")?;
+
+    let (trigger, stop) = shutdown::channel();
+    let mut tasks = tokio::task::JoinSet::new();
+    let (run_relay, worker_partitions, prefetch) = match &role {
+        Role::All => (
+            Some("main".to_string()),
+            (0..cli.partition_count).collect(),
+            256,
+        ),
+        Role::Relay { name } => (Some(name.clone()), Vec::new(), 0),
+        Role::Worker {
+            partitions,
+            prefetch,
+        } => {
+            let parts: Vec<u16> = if partitions.is_empty() {
+                (0..cli.partition_count).collect()
+            } else {
+                partitions.clone()
+            };
+            if let Some(p) = parts.iter().find(|p| **p >= cli.partition_count) {
+                anyhow::bail!(
+                    "--partitions: {p} is not below BETLEDGER_PARTITIONS={}",
+                    cli.partition_count
+                );
+            }
+            (None, parts, *prefetch)
+        }
+    };
+    if let Some(name) = run_relay {
+        let config = RelayConfig {
+            name,
+            amqp_url: cli.amqp_url.clone(),
+            topology: topology.clone(),
+            page_size: 500,
+        };
+        tasks.spawn(relay::run(pool.clone(), config, stop.clone()));
+    }
+    if !worker_partitions.is_empty() {
+        let client = readmodel::connect(&cli.redis_url)
+            .await
+            .context("configuring the Redis client (BETLEDGER_REDIS_URL)")?;
+        let applier = readmodel::Applier::new(client, readmodel::Keys::new(&cli.redis_prefix));
+        let config = WorkerConfig {
+            name: format!("{}-{}", hostname(), std::process::id()),
+            amqp_url: cli.amqp_url.clone(),
+            topology: topology.clone(),
+            partitions: worker_partitions,
+            prefetch,
+            attempts_max: 5,
+        };
+        tasks.spawn(worker::run(
+            pool.clone(),
+            applier,
+            config,
+            Arc::new(WorkerStats::default()),
+            stop.clone(),
+        ));
+    }
+
+    let listener = tokio::net::TcpListener::bind(cli.metrics_addr)
+        .await
+        .with_context(|| format!("binding BETLEDGER_PROJECTIONS_ADDR={}", cli.metrics_addr))?;
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || std::future::ready(metrics.render())),
+        )
+        .route("/health", axum::routing::get(|| std::future::ready("ok")));
+    let mut http_stop = stop.clone();
+    tasks.spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { http_stop.wait().await })
+            .await;
+    });
+    tracing::info!(role = ?role, metrics = %cli.metrics_addr, "betledger-projections started");
+
+    wait_for_signal().await;
+    tracing::info!("stopping: finishing the messages in hand");
+    trigger.fire();
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".into())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+fn init_tracing(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,264 @@
+//! The relay: tails the event log in commit order and publishes every event to RabbitMQ,
+//! advancing its checkpoint only after the broker confirmed the whole page.
+//!
+//! - **Never skips**: it reads with `eventstore::log::read_after`, which returns only
+//!   events of finished transactions, in `(tx_id, global_position)` order.
+//! - **Never loses**: messages are persistent, the queues durable (quorum), and the
+//!   checkpoint moves after the confirms, in Postgres. A crash re-publishes the unconfirmed
+//!   tail; workers drop the duplicates by sequence.
+//! - **Wakes at once**: a trigger NOTIFYs on every insert; when events are known to exist
+//!   but an older transaction elsewhere still holds them back, it polls every few
+//!   milliseconds until they are readable; otherwise it sleeps until the next notification
+//!   (or a 1 s safety tick, in case one was lost while reconnecting).
+//! - **One at a time**: a session-level advisory lock elects the active relay; others
+//!   stand by and take over when its connection goes away.
+//! - **Survives restarts** of RabbitMQ and Postgres: any failure ends the session, which
+//!   starts again after a backoff from the stored checkpoint.
+
+use std::time::{Duration, Instant};
+
+use amqprs::channel::{BasicPublishArguments, Channel, ConfirmSelectArguments};
+use amqprs::connection::Connection;
+use amqprs::{BasicProperties, FieldTable, FieldValue};
+use eventstore::log::{self, LogCursor, LoggedEvent};
+use sqlx::postgres::{PgConnection, PgListener};
+use sqlx::{Connection as _, PgPool, Row};
+use tracing::{info, warn};
+
+use crate::amqp::{self, Confirms, Topology};
+use crate::shutdown::{Backoff, Shutdown};
+
+/// How long the relay waits for the broker to confirm a page.
+pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
+/// The safety tick: the longest the relay sleeps without a notification.
+pub const IDLE_TICK: Duration = Duration::from_secs(1);
+
+/// What a relay needs.
+#[derive(Clone)]
+pub struct RelayConfig {
+    /// The checkpoint's name (one per relay deployment; tests use their own).
+    pub name: String,
+    pub amqp_url: String,
+    pub topology: Topology,
+    /// Events read and published per page (at most `eventstore::log::PAGE_SIZE_MAX`).
+    pub page_size: u32,
+}
+
+/// Runs the relay until `shutdown`, reconnecting with backoff after any failure.
+pub async fn run(pool: PgPool, config: RelayConfig, mut shutdown: Shutdown) {
+    let mut backoff = Backoff::default();
+    while !shutdown.is_set() {
+        let started = Instant::now();
+        match session(&pool, &config, &mut shutdown).await {
+            Ok(()) => return,
+            Err(e) => {
+                metrics::counter!("relay_restarts_total").increment(1);
+                if started.elapsed() > Duration::from_secs(30) {
+                    backoff.reset();
+                }
+                let delay = backoff.next_delay();
+                warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "relay session ended; reconnecting");
+                if !shutdown.sleep(delay).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Where relay `name` stands: its checkpoint, or the start of the log.
+pub async fn checkpoint(pool: &PgPool, name: &str) -> Result<LogCursor, sqlx::Error> {
+    let row = sqlx::query("SELECT tx_id, global_position FROM relay_checkpoints WHERE relay = $1")
+        .bind(name)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row
+        .map(|r| LogCursor {
+            tx_id: r.get("tx_id"),
+            global_position: r.get("global_position"),
+        })
+        .unwrap_or(LogCursor::START))
+}
+
+async fn save_checkpoint(
+    conn: &mut PgConnection,
+    name: &str,
+    at: LogCursor,
+    events: usize,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO relay_checkpoints (relay, tx_id, global_position, events_relayed)
+         VALUES ($1, $2, $3, $4)
+         ON CONFLICT (relay) DO UPDATE
+           SET tx_id = EXCLUDED.tx_id, global_position = EXCLUDED.global_position,
+               events_relayed = relay_checkpoints.events_relayed + EXCLUDED.events_relayed,
+               updated_at = now()",
+    )
+    .bind(name)
+    .bind(at.tx_id)
+    .bind(at.global_position)
+    .bind(events as i64)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// One connected stretch: leadership, LISTEN, AMQP; then pages until shutdown or failure.
+async fn session(
+    pool: &PgPool,
+    config: &RelayConfig,
+    shutdown: &mut Shutdown,
+) -> anyhow::Result<()> {
+    // Leadership: a dedicated connection holds the lock (and writes the checkpoint, so a
+    // relay that lost its connection, and with it the lock, cannot move it any more).
+    let mut leader = PgConnection::connect_with(&pool.connect_options()).await?;
+    let lock_key = format!("betledger-relay:{}", config.name);
+    let mut standing_by = false;
+    loop {
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
+            .bind(&lock_key)
+            .fetch_one(&mut leader)
+            .await?;
+        if got {
+            break;
+        }
+        if !standing_by {
+            info!(relay = %config.name, "another relay is active; standing by");
+            standing_by = true;
+        }
+        if !shutdown.sleep(Duration::from_secs(1)).await {
+            return Ok(());
+        }
+    }
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(log::NOTIFY_CHANNEL).await?;
+
+    let connection = amqp::connect(
+        &config.amqp_url,
+        &format!("betledger-relay-{}", config.name),
+    )
+    .await?;
+    let result = publish_loop(
+        pool,
+        config,
+        shutdown,
+        &mut leader,
+        &mut listener,
+        &connection,
+    )
+    .await;
+    let _ = connection.close().await;
+    result
+}
+
+async fn publish_loop(
+    pool: &PgPool,
+    config: &RelayConfig,
+    shutdown: &mut Shutdown,
+    leader: &mut PgConnection,
+    listener: &mut PgListener,
+    connection: &Connection,
+) -> anyhow::Result<()> {
+    let channel = connection.open_channel(None).await?;
+    let confirms = Confirms::default();
+    channel.register_callback(confirms.clone()).await?;
+    channel
+        .confirm_select(ConfirmSelectArguments::default())
+        .await?;
+    config.topology.declare(&channel).await?;
+    let mut next_tag: u64 = 1;
+    let mut cursor = checkpoint(pool, &config.name).await?;
+    info!(relay = %config.name, tx_id = cursor.tx_id, global_position = cursor.global_position, "relay active");
+    let mut pending_polls: u32 = 0;
+    loop {
+        if shutdown.is_set() {
+            return Ok(());
+        }
+        if !connection.is_open() || !channel.is_open() {
+            anyhow::bail!("AMQP connection lost");
+        }
+        let page = log::read_after(pool, cursor, config.page_size).await?;
+        if let Some(last) = page.last() {
+            pending_polls = 0;
+            for event in &page {
+                publish(&channel, &config.topology, event).await?;
+                confirms.published(next_tag);
+                next_tag += 1;
+            }
+            confirms
+                .wait_all(CONFIRM_TIMEOUT)
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?;
+            save_checkpoint(leader, &config.name, last.cursor(), page.len()).await?;
+            cursor = last.cursor();
+            metrics::counter!("relay_events_published_total").increment(page.len() as u64);
+            metrics::gauge!("relay_checkpoint_global_position").set(last.global_position as f64);
+            let lag = (chrono::Utc::now() - last.recorded_at)
+                .num_milliseconds()
+                .max(0);
+            metrics::gauge!("relay_lag_seconds").set(lag as f64 / 1000.0);
+            continue;
+        }
+        metrics::gauge!("relay_lag_seconds").set(0.0);
+        if log::has_pending(pool, cursor).await? {
+            // Committed events wait behind an older transaction still running somewhere
+            // in the cluster: look again soon, backing off to 50 ms.
+            pending_polls += 1;
+            let delay = Duration::from_millis(u64::from(pending_polls.min(50)));
+            if !shutdown.sleep(delay).await {
+                return Ok(());
+            }
+            continue;
+        }
+        pending_polls = 0;
+        tokio::select! {
+            n = listener.recv() => { n?; }
+            _ = tokio::time::sleep(IDLE_TICK) => {}
+            _ = shutdown.wait() => return Ok(()),
+            _ = connection.listen_network_io_failure() => anyhow::bail!("AMQP connection lost"),
+        }
+    }
+}
+
+/// Publishes one event as the relay does (persistent, with its headers); confirms are the
+/// caller's business.
+pub async fn publish(
+    channel: &Channel,
+    topology: &Topology,
+    event: &LoggedEvent,
+) -> anyhow::Result<()> {
+    let body = serde_json::to_vec(event)?;
+    let mut headers = FieldTable::new();
+    let mut put = |k: &str, v: FieldValue| {
+        headers.insert(k.try_into().expect("short header name"), v);
+    };
+    put(amqp::HEADER_WALLET_ID, amqp::header_str(&event.wallet_id));
+    put(amqp::HEADER_SEQUENCE, FieldValue::l(event.sequence as i64));
+    put(
+        amqp::HEADER_GLOBAL_POSITION,
+        FieldValue::l(event.global_position),
+    );
+    put(
+        amqp::HEADER_EVENT_VERSION,
+        amqp::header_str(&event.event_version),
+    );
+    put(amqp::HEADER_EVENT_TYPE, amqp::header_str(&event.event_type));
+    let mut props = BasicProperties::default();
+    props
+        .with_content_type("application/json")
+        .with_persistence(true)
+        .with_message_id(&format!("{}:{}", event.wallet_id, event.sequence))
+        .with_timestamp(event.recorded_at.timestamp() as u64)
+        .with_headers(headers);
+    channel
+        .basic_publish(
+            props.finish(),
+            body,
+            BasicPublishArguments::new(
+                &topology.events_exchange(),
+                &Topology::routing_key(&event.event_type),
+            ),
+        )
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,403 @@
+//! Projection workers: consume the partition queues and keep the Redis read models equal
+//! to the log.
+//!
+//! - Manual acks after the apply, a bounded prefetch, one message at a time per partition
+//!   (so one wallet's events apply in order).
+//! - Each apply is idempotent and atomic (`readmodel::Applier`): an old sequence is acked
+//!   and skipped; a gap is filled by reading the missing events from Postgres first.
+//! - A message that cannot be applied (it does not decode, or names a version this code
+//!   cannot read) is tried `attempts_max` times, then rejected to the dead-letter exchange
+//!   and counted (`projection_dead_letters_total`); the partition goes on. A dependency
+//!   that is down (Redis, Postgres) is not the message's fault: the worker retries the same
+//!   message with backoff and never dead-letters it for that.
+//! - amqprs does not reconnect: when the connection fails, the session ends and starts
+//!   again after a backoff; unacked messages are redelivered by the broker.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use amqprs::channel::ConsumerMessage;
+use amqprs::channel::{
+    BasicAckArguments, BasicConsumeArguments, BasicQosArguments, BasicRejectArguments, Channel,
+};
+use domain::WalletId;
+use eventstore::log::{self, LoggedEvent};
+use readmodel::{Applier, ApplyOutcome, Change, ReadModelError, ReservationChange};
+use sqlx::PgPool;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::task::JoinSet;
+use tracing::{debug, error, info, warn};
+
+use crate::amqp::{self, Topology};
+use crate::shutdown::{Backoff, Shutdown};
+
+/// What a worker needs.
+#[derive(Clone)]
+pub struct WorkerConfig {
+    /// Names the worker's consumers (visible in RabbitMQ).
+    pub name: String,
+    pub amqp_url: String,
+    pub topology: Topology,
+    /// The partitions this worker consumes (all of them unless split across processes;
+    /// several workers on one partition take turns, one active at a time).
+    pub partitions: Vec<u16>,
+    /// Unacked messages per partition.
+    pub prefetch: u16,
+    /// Tries of a message that cannot be applied before it is dead-lettered.
+    pub attempts_max: u32,
+}
+
+/// Counters a worker keeps (also exported as metrics).
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    pub applied: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub gap_filled: AtomicU64,
+    pub dead_lettered: AtomicU64,
+    /// Connected sessions started (more than one means it reconnected).
+    pub sessions: AtomicU64,
+}
+
+impl WorkerStats {
+    pub fn dead_lettered(&self) -> u64 {
+        self.dead_lettered.load(Ordering::Relaxed)
+    }
+}
+
+/// Why a message was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectError {
+    /// The message itself is bad: retrying cannot help.
+    #[error("poison message: {0}")]
+    Poison(String),
+    /// A dependency failed: the same message will apply once it is back.
+    #[error("dependency unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<ReadModelError> for ProjectError {
+    fn from(e: ReadModelError) -> Self {
+        match e {
+            ReadModelError::Unavailable(e) => ProjectError::Unavailable(e.to_string()),
+            ReadModelError::Corrupt(e) => ProjectError::Poison(e),
+        }
+    }
+}
+
+impl From<eventstore::StoreError> for ProjectError {
+    fn from(e: eventstore::StoreError) -> Self {
+        match e {
+            eventstore::StoreError::Unavailable(e) => ProjectError::Unavailable(e.to_string()),
+            eventstore::StoreError::Corrupt(e) => ProjectError::Poison(e.to_string()),
+        }
+    }
+}
+
+/// Applies one logged event to the read models, filling any gap before it from the log.
+/// Shared by the workers and by anything else that replays events (the replay tool).
+pub async fn project(
+    pool: &PgPool,
+    applier: &Applier,
+    event: &LoggedEvent,
+    stats: &WorkerStats,
+) -> Result<ApplyOutcome, ProjectError> {
+    let change = Change::of(event).map_err(|e| ProjectError::Poison(e.to_string()))?;
+    match apply_change(pool, applier, &change).await? {
+        ApplyOutcome::Gap { last } => {
+            fill_gap(pool, applier, &change, last, stats).await?;
+            match apply_change(pool, applier, &change).await? {
+                ApplyOutcome::Gap { last } => Err(ProjectError::Poison(format!(
+                    "wallet {} still misses events after {last} once filled",
+                    change.wallet_id
+                ))),
+                outcome => Ok(outcome),
+            }
+        }
+        outcome => Ok(outcome),
+    }
+}
+
+async fn apply_change(
+    pool: &PgPool,
+    applier: &Applier,
+    change: &Change,
+) -> Result<ApplyOutcome, ProjectError> {
+    match applier.apply(change, None).await? {
+        ApplyOutcome::UnknownReservation => {
+            let game = game_of_reservation(pool, change).await?;
+            match applier.apply(change, Some(&game)).await? {
+                ApplyOutcome::UnknownReservation => Err(ProjectError::Poison(
+                    "apply refused a settle with its game given".into(),
+                )),
+                outcome => Ok(outcome),
+            }
+        }
+        outcome => Ok(outcome),
+    }
+}
+
+/// Applies the wallet's events after `last` and before `change` from the log.
+async fn fill_gap(
+    pool: &PgPool,
+    applier: &Applier,
+    change: &Change,
+    mut last: u64,
+    stats: &WorkerStats,
+) -> Result<(), ProjectError> {
+    let wallet_id: WalletId = change
+        .wallet_id
+        .parse()
+        .map_err(|e| ProjectError::Poison(format!("wallet id {:?}: {e}", change.wallet_id)))?;
+    debug!(wallet_id = %change.wallet_id, last, next = change.sequence, "filling a gap from the log");
+    while last + 1 < change.sequence {
+        let missing = u32::try_from(change.sequence - last - 1).unwrap_or(u32::MAX);
+        let events = log::wallet_events(pool, wallet_id, last, missing).await?;
+        if events.is_empty() {
+            return Err(ProjectError::Poison(format!(
+                "wallet {} has no event after {last} in the log but a message at {}",
+                change.wallet_id, change.sequence
+            )));
+        }
+        for event in &events {
+            let missing = Change::of(event).map_err(|e| ProjectError::Poison(e.to_string()))?;
+            match apply_change(pool, applier, &missing).await? {
+                ApplyOutcome::Applied => {
+                    stats.gap_filled.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("projection_events_total", "outcome" => "gap_filled")
+                        .increment(1);
+                }
+                ApplyOutcome::Duplicate { .. } => {}
+                other => {
+                    return Err(ProjectError::Poison(format!(
+                        "filling wallet {} at {}: {other:?}",
+                        missing.wallet_id, missing.sequence
+                    )))
+                }
+            }
+            last = event.sequence;
+        }
+    }
+    Ok(())
+}
+
+/// The game of the reservation a settle closes, from the reserve event in the log.
+async fn game_of_reservation(pool: &PgPool, change: &Change) -> Result<String, ProjectError> {
+    let ReservationChange::Close { reservation_id } = &change.reservation else {
+        return Err(ProjectError::Poison(
+            "a settle that closes no reservation".into(),
+        ));
+    };
+    let game: Option<String> = sqlx::query_scalar(
+        "SELECT payload -> 'FundsReserved' ->> 'game_id' FROM events
+          WHERE aggregate_type = $1 AND aggregate_id = $2 AND event_type = 'FundsReserved'
+            AND payload -> 'FundsReserved' ->> 'reservation_id' = $3
+          LIMIT 1",
+    )
+    .bind(eventstore::WALLET_AGGREGATE_TYPE)
+    .bind(&change.wallet_id)
+    .bind(reservation_id)
+    .fetch_optional(pool)
+    .await
+    .map_err(|e| ProjectError::Unavailable(e.to_string()))?;
+    game.ok_or_else(|| {
+        ProjectError::Poison(format!(
+            "wallet {} settles reservation {reservation_id:?}, which the log never opened",
+            change.wallet_id
+        ))
+    })
+}
+
+/// Runs the worker until `shutdown`, reconnecting with backoff after any failure.
+pub async fn run(
+    pool: PgPool,
+    applier: Applier,
+    config: WorkerConfig,
+    stats: Arc<WorkerStats>,
+    mut shutdown: Shutdown,
+) {
+    let mut backoff = Backoff::default();
+    while !shutdown.is_set() {
+        let started = Instant::now();
+        match session(&pool, &applier, &config, &stats, &mut shutdown).await {
+            Ok(()) => return,
+            Err(e) => {
+                metrics::counter!("projection_worker_restarts_total").increment(1);
+                if started.elapsed() > Duration::from_secs(30) {
+                    backoff.reset();
+                }
+                let delay = backoff.next_delay();
+                warn!(worker = %config.name, error = %e, retry_in_ms = delay.as_millis() as u64, "worker session ended; reconnecting");
+                if !shutdown.sleep(delay).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn session(
+    pool: &PgPool,
+    applier: &Applier,
+    config: &WorkerConfig,
+    stats: &Arc<WorkerStats>,
+    shutdown: &mut Shutdown,
+) -> anyhow::Result<()> {
+    let connection = amqp::connect(
+        &config.amqp_url,
+        &format!("betledger-worker-{}", config.name),
+    )
+    .await?;
+    stats.sessions.fetch_add(1, Ordering::Relaxed);
+    let setup = connection.open_channel(None).await?;
+    config.topology.declare(&setup).await?;
+    let _ = setup.close().await;
+
+    let mut partitions = JoinSet::new();
+    for &partition in &config.partitions {
+        let channel = connection.open_channel(None).await?;
+        channel
+            .basic_qos(BasicQosArguments::new(0, config.prefetch, false))
+            .await?;
+        let queue = config.topology.partition_queue(partition);
+        let (_, rx) = channel
+            .basic_consume_rx(BasicConsumeArguments::new(
+                &queue,
+                &format!("{}-{partition}", config.name),
+            ))
+            .await?;
+        let consumer = Consumer {
+            pool: pool.clone(),
+            applier: applier.clone(),
+            stats: stats.clone(),
+            attempts_max: config.attempts_max.max(1),
+            queue,
+        };
+        let shutdown = shutdown.clone();
+        partitions.spawn(async move { consumer.run(channel, rx, shutdown).await });
+    }
+    info!(worker = %config.name, partitions = ?config.partitions, "worker consuming");
+    let result = tokio::select! {
+        ended = partitions.join_next() => match ended {
+            Some(Ok(Ok(()))) | None => Ok(()),
+            Some(Ok(Err(e))) => Err(e),
+            Some(Err(e)) => Err(anyhow::anyhow!("partition task failed: {e}")),
+        },
+        _ = connection.listen_network_io_failure() => Err(anyhow::anyhow!("AMQP connection lost")),
+        _ = shutdown.wait() => Ok(()),
+    };
+    // On shutdown each partition finishes the message in hand, then stops.
+    if result.is_ok() {
+        while partitions.join_next().await.is_some() {}
+    } else {
+        partitions.shutdown().await;
+    }
+    let _ = connection.close().await;
+    result
+}
+
+struct Consumer {
+    pool: PgPool,
+    applier: Applier,
+    stats: Arc<WorkerStats>,
+    attempts_max: u32,
+    queue: String,
+}
+
+impl Consumer {
+    async fn run(
+        self,
+        channel: Channel,
+        mut rx: UnboundedReceiver<ConsumerMessage>,
+        mut shutdown: Shutdown,
+    ) -> anyhow::Result<()> {
+        loop {
+            let message = tokio::select! {
+                m = rx.recv() => m,
+                _ = shutdown.wait() => return Ok(()),
+            };
+            let Some(message) = message else {
+                anyhow::bail!("consumer of {} closed by the broker", self.queue);
+            };
+            let Some(deliver) = message.deliver.as_ref() else {
+                continue;
+            };
+            let tag = deliver.delivery_tag();
+            match self.handle(&message, &mut shutdown).await {
+                Some(true) => {
+                    channel
+                        .basic_ack(BasicAckArguments::new(tag, false))
+                        .await?;
+                }
+                Some(false) => {
+                    channel
+                        .basic_reject(BasicRejectArguments::new(tag, false))
+                        .await?;
+                    self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("projection_dead_letters_total").increment(1);
+                }
+                // Shut down mid-retry: leave the message unacked; the broker redelivers it.
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// `Some(true)`: ack; `Some(false)`: dead-letter; `None`: shutting down.
+    async fn handle(&self, message: &ConsumerMessage, shutdown: &mut Shutdown) -> Option<bool> {
+        let body = message.content.as_deref().unwrap_or_default();
+        let mut attempts = 0;
+        let mut backoff = Backoff::default();
+        loop {
+            let result = match serde_json::from_slice::<LoggedEvent>(body) {
+                Ok(event) => self.apply(&event).await,
+                Err(e) => Err(ProjectError::Poison(format!(
+                    "body is not a logged event: {e}"
+                ))),
+            };
+            match result {
+                Ok(()) => return Some(true),
+                Err(ProjectError::Poison(reason)) => {
+                    attempts += 1;
+                    if attempts >= self.attempts_max {
+                        error!(queue = %self.queue, %reason, attempts, "dead-lettering a message");
+                        return Some(false);
+                    }
+                    warn!(queue = %self.queue, %reason, attempts, "message not applied; trying again");
+                    if !shutdown.sleep(Duration::from_millis(100)).await {
+                        return None;
+                    }
+                }
+                Err(ProjectError::Unavailable(reason)) => {
+                    let delay = backoff.next_delay();
+                    warn!(queue = %self.queue, %reason, retry_in_ms = delay.as_millis() as u64, "dependency down; retrying the same message");
+                    if !shutdown.sleep(delay).await {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn apply(&self, event: &LoggedEvent) -> Result<(), ProjectError> {
+        match project(&self.pool, &self.applier, event, &self.stats).await? {
+            ApplyOutcome::Applied => {
+                self.stats.applied.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("projection_events_total", "outcome" => "applied").increment(1);
+                let lag = (chrono::Utc::now() - event.recorded_at)
+                    .num_microseconds()
+                    .unwrap_or(0);
+                metrics::histogram!("projection_lag_seconds").record(lag.max(0) as f64 / 1e6);
+            }
+            ApplyOutcome::Duplicate { .. } => {
+                self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("projection_events_total", "outcome" => "duplicate").increment(1);
+            }
+            other => {
+                return Err(ProjectError::Poison(format!(
+                    "unexpected apply outcome {other:?}"
+                )))
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,152 @@
+//! The reads the API serves from Redis.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use domain::{Balance, Currency};
+use fred::prelude::*;
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use crate::change::{from_minor, ReservationView};
+use crate::keys::{Keys, Period};
+use crate::ReadModelError;
+
+/// A wallet as its read model holds it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WalletView {
+    pub wallet_id: String,
+    pub player_id: String,
+    pub balance: Balance,
+    /// The last event applied: the read model equals the log up to here.
+    pub sequence: u64,
+    /// Open reservations, oldest expiry first.
+    pub reservations: Vec<ReservationView>,
+}
+
+/// One row of a leaderboard.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LeaderboardEntry {
+    pub rank: u32,
+    pub player_id: String,
+    /// Payouts minus stakes in the period.
+    pub net_win: Decimal,
+}
+
+/// How fresh the leaderboards are: the newest event applied.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Freshness {
+    pub global_position: i64,
+    pub recorded_at: Option<String>,
+}
+
+/// The wallet's read model, or `None` if it has none (yet).
+pub async fn wallet(
+    client: &Client,
+    keys: &Keys,
+    wallet_id: &str,
+) -> Result<Option<WalletView>, ReadModelError> {
+    // One MULTI/EXEC so the balance and the reservations come from the same moment.
+    let trx = client.multi();
+    let _: () = trx.hgetall(keys.wallet(wallet_id)).await?;
+    let _: () = trx.hvals(keys.reservations(wallet_id)).await?;
+    let (fields, open): (HashMap<String, String>, Vec<String>) = trx.exec(true).await?;
+    if fields.is_empty() {
+        return Ok(None);
+    }
+    let corrupt = |what: &str| ReadModelError::Corrupt(format!("wallet {wallet_id}: {what}"));
+    let get = |k: &str| fields.get(k).ok_or_else(|| corrupt(&format!("no {k}")));
+    let decimal = |k: &str| Decimal::from_str(get(k)?).map_err(|e| corrupt(&format!("{k}: {e}")));
+    let mut reservations = open
+        .iter()
+        .map(|json| serde_json::from_str::<ReservationView>(json))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| corrupt(&format!("reservation: {e}")))?;
+    reservations
+        .sort_by(|a, b| (a.expires_at, &a.reservation_id).cmp(&(b.expires_at, &b.reservation_id)));
+    Ok(Some(WalletView {
+        wallet_id: wallet_id.to_string(),
+        player_id: fields.get("player_id").cloned().unwrap_or_default(),
+        balance: Balance {
+            available: decimal("available")?,
+            reserved: decimal("reserved")?,
+            currency: Currency::from_str(get("currency")?).map_err(|e| corrupt(&e.to_string()))?,
+        },
+        sequence: get("sequence")?
+            .parse()
+            .map_err(|e| corrupt(&format!("sequence: {e}")))?,
+        reservations,
+    }))
+}
+
+/// The currencies that have a board for `game_id`, sorted.
+pub async fn leaderboard_currencies(
+    client: &Client,
+    keys: &Keys,
+    game_id: &str,
+) -> Result<Vec<Currency>, ReadModelError> {
+    let codes: Vec<String> = client
+        .smembers(keys.leaderboard_currencies(game_id))
+        .await?;
+    let mut currencies = codes
+        .iter()
+        .map(|c| Currency::from_str(c).map_err(|e| ReadModelError::Corrupt(e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    currencies.sort_by_key(|c| c.code());
+    Ok(currencies)
+}
+
+/// The top `limit` players of `game_id` in `currency` for the period containing `at`.
+pub async fn leaderboard(
+    client: &Client,
+    keys: &Keys,
+    game_id: &str,
+    currency: Currency,
+    period: Period,
+    at: chrono::DateTime<chrono::Utc>,
+    limit: u32,
+) -> Result<Vec<LeaderboardEntry>, ReadModelError> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let key = keys.leaderboard(currency, &period.bucket(at), game_id);
+    let rows: Vec<(String, f64)> = client.zrevrange(key, 0, i64::from(limit) - 1, true).await?;
+    Ok(rows
+        .into_iter()
+        .enumerate()
+        .map(|(i, (player_id, score))| LeaderboardEntry {
+            rank: i as u32 + 1,
+            player_id,
+            // Scores are whole minor units, exact in an f64 up to 2^53.
+            net_win: from_minor(score.round() as i64, currency),
+        })
+        .collect())
+}
+
+/// The newest event applied to the read models.
+pub async fn freshness(client: &Client, keys: &Keys) -> Result<Freshness, ReadModelError> {
+    let fields: HashMap<String, String> = client.hgetall(keys.meta()).await?;
+    Ok(Freshness {
+        global_position: fields
+            .get("global_position")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0),
+        recorded_at: fields.get("recorded_at").cloned(),
+    })
+}
+
+/// Every key matching `pattern` (a Redis glob), by SCAN: never blocks Redis the way KEYS
+/// would. For reconciliation and tests, not for request paths.
+pub async fn scan_keys(client: &Client, pattern: &str) -> Result<Vec<String>, ReadModelError> {
+    use futures::TryStreamExt;
+    let keys: Vec<fred::types::Key> = client
+        .scan_buffered(pattern.to_string(), Some(1_000), None)
+        .try_collect()
+        .await?;
+    keys.into_iter()
+        .map(|k| {
+            k.into_string()
+                .ok_or_else(|| ReadModelError::Corrupt("a key that is not UTF-8".into()))
+        })
+        .collect()
+}
