@@ -1,0 +1,427 @@
+//! `read-side-bench`: measures the read side on the real services, in one run.
+//!
+//! 1. **Relay throughput**: writes a log of `--events` events straight into a fresh
+//!    database (valid wallets: an open, then deposits), starts the relay and times it to
+//!    the log's head (events per second, with publisher confirms and a checkpoint per
+//!    page); then starts a worker and times it draining the queues into Redis.
+//! 2. **Projection lag**: drives `--rate` commands per second through the write path
+//!    (cqrs-es + postgres-es) for `--seconds`, and for each command measures the time
+//!    from its commit (the receipt) until Redis shows its sequence: p50, p99, max.
+//!
+//! Uses its own database, exchange/queue names and key prefix, and removes them at the end.
+//! Prints progress lines, then one JSON line with every figure (for tools).
+//!
+//! ```text
+//! eval "$(scripts/services.sh env)"
+//! cargo run --release -p projections --bin read-side-bench -- --events 50000 --rate 200 --seconds 20
+//! ```
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::Utc;
+use clap::Parser;
+use domain::{
+    Currency, GameId, PlayerId, ReservationId, RoundId, TransactionId, WalletCommand, WalletId,
+};
+use eventstore::{CqrsWalletStore, WalletStore};
+use projections::{relay, shutdown, worker, RelayConfig, Topology, WorkerConfig, WorkerStats};
+use readmodel::{Applier, Keys};
+use rust_decimal::Decimal;
+use sqlx::{Connection, PgConnection, PgPool};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "read-side-bench",
+    about = "Relay throughput and projection lag, measured in one run"
+)]
+struct Args {
+    /// Events in the pre-written log for the throughput phase.
+    #[arg(long, default_value_t = 50_000)]
+    events: u32,
+    /// Wallets the pre-written log spreads its events over.
+    #[arg(long, default_value_t = 1_000)]
+    wallets: u32,
+    /// Commands per second in the lag phase.
+    #[arg(long, default_value_t = 200)]
+    rate: u32,
+    /// Length of the lag phase.
+    #[arg(long, default_value_t = 20)]
+    seconds: u64,
+    /// Partition queues.
+    #[arg(long, default_value_t = 4)]
+    partitions: u16,
+    #[arg(
+        long,
+        env = "BETLEDGER_DATABASE_URL",
+        default_value = "postgres://betledger@127.0.0.1:55432/betledger",
+        hide_env_values = true
+    )]
+    database_url: String,
+    #[arg(
+        long,
+        env = "BETLEDGER_REDIS_URL",
+        default_value = "redis://127.0.0.1:56379",
+        hide_env_values = true
+    )]
+    redis_url: String,
+    #[arg(
+        long,
+        env = "BETLEDGER_AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:55672/%2f",
+        hide_env_values = true
+    )]
+    amqp_url: String,
+}
+
+#[tokio::main]
+async fn main() {
+    if let Err(e) = run(Args::parse()).await {
+        eprintln!("read-side-bench: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let name = format!("bench_{}", std::process::id());
+    let mut admin = PgConnection::connect(&args.database_url).await.context(
+        "connecting to PostgreSQL (BETLEDGER_DATABASE_URL); `scripts/services.sh up` starts it",
+    )?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await?;
+    let url = with_database(&args.database_url, &name);
+    let result = bench(&args, &name, &url).await;
+    let pool_gone = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await;
+    if let Err(e) = pool_gone {
+        eprintln!("read-side-bench: could not drop database {name}: {e}");
+    }
+    result
+}
+
+fn with_database(url: &str, db: &str) -> String {
+    match url.rfind('/') {
+        Some(i) if url[..i].contains("://") && i > url.find("://").unwrap() + 2 => {
+            let rest = &url[i + 1..];
+            let query = rest.find('?').map(|q| &rest[q..]).unwrap_or("");
+            format!("{}/{db}{query}", &url[..i])
+        }
+        _ => format!("{url}/{db}"),
+    }
+}
+
+async fn bench(args: &Args, name: &str, url: &str) -> anyhow::Result<()> {
+    let pool = eventstore::db::connect(url, 16).await?;
+    eventstore::db::migrate(&pool).await?;
+    let redis = readmodel::connect(&args.redis_url).await?;
+    readmodel::wait_connected(&redis, Duration::from_secs(5))
+        .await
+        .context("connecting to Redis (BETLEDGER_REDIS_URL)")?;
+    let keys = Keys::new(name);
+    let applier = Applier::new(redis.clone(), keys.clone());
+    let topology = Topology::new(name, args.partitions);
+    let stats = Arc::new(WorkerStats::default());
+
+    // ---- phase 1: relay throughput over a pre-written log --------------------------------
+    println!(
+        "writing a log of {} events over {} wallets",
+        args.events, args.wallets
+    );
+    prewrite(&pool, args.events, args.wallets).await?;
+    let head: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&pool)
+        .await?;
+    let (relay_stop, relay_signal) = shutdown::channel();
+    let relay_config = RelayConfig {
+        name: name.to_string(),
+        amqp_url: args.amqp_url.clone(),
+        topology: topology.clone(),
+        page_size: 500,
+    };
+    let started = Instant::now();
+    let relay_task = tokio::spawn(relay::run(pool.clone(), relay_config, relay_signal));
+    wait_progress("relay", started, head as u64, || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT coalesce(sum(events_relayed), 0)::bigint FROM relay_checkpoints",
+        )
+        .fetch_one(&pool)
+        .await
+        .map(|n| n as u64)
+        .unwrap_or(0)
+    })
+    .await?;
+    let relay_secs = started.elapsed().as_secs_f64();
+    let relay_rate = head as f64 / relay_secs;
+    println!("relay: {head} events in {relay_secs:.2} s = {relay_rate:.0} events/s (confirmed, checkpointed)");
+
+    let (worker_stop, worker_signal) = shutdown::channel();
+    let worker_config = WorkerConfig {
+        name: name.to_string(),
+        amqp_url: args.amqp_url.clone(),
+        topology: topology.clone(),
+        partitions: (0..args.partitions).collect(),
+        prefetch: 256,
+        attempts_max: 5,
+    };
+    let started = Instant::now();
+    let worker_task = tokio::spawn(worker::run(
+        pool.clone(),
+        applier.clone(),
+        worker_config,
+        stats.clone(),
+        worker_signal,
+    ));
+    let s = stats.clone();
+    wait_progress("workers", started, head as u64, || {
+        let s = s.clone();
+        async move {
+            s.applied.load(std::sync::atomic::Ordering::Relaxed)
+                + s.gap_filled.load(std::sync::atomic::Ordering::Relaxed)
+        }
+    })
+    .await?;
+    let drain_secs = started.elapsed().as_secs_f64();
+    let drain_rate = head as f64 / drain_secs;
+    println!("workers: {head} events into Redis in {drain_secs:.2} s = {drain_rate:.0} events/s ({} partitions)", args.partitions);
+
+    // ---- phase 2: lag at a steady command rate --------------------------------------------
+    println!(
+        "lag: {} commands/s for {} s through the write path",
+        args.rate, args.seconds
+    );
+    let store: Arc<dyn WalletStore> = Arc::new(CqrsWalletStore::new(pool.clone()));
+    let wallets = open_wallets(store.as_ref(), 200).await?;
+    // Let the opens drain so they do not count in the lag figures.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let lags = steady_load(store, &applier, &wallets, args.rate, args.seconds).await?;
+    let errors = lags.iter().filter(|l| l.is_none()).count();
+    let mut lags: Vec<f64> = lags.into_iter().flatten().collect();
+    lags.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        lags.get(((lags.len() as f64 * p) as usize).min(lags.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    let (p50, p99, max) = (
+        pct(0.50),
+        pct(0.99),
+        lags.last().copied().unwrap_or(f64::NAN),
+    );
+    println!(
+        "lag (commit to visible in Redis) over {} commands: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms{}",
+        lags.len(),
+        if errors > 0 { format!(" ({errors} not visible within 10 s)") } else { String::new() }
+    );
+
+    relay_stop.fire();
+    worker_stop.fire();
+    let _ = relay_task.await;
+    let _ = worker_task.await;
+    cleanup(&args.amqp_url, &topology, &redis, name).await;
+    println!(
+        "{}",
+        serde_json::json!({
+            "relay_events": head, "relay_seconds": relay_secs, "relay_events_per_s": relay_rate,
+            "worker_events_per_s": drain_rate, "partitions": args.partitions,
+            "lag_commands": lags.len(), "lag_rate_per_s": args.rate, "lag_not_visible": errors,
+            "lag_p50_ms": p50, "lag_p99_ms": p99, "lag_max_ms": max,
+        })
+    );
+    Ok(())
+}
+
+/// Waits until `done()` reaches `target`, printing a progress line every second.
+async fn wait_progress<F, Fut>(
+    what: &str,
+    started: Instant,
+    target: u64,
+    done: F,
+) -> anyhow::Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = u64>,
+{
+    let mut last_print = Instant::now();
+    loop {
+        let n = done().await;
+        if n >= target {
+            return Ok(());
+        }
+        if last_print.elapsed() >= Duration::from_secs(1) {
+            let rate = n as f64 / started.elapsed().as_secs_f64();
+            println!("  {what}: {n}/{target} ({rate:.0}/s)");
+            last_print = Instant::now();
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(600),
+            "{what} did not finish within 10 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A valid log straight in SQL: per wallet an open, then deposits of 1.00 with the
+/// balance after each in the metadata, as the write path records it.
+async fn prewrite(pool: &PgPool, events: u32, wallets: u32) -> anyhow::Result<()> {
+    let per_wallet = (events / wallets.max(1)).max(1);
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         SELECT 'wallet', md5('bench' || w)::uuid::text, s,
+                CASE WHEN s = 1 THEN 'WalletOpened' ELSE 'FundsDeposited' END, '1.0',
+                CASE WHEN s = 1
+                     THEN jsonb_build_object('WalletOpened', jsonb_build_object(
+                            'wallet_id', md5('bench' || w)::uuid::text, 'player_id', 'bench-' || w, 'currency', 'EUR'))
+                     ELSE jsonb_build_object('FundsDeposited', jsonb_build_object(
+                            'transaction_id', 'dep-' || s, 'amount', '1.00')) END,
+                jsonb_build_object('command', CASE WHEN s = 1 THEN 'open' ELSE 'deposit' END,
+                                   'request_sha256', 'bench',
+                                   'available', to_char(s - 1, 'FM999999990') || '.00',
+                                   'reserved', '0.00', 'currency', 'EUR')
+                  || CASE WHEN s = 1 THEN '{}'::jsonb ELSE jsonb_build_object('transaction_id', 'dep-' || s) END
+           FROM generate_series(1, $1::int) AS w, generate_series(1, $2::int) AS s",
+    )
+    .bind(wallets as i32)
+    .bind(per_wallet as i32)
+    .execute(pool)
+    .await
+    .context("writing the bench log")?;
+    Ok(())
+}
+
+async fn open_wallets(store: &dyn WalletStore, n: usize) -> anyhow::Result<Vec<WalletId>> {
+    let mut wallets = Vec::with_capacity(n);
+    for i in 0..n {
+        let player = PlayerId::new(format!("lag-{i}"))?;
+        let wallet = WalletId::for_player(&player, Currency::Eur);
+        store
+            .execute(
+                wallet,
+                WalletCommand::Open {
+                    player_id: player,
+                    currency: Currency::Eur,
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("open: {e:?}"))?;
+        store
+            .execute(
+                wallet,
+                WalletCommand::Deposit {
+                    transaction_id: TransactionId::new(format!("fund-{i}"))?,
+                    amount: Decimal::new(1_000_000, 2),
+                    currency: None,
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("deposit: {e:?}"))?;
+        wallets.push(wallet);
+    }
+    Ok(wallets)
+}
+
+/// Issues `rate` commands a second for `seconds` (reserve, then settle of that bet), and
+/// for each measures commit-to-visible in milliseconds (`None`: not visible within 10 s).
+async fn steady_load(
+    store: Arc<dyn WalletStore>,
+    applier: &Applier,
+    wallets: &[WalletId],
+    rate: u32,
+    seconds: u64,
+) -> anyhow::Result<Vec<Option<f64>>> {
+    let total = u64::from(rate) * seconds;
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut probes = tokio::task::JoinSet::new();
+    let started = Instant::now();
+    for n in 0..total {
+        ticker.tick().await;
+        let wallet = wallets[(n as usize) % wallets.len()];
+        let store = store.clone();
+        let applier = applier.clone();
+        probes.spawn(async move {
+            let rid = format!("bet-{n}");
+            let game = GameId::new(format!("g{}", n % 5)).ok()?;
+            let reserve = WalletCommand::Reserve {
+                reservation_id: ReservationId::new(rid.clone()).ok()?,
+                amount: Decimal::new(100, 2),
+                currency: None,
+                game_id: game,
+                round_id: RoundId::new(rid.clone()).ok()?,
+                timeout_s: 3_600,
+                now: Utc::now(),
+            };
+            let receipt = store.execute(wallet, reserve).await.ok()?;
+            let committed = Instant::now();
+            let wallet_key = wallet.to_string();
+            let deadline = committed + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if applier.last_sequence(&wallet_key).await.ok()? >= receipt.sequence {
+                    let lag = committed.elapsed().as_secs_f64() * 1000.0;
+                    // Close the bet so wallets do not pile up open reservations.
+                    let _ = store
+                        .execute(
+                            wallet,
+                            WalletCommand::Settle {
+                                reservation_id: ReservationId::new(rid.clone()).ok()?,
+                                transaction_id: TransactionId::new(format!("win-{n}")).ok()?,
+                                payout: Decimal::new(50 * (n % 3) as i64, 2),
+                                currency: None,
+                            },
+                        )
+                        .await;
+                    return Some(lag);
+                }
+                tokio::time::sleep(Duration::from_micros(500)).await;
+            }
+            None
+        });
+        if n > 0 && n % u64::from(rate) == 0 {
+            println!(
+                "  lag phase: {n}/{total} commands ({:.0} s)",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    let mut lags = Vec::with_capacity(total as usize);
+    while let Some(r) = probes.join_next().await {
+        lags.push(r.ok().flatten());
+    }
+    Ok(lags)
+}
+
+async fn cleanup(amqp_url: &str, topology: &Topology, redis: &fred::prelude::Client, prefix: &str) {
+    use amqprs::channel::{ExchangeDeleteArguments, QueueDeleteArguments};
+    use fred::prelude::KeysInterface;
+    if let Ok(connection) = projections::amqp::connect(amqp_url, "read-side-bench-cleanup").await {
+        if let Ok(channel) = connection.open_channel(None).await {
+            for p in 0..topology.partitions {
+                let _ = channel
+                    .queue_delete(QueueDeleteArguments::new(&topology.partition_queue(p)))
+                    .await;
+            }
+            let _ = channel
+                .queue_delete(QueueDeleteArguments::new(&topology.dead_letter_queue()))
+                .await;
+            for x in [
+                topology.partition_exchange(),
+                topology.events_exchange(),
+                topology.dead_letter_exchange(),
+            ] {
+                let _ = channel
+                    .exchange_delete(ExchangeDeleteArguments::new(&x))
+                    .await;
+            }
+        }
+        let _ = connection.close().await;
+    }
+    if let Ok(keys) = readmodel::query::scan_keys(redis, &format!("{prefix}:*")).await {
+        for chunk in keys.chunks(1_000) {
+            let _: Result<i64, _> = redis.del(chunk.to_vec()).await;
+        }
+    }
+}
