@@ -200,16 +200,16 @@ case "${1:-up}" in
   down)
     stop_rabbitmq; stop_redis; stop_postgres; log "stopped" ;;
   env) print_env ;;
-  restart-rabbitmq)
-    # For the broker-restart test: the whole node goes down and comes back.
+  restart-rabbitmq|restart-postgres)
+    # For the service-restart tests: the whole server goes down and comes back.
     choose_data_dir
-    stop_rabbitmq
-    start_rabbitmq
+    if [ "$1" = restart-rabbitmq ]; then stop_rabbitmq; start_rabbitmq
+    else stop_postgres; start_postgres; fi
     ;;
   status)
     pg_running && log "PostgreSQL: up" || log "PostgreSQL: down"
     redis_running && log "Redis: up" || log "Redis: down"
     rabbit_running && log "RabbitMQ: up" || log "RabbitMQ: down"
     ;;
-  *) die "usage: $0 up|down|env|status|restart-rabbitmq" ;;
+  *) die "usage: $0 up|down|env|status|restart-rabbitmq|restart-postgres" ;;
 esac

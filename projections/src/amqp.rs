@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use amqprs::callbacks::ChannelCallback;
 use amqprs::channel::{
-    Channel, ExchangeBindArguments, ExchangeDeclareArguments, ExchangeType, QueueBindArguments,
-    QueueDeclareArguments,
+    Channel, ExchangeBindArguments, ExchangeDeclareArguments, ExchangeDeleteArguments,
+    ExchangeType, QueueBindArguments, QueueDeclareArguments, QueueDeleteArguments,
 };
 use amqprs::connection::{Connection, OpenConnectionArguments};
 use amqprs::{Ack, BasicProperties, Cancel, CloseChannel, FieldTable, FieldValue, Nack, Return};
@@ -153,6 +153,29 @@ impl Topology {
                 .await?;
         }
         Ok(())
+    }
+
+    /// Deletes every queue and exchange of this topology, messages and all: for tests and
+    /// benchmarks that made their own. Never run against a deployment's prefix.
+    pub async fn delete(&self, channel: &Channel) {
+        let mut queues: Vec<String> = (0..self.partitions)
+            .map(|p| self.partition_queue(p))
+            .collect();
+        queues.push(self.dead_letter_queue());
+        for queue in queues {
+            let _ = channel
+                .queue_delete(QueueDeleteArguments::new(&queue))
+                .await;
+        }
+        for exchange in [
+            self.partition_exchange(),
+            self.events_exchange(),
+            self.dead_letter_exchange(),
+        ] {
+            let _ = channel
+                .exchange_delete(ExchangeDeleteArguments::new(&exchange))
+                .await;
+        }
     }
 
     fn partition_queue_arguments(&self) -> FieldTable {

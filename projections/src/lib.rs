@@ -9,9 +9,11 @@
 //! - [`worker`]: consumes a partition and applies each event with `readmodel::Applier`,
 //!   filling gaps from the log and dead-lettering poison.
 //! - [`shutdown`]: the stop signal and reconnect backoff both share.
+//! - [`cli`]: options the binaries share.
 #![forbid(unsafe_code)]
 
 pub mod amqp;
+pub mod cli;
 pub mod relay;
 pub mod shutdown;
 pub mod worker;

@@ -26,27 +26,8 @@ use projections::{relay, shutdown, worker, RelayConfig, Topology, WorkerConfig, 
 struct Cli {
     #[command(subcommand)]
     role: Option<Role>,
-    #[arg(
-        long,
-        env = "BETLEDGER_DATABASE_URL",
-        default_value = "postgres://betledger@127.0.0.1:55432/betledger",
-        hide_env_values = true
-    )]
-    database_url: String,
-    #[arg(
-        long,
-        env = "BETLEDGER_REDIS_URL",
-        default_value = "redis://127.0.0.1:56379",
-        hide_env_values = true
-    )]
-    redis_url: String,
-    #[arg(
-        long,
-        env = "BETLEDGER_AMQP_URL",
-        default_value = "amqp://guest:guest@127.0.0.1:55672/%2f",
-        hide_env_values = true
-    )]
-    amqp_url: String,
+    #[command(flatten)]
+    urls: projections::cli::ServiceUrls,
     /// Prefix of the exchange and queue names.
     #[arg(long, env = "BETLEDGER_AMQP_PREFIX", default_value = "betledger")]
     amqp_prefix: String,
@@ -106,7 +87,7 @@ async fn start() -> anyhow::Result<()> {
         .install_recorder()
         .context("installing the metrics recorder")?;
 
-    let pool = eventstore::db::connect(&cli.database_url, 8)
+    let pool = eventstore::db::connect(&cli.urls.database_url, 8)
         .await
         .context("connecting to PostgreSQL (BETLEDGER_DATABASE_URL)")?;
     eventstore::db::migrate(&pool)
@@ -143,20 +124,20 @@ async fn start() -> anyhow::Result<()> {
     if let Some(name) = run_relay {
         let config = RelayConfig {
             name,
-            amqp_url: cli.amqp_url.clone(),
+            amqp_url: cli.urls.amqp_url.clone(),
             topology: topology.clone(),
             page_size: 500,
         };
         tasks.spawn(relay::run(pool.clone(), config, stop.clone()));
     }
     if !worker_partitions.is_empty() {
-        let client = readmodel::connect(&cli.redis_url)
+        let client = readmodel::connect(&cli.urls.redis_url)
             .await
             .context("configuring the Redis client (BETLEDGER_REDIS_URL)")?;
         let applier = readmodel::Applier::new(client, readmodel::Keys::new(&cli.redis_prefix));
         let config = WorkerConfig {
             name: format!("{}-{}", hostname(), std::process::id()),
-            amqp_url: cli.amqp_url.clone(),
+            amqp_url: cli.urls.amqp_url.clone(),
             topology: topology.clone(),
             partitions: worker_partitions,
             prefetch,

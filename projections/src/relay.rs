@@ -15,7 +15,7 @@
 //! - **Survives restarts** of RabbitMQ and Postgres: any failure ends the session, which
 //!   starts again after a backoff from the stored checkpoint.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use amqprs::channel::{BasicPublishArguments, Channel, ConfirmSelectArguments};
 use amqprs::connection::Connection;
@@ -23,10 +23,10 @@ use amqprs::{BasicProperties, FieldTable, FieldValue};
 use eventstore::log::{self, LogCursor, LoggedEvent};
 use sqlx::postgres::{PgConnection, PgListener};
 use sqlx::{Connection as _, PgPool, Row};
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::amqp::{self, Confirms, Topology};
-use crate::shutdown::{Backoff, Shutdown};
+use crate::shutdown::{supervise, Shutdown};
 
 /// How long the relay waits for the broker to confirm a page.
 pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
@@ -45,25 +45,13 @@ pub struct RelayConfig {
 }
 
 /// Runs the relay until `shutdown`, reconnecting with backoff after any failure.
-pub async fn run(pool: PgPool, config: RelayConfig, mut shutdown: Shutdown) {
-    let mut backoff = Backoff::default();
-    while !shutdown.is_set() {
-        let started = Instant::now();
-        match session(&pool, &config, &mut shutdown).await {
-            Ok(()) => return,
-            Err(e) => {
-                metrics::counter!("relay_restarts_total").increment(1);
-                if started.elapsed() > Duration::from_secs(30) {
-                    backoff.reset();
-                }
-                let delay = backoff.next_delay();
-                warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "relay session ended; reconnecting");
-                if !shutdown.sleep(delay).await {
-                    return;
-                }
-            }
-        }
-    }
+pub async fn run(pool: PgPool, config: RelayConfig, shutdown: Shutdown) {
+    let what = format!("relay {}", config.name);
+    supervise(&what, "relay_restarts_total", shutdown, |mut stop| {
+        let (pool, config) = (pool.clone(), config.clone());
+        async move { session(&pool, &config, &mut stop).await }
+    })
+    .await
 }
 
 /// Where relay `name` stands: its checkpoint, or the start of the log.

@@ -65,3 +65,36 @@ impl Backoff {
         self.next = Self::MIN;
     }
 }
+
+/// Runs `session` again and again until `shutdown`: a session that fails (a lost
+/// connection, a dependency down) is logged, counted in the `restarts` metric and started
+/// again after a backoff, reset once a session has run for 30 s. amqprs and the relay's
+/// dedicated Postgres connections do not reconnect on their own; this is where they do.
+pub async fn supervise<F, Fut>(
+    what: &str,
+    restarts: &'static str,
+    mut shutdown: Shutdown,
+    mut session: F,
+) where
+    F: FnMut(Shutdown) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut backoff = Backoff::default();
+    while !shutdown.is_set() {
+        let started = std::time::Instant::now();
+        match session(shutdown.clone()).await {
+            Ok(()) => return,
+            Err(e) => {
+                metrics::counter!(restarts).increment(1);
+                if started.elapsed() > std::time::Duration::from_secs(30) {
+                    backoff.reset();
+                }
+                let delay = backoff.next_delay();
+                tracing::warn!(what, error = %e, retry_in_ms = delay.as_millis() as u64, "session ended; reconnecting");
+                if !shutdown.sleep(delay).await {
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -15,7 +15,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use amqprs::channel::ConsumerMessage;
 use amqprs::channel::{
@@ -30,7 +30,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
 use crate::amqp::{self, Topology};
-use crate::shutdown::{Backoff, Shutdown};
+use crate::shutdown::{supervise, Backoff, Shutdown};
 
 /// What a worker needs.
 #[derive(Clone)]
@@ -214,26 +214,20 @@ pub async fn run(
     applier: Applier,
     config: WorkerConfig,
     stats: Arc<WorkerStats>,
-    mut shutdown: Shutdown,
+    shutdown: Shutdown,
 ) {
-    let mut backoff = Backoff::default();
-    while !shutdown.is_set() {
-        let started = Instant::now();
-        match session(&pool, &applier, &config, &stats, &mut shutdown).await {
-            Ok(()) => return,
-            Err(e) => {
-                metrics::counter!("projection_worker_restarts_total").increment(1);
-                if started.elapsed() > Duration::from_secs(30) {
-                    backoff.reset();
-                }
-                let delay = backoff.next_delay();
-                warn!(worker = %config.name, error = %e, retry_in_ms = delay.as_millis() as u64, "worker session ended; reconnecting");
-                if !shutdown.sleep(delay).await {
-                    return;
-                }
-            }
-        }
-    }
+    let what = format!("worker {}", config.name);
+    supervise(
+        &what,
+        "projection_worker_restarts_total",
+        shutdown,
+        |mut stop| {
+            let (pool, applier, config, stats) =
+                (pool.clone(), applier.clone(), config.clone(), stats.clone());
+            async move { session(&pool, &applier, &config, &stats, &mut stop).await }
+        },
+    )
+    .await
 }
 
 async fn session(

@@ -153,27 +153,9 @@ async fn the_binary_projects_dead_letters_poison_and_stops_on_sigterm() {
     assert!(status.success(), "exit status {status}");
 
     // Clean up what the run created.
-    use amqprs::channel::{ExchangeDeleteArguments, QueueDeleteArguments};
-    for q in [topology.partition_queue(0), topology.dead_letter_queue()] {
-        let _ = channel.queue_delete(QueueDeleteArguments::new(&q)).await;
-    }
-    for x in [
-        topology.partition_exchange(),
-        topology.events_exchange(),
-        topology.dead_letter_exchange(),
-    ] {
-        let _ = channel
-            .exchange_delete(ExchangeDeleteArguments::new(&x))
-            .await;
-    }
+    topology.delete(&channel).await;
     let _ = connection.close().await;
-    let keys = readmodel::query::scan_keys(&redis, &format!("{name}:*"))
-        .await
-        .unwrap_or_default();
-    if !keys.is_empty() {
-        use fred::prelude::KeysInterface;
-        let _: Result<i64, _> = redis.del(keys).await;
-    }
+    let _ = readmodel::query::delete_prefix(&redis, &name).await;
     pool.close().await;
     sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .execute(&admin)

@@ -150,3 +150,13 @@ pub async fn scan_keys(client: &Client, pattern: &str) -> Result<Vec<String>, Re
         })
         .collect()
 }
+
+/// Deletes every key under `prefix` (`{prefix}:*`): for tests and benchmarks that used a
+/// prefix of their own. Returns how many were deleted.
+pub async fn delete_prefix(client: &Client, prefix: &str) -> Result<usize, ReadModelError> {
+    let keys = scan_keys(client, &format!("{prefix}:*")).await?;
+    for chunk in keys.chunks(1_000) {
+        let _: i64 = client.del(chunk.to_vec()).await?;
+    }
+    Ok(keys.len())
+}

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use amqprs::channel::{Channel, ExchangeDeleteArguments, QueueDeleteArguments};
+use amqprs::channel::Channel;
 use amqprs::connection::Connection;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
@@ -260,32 +260,9 @@ impl ReadSide {
             worker.stop().await;
         }
         let (connection, channel) = self.amqp().await;
-        for p in 0..self.topology.partitions {
-            let _ = channel
-                .queue_delete(QueueDeleteArguments::new(&self.topology.partition_queue(p)))
-                .await;
-        }
-        let _ = channel
-            .queue_delete(QueueDeleteArguments::new(
-                &self.topology.dead_letter_queue(),
-            ))
-            .await;
-        for exchange in [
-            self.topology.partition_exchange(),
-            self.topology.events_exchange(),
-            self.topology.dead_letter_exchange(),
-        ] {
-            let _ = channel
-                .exchange_delete(ExchangeDeleteArguments::new(&exchange))
-                .await;
-        }
+        self.topology.delete(&channel).await;
         let _ = connection.close().await;
-        let keys = query::scan_keys(&self.redis, &format!("{}:*", self.prefix))
-            .await
-            .unwrap_or_default();
-        if !keys.is_empty() {
-            let _: Result<i64, _> = self.redis.del(keys).await;
-        }
+        let _ = query::delete_prefix(&self.redis, &self.prefix).await;
     }
 }
 

@@ -53,27 +53,8 @@ struct Args {
     /// Partition queues.
     #[arg(long, default_value_t = 4)]
     partitions: u16,
-    #[arg(
-        long,
-        env = "BETLEDGER_DATABASE_URL",
-        default_value = "postgres://betledger@127.0.0.1:55432/betledger",
-        hide_env_values = true
-    )]
-    database_url: String,
-    #[arg(
-        long,
-        env = "BETLEDGER_REDIS_URL",
-        default_value = "redis://127.0.0.1:56379",
-        hide_env_values = true
-    )]
-    redis_url: String,
-    #[arg(
-        long,
-        env = "BETLEDGER_AMQP_URL",
-        default_value = "amqp://guest:guest@127.0.0.1:55672/%2f",
-        hide_env_values = true
-    )]
-    amqp_url: String,
+    #[command(flatten)]
+    urls: projections::cli::ServiceUrls,
 }
 
 #[tokio::main]
@@ -86,13 +67,15 @@ async fn main() {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let name = format!("bench_{}", std::process::id());
-    let mut admin = PgConnection::connect(&args.database_url).await.context(
-        "connecting to PostgreSQL (BETLEDGER_DATABASE_URL); `scripts/services.sh up` starts it",
-    )?;
+    let mut admin = PgConnection::connect(&args.urls.database_url)
+        .await
+        .context(
+            "connecting to PostgreSQL (BETLEDGER_DATABASE_URL); `scripts/services.sh up` starts it",
+        )?;
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut admin)
         .await?;
-    let url = with_database(&args.database_url, &name);
+    let url = with_database(&args.urls.database_url, &name);
     let result = bench(&args, &name, &url).await;
     let pool_gone = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .execute(&mut admin)
@@ -117,7 +100,7 @@ fn with_database(url: &str, db: &str) -> String {
 async fn bench(args: &Args, name: &str, url: &str) -> anyhow::Result<()> {
     let pool = eventstore::db::connect(url, 16).await?;
     eventstore::db::migrate(&pool).await?;
-    let redis = readmodel::connect(&args.redis_url).await?;
+    let redis = readmodel::connect(&args.urls.redis_url).await?;
     readmodel::wait_connected(&redis, Duration::from_secs(5))
         .await
         .context("connecting to Redis (BETLEDGER_REDIS_URL)")?;
@@ -138,7 +121,7 @@ async fn bench(args: &Args, name: &str, url: &str) -> anyhow::Result<()> {
     let (relay_stop, relay_signal) = shutdown::channel();
     let relay_config = RelayConfig {
         name: name.to_string(),
-        amqp_url: args.amqp_url.clone(),
+        amqp_url: args.urls.amqp_url.clone(),
         topology: topology.clone(),
         page_size: 500,
     };
@@ -161,7 +144,7 @@ async fn bench(args: &Args, name: &str, url: &str) -> anyhow::Result<()> {
     let (worker_stop, worker_signal) = shutdown::channel();
     let worker_config = WorkerConfig {
         name: name.to_string(),
-        amqp_url: args.amqp_url.clone(),
+        amqp_url: args.urls.amqp_url.clone(),
         topology: topology.clone(),
         partitions: (0..args.partitions).collect(),
         prefetch: 256,
@@ -221,7 +204,7 @@ async fn bench(args: &Args, name: &str, url: &str) -> anyhow::Result<()> {
     worker_stop.fire();
     let _ = relay_task.await;
     let _ = worker_task.await;
-    cleanup(&args.amqp_url, &topology, &redis, name).await;
+    cleanup(&args.urls.amqp_url, &topology, &redis, name).await;
     println!(
         "{}",
         serde_json::json!({
@@ -395,33 +378,11 @@ async fn steady_load(
 }
 
 async fn cleanup(amqp_url: &str, topology: &Topology, redis: &fred::prelude::Client, prefix: &str) {
-    use amqprs::channel::{ExchangeDeleteArguments, QueueDeleteArguments};
-    use fred::prelude::KeysInterface;
     if let Ok(connection) = projections::amqp::connect(amqp_url, "read-side-bench-cleanup").await {
         if let Ok(channel) = connection.open_channel(None).await {
-            for p in 0..topology.partitions {
-                let _ = channel
-                    .queue_delete(QueueDeleteArguments::new(&topology.partition_queue(p)))
-                    .await;
-            }
-            let _ = channel
-                .queue_delete(QueueDeleteArguments::new(&topology.dead_letter_queue()))
-                .await;
-            for x in [
-                topology.partition_exchange(),
-                topology.events_exchange(),
-                topology.dead_letter_exchange(),
-            ] {
-                let _ = channel
-                    .exchange_delete(ExchangeDeleteArguments::new(&x))
-                    .await;
-            }
+            topology.delete(&channel).await;
         }
         let _ = connection.close().await;
     }
-    if let Ok(keys) = readmodel::query::scan_keys(redis, &format!("{prefix}:*")).await {
-        for chunk in keys.chunks(1_000) {
-            let _: Result<i64, _> = redis.del(chunk.to_vec()).await;
-        }
-    }
+    let _ = readmodel::query::delete_prefix(redis, prefix).await;
 }
