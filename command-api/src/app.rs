@@ -25,6 +25,12 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// The Redis read models (`/v1/read/...`).
     pub read_models: ReadModels,
+    /// Game sessions (Redis).
+    pub sessions: crate::sessions::Sessions,
+    /// Providers by id.
+    pub providers: Arc<crate::provider::Providers>,
+    /// Requests per second per client.
+    pub limiter: Arc<crate::limits::RateLimiter>,
 }
 
 /// A Redis client and the key layout the projection workers write.
@@ -35,8 +41,13 @@ pub struct ReadModels {
 }
 
 /// The whole HTTP surface.
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState, concurrency_max: usize) -> Router {
+    let slots = Arc::new(tokio::sync::Semaphore::new(concurrency_max));
     crate::routes::router()
+        .layer(axum::middleware::from_fn_with_state(
+            slots,
+            crate::limits::bounded,
+        ))
         .layer(axum::middleware::from_fn(crate::metrics::track))
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .with_state(state)
@@ -46,6 +57,7 @@ pub fn router(state: AppState) -> Router {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    expiry: Option<crate::expiry::Expiry>,
 }
 
 impl Application {
@@ -89,13 +101,35 @@ impl Application {
             clients: Arc::new(config.clients.clone()),
             metrics: crate::metrics::handle(),
             read_models: ReadModels {
-                client,
+                client: client.clone(),
                 keys: readmodel::Keys::new(&config.redis_prefix),
             },
+            sessions: crate::sessions::Sessions::new(
+                client,
+                &config.redis_prefix,
+                config.session_ttl_s,
+            ),
+            providers: Arc::new(
+                config
+                    .providers
+                    .iter()
+                    .map(|p| (p.id.clone(), p.clone()))
+                    .collect(),
+            ),
+            limiter: Arc::new(crate::limits::RateLimiter::new(
+                config.rate_limit_per_s,
+                config.rate_limit_burst,
+            )),
         };
+        let expiry = (config.expiry_interval_ms > 0).then(|| crate::expiry::Expiry {
+            pool: state.pool.clone(),
+            store: state.store.clone(),
+            interval: std::time::Duration::from_millis(config.expiry_interval_ms),
+        });
         Ok(Self {
             listener,
-            router: router(state),
+            router: router(state, config.concurrency_max),
+            expiry,
         })
     }
 
@@ -111,9 +145,17 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
+        // The expiry sweep runs beside the server and stops with it.
+        let (stop_sweep, sweep_stopped) = tokio::sync::oneshot::channel::<()>();
+        let sweep = self.expiry.map(|e| tokio::spawn(e.run(sweep_stopped)));
+        let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
-            .await
+            .await;
+        let _ = stop_sweep.send(());
+        if let Some(sweep) = sweep {
+            let _ = sweep.await;
+        }
+        served
     }
 }
 

@@ -97,9 +97,10 @@ impl FromRequestParts<AppState> for Caller {
                 found = Some(client);
             }
         }
-        found
+        let client = found
             .cloned()
-            .map(Caller)
-            .ok_or_else(|| ApiError::Unauthorized("unknown bearer token".into()))
+            .ok_or_else(|| ApiError::Unauthorized("unknown bearer token".into()))?;
+        state.limiter.check(&format!("client:{}", client.name))?;
+        Ok(Caller(client))
     }
 }

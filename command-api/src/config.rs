@@ -16,6 +16,17 @@ pub const DB_CONNECTIONS_MAX_DEFAULT: u32 = 16;
 pub const REDIS_URL_DEFAULT: &str = "redis://127.0.0.1:56379";
 /// Default prefix of the read-model keys (the projection workers must use the same).
 pub const REDIS_PREFIX_DEFAULT: &str = "betledger";
+/// Default provider: one development provider. Never in production.
+pub const PROVIDERS_DEFAULT: &str = "devgames:dev-provider-secret-0001";
+/// Default session lifetime (extended on use), as the contract says: 30 minutes.
+pub const SESSION_TTL_S_DEFAULT: u64 = 1_800;
+/// Default rate per client (bearer token or provider), requests per second, and burst.
+pub const RATE_LIMIT_PER_S_DEFAULT: u32 = 2_000;
+pub const RATE_LIMIT_BURST_DEFAULT: u32 = 4_000;
+/// Default requests served at once; the rest wait briefly, then get 503.
+pub const CONCURRENCY_MAX_DEFAULT: usize = 256;
+/// Default period of the reservation-expiry sweep.
+pub const EXPIRY_INTERVAL_MS_DEFAULT: u64 = 1_000;
 /// Default clients: one development client allowed to read and write. Never in production.
 pub const API_TOKENS_DEFAULT: &str = "dev:dev-token:read+write";
 
@@ -29,6 +40,14 @@ pub struct Config {
     pub log_json: bool,
     pub redis_url: String,
     pub redis_prefix: String,
+    /// Game providers and their shared secrets.
+    pub providers: Vec<crate::provider::Provider>,
+    pub session_ttl_s: u64,
+    pub rate_limit_per_s: u32,
+    pub rate_limit_burst: u32,
+    pub concurrency_max: usize,
+    /// 0 turns the expiry sweep off (another instance runs it).
+    pub expiry_interval_ms: u64,
 }
 
 /// A configuration variable had a value we cannot use.
@@ -85,7 +104,52 @@ impl Config {
             log_json,
             redis_url: var("BETLEDGER_REDIS_URL", REDIS_URL_DEFAULT),
             redis_prefix: var("BETLEDGER_REDIS_PREFIX", REDIS_PREFIX_DEFAULT),
+            providers: crate::provider::parse_providers(&var(
+                "BETLEDGER_PROVIDERS",
+                PROVIDERS_DEFAULT,
+            ))?,
+            session_ttl_s: number("BETLEDGER_SESSION_TTL_S", SESSION_TTL_S_DEFAULT, 10, 86_400)?,
+            rate_limit_per_s: number(
+                "BETLEDGER_RATE_LIMIT_PER_S",
+                RATE_LIMIT_PER_S_DEFAULT.into(),
+                1,
+                1_000_000,
+            )? as u32,
+            rate_limit_burst: number(
+                "BETLEDGER_RATE_LIMIT_BURST",
+                RATE_LIMIT_BURST_DEFAULT.into(),
+                1,
+                1_000_000,
+            )? as u32,
+            concurrency_max: number(
+                "BETLEDGER_CONCURRENCY_MAX",
+                CONCURRENCY_MAX_DEFAULT as u64,
+                1,
+                100_000,
+            )? as usize,
+            expiry_interval_ms: number(
+                "BETLEDGER_EXPIRY_INTERVAL_MS",
+                EXPIRY_INTERVAL_MS_DEFAULT,
+                0,
+                3_600_000,
+            )?,
         })
+    }
+}
+
+/// A whole number from `min` to `max` in variable `name`, or `default` when unset.
+fn number(name: &'static str, default: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
+    match std::env::var(name) {
+        Err(_) => Ok(default),
+        Ok(text) => text
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (min..=max).contains(n))
+            .ok_or_else(|| ConfigError {
+                variable: name,
+                problem: format!("{text:?}; expected a whole number from {min} to {max}"),
+            }),
     }
 }
 
@@ -135,14 +199,25 @@ impl fmt::Display for Config {
         write!(
             f,
             "listen_addr={} database_url={} db_connections_max={} clients=[{}] log_json={} \
-             redis_url={} redis_prefix={}",
+             redis_url={} redis_prefix={} providers=[{}] session_ttl_s={} \
+             rate_limit_per_s={} rate_limit_burst={} concurrency_max={} expiry_interval_ms={}",
             self.listen_addr,
             mask_password(&self.database_url),
             self.db_connections_max,
             clients.join(", "),
             self.log_json,
             mask_password(&self.redis_url),
-            self.redis_prefix
+            self.redis_prefix,
+            self.providers
+                .iter()
+                .map(|p| format!("{}:****", p.id))
+                .collect::<Vec<_>>()
+                .join(", "),
+            self.session_ttl_s,
+            self.rate_limit_per_s,
+            self.rate_limit_burst,
+            self.concurrency_max,
+            self.expiry_interval_ms
         )
     }
 }

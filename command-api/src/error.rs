@@ -31,6 +31,12 @@ pub enum ApiError {
     },
     #[error("{0}")]
     Unavailable(String),
+    /// A provider call with a session token that is unknown, expired or not this
+    /// provider's.
+    #[error("{0}")]
+    InvalidToken(String),
+    #[error("more than the client's rate; retry after {retry_after_s} s")]
+    RateLimited { retry_after_s: u64 },
 }
 
 impl ApiError {
@@ -52,6 +58,8 @@ impl ApiError {
             ApiError::Unauthorized(_) => (S::UNAUTHORIZED, "UNAUTHORIZED"),
             ApiError::Forbidden(_) => (S::FORBIDDEN, "FORBIDDEN"),
             ApiError::Unavailable(_) => (S::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
+            ApiError::InvalidToken(_) => (S::UNAUTHORIZED, "INVALID_TOKEN"),
+            ApiError::RateLimited { .. } => (S::TOO_MANY_REQUESTS, "RATE_LIMITED"),
             ApiError::Refused { error, .. } => match error {
                 WalletError::WalletNotFound => (S::NOT_FOUND, "WALLET_NOT_FOUND"),
                 WalletError::WalletExists { .. } => (S::CONFLICT, "WALLET_EXISTS"),
@@ -120,6 +128,18 @@ impl IntoResponse for ApiError {
                 body["wallet_id"] = json!(wallet_id.to_string());
             }
         }
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        let retry_after = match &self {
+            ApiError::RateLimited { retry_after_s } => Some(*retry_after_s),
+            ApiError::Unavailable(_) => Some(1),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
+            );
+        }
+        response
     }
 }

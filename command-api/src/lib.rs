@@ -15,9 +15,13 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod expiry;
 pub mod json;
+pub mod limits;
 pub mod metrics;
+pub mod provider;
 pub mod routes;
+pub mod sessions;
 
 pub use app::{run, Application};
 pub use config::Config;

@@ -111,7 +111,10 @@ impl Change {
             WalletEvent::WalletOpened { player_id, .. } => {
                 change.player_id = Some(player_id.to_string())
             }
-            WalletEvent::FundsDeposited { .. } | WalletEvent::FundsWithdrawn { .. } => {}
+            // A voided id moves no money and opens nothing.
+            WalletEvent::FundsDeposited { .. }
+            | WalletEvent::FundsWithdrawn { .. }
+            | WalletEvent::ReservationVoided { .. } => {}
             WalletEvent::FundsReserved {
                 reservation_id,
                 amount,

@@ -7,4 +7,5 @@ mod api_wallets;
 mod concurrency;
 mod idempotency;
 mod log_order;
+mod provider;
 mod read_side;

@@ -8,6 +8,7 @@
 use std::net::SocketAddr;
 
 use command_api::auth::{ApiClient, Scope};
+use command_api::provider::Provider;
 use command_api::{Application, Config};
 use serde_json::Value;
 use sqlx::postgres::PgPoolOptions;
@@ -19,6 +20,11 @@ use tokio::task::JoinHandle;
 pub const WRITER_TOKEN: &str = "test-writer-token";
 /// A token with the read scope only.
 pub const READER_TOKEN: &str = "test-reader-token";
+/// Two game providers and their secrets.
+pub const PROVIDER_A: &str = "alpha";
+pub const PROVIDER_A_SECRET: &str = "alpha-secret-0123456789";
+pub const PROVIDER_B: &str = "beta";
+pub const PROVIDER_B_SECRET: &str = "beta-secret-9876543210";
 
 pub mod readside;
 pub mod workload;
@@ -58,6 +64,15 @@ pub fn test_config() -> Config {
         log_json: false,
         redis_url: redis_url(),
         redis_prefix: unique_prefix("api"),
+        providers: vec![
+            Provider::new(PROVIDER_A, PROVIDER_A_SECRET),
+            Provider::new(PROVIDER_B, PROVIDER_B_SECRET),
+        ],
+        session_ttl_s: 60,
+        rate_limit_per_s: 100_000,
+        rate_limit_burst: 100_000,
+        concurrency_max: 256,
+        expiry_interval_ms: 200,
     }
 }
 
@@ -73,6 +88,14 @@ pub struct TestApp {
 /// Starts the real API (the cqrs-es write path) over `pool`, on a random port.
 pub async fn spawn_app(pool: PgPool) -> TestApp {
     let app = Application::with_pool(&test_config(), pool.clone())
+        .await
+        .expect("the API binds a loopback port");
+    start_app(app, pool)
+}
+
+/// Starts the real API over `pool` with `config` (from [`test_config`], changed).
+pub async fn spawn_app_with(pool: PgPool, config: Config) -> TestApp {
+    let app = Application::with_pool(&config, pool.clone())
         .await
         .expect("the API binds a loopback port");
     start_app(app, pool)
@@ -175,6 +198,49 @@ impl TestApp {
             request = request.bearer_auth(token);
         }
         self.send(request).await
+    }
+
+    /// POSTs `body` to `/provider/{pid}/{call}`, signed with `secret` (the raw body as
+    /// sent), with `timestamp` set to now unless the body has one.
+    pub async fn provider(&self, pid: &str, secret: &str, call: &str, mut body: Value) -> Reply {
+        if body.get("timestamp").is_none() {
+            body["timestamp"] = Value::from(chrono::Utc::now().timestamp());
+        }
+        let raw = body.to_string();
+        let signature = Provider::new(pid, secret).sign(raw.as_bytes());
+        self.provider_raw(pid, call, raw, Some(&signature)).await
+    }
+
+    /// POSTs raw bytes to a provider endpoint with an optional `X-Signature`.
+    pub async fn provider_raw(
+        &self,
+        pid: &str,
+        call: &str,
+        body: String,
+        signature: Option<&str>,
+    ) -> Reply {
+        let mut request = self
+            .http
+            .post(self.url(&format!("/provider/{pid}/{call}")))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(signature) = signature {
+            request = request.header("x-signature", signature);
+        }
+        self.send(request).await
+    }
+
+    /// Starts a game session for `player` (EUR) with provider `pid` on game `game`.
+    pub async fn session(&self, player: &str, pid: &str, game: &str) -> String {
+        let reply = self
+            .post(
+                "/v1/sessions",
+                serde_json::json!({"player_id": player, "currency": "EUR",
+                                   "provider_id": pid, "game_id": game}),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "session: {:?}", reply.body);
+        reply.body["token"].as_str().expect("a token").to_string()
     }
 
     /// Opens a wallet and returns its id.

@@ -2,7 +2,8 @@
 
 mod health;
 mod read;
-mod wallets;
+mod sessions;
+pub(crate) mod wallets;
 
 use axum::Router;
 use domain::Balance;
@@ -15,6 +16,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(wallets::routes())
         .merge(read::routes())
+        .merge(sessions::routes())
+        .merge(crate::provider::routes())
         .merge(health::routes())
 }
 

@@ -83,10 +83,10 @@ struct RefundRequest {
 /// The answer to every money-moving call: the balance right after it.
 #[derive(Serialize)]
 pub struct CommandResponse {
-    wallet_id: String,
-    transaction_id: String,
-    balance: BalanceBody,
-    sequence: u64,
+    pub wallet_id: String,
+    pub transaction_id: String,
+    pub balance: BalanceBody,
+    pub sequence: u64,
 }
 
 #[derive(Serialize)]
@@ -110,11 +110,14 @@ fn wallet_id(text: &str) -> Result<WalletId, ApiError> {
         .map_err(|_| ApiError::InvalidRequest(format!("wallet id {text:?} is not a UUID")))
 }
 
-fn valid<T>(make: fn(String) -> Result<T, IdError>, value: String) -> Result<T, ApiError> {
+pub(crate) fn valid<T>(
+    make: fn(String) -> Result<T, IdError>,
+    value: String,
+) -> Result<T, ApiError> {
     make(value).map_err(|e| ApiError::InvalidRequest(e.to_string()))
 }
 
-fn currency(code: &str) -> Result<Currency, ApiError> {
+pub(crate) fn currency(code: &str) -> Result<Currency, ApiError> {
     code.parse()
         .map_err(|e: domain::money::UnknownCurrency| ApiError::UnknownCurrency(e.to_string()))
 }
@@ -125,7 +128,7 @@ fn optional_currency(code: Option<String>) -> Result<Option<Currency>, ApiError>
 
 /// An amount field: a decimal string. A JSON number is refused, so no float ever
 /// touches money.
-fn amount(field: &str, value: &serde_json::Value) -> Result<Decimal, ApiError> {
+pub(crate) fn amount(field: &str, value: &serde_json::Value) -> Result<Decimal, ApiError> {
     match value {
         serde_json::Value::String(text) => domain::money::parse_decimal(text)
             .map_err(|e| ApiError::InvalidAmount(format!("{field}: {e}"))),
@@ -145,7 +148,7 @@ fn transaction_id(value: String) -> Result<TransactionId, ApiError> {
 // ---- handlers ------------------------------------------------------------------------
 
 /// Runs a command in a span that names the wallet and transaction, and counts its outcome.
-async fn execute(
+pub(crate) async fn execute(
     state: &AppState,
     wallet_id: WalletId,
     command: WalletCommand,
@@ -186,7 +189,7 @@ async fn execute(
     result
 }
 
-fn command_response(receipt: CommandReceipt) -> Json<CommandResponse> {
+pub(crate) fn command_response(receipt: CommandReceipt) -> Json<CommandResponse> {
     Json(CommandResponse {
         wallet_id: receipt.wallet_id.to_string(),
         transaction_id: receipt.transaction_id.map(String::from).unwrap_or_default(),

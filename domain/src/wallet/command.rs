@@ -60,6 +60,14 @@ pub enum WalletCommand {
         reservation_id: ReservationId,
         transaction_id: TransactionId,
     },
+    /// A provider's rollback: refund the reservation if it is open, or, if the wallet never
+    /// saw it, void its id so that a bet arriving later under it is refused and never
+    /// charged. A rollback of a settled reservation is refused.
+    Rollback {
+        reservation_id: ReservationId,
+        transaction_id: TransactionId,
+        round_id: RoundId,
+    },
     /// Close a reservation whose timeout has passed by returning the stake.
     Expire {
         reservation_id: ReservationId,
@@ -76,7 +84,8 @@ impl WalletCommand {
             WalletCommand::Deposit { transaction_id, .. }
             | WalletCommand::Withdraw { transaction_id, .. }
             | WalletCommand::Settle { transaction_id, .. }
-            | WalletCommand::Refund { transaction_id, .. } => Some(transaction_id.clone()),
+            | WalletCommand::Refund { transaction_id, .. }
+            | WalletCommand::Rollback { transaction_id, .. } => Some(transaction_id.clone()),
             WalletCommand::Reserve { reservation_id, .. } => Some(reservation_id.clone().into()),
         }
     }
@@ -90,6 +99,7 @@ impl WalletCommand {
             WalletCommand::Reserve { .. } => "reserve",
             WalletCommand::Settle { .. } => "settle",
             WalletCommand::Refund { .. } => "refund",
+            WalletCommand::Rollback { .. } => "rollback",
             WalletCommand::Expire { .. } => "expire",
         }
     }
@@ -148,6 +158,11 @@ impl WalletCommand {
                 reservation_id,
                 transaction_id,
             } => json!(["refund", reservation_id, transaction_id]),
+            WalletCommand::Rollback {
+                reservation_id,
+                transaction_id,
+                round_id,
+            } => json!(["rollback", reservation_id, transaction_id, round_id]),
             WalletCommand::Expire { reservation_id, .. } => json!(["expire", reservation_id]),
         };
         value.to_string()

@@ -15,6 +15,8 @@ pub enum ReservationState {
     Settled,
     Refunded,
     Expired,
+    /// Rolled back before the wallet saw it.
+    Voided,
 }
 
 impl std::fmt::Display for ReservationState {
@@ -24,6 +26,7 @@ impl std::fmt::Display for ReservationState {
             ReservationState::Settled => "settled",
             ReservationState::Refunded => "refunded",
             ReservationState::Expired => "expired",
+            ReservationState::Voided => "voided (rolled back before it was placed)",
         })
     }
 }

@@ -50,6 +50,13 @@ pub enum WalletEvent {
         reservation_id: ReservationId,
         amount: Decimal,
     },
+    /// A rollback arrived for a reservation the wallet never saw: its id is void, and a
+    /// bet arriving later under it is refused. Moves no money.
+    ReservationVoided {
+        reservation_id: ReservationId,
+        transaction_id: TransactionId,
+        round_id: RoundId,
+    },
 }
 
 impl WalletEvent {
@@ -63,6 +70,7 @@ impl WalletEvent {
             WalletEvent::ReservationSettled { .. } => "ReservationSettled",
             WalletEvent::ReservationRefunded { .. } => "ReservationRefunded",
             WalletEvent::ReservationExpired { .. } => "ReservationExpired",
+            WalletEvent::ReservationVoided { .. } => "ReservationVoided",
         }
     }
 }

@@ -15,7 +15,7 @@ mod command;
 mod error;
 mod event;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
@@ -56,6 +56,9 @@ struct Opened {
     /// Every reservation ever made, closed ones too: a late settle or a reused id must be
     /// told "closed", not "not found".
     reservations: BTreeMap<ReservationId, Reservation>,
+    /// Ids rolled back before any bet was placed under them.
+    #[serde(default)]
+    voided: BTreeSet<ReservationId>,
 }
 
 /// The aggregate. `Default` is a wallet not yet opened.
@@ -144,6 +147,12 @@ impl Opened {
                 timeout_s,
                 now,
             } => {
+                if self.voided.contains(&reservation_id) {
+                    return Err(WalletError::ReservationClosed {
+                        reservation_id,
+                        state: ReservationState::Voided,
+                    });
+                }
                 if self.reservations.contains_key(&reservation_id) {
                     // A repeat with the same payload never reaches the aggregate: the store
                     // answers it from the log. This one asks something else under the same id.
@@ -191,6 +200,27 @@ impl Opened {
                 reservation_id,
                 transaction_id,
             } => {
+                let amount = self.open_reservation(&reservation_id)?.amount;
+                Ok(WalletEvent::ReservationRefunded {
+                    reservation_id,
+                    transaction_id,
+                    amount,
+                })
+            }
+            WalletCommand::Rollback {
+                reservation_id,
+                transaction_id,
+                round_id,
+            } => {
+                if !self.reservations.contains_key(&reservation_id)
+                    && !self.voided.contains(&reservation_id)
+                {
+                    return Ok(WalletEvent::ReservationVoided {
+                        reservation_id,
+                        transaction_id,
+                        round_id,
+                    });
+                }
                 let amount = self.open_reservation(&reservation_id)?.amount;
                 Ok(WalletEvent::ReservationRefunded {
                     reservation_id,
@@ -264,6 +294,10 @@ impl Opened {
 
     fn open_reservation(&self, id: &ReservationId) -> Result<&Reservation, WalletError> {
         match self.reservations.get(id) {
+            None if self.voided.contains(id) => Err(WalletError::ReservationClosed {
+                reservation_id: id.clone(),
+                state: ReservationState::Voided,
+            }),
             None => Err(WalletError::ReservationNotFound {
                 reservation_id: id.clone(),
             }),
@@ -315,6 +349,7 @@ impl Aggregate for Wallet {
                 player_id,
                 balance: Balance::zero(currency),
                 reservations: BTreeMap::new(),
+                voided: BTreeSet::new(),
             });
             return;
         }
@@ -364,6 +399,9 @@ impl Aggregate for Wallet {
                 let stake = o.close(&reservation_id, ReservationState::Expired);
                 o.balance.reserved -= stake;
                 o.balance.available += stake;
+            }
+            WalletEvent::ReservationVoided { reservation_id, .. } => {
+                o.voided.insert(reservation_id);
             }
         }
         debug_assert!(o.balance.available >= Decimal::ZERO && o.balance.reserved >= Decimal::ZERO);

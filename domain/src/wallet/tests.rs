@@ -719,3 +719,90 @@ proptest! {
         }
     }
 }
+
+fn rollback(id: &str, by: &str) -> WalletCommand {
+    WalletCommand::Rollback {
+        reservation_id: rid(id),
+        transaction_id: tx(by),
+        round_id: RoundId::new("r").unwrap(),
+    }
+}
+
+fn voided(id: &str, by: &str) -> WalletEvent {
+    WalletEvent::ReservationVoided {
+        reservation_id: rid(id),
+        transaction_id: tx(by),
+        round_id: RoundId::new("r").unwrap(),
+    }
+}
+
+#[test]
+fn rollback_of_an_open_reservation_refunds_it() {
+    let mut events = funded();
+    events.push(reserved("r1", "10.00"));
+    WalletTest::with(WalletServices)
+        .given(events)
+        .when(rollback("r1", "rb1"))
+        .then_expect_events(vec![WalletEvent::ReservationRefunded {
+            reservation_id: rid("r1"),
+            transaction_id: tx("rb1"),
+            amount: d("10.00"),
+        }]);
+}
+
+#[test]
+fn rollback_of_an_unseen_bet_voids_its_id_and_a_later_bet_or_win_is_closed() {
+    WalletTest::with(WalletServices)
+        .given(funded())
+        .when(rollback("r1", "rb1"))
+        .then_expect_events(vec![voided("r1", "rb1")]);
+    let mut events = funded();
+    events.push(voided("r1", "rb1"));
+    let closed = WalletError::ReservationClosed {
+        reservation_id: rid("r1"),
+        state: ReservationState::Voided,
+    };
+    WalletTest::with(WalletServices)
+        .given(events.clone())
+        .when(reserve("r1", "10.00"))
+        .then_expect_error(closed.clone());
+    WalletTest::with(WalletServices)
+        .given(events.clone())
+        .when(settle("r1", "5"))
+        .then_expect_error(closed.clone());
+    WalletTest::with(WalletServices)
+        .given(events)
+        .when(rollback("r1", "rb2"))
+        .then_expect_error(closed);
+}
+
+#[test]
+fn rollback_after_a_win_is_refused_and_changes_nothing() {
+    let mut events = funded();
+    events.push(reserved("r1", "10.00"));
+    events.push(WalletEvent::ReservationSettled {
+        reservation_id: rid("r1"),
+        transaction_id: tx("r1-settle"),
+        stake: d("10.00"),
+        payout: d("0"),
+    });
+    WalletTest::with(WalletServices)
+        .given(events)
+        .when(rollback("r1", "rb1"))
+        .then_expect_error(WalletError::ReservationClosed {
+            reservation_id: rid("r1"),
+            state: ReservationState::Settled,
+        });
+}
+
+#[test]
+fn a_voided_id_moves_no_money() {
+    let mut wallet = Wallet::default();
+    for e in funded() {
+        wallet.apply(e);
+    }
+    let before = wallet.balance();
+    wallet.apply(voided("r1", "rb1"));
+    assert_eq!(wallet.balance(), before);
+    assert_eq!(wallet.open_reservations().count(), 0);
+}

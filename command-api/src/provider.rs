@@ -1,0 +1,368 @@
+//! The provider face (seamless wallet) of `../shared/wallet-protocol.md`: game providers
+//! ask the wallet for every bet, win and rollback.
+//!
+//! Every request is checked before anything else: the provider must be configured, the
+//! `X-Signature` header must be the HMAC-SHA256 of the raw body under the provider's secret
+//! (compared in constant time), and the body's `timestamp` must be within 5 minutes of
+//! now, so a captured request cannot be replayed later. A provider's transaction ids are
+//! scoped by its id (`{pid}:{transaction_id}`), so one provider can never reach another's
+//! bets. The rules themselves live in the domain (`Reserve`, `Settle`, `Rollback`).
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::routing::post;
+use axum::{Json, Router};
+use chrono::Utc;
+use domain::wallet::RESERVATION_TIMEOUT_S_DEFAULT;
+use domain::{
+    GameId, PlayerId, ReservationId, ReservationState, RoundId, TransactionId, WalletCommand,
+    WalletError, WalletId,
+};
+use hmac::{Hmac, Mac};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::json;
+use sha2::Sha256;
+
+use crate::app::AppState;
+use crate::config::ConfigError;
+use crate::error::ApiError;
+use crate::routes::wallets::{amount, command_response, currency, execute, valid, CommandResponse};
+use crate::routes::BalanceBody;
+
+/// How far a request's `timestamp` may be from now.
+pub const TIMESTAMP_WINDOW_S: i64 = 300;
+/// The signature header.
+pub const SIGNATURE_HEADER: &str = "x-signature";
+
+/// A configured game provider.
+#[derive(Clone)]
+pub struct Provider {
+    pub id: String,
+    secret: Vec<u8>,
+}
+
+impl Provider {
+    pub fn new(id: &str, secret: &str) -> Self {
+        Provider {
+            id: id.to_string(),
+            secret: secret.as_bytes().to_vec(),
+        }
+    }
+
+    /// `hex(HMAC-SHA256(secret, body))`: what the provider sends in `X-Signature`.
+    pub fn sign(&self, body: &[u8]) -> String {
+        let mut mac = self.mac();
+        mac.update(body);
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    fn mac(&self) -> Hmac<Sha256> {
+        Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes a key of any length")
+    }
+
+    /// Checks a signature in constant time.
+    fn verify(&self, body: &[u8], signature_hex: &str) -> bool {
+        let Ok(signature) = hex::decode(signature_hex.trim()) else {
+            return false;
+        };
+        let mut mac = self.mac();
+        mac.update(body);
+        mac.verify_slice(&signature).is_ok()
+    }
+}
+
+/// The providers by id.
+pub type Providers = HashMap<String, Provider>;
+
+/// Parses `BETLEDGER_PROVIDERS`: `id:secret` entries separated by commas. Ids are 1 to 32
+/// of `A-Z a-z 0-9 _ -`; secrets at least 16 characters.
+pub fn parse_providers(text: &str) -> Result<Vec<Provider>, ConfigError> {
+    let err = |problem: String| ConfigError {
+        variable: "BETLEDGER_PROVIDERS",
+        problem,
+    };
+    let mut providers: Vec<Provider> = Vec::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let Some((id, secret)) = entry.split_once(':') else {
+            return Err(err("an entry is not id:secret".into()));
+        };
+        let id_ok = (1..=32).contains(&id.len())
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !id_ok {
+            return Err(err(format!(
+                "provider id {id:?}: 1 to 32 letters, digits, '_' or '-'"
+            )));
+        }
+        if secret.len() < 16 {
+            return Err(err(format!(
+                "the secret of {id:?} is shorter than 16 characters"
+            )));
+        }
+        if providers.iter().any(|p| p.id == id) {
+            return Err(err(format!("provider {id:?} is configured twice")));
+        }
+        providers.push(Provider::new(id, secret));
+    }
+    Ok(providers)
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/provider/{pid}/balance", post(balance))
+        .route("/provider/{pid}/bet", post(bet))
+        .route("/provider/{pid}/win", post(win))
+        .route("/provider/{pid}/rollback", post(rollback))
+}
+
+// ---- bodies --------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BalanceRequest {
+    token: String,
+    timestamp: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BetRequest {
+    token: String,
+    transaction_id: String,
+    round_id: String,
+    game_id: String,
+    amount: serde_json::Value,
+    timestamp: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WinRequest {
+    player_id: String,
+    currency: String,
+    transaction_id: String,
+    bet_transaction_id: String,
+    round_id: String,
+    amount: serde_json::Value,
+    timestamp: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RollbackRequest {
+    player_id: String,
+    currency: String,
+    transaction_id: String,
+    bet_transaction_id: String,
+    round_id: String,
+    timestamp: i64,
+}
+
+trait Timestamped {
+    fn timestamp(&self) -> i64;
+}
+
+macro_rules! timestamped {
+    ($($t:ty),*) => { $(impl Timestamped for $t { fn timestamp(&self) -> i64 { self.timestamp } })* };
+}
+timestamped!(BalanceRequest, BetRequest, WinRequest, RollbackRequest);
+
+// ---- the checks every call passes ------------------------------------------------------
+
+/// Verifies provider, signature, rate and timestamp, then parses the body.
+fn verified<T: DeserializeOwned + Timestamped>(
+    state: &AppState,
+    pid: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(Provider, T), ApiError> {
+    let provider = state
+        .providers
+        .get(pid)
+        .ok_or_else(|| ApiError::Unauthorized(format!("unknown provider {pid:?}")))?;
+    let signature = headers
+        .get(SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            ApiError::Unauthorized("send `X-Signature: hex(HMAC-SHA256(secret, raw body))`".into())
+        })?;
+    if !provider.verify(body, signature) {
+        metrics::counter!("provider_bad_signatures_total", "provider" => pid.to_string())
+            .increment(1);
+        return Err(ApiError::Unauthorized(
+            "the signature does not match the body under this provider's secret".into(),
+        ));
+    }
+    state.limiter.check(&format!("provider:{pid}"))?;
+    let request: T = serde_json::from_slice(body)
+        .map_err(|e| ApiError::InvalidRequest(format!("invalid JSON body: {e}")))?;
+    let skew = Utc::now().timestamp() - request.timestamp();
+    if skew.abs() > TIMESTAMP_WINDOW_S {
+        return Err(ApiError::Unauthorized(format!(
+            "timestamp is {skew} s from now; at most {TIMESTAMP_WINDOW_S} s are accepted"
+        )));
+    }
+    Ok((provider.clone(), request))
+}
+
+/// `{pid}:{id}`: a provider's id in the wallet's space.
+fn scoped(pid: &str, field: &str, id: &str) -> Result<TransactionId, ApiError> {
+    if id.is_empty() {
+        return Err(ApiError::InvalidRequest(format!("{field} is empty")));
+    }
+    TransactionId::new(format!("{pid}:{id}")).map_err(|e| {
+        ApiError::InvalidRequest(format!(
+            "{field}: {e} (provider ids are stored as \"{pid}:<id>\")"
+        ))
+    })
+}
+
+/// The session of `token`, which must be this provider's.
+async fn session_of(
+    state: &AppState,
+    provider: &Provider,
+    token: &str,
+) -> Result<crate::sessions::Session, ApiError> {
+    let session = state.sessions.touch(token).await?;
+    if session.provider_id != provider.id {
+        return Err(ApiError::InvalidToken(
+            "the session token was issued for another provider".into(),
+        ));
+    }
+    Ok(session)
+}
+
+/// The answer to a money-moving provider call: the provider's own transaction id.
+fn answer(receipt: eventstore::CommandReceipt, transaction_id: String) -> Json<CommandResponse> {
+    let mut response = command_response(receipt);
+    response.0.transaction_id = transaction_id;
+    response
+}
+
+// ---- handlers ------------------------------------------------------------------------
+
+async fn balance(
+    State(state): State<AppState>,
+    Path(pid): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (provider, request) = verified::<BalanceRequest>(&state, &pid, &headers, &body)?;
+    let session = session_of(&state, &provider, &request.token).await?;
+    let snapshot = state
+        .store
+        .wallet(session.wallet_id)
+        .await?
+        .ok_or_else(ApiError::wallet_not_found)?;
+    Ok(Json(json!({
+        "wallet_id": snapshot.wallet_id.to_string(),
+        "player_id": snapshot.player_id.to_string(),
+        "balance": BalanceBody::from(snapshot.balance),
+        "sequence": snapshot.sequence,
+    })))
+}
+
+async fn bet(
+    State(state): State<AppState>,
+    Path(pid): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<CommandResponse>, ApiError> {
+    let (provider, request) = verified::<BetRequest>(&state, &pid, &headers, &body)?;
+    let session = session_of(&state, &provider, &request.token).await?;
+    let game_id = valid(GameId::new, request.game_id)?;
+    if game_id != session.game_id {
+        return Err(ApiError::Forbidden(format!(
+            "the session is for game {}, not {game_id}",
+            session.game_id
+        )));
+    }
+    let reservation_id: ReservationId =
+        scoped(&pid, "transaction_id", &request.transaction_id)?.into();
+    let command = WalletCommand::Reserve {
+        reservation_id,
+        amount: amount("amount", &request.amount)?,
+        currency: Some(session.currency),
+        game_id,
+        round_id: valid(RoundId::new, request.round_id)?,
+        timeout_s: RESERVATION_TIMEOUT_S_DEFAULT,
+        now: Utc::now(),
+    };
+    let receipt = execute(&state, session.wallet_id, command).await?;
+    Ok(answer(receipt, request.transaction_id))
+}
+
+/// The wallet a win or rollback names (they work after the session has ended).
+fn named_wallet(player_id: String, currency_code: &str) -> Result<WalletId, ApiError> {
+    let player_id = valid(PlayerId::new, player_id)?;
+    Ok(WalletId::for_player(&player_id, currency(currency_code)?))
+}
+
+async fn win(
+    State(state): State<AppState>,
+    Path(pid): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<CommandResponse>, ApiError> {
+    let (_, request) = verified::<WinRequest>(&state, &pid, &headers, &body)?;
+    let wallet_id = named_wallet(request.player_id, &request.currency)?;
+    let command = WalletCommand::Settle {
+        reservation_id: scoped(&pid, "bet_transaction_id", &request.bet_transaction_id)?.into(),
+        transaction_id: scoped(&pid, "transaction_id", &request.transaction_id)?,
+        payout: amount("amount", &request.amount)?,
+        currency: Some(currency(&request.currency)?),
+    };
+    // The round id is the provider's; the reservation already names its round.
+    valid(RoundId::new, request.round_id)?;
+    let receipt = execute(&state, wallet_id, command).await?;
+    Ok(answer(receipt, request.transaction_id))
+}
+
+async fn rollback(
+    State(state): State<AppState>,
+    Path(pid): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<CommandResponse>, ApiError> {
+    let (_, request) = verified::<RollbackRequest>(&state, &pid, &headers, &body)?;
+    let wallet_id = named_wallet(request.player_id, &request.currency)?;
+    let command = WalletCommand::Rollback {
+        reservation_id: scoped(&pid, "bet_transaction_id", &request.bet_transaction_id)?.into(),
+        transaction_id: scoped(&pid, "transaction_id", &request.transaction_id)?,
+        round_id: valid(RoundId::new, request.round_id)?,
+    };
+    match execute(&state, wallet_id, command).await {
+        Ok(receipt) => Ok(answer(receipt, request.transaction_id)),
+        // The stake is already back (refunded, expired, or the bet was voided before):
+        // the rollback's intent holds, so it succeeds and moves nothing.
+        Err(ApiError::Refused {
+            error:
+                WalletError::ReservationClosed {
+                    state:
+                        ReservationState::Refunded
+                        | ReservationState::Expired
+                        | ReservationState::Voided,
+                    ..
+                },
+            ..
+        }) => {
+            let snapshot = state
+                .store
+                .wallet(wallet_id)
+                .await?
+                .ok_or_else(ApiError::wallet_not_found)?;
+            Ok(Json(CommandResponse {
+                wallet_id: wallet_id.to_string(),
+                transaction_id: request.transaction_id,
+                balance: snapshot.balance.into(),
+                sequence: snapshot.sequence,
+            }))
+        }
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,81 @@
+//! `POST /v1/sessions` and `DELETE /v1/sessions/{token}`: the casino starts a game for a
+//! player and gives the provider a session token (native API, write scope).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, post};
+use axum::{Json, Router};
+use domain::{GameId, PlayerId, WalletId};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::wallets::{currency, valid};
+use crate::app::AppState;
+use crate::auth::{Caller, Scope};
+use crate::error::ApiError;
+use crate::json::JsonBody;
+use crate::sessions::Session;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/sessions", post(create))
+        .route("/v1/sessions/{token}", delete(end))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionRequest {
+    player_id: String,
+    currency: String,
+    provider_id: String,
+    game_id: String,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<SessionRequest>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    caller.require(Scope::Write)?;
+    let player_id = valid(PlayerId::new, body.player_id)?;
+    let currency = currency(&body.currency)?;
+    let game_id = valid(GameId::new, body.game_id)?;
+    if !state.providers.contains_key(&body.provider_id) {
+        return Err(ApiError::InvalidRequest(format!(
+            "unknown provider {:?}",
+            body.provider_id
+        )));
+    }
+    let wallet_id = WalletId::for_player(&player_id, currency);
+    // A session for a wallet that does not exist would only fail later, at the first bet.
+    if state.store.wallet(wallet_id).await?.is_none() {
+        return Err(ApiError::wallet_not_found());
+    }
+    let session = Session {
+        player_id,
+        currency,
+        provider_id: body.provider_id,
+        game_id,
+        wallet_id,
+    };
+    let token = state.sessions.create(&session).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "token": token,
+            "wallet_id": wallet_id.to_string(),
+            "expires_in_s": state.sessions.ttl_s(),
+        })),
+    ))
+}
+
+async fn end(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(token): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(Scope::Write)?;
+    // Ending a session that is gone already is not an error: the outcome is the same.
+    state.sessions.end(&token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
