@@ -5,7 +5,9 @@
 mod api_errors;
 mod api_wallets;
 mod concurrency;
+mod expiry_limits;
 mod idempotency;
 mod log_order;
 mod provider;
+mod provider_model;
 mod read_side;
