@@ -170,9 +170,11 @@ impl ReadSide {
             }
             assert!(
                 started.elapsed() < CATCH_UP,
-                "read models still behind the log after {CATCH_UP:?}: {} wallets, e.g. {:?}",
+                "read models still behind the log after {CATCH_UP:?}: {} wallets, e.g. {:?}; \
+                 worker stats {:?}",
                 behind.len(),
-                behind.iter().take(3).collect::<Vec<_>>()
+                behind.iter().take(3).collect::<Vec<_>>(),
+                self.stats
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -343,9 +345,27 @@ pub async fn fold_log(pool: &PgPool, keys: &Keys) -> Expected {
     Expected { wallets, boards }
 }
 
-/// A logged event read back from the log (for tests that publish on purpose).
+/// Every event of the log, read back in log order (for tests that publish on purpose).
+/// The log reader returns only events below the cluster's oldest running transaction, and
+/// other tests' transactions count too, so this waits until it returns all of them.
 pub async fn logged_events(pool: &PgPool) -> Vec<LoggedEvent> {
-    eventstore::log::read_after(pool, eventstore::log::LogCursor::START, 1_000)
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(pool)
         .await
-        .expect("reading the log")
+        .expect("counting events");
+    let started = Instant::now();
+    loop {
+        let events = eventstore::log::read_after(pool, eventstore::log::LogCursor::START, 1_000)
+            .await
+            .expect("reading the log");
+        if events.len() as i64 >= total.min(1_000) {
+            return events;
+        }
+        assert!(
+            started.elapsed() < CATCH_UP,
+            "the log reader still returns {} of {total} events after {CATCH_UP:?}",
+            events.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
