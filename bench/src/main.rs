@@ -12,6 +12,8 @@
 //! - `engine`: the engine's write path (`eventstore::WalletStore`) in-process;
 //! - `http`: the same through the real API (`betledger-api`'s `Application`, in-process,
 //!   over loopback HTTP);
+//! - `batched`, `batched-http`: the batched write path (`eventstore::BatchedWalletStore`:
+//!   in-memory owners, group commit) in-process and through the API;
 //! - `ceiling`: the same PostgreSQL with nothing but INSERTs into an events-shaped table,
 //!   single-row transactions and 100-row transactions, at the same concurrency.
 //!
@@ -37,7 +39,7 @@ use cqrs_es::{AggregateError, CqrsFramework};
 use domain::{
     GameId, ReservationId, RoundId, TransactionId, Wallet, WalletCommand, WalletId, WalletServices,
 };
-use eventstore::{CqrsWalletStore, ExecuteError, WalletStore};
+use eventstore::{BatchConfig, BatchedWalletStore, CqrsWalletStore, ExecuteError, WalletStore};
 use postgres_es::PostgresEventRepository;
 use rust_decimal::Decimal;
 use serde_json::json;
@@ -58,11 +60,18 @@ struct Args {
     /// Commands (or INSERT transactions) in flight at once.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
-    /// Paths to measure, comma-separated: ceiling, cqrs, engine, http.
+    /// Owner tasks of the batched path.
+    #[arg(long, default_value_t = BatchConfig::default().shards)]
+    shards: usize,
+    /// Commands per batch of the batched path, at most.
+    #[arg(long, default_value_t = BatchConfig::default().batch_max)]
+    batch_max: usize,
+    /// Paths to measure, comma-separated: ceiling, cqrs, engine, http, batched,
+    /// batched-http.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "ceiling,cqrs,engine,http"
+        default_value = "ceiling,cqrs,engine,http,batched,batched-http"
     )]
     paths: Vec<String>,
     /// Connections in each path's pool.
@@ -148,7 +157,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
     let mut results = serde_json::Map::new();
     for path in &args.paths {
-        let name = format!("write_bench_{}_{path}", std::process::id());
+        let name = format!(
+            "write_bench_{}_{}",
+            std::process::id(),
+            path.replace('-', "_")
+        );
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&mut admin)
             .await?;
@@ -182,6 +195,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ("engine", "ceiling_single_row"),
         ("http", "cqrs"),
         ("http", "ceiling_single_row"),
+        ("batched", "cqrs"),
+        ("batched", "ceiling_single_row"),
+        ("batched", "engine"),
+        ("batched-http", "cqrs"),
     ] {
         if let (Some(x), Some(y)) = (rate(a), rate(b)) {
             println!("ratio {a} / {b} = {:.2}", x / y);
@@ -224,13 +241,28 @@ async fn phase(args: &Args, path: &str, url: &str) -> anyhow::Result<Phase> {
             vec![],
             WalletServices,
         ))),
-        "engine" => Arc::new(Engine(CqrsWalletStore::new(pool.clone()))),
-        "http" => Arc::new(Http::start(pool.clone(), args.connections).await?),
-        other => anyhow::bail!("unknown path {other:?}: use ceiling, cqrs, engine or http"),
+        "engine" => Arc::new(Engine(Arc::new(CqrsWalletStore::new(pool.clone())))),
+        "http" => Arc::new(Http::start(pool.clone(), args, false).await?),
+        "batched" => Arc::new(Engine(Arc::new(BatchedWalletStore::new(
+            pool.clone(),
+            batch_config(args),
+        )))),
+        "batched-http" => Arc::new(Http::start(pool.clone(), args, true).await?),
+        other => anyhow::bail!(
+            "unknown path {other:?}: use ceiling, cqrs, engine, http, batched, batched-http"
+        ),
     };
     Ok(Phase::Commands(
         drive(args, target, Arc::new(wallets)).await,
     ))
+}
+
+fn batch_config(args: &Args) -> BatchConfig {
+    BatchConfig {
+        shards: args.shards,
+        batch_max: args.batch_max,
+        ..BatchConfig::default()
+    }
 }
 
 // ---- the paths -------------------------------------------------------------------------
@@ -273,7 +305,7 @@ impl Target for Framework {
     }
 }
 
-struct Engine(CqrsWalletStore);
+struct Engine(Arc<dyn WalletStore>);
 
 #[async_trait::async_trait]
 impl Target for Engine {
@@ -294,7 +326,8 @@ struct Http {
 }
 
 impl Http {
-    async fn start(pool: PgPool, connections: u32) -> anyhow::Result<Self> {
+    async fn start(pool: PgPool, args: &Args, batched: bool) -> anyhow::Result<Self> {
+        let connections = args.connections;
         use command_api::auth::{ApiClient, Scope};
         let config = command_api::Config {
             listen_addr: "127.0.0.1:0".parse()?,
@@ -314,8 +347,16 @@ impl Http {
             rate_limit_burst: 1_000_000,
             concurrency_max: 10_000,
             expiry_interval_ms: 0,
+            write_path: command_api::config::WritePath::Cqrs,
         };
-        let store = Arc::new(CqrsWalletStore::new(pool.clone()));
+        let store: Arc<dyn WalletStore> = if batched {
+            Arc::new(BatchedWalletStore::new(
+                pool.clone(),
+                BatchConfig::default(),
+            ))
+        } else {
+            Arc::new(CqrsWalletStore::new(pool.clone()))
+        };
         let app = command_api::Application::with_store(&config, pool, store).await?;
         let base = format!("http://{}", app.local_addr());
         tokio::spawn(app.run_until(std::future::pending()));

@@ -75,9 +75,16 @@ impl Application {
         Self::with_pool(config, pool).await
     }
 
-    /// Binds the listen address over an already migrated pool, with the cqrs-es write path.
+    /// Binds the listen address over an already migrated pool, with the configured
+    /// write path.
     pub async fn with_pool(config: &Config, pool: PgPool) -> anyhow::Result<Self> {
-        let store = Arc::new(CqrsWalletStore::new(pool.clone()));
+        let store: Arc<dyn WalletStore> = match config.write_path {
+            crate::config::WritePath::Cqrs => Arc::new(CqrsWalletStore::new(pool.clone())),
+            crate::config::WritePath::Batched => Arc::new(eventstore::BatchedWalletStore::new(
+                pool.clone(),
+                eventstore::BatchConfig::default(),
+            )),
+        };
         Self::with_store(config, pool, store).await
     }
 

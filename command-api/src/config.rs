@@ -30,6 +30,26 @@ pub const EXPIRY_INTERVAL_MS_DEFAULT: u64 = 1_000;
 /// Default clients: one development client allowed to read and write. Never in production.
 pub const API_TOKENS_DEFAULT: &str = "dev:dev-token:read+write";
 
+/// Which write path executes commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WritePath {
+    /// cqrs-es + postgres-es, one transaction per command (`eventstore::CqrsWalletStore`).
+    Cqrs,
+    /// In-memory owners and group commit (`eventstore::BatchedWalletStore`).
+    Batched,
+}
+
+impl std::str::FromStr for WritePath {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "cqrs" => Ok(WritePath::Cqrs),
+            "batched" => Ok(WritePath::Batched),
+            other => Err(format!("{other:?}; expected cqrs or batched")),
+        }
+    }
+}
+
 /// Everything `betledger-api` needs to start.
 #[derive(Clone)]
 pub struct Config {
@@ -48,6 +68,7 @@ pub struct Config {
     pub concurrency_max: usize,
     /// 0 turns the expiry sweep off (another instance runs it).
     pub expiry_interval_ms: u64,
+    pub write_path: WritePath,
 }
 
 /// A configuration variable had a value we cannot use.
@@ -133,6 +154,12 @@ impl Config {
                 0,
                 3_600_000,
             )?,
+            write_path: var("BETLEDGER_WRITE_PATH", "cqrs")
+                .parse()
+                .map_err(|problem| ConfigError {
+                    variable: "BETLEDGER_WRITE_PATH",
+                    problem,
+                })?,
         })
     }
 }
@@ -200,7 +227,8 @@ impl fmt::Display for Config {
             f,
             "listen_addr={} database_url={} db_connections_max={} clients=[{}] log_json={} \
              redis_url={} redis_prefix={} providers=[{}] session_ttl_s={} \
-             rate_limit_per_s={} rate_limit_burst={} concurrency_max={} expiry_interval_ms={}",
+             rate_limit_per_s={} rate_limit_burst={} concurrency_max={} expiry_interval_ms={} \
+             write_path={:?}",
             self.listen_addr,
             mask_password(&self.database_url),
             self.db_connections_max,
@@ -217,7 +245,8 @@ impl fmt::Display for Config {
             self.rate_limit_per_s,
             self.rate_limit_burst,
             self.concurrency_max,
-            self.expiry_interval_ms
+            self.expiry_interval_ms,
+            self.write_path
         )
     }
 }

@@ -13,12 +13,14 @@
 //!   ever skipping a late commit.
 #![forbid(unsafe_code)]
 
+pub mod batched;
 pub mod cqrs;
 pub mod db;
 pub mod idempotency;
 pub mod log;
 pub mod store;
 
+pub use batched::{BatchConfig, BatchedWalletStore};
 pub use cqrs::CqrsWalletStore;
 pub use store::{CommandReceipt, ExecuteError, StoreError, WalletSnapshot, WalletStore};
 

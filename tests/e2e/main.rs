@@ -4,6 +4,7 @@
 
 mod api_errors;
 mod api_wallets;
+mod batched;
 mod concurrency;
 mod expiry_limits;
 mod idempotency;

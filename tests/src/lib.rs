@@ -73,6 +73,11 @@ pub fn test_config() -> Config {
         rate_limit_burst: 100_000,
         concurrency_max: 256,
         expiry_interval_ms: 200,
+        // `scripts/test.sh` runs the end-to-end suite once per write path.
+        write_path: std::env::var("BETLEDGER_WRITE_PATH")
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(command_api::config::WritePath::Cqrs),
     }
 }
 

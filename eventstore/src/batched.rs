@@ -1,0 +1,463 @@
+//! The batched write path: one in-memory owner per wallet, hot wallets cached, and many
+//! commands from many wallets committed in one transaction (group commit).
+//!
+//! - Wallets are spread over `shards` by id. A shard is one task: it alone decides the
+//!   commands of its wallets, in arrival order, so commands on one wallet are serialised
+//!   without locks or optimistic retries.
+//! - A shard takes the commands waiting for it (up to `batch_max`, or what arrives within
+//!   `batch_window` of the first), decides each with the domain's own `Wallet::decide`
+//!   against its cached state (loading the missing wallets of the batch in one query),
+//!   writes all the resulting events in one multi-row INSERT in one transaction, commits,
+//!   and only then answers each caller with the balance after its command.
+//! - Idempotency records (event metadata) and the commit-ordered position (`tx_id`,
+//!   `global_position` defaults) are written by the same INSERT as the events.
+//! - A refusal is answered from the log when its transaction id was seen before (the
+//!   first answer), else with the refusal and the current balance.
+//! - If the INSERT hits an existing key (another API instance appended to one of these
+//!   wallets, or a repeat of an accepted request that the rules would accept again), the
+//!   whole transaction rolls back, the batch's wallets leave the cache, and each command
+//!   goes through the straightforward path ([`CqrsWalletStore`]), which reloads, decides
+//!   again, and answers repeats from the log. Nothing is applied twice.
+//! - The cache is bounded (`cache_max` wallets per store); past it, cold wallets leave.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cqrs_es::Aggregate;
+use domain::{Wallet, WalletCommand, WalletError, WalletEvent, WalletId};
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::cqrs::CqrsWalletStore;
+use crate::idempotency;
+use crate::store::{CommandReceipt, ExecuteError, StoreError, WalletSnapshot, WalletStore};
+use crate::WALLET_AGGREGATE_TYPE;
+
+/// How a [`BatchedWalletStore`] is tuned.
+#[derive(Debug, Clone)]
+pub struct BatchConfig {
+    /// Owner tasks; each commits its own batches, so this many transactions run at once.
+    pub shards: usize,
+    /// Commands per batch, at most.
+    pub batch_max: usize,
+    /// How long a batch waits for more commands after its first.
+    pub batch_window: Duration,
+    /// Wallets kept in memory, over all shards.
+    pub cache_max: usize,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            shards: 4,
+            batch_max: 512,
+            batch_window: Duration::from_micros(500),
+            cache_max: 1_000_000,
+        }
+    }
+}
+
+type Reply = oneshot::Sender<Result<CommandReceipt, ExecuteError>>;
+
+struct Job {
+    wallet_id: WalletId,
+    command: WalletCommand,
+    reply: Reply,
+}
+
+/// The batched write path.
+pub struct BatchedWalletStore {
+    shards: Vec<mpsc::Sender<Job>>,
+    fallback: Arc<CqrsWalletStore>,
+}
+
+impl BatchedWalletStore {
+    /// Starts the shard tasks over `pool` (migrated). They end when the store is dropped.
+    pub fn new(pool: PgPool, config: BatchConfig) -> Self {
+        let fallback = Arc::new(CqrsWalletStore::new(pool.clone()));
+        let shards = (0..config.shards.max(1))
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(config.batch_max * 4);
+                let shard = Shard {
+                    pool: pool.clone(),
+                    fallback: fallback.clone(),
+                    cache: HashMap::new(),
+                    cache_max: (config.cache_max / config.shards.max(1)).max(1),
+                    batch_max: config.batch_max.max(1),
+                    batch_window: config.batch_window,
+                };
+                tokio::spawn(shard.run(rx));
+                tx
+            })
+            .collect();
+        BatchedWalletStore { shards, fallback }
+    }
+
+    fn shard(&self, wallet_id: WalletId) -> &mpsc::Sender<Job> {
+        let index = (wallet_id.as_uuid().as_u128() % self.shards.len() as u128) as usize;
+        &self.shards[index]
+    }
+}
+
+#[async_trait]
+impl WalletStore for BatchedWalletStore {
+    async fn execute(
+        &self,
+        wallet_id: WalletId,
+        command: WalletCommand,
+    ) -> Result<CommandReceipt, ExecuteError> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            wallet_id,
+            command,
+            reply,
+        };
+        let gone = || {
+            ExecuteError::Store(StoreError::Unavailable(
+                "the wallet's owner task stopped".into(),
+            ))
+        };
+        self.shard(wallet_id).send(job).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+
+    async fn wallet(&self, wallet_id: WalletId) -> Result<Option<WalletSnapshot>, StoreError> {
+        self.fallback.wallet(wallet_id).await
+    }
+}
+
+/// A cached wallet: its state and the sequence of its last event.
+struct Cached {
+    wallet: Wallet,
+    sequence: u64,
+}
+
+struct Shard {
+    pool: PgPool,
+    fallback: Arc<CqrsWalletStore>,
+    cache: HashMap<WalletId, Cached>,
+    cache_max: usize,
+    batch_max: usize,
+    batch_window: Duration,
+}
+
+/// What deciding one job led to.
+enum Decided {
+    /// An event to write; answered after the commit.
+    Accepted {
+        job: Job,
+        receipt: CommandReceipt,
+        row: Row,
+    },
+    /// Refused by the rules, or a repeat: answered after the commit, from the log.
+    Refused {
+        job: Job,
+        error: WalletError,
+        request_sha256: String,
+    },
+}
+
+struct Row {
+    wallet_id: String,
+    sequence: i64,
+    event_type: String,
+    payload: serde_json::Value,
+    metadata: serde_json::Value,
+}
+
+impl Shard {
+    async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        while let Some(first) = rx.recv().await {
+            let mut jobs = vec![first];
+            let deadline = tokio::time::Instant::now() + self.batch_window;
+            while jobs.len() < self.batch_max {
+                match rx.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        match tokio::time::timeout_at(deadline, rx.recv()).await {
+                            Ok(Some(job)) => jobs.push(job),
+                            _ => break,
+                        }
+                    }
+                }
+            }
+            self.batch(jobs).await;
+        }
+    }
+
+    async fn batch(&mut self, jobs: Vec<Job>) {
+        let wallets: HashSet<WalletId> = jobs.iter().map(|j| j.wallet_id).collect();
+        if let Err(e) = self.load_missing(&wallets).await {
+            let message = e.to_string();
+            for job in jobs {
+                let _ = job
+                    .reply
+                    .send(Err(StoreError::Unavailable(message.clone().into()).into()));
+            }
+            return;
+        }
+        // Decide every job against the cached state itself: if the batch does not commit,
+        // every wallet it touched leaves the cache and is reloaded from the log.
+        let mut seen: HashSet<(WalletId, String)> = HashSet::new();
+        let mut decided = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let state = self.cache.entry(job.wallet_id).or_insert_with(|| Cached {
+                wallet: Wallet::default(),
+                sequence: 0,
+            });
+            let request_sha256 = idempotency::request_digest(&job.command.fingerprint());
+            // A second command under one transaction id in one batch is a repeat: it is
+            // answered from the log once the first has committed.
+            if let Some(tx) = job.command.transaction_id() {
+                if !seen.insert((job.wallet_id, tx.to_string())) {
+                    let error = WalletError::IdempotencyConflict { transaction_id: tx };
+                    decided.push(Decided::Refused {
+                        job,
+                        error,
+                        request_sha256,
+                    });
+                    continue;
+                }
+            }
+            match state.wallet.decide(job.command.clone()) {
+                Err(error) => decided.push(Decided::Refused {
+                    job,
+                    error,
+                    request_sha256,
+                }),
+                Ok(event) => {
+                    let row_event_type = event.name().to_string();
+                    let payload = match serde_json::to_value(&event) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            let _ = job.reply.send(Err(StoreError::Corrupt(Box::new(e)).into()));
+                            continue;
+                        }
+                    };
+                    state.wallet.apply(event);
+                    state.sequence += 1;
+                    let balance = state
+                        .wallet
+                        .balance()
+                        .expect("an accepted command leaves an opened wallet");
+                    let transaction_id = job.command.transaction_id();
+                    let metadata = idempotency::metadata(
+                        job.command.name(),
+                        transaction_id.as_ref(),
+                        &request_sha256,
+                        &balance,
+                    );
+                    let row = Row {
+                        wallet_id: job.wallet_id.to_string(),
+                        sequence: state.sequence as i64,
+                        event_type: row_event_type,
+                        payload,
+                        metadata: serde_json::to_value(metadata).expect("a string map"),
+                    };
+                    let receipt = CommandReceipt {
+                        wallet_id: job.wallet_id,
+                        transaction_id,
+                        balance,
+                        sequence: state.sequence,
+                        replayed: false,
+                    };
+                    decided.push(Decided::Accepted { job, receipt, row });
+                }
+            }
+        }
+        let rows: Vec<&Row> = decided
+            .iter()
+            .filter_map(|d| match d {
+                Decided::Accepted { row, .. } => Some(row),
+                Decided::Refused { .. } => None,
+            })
+            .collect();
+        match self.commit(&rows).await {
+            Ok(true) => {
+                self.trim_cache();
+                for d in decided {
+                    match d {
+                        Decided::Accepted { job, receipt, .. } => {
+                            let _ = job.reply.send(Ok(receipt));
+                        }
+                        Decided::Refused {
+                            job,
+                            error,
+                            request_sha256,
+                        } => {
+                            let answer = self.refusal(&job, error, &request_sha256).await;
+                            let _ = job.reply.send(answer);
+                        }
+                    }
+                }
+            }
+            // A key already taken: another writer, or a repeat the rules accepted again.
+            // Nothing of this batch was written; each command goes the careful way.
+            Ok(false) => {
+                for id in &wallets {
+                    self.cache.remove(id);
+                }
+                for d in decided {
+                    let job = match d {
+                        Decided::Accepted { job, .. } | Decided::Refused { job, .. } => job,
+                    };
+                    let answer = self.fallback.execute(job.wallet_id, job.command).await;
+                    let _ = job.reply.send(answer);
+                }
+                for id in &wallets {
+                    self.cache.remove(id);
+                }
+            }
+            Err(e) => {
+                // Unknown whether the commit happened (the connection broke at COMMIT):
+                // forget the cached state; callers retry with the same transaction id.
+                for id in &wallets {
+                    self.cache.remove(id);
+                }
+                let message = e.to_string();
+                for d in decided {
+                    let job = match d {
+                        Decided::Accepted { job, .. } | Decided::Refused { job, .. } => job,
+                    };
+                    let _ = job
+                        .reply
+                        .send(Err(StoreError::Unavailable(message.clone().into()).into()));
+                }
+            }
+        }
+    }
+
+    /// Writes `rows` in one transaction. `Ok(false)`: a key was taken, nothing written.
+    async fn commit(&self, rows: &[&Row]) -> Result<bool, sqlx::Error> {
+        if rows.is_empty() {
+            return Ok(true);
+        }
+        let mut tx = self.pool.begin().await?;
+        let inserted: Vec<(String,)> = sqlx::query_as(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
+                                 event_version, payload, metadata)
+             SELECT $1, id, seq, ty, $2, p, m
+               FROM UNNEST($3::text[], $4::bigint[], $5::text[], $6::jsonb[], $7::jsonb[])
+                    WITH ORDINALITY AS r(id, seq, ty, p, m, n)
+              ORDER BY n
+             ON CONFLICT DO NOTHING
+             RETURNING aggregate_id",
+        )
+        .bind(WALLET_AGGREGATE_TYPE)
+        .bind(domain::wallet::EVENT_VERSION)
+        .bind(rows.iter().map(|r| r.wallet_id.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.sequence).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|r| r.event_type.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|r| r.payload.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.metadata.clone()).collect::<Vec<_>>())
+        .fetch_all(&mut *tx)
+        .await?;
+        if inserted.len() != rows.len() {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The answer to a refused command: the first answer if its transaction id is in the
+    /// log, else the refusal with the current balance.
+    async fn refusal(
+        &self,
+        job: &Job,
+        error: WalletError,
+        request_sha256: &str,
+    ) -> Result<CommandReceipt, ExecuteError> {
+        let current = self
+            .cache
+            .get(&job.wallet_id)
+            .and_then(|c| c.wallet.balance());
+        let Some(transaction_id) = job.command.transaction_id() else {
+            return Err(ExecuteError::Refused {
+                error,
+                balance: current,
+            });
+        };
+        match idempotency::find(&self.pool, job.wallet_id, &transaction_id).await? {
+            Some(prior) if prior.request_sha256 == request_sha256 => Ok(CommandReceipt {
+                wallet_id: job.wallet_id,
+                transaction_id: Some(transaction_id),
+                balance: prior.balance_after,
+                sequence: prior.sequence,
+                replayed: true,
+            }),
+            Some(_) => Err(ExecuteError::Refused {
+                error: WalletError::IdempotencyConflict { transaction_id },
+                balance: current,
+            }),
+            // Deferred as a repeat within the batch, but the first one was not written.
+            None if matches!(error, WalletError::IdempotencyConflict { .. }) => {
+                self.fallback
+                    .execute(job.wallet_id, job.command.clone())
+                    .await
+            }
+            None => Err(ExecuteError::Refused {
+                error,
+                balance: current,
+            }),
+        }
+    }
+
+    /// Loads the batch's wallets that are not cached, all in one query.
+    async fn load_missing(&mut self, wallets: &HashSet<WalletId>) -> Result<(), sqlx::Error> {
+        let missing: Vec<String> = wallets
+            .iter()
+            .filter(|id| !self.cache.contains_key(id))
+            .map(|id| id.to_string())
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<(String, i64, serde_json::Value)> = sqlx::query_as(
+            "SELECT aggregate_id, sequence, payload FROM events
+              WHERE aggregate_type = $1 AND aggregate_id = ANY($2)
+              ORDER BY aggregate_id, sequence",
+        )
+        .bind(WALLET_AGGREGATE_TYPE)
+        .bind(&missing)
+        .fetch_all(&self.pool)
+        .await?;
+        for (id, sequence, payload) in rows {
+            let event: WalletEvent =
+                serde_json::from_value(payload).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            let wallet_id: WalletId = id
+                .parse()
+                .map_err(|e: uuid::Error| sqlx::Error::Decode(Box::new(e)))?;
+            let entry = self.cache.entry(wallet_id).or_insert(Cached {
+                wallet: Wallet::default(),
+                sequence: 0,
+            });
+            entry.wallet.apply(event);
+            entry.sequence = sequence as u64;
+        }
+        Ok(())
+    }
+
+    /// Keeps the cache under its cap by dropping an arbitrary tenth of it.
+    fn trim_cache(&mut self) {
+        if self.cache.len() <= self.cache_max {
+            return;
+        }
+        let drop: Vec<WalletId> = self
+            .cache
+            .keys()
+            .take(self.cache.len() - self.cache_max + self.cache_max / 10)
+            .copied()
+            .collect();
+        for id in drop {
+            self.cache.remove(&id);
+        }
+    }
+}
