@@ -1,0 +1,216 @@
+//! The batched write path when its process is killed (SIGKILL) in the middle of a stream
+//! of commands: the log holds only whole committed commands, every acknowledged command is
+//! in it exactly once with the answer it gave, and after a restart a retry of any command
+//! (acknowledged or lost with the process) is answered without moving money twice.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+
+const BIN: &str = env!("CARGO_BIN_EXE_betledger-api");
+const TOKEN: &str = "crash-test-token";
+
+fn server_url() -> String {
+    std::env::var("DATABASE_URL")
+        .expect("DATABASE_URL must name the test PostgreSQL; scripts/test.sh sets it")
+}
+
+fn start(db_url: &str) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .env("BETLEDGER_API_ADDR", "127.0.0.1:0")
+        .env("BETLEDGER_DATABASE_URL", db_url)
+        .env("BETLEDGER_API_TOKENS", format!("ops:{TOKEN}:read+write"))
+        .env("BETLEDGER_WRITE_PATH", "batched")
+        .env("BETLEDGER_EXPIRY_INTERVAL_MS", "0")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("the binary prints its address")
+            .unwrap();
+        if let Some(url) = line.strip_prefix("betledger-api listening on ") {
+            break url.to_string();
+        }
+    };
+    (child, addr)
+}
+
+/// What the API acknowledged: (wallet, transaction id) -> (sequence, available).
+type Acks = Arc<Mutex<HashMap<(String, String), (u64, String)>>>;
+
+#[tokio::test]
+async fn a_process_killed_mid_batch_leaves_only_whole_acknowledged_commands() {
+    let admin = sqlx::PgPool::connect(&server_url()).await.unwrap();
+    let name = format!("crash_{}", std::process::id());
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let (base, _) = server_url()
+        .rsplit_once('/')
+        .map(|(b, d)| (b.to_string(), d.to_string()))
+        .unwrap();
+    let db_url = format!("{base}/{name}");
+    let (mut child, addr) = start(&db_url);
+    let http = reqwest::Client::new();
+    let mut wallets = Vec::new();
+    for i in 0..10 {
+        let r: serde_json::Value = http
+            .post(format!("{addr}/v1/wallets"))
+            .bearer_auth(TOKEN)
+            .body(format!(
+                r#"{{"player_id": "crash-{i}", "currency": "EUR"}}"#
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        wallets.push(r["wallet_id"].as_str().unwrap().to_string());
+    }
+
+    // 32 clients deposit 1.00 at a time until the process dies under them.
+    let acks: Acks = Arc::default();
+    let mut clients = tokio::task::JoinSet::new();
+    for c in 0..32 {
+        let (http, addr, wallets, acks) =
+            (http.clone(), addr.clone(), wallets.clone(), acks.clone());
+        clients.spawn(async move {
+            for n in 0.. {
+                let wallet = &wallets[(c + n) % wallets.len()];
+                let tx = format!("c{c}-{n}");
+                let sent = http
+                    .post(format!("{addr}/v1/wallets/{wallet}/deposits"))
+                    .bearer_auth(TOKEN)
+                    .body(format!(r#"{{"transaction_id": "{tx}", "amount": "1.00"}}"#))
+                    .send()
+                    .await;
+                // The process died under this request: it may or may not have committed.
+                let in_flight = Some((wallet.clone(), tx.clone()));
+                let Ok(response) = sent else { return in_flight };
+                if response.status() != 200 {
+                    return in_flight;
+                }
+                let Ok(body) = response.json::<serde_json::Value>().await else {
+                    return in_flight;
+                };
+                acks.lock().await.insert(
+                    (wallet.clone(), tx),
+                    (
+                        body["sequence"].as_u64().unwrap(),
+                        body["balance"]["available"].as_str().unwrap().to_string(),
+                    ),
+                );
+            }
+            unreachable!("the loop ends only when a request fails")
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
+    let mut in_flight = Vec::new();
+    while let Some(done) = clients.join_next().await {
+        in_flight.extend(done.unwrap());
+    }
+    let acks = acks.lock().await.clone();
+    assert!(
+        acks.len() > 100,
+        "only {} commands were acknowledged before the kill",
+        acks.len()
+    );
+
+    // The log: per wallet, sequences without gaps, each deposit's recorded balance one
+    // euro above the one before (whole commands only), no transaction id twice.
+    let pool = sqlx::PgPool::connect(&db_url).await.unwrap();
+    let rows: Vec<(String, i64, Option<String>, String)> = sqlx::query_as(
+        "SELECT aggregate_id, sequence, metadata ->> 'transaction_id', metadata ->> 'available'
+           FROM events ORDER BY aggregate_id, sequence",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let mut logged: HashMap<(String, String), (u64, String)> = HashMap::new();
+    let mut previous: Option<(String, i64, rust_decimal::Decimal)> = None;
+    for (wallet, sequence, tx, available) in rows {
+        let available: rust_decimal::Decimal = available.parse().unwrap();
+        match &previous {
+            Some((w, s, a)) if *w == wallet => {
+                assert_eq!(sequence, s + 1, "{wallet}: a gap after {s}");
+                assert_eq!(
+                    available,
+                    a + rust_decimal::Decimal::ONE,
+                    "{wallet}#{sequence}"
+                );
+            }
+            _ => assert_eq!(sequence, 1, "{wallet} starts at 1"),
+        }
+        previous = Some((wallet.clone(), sequence, available));
+        if let Some(tx) = tx {
+            let first = logged.insert(
+                (wallet.clone(), tx.clone()),
+                (sequence as u64, format!("{available:.2}")),
+            );
+            assert!(first.is_none(), "{wallet}: {tx} twice in the log");
+        }
+    }
+    for (key, answer) in &acks {
+        assert_eq!(
+            logged.get(key),
+            Some(answer),
+            "acknowledged {key:?} is in the log as answered"
+        );
+    }
+
+    // After a restart, a retry of an acknowledged command is answered from the log, and a
+    // retry (twice) of each command that was in flight at the kill runs at most once.
+    let (mut child, addr) = start(&db_url);
+    let some_ack = acks.keys().next().unwrap().clone();
+    let mut retried = vec![some_ack.clone()];
+    retried.extend(in_flight.iter().cloned());
+    retried.extend(in_flight.iter().cloned());
+    for (wallet, tx) in &retried {
+        let r = http
+            .post(format!("{addr}/v1/wallets/{wallet}/deposits"))
+            .bearer_auth(TOKEN)
+            .body(format!(r#"{{"transaction_id": "{tx}", "amount": "1.00"}}"#))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    for (wallet, tx) in &retried {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM events WHERE aggregate_id = $1 AND metadata ->> 'transaction_id' = $2",
+        )
+        .bind(wallet)
+        .bind(tx)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(count, 1, "{wallet}: {tx} once");
+    }
+    assert!(
+        !in_flight.is_empty(),
+        "the kill interrupted requests in flight"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    pool.close().await;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&admin)
+        .await
+        .unwrap();
+}
