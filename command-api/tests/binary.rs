@@ -3,57 +3,18 @@
 //! and a clear refusal of bad configuration. Needs `DATABASE_URL` (scripts/test.sh sets
 //! it); the test creates and drops a database of its own.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod common;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_betledger-api");
-
-fn server_url() -> String {
-    std::env::var("DATABASE_URL")
-        .expect("DATABASE_URL must name the test PostgreSQL; scripts/test.sh sets it")
-}
-
-/// `postgres://.../db` with the database name replaced.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, _) = url.rsplit_once('/').expect("a database URL ends in /name");
-    format!("{base}/{name}")
-}
+use common::{drop_database, fresh_database, start_api, BIN};
 
 #[tokio::test]
 async fn the_binary_migrates_serves_and_stops_on_sigterm() {
-    let admin = sqlx::PgPool::connect(&server_url()).await.unwrap();
     let name = format!("bin_{}", std::process::id());
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-
-    let mut child = Command::new(BIN)
-        .env("BETLEDGER_API_ADDR", "127.0.0.1:0")
-        .env(
-            "BETLEDGER_DATABASE_URL",
-            with_database(&server_url(), &name),
-        )
-        .env("BETLEDGER_API_TOKENS", "ops:binary-test-token:read+write")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("the binary prints where it listens")
-            .unwrap();
-        if let Some(url) = line.strip_prefix("betledger-api listening on ") {
-            break url.to_string();
-        }
-    };
+    let (admin, db_url) = fresh_database(&name).await;
+    let (mut child, addr) = start_api(&db_url, "binary-test-token", &[]);
 
     let http = reqwest::Client::new();
     let ready = http.get(format!("{addr}/ready")).send().await.unwrap();
@@ -85,19 +46,14 @@ async fn the_binary_migrates_serves_and_stops_on_sigterm() {
     };
     assert!(status.success(), "a clean stop exits 0: {status:?}");
 
+    let db = sqlx::PgPool::connect(&db_url).await.unwrap();
     let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
-        .fetch_one(
-            &sqlx::PgPool::connect(&with_database(&server_url(), &name))
-                .await
-                .unwrap(),
-        )
+        .fetch_one(&db)
         .await
         .unwrap();
     assert_eq!(events, 1);
-    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .execute(&admin)
-        .await
-        .unwrap();
+    db.close().await;
+    drop_database(&admin, &name).await;
 }
 
 #[test]

@@ -3,44 +3,28 @@
 //! in it exactly once with the answer it gave, and after a restart a retry of any command
 //! (acknowledged or lost with the process) is answered without moving money twice.
 
+mod common;
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::{drop_database, fresh_database, start_api};
 use tokio::sync::Mutex;
 
-const BIN: &str = env!("CARGO_BIN_EXE_betledger-api");
 const TOKEN: &str = "crash-test-token";
 
-fn server_url() -> String {
-    std::env::var("DATABASE_URL")
-        .expect("DATABASE_URL must name the test PostgreSQL; scripts/test.sh sets it")
-}
-
+/// The binary on the batched write path, without the expiry sweep.
 fn start(db_url: &str) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .env("BETLEDGER_API_ADDR", "127.0.0.1:0")
-        .env("BETLEDGER_DATABASE_URL", db_url)
-        .env("BETLEDGER_API_TOKENS", format!("ops:{TOKEN}:read+write"))
-        .env("BETLEDGER_WRITE_PATH", "batched")
-        .env("BETLEDGER_EXPIRY_INTERVAL_MS", "0")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("the binary prints its address")
-            .unwrap();
-        if let Some(url) = line.strip_prefix("betledger-api listening on ") {
-            break url.to_string();
-        }
-    };
-    (child, addr)
+    start_api(
+        db_url,
+        TOKEN,
+        &[
+            ("BETLEDGER_WRITE_PATH", "batched"),
+            ("BETLEDGER_EXPIRY_INTERVAL_MS", "0"),
+        ],
+    )
 }
 
 /// What the API acknowledged: (wallet, transaction id) -> (sequence, available).
@@ -48,21 +32,8 @@ type Acks = Arc<Mutex<HashMap<(String, String), (u64, String)>>>;
 
 #[tokio::test]
 async fn a_process_killed_mid_batch_leaves_only_whole_acknowledged_commands() {
-    let admin = sqlx::PgPool::connect(&server_url()).await.unwrap();
     let name = format!("crash_{}", std::process::id());
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let (base, _) = server_url()
-        .rsplit_once('/')
-        .map(|(b, d)| (b.to_string(), d.to_string()))
-        .unwrap();
-    let db_url = format!("{base}/{name}");
+    let (admin, db_url) = fresh_database(&name).await;
     let (mut child, addr) = start(&db_url);
     let http = reqwest::Client::new();
     let mut wallets = Vec::new();
@@ -209,8 +180,5 @@ async fn a_process_killed_mid_batch_leaves_only_whole_acknowledged_commands() {
     child.kill().unwrap();
     child.wait().unwrap();
     pool.close().await;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&admin)
-        .await
-        .unwrap();
+    drop_database(&admin, &name).await;
 }

@@ -1,0 +1,58 @@
+//! What the tests that run `betledger-api` as a process share: a database of their own on
+//! the test PostgreSQL, and starting the binary and reading the address it prints.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_betledger-api");
+
+/// The test PostgreSQL (`DATABASE_URL`, set by scripts/test.sh).
+pub fn server_url() -> String {
+    std::env::var("DATABASE_URL")
+        .expect("DATABASE_URL must name the test PostgreSQL; scripts/test.sh sets it")
+}
+
+/// Creates database `name` afresh; returns a pool on the server and the new database's URL.
+pub async fn fresh_database(name: &str) -> (sqlx::PgPool, String) {
+    let admin = sqlx::PgPool::connect(&server_url()).await.unwrap();
+    drop_database(&admin, name).await;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let url = server_url();
+    let (base, _) = url.rsplit_once('/').expect("a database URL ends in /name");
+    (admin, format!("{base}/{name}"))
+}
+
+pub async fn drop_database(admin: &sqlx::PgPool, name: &str) {
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(admin)
+        .await
+        .unwrap();
+}
+
+/// Starts the binary on port 0 over `db_url` with one client `ops` holding `token`, plus
+/// `env`; returns the process and the URL it prints.
+pub fn start_api(db_url: &str, token: &str, env: &[(&str, &str)]) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .env("BETLEDGER_API_ADDR", "127.0.0.1:0")
+        .env("BETLEDGER_DATABASE_URL", db_url)
+        .env("BETLEDGER_API_TOKENS", format!("ops:{token}:read+write"))
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("the binary prints where it listens")
+            .unwrap();
+        if let Some(url) = line.strip_prefix("betledger-api listening on ") {
+            break url.to_string();
+        }
+    };
+    (child, addr)
+}
