@@ -25,60 +25,90 @@ pub enum ApplyOutcome {
     UnknownReservation,
 }
 
-// KEYS[1] the wallet's hash, KEYS[2] its open reservations, KEYS[3] the meta hash.
-// ARGV[1] sequence, [2] available, [3] reserved, [4] currency, [5] player id or '',
-// [6] 'open' | 'close' | '', [7] reservation id, [8] reservation JSON,
-// [9] net win in minor units or '', [10] the game id when the caller knows it or '',
-// [11] leaderboard key prefix, [12] leaderboard-currencies key prefix,
-// [13] global position, [14] recorded_at, [15..] leaderboard buckets.
+// KEYS[1] the generation pointer.
+// ARGV[1] the deployment prefix, [2] the generation to write or '' for the one in use,
+// [3] wallet id, [4] sequence, [5] available, [6] reserved, [7] currency,
+// [8] player id or '', [9] 'open' | 'close' | '', [10] reservation id,
+// [11] reservation JSON, [12] net win in minor units or '',
+// [13] the game id when the caller knows it or '', [14] global position,
+// [15] recorded_at, [16..] leaderboard buckets.
 // Returns {code, last sequence}: 1 applied, 0 duplicate, 2 gap, 3 unknown reservation.
+// The key names built here are those of `Generation` in keys.rs.
 const APPLY_LUA: &str = r#"
-local last = tonumber(redis.call('HGET', KEYS[1], 'sequence') or '0')
-local seq = tonumber(ARGV[1])
+local gen = ARGV[2]
+if gen == '' then gen = redis.call('GET', KEYS[1]) or '0' end
+local p = ARGV[1] .. ':g' .. gen
+local wallet = p .. ':wallet:{' .. ARGV[3] .. '}'
+local reservations = wallet .. ':reservations'
+local last = tonumber(redis.call('HGET', wallet, 'sequence') or '0')
+local seq = tonumber(ARGV[4])
 if seq <= last then return {0, last} end
 if seq ~= last + 1 then return {2, last} end
-local game = ARGV[10]
-if ARGV[9] ~= '' and game == '' then
-  local open = redis.call('HGET', KEYS[2], ARGV[7])
+local game = ARGV[13]
+if ARGV[12] ~= '' and game == '' then
+  local open = redis.call('HGET', reservations, ARGV[10])
   if not open then return {3, last} end
   game = cjson.decode(open)['game_id']
 end
-redis.call('HSET', KEYS[1], 'sequence', ARGV[1], 'available', ARGV[2],
-           'reserved', ARGV[3], 'currency', ARGV[4])
-if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'player_id', ARGV[5]) end
-if ARGV[6] == 'open' then
-  redis.call('HSET', KEYS[2], ARGV[7], ARGV[8])
-elseif ARGV[6] == 'close' then
-  redis.call('HDEL', KEYS[2], ARGV[7])
+redis.call('HSET', wallet, 'sequence', ARGV[4], 'available', ARGV[5],
+           'reserved', ARGV[6], 'currency', ARGV[7])
+if ARGV[8] ~= '' then redis.call('HSET', wallet, 'player_id', ARGV[8]) end
+if ARGV[9] == 'open' then
+  redis.call('HSET', reservations, ARGV[10], ARGV[11])
+elseif ARGV[9] == 'close' then
+  redis.call('HDEL', reservations, ARGV[10])
 end
-if ARGV[9] ~= '' then
-  local player = redis.call('HGET', KEYS[1], 'player_id') or ''
-  for i = 15, #ARGV do
-    redis.call('ZINCRBY', ARGV[11] .. ARGV[4] .. ':' .. ARGV[i] .. ':' .. game, ARGV[9], player)
+if ARGV[12] ~= '' then
+  local player = redis.call('HGET', wallet, 'player_id') or ''
+  for i = 16, #ARGV do
+    redis.call('ZINCRBY', p .. ':leaderboard:' .. ARGV[7] .. ':' .. ARGV[i] .. ':' .. game,
+               ARGV[12], player)
   end
-  redis.call('SADD', ARGV[12] .. game, ARGV[4])
+  redis.call('SADD', p .. ':leaderboard-currencies:' .. game, ARGV[7])
 end
-local gp = tonumber(redis.call('HGET', KEYS[3], 'global_position') or '0')
-if tonumber(ARGV[13]) > gp then
-  redis.call('HSET', KEYS[3], 'global_position', ARGV[13], 'recorded_at', ARGV[14])
+local meta = p .. ':meta'
+local gp = tonumber(redis.call('HGET', meta, 'global_position') or '0')
+if tonumber(ARGV[14]) > gp then
+  redis.call('HSET', meta, 'global_position', ARGV[14], 'recorded_at', ARGV[15])
 end
 return {1, seq}
 "#;
 
-/// Applies changes to the read models under one key prefix.
+// KEYS[1] the generation pointer; ARGV[1] the deployment prefix, [2] wallet id.
+const LAST_SEQUENCE_LUA: &str = r#"
+local gen = redis.call('GET', KEYS[1]) or '0'
+return redis.call('HGET', ARGV[1] .. ':g' .. gen .. ':wallet:{' .. ARGV[2] .. '}', 'sequence')
+"#;
+
+/// Applies changes to the read models under one key prefix: to the generation in use
+/// (the projection workers), or to one named generation (a rebuild catching up before it
+/// switches readers over).
 #[derive(Clone)]
 pub struct Applier {
     client: Client,
     keys: Keys,
+    target: Option<u64>,
     script: Script,
+    last_sequence: Script,
 }
 
 impl Applier {
+    /// An applier that writes to whichever generation is in use when each change lands.
     pub fn new(client: Client, keys: Keys) -> Self {
         Applier {
             client,
             keys,
+            target: None,
             script: Script::from_lua(APPLY_LUA),
+            last_sequence: Script::from_lua(LAST_SEQUENCE_LUA),
+        }
+    }
+
+    /// An applier that writes to generation `number`, in use or not.
+    pub fn for_generation(client: Client, keys: Keys, number: u64) -> Self {
+        Applier {
+            target: Some(number),
+            ..Applier::new(client, keys)
         }
     }
 
@@ -98,11 +128,7 @@ impl Applier {
         change: &Change,
         game_id: Option<&str>,
     ) -> Result<ApplyOutcome, ReadModelError> {
-        let keys = vec![
-            self.keys.wallet(&change.wallet_id),
-            self.keys.reservations(&change.wallet_id),
-            self.keys.meta(),
-        ];
+        let keys = vec![self.keys.generation_pointer()];
         let (op, reservation_id, reservation_json) = match &change.reservation {
             ReservationChange::None => ("", String::new(), String::new()),
             ReservationChange::Open(view) => (
@@ -115,6 +141,9 @@ impl Applier {
             }
         };
         let mut args = vec![
+            self.keys.prefix().to_string(),
+            self.target.map(|n| n.to_string()).unwrap_or_default(),
+            change.wallet_id.clone(),
             change.sequence.to_string(),
             change.balance.available.to_string(),
             change.balance.reserved.to_string(),
@@ -128,8 +157,6 @@ impl Applier {
                 .map(|n| n.to_string())
                 .unwrap_or_default(),
             game_id.unwrap_or_default().to_string(),
-            self.keys.leaderboard_prefix(),
-            self.keys.leaderboard_currencies_prefix(),
             change.global_position.to_string(),
             change.recorded_at.to_rfc3339(),
         ];
@@ -152,12 +179,25 @@ impl Applier {
         })
     }
 
-    /// The last sequence applied to `wallet_id` (0 when the read model has none).
+    /// The last sequence applied to `wallet_id` in the generation this applier writes
+    /// to (0 when the read model has none).
     pub async fn last_sequence(&self, wallet_id: &str) -> Result<u64, ReadModelError> {
-        let seq: Option<u64> = self
-            .client
-            .hget(self.keys.wallet(wallet_id), "sequence")
-            .await?;
+        let seq: Option<u64> = match self.target {
+            Some(n) => {
+                self.client
+                    .hget(self.keys.generation(n).wallet(wallet_id), "sequence")
+                    .await?
+            }
+            None => {
+                self.last_sequence
+                    .evalsha_with_reload(
+                        &self.client,
+                        vec![self.keys.generation_pointer()],
+                        vec![self.keys.prefix().to_string(), wallet_id.to_string()],
+                    )
+                    .await?
+            }
+        };
         Ok(seq.unwrap_or(0))
     }
 }

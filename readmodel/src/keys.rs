@@ -1,22 +1,30 @@
 //! Where each read model lives in Redis.
 //!
-//! - `{P}:wallet:{<id>}`: hash `sequence, available, reserved, currency, player_id`.
-//! - `{P}:wallet:{<id>}:reservations`: hash `reservation id -> JSON` of open reservations.
-//! - `{P}:leaderboard:{CUR}:{period}:{game}`: sorted set `player id -> net win` in the
+//! Every read model lives in a *generation*: `rebuild` writes a new one beside the one in
+//! use and then moves the pointer, so readers switch at once and never see a half-built
+//! model. Under the deployment's prefix `{P}`:
+//! - `{P}:generation`: the number of the generation in use (absent: 0).
+//! - `{P}:generation-next`: a counter that hands out new generation numbers.
+//!
+//! Under a generation's prefix `{G}` = `{P}:g{N}`:
+//! - `{G}:wallet:{<id>}`: hash `sequence, available, reserved, currency, player_id`.
+//! - `{G}:wallet:{<id>}:reservations`: hash `reservation id -> JSON` of open reservations.
+//! - `{G}:leaderboard:{CUR}:{period}:{game}`: sorted set `player id -> net win` in the
 //!   currency's minor units (sorted-set scores are f64; integers stay exact to 2^53).
 //!   `period` is `all`, `day:2026-11-24` or `week:2026-W48` (UTC, ISO weeks).
-//! - `{P}:leaderboard-currencies:{game}`: set of currencies with a board for the game.
-//! - `{P}:meta`: hash with the highest log position applied (`global_position`,
+//! - `{G}:leaderboard-currencies:{game}`: set of currencies with a board for the game.
+//! - `{G}:meta`: hash with the highest log position applied (`global_position`,
 //!   `recorded_at`): how fresh the leaderboards are.
 //!
 //! A wallet's two keys share the hash tag `{<id>}`. Leaderboards are updated in the same
-//! script as the wallet so that an event counts exactly once; that needs one Redis primary
-//! (or Sentinel), not Redis Cluster, where the leaderboard update would need its own fence.
+//! script as the wallet so that an event counts exactly once, and the scripts resolve the
+//! generation pointer themselves; that needs one Redis primary (or Sentinel), not Redis
+//! Cluster.
 
 use chrono::{DateTime, Datelike, Utc};
 use domain::Currency;
 
-/// The key layout under one prefix.
+/// The deployment's keys: the generation pointer and counter, and each generation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keys {
     prefix: String,
@@ -34,12 +42,61 @@ impl Keys {
         &self.prefix
     }
 
+    /// The string key naming the generation in use.
+    pub fn generation_pointer(&self) -> String {
+        format!("{}:generation", self.prefix)
+    }
+
+    /// The counter that hands out generation numbers.
+    pub fn generation_counter(&self) -> String {
+        format!("{}:generation-next", self.prefix)
+    }
+
+    /// The keys of generation `number`.
+    pub fn generation(&self, number: u64) -> Generation {
+        Generation {
+            number,
+            prefix: format!("{}:g{number}", self.prefix),
+        }
+    }
+}
+
+/// The keys of one generation of the read models.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generation {
+    number: u64,
+    prefix: String,
+}
+
+impl Generation {
+    pub fn number(&self) -> u64 {
+        self.number
+    }
+
+    /// `{P}:g{N}`: every key of the generation starts with it and a `:`.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     pub fn wallet(&self, wallet_id: &str) -> String {
         format!("{}:wallet:{{{wallet_id}}}", self.prefix)
     }
 
     pub fn reservations(&self, wallet_id: &str) -> String {
         format!("{}:wallet:{{{wallet_id}}}:reservations", self.prefix)
+    }
+
+    /// A glob matching every wallet hash and reservations hash of the generation.
+    pub fn wallet_pattern(&self) -> String {
+        format!("{}:wallet:*", self.prefix)
+    }
+
+    /// The wallet id in a key from [`Generation::wallet_pattern`], if it is a wallet hash
+    /// (not a reservations hash).
+    pub fn wallet_id_of<'k>(&self, key: &'k str) -> Option<&'k str> {
+        key.strip_prefix(&self.prefix)?
+            .strip_prefix(":wallet:{")?
+            .strip_suffix('}')
     }
 
     /// The start of every leaderboard key; the apply script appends
@@ -118,11 +175,16 @@ mod tests {
         assert_eq!(Period::Week.bucket(at), "week:2026-W53");
         assert_eq!(Period::All.bucket(at), "all");
         let keys = Keys::new("t1");
-        assert_eq!(keys.wallet("w"), "t1:wallet:{w}");
-        assert_eq!(keys.reservations("w"), "t1:wallet:{w}:reservations");
+        assert_eq!(keys.generation_pointer(), "t1:generation");
+        let g = keys.generation(3);
+        assert_eq!(g.wallet("w"), "t1:g3:wallet:{w}");
+        assert_eq!(g.reservations("w"), "t1:g3:wallet:{w}:reservations");
+        assert_eq!(g.wallet_id_of("t1:g3:wallet:{w}"), Some("w"));
+        assert_eq!(g.wallet_id_of("t1:g3:wallet:{w}:reservations"), None);
+        assert_eq!(g.wallet_id_of("t1:g31:wallet:{w}"), None);
         assert_eq!(
-            keys.leaderboard(Currency::Eur, "all", "g:1"),
-            "t1:leaderboard:EUR:all:g:1"
+            g.leaderboard(Currency::Eur, "all", "g:1"),
+            "t1:g3:leaderboard:EUR:all:g:1"
         );
     }
 }

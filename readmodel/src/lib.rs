@@ -21,7 +21,7 @@ pub mod query;
 
 pub use apply::{Applier, ApplyOutcome};
 pub use change::{Change, ChangeError, ReservationChange, ReservationView};
-pub use keys::{Keys, Period};
+pub use keys::{Generation, Keys, Period};
 pub use query::{LeaderboardEntry, WalletView};
 
 use std::time::Duration;

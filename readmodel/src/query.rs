@@ -9,8 +9,9 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::change::{from_minor, ReservationView};
-use crate::keys::{Keys, Period};
+use crate::keys::{Generation, Keys, Period};
 use crate::ReadModelError;
+use fred::types::scripts::Script;
 
 /// A wallet as its read model holds it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -40,17 +41,62 @@ pub struct Freshness {
     pub recorded_at: Option<String>,
 }
 
-/// The wallet's read model, or `None` if it has none (yet).
+// KEYS[1] the generation pointer; ARGV[1] the deployment prefix, [2] wallet id.
+// Returns {generation, HGETALL of the wallet, HVALS of its reservations}, all from one
+// moment and one generation.
+const WALLET_LUA: &str = r#"
+local gen = redis.call('GET', KEYS[1]) or '0'
+local wallet = ARGV[1] .. ':g' .. gen .. ':wallet:{' .. ARGV[2] .. '}'
+return {gen, redis.call('HGETALL', wallet), redis.call('HVALS', wallet .. ':reservations')}
+"#;
+
+/// The generation of the read models in use now. A reader that resolves it and then reads
+/// several keys sees one complete generation: a rebuild keeps the one it replaced for a
+/// grace period before deleting it.
+pub async fn current(client: &Client, keys: &Keys) -> Result<Generation, ReadModelError> {
+    let number: Option<String> = client.get(keys.generation_pointer()).await?;
+    let number = match number {
+        None => 0,
+        Some(n) => n
+            .parse()
+            .map_err(|e| ReadModelError::Corrupt(format!("generation pointer {n:?}: {e}")))?,
+    };
+    Ok(keys.generation(number))
+}
+
+/// The wallet's read model in the generation in use, or `None` if it has none (yet).
 pub async fn wallet(
     client: &Client,
     keys: &Keys,
     wallet_id: &str,
 ) -> Result<Option<WalletView>, ReadModelError> {
-    // One MULTI/EXEC so the balance and the reservations come from the same moment.
-    let trx = client.multi();
-    let _: () = trx.hgetall(keys.wallet(wallet_id)).await?;
-    let _: () = trx.hvals(keys.reservations(wallet_id)).await?;
-    let (fields, open): (HashMap<String, String>, Vec<String>) = trx.exec(true).await?;
+    // One script, so the balance and the reservations come from the same moment and the
+    // same generation.
+    static SCRIPT: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
+    let script = SCRIPT.get_or_init(|| Script::from_lua(WALLET_LUA));
+    let (_generation, fields, open): (String, Vec<String>, Vec<String>) = script
+        .evalsha_with_reload(
+            client,
+            vec![keys.generation_pointer()],
+            vec![keys.prefix().to_string(), wallet_id.to_string()],
+        )
+        .await?;
+    let fields: HashMap<String, String> = fields
+        .chunks(2)
+        .filter_map(|kv| match kv {
+            [k, v] => Some((k.clone(), v.clone())),
+            _ => None,
+        })
+        .collect();
+    wallet_view(wallet_id, &fields, &open)
+}
+
+/// A wallet's read model from its hash fields and its reservations' JSON.
+pub fn wallet_view(
+    wallet_id: &str,
+    fields: &HashMap<String, String>,
+    open: &[String],
+) -> Result<Option<WalletView>, ReadModelError> {
     if fields.is_empty() {
         return Ok(None);
     }
@@ -82,7 +128,7 @@ pub async fn wallet(
 /// The currencies that have a board for `game_id`, sorted.
 pub async fn leaderboard_currencies(
     client: &Client,
-    keys: &Keys,
+    keys: &Generation,
     game_id: &str,
 ) -> Result<Vec<Currency>, ReadModelError> {
     let codes: Vec<String> = client
@@ -99,7 +145,7 @@ pub async fn leaderboard_currencies(
 /// The top `limit` players of `game_id` in `currency` for the period containing `at`.
 pub async fn leaderboard(
     client: &Client,
-    keys: &Keys,
+    keys: &Generation,
     game_id: &str,
     currency: Currency,
     period: Period,
@@ -124,7 +170,7 @@ pub async fn leaderboard(
 }
 
 /// The newest event applied to the read models.
-pub async fn freshness(client: &Client, keys: &Keys) -> Result<Freshness, ReadModelError> {
+pub async fn freshness(client: &Client, keys: &Generation) -> Result<Freshness, ReadModelError> {
     let fields: HashMap<String, String> = client.hgetall(keys.meta()).await?;
     Ok(Freshness {
         global_position: fields
@@ -159,4 +205,19 @@ pub async fn delete_prefix(client: &Client, prefix: &str) -> Result<usize, ReadM
         let _: i64 = client.del(chunk.to_vec()).await?;
     }
     Ok(keys.len())
+}
+
+/// Deletes every key of generation `number` (SCAN and UNLINK, in chunks, so Redis never
+/// stalls). Returns how many were deleted.
+pub async fn delete_generation(
+    client: &Client,
+    keys: &Keys,
+    number: u64,
+) -> Result<usize, ReadModelError> {
+    let generation = keys.generation(number);
+    let found = scan_keys(client, &format!("{}:*", generation.prefix())).await?;
+    for chunk in found.chunks(1_000) {
+        let _: i64 = client.unlink(chunk.to_vec()).await?;
+    }
+    Ok(found.len())
 }

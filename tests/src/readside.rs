@@ -205,8 +205,11 @@ impl ReadSide {
     /// players and open reservations per wallet (with no wallet missing or extra), and
     /// every leaderboard score (with no board missing or extra).
     pub async fn assert_matches_log(&self) {
-        let expected = fold_log(&self.pool, &self.keys).await;
-        let wallet_keys = query::scan_keys(&self.redis, &format!("{}:wallet:*", self.prefix))
+        let generation = query::current(&self.redis, &self.keys)
+            .await
+            .expect("reading the generation in use");
+        let expected = fold_log(&self.pool, &generation).await;
+        let wallet_keys = query::scan_keys(&self.redis, &generation.wallet_pattern())
             .await
             .expect("scanning wallet keys");
         let in_redis = wallet_keys
@@ -234,10 +237,12 @@ impl ReadSide {
                 .collect();
             assert_eq!(open, want.open, "open reservations of {wallet_id}");
         }
-        let board_keys =
-            query::scan_keys(&self.redis, &format!("{}*", self.keys.leaderboard_prefix()))
-                .await
-                .expect("scanning leaderboard keys");
+        let board_keys = query::scan_keys(
+            &self.redis,
+            &format!("{}*", generation.leaderboard_prefix()),
+        )
+        .await
+        .expect("scanning leaderboard keys");
         let mut boards: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
         for key in board_keys {
             let rows: Vec<(String, f64)> = self
@@ -286,7 +291,7 @@ pub struct Expected {
 }
 
 /// Folds the whole log (test-sized: read at once).
-pub async fn fold_log(pool: &PgPool, keys: &Keys) -> Expected {
+pub async fn fold_log(pool: &PgPool, keys: &readmodel::Generation) -> Expected {
     let rows: Vec<(String, i64, serde_json::Value, DateTime<Utc>)> = sqlx::query_as(
         "SELECT aggregate_id, sequence, payload, recorded_at FROM events
           ORDER BY aggregate_id, sequence",

@@ -108,19 +108,28 @@ async fn leaderboard(
             })?,
     };
     let rm = &state.read_models;
+    // Resolved once: every board and the freshness below come from one generation.
+    let generation = query::current(&rm.client, &rm.keys).await?;
     // Net wins in different currencies do not add up: one board per currency.
     let currencies: Vec<Currency> = match q.currency.as_deref() {
         Some(code) => vec![code.parse().map_err(|e: domain::money::UnknownCurrency| {
             ApiError::UnknownCurrency(e.to_string())
         })?],
-        None => query::leaderboard_currencies(&rm.client, &rm.keys, &game_id).await?,
+        None => query::leaderboard_currencies(&rm.client, &generation, &game_id).await?,
     };
     let now = Utc::now();
     let mut boards = Vec::with_capacity(currencies.len());
     for currency in currencies {
-        let entries =
-            query::leaderboard(&rm.client, &rm.keys, &game_id, currency, period, now, limit)
-                .await?;
+        let entries = query::leaderboard(
+            &rm.client,
+            &generation,
+            &game_id,
+            currency,
+            period,
+            now,
+            limit,
+        )
+        .await?;
         let entries: Vec<serde_json::Value> = entries
             .into_iter()
             .map(|e| {
@@ -133,7 +142,7 @@ async fn leaderboard(
             .collect();
         boards.push(json!({ "currency": currency.code(), "entries": entries }));
     }
-    let freshness = query::freshness(&rm.client, &rm.keys).await?;
+    let freshness = query::freshness(&rm.client, &generation).await?;
     Ok(Json(json!({
         "game_id": game_id,
         "period": q.period.as_deref().unwrap_or("all"),
