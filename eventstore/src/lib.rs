@@ -11,6 +11,8 @@
 //!   event's metadata, and found again.
 //! - [`log`]: reading the log: one wallet's events, and the whole log in its order without
 //!   ever skipping a late commit.
+//! - [`scan`]: streaming the whole log through a server-side cursor, for replays.
+//! - [`snapshots`]: our own wallet snapshots.
 #![forbid(unsafe_code)]
 
 pub mod batched;
@@ -18,6 +20,8 @@ pub mod cqrs;
 pub mod db;
 pub mod idempotency;
 pub mod log;
+pub mod scan;
+pub mod snapshots;
 pub mod store;
 
 pub use batched::{BatchConfig, BatchedWalletStore};

@@ -62,14 +62,15 @@ impl LogCursor {
     };
 }
 
-const COLUMNS: &str = "aggregate_id, sequence, event_type, event_version, payload, metadata,
+pub(crate) const COLUMNS: &str =
+    "aggregate_id, sequence, event_type, event_version, payload, metadata,
      global_position, (tx_id::text)::bigint AS tx_id, recorded_at";
 
-fn unavailable(e: sqlx::Error) -> StoreError {
+pub(crate) fn unavailable(e: sqlx::Error) -> StoreError {
     StoreError::Unavailable(Box::new(e))
 }
 
-fn from_row(row: &sqlx::postgres::PgRow) -> LoggedEvent {
+pub(crate) fn from_row(row: &sqlx::postgres::PgRow) -> LoggedEvent {
     LoggedEvent {
         wallet_id: row.get("aggregate_id"),
         sequence: row.get::<i64, _>("sequence") as u64,

@@ -86,6 +86,16 @@ impl Wallet {
             .filter(|(_, r)| r.state == ReservationState::Open)
     }
 
+    /// The reservation made under `id`, open or closed, if any.
+    pub fn reservation(&self, id: &ReservationId) -> Option<&Reservation> {
+        self.opened.as_ref().and_then(|o| o.reservations.get(id))
+    }
+
+    /// Whether `id` was voided by a rollback before any bet under it.
+    pub fn is_voided(&self, id: &ReservationId) -> bool {
+        self.opened.as_ref().is_some_and(|o| o.voided.contains(id))
+    }
+
     /// Decides what `command` does to this wallet: the one event it produces, or the rule
     /// it breaks. Changes nothing; `apply` the event to move the state on.
     pub fn decide(&self, command: WalletCommand) -> Result<WalletEvent, WalletError> {

@@ -1,0 +1,103 @@
+//! Our own snapshots of wallets: the aggregate's whole state after `sequence` events,
+//! stored as JSON in the postgres-es `snapshots` table shape. A wallet is loaded from its
+//! latest snapshot plus the events after it, and never through cqrs-es's snapshot modes
+//! (they apply events twice: docs/0001). `replay-tool reconcile` checks every latest
+//! snapshot against the fold of the log.
+
+use std::collections::HashMap;
+
+use domain::Wallet;
+use sqlx::{PgPool, Row};
+
+use crate::log::unavailable;
+use crate::store::StoreError;
+use crate::WALLET_AGGREGATE_TYPE;
+
+/// A wallet's state after `sequence` events, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSnapshot {
+    pub wallet_id: String,
+    pub sequence: u64,
+    pub payload: serde_json::Value,
+}
+
+impl StoredSnapshot {
+    /// The aggregate the snapshot holds, if this build can read it.
+    pub fn wallet(&self) -> Result<Wallet, serde_json::Error> {
+        serde_json::from_value(self.payload.clone())
+    }
+}
+
+/// The latest snapshot of each of `wallet_ids` that has one.
+pub async fn latest(
+    pool: &PgPool,
+    wallet_ids: &[String],
+) -> Result<HashMap<String, StoredSnapshot>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT ON (aggregate_id) aggregate_id, last_sequence, payload
+           FROM snapshots
+          WHERE aggregate_type = $1 AND aggregate_id = ANY($2)
+          ORDER BY aggregate_id, last_sequence DESC",
+    )
+    .bind(WALLET_AGGREGATE_TYPE)
+    .bind(wallet_ids)
+    .fetch_all(pool)
+    .await
+    .map_err(unavailable)?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let snapshot = StoredSnapshot {
+                wallet_id: row.get("aggregate_id"),
+                sequence: row.get::<i64, _>("last_sequence") as u64,
+                payload: row.get("payload"),
+            };
+            (snapshot.wallet_id.clone(), snapshot)
+        })
+        .collect())
+}
+
+/// Stores `wallet`'s state after `sequence` events (replacing one at that sequence) and
+/// drops its older snapshots.
+pub async fn save<'e, E>(
+    executor: E,
+    wallet_id: &str,
+    sequence: u64,
+    wallet: &Wallet,
+) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Postgres>,
+{
+    let payload = serde_json::to_value(wallet).map_err(|e| StoreError::Corrupt(Box::new(e)))?;
+    sqlx::query(
+        "WITH saved AS (
+             INSERT INTO snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload)
+             VALUES ($1, $2, $3, $3, $4)
+             ON CONFLICT (aggregate_type, aggregate_id, last_sequence) DO UPDATE SET payload = $4
+         )
+         DELETE FROM snapshots WHERE aggregate_type = $1 AND aggregate_id = $2 AND last_sequence < $3",
+    )
+    .bind(WALLET_AGGREGATE_TYPE)
+    .bind(wallet_id)
+    .bind(sequence as i64)
+    .bind(payload)
+    .execute(executor)
+    .await
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+/// Deletes `wallet_id`'s snapshot at `sequence`: a wrong snapshot is dropped, and the
+/// wallet is then loaded from the log alone.
+pub async fn delete(pool: &PgPool, wallet_id: &str, sequence: u64) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "DELETE FROM snapshots WHERE aggregate_type = $1 AND aggregate_id = $2 AND last_sequence = $3",
+    )
+    .bind(WALLET_AGGREGATE_TYPE)
+    .bind(wallet_id)
+    .bind(sequence as i64)
+    .execute(pool)
+    .await
+    .map_err(unavailable)?;
+    Ok(done.rows_affected() > 0)
+}

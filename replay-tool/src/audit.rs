@@ -1,0 +1,271 @@
+//! `audit WALLET [--as-of TIME]`: every event of one wallet in order, with the balance
+//! after each, checked as it is folded; and the wallet's state at the end (or at `as_of`).
+
+use std::io::Write;
+
+use chrono::{DateTime, Utc};
+use domain::{Balance, WalletEvent, WalletId};
+use eventstore::log::{self, LoggedEvent};
+use readmodel::ReservationView;
+use rust_decimal::Decimal;
+use serde::Serialize;
+use sqlx::PgPool;
+
+use crate::fold::{Violation, WalletFold};
+use crate::ReplayError;
+
+/// One event of the history, with the balance right after it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditRow {
+    pub sequence: u64,
+    pub global_position: i64,
+    pub recorded_at: DateTime<Utc>,
+    pub event: String,
+    pub transaction_id: Option<String>,
+    pub reservation_id: Option<String>,
+    /// Deposited, withdrawn, staked (reserve and settle), refunded or expired.
+    pub amount: Option<Decimal>,
+    /// A settle's payout.
+    pub payout: Option<Decimal>,
+    pub available: Decimal,
+    pub reserved: Decimal,
+}
+
+/// A wallet's history up to a moment.
+#[derive(Debug, Clone, Serialize)]
+pub struct Audit {
+    pub wallet_id: String,
+    pub player_id: Option<String>,
+    /// Events recorded at or before this moment are included; `None`: all.
+    pub as_of: Option<DateTime<Utc>>,
+    pub events: Vec<AuditRow>,
+    /// The balance after the last included event; `None` if the wallet was not open yet.
+    pub balance: Option<Balance>,
+    pub sequence: u64,
+    pub open_reservations: Vec<ReservationView>,
+    /// Rules the history breaks (a correct log has none).
+    pub violations: Vec<Violation>,
+}
+
+/// Audits `wallet_id` as of `as_of` (or now).
+pub async fn audit(
+    pool: &PgPool,
+    wallet_id: WalletId,
+    as_of: Option<DateTime<Utc>>,
+) -> Result<Audit, ReplayError> {
+    let mut fold = WalletFold::new(wallet_id.to_string());
+    let mut rows = Vec::new();
+    let mut violations = Vec::new();
+    let mut after = 0;
+    'pages: loop {
+        let page = log::wallet_events(pool, wallet_id, after, log::PAGE_SIZE_MAX).await?;
+        let Some(last) = page.last() else { break };
+        after = last.sequence;
+        for event in &page {
+            if as_of.is_some_and(|t| event.recorded_at > t) {
+                break 'pages;
+            }
+            let step = fold.apply(event);
+            violations.extend(step.violations);
+            if !step.applied {
+                // The fold stopped here: the rest cannot be shown with a true balance.
+                break 'pages;
+            }
+            rows.push(row(event, &fold));
+        }
+    }
+    if rows.is_empty() && violations.is_empty() {
+        let exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM events WHERE aggregate_type = $1 AND aggregate_id = $2)",
+        )
+        .bind(eventstore::WALLET_AGGREGATE_TYPE)
+        .bind(wallet_id.to_string())
+        .fetch_one(pool)
+        .await
+        .map_err(|e| eventstore::StoreError::Unavailable(Box::new(e)))?;
+        if !exists {
+            return Err(ReplayError::Invalid(format!(
+                "wallet {wallet_id} has no events in the log: check the id"
+            )));
+        }
+    }
+    violations.extend(fold.finish());
+    Ok(Audit {
+        wallet_id: wallet_id.to_string(),
+        player_id: fold.wallet().player_id().map(|p| p.to_string()),
+        as_of,
+        balance: fold.wallet().balance(),
+        sequence: fold.sequence(),
+        open_reservations: fold.open_reservations(),
+        events: rows,
+        violations,
+    })
+}
+
+fn row(event: &LoggedEvent, fold: &WalletFold) -> AuditRow {
+    let balance = fold
+        .wallet()
+        .balance()
+        .expect("an applied event leaves it open");
+    let mut row = AuditRow {
+        sequence: event.sequence,
+        global_position: event.global_position,
+        recorded_at: event.recorded_at,
+        event: event.event_type.clone(),
+        transaction_id: event
+            .metadata
+            .get(eventstore::idempotency::KEY_TRANSACTION_ID)
+            .and_then(|v| v.as_str())
+            .map(str::to_string),
+        reservation_id: None,
+        amount: None,
+        payout: None,
+        available: balance.available,
+        reserved: balance.reserved,
+    };
+    // The fold has parsed this payload already; it is a wallet event.
+    if let Ok(payload) = serde_json::from_value::<WalletEvent>(event.payload.clone()) {
+        match payload {
+            WalletEvent::WalletOpened { .. } => {}
+            WalletEvent::FundsDeposited { amount, .. }
+            | WalletEvent::FundsWithdrawn { amount, .. } => row.amount = Some(amount),
+            WalletEvent::FundsReserved {
+                reservation_id,
+                amount,
+                ..
+            }
+            | WalletEvent::ReservationRefunded {
+                reservation_id,
+                amount,
+                ..
+            }
+            | WalletEvent::ReservationExpired {
+                reservation_id,
+                amount,
+            } => {
+                row.reservation_id = Some(reservation_id.to_string());
+                row.amount = Some(amount);
+            }
+            WalletEvent::ReservationSettled {
+                reservation_id,
+                stake,
+                payout,
+                ..
+            } => {
+                row.reservation_id = Some(reservation_id.to_string());
+                row.amount = Some(stake);
+                row.payout = Some(payout);
+            }
+            WalletEvent::ReservationVoided { reservation_id, .. } => {
+                row.reservation_id = Some(reservation_id.to_string())
+            }
+        }
+    }
+    row
+}
+
+/// How an audit is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuditFormat {
+    /// Aligned columns for people.
+    Table,
+    /// One JSON document.
+    Json,
+    /// One row per event, with a header.
+    Csv,
+}
+
+const COLUMNS: [&str; 10] = [
+    "sequence",
+    "recorded_at",
+    "event",
+    "reservation_id",
+    "transaction_id",
+    "amount",
+    "payout",
+    "available",
+    "reserved",
+    "global_position",
+];
+
+fn cells(row: &AuditRow) -> [String; 10] {
+    let opt = |d: &Option<Decimal>| d.map(|d| d.to_string()).unwrap_or_default();
+    [
+        row.sequence.to_string(),
+        row.recorded_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        row.event.clone(),
+        row.reservation_id.clone().unwrap_or_default(),
+        row.transaction_id.clone().unwrap_or_default(),
+        opt(&row.amount),
+        opt(&row.payout),
+        row.available.to_string(),
+        row.reserved.to_string(),
+        row.global_position.to_string(),
+    ]
+}
+
+/// Writes `audit` to `out` in `format`.
+pub fn render(audit: &Audit, format: AuditFormat, out: &mut dyn Write) -> std::io::Result<()> {
+    match format {
+        AuditFormat::Json => {
+            serde_json::to_writer_pretty(&mut *out, audit)?;
+            writeln!(out)
+        }
+        AuditFormat::Csv => {
+            let mut writer = csv::Writer::from_writer(out);
+            writer.write_record(COLUMNS)?;
+            for row in &audit.events {
+                writer.write_record(cells(row))?;
+            }
+            writer.flush()
+        }
+        AuditFormat::Table => {
+            let rows: Vec<[String; 10]> = audit.events.iter().map(cells).collect();
+            let mut widths = COLUMNS.map(str::len);
+            for row in &rows {
+                for (w, cell) in widths.iter_mut().zip(row) {
+                    *w = (*w).max(cell.len());
+                }
+            }
+            let line = |cells: &[String]| {
+                cells
+                    .iter()
+                    .zip(widths)
+                    .map(|(c, w)| format!("{c:<w$}"))
+                    .collect::<Vec<_>>()
+                    .join("  ")
+                    .trim_end()
+                    .to_string()
+            };
+            writeln!(out, "{}", line(&COLUMNS.map(str::to_string)))?;
+            for row in &rows {
+                writeln!(out, "{}", line(row))?;
+            }
+            writeln!(out)?;
+            let as_of = audit
+                .as_of
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_else(|| "now".into());
+            match &audit.balance {
+                Some(b) => writeln!(
+                    out,
+                    "wallet {} (player {}) as of {as_of}: sequence {}, available {} {}, reserved {} {}, {} open reservation(s)",
+                    audit.wallet_id,
+                    audit.player_id.as_deref().unwrap_or("?"),
+                    audit.sequence,
+                    b.available,
+                    b.currency.code(),
+                    b.reserved,
+                    b.currency.code(),
+                    audit.open_reservations.len()
+                )?,
+                None => writeln!(out, "wallet {} was not open as of {as_of}", audit.wallet_id)?,
+            }
+            for v in &audit.violations {
+                writeln!(out, "VIOLATION: {v}")?;
+            }
+            Ok(())
+        }
+    }
+}

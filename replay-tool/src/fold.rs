@@ -1,0 +1,565 @@
+//! The checked fold: one wallet's events applied in order with the domain's own
+//! aggregate (`Wallet::apply`), each checked first against the ledger's invariants.
+//!
+//! `Wallet::apply` trusts the log (an event is a fact) and panics on one that could never
+//! have been decided, such as a settle of a reservation that is not open. A replay must
+//! not trust a log it is auditing, so every event is checked before it is applied:
+//! - its sequence is the next one, its version known, its payload a wallet event of the
+//!   type its row names, for this wallet;
+//! - amounts are positive (a payout may be zero) and at the currency's scale;
+//! - neither available nor reserved goes below zero;
+//! - a settle, refund or expiry closes a reservation that is open, for its amount; a
+//!   reserve never reuses an id.
+//!
+//! And after it is applied:
+//! - reserved equals the sum of the open reservations;
+//! - money is conserved: deposits - withdrawals - settled stakes + payouts = available +
+//!   reserved, summed from the events' own amounts, independently of the aggregate;
+//! - the balance recorded in the event's metadata (what the caller was answered, and what
+//!   the projections copy) equals the fold.
+//!
+//! An event that cannot be applied stops the wallet's fold (it is "broken"); the checks
+//! that only compare figures report and go on.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use cqrs_es::Aggregate;
+use domain::{Balance, Currency, ReservationState, Wallet, WalletEvent};
+use eventstore::idempotency::{KEY_AVAILABLE, KEY_CURRENCY, KEY_RESERVED};
+use eventstore::log::LoggedEvent;
+use readmodel::ReservationView;
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+/// What rule an event breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ViolationKind {
+    /// Not the wallet's next sequence.
+    SequenceGap,
+    /// An unknown version, a payload that is not a wallet event, or one for another wallet.
+    Malformed,
+    /// An event before the wallet was opened.
+    NotOpened,
+    /// A second `WalletOpened`.
+    OpenedTwice,
+    /// An amount that is not positive or not at the currency's scale.
+    BadAmount,
+    /// Available or reserved below zero.
+    NegativeBalance,
+    /// A settle, refund or expiry of a reservation never made.
+    UnknownReservation,
+    /// A settle, refund or expiry of a reservation already closed.
+    ClosedReservation,
+    /// A reserve under an id already used (or voided), or a void of a reservation made.
+    ReservationReused,
+    /// A settle's stake, or a refund's or expiry's amount, is not the reservation's.
+    AmountMismatch,
+    /// Reserved differs from the sum of the open reservations.
+    ReservedMismatch,
+    /// Available + reserved differs from the money that flowed in and out.
+    NotConserved,
+    /// The balance recorded in the event's metadata differs from the fold.
+    RecordedBalance,
+}
+
+/// One broken rule, where it is.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Violation {
+    pub wallet_id: String,
+    pub sequence: u64,
+    pub global_position: i64,
+    pub kind: ViolationKind,
+    pub detail: String,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "wallet {} sequence {} (global position {}): {:?}: {}",
+            self.wallet_id, self.sequence, self.global_position, self.kind, self.detail
+        )
+    }
+}
+
+/// The money that flowed through a wallet, summed from the events' own amounts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Flows {
+    pub deposited: Decimal,
+    pub withdrawn: Decimal,
+    pub stakes_settled: Decimal,
+    pub payouts: Decimal,
+}
+
+impl Flows {
+    /// What the wallet must hold: deposits - withdrawals - settled stakes + payouts.
+    pub fn net(&self) -> Decimal {
+        self.deposited - self.withdrawn - self.stakes_settled + self.payouts
+    }
+
+    pub fn add(&mut self, other: &Flows) {
+        self.deposited += other.deposited;
+        self.withdrawn += other.withdrawn;
+        self.stakes_settled += other.stakes_settled;
+        self.payouts += other.payouts;
+    }
+}
+
+/// A settle as the leaderboards see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settled {
+    pub game_id: String,
+    pub player_id: String,
+    pub currency: Currency,
+    /// Payout minus stake.
+    pub net_win: Decimal,
+}
+
+/// What one event did.
+#[derive(Debug, Default)]
+pub struct Step {
+    /// Rules it broke (empty for a good event).
+    pub violations: Vec<Violation>,
+    /// Whether it was applied (false once the wallet is broken).
+    pub applied: bool,
+    /// Set for an applied settle.
+    pub settled: Option<Settled>,
+}
+
+/// One wallet's fold so far.
+#[derive(Debug, Clone)]
+pub struct WalletFold {
+    wallet_id: String,
+    wallet: Wallet,
+    sequence: u64,
+    flows: Flows,
+    /// The sum of open reservations, kept by this fold's own arithmetic.
+    open_sum: Decimal,
+    broken: bool,
+}
+
+impl WalletFold {
+    pub fn new(wallet_id: impl Into<String>) -> Self {
+        WalletFold {
+            wallet_id: wallet_id.into(),
+            wallet: Wallet::default(),
+            sequence: 0,
+            flows: Flows::default(),
+            open_sum: Decimal::ZERO,
+            broken: false,
+        }
+    }
+
+    pub fn wallet_id(&self) -> &str {
+        &self.wallet_id
+    }
+
+    /// The aggregate after the events applied so far.
+    pub fn wallet(&self) -> &Wallet {
+        &self.wallet
+    }
+
+    /// The sequence of the last event applied.
+    pub fn sequence(&self) -> u64 {
+        self.sequence
+    }
+
+    pub fn flows(&self) -> &Flows {
+        &self.flows
+    }
+
+    /// Whether an event could not be applied; later events are then not checked.
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    /// The open reservations as the read models show them, in id order.
+    pub fn open_reservations(&self) -> Vec<ReservationView> {
+        self.wallet
+            .open_reservations()
+            .map(|(id, r)| ReservationView {
+                reservation_id: id.to_string(),
+                amount: r.amount,
+                game_id: r.game_id.to_string(),
+                round_id: r.round_id.to_string(),
+                expires_at: r.expires_at,
+            })
+            .collect()
+    }
+
+    /// Checks `event` and, if it can be applied, applies it.
+    pub fn apply(&mut self, event: &LoggedEvent) -> Step {
+        let mut step = Step::default();
+        if self.broken {
+            return step;
+        }
+        let wallet_id = self.wallet_id.clone();
+        let violation = |kind: ViolationKind, detail: String| Violation {
+            wallet_id: wallet_id.clone(),
+            sequence: event.sequence,
+            global_position: event.global_position,
+            kind,
+            detail,
+        };
+        if event.sequence != self.sequence + 1 {
+            step.violations.push(violation(
+                ViolationKind::SequenceGap,
+                format!("expected sequence {}", self.sequence + 1),
+            ));
+            self.broken = true;
+            return step;
+        }
+        let parsed = self.parse(event);
+        let (payload, deltas) = match parsed {
+            Ok(ok) => ok,
+            Err((kind, detail)) => {
+                step.violations.push(violation(kind, detail));
+                self.broken = true;
+                return step;
+            }
+        };
+        for (kind, detail) in deltas.mismatches.iter().cloned() {
+            step.violations.push(violation(kind, detail));
+        }
+        // Figures before the event, from the aggregate; after it, from this fold's own
+        // arithmetic, checked before the aggregate is asked to apply it.
+        let before = self
+            .wallet
+            .balance()
+            .unwrap_or_else(|| Balance::zero(deltas.currency));
+        let available = before.available + deltas.available;
+        let reserved = before.reserved + deltas.reserved;
+        if available < Decimal::ZERO || reserved < Decimal::ZERO {
+            step.violations.push(violation(
+                ViolationKind::NegativeBalance,
+                format!("available {available}, reserved {reserved} after the event"),
+            ));
+            self.broken = true;
+            return step;
+        }
+        step.settled = deltas.settled.map(|(game_id, net_win)| Settled {
+            game_id,
+            player_id: self
+                .wallet
+                .player_id()
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
+            currency: deltas.currency,
+            net_win,
+        });
+        self.flows.add(&deltas.flows);
+        self.open_sum += deltas.open;
+        self.wallet.apply(payload);
+        self.sequence = event.sequence;
+        step.applied = true;
+
+        let after = self
+            .wallet
+            .balance()
+            .expect("an applied event leaves it open");
+        if after.reserved != self.open_sum {
+            step.violations.push(violation(
+                ViolationKind::ReservedMismatch,
+                format!(
+                    "reserved {} but the open reservations sum to {}",
+                    after.reserved, self.open_sum
+                ),
+            ));
+        }
+        if after.total() != self.flows.net() {
+            step.violations.push(violation(
+                ViolationKind::NotConserved,
+                format!(
+                    "available + reserved = {} but deposits - withdrawals - stakes + payouts = {}",
+                    after.total(),
+                    self.flows.net()
+                ),
+            ));
+        }
+        match recorded_balance(&event.metadata) {
+            Ok(recorded) if recorded == after => {}
+            Ok(recorded) => step.violations.push(violation(
+                ViolationKind::RecordedBalance,
+                format!(
+                    "metadata records available {} reserved {} {}, the fold has {} {} {}",
+                    recorded.available,
+                    recorded.reserved,
+                    recorded.currency.code(),
+                    after.available,
+                    after.reserved,
+                    after.currency.code()
+                ),
+            )),
+            Err(problem) => step
+                .violations
+                .push(violation(ViolationKind::RecordedBalance, problem)),
+        }
+        step
+    }
+
+    /// Checks the wallet once all its events are applied: reserved equals the sum of the
+    /// aggregate's own open reservations.
+    pub fn finish(&self) -> Option<Violation> {
+        let balance = self.wallet.balance()?;
+        let open: Decimal = self.wallet.open_reservations().map(|(_, r)| r.amount).sum();
+        (!self.broken && open != balance.reserved).then(|| Violation {
+            wallet_id: self.wallet_id.clone(),
+            sequence: self.sequence,
+            global_position: 0,
+            kind: ViolationKind::ReservedMismatch,
+            detail: format!(
+                "reserved {} but the aggregate's open reservations sum to {open}",
+                balance.reserved
+            ),
+        })
+    }
+
+    /// Parses `event` and works out what it does, or the rule that stops it.
+    fn parse(&self, event: &LoggedEvent) -> Result<(WalletEvent, Deltas), (ViolationKind, String)> {
+        use ViolationKind::*;
+        if event.event_version != domain::wallet::EVENT_VERSION {
+            return Err((
+                Malformed,
+                format!("unknown event version {:?}", event.event_version),
+            ));
+        }
+        let payload: WalletEvent = serde_json::from_value(event.payload.clone())
+            .map_err(|e| (Malformed, format!("payload is not a wallet event: {e}")))?;
+        if payload.name() != event.event_type {
+            return Err((
+                Malformed,
+                format!(
+                    "row says {:?}, payload is {}",
+                    event.event_type,
+                    payload.name()
+                ),
+            ));
+        }
+        let currency = match (&payload, self.wallet.balance()) {
+            (
+                WalletEvent::WalletOpened {
+                    wallet_id,
+                    currency,
+                    ..
+                },
+                None,
+            ) => {
+                if wallet_id.to_string() != self.wallet_id {
+                    return Err((Malformed, format!("opens wallet {wallet_id}")));
+                }
+                *currency
+            }
+            (WalletEvent::WalletOpened { .. }, Some(_)) => {
+                return Err((OpenedTwice, "the wallet is already open".into()))
+            }
+            (_, None) => {
+                return Err((NotOpened, format!("{} before WalletOpened", payload.name())))
+            }
+            (_, Some(balance)) => balance.currency,
+        };
+        let mut d = Deltas::new(currency);
+        let positive = |what: &str, amount: Decimal, zero_ok: bool| {
+            let ok = (amount > Decimal::ZERO || (zero_ok && amount.is_zero()))
+                && amount.normalize().scale() <= currency.scale();
+            if ok {
+                Ok(())
+            } else {
+                Err((
+                    BadAmount,
+                    format!("{what} {amount} is not a valid {} amount", currency.code()),
+                ))
+            }
+        };
+        match &payload {
+            WalletEvent::WalletOpened { .. } => {}
+            WalletEvent::FundsDeposited { amount, .. } => {
+                positive("deposit", *amount, false)?;
+                d.available = *amount;
+                d.flows.deposited = *amount;
+            }
+            WalletEvent::FundsWithdrawn { amount, .. } => {
+                positive("withdrawal", *amount, false)?;
+                d.available = -*amount;
+                d.flows.withdrawn = *amount;
+            }
+            WalletEvent::FundsReserved {
+                reservation_id,
+                amount,
+                ..
+            } => {
+                positive("stake", *amount, false)?;
+                if self.wallet.reservation(reservation_id).is_some()
+                    || self.wallet.is_voided(reservation_id)
+                {
+                    return Err((
+                        ReservationReused,
+                        format!("reservation id {reservation_id} was used before"),
+                    ));
+                }
+                d.available = -*amount;
+                d.reserved = *amount;
+                d.open = *amount;
+            }
+            WalletEvent::ReservationSettled {
+                reservation_id,
+                stake,
+                payout,
+                ..
+            } => {
+                positive("stake", *stake, false)?;
+                positive("payout", *payout, true)?;
+                let held = self.open_amount(reservation_id, "settles")?;
+                if *stake != held.amount {
+                    d.mismatches.push((
+                        AmountMismatch,
+                        format!(
+                            "settle names stake {stake}, the reservation holds {}",
+                            held.amount
+                        ),
+                    ));
+                }
+                d.available = *payout;
+                d.reserved = -held.amount;
+                d.open = -held.amount;
+                d.flows.stakes_settled = *stake;
+                d.flows.payouts = *payout;
+                d.settled = Some((held.game_id.to_string(), *payout - *stake));
+            }
+            WalletEvent::ReservationRefunded {
+                reservation_id,
+                amount,
+                ..
+            }
+            | WalletEvent::ReservationExpired {
+                reservation_id,
+                amount,
+            } => {
+                let held = self.open_amount(reservation_id, "closes")?;
+                if *amount != held.amount {
+                    d.mismatches.push((
+                        AmountMismatch,
+                        format!(
+                            "{} names {amount}, the reservation holds {}",
+                            payload.name(),
+                            held.amount
+                        ),
+                    ));
+                }
+                d.available = held.amount;
+                d.reserved = -held.amount;
+                d.open = -held.amount;
+            }
+            WalletEvent::ReservationVoided { reservation_id, .. } => {
+                if self.wallet.reservation(reservation_id).is_some() {
+                    d.mismatches.push((
+                        ReservationReused,
+                        format!("voids reservation {reservation_id}, which was made"),
+                    ));
+                }
+            }
+        }
+        Ok((payload, d))
+    }
+
+    fn open_amount(
+        &self,
+        id: &domain::ReservationId,
+        verb: &str,
+    ) -> Result<&domain::Reservation, (ViolationKind, String)> {
+        match self.wallet.reservation(id) {
+            None => Err((
+                ViolationKind::UnknownReservation,
+                format!("{verb} reservation {id}, which was never made"),
+            )),
+            Some(r) if r.state != ReservationState::Open => Err((
+                ViolationKind::ClosedReservation,
+                format!("{verb} reservation {id}, which is already {:?}", r.state),
+            )),
+            Some(r) => Ok(r),
+        }
+    }
+}
+
+/// What one event moves, by this fold's own arithmetic.
+struct Deltas {
+    currency: Currency,
+    available: Decimal,
+    reserved: Decimal,
+    open: Decimal,
+    flows: Flows,
+    settled: Option<(String, Decimal)>,
+    mismatches: Vec<(ViolationKind, String)>,
+}
+
+impl Deltas {
+    fn new(currency: Currency) -> Self {
+        Deltas {
+            currency,
+            available: Decimal::ZERO,
+            reserved: Decimal::ZERO,
+            open: Decimal::ZERO,
+            flows: Flows::default(),
+            settled: None,
+            mismatches: Vec::new(),
+        }
+    }
+}
+
+/// The balance an event's metadata records as the answer to its command.
+pub fn recorded_balance(metadata: &serde_json::Value) -> Result<Balance, String> {
+    let field = |key: &str| {
+        metadata
+            .get(key)
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| format!("metadata lacks {key:?}"))
+    };
+    let decimal =
+        |key: &str| Decimal::from_str(field(key)?).map_err(|e| format!("metadata {key:?}: {e}"));
+    Ok(Balance {
+        available: decimal(KEY_AVAILABLE)?,
+        reserved: decimal(KEY_RESERVED)?,
+        currency: Currency::from_str(field(KEY_CURRENCY)?).map_err(|e| e.to_string())?,
+    })
+}
+
+/// Totals per currency over many wallets: the flows and what the wallets hold. Equal when
+/// money is conserved across the whole ledger.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Totals {
+    pub by_currency: BTreeMap<String, CurrencyTotals>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CurrencyTotals {
+    pub wallets: u64,
+    pub flows: Flows,
+    pub available: Decimal,
+    pub reserved: Decimal,
+}
+
+impl Totals {
+    /// Adds a finished wallet.
+    pub fn add(&mut self, fold: &WalletFold) {
+        if let Some(balance) = fold.wallet().balance() {
+            let t = self
+                .by_currency
+                .entry(balance.currency.code().to_string())
+                .or_default();
+            t.wallets += 1;
+            t.flows.add(fold.flows());
+            t.available += balance.available;
+            t.reserved += balance.reserved;
+        }
+    }
+
+    /// The currencies where the wallets hold other than what flowed.
+    pub fn unconserved(&self) -> Vec<(String, Decimal, Decimal)> {
+        self.by_currency
+            .iter()
+            .filter(|(_, t)| t.available + t.reserved != t.flows.net())
+            .map(|(c, t)| (c.clone(), t.available + t.reserved, t.flows.net()))
+            .collect()
+    }
+}

@@ -1,0 +1,64 @@
+//! The replay tool: the log is the truth, and this is how it is read back.
+//!
+//! - [`audit`]: one wallet's history with the balance after each event, as of any time.
+//! - [`rebuild`]: the read models folded afresh from the whole log into a new generation
+//!   of keys, then readers switched over at once.
+//! - [`reconcile`]: every wallet's read model and latest snapshot compared with the fold
+//!   of the log, wallet by wallet in bounded memory; optionally repaired.
+//! - [`verify`]: the ledger's invariants checked over the whole log.
+//!
+//! Every one of them folds with [`fold::WalletFold`]: the domain's own `Wallet::apply`,
+//! behind checks that refuse an event the aggregate could never have decided.
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod fold;
+pub mod progress;
+pub mod rebuild;
+pub mod reconcile;
+pub mod stream;
+pub mod verify;
+
+/// Why a replay could not finish. Nothing it reports is complete when it returns one.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("PostgreSQL: {}", chain(.0))]
+    Store(#[from] eventstore::StoreError),
+    #[error("Redis: {0}")]
+    ReadModel(#[from] readmodel::ReadModelError),
+    #[error("applying an event to the read models: {0}")]
+    Project(String),
+    #[error("{0}")]
+    Log(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("writing {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl From<fred::error::Error> for ReplayError {
+    fn from(e: fred::error::Error) -> Self {
+        ReplayError::ReadModel(readmodel::ReadModelError::Unavailable(e))
+    }
+}
+
+impl From<projections::worker::ProjectError> for ReplayError {
+    fn from(e: projections::worker::ProjectError) -> Self {
+        ReplayError::Project(e.to_string())
+    }
+}
+
+/// An error with its causes, `outer: inner: innermost`.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

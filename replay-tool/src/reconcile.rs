@@ -1,0 +1,607 @@
+//! `reconcile [--repair]`: every wallet's read model and latest snapshot against the fold
+//! of the log, as a batch job in bounded memory.
+//!
+//! - The log is streamed wallet by wallet from one snapshot ([`WalletStream`]); wallets
+//!   are compared in batches, their read models fetched with one Redis pipeline a batch.
+//! - A wallet that differs is checked again after `settle` (a projection that is merely
+//!   behind catches up meanwhile), against a fresh fold of its events and a fresh read:
+//!   only a difference that persists is reported.
+//! - Read models of wallets the log does not have are found by scanning the generation's
+//!   wallet keys.
+//! - Each wallet's latest snapshot is compared with the fold of the log up to its
+//!   sequence.
+//! - Every difference goes into the JSON report as it is found: wallet, field, the log's
+//!   value, the read model's value, and whether it was repaired.
+//! - `--repair` rewrites a wrong wallet read model from the log (only if the read model
+//!   still holds what was compared, so a worker's newer write is never overwritten),
+//!   deletes the read model of a wallet the log does not have, and deletes a wrong
+//!   snapshot (the wallet then loads from the log alone). Leaderboards are not compared
+//!   here: `rebuild` recomputes them.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use domain::WalletId;
+use eventstore::log;
+use eventstore::snapshots;
+use fred::prelude::*;
+use fred::types::scripts::Script;
+use readmodel::{Generation, Keys, ReservationView, WalletView};
+use serde::Serialize;
+use serde_json::{json, Value as Json};
+use sqlx::PgPool;
+
+use crate::fold::WalletFold;
+use crate::progress::{peak_rss_bytes, Progress, ProgressMode};
+use crate::stream::{FoldedWallet, WalletStream};
+use crate::ReplayError;
+
+/// Options of a reconcile run.
+#[derive(Debug, Clone)]
+pub struct ReconcileConfig {
+    pub page_size: u32,
+    /// Wallets compared per Redis pipeline.
+    pub batch_wallets: usize,
+    /// How long a differing wallet is given to catch up before it is checked again.
+    pub settle: Duration,
+    pub repair: bool,
+    /// Where the JSON report is written.
+    pub report: PathBuf,
+    pub progress: ProgressMode,
+}
+
+impl Default for ReconcileConfig {
+    fn default() -> Self {
+        ReconcileConfig {
+            page_size: 5_000,
+            batch_wallets: 500,
+            settle: Duration::from_secs(1),
+            repair: false,
+            report: PathBuf::from("reconcile-report.json"),
+            progress: ProgressMode::Auto,
+        }
+    }
+}
+
+/// One field that differs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Difference {
+    pub wallet_id: String,
+    /// `wallet` (the read model is missing or extra), `sequence`, `available`,
+    /// `reserved`, `currency`, `player_id`, `open_reservations`, `snapshot`, or
+    /// `log_invariant` (the log itself is wrong: run `verify`).
+    pub field: String,
+    pub log_value: Json,
+    pub read_model_value: Json,
+    pub repaired: bool,
+}
+
+/// What reconcile found.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReconcileSummary {
+    pub ok: bool,
+    pub generation: u64,
+    pub events: u64,
+    pub wallets_in_log: u64,
+    pub read_models_scanned: u64,
+    pub snapshots_checked: u64,
+    pub differences: u64,
+    pub differences_by_field: BTreeMap<String, u64>,
+    pub wallets_differing: u64,
+    pub wallets_repaired: u64,
+    pub snapshots_deleted: u64,
+    pub rechecked: u64,
+    pub report: String,
+    pub seconds: f64,
+    pub events_per_second: f64,
+    pub peak_rss_bytes: Option<u64>,
+}
+
+// KEYS[1] a wallet's hash, KEYS[2] its reservations. ARGV[1] the sequence the read model
+// held when compared ('' for none), ARGV[2] 'write' or 'delete', then for 'write':
+// [3] sequence, [4] available, [5] reserved, [6] currency, [7] player id, [8..] pairs of
+// reservation id and JSON. Returns 1 if done, 0 if the read model moved on meanwhile.
+const REPAIR_LUA: &str = r#"
+local seq = redis.call('HGET', KEYS[1], 'sequence') or ''
+if seq ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2])
+if ARGV[2] == 'write' then
+  redis.call('HSET', KEYS[1], 'sequence', ARGV[3], 'available', ARGV[4], 'reserved', ARGV[5],
+             'currency', ARGV[6], 'player_id', ARGV[7])
+  for i = 8, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+end
+return 1
+"#;
+
+/// Streams differences into the report file as they are found.
+struct Report {
+    path: PathBuf,
+    out: std::io::BufWriter<std::fs::File>,
+    written: u64,
+    by_field: BTreeMap<String, u64>,
+    wallets: HashSet<String>,
+    wallets_repaired: HashSet<String>,
+}
+
+impl Report {
+    fn create(path: &PathBuf, generation: u64) -> Result<Self, ReplayError> {
+        let io = |source| ReplayError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let file = std::fs::File::create(path).map_err(io)?;
+        let mut out = std::io::BufWriter::new(file);
+        write!(out, "{{\"generation\":{generation},\"differences\":[").map_err(io)?;
+        Ok(Report {
+            path: path.clone(),
+            out,
+            written: 0,
+            by_field: BTreeMap::new(),
+            wallets: HashSet::new(),
+            wallets_repaired: HashSet::new(),
+        })
+    }
+
+    fn io(&self, source: std::io::Error) -> ReplayError {
+        ReplayError::Io {
+            path: self.path.display().to_string(),
+            source,
+        }
+    }
+
+    fn add(&mut self, difference: &Difference) -> Result<(), ReplayError> {
+        let sep = if self.written == 0 { "\n" } else { ",\n" };
+        let line = serde_json::to_string(difference).expect("a difference serialises");
+        write!(self.out, "{sep}{line}").map_err(|e| self.io(e))?;
+        self.written += 1;
+        *self.by_field.entry(difference.field.clone()).or_default() += 1;
+        // One entry per differing wallet: memory grows with what is wrong, not the log.
+        self.wallets.insert(difference.wallet_id.clone());
+        if difference.repaired {
+            self.wallets_repaired.insert(difference.wallet_id.clone());
+        }
+        Ok(())
+    }
+
+    fn finish(mut self, summary: &ReconcileSummary) -> Result<(), ReplayError> {
+        let summary = serde_json::to_string(summary).expect("a summary serialises");
+        write!(self.out, "\n],\"summary\":{summary}}}\n").map_err(|e| self.io(e))?;
+        self.out.flush().map_err(|e| self.io(e))
+    }
+}
+
+/// Compares every read model and snapshot with the log.
+pub async fn reconcile(
+    pool: &PgPool,
+    redis: &Client,
+    keys: &Keys,
+    config: &ReconcileConfig,
+) -> Result<ReconcileSummary, ReplayError> {
+    let started = Instant::now();
+    let generation = readmodel::query::current(redis, keys).await?;
+    let mut report = Report::create(&config.report, generation.number())?;
+    let repair = Script::from_lua(REPAIR_LUA);
+    let ctx = Ctx {
+        pool,
+        redis,
+        generation: &generation,
+        repair: config.repair.then_some(&repair),
+    };
+    let mut stream = WalletStream::open(pool, config.page_size).await?;
+    let mut progress = Progress::new(config.progress, "reconcile", "events", stream.total());
+    let mut wallets_in_log = 0;
+    let mut snapshots_checked = 0;
+    let mut snapshots_deleted = 0;
+    let mut rechecked = 0;
+    let mut batch: Vec<FoldedWallet> = Vec::with_capacity(config.batch_wallets);
+    loop {
+        let next = stream.next_wallet().await?;
+        let end = next.is_none();
+        if let Some(wallet) = next {
+            wallets_in_log += 1;
+            batch.push(wallet);
+        }
+        if batch.len() >= config.batch_wallets.max(1) || (end && !batch.is_empty()) {
+            let events: u64 = batch.iter().map(|w| w.events).sum();
+            let outcome = ctx.check_batch(&batch, config.settle, &mut report).await?;
+            rechecked += outcome.rechecked;
+            snapshots_checked += outcome.snapshots_checked;
+            snapshots_deleted += outcome.snapshots_deleted;
+            progress.advance(events);
+            batch.clear();
+        }
+        if end {
+            break;
+        }
+    }
+    progress.finish();
+    let events = stream.read();
+    let read_models_scanned = ctx.find_extra(&mut report).await?;
+    let in_use = readmodel::query::current(redis, keys).await?;
+    if in_use != generation {
+        return Err(ReplayError::Invalid(format!(
+            "a rebuild switched readers from generation {} to {} while reconciling; run \
+             reconcile again",
+            generation.number(),
+            in_use.number()
+        )));
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let summary = ReconcileSummary {
+        ok: report.written == 0,
+        generation: generation.number(),
+        events,
+        wallets_in_log,
+        read_models_scanned,
+        snapshots_checked,
+        differences: report.written,
+        differences_by_field: report.by_field.clone(),
+        wallets_differing: report.wallets.len() as u64,
+        wallets_repaired: report.wallets_repaired.len() as u64,
+        snapshots_deleted,
+        rechecked,
+        report: config.report.display().to_string(),
+        seconds,
+        events_per_second: events as f64 / seconds.max(1e-9),
+        peak_rss_bytes: peak_rss_bytes(),
+    };
+    report.finish(&summary)?;
+    Ok(summary)
+}
+
+#[derive(Default)]
+struct BatchOutcome {
+    rechecked: u64,
+    snapshots_checked: u64,
+    snapshots_deleted: u64,
+}
+
+struct Ctx<'a> {
+    pool: &'a PgPool,
+    redis: &'a Client,
+    generation: &'a Generation,
+    repair: Option<&'a Script>,
+}
+
+impl Ctx<'_> {
+    async fn check_batch(
+        &self,
+        batch: &[FoldedWallet],
+        settle: Duration,
+        report: &mut Report,
+    ) -> Result<BatchOutcome, ReplayError> {
+        let mut outcome = BatchOutcome::default();
+        let models = self
+            .read_models(batch.iter().map(|w| w.fold.wallet_id()))
+            .await?;
+        let mut suspects = Vec::new();
+        for (wallet, model) in batch.iter().zip(&models) {
+            if let Some(violation) = wallet.violations.first() {
+                report.add(&Difference {
+                    wallet_id: wallet.fold.wallet_id().to_string(),
+                    field: "log_invariant".into(),
+                    log_value: json!(violation.to_string()),
+                    read_model_value: Json::Null,
+                    repaired: false,
+                })?;
+                continue;
+            }
+            if !compare(&wallet.fold, model.as_ref()).is_empty() {
+                suspects.push(wallet.fold.wallet_id().to_string());
+            }
+        }
+        if !suspects.is_empty() {
+            tokio::time::sleep(settle).await;
+            outcome.rechecked = suspects.len() as u64;
+            for wallet_id in &suspects {
+                self.recheck(wallet_id, report).await?;
+            }
+        }
+        let ids: Vec<String> = batch
+            .iter()
+            .map(|w| w.fold.wallet_id().to_string())
+            .collect();
+        for snapshot in snapshots::latest(self.pool, &ids).await?.into_values() {
+            outcome.snapshots_checked += 1;
+            let fold =
+                fold_from_log(self.pool, &snapshot.wallet_id, Some(snapshot.sequence)).await?;
+            let stored = snapshot.wallet();
+            let matches = fold.sequence() == snapshot.sequence
+                && stored.as_ref().is_ok_and(|w| w == fold.wallet());
+            if !matches {
+                let repaired = match self.repair {
+                    Some(_) => {
+                        snapshots::delete(self.pool, &snapshot.wallet_id, snapshot.sequence).await?
+                    }
+                    None => false,
+                };
+                outcome.snapshots_deleted += u64::from(repaired);
+                report.add(&Difference {
+                    wallet_id: snapshot.wallet_id.clone(),
+                    field: "snapshot".into(),
+                    log_value: json!({
+                        "sequence": fold.sequence(),
+                        "state": serde_json::to_value(fold.wallet()).unwrap_or(Json::Null),
+                    }),
+                    read_model_value: json!({
+                        "sequence": snapshot.sequence,
+                        "state": snapshot.payload,
+                    }),
+                    repaired,
+                })?;
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Checks one wallet again against a fresh fold and a fresh read, reports what still
+    /// differs, and repairs it if asked.
+    async fn recheck(&self, wallet_id: &str, report: &mut Report) -> Result<(), ReplayError> {
+        for _attempt in 0..3 {
+            let fold = fold_from_log(self.pool, wallet_id, None).await?;
+            let model = self
+                .read_models(std::iter::once(wallet_id))
+                .await?
+                .remove(0);
+            let differences = compare(&fold, model.as_ref());
+            if differences.is_empty() {
+                return Ok(());
+            }
+            let repaired = match self.repair {
+                Some(script) => {
+                    let seen = model.as_ref().map(|m| m.sequence.to_string());
+                    let done = self.write(script, &fold, seen).await?;
+                    if !done {
+                        // A worker wrote meanwhile: compare again with what it wrote.
+                        continue;
+                    }
+                    true
+                }
+                None => false,
+            };
+            for mut difference in differences {
+                difference.repaired = repaired;
+                report.add(&difference)?;
+            }
+            return Ok(());
+        }
+        Err(ReplayError::Invalid(format!(
+            "wallet {wallet_id}'s read model kept changing while it was repaired; run \
+             reconcile again"
+        )))
+    }
+
+    /// Rewrites (or, for a wallet the log does not have, deletes) a read model, if it
+    /// still holds the sequence `seen`.
+    async fn write(
+        &self,
+        script: &Script,
+        fold: &WalletFold,
+        seen: Option<String>,
+    ) -> Result<bool, ReplayError> {
+        let keys = vec![
+            self.generation.wallet(fold.wallet_id()),
+            self.generation.reservations(fold.wallet_id()),
+        ];
+        let mut args = vec![seen.unwrap_or_default()];
+        match fold.wallet().balance() {
+            None => args.push("delete".into()),
+            Some(balance) => {
+                args.extend([
+                    "write".to_string(),
+                    fold.sequence().to_string(),
+                    balance.available.to_string(),
+                    balance.reserved.to_string(),
+                    balance.currency.code().to_string(),
+                    fold.wallet()
+                        .player_id()
+                        .map(|p| p.to_string())
+                        .unwrap_or_default(),
+                ]);
+                for r in fold.open_reservations() {
+                    args.push(r.reservation_id.clone());
+                    args.push(serde_json::to_string(&r).expect("a reservation serialises"));
+                }
+            }
+        }
+        let done: i64 = script.evalsha_with_reload(self.redis, keys, args).await?;
+        Ok(done == 1)
+    }
+
+    /// The read models of `wallet_ids`, in order, fetched with one pipeline.
+    async fn read_models<'w>(
+        &self,
+        wallet_ids: impl Iterator<Item = &'w str>,
+    ) -> Result<Vec<Option<WalletView>>, ReplayError> {
+        let pipeline = self.redis.pipeline();
+        let ids: Vec<&str> = wallet_ids.collect();
+        for id in &ids {
+            let _: () = pipeline.hgetall(self.generation.wallet(id)).await?;
+            let _: () = pipeline.hvals(self.generation.reservations(id)).await?;
+        }
+        let values: Vec<Value> = pipeline.all().await?;
+        let mut models = Vec::with_capacity(ids.len());
+        for (id, pair) in ids.iter().zip(values.chunks(2)) {
+            let [fields, open] = pair else {
+                return Err(ReplayError::Invalid("a short pipeline answer".into()));
+            };
+            let fields: HashMap<String, String> = fields.clone().convert()?;
+            let open: Vec<String> = open.clone().convert()?;
+            models.push(readmodel::query::wallet_view(id, &fields, &open)?);
+        }
+        Ok(models)
+    }
+
+    /// Scans the generation's wallet keys for read models of wallets the log does not
+    /// have; reports (and with repair, deletes) them. Returns how many keys were scanned.
+    async fn find_extra(&self, report: &mut Report) -> Result<u64, ReplayError> {
+        use futures::TryStreamExt;
+        let mut scanned = 0;
+        let mut pages = self
+            .redis
+            .scan_buffered(self.generation.wallet_pattern(), Some(1_000), None)
+            .try_chunks(1_000);
+        while let Some(chunk) = pages.try_next().await.map_err(|e| e.1)? {
+            scanned += chunk.len() as u64;
+            let mut ids: Vec<String> = chunk
+                .iter()
+                .filter_map(|k| k.as_str())
+                .filter_map(|k| {
+                    let k = k.strip_suffix(":reservations").unwrap_or(k);
+                    self.generation.wallet_id_of(k).map(str::to_string)
+                })
+                .collect();
+            ids.sort();
+            ids.dedup();
+            let known: HashSet<String> = sqlx::query_scalar(
+                "SELECT aggregate_id FROM events
+                  WHERE aggregate_type = $1 AND aggregate_id = ANY($2) AND sequence = 1",
+            )
+            .bind(eventstore::WALLET_AGGREGATE_TYPE)
+            .bind(&ids)
+            .fetch_all(self.pool)
+            .await
+            .map_err(|e| eventstore::StoreError::Unavailable(Box::new(e)))?
+            .into_iter()
+            .collect();
+            for id in ids.iter().filter(|id| !known.contains(*id)) {
+                let model = self
+                    .read_models(std::iter::once(id.as_str()))
+                    .await?
+                    .remove(0);
+                let repaired = match self.repair {
+                    Some(script) => {
+                        let seen = model.as_ref().map(|m| m.sequence.to_string());
+                        self.write(script, &WalletFold::new(id.clone()), seen)
+                            .await?
+                    }
+                    None => false,
+                };
+                report.add(&Difference {
+                    wallet_id: id.clone(),
+                    field: "wallet".into(),
+                    log_value: Json::Null,
+                    read_model_value: model
+                        .map(|m| serde_json::to_value(m).unwrap_or(Json::Null))
+                        .unwrap_or_else(|| json!("reservations only")),
+                    repaired,
+                })?;
+            }
+        }
+        Ok(scanned)
+    }
+}
+
+/// The wallet folded from its events in the log, up to `until` (all of them if `None`).
+async fn fold_from_log(
+    pool: &PgPool,
+    wallet_id: &str,
+    until: Option<u64>,
+) -> Result<WalletFold, ReplayError> {
+    let mut fold = WalletFold::new(wallet_id);
+    let Ok(id) = wallet_id.parse::<WalletId>() else {
+        return Ok(fold);
+    };
+    loop {
+        let page = log::wallet_events(pool, id, fold.sequence(), log::PAGE_SIZE_MAX).await?;
+        if page.is_empty() {
+            return Ok(fold);
+        }
+        for event in &page {
+            if until.is_some_and(|u| event.sequence > u) {
+                return Ok(fold);
+            }
+            let step = fold.apply(event);
+            if !step.applied {
+                return Err(ReplayError::Log(format!(
+                    "wallet {wallet_id} sequence {}: {}; run `betledger-replay verify`",
+                    event.sequence,
+                    step.violations
+                        .first()
+                        .map(|v| v.detail.clone())
+                        .unwrap_or_default()
+                )));
+            }
+        }
+    }
+}
+
+/// The fields where `model` differs from `fold`.
+fn compare(fold: &WalletFold, model: Option<&WalletView>) -> Vec<Difference> {
+    let wallet_id = fold.wallet_id().to_string();
+    let diff = |field: &str, log_value: Json, read_model_value: Json| Difference {
+        wallet_id: wallet_id.clone(),
+        field: field.to_string(),
+        log_value,
+        read_model_value,
+        repaired: false,
+    };
+    let Some(balance) = fold.wallet().balance() else {
+        return match model {
+            None => Vec::new(),
+            Some(m) => vec![diff("wallet", Json::Null, json!(m))],
+        };
+    };
+    let Some(model) = model else {
+        return vec![diff(
+            "wallet",
+            json!({"sequence": fold.sequence()}),
+            Json::Null,
+        )];
+    };
+    let mut out = Vec::new();
+    if model.sequence != fold.sequence() {
+        out.push(diff(
+            "sequence",
+            json!(fold.sequence()),
+            json!(model.sequence),
+        ));
+    }
+    if model.balance.available != balance.available {
+        out.push(diff(
+            "available",
+            json!(balance.available.to_string()),
+            json!(model.balance.available.to_string()),
+        ));
+    }
+    if model.balance.reserved != balance.reserved {
+        out.push(diff(
+            "reserved",
+            json!(balance.reserved.to_string()),
+            json!(model.balance.reserved.to_string()),
+        ));
+    }
+    if model.balance.currency != balance.currency {
+        out.push(diff(
+            "currency",
+            json!(balance.currency.code()),
+            json!(model.balance.currency.code()),
+        ));
+    }
+    let player = fold
+        .wallet()
+        .player_id()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
+    if model.player_id != player {
+        out.push(diff("player_id", json!(player), json!(model.player_id)));
+    }
+    let by_id = |views: Vec<ReservationView>| -> BTreeMap<String, ReservationView> {
+        views
+            .into_iter()
+            .map(|r| (r.reservation_id.clone(), r))
+            .collect()
+    };
+    let want = by_id(fold.open_reservations());
+    let have = by_id(model.reservations.clone());
+    if want != have {
+        out.push(diff(
+            "open_reservations",
+            json!(want.values().collect::<Vec<_>>()),
+            json!(have.values().collect::<Vec<_>>()),
+        ));
+    }
+    out
+}
