@@ -5,6 +5,9 @@
 //! model. Under the deployment's prefix `{P}`:
 //! - `{P}:generation`: the number of the generation in use (absent: 0).
 //! - `{P}:generation-next`: a counter that hands out new generation numbers.
+//! - `{P}:generation-previous`: during a rebuild's grace period, the generation it
+//!   replaced; a wallet read then answers from whichever of the two is further along, so
+//!   no reader sees a wallet step back while the new generation catches up.
 //!
 //! Under a generation's prefix `{G}` = `{P}:g{N}`:
 //! - `{G}:wallet:{<id>}`: hash `sequence, available, reserved, currency, player_id`.
@@ -45,6 +48,11 @@ impl Keys {
     /// The string key naming the generation in use.
     pub fn generation_pointer(&self) -> String {
         format!("{}:generation", self.prefix)
+    }
+
+    /// The generation replaced by the last rebuild, while it is still kept.
+    pub fn generation_previous(&self) -> String {
+        format!("{}:generation-previous", self.prefix)
     }
 
     /// The counter that hands out generation numbers.

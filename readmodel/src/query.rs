@@ -41,12 +41,22 @@ pub struct Freshness {
     pub recorded_at: Option<String>,
 }
 
-// KEYS[1] the generation pointer; ARGV[1] the deployment prefix, [2] wallet id.
-// Returns {generation, HGETALL of the wallet, HVALS of its reservations}, all from one
-// moment and one generation.
+// KEYS[1] the generation pointer, KEYS[2] the previous generation's pointer;
+// ARGV[1] the deployment prefix, [2] wallet id. Returns {generation, HGETALL of the wallet,
+// HVALS of its reservations}, all from one moment and one generation: the one in use, or
+// during a rebuild's grace period the previous one if it is further along.
 const WALLET_LUA: &str = r#"
 local gen = redis.call('GET', KEYS[1]) or '0'
 local wallet = ARGV[1] .. ':g' .. gen .. ':wallet:{' .. ARGV[2] .. '}'
+local prev = redis.call('GET', KEYS[2])
+if prev and prev ~= gen then
+  local older = ARGV[1] .. ':g' .. prev .. ':wallet:{' .. ARGV[2] .. '}'
+  local seq = tonumber(redis.call('HGET', wallet, 'sequence') or '0')
+  if tonumber(redis.call('HGET', older, 'sequence') or '0') > seq then
+    gen = prev
+    wallet = older
+  end
+end
 return {gen, redis.call('HGETALL', wallet), redis.call('HVALS', wallet .. ':reservations')}
 "#;
 
@@ -77,7 +87,7 @@ pub async fn wallet(
     let (_generation, fields, open): (String, Vec<String>, Vec<String>) = script
         .evalsha_with_reload(
             client,
-            vec![keys.generation_pointer()],
+            vec![keys.generation_pointer(), keys.generation_previous()],
             vec![keys.prefix().to_string(), wallet_id.to_string()],
         )
         .await?;

@@ -16,8 +16,10 @@
 //!    switch are applied to the new one; the sequence fence makes it safe to race the
 //!    workers. After that every event committed before the switch is in it, and the
 //!    workers keep it current.
-//! 7. After a grace period (readers that resolved the old generation just before the
-//!    switch finish their reads), the old generation is deleted.
+//! 7. During a grace period, a wallet read answers from whichever generation is further
+//!    along (so no reader sees a wallet step back while step 6 runs), and readers that
+//!    resolved the old generation just before the switch finish their reads. Then the old
+//!    generation is deleted.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -87,12 +89,14 @@ pub struct RebuildReport {
     pub peak_rss_bytes: Option<u64>,
 }
 
-// KEYS[1] the generation pointer. ARGV[1] the generation expected in use, [2] the new one.
-// Moves the pointer only if nobody else moved it since the rebuild began.
+// KEYS[1] the generation pointer, KEYS[2] the previous one's. ARGV[1] the generation
+// expected in use, [2] the new one. Moves the pointer only if nobody else moved it since
+// the rebuild began, and names the replaced generation for the grace period.
 const SWITCH_LUA: &str = r#"
 local now = redis.call('GET', KEYS[1]) or '0'
 if now ~= ARGV[1] then return now end
 redis.call('SET', KEYS[1], ARGV[2])
+redis.call('SET', KEYS[2], ARGV[1])
 return ARGV[2]
 "#;
 
@@ -263,7 +267,7 @@ pub async fn rebuild(
     let switched: String = Script::from_lua(SWITCH_LUA)
         .evalsha_with_reload(
             redis,
-            vec![keys.generation_pointer()],
+            vec![keys.generation_pointer(), keys.generation_previous()],
             vec![previous.to_string(), generation.to_string()],
         )
         .await?;
@@ -282,11 +286,12 @@ pub async fn rebuild(
     let caught_up_after_switch =
         catch_up(pool, &applier, &mut cursor, head, config.catch_up_timeout).await?;
 
-    // 7. Drop the old generation.
-    let previous_deleted_keys = if config.keep_previous || previous == generation {
+    // 7. After the grace period, stop reading the old generation, and drop it.
+    tokio::time::sleep(config.grace).await;
+    let _: i64 = redis.del(keys.generation_previous()).await?;
+    let previous_deleted_keys = if config.keep_previous {
         None
     } else {
-        tokio::time::sleep(config.grace).await;
         Some(readmodel::query::delete_generation(redis, keys, previous).await?)
     };
     Ok(RebuildReport {

@@ -90,6 +90,7 @@ pub struct ReconcileSummary {
     pub differences: u64,
     pub differences_by_field: BTreeMap<String, u64>,
     pub wallets_differing: u64,
+    /// Wallets whose read model was rewritten (or, if extra, deleted).
     pub wallets_repaired: u64,
     pub snapshots_deleted: u64,
     pub rechecked: u64,
@@ -159,7 +160,7 @@ impl Report {
         *self.by_field.entry(difference.field.clone()).or_default() += 1;
         // One entry per differing wallet: memory grows with what is wrong, not the log.
         self.wallets.insert(difference.wallet_id.clone());
-        if difference.repaired {
+        if difference.repaired && difference.field != "snapshot" {
             self.wallets_repaired.insert(difference.wallet_id.clone());
         }
         Ok(())

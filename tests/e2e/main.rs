@@ -12,3 +12,4 @@ mod log_order;
 mod provider;
 mod provider_model;
 mod read_side;
+mod replay;
