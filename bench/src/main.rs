@@ -77,6 +77,10 @@ struct Args {
     /// Connections in each path's pool.
     #[arg(long, default_value_t = 32)]
     connections: u32,
+    /// Keep the last path's database under this name instead of dropping it: a real log
+    /// for the replay tool to be measured on (`scripts/replay-bench.sh`).
+    #[arg(long)]
+    keep_database: Option<String>,
     #[arg(
         long,
         env = "BETLEDGER_DATABASE_URL",
@@ -156,19 +160,29 @@ async fn run(args: Args) -> anyhow::Result<()> {
         args.wallets, args.seconds, args.concurrency
     );
     let mut results = serde_json::Map::new();
-    for path in &args.paths {
-        let name = format!(
-            "write_bench_{}_{}",
-            std::process::id(),
-            path.replace('-', "_")
-        );
+    for (n, path) in args.paths.iter().enumerate() {
+        let keep = args
+            .keep_database
+            .clone()
+            .filter(|_| n + 1 == args.paths.len());
+        let name = keep.clone().unwrap_or_else(|| {
+            format!(
+                "write_bench_{}_{}",
+                std::process::id(),
+                path.replace('-', "_")
+            )
+        });
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&mut admin)
             .await?;
         let outcome = phase(&args, path, &with_database(&args.database_url, &name)).await;
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&mut admin)
-            .await?;
+        if keep.is_none() || outcome.is_err() {
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut admin)
+                .await?;
+        } else {
+            println!("write-bench: kept database {name}");
+        }
         match outcome? {
             Phase::Commands(mut figures) => {
                 results.insert(path.clone(), figures.report(path, "commands"));
