@@ -19,6 +19,9 @@
 //!   goes through the straightforward path ([`CqrsWalletStore`]), which reloads, decides
 //!   again, and answers repeats from the log. Nothing is applied twice.
 //! - The cache is bounded (`cache_max` wallets per store); past it, cold wallets leave.
+//! - Every `snapshot_every` events a wallet's state is stored as our own snapshot
+//!   ([`crate::snapshots`]) in the same transaction as the events that bring it there; a
+//!   wallet not in the cache is loaded from its latest snapshot plus the events after it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -46,6 +49,8 @@ pub struct BatchConfig {
     pub batch_window: Duration,
     /// Wallets kept in memory, over all shards.
     pub cache_max: usize,
+    /// A snapshot of a wallet after this many events since its last one (0: never).
+    pub snapshot_every: u64,
 }
 
 impl Default for BatchConfig {
@@ -55,6 +60,7 @@ impl Default for BatchConfig {
             batch_max: 512,
             batch_window: Duration::from_micros(500),
             cache_max: 1_000_000,
+            snapshot_every: 100,
         }
     }
 }
@@ -87,6 +93,7 @@ impl BatchedWalletStore {
                     cache_max: (config.cache_max / config.shards.max(1)).max(1),
                     batch_max: config.batch_max.max(1),
                     batch_window: config.batch_window,
+                    snapshot_every: config.snapshot_every,
                 };
                 tokio::spawn(shard.run(rx));
                 tx
@@ -128,10 +135,13 @@ impl WalletStore for BatchedWalletStore {
     }
 }
 
-/// A cached wallet: its state and the sequence of its last event.
+/// A cached wallet: its state, the sequence of its last event, and that of its latest
+/// stored snapshot.
+#[derive(Default)]
 struct Cached {
     wallet: Wallet,
     sequence: u64,
+    snapshot_at: u64,
 }
 
 struct Shard {
@@ -141,6 +151,7 @@ struct Shard {
     cache_max: usize,
     batch_max: usize,
     batch_window: Duration,
+    snapshot_every: u64,
 }
 
 /// What deciding one job led to.
@@ -204,10 +215,7 @@ impl Shard {
         let mut seen: HashSet<(WalletId, String)> = HashSet::new();
         let mut decided = Vec::with_capacity(jobs.len());
         for job in jobs {
-            let state = self.cache.entry(job.wallet_id).or_insert_with(|| Cached {
-                wallet: Wallet::default(),
-                sequence: 0,
-            });
+            let state = self.cache.entry(job.wallet_id).or_default();
             let request_sha256 = idempotency::request_digest(&job.command.fingerprint());
             // A second command under one transaction id in one batch is a repeat: it is
             // answered from the log once the first has committed.
@@ -275,8 +283,14 @@ impl Shard {
                 Decided::Refused { .. } => None,
             })
             .collect();
-        match self.commit(&rows).await {
+        let snapshots = self.due_snapshots(&wallets);
+        match self.commit(&rows, &snapshots).await {
             Ok(true) => {
+                for (id, sequence, _) in &snapshots {
+                    if let Some(cached) = id.parse().ok().and_then(|id| self.cache.get_mut(&id)) {
+                        cached.snapshot_at = *sequence as u64;
+                    }
+                }
                 self.trim_cache();
                 for d in decided {
                     match d {
@@ -330,8 +344,31 @@ impl Shard {
         }
     }
 
-    /// Writes `rows` in one transaction. `Ok(false)`: a key was taken, nothing written.
-    async fn commit(&self, rows: &[&Row]) -> Result<bool, sqlx::Error> {
+    /// The snapshots this batch brings due: `(wallet id, sequence, aggregate JSON)`.
+    fn due_snapshots(&self, wallets: &HashSet<WalletId>) -> Vec<(String, i64, serde_json::Value)> {
+        if self.snapshot_every == 0 {
+            return Vec::new();
+        }
+        wallets
+            .iter()
+            .filter_map(|id| {
+                let cached = self.cache.get(id)?;
+                if cached.sequence < cached.snapshot_at + self.snapshot_every {
+                    return None;
+                }
+                let payload = serde_json::to_value(&cached.wallet).ok()?;
+                Some((id.to_string(), cached.sequence as i64, payload))
+            })
+            .collect()
+    }
+
+    /// Writes `rows`, and the `snapshots` they bring due, in one transaction.
+    /// `Ok(false)`: a key was taken, nothing written.
+    async fn commit(
+        &self,
+        rows: &[&Row],
+        snapshots: &[(String, i64, serde_json::Value)],
+    ) -> Result<bool, sqlx::Error> {
         if rows.is_empty() {
             return Ok(true);
         }
@@ -363,6 +400,7 @@ impl Shard {
             tx.rollback().await?;
             return Ok(false);
         }
+        crate::snapshots::save_many(&mut tx, snapshots).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -410,7 +448,8 @@ impl Shard {
         }
     }
 
-    /// Loads the batch's wallets that are not cached, all in one query.
+    /// Loads the batch's wallets that are not cached: their latest snapshots, then the
+    /// events after them, each in one query.
     async fn load_missing(&mut self, wallets: &HashSet<WalletId>) -> Result<(), sqlx::Error> {
         let missing: Vec<String> = wallets
             .iter()
@@ -420,27 +459,58 @@ impl Shard {
         if missing.is_empty() {
             return Ok(());
         }
+        let snapshots = crate::snapshots::latest(&self.pool, &missing)
+            .await
+            .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+        let mut after = Vec::with_capacity(missing.len());
+        let mut loaded: HashMap<String, Cached> = HashMap::with_capacity(missing.len());
+        for id in &missing {
+            let from_snapshot = snapshots.get(id).and_then(|s| match s.wallet() {
+                Ok(wallet) => Some(Cached {
+                    wallet,
+                    sequence: s.sequence,
+                    snapshot_at: s.sequence,
+                }),
+                Err(e) => {
+                    // Unreadable by this build: the log alone is enough.
+                    tracing::warn!(wallet_id = %id, error = %e, "ignoring a snapshot");
+                    None
+                }
+            });
+            let cached = from_snapshot.unwrap_or_default();
+            after.push(cached.sequence as i64);
+            loaded.insert(id.clone(), cached);
+        }
         let rows: Vec<(String, i64, serde_json::Value)> = sqlx::query_as(
-            "SELECT aggregate_id, sequence, payload FROM events
-              WHERE aggregate_type = $1 AND aggregate_id = ANY($2)
-              ORDER BY aggregate_id, sequence",
+            "SELECT e.aggregate_id, e.sequence, e.payload
+               FROM UNNEST($2::text[], $3::bigint[]) AS m(id, after)
+               JOIN events e ON e.aggregate_type = $1 AND e.aggregate_id = m.id
+                            AND e.sequence > m.after
+              ORDER BY e.aggregate_id, e.sequence",
         )
         .bind(WALLET_AGGREGATE_TYPE)
         .bind(&missing)
+        .bind(&after)
         .fetch_all(&self.pool)
         .await?;
         for (id, sequence, payload) in rows {
             let event: WalletEvent =
                 serde_json::from_value(payload).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            let entry = loaded
+                .get_mut(&id)
+                .expect("queried for the missing ids only");
+            entry.wallet.apply(event);
+            entry.sequence = sequence as u64;
+        }
+        for (id, cached) in loaded {
+            // A wallet with neither snapshot nor events stays uncached: not opened yet.
+            if cached.sequence == 0 {
+                continue;
+            }
             let wallet_id: WalletId = id
                 .parse()
                 .map_err(|e: uuid::Error| sqlx::Error::Decode(Box::new(e)))?;
-            let entry = self.cache.entry(wallet_id).or_insert(Cached {
-                wallet: Wallet::default(),
-                sequence: 0,
-            });
-            entry.wallet.apply(event);
-            entry.sequence = sequence as u64;
+            self.cache.insert(wallet_id, cached);
         }
         Ok(())
     }

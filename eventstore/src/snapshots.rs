@@ -87,6 +87,35 @@ where
     Ok(())
 }
 
+/// Stores many wallets' snapshots at once, `(wallet id, sequence, aggregate JSON)`, and
+/// drops their older ones: the batched path calls it in the transaction that commits the
+/// events up to those sequences, so a snapshot never runs ahead of the log.
+pub async fn save_many(
+    tx: &mut sqlx::PgConnection,
+    snapshots: &[(String, i64, serde_json::Value)],
+) -> Result<(), sqlx::Error> {
+    if snapshots.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "WITH s AS (SELECT * FROM UNNEST($2::text[], $3::bigint[], $4::jsonb[]) AS s(id, seq, p)),
+              saved AS (
+                INSERT INTO snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload)
+                SELECT $1, id, seq, seq, p FROM s
+                ON CONFLICT (aggregate_type, aggregate_id, last_sequence)
+                DO UPDATE SET payload = EXCLUDED.payload)
+         DELETE FROM snapshots d USING s
+          WHERE d.aggregate_type = $1 AND d.aggregate_id = s.id AND d.last_sequence < s.seq",
+    )
+    .bind(WALLET_AGGREGATE_TYPE)
+    .bind(snapshots.iter().map(|s| s.0.clone()).collect::<Vec<_>>())
+    .bind(snapshots.iter().map(|s| s.1).collect::<Vec<_>>())
+    .bind(snapshots.iter().map(|s| s.2.clone()).collect::<Vec<_>>())
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
 /// Deletes `wallet_id`'s snapshot at `sequence`: a wrong snapshot is dropped, and the
 /// wallet is then loaded from the log alone.
 pub async fn delete(pool: &PgPool, wallet_id: &str, sequence: u64) -> Result<bool, StoreError> {

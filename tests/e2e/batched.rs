@@ -155,3 +155,110 @@ async fn two_instances_on_the_same_wallets_match_a_reference_model(pool: PgPool)
         assert!(want >= Decimal::ZERO);
     }
 }
+
+/// The wallet folded from its log, up to `until` events, with the checked fold.
+async fn fold_until(pool: &PgPool, wallet: WalletId, until: u64) -> replay_tool::fold::WalletFold {
+    let mut fold = replay_tool::fold::WalletFold::new(wallet.to_string());
+    for event in eventstore::log::wallet_events(pool, wallet, 0, 1_000)
+        .await
+        .unwrap()
+    {
+        if event.sequence > until {
+            break;
+        }
+        let step = fold.apply(&event);
+        assert!(step.violations.is_empty(), "{:?}", step.violations);
+    }
+    fold
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn snapshots_equal_the_fold_of_the_log_and_a_cold_store_reloads_from_them(pool: PgPool) {
+    let config = BatchConfig {
+        snapshot_every: 10,
+        ..BatchConfig::default()
+    };
+    let store: Arc<dyn WalletStore> =
+        Arc::new(BatchedWalletStore::new(pool.clone(), config.clone()));
+    let wallets = betledger_tests::workload::open_funded(store.as_ref(), "snap", 6).await;
+    betledger_tests::workload::run_mixed(store.clone(), &wallets, 600, 3, 21).await;
+    let ids: Vec<String> = wallets.iter().map(|w| w.to_string()).collect();
+    let snapshots = eventstore::snapshots::latest(&pool, &ids).await.unwrap();
+    assert_eq!(snapshots.len(), 6, "every wallet took a snapshot");
+    for (id, snapshot) in &snapshots {
+        let wallet: WalletId = id.parse().unwrap();
+        assert!(snapshot.sequence >= 10);
+        let fold = fold_until(&pool, wallet, snapshot.sequence).await;
+        assert_eq!(fold.sequence(), snapshot.sequence);
+        assert_eq!(
+            &snapshot.wallet().unwrap(),
+            fold.wallet(),
+            "the snapshot of {id} at {} equals the fold of its log",
+            snapshot.sequence
+        );
+        let count: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM snapshots WHERE aggregate_id = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!(count, 1, "older snapshots are dropped");
+    }
+
+    // A cold store (a restarted process) answers from snapshot + newer events exactly what
+    // the whole log says.
+    let cold: Arc<dyn WalletStore> =
+        Arc::new(BatchedWalletStore::new(reopen(&pool).await, config.clone()));
+    for (n, wallet) in wallets.iter().enumerate() {
+        let receipt = cold
+            .execute(
+                *wallet,
+                WalletCommand::Deposit {
+                    transaction_id: TransactionId::new(format!("cold-{n}")).unwrap(),
+                    amount: Decimal::new(100, 2),
+                    currency: None,
+                },
+            )
+            .await
+            .unwrap();
+        let fold = fold_until(&pool, *wallet, u64::MAX).await;
+        assert_eq!(receipt.sequence, fold.sequence());
+        assert_eq!(Some(receipt.balance), fold.wallet().balance());
+    }
+
+    // And it does read the snapshot: one doctored by 1,000.00 shows in the next answer.
+    let doctored = wallets[0];
+    let (sequence, mut payload): (i64, serde_json::Value) =
+        sqlx::query_as("SELECT last_sequence, payload FROM snapshots WHERE aggregate_id = $1")
+            .bind(doctored.to_string())
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let available = &mut payload["opened"]["balance"]["available"];
+    let real: Decimal = available.as_str().unwrap().parse().unwrap();
+    *available = serde_json::json!((real + Decimal::new(100_000, 2)).to_string());
+    sqlx::query("UPDATE snapshots SET payload = $2 WHERE aggregate_id = $1 AND last_sequence = $3")
+        .bind(doctored.to_string())
+        .bind(payload)
+        .bind(sequence)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let colder: Arc<dyn WalletStore> =
+        Arc::new(BatchedWalletStore::new(reopen(&pool).await, config));
+    let snapshot_state = colder.execute(
+        doctored,
+        WalletCommand::Deposit {
+            transaction_id: TransactionId::new("after-doctoring").unwrap(),
+            amount: Decimal::new(100, 2),
+            currency: None,
+        },
+    );
+    let receipt = snapshot_state.await.unwrap();
+    let fold = fold_until(&pool, doctored, receipt.sequence - 1).await;
+    assert_eq!(
+        receipt.balance.available,
+        fold.wallet().balance().unwrap().available + Decimal::new(100_100, 2),
+        "loaded from the (doctored) snapshot, not from the whole log"
+    );
+}
