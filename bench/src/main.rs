@@ -187,6 +187,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
             Phase::Commands(mut figures) => {
                 results.insert(path.clone(), figures.report(path, "commands"));
             }
+            Phase::Memory(per_wallet, cached) => {
+                results.insert(
+                    path.clone(),
+                    json!({"bytes_per_cached_idle_wallet": per_wallet, "cached_wallets": cached}),
+                );
+            }
             Phase::Ceiling(mut single, mut batched) => {
                 results.insert(
                     "ceiling_single_row".into(),
@@ -237,6 +243,8 @@ fn with_database(url: &str, db: &str) -> String {
 enum Phase {
     Commands(Figures),
     Ceiling(Figures, Figures),
+    /// Bytes per cached idle wallet, wallets cached.
+    Memory(f64, usize),
 }
 
 async fn phase(args: &Args, path: &str, url: &str) -> anyhow::Result<Phase> {
@@ -244,6 +252,9 @@ async fn phase(args: &Args, path: &str, url: &str) -> anyhow::Result<Phase> {
     eventstore::db::migrate(&pool).await?;
     if path == "ceiling" {
         return ceiling(args, &pool).await;
+    }
+    if path == "cache-memory" {
+        return cache_memory(args, &pool).await;
     }
     print!("{path:>10}: writing {} funded wallets ... ", args.wallets);
     let started = Instant::now();
@@ -263,12 +274,74 @@ async fn phase(args: &Args, path: &str, url: &str) -> anyhow::Result<Phase> {
         )))),
         "batched-http" => Arc::new(Http::start(pool.clone(), args, true).await?),
         other => anyhow::bail!(
-            "unknown path {other:?}: use ceiling, cqrs, engine, http, batched, batched-http"
+            "unknown path {other:?}: use ceiling, cqrs, engine, http, batched, batched-http, \
+             cache-memory"
         ),
     };
     Ok(Phase::Commands(
         drive(args, target, Arc::new(wallets)).await,
     ))
+}
+
+/// The memory a cached idle wallet costs in the batched path: the mixed workload runs for
+/// `--seconds` to give the wallets a history, then a fresh store (a restarted process)
+/// loads every wallet into its cache with one deposit each, and the growth of the
+/// process's resident memory is divided by the wallets cached. An upper bound: it counts
+/// the allocator's slack too.
+async fn cache_memory(args: &Args, pool: &PgPool) -> anyhow::Result<Phase> {
+    print!("cache-memory: writing {} funded wallets ... ", args.wallets);
+    let wallets = prewrite(pool, args.wallets).await?;
+    println!("done");
+    let store = Arc::new(BatchedWalletStore::new(pool.clone(), batch_config(args)));
+    let history = drive(args, Arc::new(Engine(store.clone())), Arc::new(wallets.clone())).await;
+    drop(store);
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(pool)
+        .await?;
+    let fresh = Arc::new(BatchedWalletStore::new(pool.clone(), batch_config(args)));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = rss_bytes()?;
+    let mut tasks = tokio::task::JoinSet::new();
+    for chunk in wallets.chunks(wallets.len().div_ceil(args.concurrency.max(1))) {
+        let (store, chunk) = (fresh.clone(), chunk.to_vec());
+        tasks.spawn(async move {
+            for (n, wallet) in chunk.iter().enumerate() {
+                let command = WalletCommand::Deposit {
+                    transaction_id: TransactionId::new(format!("warm-{wallet}-{n}")).expect("id"),
+                    amount: Decimal::new(1, 2),
+                    currency: None,
+                };
+                let _ = store.execute(*wallet, command).await;
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    let after = rss_bytes()?;
+    let cached = fresh.cached_wallets();
+    let per_wallet = after.saturating_sub(before) as f64 / cached.max(1) as f64;
+    println!(
+        "cache-memory: {} commands of history ({} events in the log, {:.1} per wallet), then \
+         {cached} wallets cached: resident memory {:.1} MiB -> {:.1} MiB, {per_wallet:.0} bytes \
+         per cached idle wallet",
+        history.ops,
+        events,
+        events as f64 / wallets.len() as f64,
+        before as f64 / 1048576.0,
+        after as f64 / 1048576.0
+    );
+    Ok(Phase::Memory(per_wallet, cached))
+}
+
+/// The process's resident memory now (Linux `VmRSS`).
+fn rss_bytes() -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let kib: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .context("no VmRSS in /proc/self/status")?;
+    Ok(kib * 1024)
 }
 
 fn batch_config(args: &Args) -> BatchConfig {

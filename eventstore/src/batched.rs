@@ -18,12 +18,19 @@
 //!   whole transaction rolls back, the batch's wallets leave the cache, and each command
 //!   goes through the straightforward path ([`CqrsWalletStore`]), which reloads, decides
 //!   again, and answers repeats from the log. Nothing is applied twice.
-//! - The cache is bounded (`cache_max` wallets per store); past it, cold wallets leave.
+//! - The cache is bounded (`cache_max` wallets per store); past it, the least recently
+//!   used tenth leaves. A cached wallet is compacted (`Wallet::compact`: closed
+//!   reservations forgotten), so its memory does not grow with its history; a command
+//!   naming a reservation the compacted state does not hold (a late win, a rollback of a
+//!   settled bet) is decided after the batch commits, on the full state from the log,
+//!   through the straightforward path, and so are the wallet's later commands in that
+//!   batch, in order.
 //! - Every `snapshot_every` events a wallet's state is stored as our own snapshot
 //!   ([`crate::snapshots`]) in the same transaction as the events that bring it there; a
 //!   wallet not in the cache is loaded from its latest snapshot plus the events after it.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -77,12 +84,14 @@ struct Job {
 pub struct BatchedWalletStore {
     shards: Vec<mpsc::Sender<Job>>,
     fallback: Arc<CqrsWalletStore>,
+    cached: Arc<AtomicUsize>,
 }
 
 impl BatchedWalletStore {
     /// Starts the shard tasks over `pool` (migrated). They end when the store is dropped.
     pub fn new(pool: PgPool, config: BatchConfig) -> Self {
         let fallback = Arc::new(CqrsWalletStore::new(pool.clone()));
+        let cached = Arc::new(AtomicUsize::new(0));
         let shards = (0..config.shards.max(1))
             .map(|_| {
                 let (tx, rx) = mpsc::channel(config.batch_max * 4);
@@ -94,12 +103,24 @@ impl BatchedWalletStore {
                     batch_max: config.batch_max.max(1),
                     batch_window: config.batch_window,
                     snapshot_every: config.snapshot_every,
+                    tick: 0,
+                    cached: cached.clone(),
+                    counted: 0,
                 };
                 tokio::spawn(shard.run(rx));
                 tx
             })
             .collect();
-        BatchedWalletStore { shards, fallback }
+        BatchedWalletStore {
+            shards,
+            fallback,
+            cached,
+        }
+    }
+
+    /// Wallets held in memory now, over all shards.
+    pub fn cached_wallets(&self) -> usize {
+        self.cached.load(Ordering::Relaxed)
     }
 
     fn shard(&self, wallet_id: WalletId) -> &mpsc::Sender<Job> {
@@ -142,6 +163,8 @@ struct Cached {
     wallet: Wallet,
     sequence: u64,
     snapshot_at: u64,
+    /// When a command last used it: the shard's tick.
+    used: u64,
 }
 
 struct Shard {
@@ -152,6 +175,10 @@ struct Shard {
     batch_max: usize,
     batch_window: Duration,
     snapshot_every: u64,
+    tick: u64,
+    /// The store's count of cached wallets, and this shard's share of it.
+    cached: Arc<AtomicUsize>,
+    counted: usize,
 }
 
 /// What deciding one job led to.
@@ -168,6 +195,9 @@ enum Decided {
         error: WalletError,
         request_sha256: String,
     },
+    /// Needs the wallet's full state: run through the straightforward path after the
+    /// commit, in order.
+    Full { job: Job },
 }
 
 struct Row {
@@ -213,9 +243,17 @@ impl Shard {
         // Decide every job against the cached state itself: if the batch does not commit,
         // every wallet it touched leaves the cache and is reloaded from the log.
         let mut seen: HashSet<(WalletId, String)> = HashSet::new();
+        let mut full: HashSet<WalletId> = HashSet::new();
         let mut decided = Vec::with_capacity(jobs.len());
         for job in jobs {
+            self.tick += 1;
             let state = self.cache.entry(job.wallet_id).or_default();
+            state.used = self.tick;
+            if full.contains(&job.wallet_id) || !state.wallet.holds(&job.command) {
+                full.insert(job.wallet_id);
+                decided.push(Decided::Full { job });
+                continue;
+            }
             let request_sha256 = idempotency::request_digest(&job.command.fingerprint());
             // A second command under one transaction id in one batch is a repeat: it is
             // answered from the log once the first has committed.
@@ -246,6 +284,7 @@ impl Shard {
                         }
                     };
                     state.wallet.apply(event);
+                    state.wallet.compact();
                     state.sequence += 1;
                     let balance = state
                         .wallet
@@ -280,7 +319,7 @@ impl Shard {
             .iter()
             .filter_map(|d| match d {
                 Decided::Accepted { row, .. } => Some(row),
-                Decided::Refused { .. } => None,
+                Decided::Refused { .. } | Decided::Full { .. } => None,
             })
             .collect();
         let snapshots = self.due_snapshots(&wallets);
@@ -291,7 +330,6 @@ impl Shard {
                         cached.snapshot_at = *sequence as u64;
                     }
                 }
-                self.trim_cache();
                 for d in decided {
                     match d {
                         Decided::Accepted { job, receipt, .. } => {
@@ -305,7 +343,15 @@ impl Shard {
                             let answer = self.refusal(&job, error, &request_sha256).await;
                             let _ = job.reply.send(answer);
                         }
+                        Decided::Full { job } => {
+                            self.cache.remove(&job.wallet_id);
+                            let answer = self.fallback.execute(job.wallet_id, job.command).await;
+                            let _ = job.reply.send(answer);
+                        }
                     }
+                }
+                for id in &full {
+                    self.cache.remove(id);
                 }
             }
             // A key already taken: another writer, or a repeat the rules accepted again.
@@ -316,7 +362,9 @@ impl Shard {
                 }
                 for d in decided {
                     let job = match d {
-                        Decided::Accepted { job, .. } | Decided::Refused { job, .. } => job,
+                        Decided::Accepted { job, .. }
+                        | Decided::Refused { job, .. }
+                        | Decided::Full { job } => job,
                     };
                     let answer = self.fallback.execute(job.wallet_id, job.command).await;
                     let _ = job.reply.send(answer);
@@ -334,7 +382,9 @@ impl Shard {
                 let message = e.to_string();
                 for d in decided {
                     let job = match d {
-                        Decided::Accepted { job, .. } | Decided::Refused { job, .. } => job,
+                        Decided::Accepted { job, .. }
+                        | Decided::Refused { job, .. }
+                        | Decided::Full { job } => job,
                     };
                     let _ = job
                         .reply
@@ -342,6 +392,7 @@ impl Shard {
                 }
             }
         }
+        self.trim_cache();
     }
 
     /// The snapshots this batch brings due: `(wallet id, sequence, aggregate JSON)`.
@@ -470,6 +521,7 @@ impl Shard {
                     wallet,
                     sequence: s.sequence,
                     snapshot_at: s.sequence,
+                    used: 0,
                 }),
                 Err(e) => {
                     // Unreadable by this build: the log alone is enough.
@@ -478,6 +530,7 @@ impl Shard {
                 }
             });
             let cached = from_snapshot.unwrap_or_default();
+            // (Compacted after the events below are applied.)
             after.push(cached.sequence as i64);
             loaded.insert(id.clone(), cached);
         }
@@ -510,24 +563,33 @@ impl Shard {
             let wallet_id: WalletId = id
                 .parse()
                 .map_err(|e: uuid::Error| sqlx::Error::Decode(Box::new(e)))?;
+            let mut cached = cached;
+            cached.wallet.compact();
             self.cache.insert(wallet_id, cached);
         }
         Ok(())
     }
 
-    /// Keeps the cache under its cap by dropping an arbitrary tenth of it.
+    /// Keeps the cache under its cap: past it, the least recently used wallets leave, a
+    /// tenth of the cap at a time (one pass over the cache per tenth).
     fn trim_cache(&mut self) {
-        if self.cache.len() <= self.cache_max {
-            return;
+        if self.cache.len() > self.cache_max {
+            let mut by_use: Vec<(u64, WalletId)> =
+                self.cache.iter().map(|(id, c)| (c.used, *id)).collect();
+            let drop = (self.cache.len() - self.cache_max + self.cache_max / 10).min(by_use.len());
+            if drop > 0 && drop < by_use.len() {
+                by_use.select_nth_unstable(drop);
+            }
+            for (_, id) in by_use.into_iter().take(drop) {
+                self.cache.remove(&id);
+            }
         }
-        let drop: Vec<WalletId> = self
-            .cache
-            .keys()
-            .take(self.cache.len() - self.cache_max + self.cache_max / 10)
-            .copied()
-            .collect();
-        for id in drop {
-            self.cache.remove(&id);
+        let len = self.cache.len();
+        if len >= self.counted {
+            self.cached.fetch_add(len - self.counted, Ordering::Relaxed);
+        } else {
+            self.cached.fetch_sub(self.counted - len, Ordering::Relaxed);
         }
+        self.counted = len;
     }
 }

@@ -91,6 +91,41 @@ impl Wallet {
         self.opened.as_ref().and_then(|o| o.reservations.get(id))
     }
 
+    /// Forgets the closed reservations, keeping the open ones and the voided ids: what a
+    /// cache holds of an idle wallet, so its memory does not grow with its history.
+    ///
+    /// A compacted wallet cannot tell a closed reservation from one never made, so a
+    /// command naming a reservation it does not hold (see [`Wallet::holds`]) must be
+    /// decided on the full state, loaded from the log. A reserve under a closed id is
+    /// still refused: its id is its transaction id, which the log holds once per wallet.
+    pub fn compact(&mut self) {
+        if let Some(o) = self.opened.as_mut() {
+            o.reservations
+                .retain(|_, r| r.state == ReservationState::Open);
+        }
+    }
+
+    /// A compacted copy (see [`Wallet::compact`]).
+    pub fn compacted(&self) -> Wallet {
+        let mut wallet = self.clone();
+        wallet.compact();
+        wallet
+    }
+
+    /// Whether this state can decide `command` as the full state would, once compacted:
+    /// false when the command names a reservation that is neither held nor voided.
+    pub fn holds(&self, command: &WalletCommand) -> bool {
+        match command {
+            WalletCommand::Settle { reservation_id, .. }
+            | WalletCommand::Refund { reservation_id, .. }
+            | WalletCommand::Expire { reservation_id, .. }
+            | WalletCommand::Rollback { reservation_id, .. } => {
+                self.reservation(reservation_id).is_some() || self.is_voided(reservation_id)
+            }
+            _ => true,
+        }
+    }
+
     /// Whether `id` was voided by a rollback before any bet under it.
     pub fn is_voided(&self, id: &ReservationId) -> bool {
         self.opened.as_ref().is_some_and(|o| o.voided.contains(id))

@@ -806,3 +806,45 @@ fn a_voided_id_moves_no_money() {
     assert_eq!(wallet.balance(), before);
     assert_eq!(wallet.open_reservations().count(), 0);
 }
+
+#[test]
+fn a_compacted_wallet_keeps_open_and_voided_ids_and_hands_closed_ones_to_the_full_state() {
+    let mut wallet = Wallet::default();
+    let mut events = funded();
+    events.push(reserved("open", "10.00"));
+    events.push(reserved("done", "5.00"));
+    events.push(WalletEvent::ReservationSettled {
+        reservation_id: rid("done"),
+        transaction_id: tx("done-settle"),
+        stake: d("5.00"),
+        payout: d("7.00"),
+    });
+    events.push(voided("void", "rb"));
+    for e in events {
+        wallet.apply(e);
+    }
+    let compacted = wallet.compacted();
+    assert_eq!(compacted.balance(), wallet.balance());
+    assert!(compacted.reservation(&rid("open")).is_some());
+    assert!(
+        compacted.reservation(&rid("done")).is_none(),
+        "closed ones are forgotten"
+    );
+    assert!(wallet.reservation(&rid("done")).is_some());
+    // What the compacted state can still decide as the full one would...
+    assert!(compacted.holds(&settle("open", "1.00")));
+    assert!(compacted.holds(&settle("void", "1.00")));
+    assert!(compacted.holds(&deposit("d9", "1.00")));
+    assert_eq!(
+        compacted.decide(settle("void", "1.00")),
+        wallet.decide(settle("void", "1.00"))
+    );
+    // ...and what it must hand over: a closed or unknown reservation.
+    assert!(!compacted.holds(&settle("done", "1.00")));
+    assert!(!compacted.holds(&refund("never")));
+    assert!(!compacted.holds(&rollback("done", "rb2")));
+    assert!(matches!(
+        wallet.decide(rollback("done", "rb2")),
+        Err(WalletError::ReservationClosed { .. })
+    ));
+}
