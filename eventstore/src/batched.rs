@@ -204,8 +204,10 @@ struct Row {
     wallet_id: String,
     sequence: i64,
     event_type: String,
-    payload: serde_json::Value,
-    metadata: serde_json::Value,
+    /// The event and its metadata as JSON text: encoded once, parsed once (by
+    /// PostgreSQL), never built as a `serde_json::Value` tree.
+    payload: String,
+    metadata: String,
 }
 
 impl Shard {
@@ -276,7 +278,7 @@ impl Shard {
                 }),
                 Ok(event) => {
                     let row_event_type = event.name().to_string();
-                    let payload = match serde_json::to_value(&event) {
+                    let payload = match serde_json::to_string(&event) {
                         Ok(p) => p,
                         Err(e) => {
                             let _ = job.reply.send(Err(StoreError::Corrupt(Box::new(e)).into()));
@@ -302,7 +304,7 @@ impl Shard {
                         sequence: state.sequence as i64,
                         event_type: row_event_type,
                         payload,
-                        metadata: serde_json::to_value(metadata).expect("a string map"),
+                        metadata: serde_json::to_string(&metadata).expect("a string map"),
                     };
                     let receipt = CommandReceipt {
                         wallet_id: job.wallet_id,
@@ -424,27 +426,31 @@ impl Shard {
             return Ok(true);
         }
         let mut tx = self.pool.begin().await?;
-        let inserted: Vec<(String,)> = sqlx::query_as(
+        let inserted: Vec<(i32,)> = sqlx::query_as(
             "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
                                  event_version, payload, metadata)
-             SELECT $1, id, seq, ty, $2, p, m
-               FROM UNNEST($3::text[], $4::bigint[], $5::text[], $6::jsonb[], $7::jsonb[])
+             SELECT $1, id, seq, ty, $2, p::jsonb, m::jsonb
+               FROM UNNEST($3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[])
                     WITH ORDINALITY AS r(id, seq, ty, p, m, n)
               ORDER BY n
              ON CONFLICT DO NOTHING
-             RETURNING aggregate_id",
+             RETURNING 1",
         )
         .bind(WALLET_AGGREGATE_TYPE)
         .bind(domain::wallet::EVENT_VERSION)
-        .bind(rows.iter().map(|r| r.wallet_id.clone()).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|r| r.wallet_id.as_str())
+                .collect::<Vec<_>>(),
+        )
         .bind(rows.iter().map(|r| r.sequence).collect::<Vec<_>>())
         .bind(
             rows.iter()
-                .map(|r| r.event_type.clone())
+                .map(|r| r.event_type.as_str())
                 .collect::<Vec<_>>(),
         )
-        .bind(rows.iter().map(|r| r.payload.clone()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.metadata.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.payload.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.metadata.as_str()).collect::<Vec<_>>())
         .fetch_all(&mut *tx)
         .await?;
         if inserted.len() != rows.len() {
