@@ -23,7 +23,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test"
 cargo test --workspace --locked
 
-step "the end-to-end suite again, through the batched write path"
-BETLEDGER_WRITE_PATH=batched cargo test --workspace --locked --test e2e
+step "the end-to-end suite again, through the straightforward cqrs-es write path"
+BETLEDGER_WRITE_PATH=cqrs cargo test --workspace --locked --test e2e
 
 step "all green"

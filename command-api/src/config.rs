@@ -154,7 +154,7 @@ impl Config {
                 0,
                 3_600_000,
             )?,
-            write_path: var("BETLEDGER_WRITE_PATH", "cqrs")
+            write_path: var("BETLEDGER_WRITE_PATH", "batched")
                 .parse()
                 .map_err(|problem| ConfigError {
                     variable: "BETLEDGER_WRITE_PATH",

@@ -77,7 +77,7 @@ pub fn test_config() -> Config {
         write_path: std::env::var("BETLEDGER_WRITE_PATH")
             .ok()
             .and_then(|p| p.parse().ok())
-            .unwrap_or(command_api::config::WritePath::Cqrs),
+            .unwrap_or(command_api::config::WritePath::Batched),
     }
 }
 
