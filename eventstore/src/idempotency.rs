@@ -78,24 +78,32 @@ pub async fn find(
 }
 
 fn parse_prior(metadata: &serde_json::Value, sequence: i64) -> Result<PriorCommand, StoreError> {
+    Ok(PriorCommand {
+        request_sha256: metadata
+            .get(KEY_REQUEST_SHA256)
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| corrupt(format!("event metadata lacks {KEY_REQUEST_SHA256:?}")))?
+            .to_string(),
+        balance_after: balance_after(metadata).map_err(corrupt)?,
+        sequence: u64::try_from(sequence).map_err(|e| corrupt(e.to_string()))?,
+    })
+}
+
+/// The balance an event's metadata records: the answer its command was given. The one
+/// reader of these fields, for the write path, the projections and the replay tool.
+pub fn balance_after(metadata: &serde_json::Value) -> Result<Balance, String> {
     let field = |key: &str| {
         metadata
             .get(key)
             .and_then(|v| v.as_str())
-            .ok_or_else(|| corrupt(format!("event metadata lacks {key:?}")))
+            .ok_or_else(|| format!("event metadata lacks {key:?}"))
     };
-    let decimal = |key: &str| {
-        Decimal::from_str(field(key)?).map_err(|e| corrupt(format!("metadata {key:?}: {e}")))
-    };
-    let currency = Currency::from_str(field(KEY_CURRENCY)?).map_err(|e| corrupt(e.to_string()))?;
-    Ok(PriorCommand {
-        request_sha256: field(KEY_REQUEST_SHA256)?.to_string(),
-        balance_after: Balance {
-            available: decimal(KEY_AVAILABLE)?,
-            reserved: decimal(KEY_RESERVED)?,
-            currency,
-        },
-        sequence: u64::try_from(sequence).map_err(|e| corrupt(e.to_string()))?,
+    let decimal =
+        |key: &str| Decimal::from_str(field(key)?).map_err(|e| format!("metadata {key:?}: {e}"));
+    Ok(Balance {
+        available: decimal(KEY_AVAILABLE)?,
+        reserved: decimal(KEY_RESERVED)?,
+        currency: Currency::from_str(field(KEY_CURRENCY)?).map_err(|e| e.to_string())?,
     })
 }
 

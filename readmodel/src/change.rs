@@ -7,12 +7,11 @@
 
 use chrono::{DateTime, Utc};
 use domain::{Balance, Currency, WalletEvent};
-use eventstore::idempotency::{KEY_AVAILABLE, KEY_CURRENCY, KEY_RESERVED};
+use eventstore::idempotency;
 use eventstore::log::LoggedEvent;
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use std::str::FromStr;
 
 /// An open reservation as the read model shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -96,7 +95,7 @@ impl Change {
                 payload.name()
             )));
         }
-        let balance = balance_after(&event.metadata).map_err(malformed)?;
+        let balance = idempotency::balance_after(&event.metadata).map_err(malformed)?;
         let mut change = Change {
             wallet_id: event.wallet_id.clone(),
             sequence: event.sequence,
@@ -153,22 +152,6 @@ impl Change {
         }
         Ok(change)
     }
-}
-
-fn balance_after(metadata: &serde_json::Value) -> Result<Balance, String> {
-    let field = |key: &str| {
-        metadata
-            .get(key)
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| format!("metadata lacks {key:?}"))
-    };
-    let decimal =
-        |key: &str| Decimal::from_str(field(key)?).map_err(|e| format!("metadata {key:?}: {e}"));
-    Ok(Balance {
-        available: decimal(KEY_AVAILABLE)?,
-        reserved: decimal(KEY_RESERVED)?,
-        currency: Currency::from_str(field(KEY_CURRENCY)?).map_err(|e| e.to_string())?,
-    })
 }
 
 /// `amount` in the currency's minor units (cents), if it is whole in them and fits.

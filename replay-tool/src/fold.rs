@@ -22,11 +22,9 @@
 //! that only compare figures report and go on.
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 
 use cqrs_es::Aggregate;
 use domain::{Balance, Currency, ReservationState, Wallet, WalletEvent};
-use eventstore::idempotency::{KEY_AVAILABLE, KEY_CURRENCY, KEY_RESERVED};
 use eventstore::log::LoggedEvent;
 use readmodel::ReservationView;
 use rust_decimal::Decimal;
@@ -278,7 +276,7 @@ impl WalletFold {
                 ),
             ));
         }
-        match recorded_balance(&event.metadata) {
+        match eventstore::idempotency::balance_after(&event.metadata) {
             Ok(recorded) if recorded == after => {}
             Ok(recorded) => step.violations.push(violation(
                 ViolationKind::RecordedBalance,
@@ -505,23 +503,6 @@ impl Deltas {
             mismatches: Vec::new(),
         }
     }
-}
-
-/// The balance an event's metadata records as the answer to its command.
-pub fn recorded_balance(metadata: &serde_json::Value) -> Result<Balance, String> {
-    let field = |key: &str| {
-        metadata
-            .get(key)
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| format!("metadata lacks {key:?}"))
-    };
-    let decimal =
-        |key: &str| Decimal::from_str(field(key)?).map_err(|e| format!("metadata {key:?}: {e}"));
-    Ok(Balance {
-        available: decimal(KEY_AVAILABLE)?,
-        reserved: decimal(KEY_RESERVED)?,
-        currency: Currency::from_str(field(KEY_CURRENCY)?).map_err(|e| e.to_string())?,
-    })
 }
 
 /// Totals per currency over many wallets: the flows and what the wallets hold. Equal when
