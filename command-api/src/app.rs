@@ -16,9 +16,26 @@ use crate::auth::ApiClient;
 use crate::config::Config;
 use crate::json::BODY_BYTES_MAX;
 
-/// What every handler can reach.
+/// What every handler can reach: one `Arc`, so the clone axum makes for each extractor
+/// and middleware of every request is one reference count, not a copy of every field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    pub fn new(services: Services) -> Self {
+        AppState(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The services behind [`AppState`].
+pub struct Services {
     pub store: Arc<dyn WalletStore>,
     pub pool: PgPool,
     pub clients: Arc<Vec<ApiClient>>,
@@ -102,7 +119,7 @@ impl Application {
         let client = readmodel::connect(&config.redis_url)
             .await
             .context("configuring the Redis client (BETLEDGER_REDIS_URL)")?;
-        let state = AppState {
+        let state = AppState::new(Services {
             store,
             pool,
             clients: Arc::new(config.clients.clone()),
@@ -127,7 +144,7 @@ impl Application {
                 config.rate_limit_per_s,
                 config.rate_limit_burst,
             )),
-        };
+        });
         let expiry = (config.expiry_interval_ms > 0).then(|| crate::expiry::Expiry {
             pool: state.pool.clone(),
             store: state.store.clone(),
