@@ -5,7 +5,9 @@ use eventstore::log::LoggedEvent;
 use eventstore::scan::{LogScan, ScanOrder};
 use sqlx::PgPool;
 
-use crate::fold::{Violation, WalletFold};
+use std::collections::BTreeMap;
+
+use crate::fold::{Violation, ViolationKind, WalletFold};
 use crate::ReplayError;
 
 /// Most violations kept per wallet; the rest are only counted.
@@ -18,6 +20,8 @@ pub struct FoldedWallet {
     /// [`VIOLATIONS_KEPT_PER_WALLET`]), then the end-of-wallet check's.
     pub violations: Vec<Violation>,
     pub violation_count: u64,
+    /// Every violation of the wallet by kind, kept or not.
+    pub violation_kinds: BTreeMap<ViolationKind, u64>,
     pub events: u64,
     /// Events not checked because an earlier one could not be applied.
     pub unchecked: u64,
@@ -29,6 +33,7 @@ impl FoldedWallet {
             fold: WalletFold::new(wallet_id),
             violations: Vec::new(),
             violation_count: 0,
+            violation_kinds: BTreeMap::new(),
             events: 0,
             unchecked: 0,
         }
@@ -49,6 +54,7 @@ impl FoldedWallet {
 
     fn note(&mut self, violation: Violation) {
         self.violation_count += 1;
+        *self.violation_kinds.entry(violation.kind).or_default() += 1;
         if self.violations.len() < VIOLATIONS_KEPT_PER_WALLET {
             self.violations.push(violation);
         }

@@ -39,7 +39,7 @@ pub struct VerifyReport {
     pub events: u64,
     pub wallets: u64,
     pub violations: u64,
-    /// By kind, over the violations kept (the first 20 of each wallet).
+    /// Every violation by kind.
     pub violations_by_kind: BTreeMap<ViolationKind, u64>,
     /// The first violations, wallet by wallet.
     pub listed: Vec<Violation>,
@@ -78,8 +78,10 @@ pub async fn verify(pool: &PgPool, config: &VerifyConfig) -> Result<VerifyReport
         report.events += wallet.events;
         report.events_unchecked += wallet.unchecked;
         report.violations += wallet.violation_count;
+        for (kind, n) in &wallet.violation_kinds {
+            *report.violations_by_kind.entry(*kind).or_default() += n;
+        }
         for violation in wallet.violations {
-            *report.violations_by_kind.entry(violation.kind).or_default() += 1;
             if report.listed.len() < config.listed_max {
                 report.listed.push(violation);
             }

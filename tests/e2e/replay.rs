@@ -275,6 +275,7 @@ async fn verify_reports_each_hand_inserted_bad_event_with_its_wallet_and_sequenc
         report.listed
     );
     assert_eq!(report.violations, 4);
+    assert_eq!(report.violations_by_kind.values().sum::<u64>(), 4);
 
     // A rebuild refuses such a log loudly and switches nothing.
     let side = ReadSide::new(pool.clone(), &unique_prefix("verify"), 1).await;
