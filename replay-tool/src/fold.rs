@@ -136,6 +136,8 @@ pub struct WalletFold {
     /// The sum of open reservations, kept by this fold's own arithmetic.
     open_sum: Decimal,
     broken: bool,
+    /// Forget closed reservations after each event (see [`WalletFold::compacted`]).
+    compact: bool,
 }
 
 impl WalletFold {
@@ -147,6 +149,19 @@ impl WalletFold {
             flows: Flows::default(),
             open_sum: Decimal::ZERO,
             broken: false,
+            compact: false,
+        }
+    }
+
+    /// A fold that keeps only open reservations (`Wallet::compact` after each event), so
+    /// its memory is bounded by the wallet's open bets, not its history: for `rebuild`,
+    /// which holds every wallet at once. It still refuses to apply a close of a
+    /// reservation it does not hold; it cannot tell a closed one from one never made, nor
+    /// see a reserve that reuses a closed id. `verify` and `audit` use the full fold.
+    pub fn compacted(wallet_id: impl Into<String>) -> Self {
+        WalletFold {
+            compact: true,
+            ..WalletFold::new(wallet_id)
         }
     }
 
@@ -250,6 +265,9 @@ impl WalletFold {
         self.flows.add(&deltas.flows);
         self.open_sum += deltas.open;
         self.wallet.apply(payload);
+        if self.compact {
+            self.wallet.compact();
+        }
         self.sequence = event.sequence;
         step.applied = true;
 

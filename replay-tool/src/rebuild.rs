@@ -4,8 +4,9 @@
 //!    crashed rebuild under it is deleted.
 //! 2. The log is streamed in its order through a server-side cursor, up to the oldest
 //!    transaction running at the start, and folded wallet by wallet with the checked fold
-//!    (the domain's own `Wallet::apply`). A log that breaks an invariant stops the rebuild
-//!    before anything is switched: run `verify` for the list.
+//!    (the domain's own `Wallet::apply`), keeping only each wallet's open reservations so
+//!    that memory grows with wallets, not history. A log that breaks an invariant stops
+//!    the rebuild before anything is switched: run `verify` for the list.
 //! 3. Balances, open reservations, leaderboards and the freshness mark are written into
 //!    the new generation with pipelining; readers still read the old one.
 //! 4. Events committed since the scan began are applied to the new generation with the
@@ -132,7 +133,7 @@ pub async fn rebuild(
         for event in &page {
             let fold = wallets
                 .entry(event.wallet_id.clone())
-                .or_insert_with(|| WalletFold::new(&event.wallet_id));
+                .or_insert_with(|| WalletFold::compacted(&event.wallet_id));
             let step = fold.apply(event);
             if let Some(violation) = step.violations.first() {
                 return Err(ReplayError::Log(format!(
