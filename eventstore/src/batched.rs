@@ -346,12 +346,12 @@ impl Shard {
                             let _ = job.reply.send(answer);
                         }
                         Decided::Full { job } => {
-                            self.cache.remove(&job.wallet_id);
                             let answer = self.fallback.execute(job.wallet_id, job.command).await;
                             let _ = job.reply.send(answer);
                         }
                     }
                 }
+                // The straightforward path wrote to these wallets: reload them next time.
                 for id in &full {
                     self.cache.remove(id);
                 }
