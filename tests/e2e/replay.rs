@@ -587,3 +587,52 @@ async fn reconcile_finds_each_corruption_repair_fixes_it_and_a_second_run_is_cle
     side.assert_matches_log().await;
     side.teardown().await;
 }
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn during_the_grace_period_a_wallet_read_answers_from_the_generation_further_along(
+    pool: PgPool,
+) {
+    // The window this covers (the new generation still catching up right after the
+    // switch) is too short for the live test to hit reliably, so it is set up by hand.
+    let side = ReadSide::new(pool, &unique_prefix("grace"), 1).await;
+    let (keys, redis) = (&side.keys, &side.redis);
+    let wallet = "w-grace";
+    let write = |generation: u64, sequence: &'static str, available: &'static str| {
+        let key = keys.generation(generation).wallet(wallet);
+        async move {
+            let fields = vec![
+                ("sequence", sequence),
+                ("available", available),
+                ("reserved", "0.00"),
+                ("currency", "EUR"),
+                ("player_id", "p"),
+            ];
+            let _: () = redis.hset(key, fields).await.unwrap();
+        }
+    };
+    write(1, "5", "50.00").await; // the old generation, further along
+    write(2, "3", "30.00").await; // the new one, still catching up
+    let _: () = redis
+        .set(keys.generation_pointer(), "2", None, None, false)
+        .await
+        .unwrap();
+    let _: () = redis
+        .set(keys.generation_previous(), "1", None, None, false)
+        .await
+        .unwrap();
+    let read = query::wallet(redis, keys, wallet).await.unwrap().unwrap();
+    assert_eq!(
+        (read.sequence, read.balance.available),
+        (5, Decimal::new(5000, 2))
+    );
+    // Once the new one is ahead, it answers.
+    write(2, "6", "60.00").await;
+    let read = query::wallet(redis, keys, wallet).await.unwrap().unwrap();
+    assert_eq!(read.sequence, 6);
+    // After the grace period only the generation in use is read.
+    write(2, "3", "30.00").await;
+    let _: i64 = redis.del(keys.generation_previous()).await.unwrap();
+    let read = query::wallet(redis, keys, wallet).await.unwrap().unwrap();
+    assert_eq!(read.sequence, 3);
+    side.teardown().await;
+}
