@@ -285,8 +285,17 @@ impl Shard {
                             continue;
                         }
                     };
+                    // Only a close leaves a reservation to forget.
+                    let closes = matches!(
+                        event,
+                        WalletEvent::ReservationSettled { .. }
+                            | WalletEvent::ReservationRefunded { .. }
+                            | WalletEvent::ReservationExpired { .. }
+                    );
                     state.wallet.apply(event);
-                    state.wallet.compact();
+                    if closes {
+                        state.wallet.compact();
+                    }
                     state.sequence += 1;
                     let balance = state
                         .wallet
@@ -536,7 +545,6 @@ impl Shard {
                 }
             });
             let cached = from_snapshot.unwrap_or_default();
-            // (Compacted after the events below are applied.)
             after.push(cached.sequence as i64);
             loaded.insert(id.clone(), cached);
         }

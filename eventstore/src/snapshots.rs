@@ -58,33 +58,21 @@ pub async fn latest(
 }
 
 /// Stores `wallet`'s state after `sequence` events (replacing one at that sequence) and
-/// drops its older snapshots.
-pub async fn save<'e, E>(
-    executor: E,
+/// drops its older snapshots: [`save_many`] for one wallet.
+pub async fn save(
+    pool: &PgPool,
     wallet_id: &str,
     sequence: u64,
     wallet: &Wallet,
-) -> Result<(), StoreError>
-where
-    E: sqlx::Executor<'e, Database = sqlx::Postgres>,
-{
+) -> Result<(), StoreError> {
     let payload = serde_json::to_value(wallet).map_err(|e| StoreError::Corrupt(Box::new(e)))?;
-    sqlx::query(
-        "WITH saved AS (
-             INSERT INTO snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload)
-             VALUES ($1, $2, $3, $3, $4)
-             ON CONFLICT (aggregate_type, aggregate_id, last_sequence) DO UPDATE SET payload = $4
-         )
-         DELETE FROM snapshots WHERE aggregate_type = $1 AND aggregate_id = $2 AND last_sequence < $3",
+    let mut connection = pool.acquire().await.map_err(unavailable)?;
+    save_many(
+        &mut connection,
+        &[(wallet_id.to_string(), sequence as i64, payload)],
     )
-    .bind(WALLET_AGGREGATE_TYPE)
-    .bind(wallet_id)
-    .bind(sequence as i64)
-    .bind(payload)
-    .execute(executor)
     .await
-    .map_err(unavailable)?;
-    Ok(())
+    .map_err(unavailable)
 }
 
 /// Stores many wallets' snapshots at once, `(wallet id, sequence, aggregate JSON)`, and

@@ -207,27 +207,22 @@ pub async fn scan_keys(client: &Client, pattern: &str) -> Result<Vec<String>, Re
         .collect()
 }
 
-/// Deletes every key under `prefix` (`{prefix}:*`): for tests and benchmarks that used a
-/// prefix of their own. Returns how many were deleted.
+/// Deletes every key under `prefix` (`{prefix}:*`), by SCAN and UNLINK in chunks so Redis
+/// never stalls: a test's or benchmark's own prefix, or an old generation. Returns how
+/// many were deleted.
 pub async fn delete_prefix(client: &Client, prefix: &str) -> Result<usize, ReadModelError> {
     let keys = scan_keys(client, &format!("{prefix}:*")).await?;
     for chunk in keys.chunks(1_000) {
-        let _: i64 = client.del(chunk.to_vec()).await?;
+        let _: i64 = client.unlink(chunk.to_vec()).await?;
     }
     Ok(keys.len())
 }
 
-/// Deletes every key of generation `number` (SCAN and UNLINK, in chunks, so Redis never
-/// stalls). Returns how many were deleted.
+/// Deletes every key of generation `number`. Returns how many were deleted.
 pub async fn delete_generation(
     client: &Client,
     keys: &Keys,
     number: u64,
 ) -> Result<usize, ReadModelError> {
-    let generation = keys.generation(number);
-    let found = scan_keys(client, &format!("{}:*", generation.prefix())).await?;
-    for chunk in found.chunks(1_000) {
-        let _: i64 = client.unlink(chunk.to_vec()).await?;
-    }
-    Ok(found.len())
+    delete_prefix(client, keys.generation(number).prefix()).await
 }
