@@ -49,7 +49,7 @@ impl LoggedEvent {
 }
 
 /// A position in the log's order; `LogCursor::START` is before the first event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, serde::Serialize)]
 pub struct LogCursor {
     pub tx_id: i64,
     pub global_position: i64,
@@ -141,6 +141,18 @@ pub async fn has_pending(pool: &PgPool, after: LogCursor) -> Result<bool, StoreE
     )
     .bind(after.tx_id)
     .bind(after.global_position)
+    .fetch_one(pool)
+    .await
+    .map_err(unavailable)
+}
+
+/// How many committed events [`read_after`] cannot return yet, because an older
+/// transaction (in any database of the cluster) is still running: how far the log's
+/// horizon holds tailing readers back. Zero when every committed event is readable.
+pub async fn held_back(pool: &PgPool) -> Result<i64, StoreError> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE tx_id >= pg_snapshot_xmin(pg_current_snapshot())",
+    )
     .fetch_one(pool)
     .await
     .map_err(unavailable)

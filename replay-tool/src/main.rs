@@ -1,7 +1,8 @@
 //! `betledger-replay`: audit, rebuild, reconcile and verify from the log.
 //!
-//! Exit status: 0 when all is well, 1 when `reconcile` found a difference or `verify` a
-//! violation, 2 when the work could not be done (bad input, a service down).
+//! Exit status: 0 when all is well; 1 when `reconcile` found a difference, `verify` a
+//! violation, or `rebuild` a violation after it switched readers; 2 when the work could
+//! not be done (bad input, a service down).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -197,7 +198,7 @@ async fn run(cli: Cli) -> Result<bool, ReplayError> {
                 "{}",
                 serde_json::to_string(&report).expect("a report serialises")
             );
-            Ok(true)
+            Ok(report.violations_after_switch.is_empty())
         }
         Command::Reconcile {
             repair,

@@ -9,20 +9,27 @@
 //!    the rebuild before anything is switched: run `verify` for the list.
 //! 3. Balances, open reservations, leaderboards and the freshness mark are written into
 //!    the new generation with pipelining; readers still read the old one.
-//! 4. Events committed since the scan began are applied to the new generation with the
-//!    projection workers' own apply (sequence-fenced) until it has caught up.
+//! 4. Events readable since the scan began (committed below the log's horizon, the
+//!    oldest transaction still running) are checked with the same folds and applied to
+//!    the new generation with the projection workers' own apply (sequence-fenced). A
+//!    violation here also stops the rebuild with nothing switched. Where this ends is
+//!    the switch position: every event at or below it is folded and checked.
 //! 5. The pointer is moved (only if no other rebuild moved it meanwhile): from this
 //!    instant readers read, and workers write, the new generation.
-//! 6. The events that workers applied to the old generation between step 4 and the
-//!    switch are applied to the new one; the sequence fence makes it safe to race the
-//!    workers. After that every event committed before the switch is in it, and the
-//!    workers keep it current.
+//! 6. The events above the switch position that the relay published and the workers
+//!    applied to the old generation just before the switch are applied to the new one,
+//!    checked the same way (the sequence fence makes it safe to race the workers).
+//!    Events still above the horizon are not waited for: the relay has not published
+//!    them yet, so the workers apply them to the new generation. A violation found here
+//!    cannot undo the switch: the event, and every later one of its wallet, is left to
+//!    the workers' normal path (which dead-letters what cannot be applied), and the
+//!    report lists it (`violations_after_switch`, exit status 1).
 //! 7. During a grace period, a wallet read answers from whichever generation is further
 //!    along (so no reader sees a wallet step back while step 6 runs), and readers that
 //!    resolved the old generation just before the switch finish their reads. Then the old
 //!    generation is deleted.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use eventstore::log::{self, LogCursor};
@@ -33,7 +40,7 @@ use readmodel::{Applier, Keys, Period};
 use serde::Serialize;
 use sqlx::PgPool;
 
-use crate::fold::WalletFold;
+use crate::fold::{Violation, ViolationKind, WalletFold};
 use crate::progress::{peak_rss_bytes, Progress, ProgressMode};
 use crate::ReplayError;
 
@@ -48,8 +55,6 @@ pub struct RebuildConfig {
     pub grace: Duration,
     /// Keep the old generation instead of deleting it after the grace period.
     pub keep_previous: bool,
-    /// Longest wait for the log to let the catch-up past a transaction still running.
-    pub catch_up_timeout: Duration,
     pub progress: ProgressMode,
 }
 
@@ -60,7 +65,6 @@ impl Default for RebuildConfig {
             pipeline_wallets: 500,
             grace: Duration::from_secs(5),
             keep_previous: false,
-            catch_up_timeout: Duration::from_secs(60),
             progress: ProgressMode::Auto,
         }
     }
@@ -79,6 +83,12 @@ pub struct RebuildReport {
     /// Events applied after the scan, before and after the switch.
     pub caught_up_before_switch: u64,
     pub caught_up_after_switch: u64,
+    /// The log position readers were switched at: every event at or below it was folded
+    /// and checked before the switch.
+    pub switch_position: LogCursor,
+    /// Events after the switch position that break a rule: not applied by the rebuild,
+    /// left to the workers (run `verify`). Non-empty means exit status 1.
+    pub violations_after_switch: Vec<Violation>,
     pub previous_deleted_keys: Option<usize>,
     pub scan_seconds: f64,
     pub write_seconds: f64,
@@ -256,13 +266,18 @@ pub async fn rebuild(
     let write_seconds = write_started.elapsed().as_secs_f64();
     let wallet_count = wallets.len() as u64;
     drop(folds);
-    drop(wallets);
 
-    // 4. Catch up with what was committed meanwhile.
+    // 4. Catch up with what became readable meanwhile, checked like the scan.
     let applier = Applier::for_generation(redis.clone(), keys.clone(), generation);
-    let mut cursor = scan.resume_after();
-    let caught_up_before_switch =
-        catch_up(pool, &applier, &mut cursor, None, config.catch_up_timeout).await?;
+    let mut tail = Tail::new(wallets, scan.resume_after());
+    let before_switch = match tail.catch_up(pool, &applier, Phase::BeforeSwitch).await {
+        Ok(caught_up) => caught_up,
+        Err(e) => {
+            readmodel::query::delete_generation(redis, keys, generation).await?;
+            return Err(e);
+        }
+    };
+    let switch_position = tail.cursor();
 
     // 5. Switch.
     let switched: String = Script::from_lua(SWITCH_LUA)
@@ -282,10 +297,14 @@ pub async fn rebuild(
     let switch_seconds = started.elapsed().as_secs_f64();
     eprintln!("rebuild: readers switched to generation {generation}");
 
-    // 6. Everything committed before the switch.
-    let head = log::head(pool).await?;
-    let caught_up_after_switch =
-        catch_up(pool, &applier, &mut cursor, head, config.catch_up_timeout).await?;
+    // 6. What the workers applied to the old generation just before the switch.
+    let after_switch = tail.catch_up(pool, &applier, Phase::AfterSwitch).await?;
+    for violation in &after_switch.violations {
+        eprintln!(
+            "rebuild: after the switch, left to the workers: {violation}. Run \
+             `betledger-replay verify` for every violation"
+        );
+    }
 
     // 7. After the grace period, stop reading the old generation, and drop it.
     tokio::time::sleep(config.grace).await;
@@ -302,14 +321,16 @@ pub async fn rebuild(
         wallets: wallet_count,
         open_reservations,
         leaderboards: boards.len() as u64,
-        caught_up_before_switch,
-        caught_up_after_switch,
+        caught_up_before_switch: before_switch.applied,
+        caught_up_after_switch: after_switch.applied,
+        switch_position,
+        violations_after_switch: after_switch.violations,
         previous_deleted_keys,
         scan_seconds,
         write_seconds,
         seconds: started.elapsed().as_secs_f64(),
         scan_events_per_second: events as f64 / scan_seconds.max(1e-9),
-        events_per_second: (events + caught_up_before_switch) as f64 / switch_seconds.max(1e-9),
+        events_per_second: (events + before_switch.applied) as f64 / switch_seconds.max(1e-9),
         peak_rss_bytes: peak_rss_bytes(),
     })
 }
@@ -324,43 +345,101 @@ async fn new_generation(redis: &Client, keys: &Keys, in_use: u64) -> Result<u64,
     }
 }
 
-/// Applies the log after `cursor` to the applier's generation. With `until`, goes on until
-/// the cursor reaches it (waiting for transactions still running below it); without, until
-/// nothing more can be read. Returns how many events were applied.
-async fn catch_up(
-    pool: &PgPool,
-    applier: &Applier,
-    cursor: &mut LogCursor,
-    until: Option<LogCursor>,
-    timeout: Duration,
-) -> Result<u64, ReplayError> {
-    let stats = projections::worker::WorkerStats::default();
-    let deadline = Instant::now() + timeout;
-    let mut applied = 0;
-    loop {
-        if until.is_some_and(|u| *cursor >= u) {
-            return Ok(applied);
+/// Which side of the switch a catch-up runs on: what a violation it finds does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// A violation stops the rebuild; nothing has been switched.
+    BeforeSwitch,
+    /// Readers already use the new generation: a violation is reported, its wallet left
+    /// to the workers, and the catch-up goes on with the other wallets.
+    AfterSwitch,
+}
+
+/// What one catch-up did.
+#[derive(Debug, Clone, Default)]
+pub struct CaughtUp {
+    pub applied: u64,
+    /// Found after the switch (a catch-up before it returns an error instead).
+    pub violations: Vec<Violation>,
+}
+
+/// The log after a rebuild's scan: every wallet's checked fold and the position reached,
+/// so each event applied to the new generation is checked as the scan's were.
+pub struct Tail {
+    folds: HashMap<String, WalletFold>,
+    /// Wallets with a violation after the switch: their later events are left to the
+    /// workers.
+    held: HashSet<String>,
+    cursor: LogCursor,
+}
+
+impl Tail {
+    /// The tail after `cursor`, where `folds` (compacted) hold every wallet up to it.
+    pub fn new(folds: HashMap<String, WalletFold>, cursor: LogCursor) -> Self {
+        Tail {
+            folds,
+            held: HashSet::new(),
+            cursor,
         }
-        let page = log::read_after(pool, *cursor, log::PAGE_SIZE_MAX).await?;
-        if page.is_empty() {
-            // Without a target, what is readable now is enough: events held back by a
-            // running transaction are applied after the switch, or by the workers.
-            if until.is_none() {
-                return Ok(applied);
+    }
+
+    /// Where the tail has been read to.
+    pub fn cursor(&self) -> LogCursor {
+        self.cursor
+    }
+
+    /// Checks and applies to `applier`'s generation every event readable after the cursor
+    /// (below the log's horizon: never waits for a transaction still running), until none
+    /// is left.
+    pub async fn catch_up(
+        &mut self,
+        pool: &PgPool,
+        applier: &Applier,
+        phase: Phase,
+    ) -> Result<CaughtUp, ReplayError> {
+        let stats = projections::worker::WorkerStats::default();
+        let mut done = CaughtUp::default();
+        loop {
+            let page = log::read_after(pool, self.cursor, log::PAGE_SIZE_MAX).await?;
+            if page.is_empty() {
+                return Ok(done);
             }
-            if Instant::now() > deadline {
-                return Err(ReplayError::Log(format!(
-                    "the log stayed held back by a running transaction for {timeout:?} after \
-                     the switch; the workers will bring the new generation up to date"
-                )));
+            for event in &page {
+                if !self.held.contains(&event.wallet_id) {
+                    let fold = self
+                        .folds
+                        .entry(event.wallet_id.clone())
+                        .or_insert_with(|| WalletFold::compacted(&event.wallet_id));
+                    let step = fold.apply(event);
+                    let mut violation = step.violations.into_iter().next();
+                    if violation.is_none() && step.applied {
+                        match projections::worker::project(pool, applier, event, &stats).await {
+                            Ok(_) => done.applied += 1,
+                            Err(projections::worker::ProjectError::Poison(detail)) => {
+                                violation = Some(Violation {
+                                    wallet_id: event.wallet_id.clone(),
+                                    sequence: event.sequence,
+                                    global_position: event.global_position,
+                                    kind: ViolationKind::Malformed,
+                                    detail,
+                                })
+                            }
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                    if let Some(violation) = violation {
+                        if phase == Phase::BeforeSwitch {
+                            return Err(ReplayError::Log(format!(
+                                "the log breaks an invariant, so nothing was switched: \
+                                 {violation}. Run `betledger-replay verify` for every violation"
+                            )));
+                        }
+                        self.held.insert(event.wallet_id.clone());
+                        done.violations.push(violation);
+                    }
+                }
+                self.cursor = event.cursor();
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            continue;
-        }
-        for event in &page {
-            projections::worker::project(pool, applier, event, &stats).await?;
-            *cursor = event.cursor();
-            applied += 1;
         }
     }
 }

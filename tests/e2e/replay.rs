@@ -8,17 +8,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use betledger_tests::readside::ReadSide;
+use betledger_tests::readside::{wait_log_readable, ReadSide};
 use betledger_tests::workload::{open_funded, run_mixed};
 use betledger_tests::{spawn_app, spawn_app_reading, unique_prefix};
 use chrono::{DateTime, Utc};
 use domain::WalletId;
+use eventstore::log::LogCursor;
 use eventstore::{CqrsWalletStore, WalletStore};
 use fred::prelude::*;
 use readmodel::{query, Generation};
 use replay_tool::fold::ViolationKind;
 use replay_tool::progress::ProgressMode;
-use replay_tool::rebuild::{rebuild, RebuildConfig};
+use replay_tool::rebuild::{rebuild, Phase, RebuildConfig, Tail};
 use replay_tool::reconcile::{reconcile, ReconcileConfig, ReconcileSummary};
 use replay_tool::verify::{verify, VerifyConfig};
 use replay_tool::ReplayError;
@@ -277,7 +278,10 @@ async fn verify_reports_each_hand_inserted_bad_event_with_its_wallet_and_sequenc
     assert_eq!(report.violations, 4);
     assert_eq!(report.violations_by_kind.values().sum::<u64>(), 4);
 
-    // A rebuild refuses such a log loudly and switches nothing.
+    // A rebuild refuses such a log loudly and switches nothing. It reads the log below
+    // the cluster's horizon, as the relay does: wait until the bad events are below it
+    // (a test in another database may hold a transaction open).
+    wait_log_readable(&pool).await;
     let side = ReadSide::new(pool.clone(), &unique_prefix("verify"), 1).await;
     let err = rebuild(&pool, &side.redis, &side.keys, &rebuild_config())
         .await
@@ -291,6 +295,198 @@ async fn verify_reports_each_hand_inserted_bad_event_with_its_wallet_and_sequenc
             .number(),
         0
     );
+    side.teardown().await;
+}
+
+/// A settle of a reservation the log never opened, as the next event of `wallet`.
+async fn insert_bad_settle(pool: &PgPool, wallet: &WalletId, tx: &str) -> i64 {
+    let seq = last_sequence(pool, wallet).await + 1;
+    insert_event(
+        pool,
+        wallet,
+        seq,
+        json!({"ReservationSettled": {"reservation_id": "never-made", "transaction_id": tx, "stake": "1.00", "payout": "500.00"}}),
+        "0.00",
+        "0.00",
+    )
+    .await;
+    seq
+}
+
+async fn cursor_of(pool: &PgPool, wallet: &WalletId, sequence: i64) -> LogCursor {
+    let (tx_id, global_position): (i64, i64) = sqlx::query_as(
+        "SELECT (tx_id::text)::bigint, global_position FROM events
+          WHERE aggregate_id = $1 AND sequence = $2",
+    )
+    .bind(wallet.to_string())
+    .bind(sequence)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    LogCursor {
+        tx_id,
+        global_position,
+    }
+}
+
+/// The race of issue 19: a transaction held open elsewhere in the cluster keeps a bad
+/// event, committed after it began, above the log's horizon while `rebuild` runs. The
+/// rebuild switches at a position before the bad event, without an error; once the old
+/// transaction ends, the workers meet the event and dead-letter it.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn rebuild_switches_before_a_bad_event_held_above_the_horizon_and_leaves_it_to_the_workers(
+    pool: PgPool,
+) {
+    let mut side = ReadSide::new(pool.clone(), &unique_prefix("horizon"), 1).await;
+    side.start();
+    let store = store(&pool);
+    let wallets = open_funded(store.as_ref(), "horizon", 6).await;
+    run_mixed(store.clone(), &wallets, 200, 2, 21).await;
+    side.wait_projected().await;
+
+    // An old transaction with an id, held open on another connection: the horizon stops
+    // at it for every reader of the log.
+    let mut old = pool.begin().await.unwrap();
+    let _: i64 = sqlx::query_scalar("SELECT (pg_current_xact_id()::text)::bigint")
+        .fetch_one(&mut *old)
+        .await
+        .unwrap();
+    let bad = wallets[1];
+    let bad_seq = insert_bad_settle(&pool, &bad, "bad-horizon").await;
+    let bad_at = cursor_of(&pool, &bad, bad_seq).await;
+
+    let report = rebuild(&pool, &side.redis, &side.keys, &rebuild_config())
+        .await
+        .expect("the rebuild switches at a position it checked, and reports no error");
+    assert!(
+        report.switch_position < bad_at,
+        "switched at {:?}, before the bad event at {bad_at:?}",
+        report.switch_position
+    );
+    assert!(report.violations_after_switch.is_empty());
+    let current = query::current(&side.redis, &side.keys).await.unwrap();
+    assert_eq!(current.number(), report.generation, "readers switched");
+    let view = query::wallet(&side.redis, &side.keys, &bad.to_string())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        view.sequence,
+        bad_seq as u64 - 1,
+        "the bad event is not applied"
+    );
+
+    // The old transaction ends; the relay publishes the bad event and the workers, on
+    // their normal path, dead-letter it. The rebuild's generation stays in use.
+    old.rollback().await.unwrap();
+    let started = std::time::Instant::now();
+    while side.stats.dead_lettered() == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the workers never dead-lettered the bad event: {:?}",
+            side.stats
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(side.stats.dead_lettered(), 1);
+    let view = query::wallet(&side.redis, &side.keys, &bad.to_string())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(view.sequence, bad_seq as u64 - 1);
+    assert_eq!(
+        query::current(&side.redis, &side.keys)
+            .await
+            .unwrap()
+            .number(),
+        report.generation
+    );
+    side.teardown().await;
+}
+
+/// What a violation in the log's tail does on each side of the switch: before it, the
+/// rebuild stops; after it, the violation is reported, its wallet (this event and every
+/// later one) left to the workers, and every other wallet caught up.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_violation_in_the_tail_aborts_before_the_switch_and_is_reported_after_it(pool: PgPool) {
+    let store = store(&pool);
+    let wallets = open_funded(store.as_ref(), "tail", 4).await;
+    run_mixed(store.clone(), &wallets, 120, 2, 22).await;
+    let bad = wallets[2];
+    let bad_seq = insert_bad_settle(&pool, &bad, "bad-tail").await;
+    // A good-looking event after it on the same wallet, and more on the others.
+    insert_event(
+        &pool,
+        &bad,
+        bad_seq + 1,
+        json!({"FundsDeposited": {"transaction_id": "after-bad", "amount": "1.00"}}),
+        "0.00",
+        "0.00",
+    )
+    .await;
+    run_mixed(
+        store.clone(),
+        &[wallets[0], wallets[1], wallets[3]],
+        30,
+        2,
+        23,
+    )
+    .await;
+    wait_log_readable(&pool).await;
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+
+    let side = ReadSide::new(pool.clone(), &unique_prefix("tail"), 1).await;
+    let generation = 7;
+    let applier =
+        readmodel::Applier::for_generation(side.redis.clone(), side.keys.clone(), generation);
+    let err = Tail::new(HashMap::new(), LogCursor::START)
+        .catch_up(&pool, &applier, Phase::BeforeSwitch)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ReplayError::Log(_)), "{err}");
+    assert!(err.to_string().contains("nothing was switched"), "{err}");
+
+    let _ = query::delete_generation(&side.redis, &side.keys, generation).await;
+    let mut tail = Tail::new(HashMap::new(), LogCursor::START);
+    let caught_up = tail
+        .catch_up(&pool, &applier, Phase::AfterSwitch)
+        .await
+        .expect("after the switch a violation is reported, not an error");
+    assert_eq!(caught_up.violations.len(), 1, "{:?}", caught_up.violations);
+    let violation = &caught_up.violations[0];
+    assert_eq!(
+        (
+            violation.wallet_id.clone(),
+            violation.sequence,
+            violation.kind
+        ),
+        (
+            bad.to_string(),
+            bad_seq as u64,
+            ViolationKind::UnknownReservation
+        )
+    );
+    assert_eq!(
+        caught_up.applied,
+        total as u64 - 2,
+        "all but the held wallet's last two"
+    );
+    let last = cursor_of(&pool, &wallets[3], last_sequence(&pool, &wallets[3]).await).await;
+    assert!(tail.cursor() >= last, "the tail was read to its end");
+    for wallet in &wallets {
+        let want = if *wallet == bad {
+            bad_seq as u64 - 1
+        } else {
+            last_sequence(&pool, wallet).await as u64
+        };
+        assert_eq!(
+            applier.last_sequence(&wallet.to_string()).await.unwrap(),
+            want
+        );
+    }
     side.teardown().await;
 }
 

@@ -350,27 +350,41 @@ pub async fn fold_log(pool: &PgPool, keys: &readmodel::Generation) -> Expected {
     Expected { wallets, boards }
 }
 
-/// Every event of the log, read back in log order (for tests that publish on purpose).
-/// The log reader returns only events below the cluster's oldest running transaction, and
-/// other tests' transactions count too, so this waits until it returns all of them.
-pub async fn logged_events(pool: &PgPool) -> Vec<LoggedEvent> {
-    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
-        .fetch_one(pool)
-        .await
-        .expect("counting events");
+/// Waits until the log reader can return every event committed now. It returns only
+/// events below the cluster's oldest running transaction, and other tests' transactions
+/// (in their own databases) count too, so a test that needs a tailing reader (the relay,
+/// a rebuild) to see an event it just wrote waits here first.
+pub async fn wait_log_readable(pool: &PgPool) {
     let started = Instant::now();
     loop {
-        let events = eventstore::log::read_after(pool, eventstore::log::LogCursor::START, 1_000)
+        let unreadable = eventstore::log::held_back(pool)
             .await
-            .expect("reading the log");
-        if events.len() as i64 >= total.min(1_000) {
-            return events;
+            .expect("counting events above the log's horizon");
+        if unreadable == 0 {
+            return;
         }
         assert!(
             started.elapsed() < CATCH_UP,
-            "the log reader still returns {} of {total} events after {CATCH_UP:?}",
-            events.len()
+            "{unreadable} events stay above the log's horizon after {CATCH_UP:?}: a transaction \
+             somewhere in the cluster is held open"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Every event of the log, read back in log order (for tests that publish on purpose).
+pub async fn logged_events(pool: &PgPool) -> Vec<LoggedEvent> {
+    wait_log_readable(pool).await;
+    let mut events = Vec::new();
+    let mut after = eventstore::log::LogCursor::START;
+    loop {
+        let page = eventstore::log::read_after(pool, after, 1_000)
+            .await
+            .expect("reading the log");
+        let Some(last) = page.last() else {
+            return events;
+        };
+        after = last.cursor();
+        events.extend(page);
     }
 }
