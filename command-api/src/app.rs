@@ -1,4 +1,5 @@
-//! Builds the router over a write path and runs the server until shutdown.
+//! Builds the application's state and router over a write path, and runs the server until
+//! shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -8,54 +9,12 @@ use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use eventstore::{CqrsWalletStore, WalletStore};
-use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
-use crate::auth::ApiClient;
 use crate::config::Config;
 use crate::json::BODY_BYTES_MAX;
-
-/// What every handler can reach: one `Arc`, so the clone axum makes for each extractor
-/// and middleware of every request is one reference count, not a copy of every field.
-#[derive(Clone)]
-pub struct AppState(Arc<Services>);
-
-impl AppState {
-    pub fn new(services: Services) -> Self {
-        AppState(Arc::new(services))
-    }
-}
-
-impl std::ops::Deref for AppState {
-    type Target = Services;
-    fn deref(&self) -> &Services {
-        &self.0
-    }
-}
-
-/// The services behind [`AppState`].
-pub struct Services {
-    pub store: Arc<dyn WalletStore>,
-    pub pool: PgPool,
-    pub clients: Arc<Vec<ApiClient>>,
-    pub metrics: PrometheusHandle,
-    /// The Redis read models (`/v1/read/...`).
-    pub read_models: ReadModels,
-    /// Game sessions (Redis).
-    pub sessions: crate::sessions::Sessions,
-    /// Providers by id.
-    pub providers: Arc<crate::provider::Providers>,
-    /// Requests per second per client.
-    pub limiter: Arc<crate::limits::RateLimiter>,
-}
-
-/// A Redis client and the key layout the projection workers write.
-#[derive(Clone)]
-pub struct ReadModels {
-    pub client: fred::prelude::Client,
-    pub keys: readmodel::Keys,
-}
+use crate::state::{AppState, ReadModels, Services};
 
 /// The whole HTTP surface.
 pub fn router(state: AppState, concurrency_max: usize) -> Router {

@@ -7,8 +7,8 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
 
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::limits::RateLimiter;
 
 /// What a client may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,10 +77,18 @@ impl Caller {
     }
 }
 
-impl FromRequestParts<AppState> for Caller {
+/// What a state must offer for a request to be authenticated: the configured clients and
+/// the per-client rate limiter. (The application's state implements it, so this module
+/// does not depend on it.)
+pub trait Authenticates {
+    fn clients(&self) -> &[ApiClient];
+    fn limiter(&self) -> &RateLimiter;
+}
+
+impl<S: Authenticates + Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let token = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
@@ -92,7 +100,7 @@ impl FromRequestParts<AppState> for Caller {
         let digest: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
         // Look at every client, so the time taken does not tell which one matched.
         let mut found = None;
-        for client in state.clients.iter() {
+        for client in state.clients() {
             if constant_time_eq(&client.token_sha256, &digest) {
                 found = Some(client);
             }
@@ -100,7 +108,7 @@ impl FromRequestParts<AppState> for Caller {
         let client = found
             .cloned()
             .ok_or_else(|| ApiError::Unauthorized("unknown bearer token".into()))?;
-        state.limiter.check(&format!("client:{}", client.name))?;
+        state.limiter().check(&format!("client:{}", client.name))?;
         Ok(Caller(client))
     }
 }

@@ -5,6 +5,7 @@ use std::fmt;
 use std::net::SocketAddr;
 
 use crate::auth::{ApiClient, Scope};
+use crate::providers::Provider;
 
 /// Default listen address of the API.
 pub const LISTEN_ADDR_DEFAULT: &str = "127.0.0.1:8080";
@@ -61,7 +62,7 @@ pub struct Config {
     pub redis_url: String,
     pub redis_prefix: String,
     /// Game providers and their shared secrets.
-    pub providers: Vec<crate::provider::Provider>,
+    pub providers: Vec<Provider>,
     pub session_ttl_s: u64,
     pub rate_limit_per_s: u32,
     pub rate_limit_burst: u32,
@@ -125,10 +126,7 @@ impl Config {
             log_json,
             redis_url: var("BETLEDGER_REDIS_URL", REDIS_URL_DEFAULT),
             redis_prefix: var("BETLEDGER_REDIS_PREFIX", REDIS_PREFIX_DEFAULT),
-            providers: crate::provider::parse_providers(&var(
-                "BETLEDGER_PROVIDERS",
-                PROVIDERS_DEFAULT,
-            ))?,
+            providers: parse_providers(&var("BETLEDGER_PROVIDERS", PROVIDERS_DEFAULT))?,
             session_ttl_s: number("BETLEDGER_SESSION_TTL_S", SESSION_TTL_S_DEFAULT, 10, 86_400)?,
             rate_limit_per_s: number(
                 "BETLEDGER_RATE_LIMIT_PER_S",
@@ -178,6 +176,40 @@ fn number(name: &'static str, default: u64, min: u64, max: u64) -> Result<u64, C
                 problem: format!("{text:?}; expected a whole number from {min} to {max}"),
             }),
     }
+}
+
+/// Parses `BETLEDGER_PROVIDERS`: `id:secret` entries separated by commas. Ids are 1 to 32
+/// of `A-Z a-z 0-9 _ -`; secrets at least 16 characters.
+pub fn parse_providers(text: &str) -> Result<Vec<Provider>, ConfigError> {
+    let err = |problem: String| ConfigError {
+        variable: "BETLEDGER_PROVIDERS",
+        problem,
+    };
+    let mut providers: Vec<Provider> = Vec::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let Some((id, secret)) = entry.split_once(':') else {
+            return Err(err("an entry is not id:secret".into()));
+        };
+        let id_ok = (1..=32).contains(&id.len())
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !id_ok {
+            return Err(err(format!(
+                "provider id {id:?}: 1 to 32 letters, digits, '_' or '-'"
+            )));
+        }
+        if secret.len() < 16 {
+            return Err(err(format!(
+                "the secret of {id:?} is shorter than 16 characters"
+            )));
+        }
+        if providers.iter().any(|p| p.id == id) {
+            return Err(err(format!("provider {id:?} is configured twice")));
+        }
+        providers.push(Provider::new(id, secret));
+    }
+    Ok(providers)
 }
 
 /// Parses `name:token:scope+scope` entries separated by commas.

@@ -9,7 +9,7 @@ use domain::{Balance, WalletError};
 use eventstore::{ExecuteError, StoreError};
 use serde_json::json;
 
-use crate::routes::BalanceBody;
+use crate::body::BalanceBody;
 
 /// A request that failed; nothing was changed by it.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +100,19 @@ impl From<StoreError> for ApiError {
                     "the event store holds data this server cannot read; operators are alerted"
                         .into(),
                 )
+            }
+        }
+    }
+}
+
+impl From<readmodel::ReadModelError> for ApiError {
+    fn from(e: readmodel::ReadModelError) -> Self {
+        match e {
+            readmodel::ReadModelError::Unavailable(e) => {
+                ApiError::Unavailable(format!("Redis: {e}"))
+            }
+            readmodel::ReadModelError::Corrupt(e) => {
+                ApiError::Unavailable(format!("read model: {e}"))
             }
         }
     }

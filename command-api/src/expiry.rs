@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use domain::wallet::RESERVATION_TIMEOUT_S_MAX;
-use domain::{ReservationId, WalletCommand, WalletId};
+use domain::WalletCommand;
+use eventstore::payload;
 use eventstore::{ExecuteError, StoreError, WalletStore};
 use sqlx::PgPool;
 use tokio::sync::oneshot;
@@ -69,18 +70,26 @@ impl Expiry {
         since: DateTime<Utc>,
     ) -> Result<(SweepReport, DateTime<Utc>), StoreError> {
         let now = Utc::now();
-        let due = due(&self.pool, since, now).await?;
+        // Text order of expires_at is exact to the second: look one second past now.
+        let due = payload::due_reservations(
+            &self.pool,
+            since,
+            now + chrono::Duration::seconds(1),
+            SWEEP_BATCH_MAX,
+        )
+        .await?;
         let mut report = SweepReport::default();
         let mut next = now;
-        for (i, (wallet_id, reservation_id, expires_at)) in due.iter().enumerate() {
-            if *expires_at > now {
+        for (i, reservation) in due.iter().enumerate() {
+            if reservation.expires_at > now {
                 continue;
             }
+            let (wallet_id, reservation_id) = (reservation.wallet_id, &reservation.reservation_id);
             let command = WalletCommand::Expire {
                 reservation_id: reservation_id.clone(),
                 now,
             };
-            match self.store.execute(*wallet_id, command).await {
+            match self.store.execute(wallet_id, command).await {
                 Ok(_) => {
                     report.expired += 1;
                     metrics::counter!("reservations_expired_total").increment(1);
@@ -89,67 +98,15 @@ impl Expiry {
                 Err(e) => {
                     // Start the next sweep at this reservation so none is passed over.
                     tracing::warn!(error = %e, %wallet_id, %reservation_id, "expiry failed");
-                    next = due.get(i).map_or(since, |d| d.2);
+                    next = due.get(i).map_or(since, |d| d.expires_at);
                     break;
                 }
             }
         }
         if due.len() as i64 == SWEEP_BATCH_MAX {
-            next = next.min(due.last().map_or(now, |d| d.2));
+            next = next.min(due.last().map_or(now, |d| d.expires_at));
         }
         // Text order of expires_at is exact to the second only: look a little back.
         Ok((report, next - chrono::Duration::seconds(2)))
     }
-}
-
-/// Open reservations with `since < expires_at <= now` (to the second), oldest first.
-async fn due(
-    pool: &PgPool,
-    since: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Result<Vec<(WalletId, ReservationId, DateTime<Utc>)>, StoreError> {
-    let lower = since.format("%Y-%m-%dT%H:%M:%S").to_string();
-    let upper = (now + chrono::Duration::seconds(1))
-        .format("%Y-%m-%dT%H:%M:%S")
-        .to_string();
-    let rows: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT r.aggregate_id,
-                r.payload -> 'FundsReserved' ->> 'reservation_id',
-                r.payload -> 'FundsReserved' ->> 'expires_at'
-           FROM events r
-          WHERE r.event_type = 'FundsReserved'
-            AND r.payload -> 'FundsReserved' ->> 'expires_at' > $1
-            AND r.payload -> 'FundsReserved' ->> 'expires_at' < $2
-            AND NOT EXISTS (
-                SELECT 1 FROM events c
-                 WHERE c.aggregate_type = r.aggregate_type
-                   AND c.aggregate_id = r.aggregate_id
-                   AND c.sequence > r.sequence
-                   AND c.event_type IN ('ReservationSettled', 'ReservationRefunded',
-                                        'ReservationExpired')
-                   AND c.payload -> c.event_type ->> 'reservation_id'
-                       = r.payload -> 'FundsReserved' ->> 'reservation_id')
-          ORDER BY 3
-          LIMIT $3",
-    )
-    .bind(lower)
-    .bind(upper)
-    .bind(SWEEP_BATCH_MAX)
-    .fetch_all(pool)
-    .await
-    .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
-    rows.into_iter()
-        .map(|(wallet, rid, expires)| {
-            let corrupt = |what: String| StoreError::Corrupt(what.into());
-            Ok((
-                wallet
-                    .parse()
-                    .map_err(|e| corrupt(format!("wallet id {wallet:?}: {e}")))?,
-                ReservationId::new(rid).map_err(|e| corrupt(e.to_string()))?,
-                expires
-                    .parse()
-                    .map_err(|e| corrupt(format!("expires_at {expires:?}: {e}")))?,
-            ))
-        })
-        .collect()
 }

@@ -1,27 +1,42 @@
-//! The wallet's HTTP API (axum): native wallet commands and queries, health, metrics.
+//! The wallet's HTTP API (axum): native wallet commands and queries, the provider face,
+//! game sessions, health, metrics.
 //!
 //! # Layout
+//! Dependencies point down this list; no module uses one above it.
+//! - [`app`]: builds the state and the router over a [`eventstore::WalletStore`] and runs
+//!   the server; `Application` lets tests start the real server in-process on port 0.
+//! - [`routes`]: one module per face or group of endpoints (native wallets, read models,
+//!   sessions, the provider face, health).
+//! - [`expiry`]: the background sweep that expires reservations past their timeout.
+//! - [`runner`]: the command runner every face calls (span, write path, outcome metric).
+//! - [`state`]: `AppState`, what every handler can reach.
 //! - [`config`]: the `Config` read from the environment, printed with secrets masked.
-//! - [`app`]: builds the router over a [`eventstore::WalletStore`] and runs the server;
-//!   `Application` lets tests start the real server in-process on port 0.
 //! - [`auth`]: bearer tokens per client, with scopes.
-//! - [`error`]: `ApiError`, the one place where outcomes become HTTP codes and bodies.
+//! - [`providers`]: the configured game providers and their request signatures.
+//! - [`sessions`]: game sessions in Redis.
+//! - [`limits`]: per-client rate limits and the cap on requests in flight.
 //! - [`json`]: the strict JSON body extractor (size limit, unknown fields refused).
+//! - [`input`]: parsing ids, currencies and amounts into the domain's types.
+//! - [`error`]: `ApiError`, the one place where outcomes become HTTP codes and bodies.
+//! - [`body`]: the response bodies the faces share.
 //! - [`metrics`]: Prometheus counters and histograms per route and outcome.
-//! - [`routes`]: one module per group of endpoints.
 #![forbid(unsafe_code)]
 
 pub mod app;
 pub mod auth;
+pub mod body;
 pub mod config;
 pub mod error;
 pub mod expiry;
+pub mod input;
 pub mod json;
 pub mod limits;
 pub mod metrics;
-pub mod provider;
+pub mod providers;
 pub mod routes;
+pub mod runner;
 pub mod sessions;
+pub mod state;
 
 pub use app::{run, Application};
 pub use config::Config;

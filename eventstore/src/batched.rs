@@ -41,7 +41,9 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::cqrs::CqrsWalletStore;
-use crate::idempotency;
+use crate::idempotency::{self, Repeat};
+use crate::log::unavailable;
+use crate::payload;
 use crate::store::{CommandReceipt, ExecuteError, StoreError, WalletSnapshot, WalletStore};
 use crate::WALLET_AGGREGATE_TYPE;
 
@@ -200,6 +202,66 @@ enum Decided {
     Full { job: Job },
 }
 
+impl Decided {
+    fn into_job(self) -> Job {
+        match self {
+            Decided::Accepted { job, .. }
+            | Decided::Refused { job, .. }
+            | Decided::Full { job } => job,
+        }
+    }
+}
+
+/// Applies an accepted command's `event` to the cached `state` and makes the answer and
+/// the row to write: the event and its metadata as JSON text.
+fn accept(
+    state: &mut Cached,
+    job: &Job,
+    event: WalletEvent,
+    request_sha256: &str,
+) -> Result<(CommandReceipt, Row), StoreError> {
+    let event_type = event.name().to_string();
+    let payload = serde_json::to_string(&event).map_err(|e| StoreError::Corrupt(Box::new(e)))?;
+    // Only a close leaves a reservation to forget.
+    let closes = matches!(
+        event,
+        WalletEvent::ReservationSettled { .. }
+            | WalletEvent::ReservationRefunded { .. }
+            | WalletEvent::ReservationExpired { .. }
+    );
+    state.wallet.apply(event);
+    if closes {
+        state.wallet.compact();
+    }
+    state.sequence += 1;
+    let balance = state
+        .wallet
+        .balance()
+        .expect("an accepted command leaves an opened wallet");
+    let transaction_id = job.command.transaction_id();
+    let metadata = idempotency::metadata(
+        job.command.name(),
+        transaction_id.as_ref(),
+        request_sha256,
+        &balance,
+    );
+    let row = Row {
+        wallet_id: job.wallet_id.to_string(),
+        sequence: state.sequence as i64,
+        event_type,
+        payload,
+        metadata: serde_json::to_string(&metadata).expect("a string map"),
+    };
+    let receipt = CommandReceipt {
+        wallet_id: job.wallet_id,
+        transaction_id,
+        balance,
+        sequence: state.sequence,
+        replayed: false,
+    };
+    Ok((receipt, row))
+}
+
 struct Row {
     wallet_id: String,
     sequence: i64,
@@ -231,6 +293,9 @@ impl Shard {
         }
     }
 
+    /// One batch, in named steps: load what is not cached, decide every job, commit the
+    /// accepted events in one transaction, then answer (or, if a key was taken, redo the
+    /// batch carefully).
     async fn batch(&mut self, jobs: Vec<Job>) {
         let wallets: HashSet<WalletId> = jobs.iter().map(|j| j.wallet_id).collect();
         if let Err(e) = self.load_missing(&wallets).await {
@@ -242,8 +307,29 @@ impl Shard {
             }
             return;
         }
-        // Decide every job against the cached state itself: if the batch does not commit,
-        // every wallet it touched leaves the cache and is reloaded from the log.
+        let (decided, full) = self.decide_all(jobs);
+        let rows: Vec<&Row> = decided
+            .iter()
+            .filter_map(|d| match d {
+                Decided::Accepted { row, .. } => Some(row),
+                Decided::Refused { .. } | Decided::Full { .. } => None,
+            })
+            .collect();
+        let snapshots = self.due_snapshots(&wallets);
+        match self.commit(&rows, &snapshots).await {
+            Ok(true) => self.answer_committed(decided, &snapshots, &full).await,
+            // A key already taken: another writer, or a repeat the rules accepted again.
+            Ok(false) => self.redo_carefully(decided, &wallets).await,
+            Err(e) => self.answer_unknown(decided, &wallets, &e),
+        }
+        self.trim_cache();
+    }
+
+    /// Decides every job against the cached state itself, in arrival order: if the batch
+    /// does not commit, every wallet it touched leaves the cache and is reloaded from the
+    /// log. Returns what each job led to, and the wallets whose remaining jobs need the
+    /// full state.
+    fn decide_all(&mut self, jobs: Vec<Job>) -> (Vec<Decided>, HashSet<WalletId>) {
         let mut seen: HashSet<(WalletId, String)> = HashSet::new();
         let mut full: HashSet<WalletId> = HashSet::new();
         let mut decided = Vec::with_capacity(jobs.len());
@@ -276,138 +362,94 @@ impl Shard {
                     error,
                     request_sha256,
                 }),
-                Ok(event) => {
-                    let row_event_type = event.name().to_string();
-                    let payload = match serde_json::to_string(&event) {
-                        Ok(p) => p,
-                        Err(e) => {
-                            let _ = job.reply.send(Err(StoreError::Corrupt(Box::new(e)).into()));
-                            continue;
-                        }
-                    };
-                    // Only a close leaves a reservation to forget.
-                    let closes = matches!(
-                        event,
-                        WalletEvent::ReservationSettled { .. }
-                            | WalletEvent::ReservationRefunded { .. }
-                            | WalletEvent::ReservationExpired { .. }
-                    );
-                    state.wallet.apply(event);
-                    if closes {
-                        state.wallet.compact();
+                Ok(event) => match accept(state, &job, event, &request_sha256) {
+                    Ok((receipt, row)) => decided.push(Decided::Accepted { job, receipt, row }),
+                    Err(e) => {
+                        let _ = job.reply.send(Err(e.into()));
                     }
-                    state.sequence += 1;
-                    let balance = state
-                        .wallet
-                        .balance()
-                        .expect("an accepted command leaves an opened wallet");
-                    let transaction_id = job.command.transaction_id();
-                    let metadata = idempotency::metadata(
-                        job.command.name(),
-                        transaction_id.as_ref(),
-                        &request_sha256,
-                        &balance,
-                    );
-                    let row = Row {
-                        wallet_id: job.wallet_id.to_string(),
-                        sequence: state.sequence as i64,
-                        event_type: row_event_type,
-                        payload,
-                        metadata: serde_json::to_string(&metadata).expect("a string map"),
-                    };
-                    let receipt = CommandReceipt {
-                        wallet_id: job.wallet_id,
-                        transaction_id,
-                        balance,
-                        sequence: state.sequence,
-                        replayed: false,
-                    };
-                    decided.push(Decided::Accepted { job, receipt, row });
-                }
+                },
             }
         }
-        let rows: Vec<&Row> = decided
-            .iter()
-            .filter_map(|d| match d {
-                Decided::Accepted { row, .. } => Some(row),
-                Decided::Refused { .. } | Decided::Full { .. } => None,
-            })
-            .collect();
-        let snapshots = self.due_snapshots(&wallets);
-        match self.commit(&rows, &snapshots).await {
-            Ok(true) => {
-                for (id, sequence, _) in &snapshots {
-                    if let Some(cached) = id.parse().ok().and_then(|id| self.cache.get_mut(&id)) {
-                        cached.snapshot_at = *sequence as u64;
-                    }
-                }
-                for d in decided {
-                    match d {
-                        Decided::Accepted { job, receipt, .. } => {
-                            let _ = job.reply.send(Ok(receipt));
-                        }
-                        Decided::Refused {
-                            job,
-                            error,
-                            request_sha256,
-                        } => {
-                            let answer = self.refusal(&job, error, &request_sha256).await;
-                            let _ = job.reply.send(answer);
-                        }
-                        Decided::Full { job } => {
-                            let answer = self.fallback.execute(job.wallet_id, job.command).await;
-                            let _ = job.reply.send(answer);
-                        }
-                    }
-                }
-                // The straightforward path wrote to these wallets: reload them next time.
-                for id in &full {
-                    self.cache.remove(id);
-                }
+        (decided, full)
+    }
+
+    /// After the commit: each caller gets its answer, refusals from the log when their
+    /// transaction id was seen before, and the jobs that need the full state run through
+    /// the straightforward path, in order.
+    async fn answer_committed(
+        &mut self,
+        decided: Vec<Decided>,
+        snapshots: &[(WalletId, i64, serde_json::Value)],
+        full: &HashSet<WalletId>,
+    ) {
+        for (id, sequence, _) in snapshots {
+            if let Some(cached) = self.cache.get_mut(id) {
+                cached.snapshot_at = *sequence as u64;
             }
-            // A key already taken: another writer, or a repeat the rules accepted again.
-            // Nothing of this batch was written; each command goes the careful way.
-            Ok(false) => {
-                for id in &wallets {
-                    self.cache.remove(id);
+        }
+        for d in decided {
+            match d {
+                Decided::Accepted { job, receipt, .. } => {
+                    let _ = job.reply.send(Ok(receipt));
                 }
-                for d in decided {
-                    let job = match d {
-                        Decided::Accepted { job, .. }
-                        | Decided::Refused { job, .. }
-                        | Decided::Full { job } => job,
-                    };
+                Decided::Refused {
+                    job,
+                    error,
+                    request_sha256,
+                } => {
+                    let answer = self.refusal(&job, error, &request_sha256).await;
+                    let _ = job.reply.send(answer);
+                }
+                Decided::Full { job } => {
                     let answer = self.fallback.execute(job.wallet_id, job.command).await;
                     let _ = job.reply.send(answer);
                 }
-                for id in &wallets {
-                    self.cache.remove(id);
-                }
-            }
-            Err(e) => {
-                // Unknown whether the commit happened (the connection broke at COMMIT):
-                // forget the cached state; callers retry with the same transaction id.
-                for id in &wallets {
-                    self.cache.remove(id);
-                }
-                let message = e.to_string();
-                for d in decided {
-                    let job = match d {
-                        Decided::Accepted { job, .. }
-                        | Decided::Refused { job, .. }
-                        | Decided::Full { job } => job,
-                    };
-                    let _ = job
-                        .reply
-                        .send(Err(StoreError::Unavailable(message.clone().into()).into()));
-                }
             }
         }
-        self.trim_cache();
+        // The straightforward path wrote to these wallets: reload them next time.
+        for id in full {
+            self.cache.remove(id);
+        }
+    }
+
+    /// Nothing of the batch was written: each command goes the careful way, through the
+    /// straightforward path, which reloads, decides again and answers repeats from the log.
+    async fn redo_carefully(&mut self, decided: Vec<Decided>, wallets: &HashSet<WalletId>) {
+        for id in wallets {
+            self.cache.remove(id);
+        }
+        for d in decided {
+            let job = d.into_job();
+            let answer = self.fallback.execute(job.wallet_id, job.command).await;
+            let _ = job.reply.send(answer);
+        }
+    }
+
+    /// Unknown whether the commit happened (the connection broke at COMMIT): forget the
+    /// cached state; callers retry with the same transaction id.
+    fn answer_unknown(
+        &mut self,
+        decided: Vec<Decided>,
+        wallets: &HashSet<WalletId>,
+        e: &sqlx::Error,
+    ) {
+        for id in wallets {
+            self.cache.remove(id);
+        }
+        let message = e.to_string();
+        for d in decided {
+            let _ = d
+                .into_job()
+                .reply
+                .send(Err(StoreError::Unavailable(message.clone().into()).into()));
+        }
     }
 
     /// The snapshots this batch brings due: `(wallet id, sequence, aggregate JSON)`.
-    fn due_snapshots(&self, wallets: &HashSet<WalletId>) -> Vec<(String, i64, serde_json::Value)> {
+    fn due_snapshots(
+        &self,
+        wallets: &HashSet<WalletId>,
+    ) -> Vec<(WalletId, i64, serde_json::Value)> {
         if self.snapshot_every == 0 {
             return Vec::new();
         }
@@ -419,7 +461,7 @@ impl Shard {
                     return None;
                 }
                 let payload = serde_json::to_value(&cached.wallet).ok()?;
-                Some((id.to_string(), cached.sequence as i64, payload))
+                Some((*id, cached.sequence as i64, payload))
             })
             .collect()
     }
@@ -429,7 +471,7 @@ impl Shard {
     async fn commit(
         &self,
         rows: &[&Row],
-        snapshots: &[(String, i64, serde_json::Value)],
+        snapshots: &[(WalletId, i64, serde_json::Value)],
     ) -> Result<bool, sqlx::Error> {
         if rows.is_empty() {
             return Ok(true);
@@ -483,54 +525,39 @@ impl Shard {
             .cache
             .get(&job.wallet_id)
             .and_then(|c| c.wallet.balance());
-        let Some(transaction_id) = job.command.transaction_id() else {
-            return Err(ExecuteError::Refused {
-                error,
-                balance: current,
-            });
-        };
-        match idempotency::find(&self.pool, job.wallet_id, &transaction_id).await? {
-            Some(prior) if prior.request_sha256 == request_sha256 => Ok(CommandReceipt {
-                wallet_id: job.wallet_id,
-                transaction_id: Some(transaction_id),
-                balance: prior.balance_after,
-                sequence: prior.sequence,
-                replayed: true,
-            }),
-            Some(_) => Err(ExecuteError::Refused {
-                error: WalletError::IdempotencyConflict { transaction_id },
-                balance: current,
-            }),
+        let repeat =
+            idempotency::repeat_of(&self.pool, job.wallet_id, &job.command, request_sha256).await?;
+        match repeat {
             // Deferred as a repeat within the batch, but the first one was not written.
-            None if matches!(error, WalletError::IdempotencyConflict { .. }) => {
+            Repeat::New if matches!(error, WalletError::IdempotencyConflict { .. }) => {
                 self.fallback
                     .execute(job.wallet_id, job.command.clone())
                     .await
             }
-            None => Err(ExecuteError::Refused {
+            Repeat::New => Err(ExecuteError::Refused {
                 error,
                 balance: current,
             }),
+            repeat => repeat.answer(current).expect("a repeat has an answer"),
         }
     }
 
     /// Loads the batch's wallets that are not cached: their latest snapshots, then the
     /// events after them, each in one query.
-    async fn load_missing(&mut self, wallets: &HashSet<WalletId>) -> Result<(), sqlx::Error> {
-        let missing: Vec<String> = wallets
+    async fn load_missing(&mut self, wallets: &HashSet<WalletId>) -> Result<(), StoreError> {
+        let missing: Vec<WalletId> = wallets
             .iter()
             .filter(|id| !self.cache.contains_key(id))
-            .map(|id| id.to_string())
+            .copied()
             .collect();
         if missing.is_empty() {
             return Ok(());
         }
-        let snapshots = crate::snapshots::latest(&self.pool, &missing)
-            .await
-            .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+        let snapshots = crate::snapshots::latest(&self.pool, &missing).await?;
+        let ids: Vec<String> = missing.iter().map(|id| id.to_string()).collect();
         let mut after = Vec::with_capacity(missing.len());
-        let mut loaded: HashMap<String, Cached> = HashMap::with_capacity(missing.len());
-        for id in &missing {
+        let mut loaded: HashMap<String, (WalletId, Cached)> = HashMap::with_capacity(missing.len());
+        for (id, text) in missing.iter().zip(&ids) {
             let from_snapshot = snapshots.get(id).and_then(|s| match s.wallet() {
                 Ok(wallet) => Some(Cached {
                     wallet,
@@ -546,38 +573,36 @@ impl Shard {
             });
             let cached = from_snapshot.unwrap_or_default();
             after.push(cached.sequence as i64);
-            loaded.insert(id.clone(), cached);
+            loaded.insert(text.clone(), (*id, cached));
         }
-        let rows: Vec<(String, i64, serde_json::Value)> = sqlx::query_as(
-            "SELECT e.aggregate_id, e.sequence, e.payload
+        let rows: Vec<(String, i64, String, String, serde_json::Value)> = sqlx::query_as(
+            "SELECT e.aggregate_id, e.sequence, e.event_type, e.event_version, e.payload
                FROM UNNEST($2::text[], $3::bigint[]) AS m(id, after)
                JOIN events e ON e.aggregate_type = $1 AND e.aggregate_id = m.id
                             AND e.sequence > m.after
               ORDER BY e.aggregate_id, e.sequence",
         )
         .bind(WALLET_AGGREGATE_TYPE)
-        .bind(&missing)
+        .bind(&ids)
         .bind(&after)
         .fetch_all(&self.pool)
-        .await?;
-        for (id, sequence, payload) in rows {
-            let event: WalletEvent =
-                serde_json::from_value(payload).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-            let entry = loaded
+        .await
+        .map_err(unavailable)?;
+        for (id, sequence, event_type, event_version, payload) in rows {
+            let event = payload::decode(&event_type, &event_version, &payload).map_err(|e| {
+                StoreError::Corrupt(format!("wallet {id} sequence {sequence}: {e}").into())
+            })?;
+            let (_, entry) = loaded
                 .get_mut(&id)
                 .expect("queried for the missing ids only");
             entry.wallet.apply(event);
             entry.sequence = sequence as u64;
         }
-        for (id, cached) in loaded {
+        for (wallet_id, mut cached) in loaded.into_values() {
             // A wallet with neither snapshot nor events stays uncached: not opened yet.
             if cached.sequence == 0 {
                 continue;
             }
-            let wallet_id: WalletId = id
-                .parse()
-                .map_err(|e: uuid::Error| sqlx::Error::Decode(Box::new(e)))?;
-            let mut cached = cached;
             cached.wallet.compact();
             self.cache.insert(wallet_id, cached);
         }

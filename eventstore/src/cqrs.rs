@@ -17,7 +17,7 @@ use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
 use tokio::sync::Mutex;
 
-use crate::idempotency;
+use crate::idempotency::{self, Repeat};
 use crate::store::{CommandReceipt, ExecuteError, StoreError, WalletSnapshot, WalletStore};
 
 /// How many times a command is decided again after losing a race to another process.
@@ -57,27 +57,19 @@ impl CqrsWalletStore {
         command: &WalletCommand,
         request_sha256: &str,
     ) -> Option<Result<CommandReceipt, ExecuteError>> {
-        let transaction_id = command.transaction_id()?;
-        let prior = match idempotency::find(&self.pool, wallet_id, &transaction_id).await {
-            Ok(prior) => prior?,
-            Err(e) => return Some(Err(e.into())),
-        };
-        if prior.request_sha256 == request_sha256 {
-            return Some(Ok(CommandReceipt {
-                wallet_id,
-                transaction_id: Some(transaction_id),
-                balance: prior.balance_after,
-                sequence: prior.sequence,
-                replayed: true,
-            }));
+        let repeat =
+            match idempotency::repeat_of(&self.pool, wallet_id, command, request_sha256).await {
+                Ok(repeat) => repeat,
+                Err(e) => return Some(Err(e.into())),
+            };
+        let mut balance = None;
+        if let Repeat::Conflict(_) = repeat {
+            match self.wallet(wallet_id).await {
+                Ok(current) => balance = current.map(|w| w.balance),
+                Err(e) => return Some(Err(e.into())),
+            }
         }
-        Some(match self.wallet(wallet_id).await {
-            Ok(current) => Err(ExecuteError::Refused {
-                error: WalletError::IdempotencyConflict { transaction_id },
-                balance: current.map(|w| w.balance),
-            }),
-            Err(e) => Err(e.into()),
-        })
+        repeat.answer(balance)
     }
 }
 

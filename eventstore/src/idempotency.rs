@@ -8,12 +8,12 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 
-use domain::{Balance, Currency, TransactionId, WalletId};
+use domain::{Balance, Currency, TransactionId, WalletCommand, WalletError, WalletId};
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 use sqlx::{PgPool, Row};
 
-use crate::store::StoreError;
+use crate::store::{CommandReceipt, ExecuteError, StoreError};
 
 pub const KEY_TRANSACTION_ID: &str = "transaction_id";
 pub const KEY_REQUEST_SHA256: &str = "request_sha256";
@@ -75,6 +75,57 @@ pub async fn find(
     let sequence: i64 = row.get("sequence");
     let metadata: serde_json::Value = row.get("metadata");
     parse_prior(&metadata, sequence).map(Some)
+}
+
+/// What the log says of a command's transaction id: the one reading of a repeat, for
+/// both write paths.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Repeat {
+    /// The id is not in the log (or the command carries none).
+    New,
+    /// The same request was accepted under the id: its first answer.
+    Same(CommandReceipt),
+    /// Another request was accepted under the id.
+    Conflict(TransactionId),
+}
+
+impl Repeat {
+    /// The answer to give: the first one for the same request, or `IdempotencyConflict`
+    /// with `balance` (the wallet's current one); `None` for a new id.
+    pub fn answer(self, balance: Option<Balance>) -> Option<Result<CommandReceipt, ExecuteError>> {
+        match self {
+            Repeat::New => None,
+            Repeat::Same(receipt) => Some(Ok(receipt)),
+            Repeat::Conflict(transaction_id) => Some(Err(ExecuteError::Refused {
+                error: WalletError::IdempotencyConflict { transaction_id },
+                balance,
+            })),
+        }
+    }
+}
+
+/// Whether `command` (whose request digest is `request_sha256`) repeats a transaction id
+/// the log holds for `wallet_id`.
+pub async fn repeat_of(
+    pool: &PgPool,
+    wallet_id: WalletId,
+    command: &WalletCommand,
+    request_sha256: &str,
+) -> Result<Repeat, StoreError> {
+    let Some(transaction_id) = command.transaction_id() else {
+        return Ok(Repeat::New);
+    };
+    Ok(match find(pool, wallet_id, &transaction_id).await? {
+        None => Repeat::New,
+        Some(prior) if prior.request_sha256 == request_sha256 => Repeat::Same(CommandReceipt {
+            wallet_id,
+            transaction_id: Some(transaction_id),
+            balance: prior.balance_after,
+            sequence: prior.sequence,
+            replayed: true,
+        }),
+        Some(_) => Repeat::Conflict(transaction_id),
+    })
 }
 
 fn parse_prior(metadata: &serde_json::Value, sequence: i64) -> Result<PriorCommand, StoreError> {

@@ -25,9 +25,10 @@ pub const NOTIFY_CHANNEL: &str = "betledger_events";
 
 /// One row of the log, as stored. Also the body of the message the relay publishes, so a
 /// worker sees the same thing whether it reads the message or fills a gap from the log.
+/// [`LoggedEvent::decode`] (in [`crate::payload`]) is the one way to the event it holds.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LoggedEvent {
-    pub wallet_id: String,
+    pub wallet_id: WalletId,
     pub sequence: u64,
     pub event_type: String,
     pub event_version: String,
@@ -70,9 +71,17 @@ pub(crate) fn unavailable(e: sqlx::Error) -> StoreError {
     StoreError::Unavailable(Box::new(e))
 }
 
-pub(crate) fn from_row(row: &sqlx::postgres::PgRow) -> LoggedEvent {
-    LoggedEvent {
-        wallet_id: row.get("aggregate_id"),
+/// A row as a [`LoggedEvent`]; a row whose aggregate id is not a wallet id is corrupt
+/// (every write path stores a [`WalletId`]).
+pub(crate) fn from_row(row: &sqlx::postgres::PgRow) -> Result<LoggedEvent, StoreError> {
+    let aggregate_id: String = row.get("aggregate_id");
+    let wallet_id = aggregate_id.parse().map_err(|e| {
+        StoreError::Corrupt(
+            format!("event of aggregate {aggregate_id:?}: not a wallet id: {e}").into(),
+        )
+    })?;
+    Ok(LoggedEvent {
+        wallet_id,
         sequence: row.get::<i64, _>("sequence") as u64,
         event_type: row.get("event_type"),
         event_version: row.get("event_version"),
@@ -81,7 +90,7 @@ pub(crate) fn from_row(row: &sqlx::postgres::PgRow) -> LoggedEvent {
         global_position: row.get("global_position"),
         tx_id: row.get("tx_id"),
         recorded_at: row.get("recorded_at"),
-    }
+    })
 }
 
 /// The events of one wallet with sequence above `after`, at most `limit` (capped at
@@ -104,7 +113,7 @@ pub async fn wallet_events(
     .fetch_all(pool)
     .await
     .map_err(unavailable)?;
-    Ok(rows.iter().map(from_row).collect())
+    rows.iter().map(from_row).collect()
 }
 
 /// The next events of the whole log after `after`, in log order, at most `limit` (capped
@@ -127,7 +136,7 @@ pub async fn read_after(
     .fetch_all(pool)
     .await
     .map_err(unavailable)?;
-    Ok(rows.iter().map(from_row).collect())
+    rows.iter().map(from_row).collect()
 }
 
 /// Whether the log holds events after `after` that [`read_after`] cannot return yet

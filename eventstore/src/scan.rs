@@ -110,7 +110,7 @@ impl LogScan {
             .fetch_all(&mut **tx)
             .await
             .map_err(unavailable)?;
-        let page: Vec<LoggedEvent> = rows.iter().map(from_row).collect();
+        let page: Vec<LoggedEvent> = rows.iter().map(from_row).collect::<Result<_, _>>()?;
         self.read += page.len() as u64;
         if page.is_empty() {
             let tx = self.tx.take().expect("checked above");

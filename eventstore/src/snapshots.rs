@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use domain::Wallet;
+use domain::{Wallet, WalletId};
 use sqlx::{PgPool, Row};
 
 use crate::log::unavailable;
@@ -16,7 +16,7 @@ use crate::WALLET_AGGREGATE_TYPE;
 /// A wallet's state after `sequence` events, as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredSnapshot {
-    pub wallet_id: String,
+    pub wallet_id: WalletId,
     pub sequence: u64,
     pub payload: serde_json::Value,
 }
@@ -31,8 +31,9 @@ impl StoredSnapshot {
 /// The latest snapshot of each of `wallet_ids` that has one.
 pub async fn latest(
     pool: &PgPool,
-    wallet_ids: &[String],
-) -> Result<HashMap<String, StoredSnapshot>, StoreError> {
+    wallet_ids: &[WalletId],
+) -> Result<HashMap<WalletId, StoredSnapshot>, StoreError> {
+    let ids: Vec<String> = wallet_ids.iter().map(|id| id.to_string()).collect();
     let rows = sqlx::query(
         "SELECT DISTINCT ON (aggregate_id) aggregate_id, last_sequence, payload
            FROM snapshots
@@ -40,39 +41,39 @@ pub async fn latest(
           ORDER BY aggregate_id, last_sequence DESC",
     )
     .bind(WALLET_AGGREGATE_TYPE)
-    .bind(wallet_ids)
+    .bind(&ids)
     .fetch_all(pool)
     .await
     .map_err(unavailable)?;
-    Ok(rows
-        .iter()
+    rows.iter()
         .map(|row| {
+            let id: String = row.get("aggregate_id");
+            let wallet_id: WalletId = id.parse().map_err(|e| {
+                StoreError::Corrupt(format!("snapshot of {id:?}: not a wallet id: {e}").into())
+            })?;
             let snapshot = StoredSnapshot {
-                wallet_id: row.get("aggregate_id"),
+                wallet_id,
                 sequence: row.get::<i64, _>("last_sequence") as u64,
                 payload: row.get("payload"),
             };
-            (snapshot.wallet_id.clone(), snapshot)
+            Ok((wallet_id, snapshot))
         })
-        .collect())
+        .collect()
 }
 
 /// Stores `wallet`'s state after `sequence` events (replacing one at that sequence) and
 /// drops its older snapshots: [`save_many`] for one wallet.
 pub async fn save(
     pool: &PgPool,
-    wallet_id: &str,
+    wallet_id: WalletId,
     sequence: u64,
     wallet: &Wallet,
 ) -> Result<(), StoreError> {
     let payload = serde_json::to_value(wallet).map_err(|e| StoreError::Corrupt(Box::new(e)))?;
     let mut connection = pool.acquire().await.map_err(unavailable)?;
-    save_many(
-        &mut connection,
-        &[(wallet_id.to_string(), sequence as i64, payload)],
-    )
-    .await
-    .map_err(unavailable)
+    save_many(&mut connection, &[(wallet_id, sequence as i64, payload)])
+        .await
+        .map_err(unavailable)
 }
 
 /// Stores many wallets' snapshots at once, `(wallet id, sequence, aggregate JSON)`, and
@@ -80,7 +81,7 @@ pub async fn save(
 /// events up to those sequences, so a snapshot never runs ahead of the log.
 pub async fn save_many(
     tx: &mut sqlx::PgConnection,
-    snapshots: &[(String, i64, serde_json::Value)],
+    snapshots: &[(WalletId, i64, serde_json::Value)],
 ) -> Result<(), sqlx::Error> {
     if snapshots.is_empty() {
         return Ok(());
@@ -96,7 +97,7 @@ pub async fn save_many(
           WHERE d.aggregate_type = $1 AND d.aggregate_id = s.id AND d.last_sequence < s.seq",
     )
     .bind(WALLET_AGGREGATE_TYPE)
-    .bind(snapshots.iter().map(|s| s.0.clone()).collect::<Vec<_>>())
+    .bind(snapshots.iter().map(|s| s.0.to_string()).collect::<Vec<_>>())
     .bind(snapshots.iter().map(|s| s.1).collect::<Vec<_>>())
     .bind(snapshots.iter().map(|s| s.2.clone()).collect::<Vec<_>>())
     .execute(tx)
@@ -106,12 +107,12 @@ pub async fn save_many(
 
 /// Deletes `wallet_id`'s snapshot at `sequence`: a wrong snapshot is dropped, and the
 /// wallet is then loaded from the log alone.
-pub async fn delete(pool: &PgPool, wallet_id: &str, sequence: u64) -> Result<bool, StoreError> {
+pub async fn delete(pool: &PgPool, wallet_id: WalletId, sequence: u64) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "DELETE FROM snapshots WHERE aggregate_type = $1 AND aggregate_id = $2 AND last_sequence = $3",
     )
     .bind(WALLET_AGGREGATE_TYPE)
-    .bind(wallet_id)
+    .bind(wallet_id.to_string())
     .bind(sequence as i64)
     .execute(pool)
     .await

@@ -1,5 +1,6 @@
 //! The seam between the API and a write path. The API sees only [`WalletStore`]; the
-//! straightforward cqrs-es path implements it today, a batched path can tomorrow.
+//! batched path ([`crate::batched`]) and the straightforward cqrs-es path
+//! ([`crate::cqrs`]) implement it, and the API chooses one by configuration.
 
 use async_trait::async_trait;
 use domain::{Balance, PlayerId, TransactionId, WalletCommand, WalletError, WalletId};

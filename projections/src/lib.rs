@@ -6,10 +6,12 @@
 //!   queues, dead letters), connecting, publisher confirms.
 //! - [`relay`]: tails `eventstore::log` and publishes; checkpoint in Postgres after the
 //!   confirm.
-//! - [`worker`]: consumes a partition and applies each event with `readmodel::Applier`,
-//!   filling gaps from the log and dead-lettering poison.
+//! - [`worker`]: consumes a partition and projects each event with `readmodel::project`
+//!   (the sequence-fenced apply, gaps filled from the log); dead-letters poison.
 //! - [`shutdown`]: the stop signal and reconnect backoff both share.
 //! - [`cli`]: options the binaries share.
+//!
+//! Only the RabbitMQ side lives here: what an event does to Redis is `readmodel`'s.
 #![forbid(unsafe_code)]
 
 pub mod amqp;

@@ -220,7 +220,10 @@ pub async fn publish(
     let mut put = |k: &str, v: FieldValue| {
         headers.insert(k.try_into().expect("short header name"), v);
     };
-    put(amqp::HEADER_WALLET_ID, amqp::header_str(&event.wallet_id));
+    put(
+        amqp::HEADER_WALLET_ID,
+        amqp::header_str(&event.wallet_id.to_string()),
+    );
     put(amqp::HEADER_SEQUENCE, FieldValue::l(event.sequence as i64));
     put(
         amqp::HEADER_GLOBAL_POSITION,

@@ -3,8 +3,9 @@
 //!
 //! - Manual acks after the apply, a bounded prefetch, one message at a time per partition
 //!   (so one wallet's events apply in order).
-//! - Each apply is idempotent and atomic (`readmodel::Applier`): an old sequence is acked
-//!   and skipped; a gap is filled by reading the missing events from Postgres first.
+//! - Each message is projected with `readmodel::project`, as a rebuild's catch-up does:
+//!   idempotent and atomic, an old sequence acked and skipped, a gap filled by reading
+//!   the missing events from Postgres first.
 //! - A message that cannot be applied (it does not decode, or names a version this code
 //!   cannot read) is tried `attempts_max` times, then rejected to the dead-letter exchange
 //!   and counted (`projection_dead_letters_total`); the partition goes on. A dependency
@@ -21,13 +22,12 @@ use amqprs::channel::ConsumerMessage;
 use amqprs::channel::{
     BasicAckArguments, BasicConsumeArguments, BasicQosArguments, BasicRejectArguments, Channel,
 };
-use domain::WalletId;
-use eventstore::log::{self, LoggedEvent};
-use readmodel::{Applier, ApplyOutcome, Change, ReadModelError, ReservationChange};
+use eventstore::log::LoggedEvent;
+use readmodel::{project, Applier, ApplyOutcome, ProjectError};
 use sqlx::PgPool;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinSet;
-use tracing::{debug, error, info, warn};
+use tracing::{error, info, warn};
 
 use crate::amqp::{self, Topology};
 use crate::shutdown::{supervise, Backoff, Shutdown};
@@ -63,149 +63,6 @@ impl WorkerStats {
     pub fn dead_lettered(&self) -> u64 {
         self.dead_lettered.load(Ordering::Relaxed)
     }
-}
-
-/// Why a message was not applied.
-#[derive(Debug, thiserror::Error)]
-pub enum ProjectError {
-    /// The message itself is bad: retrying cannot help.
-    #[error("poison message: {0}")]
-    Poison(String),
-    /// A dependency failed: the same message will apply once it is back.
-    #[error("dependency unavailable: {0}")]
-    Unavailable(String),
-}
-
-impl From<ReadModelError> for ProjectError {
-    fn from(e: ReadModelError) -> Self {
-        match e {
-            ReadModelError::Unavailable(e) => ProjectError::Unavailable(e.to_string()),
-            ReadModelError::Corrupt(e) => ProjectError::Poison(e),
-        }
-    }
-}
-
-impl From<eventstore::StoreError> for ProjectError {
-    fn from(e: eventstore::StoreError) -> Self {
-        match e {
-            eventstore::StoreError::Unavailable(e) => ProjectError::Unavailable(e.to_string()),
-            eventstore::StoreError::Corrupt(e) => ProjectError::Poison(e.to_string()),
-        }
-    }
-}
-
-/// Applies one logged event to the read models, filling any gap before it from the log.
-/// Shared by the workers and by anything else that replays events (the replay tool).
-pub async fn project(
-    pool: &PgPool,
-    applier: &Applier,
-    event: &LoggedEvent,
-    stats: &WorkerStats,
-) -> Result<ApplyOutcome, ProjectError> {
-    let change = Change::of(event).map_err(|e| ProjectError::Poison(e.to_string()))?;
-    match apply_change(pool, applier, &change).await? {
-        ApplyOutcome::Gap { last } => {
-            fill_gap(pool, applier, &change, last, stats).await?;
-            match apply_change(pool, applier, &change).await? {
-                ApplyOutcome::Gap { last } => Err(ProjectError::Poison(format!(
-                    "wallet {} still misses events after {last} once filled",
-                    change.wallet_id
-                ))),
-                outcome => Ok(outcome),
-            }
-        }
-        outcome => Ok(outcome),
-    }
-}
-
-async fn apply_change(
-    pool: &PgPool,
-    applier: &Applier,
-    change: &Change,
-) -> Result<ApplyOutcome, ProjectError> {
-    match applier.apply(change, None).await? {
-        ApplyOutcome::UnknownReservation => {
-            let game = game_of_reservation(pool, change).await?;
-            match applier.apply(change, Some(&game)).await? {
-                ApplyOutcome::UnknownReservation => Err(ProjectError::Poison(
-                    "apply refused a settle with its game given".into(),
-                )),
-                outcome => Ok(outcome),
-            }
-        }
-        outcome => Ok(outcome),
-    }
-}
-
-/// Applies the wallet's events after `last` and before `change` from the log.
-async fn fill_gap(
-    pool: &PgPool,
-    applier: &Applier,
-    change: &Change,
-    mut last: u64,
-    stats: &WorkerStats,
-) -> Result<(), ProjectError> {
-    let wallet_id: WalletId = change
-        .wallet_id
-        .parse()
-        .map_err(|e| ProjectError::Poison(format!("wallet id {:?}: {e}", change.wallet_id)))?;
-    debug!(wallet_id = %change.wallet_id, last, next = change.sequence, "filling a gap from the log");
-    while last + 1 < change.sequence {
-        let missing = u32::try_from(change.sequence - last - 1).unwrap_or(u32::MAX);
-        let events = log::wallet_events(pool, wallet_id, last, missing).await?;
-        if events.is_empty() {
-            return Err(ProjectError::Poison(format!(
-                "wallet {} has no event after {last} in the log but a message at {}",
-                change.wallet_id, change.sequence
-            )));
-        }
-        for event in &events {
-            let missing = Change::of(event).map_err(|e| ProjectError::Poison(e.to_string()))?;
-            match apply_change(pool, applier, &missing).await? {
-                ApplyOutcome::Applied => {
-                    stats.gap_filled.fetch_add(1, Ordering::Relaxed);
-                    metrics::counter!("projection_events_total", "outcome" => "gap_filled")
-                        .increment(1);
-                }
-                ApplyOutcome::Duplicate { .. } => {}
-                other => {
-                    return Err(ProjectError::Poison(format!(
-                        "filling wallet {} at {}: {other:?}",
-                        missing.wallet_id, missing.sequence
-                    )))
-                }
-            }
-            last = event.sequence;
-        }
-    }
-    Ok(())
-}
-
-/// The game of the reservation a settle closes, from the reserve event in the log.
-async fn game_of_reservation(pool: &PgPool, change: &Change) -> Result<String, ProjectError> {
-    let ReservationChange::Close { reservation_id } = &change.reservation else {
-        return Err(ProjectError::Poison(
-            "a settle that closes no reservation".into(),
-        ));
-    };
-    let game: Option<String> = sqlx::query_scalar(
-        "SELECT payload -> 'FundsReserved' ->> 'game_id' FROM events
-          WHERE aggregate_type = $1 AND aggregate_id = $2 AND event_type = 'FundsReserved'
-            AND payload -> 'FundsReserved' ->> 'reservation_id' = $3
-          LIMIT 1",
-    )
-    .bind(eventstore::WALLET_AGGREGATE_TYPE)
-    .bind(&change.wallet_id)
-    .bind(reservation_id)
-    .fetch_optional(pool)
-    .await
-    .map_err(|e| ProjectError::Unavailable(e.to_string()))?;
-    game.ok_or_else(|| {
-        ProjectError::Poison(format!(
-            "wallet {} settles reservation {reservation_id:?}, which the log never opened",
-            change.wallet_id
-        ))
-    })
 }
 
 /// Runs the worker until `shutdown`, reconnecting with backoff after any failure.
@@ -373,7 +230,15 @@ impl Consumer {
     }
 
     async fn apply(&self, event: &LoggedEvent) -> Result<(), ProjectError> {
-        match project(&self.pool, &self.applier, event, &self.stats).await? {
+        let projected = project(&self.pool, &self.applier, event).await?;
+        if projected.gap_filled > 0 {
+            self.stats
+                .gap_filled
+                .fetch_add(projected.gap_filled, Ordering::Relaxed);
+            metrics::counter!("projection_events_total", "outcome" => "gap_filled")
+                .increment(projected.gap_filled);
+        }
+        match projected.outcome {
             ApplyOutcome::Applied => {
                 self.stats.applied.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("projection_events_total", "outcome" => "applied").increment(1);

@@ -103,7 +103,11 @@ async fn the_binary_projects_dead_letters_poison_and_stops_on_sigterm() {
         .expect("Redis of scripts/services.sh");
     let applier = Applier::new(redis.clone(), Keys::new(&name));
     eventually("the event reaches Redis", async || {
-        applier.last_sequence(&wallet).await.unwrap_or(0) == 1
+        applier
+            .last_sequence(wallet.parse().unwrap())
+            .await
+            .unwrap_or(0)
+            == 1
     })
     .await;
 

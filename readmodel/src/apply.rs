@@ -3,6 +3,7 @@
 //! the leaderboards and the sequence move together or not at all, and a message delivered
 //! twice (at-least-once delivery) or late is a no-op.
 
+use domain::WalletId;
 use fred::prelude::*;
 use fred::types::scripts::Script;
 
@@ -33,7 +34,8 @@ pub enum ApplyOutcome {
 // [13] the game id when the caller knows it or '', [14] global position,
 // [15] recorded_at, [16..] leaderboard buckets.
 // Returns {code, last sequence}: 1 applied, 0 duplicate, 2 gap, 3 unknown reservation.
-// The key names built here are those of `Generation` in keys.rs.
+// The key names built here are those of `Generation` in keys.rs, the fields those of
+// `WalletModel` in model.rs.
 const APPLY_LUA: &str = r#"
 local gen = ARGV[2]
 if gen == '' then gen = redis.call('GET', KEYS[1]) or '0' end
@@ -131,24 +133,26 @@ impl Applier {
         let keys = vec![self.keys.generation_pointer()];
         let (op, reservation_id, reservation_json) = match &change.reservation {
             ReservationChange::None => ("", String::new(), String::new()),
-            ReservationChange::Open(view) => (
-                "open",
-                view.reservation_id.clone(),
-                serde_json::to_string(view).map_err(|e| ReadModelError::Corrupt(e.to_string()))?,
-            ),
+            ReservationChange::Open(view) => {
+                ("open", view.reservation_id.to_string(), view.to_json())
+            }
             ReservationChange::Close { reservation_id } => {
-                ("close", reservation_id.clone(), String::new())
+                ("close", reservation_id.to_string(), String::new())
             }
         };
         let mut args = vec![
             self.keys.prefix().to_string(),
             self.target.map(|n| n.to_string()).unwrap_or_default(),
-            change.wallet_id.clone(),
+            change.wallet_id.to_string(),
             change.sequence.to_string(),
             change.balance.available.to_string(),
             change.balance.reserved.to_string(),
             change.balance.currency.code().to_string(),
-            change.player_id.clone().unwrap_or_default(),
+            change
+                .player_id
+                .as_ref()
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
             op.to_string(),
             reservation_id,
             reservation_json,
@@ -181,7 +185,7 @@ impl Applier {
 
     /// The last sequence applied to `wallet_id` in the generation this applier writes
     /// to (0 when the read model has none).
-    pub async fn last_sequence(&self, wallet_id: &str) -> Result<u64, ReadModelError> {
+    pub async fn last_sequence(&self, wallet_id: WalletId) -> Result<u64, ReadModelError> {
         let seq: Option<u64> = match self.target {
             Some(n) => {
                 self.client

@@ -10,7 +10,8 @@
 //!   no reader sees a wallet step back while the new generation catches up.
 //!
 //! Under a generation's prefix `{G}` = `{P}:g{N}`:
-//! - `{G}:wallet:{<id>}`: hash `sequence, available, reserved, currency, player_id`.
+//! - `{G}:wallet:{<id>}`: hash `sequence, available, reserved, currency, player_id`
+//!   (encoded and decoded by [`crate::model::WalletModel`]).
 //! - `{G}:wallet:{<id>}:reservations`: hash `reservation id -> JSON` of open reservations.
 //! - `{G}:leaderboard:{CUR}:{period}:{game}`: sorted set `player id -> net win` in the
 //!   currency's minor units (sorted-set scores are f64; integers stay exact to 2^53).
@@ -86,11 +87,14 @@ impl Generation {
         &self.prefix
     }
 
-    pub fn wallet(&self, wallet_id: &str) -> String {
+    /// A wallet's hash (fields in [`crate::model`]). Takes any id's text, so a key found
+    /// by a scan can be named even if it does not hold a wallet id.
+    pub fn wallet(&self, wallet_id: impl std::fmt::Display) -> String {
         format!("{}:wallet:{{{wallet_id}}}", self.prefix)
     }
 
-    pub fn reservations(&self, wallet_id: &str) -> String {
+    /// A wallet's open reservations: reservation id -> `ReservationView` JSON.
+    pub fn reservations(&self, wallet_id: impl std::fmt::Display) -> String {
         format!("{}:wallet:{{{wallet_id}}}:reservations", self.prefix)
     }
 

@@ -1,13 +1,20 @@
 //! The Redis read models: what operators and front ends query, kept current by the
-//! projection workers and rebuilt from the log by the replay tool.
+//! projection workers and rebuilt from the log by the replay tool. This crate is the one
+//! owner of their layout: every key, every field, every write and every read is here.
 //!
 //! # Layout
-//! - [`keys`]: the key layout, under one prefix per deployment (or per test).
+//! - [`keys`]: the key layout, under one prefix per deployment (or per test), in
+//!   generations.
+//! - [`model`]: a wallet's read model, typed ([`WalletModel`]), and its one encoding
+//!   into Redis fields and reservation JSON.
 //! - [`change`]: what one logged event does to the read models ([`Change`]), derived from
-//!   the event and the balance its metadata recorded.
-//! - [`apply`]: the one write: a Lua script that applies a change only if it is the
+//!   the event (decoded by the log's one decoder) and the balance its metadata recorded.
+//! - [`apply`]: the live write: a Lua script that applies a change only if it is the
 //!   wallet's next sequence, atomically with its leaderboard scores.
-//! - [`query`]: the reads the API serves.
+//! - [`project`]: one logged event into the read models, gaps filled from the log: what
+//!   the workers and a rebuild's catch-up both call.
+//! - [`write`]: the writes of whole read models: a rebuild's pipelines and a repair.
+//! - [`query`]: the reads the API, reconcile and the tests make.
 //! - [`connect`]: a client that reconnects on its own and never waits forever.
 //!
 //! Redis holds no money of its own: every figure here is a copy of the log, and
@@ -17,12 +24,17 @@
 pub mod apply;
 pub mod change;
 pub mod keys;
+pub mod model;
+pub mod project;
 pub mod query;
+pub mod write;
 
 pub use apply::{Applier, ApplyOutcome};
-pub use change::{Change, ChangeError, ReservationChange, ReservationView};
+pub use change::{Change, ChangeError, ReservationChange};
 pub use keys::{Generation, Keys, Period};
-pub use query::{LeaderboardEntry, WalletView};
+pub use model::{ReservationView, WalletModel};
+pub use project::{project, ProjectError, Projected};
+pub use query::LeaderboardEntry;
 
 use std::time::Duration;
 

@@ -3,33 +3,21 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 
-use domain::{Balance, Currency};
+use domain::{Currency, PlayerId, WalletId};
 use fred::prelude::*;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use crate::change::{from_minor, ReservationView};
 use crate::keys::{Generation, Keys, Period};
+use crate::model::{from_minor, WalletModel};
 use crate::ReadModelError;
 use fred::types::scripts::Script;
-
-/// A wallet as its read model holds it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct WalletView {
-    pub wallet_id: String,
-    pub player_id: String,
-    pub balance: Balance,
-    /// The last event applied: the read model equals the log up to here.
-    pub sequence: u64,
-    /// Open reservations, oldest expiry first.
-    pub reservations: Vec<ReservationView>,
-}
 
 /// One row of a leaderboard.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LeaderboardEntry {
     pub rank: u32,
-    pub player_id: String,
+    pub player_id: PlayerId,
     /// Payouts minus stakes in the period.
     pub net_win: Decimal,
 }
@@ -78,8 +66,8 @@ pub async fn current(client: &Client, keys: &Keys) -> Result<Generation, ReadMod
 pub async fn wallet(
     client: &Client,
     keys: &Keys,
-    wallet_id: &str,
-) -> Result<Option<WalletView>, ReadModelError> {
+    wallet_id: WalletId,
+) -> Result<Option<WalletModel>, ReadModelError> {
     // One script, so the balance and the reservations come from the same moment and the
     // same generation.
     static SCRIPT: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
@@ -98,41 +86,7 @@ pub async fn wallet(
             _ => None,
         })
         .collect();
-    wallet_view(wallet_id, &fields, &open)
-}
-
-/// A wallet's read model from its hash fields and its reservations' JSON.
-pub fn wallet_view(
-    wallet_id: &str,
-    fields: &HashMap<String, String>,
-    open: &[String],
-) -> Result<Option<WalletView>, ReadModelError> {
-    if fields.is_empty() {
-        return Ok(None);
-    }
-    let corrupt = |what: &str| ReadModelError::Corrupt(format!("wallet {wallet_id}: {what}"));
-    let get = |k: &str| fields.get(k).ok_or_else(|| corrupt(&format!("no {k}")));
-    let decimal = |k: &str| Decimal::from_str(get(k)?).map_err(|e| corrupt(&format!("{k}: {e}")));
-    let mut reservations = open
-        .iter()
-        .map(|json| serde_json::from_str::<ReservationView>(json))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| corrupt(&format!("reservation: {e}")))?;
-    reservations
-        .sort_by(|a, b| (a.expires_at, &a.reservation_id).cmp(&(b.expires_at, &b.reservation_id)));
-    Ok(Some(WalletView {
-        wallet_id: wallet_id.to_string(),
-        player_id: fields.get("player_id").cloned().unwrap_or_default(),
-        balance: Balance {
-            available: decimal("available")?,
-            reserved: decimal("reserved")?,
-            currency: Currency::from_str(get("currency")?).map_err(|e| corrupt(&e.to_string()))?,
-        },
-        sequence: get("sequence")?
-            .parse()
-            .map_err(|e| corrupt(&format!("sequence: {e}")))?,
-        reservations,
-    }))
+    WalletModel::from_redis(wallet_id, &fields, &open)
 }
 
 /// The currencies that have a board for `game_id`, sorted.
@@ -167,16 +121,18 @@ pub async fn leaderboard(
     }
     let key = keys.leaderboard(currency, &period.bucket(at), game_id);
     let rows: Vec<(String, f64)> = client.zrevrange(key, 0, i64::from(limit) - 1, true).await?;
-    Ok(rows
-        .into_iter()
+    rows.into_iter()
         .enumerate()
-        .map(|(i, (player_id, score))| LeaderboardEntry {
-            rank: i as u32 + 1,
-            player_id,
-            // Scores are whole minor units, exact in an f64 up to 2^53.
-            net_win: from_minor(score.round() as i64, currency),
+        .map(|(i, (player_id, score))| {
+            Ok(LeaderboardEntry {
+                rank: i as u32 + 1,
+                player_id: PlayerId::new(player_id)
+                    .map_err(|e| ReadModelError::Corrupt(format!("leaderboard member: {e}")))?,
+                // Scores are whole minor units, exact in an f64 up to 2^53.
+                net_win: from_minor(score.round() as i64, currency),
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// The newest event applied to the read models.

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use chrono::{DateTime, Utc};
-use domain::{Balance, WalletEvent, WalletId};
+use domain::{Balance, WalletId};
 use eventstore::log::{self, LoggedEvent};
 use readmodel::ReservationView;
 use rust_decimal::Decimal;
@@ -53,7 +53,7 @@ pub async fn audit(
     wallet_id: WalletId,
     as_of: Option<DateTime<Utc>>,
 ) -> Result<Audit, ReplayError> {
-    let mut fold = WalletFold::new(wallet_id.to_string());
+    let mut fold = WalletFold::new(wallet_id);
     let mut rows = Vec::new();
     let mut violations = Vec::new();
     let mut after = 0;
@@ -123,43 +123,10 @@ fn row(event: &LoggedEvent, fold: &WalletFold) -> AuditRow {
         available: balance.available,
         reserved: balance.reserved,
     };
-    // The fold has parsed this payload already; it is a wallet event.
-    if let Ok(payload) = serde_json::from_value::<WalletEvent>(event.payload.clone()) {
-        match payload {
-            WalletEvent::WalletOpened { .. } => {}
-            WalletEvent::FundsDeposited { amount, .. }
-            | WalletEvent::FundsWithdrawn { amount, .. } => row.amount = Some(amount),
-            WalletEvent::FundsReserved {
-                reservation_id,
-                amount,
-                ..
-            }
-            | WalletEvent::ReservationRefunded {
-                reservation_id,
-                amount,
-                ..
-            }
-            | WalletEvent::ReservationExpired {
-                reservation_id,
-                amount,
-            } => {
-                row.reservation_id = Some(reservation_id.to_string());
-                row.amount = Some(amount);
-            }
-            WalletEvent::ReservationSettled {
-                reservation_id,
-                stake,
-                payout,
-                ..
-            } => {
-                row.reservation_id = Some(reservation_id.to_string());
-                row.amount = Some(stake);
-                row.payout = Some(payout);
-            }
-            WalletEvent::ReservationVoided { reservation_id, .. } => {
-                row.reservation_id = Some(reservation_id.to_string())
-            }
-        }
+    // The fold has decoded this payload already; it is a wallet event.
+    if let Ok(payload) = event.decode() {
+        row.reservation_id = payload.reservation_id().map(|r| r.to_string());
+        (row.amount, row.payout) = payload.amounts();
     }
     row
 }

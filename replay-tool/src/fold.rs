@@ -24,9 +24,11 @@
 use std::collections::BTreeMap;
 
 use cqrs_es::Aggregate;
-use domain::{Balance, Currency, ReservationState, Wallet, WalletEvent};
+use domain::{
+    Balance, Currency, GameId, PlayerId, ReservationState, Wallet, WalletEvent, WalletId,
+};
 use eventstore::log::LoggedEvent;
-use readmodel::ReservationView;
+use readmodel::{ReservationView, WalletModel};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
@@ -65,7 +67,7 @@ pub enum ViolationKind {
 /// One broken rule, where it is.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Violation {
-    pub wallet_id: String,
+    pub wallet_id: WalletId,
     pub sequence: u64,
     pub global_position: i64,
     pub kind: ViolationKind,
@@ -108,8 +110,8 @@ impl Flows {
 /// A settle as the leaderboards see it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settled {
-    pub game_id: String,
-    pub player_id: String,
+    pub game_id: GameId,
+    pub player_id: PlayerId,
     pub currency: Currency,
     /// Payout minus stake.
     pub net_win: Decimal,
@@ -129,7 +131,7 @@ pub struct Step {
 /// One wallet's fold so far.
 #[derive(Debug, Clone)]
 pub struct WalletFold {
-    wallet_id: String,
+    wallet_id: WalletId,
     wallet: Wallet,
     sequence: u64,
     flows: Flows,
@@ -141,9 +143,9 @@ pub struct WalletFold {
 }
 
 impl WalletFold {
-    pub fn new(wallet_id: impl Into<String>) -> Self {
+    pub fn new(wallet_id: WalletId) -> Self {
         WalletFold {
-            wallet_id: wallet_id.into(),
+            wallet_id,
             wallet: Wallet::default(),
             sequence: 0,
             flows: Flows::default(),
@@ -158,15 +160,15 @@ impl WalletFold {
     /// which holds every wallet at once. It still refuses to apply a close of a
     /// reservation it does not hold; it cannot tell a closed one from one never made, nor
     /// see a reserve that reuses a closed id. `verify` and `audit` use the full fold.
-    pub fn compacted(wallet_id: impl Into<String>) -> Self {
+    pub fn compacted(wallet_id: WalletId) -> Self {
         WalletFold {
             compact: true,
             ..WalletFold::new(wallet_id)
         }
     }
 
-    pub fn wallet_id(&self) -> &str {
-        &self.wallet_id
+    pub fn wallet_id(&self) -> WalletId {
+        self.wallet_id
     }
 
     /// The aggregate after the events applied so far.
@@ -193,13 +195,24 @@ impl WalletFold {
         self.wallet
             .open_reservations()
             .map(|(id, r)| ReservationView {
-                reservation_id: id.to_string(),
+                reservation_id: id.clone(),
                 amount: r.amount,
-                game_id: r.game_id.to_string(),
-                round_id: r.round_id.to_string(),
+                game_id: r.game_id.clone(),
+                round_id: r.round_id.clone(),
                 expires_at: r.expires_at,
             })
             .collect()
+    }
+
+    /// The read model the log says this wallet has; `None` before it is opened.
+    pub fn model(&self) -> Option<WalletModel> {
+        Some(WalletModel {
+            wallet_id: self.wallet_id,
+            player_id: self.wallet.player_id().cloned(),
+            balance: self.wallet.balance()?,
+            sequence: self.sequence,
+            reservations: self.open_reservations(),
+        })
     }
 
     /// Checks `event` and, if it can be applied, applies it.
@@ -208,9 +221,9 @@ impl WalletFold {
         if self.broken {
             return step;
         }
-        let wallet_id = self.wallet_id.clone();
+        let wallet_id = self.wallet_id;
         let violation = |kind: ViolationKind, detail: String| Violation {
-            wallet_id: wallet_id.clone(),
+            wallet_id,
             sequence: event.sequence,
             global_position: event.global_position,
             kind,
@@ -252,16 +265,15 @@ impl WalletFold {
             self.broken = true;
             return step;
         }
-        step.settled = deltas.settled.map(|(game_id, net_win)| Settled {
-            game_id,
-            player_id: self
-                .wallet
-                .player_id()
-                .map(|p| p.to_string())
-                .unwrap_or_default(),
-            currency: deltas.currency,
-            net_win,
-        });
+        step.settled = match (deltas.settled, self.wallet.player_id()) {
+            (Some((game_id, net_win)), Some(player_id)) => Some(Settled {
+                game_id,
+                player_id: player_id.clone(),
+                currency: deltas.currency,
+                net_win,
+            }),
+            _ => None,
+        };
         self.flows.add(&deltas.flows);
         self.open_sum += deltas.open;
         self.wallet.apply(payload);
@@ -321,7 +333,7 @@ impl WalletFold {
         let balance = self.wallet.balance()?;
         let open: Decimal = self.wallet.open_reservations().map(|(_, r)| r.amount).sum();
         (!self.broken && open != balance.reserved).then(|| Violation {
-            wallet_id: self.wallet_id.clone(),
+            wallet_id: self.wallet_id,
             sequence: self.sequence,
             global_position: 0,
             kind: ViolationKind::ReservedMismatch,
@@ -335,24 +347,10 @@ impl WalletFold {
     /// Parses `event` and works out what it does, or the rule that stops it.
     fn parse(&self, event: &LoggedEvent) -> Result<(WalletEvent, Deltas), (ViolationKind, String)> {
         use ViolationKind::*;
-        if event.event_version != domain::wallet::EVENT_VERSION {
-            return Err((
-                Malformed,
-                format!("unknown event version {:?}", event.event_version),
-            ));
+        if event.wallet_id != self.wallet_id {
+            return Err((Malformed, format!("an event of wallet {}", event.wallet_id)));
         }
-        let payload: WalletEvent = serde_json::from_value(event.payload.clone())
-            .map_err(|e| (Malformed, format!("payload is not a wallet event: {e}")))?;
-        if payload.name() != event.event_type {
-            return Err((
-                Malformed,
-                format!(
-                    "row says {:?}, payload is {}",
-                    event.event_type,
-                    payload.name()
-                ),
-            ));
-        }
+        let payload = event.decode().map_err(|e| (Malformed, e.to_string()))?;
         let currency = match (&payload, self.wallet.balance()) {
             (
                 WalletEvent::WalletOpened {
@@ -362,7 +360,7 @@ impl WalletFold {
                 },
                 None,
             ) => {
-                if wallet_id.to_string() != self.wallet_id {
+                if *wallet_id != self.wallet_id {
                     return Err((Malformed, format!("opens wallet {wallet_id}")));
                 }
                 *currency
@@ -441,7 +439,7 @@ impl WalletFold {
                 d.open = -held.amount;
                 d.flows.stakes_settled = *stake;
                 d.flows.payouts = *payout;
-                d.settled = Some((held.game_id.to_string(), *payout - *stake));
+                d.settled = Some((held.game_id.clone(), *payout - *stake));
             }
             WalletEvent::ReservationRefunded {
                 reservation_id,
@@ -505,7 +503,7 @@ struct Deltas {
     reserved: Decimal,
     open: Decimal,
     flows: Flows,
-    settled: Option<(String, Decimal)>,
+    settled: Option<(GameId, Decimal)>,
     mismatches: Vec<(ViolationKind, String)>,
 }
 

@@ -45,8 +45,8 @@ impl From<fred::error::Error> for ReplayError {
     }
 }
 
-impl From<projections::worker::ProjectError> for ReplayError {
-    fn from(e: projections::worker::ProjectError) -> Self {
+impl From<readmodel::ProjectError> for ReplayError {
+    fn from(e: readmodel::ProjectError) -> Self {
         ReplayError::Project(e.to_string())
     }
 }

@@ -29,14 +29,15 @@
 //!    resolved the old generation just before the switch finish their reads. Then the old
 //!    generation is deleted.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use domain::{PlayerId, WalletId};
 use eventstore::log::{self, LogCursor};
 use eventstore::scan::{LogScan, ScanOrder};
 use fred::prelude::*;
-use fred::types::scripts::Script;
-use readmodel::{Applier, Keys, Period};
+use readmodel::write::{self, Board};
+use readmodel::{Applier, Keys, Period, ProjectError, WalletModel};
 use serde::Serialize;
 use sqlx::PgPool;
 
@@ -100,19 +101,8 @@ pub struct RebuildReport {
     pub peak_rss_bytes: Option<u64>,
 }
 
-// KEYS[1] the generation pointer, KEYS[2] the previous one's. ARGV[1] the generation
-// expected in use, [2] the new one. Moves the pointer only if nobody else moved it since
-// the rebuild began, and names the replaced generation for the grace period.
-const SWITCH_LUA: &str = r#"
-local now = redis.call('GET', KEYS[1]) or '0'
-if now ~= ARGV[1] then return now end
-redis.call('SET', KEYS[1], ARGV[2])
-redis.call('SET', KEYS[2], ARGV[1])
-return ARGV[2]
-"#;
-
-/// Leaderboard key -> player -> net win in minor units.
-type Boards = HashMap<String, HashMap<String, i64>>;
+/// Each leaderboard's players and their net wins in minor units.
+type Boards = HashMap<Board, HashMap<PlayerId, i64>>;
 
 /// Rebuilds every read model under `keys` from the log.
 pub async fn rebuild(
@@ -123,7 +113,7 @@ pub async fn rebuild(
 ) -> Result<RebuildReport, ReplayError> {
     let started = Instant::now();
     let previous = readmodel::query::current(redis, keys).await?.number();
-    let generation = new_generation(redis, keys, previous).await?;
+    let generation = write::new_generation(redis, keys, previous).await?;
     let target = keys.generation(generation);
     readmodel::query::delete_generation(redis, keys, generation).await?;
     eprintln!("rebuild: generation {generation} (readers stay on {previous} until the switch)");
@@ -131,9 +121,8 @@ pub async fn rebuild(
     // 2. Fold the log.
     let mut scan = LogScan::open(pool, ScanOrder::Log, config.page_size).await?;
     let mut progress = Progress::new(config.progress, "rebuild: fold", "events", scan.total());
-    let mut wallets: HashMap<String, WalletFold> = HashMap::new();
+    let mut wallets: HashMap<WalletId, WalletFold> = HashMap::new();
     let mut boards: Boards = HashMap::new();
-    let mut games: HashMap<String, BTreeSet<&'static str>> = HashMap::new();
     let mut newest: Option<(i64, chrono::DateTime<chrono::Utc>)> = None;
     loop {
         let page = scan.next_page().await?;
@@ -142,8 +131,8 @@ pub async fn rebuild(
         }
         for event in &page {
             let fold = wallets
-                .entry(event.wallet_id.clone())
-                .or_insert_with(|| WalletFold::compacted(&event.wallet_id));
+                .entry(event.wallet_id)
+                .or_insert_with(|| WalletFold::compacted(event.wallet_id));
             let step = fold.apply(event);
             if let Some(violation) = step.violations.first() {
                 return Err(ReplayError::Log(format!(
@@ -152,7 +141,7 @@ pub async fn rebuild(
                 )));
             }
             if let Some(settled) = step.settled {
-                let net = readmodel::change::to_minor(settled.net_win, settled.currency)
+                let net = readmodel::model::to_minor(settled.net_win, settled.currency)
                     .ok_or_else(|| {
                         ReplayError::Log(format!(
                             "wallet {} sequence {}: net win {} is not whole minor units",
@@ -160,21 +149,17 @@ pub async fn rebuild(
                         ))
                     })?;
                 for period in Period::ALL {
-                    let key = target.leaderboard(
-                        settled.currency,
-                        &period.bucket(event.recorded_at),
-                        &settled.game_id,
-                    );
+                    let board = Board {
+                        currency: settled.currency,
+                        bucket: period.bucket(event.recorded_at),
+                        game_id: settled.game_id.clone(),
+                    };
                     *boards
-                        .entry(key)
+                        .entry(board)
                         .or_default()
                         .entry(settled.player_id.clone())
                         .or_default() += net;
                 }
-                games
-                    .entry(settled.game_id)
-                    .or_default()
-                    .insert(settled.currency.code());
             }
             if newest.is_none_or(|(gp, _)| event.global_position > gp) {
                 newest = Some((event.global_position, event.recorded_at));
@@ -197,75 +182,23 @@ pub async fn rebuild(
     let mut open_reservations = 0;
     let folds: Vec<&WalletFold> = wallets.values().collect();
     for chunk in folds.chunks(config.pipeline_wallets.max(1)) {
-        let pipeline = redis.pipeline();
-        for fold in chunk {
-            let Some(balance) = fold.wallet().balance() else {
-                continue;
-            };
-            let fields: Vec<(&str, String)> = vec![
-                ("sequence", fold.sequence().to_string()),
-                ("available", balance.available.to_string()),
-                ("reserved", balance.reserved.to_string()),
-                ("currency", balance.currency.code().to_string()),
-                (
-                    "player_id",
-                    fold.wallet()
-                        .player_id()
-                        .map(|p| p.to_string())
-                        .unwrap_or_default(),
-                ),
-            ];
-            let _: () = pipeline
-                .hset(target.wallet(fold.wallet_id()), fields)
-                .await?;
-            let open = fold.open_reservations();
-            if !open.is_empty() {
-                open_reservations += open.len() as u64;
-                let values = open
-                    .iter()
-                    .map(|r| Ok((r.reservation_id.clone(), serde_json::to_string(r)?)))
-                    .collect::<Result<Vec<(String, String)>, serde_json::Error>>()
-                    .map_err(|e| ReplayError::Invalid(e.to_string()))?;
-                let _: () = pipeline
-                    .hset(target.reservations(fold.wallet_id()), values)
-                    .await?;
-            }
-        }
-        let _: Vec<Value> = pipeline.all().await?;
+        let models: Vec<WalletModel> = chunk.iter().filter_map(|fold| fold.model()).collect();
+        open_reservations += models
+            .iter()
+            .map(|m| m.reservations.len() as u64)
+            .sum::<u64>();
+        write::put_wallets(redis, &target, &models).await?;
         progress.advance(chunk.len() as u64);
     }
     progress.finish();
-    for (key, scores) in &boards {
-        let members: Vec<(f64, String)> = scores
-            .iter()
-            .map(|(player, net)| (*net as f64, player.clone()))
-            .collect();
-        for chunk in members.chunks(1_000) {
-            let _: i64 = redis
-                .zadd(key.as_str(), None, None, false, false, chunk.to_vec())
-                .await?;
-        }
-    }
-    for (game, currencies) in &games {
-        let members: Vec<&str> = currencies.iter().copied().collect();
-        let _: i64 = redis
-            .sadd(target.leaderboard_currencies(game), members)
-            .await?;
-    }
+    let leaderboards = write::put_leaderboards(redis, &target, &boards).await? as u64;
     if let Some((gp, at)) = newest {
-        let _: () = redis
-            .hset(
-                target.meta(),
-                vec![
-                    ("global_position", gp.to_string()),
-                    ("recorded_at", at.to_rfc3339()),
-                ],
-            )
-            .await?;
+        write::put_freshness(redis, &target, gp, at).await?;
     }
     let write_seconds = write_started.elapsed().as_secs_f64();
     let wallet_count = wallets.len() as u64;
     drop(folds);
+    drop(boards);
 
     // 4. Catch up with what became readable meanwhile, checked like the scan.
     let applier = Applier::for_generation(redis.clone(), keys.clone(), generation);
@@ -280,14 +213,8 @@ pub async fn rebuild(
     let switch_position = tail.cursor();
 
     // 5. Switch.
-    let switched: String = Script::from_lua(SWITCH_LUA)
-        .evalsha_with_reload(
-            redis,
-            vec![keys.generation_pointer(), keys.generation_previous()],
-            vec![previous.to_string(), generation.to_string()],
-        )
-        .await?;
-    if switched != generation.to_string() {
+    let switched = write::switch_generation(redis, keys, previous, generation).await?;
+    if switched != generation {
         readmodel::query::delete_generation(redis, keys, generation).await?;
         return Err(ReplayError::Invalid(format!(
             "another rebuild switched readers to generation {switched} meanwhile; this one \
@@ -308,7 +235,7 @@ pub async fn rebuild(
 
     // 7. After the grace period, stop reading the old generation, and drop it.
     tokio::time::sleep(config.grace).await;
-    let _: i64 = redis.del(keys.generation_previous()).await?;
+    write::end_grace(redis, keys).await?;
     let previous_deleted_keys = if config.keep_previous {
         None
     } else {
@@ -320,7 +247,7 @@ pub async fn rebuild(
         events,
         wallets: wallet_count,
         open_reservations,
-        leaderboards: boards.len() as u64,
+        leaderboards,
         caught_up_before_switch: before_switch.applied,
         caught_up_after_switch: after_switch.applied,
         switch_position,
@@ -333,16 +260,6 @@ pub async fn rebuild(
         events_per_second: (events + before_switch.applied) as f64 / switch_seconds.max(1e-9),
         peak_rss_bytes: peak_rss_bytes(),
     })
-}
-
-/// A generation number above every one handed out and above the one in use.
-async fn new_generation(redis: &Client, keys: &Keys, in_use: u64) -> Result<u64, ReplayError> {
-    loop {
-        let n: u64 = redis.incr(keys.generation_counter()).await?;
-        if n > in_use {
-            return Ok(n);
-        }
-    }
 }
 
 /// Which side of the switch a catch-up runs on: what a violation it finds does.
@@ -366,16 +283,16 @@ pub struct CaughtUp {
 /// The log after a rebuild's scan: every wallet's checked fold and the position reached,
 /// so each event applied to the new generation is checked as the scan's were.
 pub struct Tail {
-    folds: HashMap<String, WalletFold>,
+    folds: HashMap<WalletId, WalletFold>,
     /// Wallets with a violation after the switch: their later events are left to the
     /// workers.
-    held: HashSet<String>,
+    held: HashSet<WalletId>,
     cursor: LogCursor,
 }
 
 impl Tail {
     /// The tail after `cursor`, where `folds` (compacted) hold every wallet up to it.
-    pub fn new(folds: HashMap<String, WalletFold>, cursor: LogCursor) -> Self {
+    pub fn new(folds: HashMap<WalletId, WalletFold>, cursor: LogCursor) -> Self {
         Tail {
             folds,
             held: HashSet::new(),
@@ -397,7 +314,6 @@ impl Tail {
         applier: &Applier,
         phase: Phase,
     ) -> Result<CaughtUp, ReplayError> {
-        let stats = projections::worker::WorkerStats::default();
         let mut done = CaughtUp::default();
         loop {
             let page = log::read_after(pool, self.cursor, log::PAGE_SIZE_MAX).await?;
@@ -408,16 +324,16 @@ impl Tail {
                 if !self.held.contains(&event.wallet_id) {
                     let fold = self
                         .folds
-                        .entry(event.wallet_id.clone())
-                        .or_insert_with(|| WalletFold::compacted(&event.wallet_id));
+                        .entry(event.wallet_id)
+                        .or_insert_with(|| WalletFold::compacted(event.wallet_id));
                     let step = fold.apply(event);
                     let mut violation = step.violations.into_iter().next();
                     if violation.is_none() && step.applied {
-                        match projections::worker::project(pool, applier, event, &stats).await {
+                        match readmodel::project(pool, applier, event).await {
                             Ok(_) => done.applied += 1,
-                            Err(projections::worker::ProjectError::Poison(detail)) => {
+                            Err(ProjectError::Poison(detail)) => {
                                 violation = Some(Violation {
-                                    wallet_id: event.wallet_id.clone(),
+                                    wallet_id: event.wallet_id,
                                     sequence: event.sequence,
                                     global_position: event.global_position,
                                     kind: ViolationKind::Malformed,
@@ -434,7 +350,7 @@ impl Tail {
                                  {violation}. Run `betledger-replay verify` for every violation"
                             )));
                         }
-                        self.held.insert(event.wallet_id.clone());
+                        self.held.insert(event.wallet_id);
                         done.violations.push(violation);
                     }
                 }

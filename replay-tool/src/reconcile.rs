@@ -23,12 +23,12 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use domain::WalletId;
+use domain::{ReservationId, WalletId};
 use eventstore::log;
 use eventstore::snapshots;
 use fred::prelude::*;
-use fred::types::scripts::Script;
-use readmodel::{Generation, Keys, ReservationView, WalletView};
+use readmodel::write;
+use readmodel::{Generation, Keys, ReservationView, WalletModel};
 use serde::Serialize;
 use serde_json::{json, Value as Json};
 use sqlx::PgPool;
@@ -100,22 +100,6 @@ pub struct ReconcileSummary {
     pub peak_rss_bytes: Option<u64>,
 }
 
-// KEYS[1] a wallet's hash, KEYS[2] its reservations. ARGV[1] the sequence the read model
-// held when compared ('' for none), ARGV[2] 'write' or 'delete', then for 'write':
-// [3] sequence, [4] available, [5] reserved, [6] currency, [7] player id, [8..] pairs of
-// reservation id and JSON. Returns 1 if done, 0 if the read model moved on meanwhile.
-const REPAIR_LUA: &str = r#"
-local seq = redis.call('HGET', KEYS[1], 'sequence') or ''
-if seq ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1], KEYS[2])
-if ARGV[2] == 'write' then
-  redis.call('HSET', KEYS[1], 'sequence', ARGV[3], 'available', ARGV[4], 'reserved', ARGV[5],
-             'currency', ARGV[6], 'player_id', ARGV[7])
-  for i = 8, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
-end
-return 1
-"#;
-
 /// Streams differences into the report file as they are found.
 struct Report {
     path: PathBuf,
@@ -183,12 +167,11 @@ pub async fn reconcile(
     let started = Instant::now();
     let generation = readmodel::query::current(redis, keys).await?;
     let mut report = Report::create(&config.report, generation.number())?;
-    let repair = Script::from_lua(REPAIR_LUA);
     let ctx = Ctx {
         pool,
         redis,
         generation: &generation,
-        repair: config.repair.then_some(&repair),
+        repair: config.repair,
     };
     let mut stream = WalletStream::open(pool, config.page_size).await?;
     let mut progress = Progress::new(config.progress, "reconcile", "events", stream.total());
@@ -263,7 +246,7 @@ struct Ctx<'a> {
     pool: &'a PgPool,
     redis: &'a Client,
     generation: &'a Generation,
-    repair: Option<&'a Script>,
+    repair: bool,
 }
 
 impl Ctx<'_> {
@@ -274,9 +257,8 @@ impl Ctx<'_> {
         report: &mut Report,
     ) -> Result<BatchOutcome, ReplayError> {
         let mut outcome = BatchOutcome::default();
-        let models = self
-            .read_models(batch.iter().map(|w| w.fold.wallet_id()))
-            .await?;
+        let ids: Vec<WalletId> = batch.iter().map(|w| w.fold.wallet_id()).collect();
+        let models = self.read_models(&ids).await?;
         let mut suspects = Vec::new();
         for (wallet, model) in batch.iter().zip(&models) {
             if let Some(violation) = wallet.violations.first() {
@@ -290,24 +272,20 @@ impl Ctx<'_> {
                 continue;
             }
             if !compare(&wallet.fold, model.as_ref()).is_empty() {
-                suspects.push(wallet.fold.wallet_id().to_string());
+                suspects.push(wallet.fold.wallet_id());
             }
         }
         if !suspects.is_empty() {
             tokio::time::sleep(settle).await;
             outcome.rechecked = suspects.len() as u64;
             for wallet_id in &suspects {
-                self.recheck(wallet_id, report).await?;
+                self.recheck(*wallet_id, report).await?;
             }
         }
-        let ids: Vec<String> = batch
-            .iter()
-            .map(|w| w.fold.wallet_id().to_string())
-            .collect();
         for snapshot in snapshots::latest(self.pool, &ids).await?.into_values() {
             outcome.snapshots_checked += 1;
             let fold =
-                fold_from_log(self.pool, &snapshot.wallet_id, Some(snapshot.sequence)).await?;
+                fold_from_log(self.pool, snapshot.wallet_id, Some(snapshot.sequence)).await?;
             let stored = snapshot.wallet();
             // The batched path stores the compacted state its cache holds (closed
             // reservations forgotten); either form must equal the fold.
@@ -316,15 +294,11 @@ impl Ctx<'_> {
                     .as_ref()
                     .is_ok_and(|w| w == fold.wallet() || *w == fold.wallet().compacted());
             if !matches {
-                let repaired = match self.repair {
-                    Some(_) => {
-                        snapshots::delete(self.pool, &snapshot.wallet_id, snapshot.sequence).await?
-                    }
-                    None => false,
-                };
+                let repaired = self.repair
+                    && snapshots::delete(self.pool, snapshot.wallet_id, snapshot.sequence).await?;
                 outcome.snapshots_deleted += u64::from(repaired);
                 report.add(&Difference {
-                    wallet_id: snapshot.wallet_id.clone(),
+                    wallet_id: snapshot.wallet_id.to_string(),
                     field: "snapshot".into(),
                     log_value: json!({
                         "sequence": fold.sequence(),
@@ -343,31 +317,32 @@ impl Ctx<'_> {
 
     /// Checks one wallet again against a fresh fold and a fresh read, reports what still
     /// differs, and repairs it if asked.
-    async fn recheck(&self, wallet_id: &str, report: &mut Report) -> Result<(), ReplayError> {
+    async fn recheck(&self, wallet_id: WalletId, report: &mut Report) -> Result<(), ReplayError> {
         for _attempt in 0..3 {
             let fold = fold_from_log(self.pool, wallet_id, None).await?;
-            let model = self
-                .read_models(std::iter::once(wallet_id))
-                .await?
-                .remove(0);
+            let model = self.read_models(&[wallet_id]).await?.remove(0);
             let differences = compare(&fold, model.as_ref());
             if differences.is_empty() {
                 return Ok(());
             }
-            let repaired = match self.repair {
-                Some(script) => {
-                    let seen = model.as_ref().map(|m| m.sequence.to_string());
-                    let done = self.write(script, &fold, seen).await?;
-                    if !done {
-                        // A worker wrote meanwhile: compare again with what it wrote.
-                        continue;
-                    }
-                    true
+            if self.repair {
+                let seen = model.as_ref().map(|m| m.sequence);
+                let wallet = wallet_id.to_string();
+                let done = write::repair(
+                    self.redis,
+                    self.generation,
+                    &wallet,
+                    seen,
+                    fold.model().as_ref(),
+                )
+                .await?;
+                if !done {
+                    // A worker wrote meanwhile: compare again with what it wrote.
+                    continue;
                 }
-                None => false,
-            };
+            }
             for mut difference in differences {
-                difference.repaired = repaired;
+                difference.repaired = self.repair;
                 report.add(&difference)?;
             }
             return Ok(());
@@ -378,63 +353,25 @@ impl Ctx<'_> {
         )))
     }
 
-    /// Rewrites (or, for a wallet the log does not have, deletes) a read model, if it
-    /// still holds the sequence `seen`.
-    async fn write(
-        &self,
-        script: &Script,
-        fold: &WalletFold,
-        seen: Option<String>,
-    ) -> Result<bool, ReplayError> {
-        let keys = vec![
-            self.generation.wallet(fold.wallet_id()),
-            self.generation.reservations(fold.wallet_id()),
-        ];
-        let mut args = vec![seen.unwrap_or_default()];
-        match fold.wallet().balance() {
-            None => args.push("delete".into()),
-            Some(balance) => {
-                args.extend([
-                    "write".to_string(),
-                    fold.sequence().to_string(),
-                    balance.available.to_string(),
-                    balance.reserved.to_string(),
-                    balance.currency.code().to_string(),
-                    fold.wallet()
-                        .player_id()
-                        .map(|p| p.to_string())
-                        .unwrap_or_default(),
-                ]);
-                for r in fold.open_reservations() {
-                    args.push(r.reservation_id.clone());
-                    args.push(serde_json::to_string(&r).expect("a reservation serialises"));
-                }
-            }
-        }
-        let done: i64 = script.evalsha_with_reload(self.redis, keys, args).await?;
-        Ok(done == 1)
-    }
-
     /// The read models of `wallet_ids`, in order, fetched with one pipeline.
-    async fn read_models<'w>(
+    async fn read_models(
         &self,
-        wallet_ids: impl Iterator<Item = &'w str>,
-    ) -> Result<Vec<Option<WalletView>>, ReplayError> {
+        wallet_ids: &[WalletId],
+    ) -> Result<Vec<Option<WalletModel>>, ReplayError> {
         let pipeline = self.redis.pipeline();
-        let ids: Vec<&str> = wallet_ids.collect();
-        for id in &ids {
+        for id in wallet_ids {
             let _: () = pipeline.hgetall(self.generation.wallet(id)).await?;
             let _: () = pipeline.hvals(self.generation.reservations(id)).await?;
         }
         let values: Vec<Value> = pipeline.all().await?;
-        let mut models = Vec::with_capacity(ids.len());
-        for (id, pair) in ids.iter().zip(values.chunks(2)) {
+        let mut models = Vec::with_capacity(wallet_ids.len());
+        for (id, pair) in wallet_ids.iter().zip(values.chunks(2)) {
             let [fields, open] = pair else {
                 return Err(ReplayError::Invalid("a short pipeline answer".into()));
             };
             let fields: HashMap<String, String> = fields.clone().convert()?;
             let open: Vec<String> = open.clone().convert()?;
-            models.push(readmodel::query::wallet_view(id, &fields, &open)?);
+            models.push(WalletModel::from_redis(*id, &fields, &open)?);
         }
         Ok(models)
     }
@@ -472,18 +409,15 @@ impl Ctx<'_> {
             .into_iter()
             .collect();
             for id in ids.iter().filter(|id| !known.contains(*id)) {
-                let model = self
-                    .read_models(std::iter::once(id.as_str()))
-                    .await?
-                    .remove(0);
-                let repaired = match self.repair {
-                    Some(script) => {
-                        let seen = model.as_ref().map(|m| m.sequence.to_string());
-                        self.write(script, &WalletFold::new(id.clone()), seen)
-                            .await?
-                    }
-                    None => false,
+                // A key that does not name a wallet id holds nothing this code can read:
+                // it is reported (and deleted) by its text alone.
+                let model = match id.parse::<WalletId>() {
+                    Ok(wallet_id) => self.read_models(&[wallet_id]).await?.remove(0),
+                    Err(_) => None,
                 };
+                let seen = model.as_ref().map(|m| m.sequence);
+                let repaired = self.repair
+                    && write::repair(self.redis, self.generation, id, seen, None).await?;
                 report.add(&Difference {
                     wallet_id: id.clone(),
                     field: "wallet".into(),
@@ -502,15 +436,12 @@ impl Ctx<'_> {
 /// The wallet folded from its events in the log, up to `until` (all of them if `None`).
 async fn fold_from_log(
     pool: &PgPool,
-    wallet_id: &str,
+    wallet_id: WalletId,
     until: Option<u64>,
 ) -> Result<WalletFold, ReplayError> {
     let mut fold = WalletFold::new(wallet_id);
-    let Ok(id) = wallet_id.parse::<WalletId>() else {
-        return Ok(fold);
-    };
     loop {
-        let page = log::wallet_events(pool, id, fold.sequence(), log::PAGE_SIZE_MAX).await?;
+        let page = log::wallet_events(pool, wallet_id, fold.sequence(), log::PAGE_SIZE_MAX).await?;
         if page.is_empty() {
             return Ok(fold);
         }
@@ -534,7 +465,7 @@ async fn fold_from_log(
 }
 
 /// The fields where `model` differs from `fold`.
-fn compare(fold: &WalletFold, model: Option<&WalletView>) -> Vec<Difference> {
+fn compare(fold: &WalletFold, model: Option<&WalletModel>) -> Vec<Difference> {
     let wallet_id = fold.wallet_id().to_string();
     let diff = |field: &str, log_value: Json, read_model_value: Json| Difference {
         wallet_id: wallet_id.clone(),
@@ -585,15 +516,11 @@ fn compare(fold: &WalletFold, model: Option<&WalletView>) -> Vec<Difference> {
             json!(model.balance.currency.code()),
         ));
     }
-    let player = fold
-        .wallet()
-        .player_id()
-        .map(|p| p.to_string())
-        .unwrap_or_default();
-    if model.player_id != player {
+    let player = fold.wallet().player_id();
+    if model.player_id.as_ref() != player {
         out.push(diff("player_id", json!(player), json!(model.player_id)));
     }
-    let by_id = |views: Vec<ReservationView>| -> BTreeMap<String, ReservationView> {
+    let by_id = |views: Vec<ReservationView>| -> BTreeMap<ReservationId, ReservationView> {
         views
             .into_iter()
             .map(|r| (r.reservation_id.clone(), r))

@@ -1,6 +1,7 @@
 //! The log wallet by wallet: each wallet's events folded in sequence order, one wallet in
 //! memory at a time, from one consistent snapshot of the log.
 
+use domain::WalletId;
 use eventstore::log::LoggedEvent;
 use eventstore::scan::{LogScan, ScanOrder};
 use sqlx::PgPool;
@@ -28,7 +29,7 @@ pub struct FoldedWallet {
 }
 
 impl FoldedWallet {
-    fn new(wallet_id: &str) -> Self {
+    fn new(wallet_id: WalletId) -> Self {
         FoldedWallet {
             fold: WalletFold::new(wallet_id),
             violations: Vec::new(),
@@ -103,7 +104,7 @@ impl WalletStream {
                 match &mut self.current {
                     Some(c) if c.fold.wallet_id() == event.wallet_id => c.push(&event),
                     _ => {
-                        let mut next = FoldedWallet::new(&event.wallet_id);
+                        let mut next = FoldedWallet::new(event.wallet_id);
                         next.push(&event);
                         if let Some(done) = self.current.replace(next) {
                             return Ok(Some(done.finish()));

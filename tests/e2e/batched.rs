@@ -158,7 +158,7 @@ async fn two_instances_on_the_same_wallets_match_a_reference_model(pool: PgPool)
 
 /// The wallet folded from its log, up to `until` events, with the checked fold.
 async fn fold_until(pool: &PgPool, wallet: WalletId, until: u64) -> replay_tool::fold::WalletFold {
-    let mut fold = replay_tool::fold::WalletFold::new(wallet.to_string());
+    let mut fold = replay_tool::fold::WalletFold::new(wallet);
     for event in eventstore::log::wallet_events(pool, wallet, 0, 1_000)
         .await
         .unwrap()
@@ -182,11 +182,12 @@ async fn snapshots_equal_the_fold_of_the_log_and_a_cold_store_reloads_from_them(
         Arc::new(BatchedWalletStore::new(pool.clone(), config.clone()));
     let wallets = betledger_tests::workload::open_funded(store.as_ref(), "snap", 6).await;
     betledger_tests::workload::run_mixed(store.clone(), &wallets, 600, 3, 21).await;
-    let ids: Vec<String> = wallets.iter().map(|w| w.to_string()).collect();
-    let snapshots = eventstore::snapshots::latest(&pool, &ids).await.unwrap();
+    let snapshots = eventstore::snapshots::latest(&pool, &wallets)
+        .await
+        .unwrap();
     assert_eq!(snapshots.len(), 6, "every wallet took a snapshot");
     for (id, snapshot) in &snapshots {
-        let wallet: WalletId = id.parse().unwrap();
+        let wallet: WalletId = *id;
         assert!(snapshot.sequence >= 10);
         let fold = fold_until(&pool, wallet, snapshot.sequence).await;
         assert_eq!(fold.sequence(), snapshot.sequence);
@@ -198,7 +199,7 @@ async fn snapshots_equal_the_fold_of_the_log_and_a_cold_store_reloads_from_them(
         );
         let count: i64 =
             sqlx::query_scalar("SELECT count(*) FROM snapshots WHERE aggregate_id = $1")
-                .bind(id)
+                .bind(id.to_string())
                 .fetch_one(&pool)
                 .await
                 .unwrap();

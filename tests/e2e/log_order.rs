@@ -5,18 +5,24 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
+use domain::{Currency, PlayerId, WalletId};
 use eventstore::log::{read_after, LogCursor, LoggedEvent};
 use sqlx::{PgPool, Postgres, Transaction};
 
 const MIGRATOR: &sqlx::migrate::Migrator = &eventstore_migrations::MIGRATOR;
 
-async fn append(tx: &mut Transaction<'_, Postgres>, wallet: &str, sequence: i64) {
+/// The wallet id a test names `name` by (the log holds wallet ids only).
+fn wallet(name: &str) -> WalletId {
+    WalletId::for_player(&PlayerId::new(name).unwrap(), Currency::Eur)
+}
+
+async fn append(tx: &mut Transaction<'_, Postgres>, name: &str, sequence: i64) {
     sqlx::query(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
                              payload, metadata)
          VALUES ('wallet', $1, $2, 'Test', '1.0', '{}', '{}')",
     )
-    .bind(wallet)
+    .bind(wallet(name).to_string())
     .bind(sequence)
     .execute(&mut **tx)
     .await
@@ -59,8 +65,8 @@ async fn a_long_transaction_committing_after_a_short_one_is_not_skipped(pool: Pg
         seen.extend(drain(&pool, &mut cursor).await);
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let order: Vec<&str> = seen.iter().map(|e| e.wallet_id.as_str()).collect();
-    assert_eq!(order, vec!["wallet-long", "wallet-short"]);
+    let order: Vec<WalletId> = seen.iter().map(|e| e.wallet_id).collect();
+    assert_eq!(order, vec![wallet("wallet-long"), wallet("wallet-short")]);
     // A position-only cursor would have been at the short one's position and skipped this:
     assert!(seen[0].global_position < seen[1].global_position);
 }
@@ -142,9 +148,9 @@ async fn a_tailing_reader_sees_every_event_of_concurrent_writers_once(pool: PgPo
     let positions: HashSet<i64> = seen.iter().map(|e| e.global_position).collect();
     assert_eq!(positions.len(), seen.len(), "no event was read twice");
 
-    let mut last_sequence: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut last_sequence: BTreeMap<WalletId, u64> = BTreeMap::new();
     for e in &seen {
-        let last = last_sequence.entry(&e.wallet_id).or_insert(0);
+        let last = last_sequence.entry(e.wallet_id).or_insert(0);
         assert_eq!(e.sequence, *last + 1, "{} out of order", e.wallet_id);
         *last = e.sequence;
     }

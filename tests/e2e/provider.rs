@@ -237,7 +237,7 @@ async fn forged_stale_and_foreign_requests_are_refused_and_change_nothing(pool: 
     let mut stamped = body.clone();
     stamped["timestamp"] = json!(chrono::Utc::now().timestamp());
     let raw = stamped.to_string();
-    let good = command_api::provider::Provider::new(A, A_KEY).sign(raw.as_bytes());
+    let good = command_api::providers::Provider::new(A, A_KEY).sign(raw.as_bytes());
 
     let cases: Vec<(&str, betledger_tests::Reply, &str)> = vec![
         (

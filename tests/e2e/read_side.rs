@@ -85,7 +85,7 @@ async fn thousands_of_mixed_commands_end_in_read_models_equal_to_the_log(pool: P
     for entry in &entries {
         let player = entry["player_id"].as_str().unwrap();
         let net: rust_decimal::Decimal = entry["net_win"].as_str().unwrap().parse().unwrap();
-        let minor = readmodel::change::to_minor(net, domain::Currency::Eur).unwrap();
+        let minor = readmodel::model::to_minor(net, domain::Currency::Eur).unwrap();
         assert_eq!(minor, want[player], "net win of {player}");
         assert!(minor <= last, "ranked by net win, highest first");
         last = minor;
@@ -159,11 +159,7 @@ async fn a_long_transaction_that_commits_late_is_relayed_too(pool: PgPool) {
 
     side.wait_projected().await;
     side.assert_matches_log().await;
-    let w1 = side
-        .applier
-        .last_sequence(&wallets[1].to_string())
-        .await
-        .unwrap();
+    let w1 = side.applier.last_sequence(wallets[1]).await.unwrap();
     assert_eq!(w1, 3, "the late commit reached the read model");
     side.teardown().await;
 }

@@ -262,7 +262,7 @@ async fn verify_reports_each_hand_inserted_bad_event_with_its_wallet_and_sequenc
     let mut found: Vec<(String, u64, ViolationKind)> = report
         .listed
         .iter()
-        .map(|v| (v.wallet_id.clone(), v.sequence, v.kind))
+        .map(|v| (v.wallet_id.to_string(), v.sequence, v.kind))
         .collect();
     found.sort();
     let mut want: Vec<(String, u64, ViolationKind)> = expected
@@ -366,7 +366,7 @@ async fn rebuild_switches_before_a_bad_event_held_above_the_horizon_and_leaves_i
     assert!(report.violations_after_switch.is_empty());
     let current = query::current(&side.redis, &side.keys).await.unwrap();
     assert_eq!(current.number(), report.generation, "readers switched");
-    let view = query::wallet(&side.redis, &side.keys, &bad.to_string())
+    let view = query::wallet(&side.redis, &side.keys, bad)
         .await
         .unwrap()
         .unwrap();
@@ -389,7 +389,7 @@ async fn rebuild_switches_before_a_bad_event_held_above_the_horizon_and_leaves_i
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(side.stats.dead_lettered(), 1);
-    let view = query::wallet(&side.redis, &side.keys, &bad.to_string())
+    let view = query::wallet(&side.redis, &side.keys, bad)
         .await
         .unwrap()
         .unwrap();
@@ -458,16 +458,8 @@ async fn a_violation_in_the_tail_aborts_before_the_switch_and_is_reported_after_
     assert_eq!(caught_up.violations.len(), 1, "{:?}", caught_up.violations);
     let violation = &caught_up.violations[0];
     assert_eq!(
-        (
-            violation.wallet_id.clone(),
-            violation.sequence,
-            violation.kind
-        ),
-        (
-            bad.to_string(),
-            bad_seq as u64,
-            ViolationKind::UnknownReservation
-        )
+        (violation.wallet_id, violation.sequence, violation.kind),
+        (bad, bad_seq as u64, ViolationKind::UnknownReservation)
     );
     assert_eq!(
         caught_up.applied,
@@ -482,10 +474,7 @@ async fn a_violation_in_the_tail_aborts_before_the_switch_and_is_reported_after_
         } else {
             last_sequence(&pool, wallet).await as u64
         };
-        assert_eq!(
-            applier.last_sequence(&wallet.to_string()).await.unwrap(),
-            want
-        );
+        assert_eq!(applier.last_sequence(*wallet).await.unwrap(), want);
     }
     side.teardown().await;
 }
@@ -584,17 +573,17 @@ async fn rebuild_while_commands_arrive_ends_current_and_no_reader_sees_a_wallet_
     let stop = Arc::new(AtomicBool::new(false));
     let reader = {
         let (redis, keys, stop) = (side.redis.clone(), side.keys.clone(), stop.clone());
-        let ids: Vec<String> = wallets.iter().map(|w| w.to_string()).collect();
+        let ids = wallets.clone();
         tokio::spawn(async move {
-            let mut seen: HashMap<String, u64> = HashMap::new();
+            let mut seen: HashMap<WalletId, u64> = HashMap::new();
             let mut reads = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 for id in &ids {
-                    let view = query::wallet(&redis, &keys, id)
+                    let view = query::wallet(&redis, &keys, *id)
                         .await
                         .unwrap()
                         .unwrap_or_else(|| panic!("wallet {id} vanished from the read models"));
-                    let last = seen.entry(id.clone()).or_default();
+                    let last = seen.entry(*id).or_default();
                     assert!(
                         view.sequence >= *last,
                         "wallet {id} stepped back from {last} to {}",
@@ -670,7 +659,7 @@ async fn reconcile_finds_each_corruption_repair_fixes_it_and_a_second_run_is_cle
             let events = eventstore::log::wallet_events(&pool, w, 0, 1_000)
                 .await
                 .unwrap();
-            let mut fold = replay_tool::fold::WalletFold::new(w.to_string());
+            let mut fold = replay_tool::fold::WalletFold::new(w);
             for e in &events {
                 assert!(fold.apply(e).violations.is_empty());
             }
@@ -678,35 +667,25 @@ async fn reconcile_finds_each_corruption_repair_fixes_it_and_a_second_run_is_cle
         }
     };
     let right = fold(wallets[5]).await;
-    eventstore::snapshots::save(
-        &pool,
-        &wallets[5].to_string(),
-        right.sequence(),
-        right.wallet(),
-    )
-    .await
-    .unwrap();
+    eventstore::snapshots::save(&pool, wallets[5], right.sequence(), right.wallet())
+        .await
+        .unwrap();
     let (other, mine) = (fold(wallets[6]).await, fold(wallets[4]).await);
-    eventstore::snapshots::save(
-        &pool,
-        &wallets[4].to_string(),
-        mine.sequence(),
-        other.wallet(),
-    )
-    .await
-    .unwrap();
+    eventstore::snapshots::save(&pool, wallets[4], mine.sequence(), other.wallet())
+        .await
+        .unwrap();
 
     // The read models: a wrong balance, a missing wallet, an extra wallet, a stale sequence.
     let g = side.keys.generation(0);
     let id = |n: usize| wallets[n].to_string();
     let _: () = side
         .redis
-        .hset(g.wallet(&id(0)), ("available", "123.45"))
+        .hset(g.wallet(id(0)), ("available", "123.45"))
         .await
         .unwrap();
     let _: i64 = side
         .redis
-        .del(vec![g.wallet(&id(1)), g.reservations(&id(1))])
+        .del(vec![g.wallet(id(1)), g.reservations(id(1))])
         .await
         .unwrap();
     let extra = WalletId::for_player(
@@ -728,10 +707,10 @@ async fn reconcile_finds_each_corruption_repair_fixes_it_and_a_second_run_is_cle
         )
         .await
         .unwrap();
-    let stale = side.applier.last_sequence(&id(2)).await.unwrap() - 1;
+    let stale = side.applier.last_sequence(wallets[2]).await.unwrap() - 1;
     let _: () = side
         .redis
-        .hset(g.wallet(&id(2)), ("sequence", stale.to_string()))
+        .hset(g.wallet(id(2)), ("sequence", stale.to_string()))
         .await
         .unwrap();
 
@@ -792,7 +771,10 @@ async fn during_the_grace_period_a_wallet_read_answers_from_the_generation_furth
     // switch) is too short for the live test to hit reliably, so it is set up by hand.
     let side = ReadSide::new(pool, &unique_prefix("grace"), 1).await;
     let (keys, redis) = (&side.keys, &side.redis);
-    let wallet = "w-grace";
+    let wallet = WalletId::for_player(
+        &domain::PlayerId::new("p-grace").unwrap(),
+        domain::Currency::Eur,
+    );
     let write = |generation: u64, sequence: &'static str, available: &'static str| {
         let key = keys.generation(generation).wallet(wallet);
         async move {

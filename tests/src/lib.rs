@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 
 use command_api::auth::{ApiClient, Scope};
-use command_api::provider::Provider;
+use command_api::providers::Provider;
 use command_api::{Application, Config};
 use serde_json::Value;
 use sqlx::postgres::PgPoolOptions;

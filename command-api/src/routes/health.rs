@@ -9,8 +9,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// How long `/ready` waits for PostgreSQL.
 const READY_TIMEOUT_MS: u64 = 2_000;

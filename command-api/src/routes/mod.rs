@@ -1,15 +1,15 @@
-//! The endpoints, one module per group, and the bodies they share.
+//! The endpoints, one module per face or group: the native wallet commands, the read
+//! models, game sessions, the provider face, health.
 
 mod health;
+pub mod provider;
 mod read;
 mod sessions;
-pub(crate) mod wallets;
+mod wallets;
 
 use axum::Router;
-use domain::Balance;
-use serde::Serialize;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// All routes, before layers and state.
 pub fn router() -> Router<AppState> {
@@ -17,28 +17,6 @@ pub fn router() -> Router<AppState> {
         .merge(wallets::routes())
         .merge(read::routes())
         .merge(sessions::routes())
-        .merge(crate::provider::routes())
+        .merge(provider::routes())
         .merge(health::routes())
-}
-
-/// A balance as the contract shows it: decimal strings at the currency's scale.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct BalanceBody {
-    pub available: String,
-    pub reserved: String,
-    pub currency: &'static str,
-}
-
-impl From<Balance> for BalanceBody {
-    fn from(b: Balance) -> Self {
-        let scaled = |mut d: rust_decimal::Decimal| {
-            d.rescale(b.currency.scale());
-            d.to_string()
-        };
-        Self {
-            available: scaled(b.available),
-            reserved: scaled(b.reserved),
-            currency: b.currency.code(),
-        }
-    }
 }

@@ -6,15 +6,16 @@ use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::Utc;
-use domain::{Currency, WalletId};
-use readmodel::{query, Period, ReadModelError};
+use domain::Currency;
+use readmodel::{query, Period};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::BalanceBody;
-use crate::app::AppState;
 use crate::auth::{Caller, Scope};
+use crate::body::BalanceBody;
 use crate::error::ApiError;
+use crate::input;
+use crate::state::AppState;
 
 /// Rows a leaderboard returns when the caller names no limit, and at most.
 const LEADERBOARD_LIMIT_DEFAULT: u32 = 10;
@@ -26,26 +27,15 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/read/leaderboards/{game_id}", get(leaderboard))
 }
 
-impl From<ReadModelError> for ApiError {
-    fn from(e: ReadModelError) -> Self {
-        match e {
-            ReadModelError::Unavailable(e) => ApiError::Unavailable(format!("Redis: {e}")),
-            ReadModelError::Corrupt(e) => ApiError::Unavailable(format!("read model: {e}")),
-        }
-    }
-}
-
 async fn wallet(
     State(state): State<AppState>,
     caller: Caller,
     Path(path_id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require(Scope::Read)?;
-    let wallet_id: WalletId = path_id
-        .parse()
-        .map_err(|_| ApiError::InvalidRequest(format!("wallet id {path_id:?} is not a UUID")))?;
+    let wallet_id = input::wallet_id(&path_id)?;
     let rm = &state.read_models;
-    let view = query::wallet(&rm.client, &rm.keys, &wallet_id.to_string())
+    let view = query::wallet(&rm.client, &rm.keys, wallet_id)
         .await?
         .ok_or_else(ApiError::wallet_not_found)?;
     let scale = view.balance.currency.scale();
@@ -66,7 +56,7 @@ async fn wallet(
         .collect();
     Ok(Json(json!({
         "wallet_id": view.wallet_id,
-        "player_id": view.player_id,
+        "player_id": view.player_id.map(String::from).unwrap_or_default(),
         "balance": BalanceBody::from(view.balance),
         "sequence": view.sequence,
         "open_reservations": reservations,

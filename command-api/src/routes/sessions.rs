@@ -9,12 +9,12 @@ use domain::{GameId, PlayerId, WalletId};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::wallets::{currency, valid};
-use crate::app::AppState;
 use crate::auth::{Caller, Scope};
 use crate::error::ApiError;
+use crate::input::{currency, valid};
 use crate::json::JsonBody;
 use crate::sessions::Session;
+use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -9,19 +9,18 @@ use axum::{Json, Router};
 use chrono::Utc;
 use domain::wallet::RESERVATION_TIMEOUT_S_DEFAULT;
 use domain::{
-    Currency, GameId, IdError, PlayerId, ReservationId, RoundId, TransactionId, WalletCommand,
-    WalletId,
+    Currency, GameId, PlayerId, ReservationId, RoundId, TransactionId, WalletCommand, WalletId,
 };
-use eventstore::CommandReceipt;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use tracing::Instrument;
 
-use super::BalanceBody;
-use crate::app::AppState;
 use crate::auth::{Caller, Scope};
+use crate::body::{command_response, BalanceBody, CommandResponse};
 use crate::error::ApiError;
+use crate::input::{amount, currency, optional_currency, transaction_id, valid, wallet_id};
 use crate::json::JsonBody;
+use crate::runner::execute;
+use crate::state::AppState;
 
 /// Events returned by one history call when the caller names no limit.
 const EVENTS_PAGE_SIZE_DEFAULT: u32 = 100;
@@ -80,15 +79,6 @@ struct RefundRequest {
     transaction_id: String,
 }
 
-/// The answer to every money-moving call: the balance right after it.
-#[derive(Serialize)]
-pub struct CommandResponse {
-    pub wallet_id: String,
-    pub transaction_id: String,
-    pub balance: BalanceBody,
-    pub sequence: u64,
-}
-
 #[derive(Serialize)]
 struct WalletResponse {
     wallet_id: String,
@@ -103,100 +93,7 @@ struct EventsQuery {
     limit: Option<String>,
 }
 
-// ---- input parsing -------------------------------------------------------------------
-
-fn wallet_id(text: &str) -> Result<WalletId, ApiError> {
-    text.parse()
-        .map_err(|_| ApiError::InvalidRequest(format!("wallet id {text:?} is not a UUID")))
-}
-
-pub(crate) fn valid<T>(
-    make: fn(String) -> Result<T, IdError>,
-    value: String,
-) -> Result<T, ApiError> {
-    make(value).map_err(|e| ApiError::InvalidRequest(e.to_string()))
-}
-
-pub(crate) fn currency(code: &str) -> Result<Currency, ApiError> {
-    code.parse()
-        .map_err(|e: domain::money::UnknownCurrency| ApiError::UnknownCurrency(e.to_string()))
-}
-
-fn optional_currency(code: Option<String>) -> Result<Option<Currency>, ApiError> {
-    code.as_deref().map(currency).transpose()
-}
-
-/// An amount field: a decimal string. A JSON number is refused, so no float ever
-/// touches money.
-pub(crate) fn amount(field: &str, value: &serde_json::Value) -> Result<Decimal, ApiError> {
-    match value {
-        serde_json::Value::String(text) => domain::money::parse_decimal(text)
-            .map_err(|e| ApiError::InvalidAmount(format!("{field}: {e}"))),
-        serde_json::Value::Number(_) => Err(ApiError::InvalidAmount(format!(
-            "{field} must be a decimal string like \"12.50\", not a JSON number"
-        ))),
-        _ => Err(ApiError::InvalidRequest(format!(
-            "{field} must be a decimal string like \"12.50\""
-        ))),
-    }
-}
-
-fn transaction_id(value: String) -> Result<TransactionId, ApiError> {
-    valid(TransactionId::new, value)
-}
-
 // ---- handlers ------------------------------------------------------------------------
-
-/// Runs a command in a span that names the wallet and transaction, and counts its outcome.
-pub(crate) async fn execute(
-    state: &AppState,
-    wallet_id: WalletId,
-    command: WalletCommand,
-) -> Result<CommandReceipt, ApiError> {
-    let name = command.name();
-    let span = tracing::info_span!(
-        "command",
-        command = name,
-        wallet_id = %wallet_id,
-        transaction_id = tracing::field::Empty,
-    );
-    if let Some(t) = command.transaction_id() {
-        span.record("transaction_id", t.as_str());
-    }
-    let result = state
-        .store
-        .execute(wallet_id, command)
-        .instrument(span.clone())
-        .await
-        .map_err(ApiError::from);
-    let _entered = span.enter();
-    match &result {
-        Ok(receipt) => {
-            let outcome = if receipt.replayed {
-                "replayed"
-            } else {
-                "accepted"
-            };
-            crate::metrics::command_outcome(name, outcome);
-            tracing::info!(sequence = receipt.sequence, outcome, "command done");
-        }
-        Err(e) => {
-            let code = e.status_and_code().1;
-            crate::metrics::command_outcome(name, code);
-            tracing::info!(code, error = %e, "command refused");
-        }
-    }
-    result
-}
-
-pub(crate) fn command_response(receipt: CommandReceipt) -> Json<CommandResponse> {
-    Json(CommandResponse {
-        wallet_id: receipt.wallet_id.to_string(),
-        transaction_id: receipt.transaction_id.map(String::from).unwrap_or_default(),
-        balance: receipt.balance.into(),
-        sequence: receipt.sequence,
-    })
-}
 
 async fn open(
     State(state): State<AppState>,

@@ -75,6 +75,39 @@ impl WalletEvent {
     }
 }
 
+impl WalletEvent {
+    /// The reservation the event opens, closes or voids, if any.
+    pub fn reservation_id(&self) -> Option<&ReservationId> {
+        match self {
+            WalletEvent::WalletOpened { .. }
+            | WalletEvent::FundsDeposited { .. }
+            | WalletEvent::FundsWithdrawn { .. } => None,
+            WalletEvent::FundsReserved { reservation_id, .. }
+            | WalletEvent::ReservationSettled { reservation_id, .. }
+            | WalletEvent::ReservationRefunded { reservation_id, .. }
+            | WalletEvent::ReservationExpired { reservation_id, .. }
+            | WalletEvent::ReservationVoided { reservation_id, .. } => Some(reservation_id),
+        }
+    }
+
+    /// The amounts the event names, as a statement shows them: what it deposits,
+    /// withdraws, stakes (a reserve's, or a settle's stake), refunds or expires; and a
+    /// settle's payout.
+    pub fn amounts(&self) -> (Option<Decimal>, Option<Decimal>) {
+        match self {
+            WalletEvent::WalletOpened { .. } | WalletEvent::ReservationVoided { .. } => {
+                (None, None)
+            }
+            WalletEvent::FundsDeposited { amount, .. }
+            | WalletEvent::FundsWithdrawn { amount, .. }
+            | WalletEvent::FundsReserved { amount, .. }
+            | WalletEvent::ReservationRefunded { amount, .. }
+            | WalletEvent::ReservationExpired { amount, .. } => (Some(*amount), None),
+            WalletEvent::ReservationSettled { stake, payout, .. } => (Some(*stake), Some(*payout)),
+        }
+    }
+}
+
 impl DomainEvent for WalletEvent {
     fn event_type(&self) -> String {
         self.name().to_string()

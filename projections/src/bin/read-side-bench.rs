@@ -340,10 +340,9 @@ async fn steady_load(
             };
             let receipt = store.execute(wallet, reserve).await.ok()?;
             let committed = Instant::now();
-            let wallet_key = wallet.to_string();
             let deadline = committed + Duration::from_secs(10);
             while Instant::now() < deadline {
-                if applier.last_sequence(&wallet_key).await.ok()? >= receipt.sequence {
+                if applier.last_sequence(wallet).await.ok()? >= receipt.sequence {
                     let lag = committed.elapsed().as_secs_f64() * 1000.0;
                     // Close the bet so wallets do not pile up open reservations.
                     let _ = store

@@ -8,8 +8,6 @@
 //! scoped by its id (`{pid}:{transaction_id}`), so one provider can never reach another's
 //! bets. The rules themselves live in the domain (`Reserve`, `Settle`, `Rollback`).
 
-use std::collections::HashMap;
-
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -21,96 +19,22 @@ use domain::{
     GameId, PlayerId, ReservationId, ReservationState, RoundId, TransactionId, WalletCommand,
     WalletError, WalletId,
 };
-use hmac::{Hmac, Mac};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
-use sha2::Sha256;
 
-use crate::app::AppState;
-use crate::config::ConfigError;
+use crate::body::{command_response, BalanceBody, CommandResponse};
 use crate::error::ApiError;
-use crate::routes::wallets::{amount, command_response, currency, execute, valid, CommandResponse};
-use crate::routes::BalanceBody;
+use crate::input::{amount, currency, valid};
+use crate::providers::Provider;
+use crate::runner::execute;
+use crate::sessions::Session;
+use crate::state::AppState;
 
 /// How far a request's `timestamp` may be from now.
 pub const TIMESTAMP_WINDOW_S: i64 = 300;
 /// The signature header.
 pub const SIGNATURE_HEADER: &str = "x-signature";
-
-/// A configured game provider.
-#[derive(Clone)]
-pub struct Provider {
-    pub id: String,
-    secret: Vec<u8>,
-}
-
-impl Provider {
-    pub fn new(id: &str, secret: &str) -> Self {
-        Provider {
-            id: id.to_string(),
-            secret: secret.as_bytes().to_vec(),
-        }
-    }
-
-    /// `hex(HMAC-SHA256(secret, body))`: what the provider sends in `X-Signature`.
-    pub fn sign(&self, body: &[u8]) -> String {
-        let mut mac = self.mac();
-        mac.update(body);
-        hex::encode(mac.finalize().into_bytes())
-    }
-
-    fn mac(&self) -> Hmac<Sha256> {
-        Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes a key of any length")
-    }
-
-    /// Checks a signature in constant time.
-    fn verify(&self, body: &[u8], signature_hex: &str) -> bool {
-        let Ok(signature) = hex::decode(signature_hex.trim()) else {
-            return false;
-        };
-        let mut mac = self.mac();
-        mac.update(body);
-        mac.verify_slice(&signature).is_ok()
-    }
-}
-
-/// The providers by id.
-pub type Providers = HashMap<String, Provider>;
-
-/// Parses `BETLEDGER_PROVIDERS`: `id:secret` entries separated by commas. Ids are 1 to 32
-/// of `A-Z a-z 0-9 _ -`; secrets at least 16 characters.
-pub fn parse_providers(text: &str) -> Result<Vec<Provider>, ConfigError> {
-    let err = |problem: String| ConfigError {
-        variable: "BETLEDGER_PROVIDERS",
-        problem,
-    };
-    let mut providers: Vec<Provider> = Vec::new();
-    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        let Some((id, secret)) = entry.split_once(':') else {
-            return Err(err("an entry is not id:secret".into()));
-        };
-        let id_ok = (1..=32).contains(&id.len())
-            && id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-        if !id_ok {
-            return Err(err(format!(
-                "provider id {id:?}: 1 to 32 letters, digits, '_' or '-'"
-            )));
-        }
-        if secret.len() < 16 {
-            return Err(err(format!(
-                "the secret of {id:?} is shorter than 16 characters"
-            )));
-        }
-        if providers.iter().any(|p| p.id == id) {
-            return Err(err(format!("provider {id:?} is configured twice")));
-        }
-        providers.push(Provider::new(id, secret));
-    }
-    Ok(providers)
-}
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -227,7 +151,7 @@ async fn session_of(
     state: &AppState,
     provider: &Provider,
     token: &str,
-) -> Result<crate::sessions::Session, ApiError> {
+) -> Result<Session, ApiError> {
     let session = state.sessions.touch(token).await?;
     if session.provider_id != provider.id {
         return Err(ApiError::InvalidToken(

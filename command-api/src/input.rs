@@ -1,0 +1,49 @@
+//! Parsing what callers send, for every face: ids, currencies and amounts, each refused
+//! with the contract's error before any command runs, so bad input changes nothing.
+
+use domain::{Currency, IdError, TransactionId, WalletId};
+use rust_decimal::Decimal;
+
+use crate::error::ApiError;
+
+/// A wallet id from a path: a UUID.
+pub fn wallet_id(text: &str) -> Result<WalletId, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::InvalidRequest(format!("wallet id {text:?} is not a UUID")))
+}
+
+/// A caller-chosen id, validated by `make` (`PlayerId::new`, `GameId::new`, ...).
+pub fn valid<T>(make: fn(String) -> Result<T, IdError>, value: String) -> Result<T, ApiError> {
+    make(value).map_err(|e| ApiError::InvalidRequest(e.to_string()))
+}
+
+/// A transaction id.
+pub fn transaction_id(value: String) -> Result<TransactionId, ApiError> {
+    valid(TransactionId::new, value)
+}
+
+/// A currency code the ledger knows.
+pub fn currency(code: &str) -> Result<Currency, ApiError> {
+    code.parse()
+        .map_err(|e: domain::money::UnknownCurrency| ApiError::UnknownCurrency(e.to_string()))
+}
+
+/// An optional currency code.
+pub fn optional_currency(code: Option<String>) -> Result<Option<Currency>, ApiError> {
+    code.as_deref().map(currency).transpose()
+}
+
+/// An amount field: a decimal string. A JSON number is refused, so no float ever
+/// touches money.
+pub fn amount(field: &str, value: &serde_json::Value) -> Result<Decimal, ApiError> {
+    match value {
+        serde_json::Value::String(text) => domain::money::parse_decimal(text)
+            .map_err(|e| ApiError::InvalidAmount(format!("{field}: {e}"))),
+        serde_json::Value::Number(_) => Err(ApiError::InvalidAmount(format!(
+            "{field} must be a decimal string like \"12.50\", not a JSON number"
+        ))),
+        _ => Err(ApiError::InvalidRequest(format!(
+            "{field} must be a decimal string like \"12.50\""
+        ))),
+    }
+}

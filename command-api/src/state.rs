@@ -1,0 +1,64 @@
+//! What every handler can reach: the write path, the pool, the clients, the read models,
+//! sessions, providers and the rate limiter, behind one `Arc`.
+
+use std::sync::Arc;
+
+use eventstore::WalletStore;
+use metrics_exporter_prometheus::PrometheusHandle;
+use sqlx::PgPool;
+
+use crate::auth::{ApiClient, Authenticates};
+use crate::limits::RateLimiter;
+use crate::providers::Providers;
+use crate::sessions::Sessions;
+
+/// One `Arc`, so the clone axum makes for each extractor and middleware of every request
+/// is one reference count, not a copy of every field.
+#[derive(Clone)]
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    pub fn new(services: Services) -> Self {
+        AppState(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The services behind [`AppState`].
+pub struct Services {
+    pub store: Arc<dyn WalletStore>,
+    pub pool: PgPool,
+    pub clients: Arc<Vec<ApiClient>>,
+    pub metrics: PrometheusHandle,
+    /// The Redis read models (`/v1/read/...`).
+    pub read_models: ReadModels,
+    /// Game sessions (Redis).
+    pub sessions: Sessions,
+    /// Providers by id.
+    pub providers: Arc<Providers>,
+    /// Requests per second per client.
+    pub limiter: Arc<RateLimiter>,
+}
+
+/// A Redis client and the key layout the projection workers write.
+#[derive(Clone)]
+pub struct ReadModels {
+    pub client: fred::prelude::Client,
+    pub keys: readmodel::Keys,
+}
+
+impl Authenticates for AppState {
+    fn clients(&self) -> &[ApiClient] {
+        &self.clients
+    }
+
+    fn limiter(&self) -> &RateLimiter {
+        &self.limiter
+    }
+}

@@ -1,0 +1,178 @@
+//! The log's payloads: the one place where a stored row becomes a [`WalletEvent`], and the
+//! one module whose SQL looks inside a payload.
+//!
+//! Every reader of the log decodes through [`decode`] (or [`LoggedEvent::decode`]): the
+//! batched path's loads, the projections, and the replay tool's fold and audit. So a new
+//! event version is upcast here, once, and no reader has its own idea of what a row
+//! holds. (The straightforward path loads through postgres-es, which deserialises the
+//! payload itself: an upcast must be registered with cqrs-es there too; see docs/0009.)
+//!
+//! The payload's JSON is serde's external tagging of [`WalletEvent`],
+//! `{"FundsReserved": {...}}`; the queries below, and migration 0003's index on
+//! `payload -> 'FundsReserved' ->> 'expires_at'` that serves [`due_reservations`], depend
+//! on it.
+
+use chrono::{DateTime, Utc};
+use domain::{GameId, ReservationId, WalletEvent, WalletId};
+use serde::Deserialize;
+use sqlx::PgPool;
+
+use crate::log::{unavailable, LoggedEvent};
+use crate::store::StoreError;
+use crate::WALLET_AGGREGATE_TYPE;
+
+/// Why a stored row is not a wallet event this build can read.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DecodeError {
+    /// Written by a newer build, or an old shape with no upcaster here.
+    #[error("unknown event version {version:?}")]
+    UnknownVersion { version: String },
+    #[error("payload is not a wallet event: {0}")]
+    NotAnEvent(String),
+    #[error("row says {row:?}, payload is {payload}")]
+    TypeMismatch { row: String, payload: &'static str },
+}
+
+/// Decodes a stored event from its row's `event_type`, `event_version` and `payload`:
+/// checks the version (upcasting an older one, when there is one), parses the payload,
+/// and checks that it is of the row's type.
+pub fn decode(
+    event_type: &str,
+    event_version: &str,
+    payload: &serde_json::Value,
+) -> Result<WalletEvent, DecodeError> {
+    if event_version != domain::wallet::EVENT_VERSION {
+        return Err(DecodeError::UnknownVersion {
+            version: event_version.to_string(),
+        });
+    }
+    let event =
+        WalletEvent::deserialize(payload).map_err(|e| DecodeError::NotAnEvent(e.to_string()))?;
+    if event.name() != event_type {
+        return Err(DecodeError::TypeMismatch {
+            row: event_type.to_string(),
+            payload: event.name(),
+        });
+    }
+    Ok(event)
+}
+
+impl LoggedEvent {
+    /// The event this row holds: [`decode`] of its type, version and payload.
+    pub fn decode(&self) -> Result<WalletEvent, DecodeError> {
+        decode(&self.event_type, &self.event_version, &self.payload)
+    }
+}
+
+/// An open reservation the expiry sweep may expire: not settled, refunded or expired.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueReservation {
+    pub wallet_id: WalletId,
+    pub reservation_id: ReservationId,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Open reservations whose `expires_at` lies after `since` and before `until`, compared
+/// to the second (the index holds RFC 3339 text), oldest first, at most `limit`.
+pub async fn due_reservations(
+    pool: &PgPool,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<DueReservation>, StoreError> {
+    let lower = since.format("%Y-%m-%dT%H:%M:%S").to_string();
+    let upper = until.format("%Y-%m-%dT%H:%M:%S").to_string();
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT r.aggregate_id,
+                r.payload -> 'FundsReserved' ->> 'reservation_id',
+                r.payload -> 'FundsReserved' ->> 'expires_at'
+           FROM events r
+          WHERE r.event_type = 'FundsReserved'
+            AND r.payload -> 'FundsReserved' ->> 'expires_at' > $1
+            AND r.payload -> 'FundsReserved' ->> 'expires_at' < $2
+            AND NOT EXISTS (
+                SELECT 1 FROM events c
+                 WHERE c.aggregate_type = r.aggregate_type
+                   AND c.aggregate_id = r.aggregate_id
+                   AND c.sequence > r.sequence
+                   AND c.event_type IN ('ReservationSettled', 'ReservationRefunded',
+                                        'ReservationExpired')
+                   AND c.payload -> c.event_type ->> 'reservation_id'
+                       = r.payload -> 'FundsReserved' ->> 'reservation_id')
+          ORDER BY 3
+          LIMIT $3",
+    )
+    .bind(lower)
+    .bind(upper)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .map_err(unavailable)?;
+    rows.into_iter()
+        .map(|(wallet, rid, expires)| {
+            Ok(DueReservation {
+                wallet_id: wallet
+                    .parse()
+                    .map_err(|e| corrupt(format!("wallet id {wallet:?}: {e}")))?,
+                reservation_id: ReservationId::new(rid).map_err(|e| corrupt(e.to_string()))?,
+                expires_at: expires
+                    .parse()
+                    .map_err(|e| corrupt(format!("expires_at {expires:?}: {e}")))?,
+            })
+        })
+        .collect()
+}
+
+/// The game of the bet that reserved `reservation_id` on `wallet_id`, from its
+/// `FundsReserved` event; `None` if the log never opened that reservation.
+pub async fn reservation_game(
+    pool: &PgPool,
+    wallet_id: WalletId,
+    reservation_id: &ReservationId,
+) -> Result<Option<GameId>, StoreError> {
+    let game: Option<String> = sqlx::query_scalar(
+        "SELECT payload -> 'FundsReserved' ->> 'game_id' FROM events
+          WHERE aggregate_type = $1 AND aggregate_id = $2 AND event_type = 'FundsReserved'
+            AND payload -> 'FundsReserved' ->> 'reservation_id' = $3
+          LIMIT 1",
+    )
+    .bind(WALLET_AGGREGATE_TYPE)
+    .bind(wallet_id.to_string())
+    .bind(reservation_id.as_str())
+    .fetch_optional(pool)
+    .await
+    .map_err(unavailable)?;
+    game.map(|g| GameId::new(g).map_err(|e| corrupt(e.to_string())))
+        .transpose()
+}
+
+fn corrupt(message: String) -> StoreError {
+    StoreError::Corrupt(message.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn decode_checks_version_shape_and_type() {
+        let payload = json!({"FundsDeposited": {"transaction_id": "t-1", "amount": "1.00"}});
+        let event = decode("FundsDeposited", "1.0", &payload).unwrap();
+        assert_eq!(event.name(), "FundsDeposited");
+        assert_eq!(
+            decode("FundsDeposited", "2.0", &payload),
+            Err(DecodeError::UnknownVersion {
+                version: "2.0".into()
+            })
+        );
+        assert!(matches!(
+            decode("FundsWithdrawn", "1.0", &payload),
+            Err(DecodeError::TypeMismatch { .. })
+        ));
+        assert!(matches!(
+            decode("FundsDeposited", "1.0", &json!({"FundsDeposited": {}})),
+            Err(DecodeError::NotAnEvent(_))
+        ));
+    }
+}
