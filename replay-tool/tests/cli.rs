@@ -5,8 +5,7 @@
 
 use std::process::Output;
 
-use domain::{Currency, PlayerId, TransactionId, WalletCommand, WalletId};
-use eventstore::{CqrsWalletStore, WalletStore};
+use eventstore::CqrsWalletStore;
 use rust_decimal::Decimal;
 use serde_json::Value;
 use sqlx::PgPool;
@@ -49,29 +48,7 @@ fn json(output: &Output) -> Value {
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn the_binary_answers_with_exit_statuses_json_and_progress(pool: PgPool) {
     let store = CqrsWalletStore::new(pool.clone());
-    let player = PlayerId::new("cli-player").unwrap();
-    let wallet = WalletId::for_player(&player, Currency::Eur);
-    store
-        .execute(
-            wallet,
-            WalletCommand::Open {
-                player_id: player,
-                currency: Currency::Eur,
-            },
-        )
-        .await
-        .unwrap();
-    store
-        .execute(
-            wallet,
-            WalletCommand::Deposit {
-                transaction_id: TransactionId::new("cli-d1").unwrap(),
-                amount: Decimal::new(2_500, 2),
-                currency: None,
-            },
-        )
-        .await
-        .unwrap();
+    let wallet = workload::open_funded_with(&store, "cli", 1, Decimal::new(2_500, 2)).await[0];
     let prefix = format!("t-cli-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let report = std::env::temp_dir().join(format!("{prefix}.json"));
     let report = report.to_str().unwrap();

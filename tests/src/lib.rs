@@ -27,7 +27,8 @@ pub const PROVIDER_B: &str = "beta";
 pub const PROVIDER_B_SECRET: &str = "beta-secret-9876543210";
 
 pub mod readside;
-pub mod workload;
+/// The workload and fixtures shared with the benchmarks (the `betledger-workload` crate).
+pub use workload;
 
 /// The Redis the tests use: `BETLEDGER_REDIS_URL` (set by `scripts/test.sh`), else the
 /// loopback Redis of `scripts/services.sh`.

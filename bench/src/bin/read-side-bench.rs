@@ -13,7 +13,7 @@
 //!
 //! ```text
 //! eval "$(scripts/services.sh env)"
-//! cargo run --release -p projections --bin read-side-bench -- --events 50000 --rate 200 --seconds 20
+//! cargo run --release -p betledger-bench --bin read-side-bench -- --events 50000 --rate 200 --seconds 20
 //! ```
 #![forbid(unsafe_code)]
 
@@ -21,16 +21,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use betledger_bench::db;
+use betledger_bench::stats::percentile;
 use chrono::Utc;
 use clap::Parser;
-use domain::{
-    Currency, GameId, PlayerId, ReservationId, RoundId, TransactionId, WalletCommand, WalletId,
-};
+use domain::{GameId, ReservationId, RoundId, TransactionId, WalletCommand, WalletId};
 use eventstore::{CqrsWalletStore, WalletStore};
 use projections::{relay, shutdown, worker, RelayConfig, Topology, WorkerConfig, WorkerStats};
 use readmodel::{Applier, Keys};
 use rust_decimal::Decimal;
-use sqlx::{Connection, PgConnection, PgPool};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -67,34 +66,14 @@ async fn main() {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let name = format!("bench_{}", std::process::id());
-    let mut admin = PgConnection::connect(&args.urls.database_url)
-        .await
-        .context(
-            "connecting to PostgreSQL (BETLEDGER_DATABASE_URL); `scripts/services.sh up` starts it",
-        )?;
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await?;
-    let url = with_database(&args.urls.database_url, &name);
+    let mut admin = db::admin(&args.urls.database_url).await?;
+    db::create(&mut admin, &name).await?;
+    let url = db::with_database(&args.urls.database_url, &name);
     let result = bench(&args, &name, &url).await;
-    let pool_gone = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await;
-    if let Err(e) = pool_gone {
+    if let Err(e) = db::drop(&mut admin, &name).await {
         eprintln!("read-side-bench: could not drop database {name}: {e}");
     }
     result
-}
-
-fn with_database(url: &str, db: &str) -> String {
-    match url.rfind('/') {
-        Some(i) if url[..i].contains("://") && i > url.find("://").unwrap() + 2 => {
-            let rest = &url[i + 1..];
-            let query = rest.find('?').map(|q| &rest[q..]).unwrap_or("");
-            format!("{}/{db}{query}", &url[..i])
-        }
-        _ => format!("{url}/{db}"),
-    }
 }
 
 async fn bench(args: &Args, name: &str, url: &str) -> anyhow::Result<()> {
@@ -114,7 +93,10 @@ async fn bench(args: &Args, name: &str, url: &str) -> anyhow::Result<()> {
         "writing a log of {} events over {} wallets",
         args.events, args.wallets
     );
-    prewrite(&pool, args.events, args.wallets).await?;
+    let per_wallet = (args.events / args.wallets.max(1)).max(1);
+    workload::prewrite_funded(&pool, args.wallets, per_wallet - 1, Decimal::new(100, 2))
+        .await
+        .context("writing the bench log")?;
     let head: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
         .fetch_one(&pool)
         .await?;
@@ -177,18 +159,14 @@ async fn bench(args: &Args, name: &str, url: &str) -> anyhow::Result<()> {
         args.rate, args.seconds
     );
     let store: Arc<dyn WalletStore> = Arc::new(CqrsWalletStore::new(pool.clone()));
-    let wallets = open_wallets(store.as_ref(), 200).await?;
+    let wallets = workload::open_funded(store.as_ref(), "lag", 200).await;
     // Let the opens drain so they do not count in the lag figures.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let lags = steady_load(store, &applier, &wallets, args.rate, args.seconds).await?;
     let errors = lags.iter().filter(|l| l.is_none()).count();
     let mut lags: Vec<f64> = lags.into_iter().flatten().collect();
     lags.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        lags.get(((lags.len() as f64 * p) as usize).min(lags.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
+    let pct = |p: f64| percentile(&lags, p).unwrap_or(f64::NAN);
     let (p50, p99, max) = (
         pct(0.50),
         pct(0.99),
@@ -245,65 +223,6 @@ where
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-}
-
-/// A valid log straight in SQL: per wallet an open, then deposits of 1.00 with the
-/// balance after each in the metadata, as the write path records it.
-async fn prewrite(pool: &PgPool, events: u32, wallets: u32) -> anyhow::Result<()> {
-    let per_wallet = (events / wallets.max(1)).max(1);
-    sqlx::query(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-         SELECT 'wallet', md5('bench' || w)::uuid::text, s,
-                CASE WHEN s = 1 THEN 'WalletOpened' ELSE 'FundsDeposited' END, '1.0',
-                CASE WHEN s = 1
-                     THEN jsonb_build_object('WalletOpened', jsonb_build_object(
-                            'wallet_id', md5('bench' || w)::uuid::text, 'player_id', 'bench-' || w, 'currency', 'EUR'))
-                     ELSE jsonb_build_object('FundsDeposited', jsonb_build_object(
-                            'transaction_id', 'dep-' || s, 'amount', '1.00')) END,
-                jsonb_build_object('command', CASE WHEN s = 1 THEN 'open' ELSE 'deposit' END,
-                                   'request_sha256', 'bench',
-                                   'available', to_char(s - 1, 'FM999999990') || '.00',
-                                   'reserved', '0.00', 'currency', 'EUR')
-                  || CASE WHEN s = 1 THEN '{}'::jsonb ELSE jsonb_build_object('transaction_id', 'dep-' || s) END
-           FROM generate_series(1, $1::int) AS w, generate_series(1, $2::int) AS s",
-    )
-    .bind(wallets as i32)
-    .bind(per_wallet as i32)
-    .execute(pool)
-    .await
-    .context("writing the bench log")?;
-    Ok(())
-}
-
-async fn open_wallets(store: &dyn WalletStore, n: usize) -> anyhow::Result<Vec<WalletId>> {
-    let mut wallets = Vec::with_capacity(n);
-    for i in 0..n {
-        let player = PlayerId::new(format!("lag-{i}"))?;
-        let wallet = WalletId::for_player(&player, Currency::Eur);
-        store
-            .execute(
-                wallet,
-                WalletCommand::Open {
-                    player_id: player,
-                    currency: Currency::Eur,
-                },
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("open: {e:?}"))?;
-        store
-            .execute(
-                wallet,
-                WalletCommand::Deposit {
-                    transaction_id: TransactionId::new(format!("fund-{i}"))?,
-                    amount: Decimal::new(1_000_000, 2),
-                    currency: None,
-                },
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("deposit: {e:?}"))?;
-        wallets.push(wallet);
-    }
-    Ok(wallets)
 }
 
 /// Issues `rate` commands a second for `seconds` (reserve, then settle of that bet), and
