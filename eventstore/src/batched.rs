@@ -223,12 +223,7 @@ fn accept(
     let event_type = event.name().to_string();
     let payload = serde_json::to_string(&event).map_err(|e| StoreError::Corrupt(Box::new(e)))?;
     // Only a close leaves a reservation to forget.
-    let closes = matches!(
-        event,
-        WalletEvent::ReservationSettled { .. }
-            | WalletEvent::ReservationRefunded { .. }
-            | WalletEvent::ReservationExpired { .. }
-    );
+    let closes = event.closes_reservation();
     state.wallet.apply(event);
     if closes {
         state.wallet.compact();

@@ -95,8 +95,7 @@ pub async fn due_reservations(
                  WHERE c.aggregate_type = r.aggregate_type
                    AND c.aggregate_id = r.aggregate_id
                    AND c.sequence > r.sequence
-                   AND c.event_type IN ('ReservationSettled', 'ReservationRefunded',
-                                        'ReservationExpired')
+                   AND c.event_type = ANY($4)
                    AND c.payload -> c.event_type ->> 'reservation_id'
                        = r.payload -> 'FundsReserved' ->> 'reservation_id')
           ORDER BY 3
@@ -105,6 +104,7 @@ pub async fn due_reservations(
     .bind(lower)
     .bind(upper)
     .bind(limit)
+    .bind(&WalletEvent::CLOSING[..])
     .fetch_all(pool)
     .await
     .map_err(unavailable)?;

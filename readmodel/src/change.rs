@@ -92,20 +92,12 @@ impl Change {
             WalletEvent::FundsDeposited { .. }
             | WalletEvent::FundsWithdrawn { .. }
             | WalletEvent::ReservationVoided { .. } => {}
-            WalletEvent::FundsReserved {
-                reservation_id,
-                amount,
-                game_id,
-                round_id,
-                expires_at,
-            } => {
-                change.reservation = ReservationChange::Open(ReservationView {
-                    reservation_id,
-                    amount,
-                    game_id,
-                    round_id,
-                    expires_at,
-                })
+            reserved @ WalletEvent::FundsReserved { .. } => {
+                let (id, reservation) = reserved
+                    .into_opened_reservation()
+                    .expect("a FundsReserved opens a reservation");
+                change.reservation =
+                    ReservationChange::Open(ReservationView::of(&id, &reservation));
             }
             WalletEvent::ReservationSettled {
                 reservation_id,

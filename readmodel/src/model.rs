@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use domain::{Balance, Currency, GameId, PlayerId, ReservationId, RoundId, WalletId};
+use domain::{Balance, Currency, GameId, PlayerId, Reservation, ReservationId, RoundId, WalletId};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -112,6 +112,17 @@ impl WalletModel {
 }
 
 impl ReservationView {
+    /// The view of the domain's reservation `id`.
+    pub fn of(id: &ReservationId, reservation: &Reservation) -> Self {
+        ReservationView {
+            reservation_id: id.clone(),
+            amount: reservation.amount,
+            game_id: reservation.game_id.clone(),
+            round_id: reservation.round_id.clone(),
+            expires_at: reservation.expires_at,
+        }
+    }
+
     /// The JSON the reservations hash holds.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("a reservation view serialises")

@@ -194,13 +194,7 @@ impl WalletFold {
     pub fn open_reservations(&self) -> Vec<ReservationView> {
         self.wallet
             .open_reservations()
-            .map(|(id, r)| ReservationView {
-                reservation_id: id.clone(),
-                amount: r.amount,
-                game_id: r.game_id.clone(),
-                round_id: r.round_id.clone(),
-                expires_at: r.expires_at,
-            })
+            .map(|(id, r)| ReservationView::of(id, r))
             .collect()
     }
 

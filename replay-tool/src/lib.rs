@@ -1,10 +1,17 @@
 //! The replay tool: the log is the truth, and this is how it is read back.
 //!
+//! # Layout
+//! - [`fold`]: the checked fold of one wallet (the domain's `Wallet::apply` behind every
+//!   invariant check), and the money totals per currency.
+//! - [`stream`]: the log wallet by wallet, each folded, from one consistent snapshot.
+//! - [`progress`]: a bar on a terminal, periodic lines otherwise; peak memory.
 //! - [`audit`]: one wallet's history with the balance after each event, as of any time.
 //! - [`rebuild`]: the read models folded afresh from the whole log into a new generation
-//!   of keys, then readers switched over at once.
+//!   of keys (written through `readmodel::write`), the log's tail checked and projected
+//!   with `readmodel::project`, then readers switched over at once.
 //! - [`reconcile`]: every wallet's read model and latest snapshot compared with the fold
-//!   of the log, wallet by wallet in bounded memory; optionally repaired.
+//!   of the log, wallet by wallet in bounded memory; optionally repaired (through
+//!   `readmodel::write::repair`).
 //! - [`verify`]: the ledger's invariants checked over the whole log.
 //!
 //! Every one of them folds with [`fold::WalletFold`]: the domain's own `Wallet::apply`,

@@ -3,6 +3,15 @@
 //!
 //! Each test gets a fresh database from `#[sqlx::test]` (which needs `DATABASE_URL`, set
 //! by `scripts/test.sh`), so tests run side by side.
+//!
+//! # Layout
+//! - this file: the API in-process (`spawn_app`, `TestApp`) and the test configuration.
+//! - [`readside`]: the relay and workers in-process over a test's own names, and the
+//!   check that the read models equal a fold of the log.
+//! - [`workload`]: the shared workload and fixtures (the `betledger-workload` crate).
+//!
+//! The tests themselves: `e2e/` (one binary, every module a face or a part) and
+//! `service_restarts/` (restarts the shared services, so a binary of its own).
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;

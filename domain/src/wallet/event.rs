@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{GameId, PlayerId, ReservationId, RoundId, TransactionId, WalletId};
 use crate::money::Currency;
+use crate::wallet::{Reservation, ReservationState};
 
 /// Version of every event shape below.
 pub const EVENT_VERSION: &str = "1.0";
@@ -76,6 +77,42 @@ impl WalletEvent {
 }
 
 impl WalletEvent {
+    /// For a `FundsReserved`, the reservation it opens (open, with its amount, game, round
+    /// and expiry); `None` for every other event.
+    pub fn into_opened_reservation(self) -> Option<(ReservationId, Reservation)> {
+        match self {
+            WalletEvent::FundsReserved {
+                reservation_id,
+                amount,
+                game_id,
+                round_id,
+                expires_at,
+            } => Some((
+                reservation_id,
+                Reservation {
+                    amount,
+                    game_id,
+                    round_id,
+                    expires_at,
+                    state: ReservationState::Open,
+                },
+            )),
+            _ => None,
+        }
+    }
+
+    /// The names of the events that close a reservation (what SQL over the log matches).
+    pub const CLOSING: [&'static str; 3] = [
+        "ReservationSettled",
+        "ReservationRefunded",
+        "ReservationExpired",
+    ];
+
+    /// Whether the event closes a reservation (settles, refunds or expires it).
+    pub fn closes_reservation(&self) -> bool {
+        Self::CLOSING.contains(&self.name())
+    }
+
     /// The reservation the event opens, closes or voids, if any.
     pub fn reservation_id(&self) -> Option<&ReservationId> {
         match self {

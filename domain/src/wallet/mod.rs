@@ -406,25 +406,13 @@ impl Aggregate for Wallet {
             WalletEvent::WalletOpened { .. } => unreachable!("handled above"),
             WalletEvent::FundsDeposited { amount, .. } => o.balance.available += amount,
             WalletEvent::FundsWithdrawn { amount, .. } => o.balance.available -= amount,
-            WalletEvent::FundsReserved {
-                reservation_id,
-                amount,
-                game_id,
-                round_id,
-                expires_at,
-            } => {
-                o.balance.available -= amount;
-                o.balance.reserved += amount;
-                o.reservations.insert(
-                    reservation_id,
-                    Reservation {
-                        amount,
-                        game_id,
-                        round_id,
-                        expires_at,
-                        state: ReservationState::Open,
-                    },
-                );
+            reserved @ WalletEvent::FundsReserved { .. } => {
+                let (id, reservation) = reserved
+                    .into_opened_reservation()
+                    .expect("a FundsReserved opens a reservation");
+                o.balance.available -= reservation.amount;
+                o.balance.reserved += reservation.amount;
+                o.reservations.insert(id, reservation);
             }
             WalletEvent::ReservationSettled {
                 reservation_id,
