@@ -16,13 +16,19 @@ use crate::config::Config;
 use crate::json::BODY_BYTES_MAX;
 use crate::state::{AppState, ReadModels, Services};
 
-/// The whole HTTP surface.
+/// The whole HTTP surface. A request passes, in order: the metrics, the gate (who is
+/// calling, from the head alone: an unauthenticated request ends here, its body unread),
+/// the slots (its principal's share, then the server's), then its route.
 pub fn router(state: AppState, concurrency_max: usize) -> Router {
-    let slots = Arc::new(tokio::sync::Semaphore::new(concurrency_max));
+    let slots = Arc::new(crate::limits::Slots::new(concurrency_max));
     crate::routes::router()
         .layer(axum::middleware::from_fn_with_state(
             slots,
-            crate::limits::bounded,
+            crate::limits::admit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::gate::gate,
         ))
         .layer(axum::middleware::from_fn(crate::metrics::track))
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))

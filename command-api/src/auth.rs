@@ -40,6 +40,11 @@ impl ApiClient {
     pub fn has(&self, scope: Scope) -> bool {
         self.scopes.contains(&scope)
     }
+
+    /// The client's name (never its token).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
 }
 
 impl fmt::Display for ApiClient {
@@ -89,26 +94,31 @@ impl<S: Authenticates + Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| {
-                ApiError::Unauthorized("send the header `Authorization: Bearer <token>`".into())
-            })?;
-        let digest: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
-        // Look at every client, so the time taken does not tell which one matched.
-        let mut found = None;
-        for client in state.clients() {
-            if constant_time_eq(&client.token_sha256, &digest) {
-                found = Some(client);
-            }
-        }
-        let client = found
-            .cloned()
-            .ok_or_else(|| ApiError::Unauthorized("unknown bearer token".into()))?;
+        let client = client_of(state.clients(), &parts.headers)?.clone();
         state.limiter().check(&format!("client:{}", client.name))?;
         Ok(Caller(client))
     }
+}
+
+/// The client whose bearer token `headers` carry, compared by digest in constant time.
+pub fn client_of<'c>(
+    clients: &'c [ApiClient],
+    headers: &axum::http::HeaderMap,
+) -> Result<&'c ApiClient, ApiError> {
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            ApiError::Unauthorized("send the header `Authorization: Bearer <token>`".into())
+        })?;
+    let digest: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
+    // Look at every client, so the time taken does not tell which one matched.
+    let mut found = None;
+    for client in clients {
+        if constant_time_eq(&client.token_sha256, &digest) {
+            found = Some(client);
+        }
+    }
+    found.ok_or_else(|| ApiError::Unauthorized("unknown bearer token".into()))
 }

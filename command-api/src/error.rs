@@ -37,6 +37,12 @@ pub enum ApiError {
     InvalidToken(String),
     #[error("more than the client's rate; retry after {retry_after_s} s")]
     RateLimited { retry_after_s: u64 },
+    /// No endpoint at this path.
+    #[error("{0}")]
+    NoSuchEndpoint(String),
+    /// The path exists, but not for this method.
+    #[error("{0}")]
+    MethodNotAllowed(String),
 }
 
 impl ApiError {
@@ -60,6 +66,8 @@ impl ApiError {
             ApiError::Unavailable(_) => (S::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
             ApiError::InvalidToken(_) => (S::UNAUTHORIZED, "INVALID_TOKEN"),
             ApiError::RateLimited { .. } => (S::TOO_MANY_REQUESTS, "RATE_LIMITED"),
+            ApiError::NoSuchEndpoint(_) => (S::NOT_FOUND, "NOT_FOUND"),
+            ApiError::MethodNotAllowed(_) => (S::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED"),
             ApiError::Refused { error, .. } => match error {
                 WalletError::WalletNotFound => (S::NOT_FOUND, "WALLET_NOT_FOUND"),
                 WalletError::WalletExists { .. } => (S::CONFLICT, "WALLET_EXISTS"),

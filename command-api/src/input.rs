@@ -1,15 +1,19 @@
 //! Parsing what callers send, for every face: ids, currencies and amounts, each refused
 //! with the contract's error before any command runs, so bad input changes nothing.
 
-use domain::{Currency, IdError, TransactionId, WalletId};
+use domain::{Currency, IdError, ReservationId, TransactionId, WalletId};
 use rust_decimal::Decimal;
 
 use crate::error::ApiError;
 
-/// A wallet id from a path: a UUID.
+/// A wallet id from a path: a UUID in its one written form (lowercase, hyphenated).
 pub fn wallet_id(text: &str) -> Result<WalletId, ApiError> {
-    text.parse()
-        .map_err(|_| ApiError::InvalidRequest(format!("wallet id {text:?} is not a UUID")))
+    text.parse().map_err(|e| {
+        ApiError::InvalidRequest(format!(
+            "wallet id {:?}: {e}",
+            text.chars().take(64).collect::<String>()
+        ))
+    })
 }
 
 /// A caller-chosen id, validated by `make` (`PlayerId::new`, `GameId::new`, ...).
@@ -17,9 +21,28 @@ pub fn valid<T>(make: fn(String) -> Result<T, IdError>, value: String) -> Result
     make(value).map_err(|e| ApiError::InvalidRequest(e.to_string()))
 }
 
-/// A transaction id.
+/// A native caller's transaction id. It may not contain `:`: that is how provider-scoped
+/// ids (`{pid}:{id}`) are written, so a native caller can never create or touch a
+/// provider's transaction, nor a provider a native one.
 pub fn transaction_id(value: String) -> Result<TransactionId, ApiError> {
+    native(&value)?;
     valid(TransactionId::new, value)
+}
+
+/// A native caller's reservation id (a reserve's transaction id): as [`transaction_id`].
+pub fn reservation_id(value: String) -> Result<ReservationId, ApiError> {
+    native(&value)?;
+    valid(ReservationId::new, value)
+}
+
+fn native(id: &str) -> Result<(), ApiError> {
+    if id.contains(':') {
+        return Err(ApiError::InvalidRequest(
+            "transaction and reservation ids may not contain ':' (it marks a provider's ids)"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// A currency code the ledger knows.

@@ -11,11 +11,14 @@
 //! - [`runner`]: the command runner every face calls (span, write path, outcome metric).
 //! - [`state`]: `AppState`, what every handler can reach.
 //! - [`config`]: the `Config` read from the environment, printed with secrets masked.
+//! - [`gate`]: names the caller from the request's head, before its body is read or a
+//!   slot is taken; refuses the unauthenticated.
 //! - [`auth`]: bearer tokens per client, with scopes.
 //! - [`providers`]: the configured game providers and their request signatures.
 //! - [`sessions`]: game sessions in Redis.
-//! - [`limits`]: per-client rate limits and the cap on requests in flight.
-//! - [`json`]: the strict JSON body extractor (size limit, unknown fields refused).
+//! - [`limits`]: per-client rate limits, and the request slots (per principal and in all).
+//! - [`json`]: strict bodies and query strings (size and time bounds, unknown or repeated
+//!   fields refused).
 //! - [`input`]: parsing ids, currencies and amounts into the domain's types.
 //! - [`error`]: `ApiError`, the one place where outcomes become HTTP codes and bodies.
 //! - [`body`]: the response bodies the faces share.
@@ -28,6 +31,7 @@ pub mod body;
 pub mod config;
 pub mod error;
 pub mod expiry;
+pub mod gate;
 pub mod input;
 pub mod json;
 pub mod limits;

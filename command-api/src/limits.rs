@@ -1,5 +1,6 @@
-//! Protection from floods: a token bucket per client (bearer token or provider), and a cap
-//! on requests served at once so a burst cannot exhaust the database pool.
+//! Protection from floods: a token bucket per client (bearer token or provider), and caps
+//! on requests served at once, per principal and in all, so a burst cannot exhaust the
+//! database pool and one caller cannot starve the others.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
 
 use crate::error::ApiError;
+use crate::gate::Principal;
 
 /// How long a request waits for a free slot before it is answered `503 UNAVAILABLE`.
 pub const CONCURRENCY_WAIT: Duration = Duration::from_secs(2);
@@ -59,15 +61,56 @@ impl RateLimiter {
     }
 }
 
-/// Middleware: at most the semaphore's permits of requests run at once; a request that
-/// cannot get one within [`CONCURRENCY_WAIT`] is answered 503 with `Retry-After`.
-pub async fn bounded(
-    State(slots): State<Arc<Semaphore>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    match tokio::time::timeout(CONCURRENCY_WAIT, slots.acquire_owned()).await {
-        Ok(Ok(_permit)) => next.run(request).await,
+/// The request slots: at most `total` requests served at once, and at most `per_caller`
+/// of them for any one principal (a client, a provider), so no caller can hold them all.
+pub struct Slots {
+    total: Arc<Semaphore>,
+    per_caller: usize,
+    callers: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl Slots {
+    /// `total` slots, a quarter of them (at least one) per principal.
+    pub fn new(total: usize) -> Self {
+        Slots {
+            total: Arc::new(Semaphore::new(total.max(1))),
+            per_caller: (total / 4).max(1),
+            callers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The most slots one principal may hold at once.
+    pub fn per_caller(&self) -> usize {
+        self.per_caller
+    }
+
+    fn of(&self, key: String) -> Arc<Semaphore> {
+        let mut callers = self.callers.lock().expect("slots lock");
+        callers
+            .entry(key)
+            .or_insert_with(|| Arc::new(Semaphore::new(self.per_caller)))
+            .clone()
+    }
+}
+
+/// Middleware (after [`crate::gate::gate`]): a request takes one of its principal's slots,
+/// then one of the server's; one that cannot get both within [`CONCURRENCY_WAIT`] is
+/// answered 503 with `Retry-After`.
+pub async fn admit(State(slots): State<Arc<Slots>>, request: Request, next: Next) -> Response {
+    let key = request
+        .extensions()
+        .get::<Principal>()
+        .map(Principal::key)
+        .unwrap_or_else(|| "public".into());
+    let caller = slots.of(key);
+    let permits = tokio::time::timeout(CONCURRENCY_WAIT, async {
+        let mine = caller.acquire_owned().await.ok()?;
+        let server = slots.total.clone().acquire_owned().await.ok()?;
+        Some((mine, server))
+    })
+    .await;
+    match permits {
+        Ok(Some(_permits)) => next.run(request).await,
         _ => {
             metrics::counter!("http_overloaded_total").increment(1);
             ApiError::Unavailable("the server is at its concurrency limit; retry".into())

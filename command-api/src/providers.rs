@@ -7,6 +7,9 @@ use std::collections::HashMap;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+/// The header a provider signs its request body in.
+pub const SIGNATURE_HEADER: &str = "x-signature";
+
 /// A configured game provider.
 #[derive(Clone)]
 pub struct Provider {

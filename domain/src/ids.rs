@@ -10,25 +10,68 @@ use crate::money::Currency;
 
 /// Longest caller-chosen id accepted (transaction, reservation, player, game, round).
 pub const ID_LEN_MAX: usize = 128;
+/// Longest id as stored: a caller's id scoped by its provider (`{pid}:{id}`, a provider id
+/// of at most 32 characters and a role) must not eat the caller's 128.
+pub const STORED_ID_LEN_MAX: usize = 192;
+/// Longest scope (a provider id, with a role): see [`TransactionId::scoped`].
+pub const SCOPE_LEN_MAX: usize = STORED_ID_LEN_MAX - ID_LEN_MAX - 1;
 
 /// Why a caller-chosen id was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
-    #[error("{field} must be 1 to {ID_LEN_MAX} characters, got {len}")]
-    Length { field: &'static str, len: usize },
+    #[error("{field} must be 1 to {max} characters, got {len}")]
+    Length {
+        field: &'static str,
+        len: usize,
+        max: usize,
+    },
     #[error("{field} must not contain control characters")]
     ControlCharacter { field: &'static str },
+    /// Invisible characters (zero-width spaces and joiners, direction overrides, soft
+    /// hyphens...) would let two ids that look the same name different things.
+    #[error("{field} must not contain invisible formatting characters (U+{code:04X})")]
+    FormatCharacter { field: &'static str, code: u32 },
+    #[error("{field} must not contain {character:?}: {why}")]
+    Reserved {
+        field: &'static str,
+        character: char,
+        why: &'static str,
+    },
 }
 
-fn check_id(field: &'static str, value: &str) -> Result<(), IdError> {
+/// The one form of an id: Unicode NFC (so a composed "é" and "e" + U+0301 are the same
+/// id), with no control or format characters, 1 to `max` characters.
+fn canonical_id(field: &'static str, value: String, max: usize) -> Result<String, IdError> {
+    use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    let value = match is_nfc_quick(value.chars()) {
+        IsNormalized::Yes => value,
+        _ => value.nfc().collect(),
+    };
     let len = value.chars().count();
-    if len == 0 || len > ID_LEN_MAX {
-        return Err(IdError::Length { field, len });
+    if len == 0 || len > max {
+        return Err(IdError::Length { field, len, max });
     }
-    if value.chars().any(char::is_control) {
-        return Err(IdError::ControlCharacter { field });
+    for c in value.chars() {
+        if c.is_control() {
+            return Err(IdError::ControlCharacter { field });
+        }
+        if matches!(
+            c.general_category(),
+            GeneralCategory::Format
+                | GeneralCategory::Surrogate
+                | GeneralCategory::PrivateUse
+                | GeneralCategory::Unassigned
+                | GeneralCategory::LineSeparator
+                | GeneralCategory::ParagraphSeparator
+        ) {
+            return Err(IdError::FormatCharacter {
+                field,
+                code: u32::from(c),
+            });
+        }
     }
-    Ok(())
+    Ok(value)
 }
 
 macro_rules! string_id {
@@ -39,11 +82,9 @@ macro_rules! string_id {
         pub struct $name(String);
 
         impl $name {
-            /// Validates and wraps a caller-chosen id.
+            /// Validates and wraps a caller-chosen id (in its canonical form: NFC).
             pub fn new(value: impl Into<String>) -> Result<Self, IdError> {
-                let value = value.into();
-                check_id($field, &value)?;
-                Ok(Self(value))
+                canonical_id($field, value.into(), ID_LEN_MAX).map(Self)
             }
 
             /// The id as text.
@@ -52,10 +93,12 @@ macro_rules! string_id {
             }
         }
 
+        /// How an id comes back from the log: as stored, which may be longer than a
+        /// caller's (a provider-scoped id).
         impl TryFrom<String> for $name {
             type Error = IdError;
             fn try_from(value: String) -> Result<Self, IdError> {
-                Self::new(value)
+                canonical_id($field, value, STORED_ID_LEN_MAX).map(Self)
             }
         }
 
@@ -99,6 +142,25 @@ string_id!(
     "round_id"
 );
 
+impl TransactionId {
+    /// `{scope}:{id}`: a caller's id (validated as any caller id, up to 128 characters)
+    /// in a space of its own. A provider's ids are scoped by the provider (and a role, when
+    /// the caller reused one id for two movements): the scope is 1 to
+    /// [`SCOPE_LEN_MAX`] characters without `:`, and native ids never contain `:`, so no
+    /// caller can name an id in another's space.
+    pub fn scoped(scope: &str, id: &str) -> Result<Self, IdError> {
+        let id = canonical_id("transaction_id", id.to_string(), ID_LEN_MAX)?;
+        if scope.is_empty() || scope.chars().count() > SCOPE_LEN_MAX || scope.contains(':') {
+            return Err(IdError::Reserved {
+                field: "scope",
+                character: ':',
+                why: "a scope is 1 to 63 characters without ':'",
+            });
+        }
+        Ok(Self(format!("{scope}:{id}")))
+    }
+}
+
 impl From<ReservationId> for TransactionId {
     fn from(id: ReservationId) -> Self {
         Self(id.0)
@@ -132,10 +194,26 @@ impl WalletId {
     }
 }
 
+/// A wallet id that is not in its one written form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a wallet id is a UUID in lowercase hyphenated form (8-4-4-4-12 hex digits)")]
+pub struct WalletIdError;
+
+/// Only the canonical form (lowercase, hyphenated, as `Display` prints it) is a wallet id:
+/// uppercase, simple, braced or URN forms of the same UUID are refused, so one wallet has
+/// one name everywhere (paths, logs, keys).
 impl std::str::FromStr for WalletId {
-    type Err = uuid::Error;
+    type Err = WalletIdError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Uuid::parse_str(s).map(Self)
+        let canonical = s.len() == 36
+            && s.bytes().enumerate().all(|(i, b)| match i {
+                8 | 13 | 18 | 23 => b == b'-',
+                _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+            });
+        if !canonical {
+            return Err(WalletIdError);
+        }
+        Uuid::parse_str(s).map(Self).map_err(|_| WalletIdError)
     }
 }
 
@@ -160,6 +238,57 @@ mod tests {
             WalletId::for_player(&p, Currency::Eur),
             WalletId::for_player(&p, Currency::Usd)
         );
+    }
+
+    #[test]
+    fn a_wallet_id_has_one_written_form() {
+        let id = WalletId::for_player(&PlayerId::new("p").unwrap(), Currency::Eur);
+        let text = id.to_string();
+        assert_eq!(text.parse::<WalletId>(), Ok(id));
+        let simple = text.replace('-', "");
+        for other in [
+            text.to_uppercase(),
+            simple,
+            format!("{{{text}}}"),
+            format!("urn:uuid:{text}"),
+            format!(" {text}"),
+        ] {
+            assert_eq!(other.parse::<WalletId>(), Err(WalletIdError), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn ids_that_look_alike_are_one_id_or_refused() {
+        // A decomposed "é" is the composed one.
+        let decomposed = PlayerId::new("jose\u{301}").unwrap();
+        assert_eq!(decomposed, PlayerId::new("jos\u{e9}").unwrap());
+        // Invisible characters are refused, not kept.
+        for sneaky in [
+            "al\u{200b}ice",
+            "alice\u{202e}",
+            "\u{feff}alice",
+            "al\u{ad}ice",
+            "a\u{2028}b",
+        ] {
+            assert!(
+                matches!(PlayerId::new(sneaky), Err(IdError::FormatCharacter { .. })),
+                "{sneaky:?}"
+            );
+        }
+        assert!(PlayerId::new("Zoë Ω 名前").is_ok());
+    }
+
+    #[test]
+    fn a_scoped_id_keeps_the_callers_whole_length() {
+        let id = "x".repeat(ID_LEN_MAX);
+        let scoped = TransactionId::scoped(&"p".repeat(32), &id).unwrap();
+        assert_eq!(scoped.as_str().len(), 32 + 1 + ID_LEN_MAX);
+        assert!(TransactionId::scoped("p", &"x".repeat(ID_LEN_MAX + 1)).is_err());
+        assert!(TransactionId::scoped("a:b", "x").is_err());
+        // What the log stores comes back, though it is longer than a caller's id.
+        let back: TransactionId =
+            serde_json::from_value(serde_json::json!(scoped.as_str())).unwrap();
+        assert_eq!(back, scoped);
     }
 
     #[test]

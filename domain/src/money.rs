@@ -115,6 +115,9 @@ pub enum AmountError {
         currency: Currency,
         scale: u32,
     },
+    /// More digits after the point than a decimal can hold: no currency allows them.
+    #[error("amount has {digits} digits after the point; no currency allows more than 8")]
+    Unrepresentable { digits: u32 },
     #[error("amount exceeds the largest accepted in one command ({AMOUNT_MAX})")]
     TooLarge,
 }
@@ -122,12 +125,15 @@ pub enum AmountError {
 /// Parses the text of an amount: an optional `-`, digits, optionally `.` and digits.
 ///
 /// No exponent, no sign `+`, no spaces, no thousands separators: what a caller sends is
-/// exactly what is booked or it is refused. Sign and scale are judged later against the
-/// wallet's currency by [`Money::new`].
+/// exactly what is booked or it is refused. The value is exact: trailing zeros after the
+/// point are dropped, and a value a `Decimal` cannot hold exactly (more than 28 digits
+/// after the point, or too many digits in all) is refused, never rounded. Sign and scale
+/// are judged later against the wallet's currency by [`Money::new`].
 pub fn parse_decimal(text: &str) -> Result<Decimal, AmountError> {
     if text.is_empty() || text.len() > AMOUNT_TEXT_LEN_MAX {
         return Err(AmountError::Malformed);
     }
+    let negative = text.starts_with('-');
     let unsigned = text.strip_prefix('-').unwrap_or(text);
     let (int, frac) = match unsigned.split_once('.') {
         Some((i, f)) => (i, Some(f)),
@@ -137,12 +143,29 @@ pub fn parse_decimal(text: &str) -> Result<Decimal, AmountError> {
     if !digits(int) || frac.is_some_and(|f| !digits(f)) {
         return Err(AmountError::Malformed);
     }
-    let mut value = Decimal::from_str(text).map_err(|_| AmountError::Malformed)?;
+    // Trailing zeros after the point are the same value: drop them, so only digits that
+    // carry value are judged (and "1.000...0" of any allowed length is 1).
+    let frac = frac.map(|f| f.trim_end_matches('0')).unwrap_or("");
+    if frac.len() > MAX_SCALE {
+        return Err(AmountError::Unrepresentable {
+            digits: frac.len() as u32,
+        });
+    }
+    let exact = if frac.is_empty() {
+        int.to_string()
+    } else {
+        format!("{int}.{frac}")
+    };
+    // `from_str_exact` refuses what it would have to round (too many digits in all).
+    let mut value = Decimal::from_str_exact(&exact).map_err(|_| AmountError::Malformed)?;
     // rust_decimal reads "-0.00" as a positive zero; keep the caller's sign so that
     // `Money` can refuse it.
-    value.set_sign_negative(text.starts_with('-'));
+    value.set_sign_negative(negative);
     Ok(value)
 }
+
+/// The most digits after the point a `Decimal` holds.
+const MAX_SCALE: usize = 28;
 
 /// A validated amount of one currency: non-negative, at the currency's scale, bounded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -253,6 +276,112 @@ mod tests {
         );
         // Fits the text bound but not a Decimal's 96 bits.
         assert_eq!(parse_decimal(&"9".repeat(35)), Err(AmountError::Malformed));
+    }
+
+    #[test]
+    fn amounts_are_exact_or_refused_never_rounded() {
+        // Issue 12: each of these was rounded into an accepted amount.
+        for text in [
+            "0.009999999999999999999999999999999",
+            "1.000000000000000000000000000001",
+            "0.00000000000000000000000000001",
+        ] {
+            let parsed = parse_decimal(text);
+            let money = parsed.and_then(|d| Money::non_negative(d, Currency::Eur));
+            assert!(money.is_err(), "{text:?} was booked as {money:?}");
+        }
+        assert_eq!(
+            parse_decimal("0.00000000000000000000000000001"),
+            Err(AmountError::Unrepresentable { digits: 29 })
+        );
+        // Trailing zeros carry no value, whatever their number.
+        assert_eq!(
+            parse_decimal("1.000000000000000000000000000000"),
+            Ok(dec("1"))
+        );
+        assert_eq!(
+            Money::new(parse_decimal("1.5000000000").unwrap(), Currency::Eur)
+                .unwrap()
+                .amount()
+                .to_string(),
+            "1.50"
+        );
+    }
+
+    /// The reference: what a caller's text says, worked out on the digits themselves
+    /// (no decimal type): `None` if it is not an amount `currency` can book, else the
+    /// amount printed at the currency's scale.
+    fn reference(text: &str, currency: Currency, zero_ok: bool) -> Option<String> {
+        if text.is_empty() || text.len() > AMOUNT_TEXT_LEN_MAX || text.starts_with('-') {
+            return None;
+        }
+        let (int, frac) = text.split_once('.').unwrap_or((text, ""));
+        if int.is_empty()
+            || (text.contains('.') && frac.is_empty())
+            || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        let frac = frac.trim_end_matches('0');
+        let scale = currency.scale() as usize;
+        if frac.len() > scale {
+            return None;
+        }
+        let int = int.trim_start_matches('0');
+        if int.len() > 10 {
+            return None; // over AMOUNT_MAX (1e9) for sure
+        }
+        let whole: u128 = if int.is_empty() { 0 } else { int.parse().ok()? };
+        let frac_scaled = format!("{frac:0<scale$}");
+        let minor: u128 = whole * 10u128.pow(scale as u32)
+            + if scale == 0 {
+                0
+            } else {
+                frac_scaled.parse::<u128>().ok()?
+            };
+        let max_minor = 1_000_000_000u128 * 10u128.pow(scale as u32);
+        if minor > max_minor || (minor == 0 && !zero_ok) {
+            return None;
+        }
+        Some(if scale == 0 {
+            minor.to_string()
+        } else {
+            let digits = format!("{minor:0>width$}", width = scale + 1);
+            let (i, f) = digits.split_at(digits.len() - scale);
+            format!("{i}.{f}")
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 4_096,
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// Every string is either refused or booked as exactly its decimal value at the
+        /// currency's scale: checked against the digit-by-digit reference above.
+        #[test]
+        fn every_amount_text_is_refused_or_booked_exactly(
+            text in "-?[0-9]{0,14}(\\.[0-9]{0,34})?|[0-9.eE+ -]{0,12}|0\\.0{0,30}[0-9]{0,8}",
+            currency in proptest::sample::select(Currency::ALL.to_vec()),
+            zero_ok: bool,
+        ) {
+            let booked = parse_decimal(&text).ok().and_then(|d| {
+                let money = if zero_ok {
+                    Money::non_negative(d, currency)
+                } else {
+                    Money::new(d, currency)
+                };
+                money.ok()
+            });
+            let want = reference(&text, currency, zero_ok);
+            proptest::prop_assert_eq!(
+                booked.map(|m| m.amount().to_string()),
+                want,
+                "{:?} in {}", text, currency
+            );
+        }
     }
 
     #[test]

@@ -63,8 +63,9 @@ end
 if ARGV[12] ~= '' then
   local player = redis.call('HGET', wallet, 'player_id') or ''
   for i = 16, #ARGV do
-    redis.call('ZINCRBY', p .. ':leaderboard:' .. ARGV[7] .. ':' .. ARGV[i] .. ':' .. game,
-               ARGV[12], player)
+    local board = ARGV[7] .. ':' .. ARGV[i] .. ':' .. game
+    redis.call('ZINCRBY', p .. ':leaderboard:' .. board, ARGV[12], player)
+    redis.call('HINCRBY', p .. ':leaderboard-net:' .. board, player, ARGV[12])
   end
   redis.call('SADD', p .. ':leaderboard-currencies:' .. game, ARGV[7])
 end

@@ -16,6 +16,9 @@
 //! - `{G}:leaderboard:{CUR}:{period}:{game}`: sorted set `player id -> net win` in the
 //!   currency's minor units (sorted-set scores are f64; integers stay exact to 2^53).
 //!   `period` is `all`, `day:2026-11-24` or `week:2026-W48` (UTC, ISO weeks).
+//! - `{G}:leaderboard-net:{CUR}:{period}:{game}`: hash `player id -> net win` in minor
+//!   units as an exact integer (HINCRBY, 64 bits): what a board shows. The sorted set above
+//!   only orders the players; its f64 scores are not exact past 2^53 minor units.
 //! - `{G}:leaderboard-currencies:{game}`: set of currencies with a board for the game.
 //! - `{G}:meta`: hash with the highest log position applied (`global_position`,
 //!   `recorded_at`): how fresh the leaderboards are.
@@ -121,6 +124,15 @@ impl Generation {
         format!(
             "{}{}:{bucket}:{game_id}",
             self.leaderboard_prefix(),
+            currency.code()
+        )
+    }
+
+    /// The exact net wins of the board [`Generation::leaderboard`] orders.
+    pub fn leaderboard_net(&self, currency: Currency, bucket: &str, game_id: &str) -> String {
+        format!(
+            "{}:leaderboard-net:{}:{bucket}:{game_id}",
+            self.prefix,
             currency.code()
         )
     }

@@ -119,17 +119,33 @@ pub async fn leaderboard(
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let key = keys.leaderboard(currency, &period.bucket(at), game_id);
+    let bucket = period.bucket(at);
+    let key = keys.leaderboard(currency, &bucket, game_id);
     let rows: Vec<(String, f64)> = client.zrevrange(key, 0, i64::from(limit) - 1, true).await?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    // The exact figures: the sorted set only orders (its scores are f64).
+    let players: Vec<&str> = rows.iter().map(|(p, _)| p.as_str()).collect();
+    let exact: Vec<Option<String>> = client
+        .hmget(keys.leaderboard_net(currency, &bucket, game_id), players)
+        .await?;
     rows.into_iter()
+        .zip(exact)
         .enumerate()
-        .map(|(i, (player_id, score))| {
+        .map(|(i, ((player_id, score), exact))| {
+            let minor = match exact {
+                Some(text) => text.parse::<i64>().map_err(|e| {
+                    ReadModelError::Corrupt(format!("leaderboard net {text:?}: {e}"))
+                })?,
+                // A generation built before the exact figures: run `rebuild`.
+                None => score.round() as i64,
+            };
             Ok(LeaderboardEntry {
                 rank: i as u32 + 1,
                 player_id: PlayerId::new(player_id)
                     .map_err(|e| ReadModelError::Corrupt(format!("leaderboard member: {e}")))?,
-                // Scores are whole minor units, exact in an f64 up to 2^53.
-                net_win: from_minor(score.round() as i64, currency),
+                net_win: from_minor(minor, currency),
             })
         })
         .collect()

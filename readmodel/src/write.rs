@@ -68,10 +68,19 @@ pub async fn put_leaderboards(
             .map(|(player, net)| (*net as f64, player.to_string()))
             .collect();
         let key = generation.leaderboard(board.currency, &board.bucket, board.game_id.as_str());
+        let net_key =
+            generation.leaderboard_net(board.currency, &board.bucket, board.game_id.as_str());
         for chunk in members.chunks(MEMBERS_PER_COMMAND_MAX) {
             let _: i64 = client
                 .zadd(key.as_str(), None, None, false, false, chunk.to_vec())
                 .await?;
+        }
+        let exact: Vec<(String, String)> = players
+            .iter()
+            .map(|(player, net)| (player.to_string(), net.to_string()))
+            .collect();
+        for chunk in exact.chunks(MEMBERS_PER_COMMAND_MAX) {
+            let _: () = client.hset(net_key.as_str(), chunk.to_vec()).await?;
         }
         let codes = currencies.entry(&board.game_id).or_default();
         if !codes.contains(&board.currency.code()) {

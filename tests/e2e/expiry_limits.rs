@@ -53,7 +53,24 @@ async fn a_reservation_past_its_timeout_is_refunded_by_the_engine(pool: PgPool) 
     let wallet = app.open_wallet("p1", "EUR").await;
     app.deposit(&wallet, "fund", "100").await;
     // A provider bet under id b1 is reservation "alpha:b1"; this one has a 1 s timeout.
-    reserve(&app, &wallet, "alpha:b1", 1).await;
+    // Provider bets all time out after an hour and a native caller cannot name a
+    // provider's id, so it goes straight to a write path.
+    let store = eventstore::CqrsWalletStore::new(pool.clone());
+    eventstore::WalletStore::execute(
+        &store,
+        wallet.parse().unwrap(),
+        domain::WalletCommand::Reserve {
+            reservation_id: domain::TransactionId::scoped(A, "b1").unwrap().into(),
+            amount: rust_decimal::Decimal::new(100, 2),
+            currency: None,
+            game_id: domain::GameId::new("g1").unwrap(),
+            round_id: domain::RoundId::new("r1").unwrap(),
+            timeout_s: 1,
+            now: chrono::Utc::now(),
+        },
+    )
+    .await
+    .unwrap();
     reserve(&app, &wallet, "long", 3_600).await;
     let started = Instant::now();
     loop {

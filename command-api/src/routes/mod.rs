@@ -9,6 +9,7 @@ mod wallets;
 
 use axum::Router;
 
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// All routes, before layers and state.
@@ -19,4 +20,14 @@ pub fn router() -> Router<AppState> {
         .merge(sessions::routes())
         .merge(provider::routes())
         .merge(health::routes())
+        .fallback(no_such_endpoint)
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+async fn no_such_endpoint(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::NoSuchEndpoint(format!("no endpoint {method} {}", uri.path()))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{} does not take {method}", uri.path()))
 }

@@ -8,7 +8,6 @@
 //! scoped by its id (`{pid}:{transaction_id}`), so one provider can never reach another's
 //! bets. The rules themselves live in the domain (`Reserve`, `Settle`, `Rollback`).
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::routing::post;
@@ -26,15 +25,14 @@ use serde_json::json;
 use crate::body::{command_response, BalanceBody, CommandResponse};
 use crate::error::ApiError;
 use crate::input::{amount, currency, valid};
-use crate::providers::Provider;
+use crate::json::RawBody;
+use crate::providers::{Provider, SIGNATURE_HEADER};
 use crate::runner::execute;
 use crate::sessions::Session;
 use crate::state::AppState;
 
 /// How far a request's `timestamp` may be from now.
 pub const TIMESTAMP_WINDOW_S: i64 = 300;
-/// The signature header.
-pub const SIGNATURE_HEADER: &str = "x-signature";
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -103,7 +101,7 @@ fn verified<T: DeserializeOwned + Timestamped>(
     state: &AppState,
     pid: &str,
     headers: &HeaderMap,
-    body: &Bytes,
+    body: &[u8],
 ) -> Result<(Provider, T), ApiError> {
     let provider = state
         .providers
@@ -125,8 +123,9 @@ fn verified<T: DeserializeOwned + Timestamped>(
     state.limiter.check(&format!("provider:{pid}"))?;
     let request: T = serde_json::from_slice(body)
         .map_err(|e| ApiError::InvalidRequest(format!("invalid JSON body: {e}")))?;
-    let skew = Utc::now().timestamp() - request.timestamp();
-    if skew.abs() > TIMESTAMP_WINDOW_S {
+    // In i128: a timestamp near i64::MIN or MAX must not wrap into the window.
+    let skew = i128::from(Utc::now().timestamp()) - i128::from(request.timestamp());
+    if skew.abs() > i128::from(TIMESTAMP_WINDOW_S) {
         return Err(ApiError::Unauthorized(format!(
             "timestamp is {skew} s from now; at most {TIMESTAMP_WINDOW_S} s are accepted"
         )));
@@ -134,16 +133,32 @@ fn verified<T: DeserializeOwned + Timestamped>(
     Ok((provider.clone(), request))
 }
 
-/// `{pid}:{id}`: a provider's id in the wallet's space.
+/// `{pid}:{id}`: a provider's id in the wallet's space. The caller's id keeps its whole
+/// length (128); native ids never contain `:`, so they never meet a provider's.
 fn scoped(pid: &str, field: &str, id: &str) -> Result<TransactionId, ApiError> {
-    if id.is_empty() {
-        return Err(ApiError::InvalidRequest(format!("{field} is empty")));
+    scoped_in(pid, field, id)
+}
+
+fn scoped_in(scope: &str, field: &str, id: &str) -> Result<TransactionId, ApiError> {
+    TransactionId::scoped(scope, id).map_err(|e| ApiError::InvalidRequest(format!("{field}: {e}")))
+}
+
+/// The transaction id a win or rollback is recorded under. A provider that reuses the
+/// bet's id as the win's or rollback's (some do) gets that movement recorded in a scope of
+/// its own, `{pid}/win:{id}` or `{pid}/rollback:{id}`: no caller can name an id there (a
+/// provider id has no `/`, a native id no `:`), a retry finds the same id, and the stake is
+/// closed as asked instead of the call being refused as a conflict (docs/0010).
+fn closing_id(
+    pid: &str,
+    role: &str,
+    transaction_id: &str,
+    bet_transaction_id: &str,
+) -> Result<TransactionId, ApiError> {
+    if transaction_id == bet_transaction_id {
+        scoped_in(&format!("{pid}/{role}"), "transaction_id", transaction_id)
+    } else {
+        scoped(pid, "transaction_id", transaction_id)
     }
-    TransactionId::new(format!("{pid}:{id}")).map_err(|e| {
-        ApiError::InvalidRequest(format!(
-            "{field}: {e} (provider ids are stored as \"{pid}:<id>\")"
-        ))
-    })
 }
 
 /// The session of `token`, which must be this provider's.
@@ -174,7 +189,7 @@ async fn balance(
     State(state): State<AppState>,
     Path(pid): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let (provider, request) = verified::<BalanceRequest>(&state, &pid, &headers, &body)?;
     let session = session_of(&state, &provider, &request.token).await?;
@@ -195,7 +210,7 @@ async fn bet(
     State(state): State<AppState>,
     Path(pid): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Json<CommandResponse>, ApiError> {
     let (provider, request) = verified::<BetRequest>(&state, &pid, &headers, &body)?;
     let session = session_of(&state, &provider, &request.token).await?;
@@ -231,13 +246,18 @@ async fn win(
     State(state): State<AppState>,
     Path(pid): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Json<CommandResponse>, ApiError> {
     let (_, request) = verified::<WinRequest>(&state, &pid, &headers, &body)?;
     let wallet_id = named_wallet(request.player_id, &request.currency)?;
     let command = WalletCommand::Settle {
         reservation_id: scoped(&pid, "bet_transaction_id", &request.bet_transaction_id)?.into(),
-        transaction_id: scoped(&pid, "transaction_id", &request.transaction_id)?,
+        transaction_id: closing_id(
+            &pid,
+            "win",
+            &request.transaction_id,
+            &request.bet_transaction_id,
+        )?,
         payout: amount("amount", &request.amount)?,
         currency: Some(currency(&request.currency)?),
     };
@@ -251,13 +271,18 @@ async fn rollback(
     State(state): State<AppState>,
     Path(pid): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Json<CommandResponse>, ApiError> {
     let (_, request) = verified::<RollbackRequest>(&state, &pid, &headers, &body)?;
     let wallet_id = named_wallet(request.player_id, &request.currency)?;
     let command = WalletCommand::Rollback {
         reservation_id: scoped(&pid, "bet_transaction_id", &request.bet_transaction_id)?.into(),
-        transaction_id: scoped(&pid, "transaction_id", &request.transaction_id)?,
+        transaction_id: closing_id(
+            &pid,
+            "rollback",
+            &request.transaction_id,
+            &request.bet_transaction_id,
+        )?,
         round_id: valid(RoundId::new, request.round_id)?,
     };
     match execute(&state, wallet_id, command).await {

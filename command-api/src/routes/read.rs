@@ -2,7 +2,7 @@
 //! workers keep. Each answer carries how fresh it is (the wallet's `sequence`, or the
 //! newest log position applied) so a caller can compare it with the write side.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::Utc;
@@ -15,6 +15,7 @@ use crate::auth::{Caller, Scope};
 use crate::body::BalanceBody;
 use crate::error::ApiError;
 use crate::input;
+use crate::json::QueryParams;
 use crate::state::AppState;
 
 /// Rows a leaderboard returns when the caller names no limit, and at most.
@@ -75,7 +76,7 @@ async fn leaderboard(
     State(state): State<AppState>,
     caller: Caller,
     Path(game_id): Path<String>,
-    Query(q): Query<LeaderboardQuery>,
+    QueryParams(q): QueryParams<LeaderboardQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require(Scope::Read)?;
     domain::GameId::new(game_id.clone()).map_err(|e| ApiError::InvalidRequest(e.to_string()))?;

@@ -2,23 +2,23 @@
 //! write side's balance and history. Every input is validated before the command runs, so
 //! bad input changes nothing; every command runs through the `WalletStore`.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
 use domain::wallet::RESERVATION_TIMEOUT_S_DEFAULT;
-use domain::{
-    Currency, GameId, PlayerId, ReservationId, RoundId, TransactionId, WalletCommand, WalletId,
-};
+use domain::{Currency, GameId, PlayerId, RoundId, TransactionId, WalletCommand, WalletId};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Caller, Scope};
 use crate::body::{command_response, BalanceBody, CommandResponse};
 use crate::error::ApiError;
-use crate::input::{amount, currency, optional_currency, transaction_id, valid, wallet_id};
-use crate::json::JsonBody;
+use crate::input::{
+    amount, currency, optional_currency, reservation_id, transaction_id, valid, wallet_id,
+};
+use crate::json::{JsonBody, QueryParams};
 use crate::runner::execute;
 use crate::state::AppState;
 
@@ -88,6 +88,7 @@ struct WalletResponse {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct EventsQuery {
     after: Option<String>,
     limit: Option<String>,
@@ -181,7 +182,7 @@ async fn reserve(
     caller.require(Scope::Write)?;
     let wallet_id = wallet_id(&path_id)?;
     let command = WalletCommand::Reserve {
-        reservation_id: valid(ReservationId::new, body.transaction_id)?,
+        reservation_id: reservation_id(body.transaction_id)?,
         amount: amount("amount", &body.amount)?,
         currency: optional_currency(body.currency)?,
         game_id: valid(GameId::new, body.game_id)?,
@@ -203,7 +204,7 @@ async fn settle(
     caller.require(Scope::Write)?;
     let wallet_id = wallet_id(&path_id)?;
     let command = WalletCommand::Settle {
-        reservation_id: valid(ReservationId::new, rid)?,
+        reservation_id: reservation_id(rid)?,
         transaction_id: transaction_id(body.transaction_id)?,
         payout: amount("payout", &body.payout)?,
         currency: optional_currency(body.currency)?,
@@ -222,7 +223,7 @@ async fn refund(
     caller.require(Scope::Write)?;
     let wallet_id = wallet_id(&path_id)?;
     let command = WalletCommand::Refund {
-        reservation_id: valid(ReservationId::new, rid)?,
+        reservation_id: reservation_id(rid)?,
         transaction_id: transaction_id(body.transaction_id)?,
     };
     execute(&state, wallet_id, command)
@@ -254,21 +255,28 @@ async fn events(
     State(state): State<AppState>,
     caller: Caller,
     Path(path_id): Path<String>,
-    Query(query): Query<EventsQuery>,
+    QueryParams(query): QueryParams<EventsQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require(Scope::Read)?;
     let wallet_id = wallet_id(&path_id)?;
-    let number = |name: &str, text: Option<String>, default: u64, max: u64| match text {
+    let number = |name: &str, text: Option<String>, default: u64, min: u64, max: u64| match text {
         None => Ok(default),
-        Some(t) => t.parse::<u64>().ok().filter(|n| *n <= max).ok_or_else(|| {
-            ApiError::InvalidRequest(format!("{name} must be a whole number from 0 to {max}"))
-        }),
+        Some(t) => t
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (min..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::InvalidRequest(format!(
+                    "{name} must be a whole number from {min} to {max}"
+                ))
+            }),
     };
-    let after = number("after", query.after, 0, i64::MAX as u64)?;
+    let after = number("after", query.after, 0, 0, i64::MAX as u64)?;
     let limit = number(
         "limit",
         query.limit,
         u64::from(EVENTS_PAGE_SIZE_DEFAULT),
+        1,
         u64::from(eventstore::log::PAGE_SIZE_MAX),
     )? as u32;
     let events = eventstore::log::wallet_events(&state.pool, wallet_id, after, limit).await?;
