@@ -22,6 +22,7 @@ async fn the_binary_migrates_serves_and_stops_on_sigterm() {
     let opened = http
         .post(format!("{addr}/v1/wallets"))
         .bearer_auth("binary-test-token")
+        .header("content-type", "application/json")
         .body(r#"{"player_id": "bin", "currency": "SEK"}"#)
         .send()
         .await

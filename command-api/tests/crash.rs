@@ -6,17 +6,16 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::Child;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{drop_database, fresh_database, start_api};
+use common::{drop_database, fresh_database, start_api, Running};
 use tokio::sync::Mutex;
 
 const TOKEN: &str = "crash-test-token";
 
 /// The binary on the batched write path, without the expiry sweep.
-fn start(db_url: &str) -> (Child, String) {
+fn start(db_url: &str) -> (Running, String) {
     start_api(
         db_url,
         TOKEN,
@@ -41,6 +40,7 @@ async fn a_process_killed_mid_batch_leaves_only_whole_acknowledged_commands() {
         let r: serde_json::Value = http
             .post(format!("{addr}/v1/wallets"))
             .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
             .body(format!(
                 r#"{{"player_id": "crash-{i}", "currency": "EUR"}}"#
             ))
@@ -66,6 +66,7 @@ async fn a_process_killed_mid_batch_leaves_only_whole_acknowledged_commands() {
                 let sent = http
                     .post(format!("{addr}/v1/wallets/{wallet}/deposits"))
                     .bearer_auth(TOKEN)
+                    .header("content-type", "application/json")
                     .body(format!(r#"{{"transaction_id": "{tx}", "amount": "1.00"}}"#))
                     .send()
                     .await;
@@ -156,6 +157,7 @@ async fn a_process_killed_mid_batch_leaves_only_whole_acknowledged_commands() {
         let r = http
             .post(format!("{addr}/v1/wallets/{wallet}/deposits"))
             .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
             .body(format!(r#"{{"transaction_id": "{tx}", "amount": "1.00"}}"#))
             .send()
             .await

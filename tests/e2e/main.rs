@@ -7,6 +7,8 @@ mod api_wallets;
 mod batched;
 mod concurrency;
 mod expiry_limits;
+mod fuzz;
+mod hardening;
 mod idempotency;
 mod log_order;
 mod provider;

@@ -153,6 +153,11 @@ pub async fn reopen(pool: &PgPool) -> PgPool {
         .expect("reconnecting to the test database")
 }
 
+/// `X-Signature` of `body` for provider `pid` with `secret`.
+pub fn sign(pid: &str, secret: &str, body: &[u8]) -> String {
+    Provider::new(pid, secret).sign(body)
+}
+
 /// A JSON answer: status and body (`Value::Null` when the body is not JSON).
 #[derive(Debug, Clone)]
 pub struct Reply {
@@ -222,7 +227,7 @@ impl TestApp {
             body["timestamp"] = Value::from(chrono::Utc::now().timestamp());
         }
         let raw = body.to_string();
-        let signature = Provider::new(pid, secret).sign(raw.as_bytes());
+        let signature = sign(pid, secret, raw.as_bytes());
         self.provider_raw(pid, call, raw, Some(&signature)).await
     }
 

@@ -32,9 +32,35 @@ pub async fn drop_database(admin: &sqlx::PgPool, name: &str) {
         .unwrap();
 }
 
+/// A started binary that is killed when the test lets go of it, so that a failing
+/// assertion does not leave a server running (and holding the test harness's output pipe).
+pub struct Running(pub Child);
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Starts the binary on port 0 over `db_url` with one client `ops` holding `token`, plus
 /// `env`; returns the process and the URL it prints.
-pub fn start_api(db_url: &str, token: &str, env: &[(&str, &str)]) -> (Child, String) {
+pub fn start_api(db_url: &str, token: &str, env: &[(&str, &str)]) -> (Running, String) {
     let mut child = Command::new(BIN)
         .env("BETLEDGER_API_ADDR", "127.0.0.1:0")
         .env("BETLEDGER_DATABASE_URL", db_url)
@@ -54,5 +80,5 @@ pub fn start_api(db_url: &str, token: &str, env: &[(&str, &str)]) -> (Child, Str
             break url.to_string();
         }
     };
-    (child, addr)
+    (Running(child), addr)
 }
