@@ -52,7 +52,8 @@ BetLedger is running.
 
 Try it:
   curl -s -X POST http://$BETLEDGER_API_ADDR/v1/wallets \\
-       -H 'Authorization: Bearer $token' -d '{"player_id": "alice", "currency": "EUR"}'
+       -H 'Authorization: Bearer $token' -H 'Content-Type: application/json' \\
+       -d '{"player_id": "alice", "currency": "EUR"}'
   then read it back from Redis, as the projection workers keep it:
   curl -s http://$BETLEDGER_API_ADDR/v1/read/wallets/WALLET_ID -H 'Authorization: Bearer $token'
 

@@ -64,8 +64,19 @@ if ARGV[12] ~= '' then
   local player = redis.call('HGET', wallet, 'player_id') or ''
   for i = 16, #ARGV do
     local board = ARGV[7] .. ':' .. ARGV[i] .. ':' .. game
-    redis.call('ZINCRBY', p .. ':leaderboard:' .. board, ARGV[12], player)
-    redis.call('HINCRBY', p .. ':leaderboard-net:' .. board, player, ARGV[12])
+    local ordered = p .. ':leaderboard:' .. board
+    local exact = p .. ':leaderboard-net:' .. board
+    -- A board built before the exact figures existed has a score and no exact entry:
+    -- start the exact entry from that score (exact below 2^53 minor units) so it does
+    -- not count only what came after the upgrade.
+    if redis.call('HEXISTS', exact, player) == 0 then
+      local before = redis.call('ZSCORE', ordered, player)
+      if before then
+        redis.call('HSET', exact, player, string.format('%.0f', tonumber(before)))
+      end
+    end
+    redis.call('ZINCRBY', ordered, ARGV[12], player)
+    redis.call('HINCRBY', exact, player, ARGV[12])
   end
   redis.call('SADD', p .. ':leaderboard-currencies:' .. game, ARGV[7])
 end

@@ -584,3 +584,64 @@ async fn a_leaderboard_shows_exact_net_wins() {
     assert_eq!(board[0].net_win.to_string(), "999999999.99999999");
     let _ = readmodel::query::delete_prefix(&redis, keys.prefix()).await;
 }
+
+/// After the upgrade, a board built before the exact figures (scores only) goes on from
+/// its score: the exact entry starts from it, and does not count only what came after.
+#[tokio::test]
+async fn a_board_built_before_the_exact_figures_keeps_its_total() {
+    use fred::interfaces::KeysInterface;
+    let redis = readmodel::connect(&betledger_tests::redis_url())
+        .await
+        .unwrap();
+    readmodel::wait_connected(&redis, Duration::from_secs(10))
+        .await
+        .expect("Redis of scripts/services.sh");
+    let keys = Keys::new(unique_prefix("legacy-board"));
+    let applier = Applier::new(redis.clone(), keys.clone());
+    let player = PlayerId::new("minnow").unwrap();
+    let wallet = WalletId::for_player(&player, Currency::Eur);
+    let at = Utc::now();
+    let change = |sequence: u64, net: Option<i64>| Change {
+        wallet_id: wallet,
+        sequence,
+        global_position: sequence as i64,
+        recorded_at: at,
+        balance: Balance {
+            available: Decimal::new(1000, 2),
+            reserved: Decimal::ZERO,
+            currency: Currency::Eur,
+        },
+        player_id: (sequence == 1).then(|| player.clone()),
+        reservation: match net {
+            None => ReservationChange::None,
+            Some(_) => ReservationChange::Close {
+                reservation_id: ReservationId::new(format!("b{sequence}")).unwrap(),
+            },
+        },
+        net_win_minor: net,
+    };
+    applier.apply(&change(1, None), None).await.unwrap();
+    applier
+        .apply(&change(2, Some(150)), Some("g1"))
+        .await
+        .unwrap();
+    let generation = readmodel::query::current(&redis, &keys).await.unwrap();
+    // What a generation built before the upgrade holds: the scores, no exact hash.
+    for period in Period::ALL {
+        let exact = generation.leaderboard_net(Currency::Eur, &period.bucket(at), "g1");
+        let removed: i64 = redis.del(exact).await.unwrap();
+        assert_eq!(removed, 1);
+    }
+    applier
+        .apply(&change(3, Some(25)), Some("g1"))
+        .await
+        .unwrap();
+    for period in Period::ALL {
+        let board =
+            readmodel::query::leaderboard(&redis, &generation, "g1", Currency::Eur, period, at, 10)
+                .await
+                .unwrap();
+        assert_eq!(board[0].net_win.to_string(), "1.75", "{period:?}");
+    }
+    let _ = readmodel::query::delete_prefix(&redis, keys.prefix()).await;
+}
