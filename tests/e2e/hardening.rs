@@ -531,18 +531,24 @@ async fn every_error_is_the_contracts_json(pool: PgPool) {
     app.stop().await;
 }
 
-/// Defect 8. Before: a BTC net win of 99,999,999,999,999,999 satoshi was a sorted-set
-/// score (an f64, `1e+17`), and the board showed 1,000,000,000 BTC.
-#[tokio::test]
-async fn a_leaderboard_shows_exact_net_wins() {
+/// The test Redis, a key prefix of its own and the read models' applier over it.
+async fn board_applier(tag: &str) -> (fred::clients::Client, Keys, Applier) {
     let redis = readmodel::connect(&betledger_tests::redis_url())
         .await
         .unwrap();
     readmodel::wait_connected(&redis, Duration::from_secs(10))
         .await
         .expect("Redis of scripts/services.sh");
-    let keys = Keys::new(unique_prefix("exact-board"));
+    let keys = Keys::new(unique_prefix(tag));
     let applier = Applier::new(redis.clone(), keys.clone());
+    (redis, keys, applier)
+}
+
+/// Defect 8. Before: a BTC net win of 99,999,999,999,999,999 satoshi was a sorted-set
+/// score (an f64, `1e+17`), and the board showed 1,000,000,000 BTC.
+#[tokio::test]
+async fn a_leaderboard_shows_exact_net_wins() {
+    let (redis, keys, applier) = board_applier("exact-board").await;
     let player = PlayerId::new("whale").unwrap();
     let wallet = WalletId::for_player(&player, Currency::Btc);
     let at = Utc::now();
@@ -590,14 +596,7 @@ async fn a_leaderboard_shows_exact_net_wins() {
 #[tokio::test]
 async fn a_board_built_before_the_exact_figures_keeps_its_total() {
     use fred::interfaces::KeysInterface;
-    let redis = readmodel::connect(&betledger_tests::redis_url())
-        .await
-        .unwrap();
-    readmodel::wait_connected(&redis, Duration::from_secs(10))
-        .await
-        .expect("Redis of scripts/services.sh");
-    let keys = Keys::new(unique_prefix("legacy-board"));
-    let applier = Applier::new(redis.clone(), keys.clone());
+    let (redis, keys, applier) = board_applier("legacy-board").await;
     let player = PlayerId::new("minnow").unwrap();
     let wallet = WalletId::for_player(&player, Currency::Eur);
     let at = Utc::now();
