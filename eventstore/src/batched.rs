@@ -13,11 +13,21 @@
 //!   `global_position` defaults) are written by the same INSERT as the events.
 //! - A refusal is answered from the log when its transaction id was seen before (the
 //!   first answer), else with the refusal and the current balance.
-//! - If the INSERT hits an existing key (another API instance appended to one of these
-//!   wallets, or a repeat of an accepted request that the rules would accept again), the
-//!   whole transaction rolls back, the batch's wallets leave the cache, and each command
-//!   goes through the straightforward path ([`CqrsWalletStore`]), which reloads, decides
-//!   again, and answers repeats from the log. Nothing is applied twice.
+//! - A wallet's cached state may be behind the log (another API instance appended to
+//!   it). An accepted command then takes a key that is already there; a refusal (or a
+//!   `404` for a wallet not opened) is checked against the log's last sequence in the
+//!   batch's transaction. Either way that wallet's rows leave the transaction, it leaves
+//!   the cache, and its commands go first into the next batch, decided on the state
+//!   reloaded from the log; the rest of the batch commits. So no answer is decided on a
+//!   state older than the log's when the batch began, and one stale wallet costs one
+//!   wallet, not a batch. After [`ATTEMPTS_MAX`] such rounds a command goes through the
+//!   straightforward path ([`CqrsWalletStore`]), so a wallet written by several instances
+//!   at once still makes progress.
+//! - An exact repeat of an accepted command (a provider retry) is recognised before it is
+//!   decided: each cached wallet remembers a digest of its recent transaction ids, and the
+//!   commands that match one, or that come back from a stale round, are looked up in the
+//!   log in one query per batch and answered from it. A repeat the cache does not
+//!   remember takes its key and is found on its wallet's next round.
 //! - The cache is bounded (`cache_max` wallets per store); past it, the least recently
 //!   used tenth leaves. A cached wallet is compacted (`Wallet::compact`: closed
 //!   reservations forgotten), so its memory does not grow with its history; a command
@@ -46,6 +56,8 @@ use crate::log::unavailable;
 use crate::payload;
 use crate::store::{CommandReceipt, ExecuteError, StoreError, WalletSnapshot, WalletStore};
 use crate::WALLET_AGGREGATE_TYPE;
+use std::collections::VecDeque;
+use std::hash::{Hash, Hasher};
 
 /// How a [`BatchedWalletStore`] is tuned.
 #[derive(Debug, Clone)]
@@ -74,19 +86,28 @@ impl Default for BatchConfig {
     }
 }
 
+/// Rounds a command may be sent back because its wallet's cached state was behind the
+/// log; then it goes through the straightforward path.
+pub const ATTEMPTS_MAX: u8 = 3;
+
+/// Transaction ids a cached wallet remembers (as digests), to recognise retries.
+const RECENT_IDS: usize = 8;
+
 type Reply = oneshot::Sender<Result<CommandReceipt, ExecuteError>>;
 
 struct Job {
     wallet_id: WalletId,
     command: WalletCommand,
     reply: Reply,
+    /// Rounds this job was sent back from (its wallet was behind the log).
+    attempts: u8,
 }
 
 /// The batched write path.
 pub struct BatchedWalletStore {
     shards: Vec<mpsc::Sender<Job>>,
-    fallback: Arc<CqrsWalletStore>,
     cached: Arc<AtomicUsize>,
+    pool: PgPool,
 }
 
 impl BatchedWalletStore {
@@ -108,6 +129,7 @@ impl BatchedWalletStore {
                     tick: 0,
                     cached: cached.clone(),
                     counted: 0,
+                    again: VecDeque::new(),
                 };
                 tokio::spawn(shard.run(rx));
                 tx
@@ -115,8 +137,8 @@ impl BatchedWalletStore {
             .collect();
         BatchedWalletStore {
             shards,
-            fallback,
             cached,
+            pool,
         }
     }
 
@@ -143,6 +165,7 @@ impl WalletStore for BatchedWalletStore {
             wallet_id,
             command,
             reply,
+            attempts: 0,
         };
         let gone = || {
             ExecuteError::Store(StoreError::Unavailable(
@@ -153,8 +176,23 @@ impl WalletStore for BatchedWalletStore {
         answer.await.map_err(|_| gone())?
     }
 
+    /// The wallet as the log has it now: its latest snapshot and the events after it, so
+    /// reading a wallet with a long history costs what reading a new one does.
     async fn wallet(&self, wallet_id: WalletId) -> Result<Option<WalletSnapshot>, StoreError> {
-        self.fallback.wallet(wallet_id).await
+        let mut loaded = load(&self.pool, &[wallet_id]).await?;
+        let Some(cached) = loaded.remove(&wallet_id) else {
+            return Ok(None);
+        };
+        let wallet = &cached.wallet;
+        Ok(wallet
+            .balance()
+            .zip(wallet.player_id())
+            .map(|(balance, player_id)| WalletSnapshot {
+                wallet_id,
+                player_id: player_id.clone(),
+                balance,
+                sequence: cached.sequence,
+            }))
     }
 }
 
@@ -167,6 +205,29 @@ struct Cached {
     snapshot_at: u64,
     /// When a command last used it: the shard's tick.
     used: u64,
+    /// Digests of the transaction ids of its last accepted commands (0: none).
+    recent: [u64; RECENT_IDS],
+}
+
+impl Cached {
+    fn remember(&mut self, transaction_id: &str) {
+        let digest = id_digest(transaction_id);
+        self.recent.rotate_right(1);
+        self.recent[0] = digest;
+    }
+
+    fn remembers(&self, transaction_id: &str) -> bool {
+        let digest = id_digest(transaction_id);
+        self.recent.contains(&digest)
+    }
+}
+
+/// A transaction id's digest for [`Cached::recent`] (never 0, which marks an empty place).
+/// A collision only costs a lookup in the log.
+fn id_digest(transaction_id: &str) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    transaction_id.hash(&mut hasher);
+    hasher.finish().max(1)
 }
 
 struct Shard {
@@ -181,6 +242,9 @@ struct Shard {
     /// The store's count of cached wallets, and this shard's share of it.
     cached: Arc<AtomicUsize>,
     counted: usize,
+    /// Jobs sent back because their wallet was behind the log: the next batch starts
+    /// with them, in order.
+    again: VecDeque<Job>,
 }
 
 /// What deciding one job led to.
@@ -203,6 +267,14 @@ enum Decided {
 }
 
 impl Decided {
+    fn job(&self) -> &Job {
+        match self {
+            Decided::Accepted { job, .. }
+            | Decided::Refused { job, .. }
+            | Decided::Full { job } => job,
+        }
+    }
+
     fn into_job(self) -> Job {
         match self {
             Decided::Accepted { job, .. }
@@ -234,6 +306,9 @@ fn accept(
         .balance()
         .expect("an accepted command leaves an opened wallet");
     let transaction_id = job.command.transaction_id();
+    if let Some(id) = &transaction_id {
+        state.remember(id.as_str());
+    }
     let metadata = idempotency::metadata(
         job.command.name(),
         transaction_id.as_ref(),
@@ -269,8 +344,15 @@ struct Row {
 
 impl Shard {
     async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
-        while let Some(first) = rx.recv().await {
-            let mut jobs = vec![first];
+        loop {
+            // Jobs sent back by the last batch go first, in their order.
+            let mut jobs: Vec<Job> = self.again.drain(..).collect();
+            if jobs.is_empty() {
+                match rx.recv().await {
+                    Some(first) => jobs.push(first),
+                    None => break,
+                }
+            }
             let deadline = tokio::time::Instant::now() + self.batch_window;
             while jobs.len() < self.batch_max {
                 match rx.try_recv() {
@@ -288,36 +370,114 @@ impl Shard {
         }
     }
 
-    /// One batch, in named steps: load what is not cached, decide every job, commit the
-    /// accepted events in one transaction, then answer (or, if a key was taken, redo the
-    /// batch carefully).
+    /// One batch, in named steps: load what is not cached, answer the repeats the log
+    /// already holds, decide every other job, commit the accepted events in one
+    /// transaction (leaving out the wallets found behind the log), then answer.
     async fn batch(&mut self, jobs: Vec<Job>) {
         let wallets: HashSet<WalletId> = jobs.iter().map(|j| j.wallet_id).collect();
-        if let Err(e) = self.load_missing(&wallets).await {
-            let message = e.to_string();
-            for job in jobs {
-                let _ = job
-                    .reply
-                    .send(Err(StoreError::Unavailable(message.clone().into()).into()));
+        let loaded = self.load_missing(&wallets).await;
+        let jobs = match loaded {
+            Ok(()) => self.answer_repeats(jobs).await,
+            Err(e) => Err((jobs, e)),
+        };
+        let jobs = match jobs {
+            Ok(jobs) => jobs,
+            Err((jobs, e)) => {
+                let message = e.to_string();
+                for job in jobs {
+                    let _ = job
+                        .reply
+                        .send(Err(StoreError::Unavailable(message.clone().into()).into()));
+                }
+                return;
             }
-            return;
-        }
+        };
         let (decided, full) = self.decide_all(jobs);
-        let rows: Vec<&Row> = decided
+        let mut rows: Vec<&Row> = decided
             .iter()
             .filter_map(|d| match d {
                 Decided::Accepted { row, .. } => Some(row),
                 Decided::Refused { .. } | Decided::Full { .. } => None,
             })
             .collect();
+        // One order of keys for every writer, so two instances' batches cannot deadlock.
+        rows.sort_unstable_by(|a, b| (&a.wallet_id, a.sequence).cmp(&(&b.wallet_id, b.sequence)));
+        // A refusal must hold against the log: the wallets refused, at the sequence the
+        // cache says is last once this batch is in.
+        let refused: HashMap<WalletId, u64> = decided
+            .iter()
+            .filter_map(|d| match d {
+                Decided::Refused { job, .. } => Some(job.wallet_id),
+                Decided::Accepted { .. } | Decided::Full { .. } => None,
+            })
+            .map(|id| (id, self.cache.get(&id).map_or(0, |c| c.sequence)))
+            .collect();
         let snapshots = self.due_snapshots(&wallets);
-        match self.commit(&rows, &snapshots).await {
-            Ok(true) => self.answer_committed(decided, &snapshots, &full).await,
-            // A key already taken: another writer, or a repeat the rules accepted again.
-            Ok(false) => self.redo_carefully(decided, &wallets).await,
+        match self.commit(&rows, &refused, &snapshots).await {
+            Ok(behind) => {
+                self.answer_committed(decided, &snapshots, &full, &behind)
+                    .await
+            }
             Err(e) => self.answer_unknown(decided, &wallets, &e),
         }
+        // A wallet no command opened is not kept: it may be opened elsewhere.
+        self.cache.retain(|_, c| c.sequence > 0);
         self.trim_cache();
+    }
+
+    /// Answers from the log the jobs that may repeat a transaction id it holds (their
+    /// wallet remembers the id, or they come back from a stale round), in one query;
+    /// returns the others, in order.
+    async fn answer_repeats(&mut self, jobs: Vec<Job>) -> Result<Vec<Job>, (Vec<Job>, StoreError)> {
+        let suspect = |shard: &Self, job: &Job| {
+            let Some(id) = job.command.transaction_id() else {
+                return false;
+            };
+            job.attempts > 0
+                || shard
+                    .cache
+                    .get(&job.wallet_id)
+                    .is_some_and(|c| c.remembers(id.as_str()))
+        };
+        if !jobs.iter().any(|j| suspect(self, j)) {
+            return Ok(jobs);
+        }
+        type Numbered = Vec<(usize, Job)>;
+        let (suspects, mut rest): (Numbered, Numbered) = jobs
+            .into_iter()
+            .enumerate()
+            .partition(|(_, j)| suspect(self, j));
+        let digests: Vec<String> = suspects
+            .iter()
+            .map(|(_, j)| idempotency::request_digest(&j.command.fingerprint()))
+            .collect();
+        let requests: Vec<(WalletId, &WalletCommand, &str)> = suspects
+            .iter()
+            .zip(&digests)
+            .map(|((_, j), d)| (j.wallet_id, &j.command, d.as_str()))
+            .collect();
+        let repeats = match idempotency::repeats_of(&self.pool, &requests).await {
+            Ok(repeats) => repeats,
+            Err(e) => {
+                rest.extend(suspects);
+                rest.sort_unstable_by_key(|(i, _)| *i);
+                return Err((rest.into_iter().map(|(_, j)| j).collect(), e));
+            }
+        };
+        for ((i, job), repeat) in suspects.into_iter().zip(repeats) {
+            let current = self
+                .cache
+                .get(&job.wallet_id)
+                .and_then(|c| c.wallet.balance());
+            match repeat.answer(current) {
+                Some(answer) => {
+                    let _ = job.reply.send(answer);
+                }
+                None => rest.push((i, job)),
+            }
+        }
+        rest.sort_unstable_by_key(|(i, _)| *i);
+        Ok(rest.into_iter().map(|(_, j)| j).collect())
     }
 
     /// Decides every job against the cached state itself, in arrival order: if the batch
@@ -370,19 +530,44 @@ impl Shard {
 
     /// After the commit: each caller gets its answer, refusals from the log when their
     /// transaction id was seen before, and the jobs that need the full state run through
-    /// the straightforward path, in order.
+    /// the straightforward path, in order. The jobs of wallets found `behind` the log
+    /// (nothing of theirs was written) go back to the next batch, or, after
+    /// [`ATTEMPTS_MAX`] rounds, through the straightforward path.
     async fn answer_committed(
         &mut self,
         decided: Vec<Decided>,
         snapshots: &[(WalletId, i64, serde_json::Value)],
         full: &HashSet<WalletId>,
+        behind: &HashSet<WalletId>,
     ) {
         for (id, sequence, _) in snapshots {
             if let Some(cached) = self.cache.get_mut(id) {
                 cached.snapshot_at = *sequence as u64;
             }
         }
+        for id in behind {
+            self.cache.remove(id);
+        }
+        // A wallet whose job has had its rounds goes the straightforward way, all of it.
+        let exhausted: HashSet<WalletId> = decided
+            .iter()
+            .map(Decided::job)
+            .filter(|j| behind.contains(&j.wallet_id) && j.attempts + 1 >= ATTEMPTS_MAX)
+            .map(|j| j.wallet_id)
+            .collect();
         for d in decided {
+            let wallet_id = d.job().wallet_id;
+            if behind.contains(&wallet_id) {
+                let mut job = d.into_job();
+                if exhausted.contains(&wallet_id) {
+                    let answer = self.fallback.execute(job.wallet_id, job.command).await;
+                    let _ = job.reply.send(answer);
+                } else {
+                    job.attempts += 1;
+                    self.again.push_back(job);
+                }
+                continue;
+            }
             match d {
                 Decided::Accepted { job, receipt, .. } => {
                     let _ = job.reply.send(Ok(receipt));
@@ -402,21 +587,11 @@ impl Shard {
             }
         }
         // The straightforward path wrote to these wallets: reload them next time.
-        for id in full {
+        for id in full.iter().chain(&exhausted) {
             self.cache.remove(id);
         }
-    }
-
-    /// Nothing of the batch was written: each command goes the careful way, through the
-    /// straightforward path, which reloads, decides again and answers repeats from the log.
-    async fn redo_carefully(&mut self, decided: Vec<Decided>, wallets: &HashSet<WalletId>) {
-        for id in wallets {
-            self.cache.remove(id);
-        }
-        for d in decided {
-            let job = d.into_job();
-            let answer = self.fallback.execute(job.wallet_id, job.command).await;
-            let _ = job.reply.send(answer);
+        if !behind.is_empty() {
+            metrics::counter!("write_path_wallets_behind_log_total").increment(behind.len() as u64);
         }
     }
 
@@ -461,51 +636,108 @@ impl Shard {
             .collect()
     }
 
-    /// Writes `rows`, and the `snapshots` they bring due, in one transaction.
-    /// `Ok(false)`: a key was taken, nothing written.
+    /// Writes `rows`, and the `snapshots` they bring due, in one transaction, but for the
+    /// wallets it finds behind the log: a row of theirs met a key already taken (another
+    /// writer appended, or the command repeats a transaction id), or a wallet `refused`
+    /// does not end at the sequence given (the refusal was decided on an old state).
+    /// Their rows and snapshots are left out; returns them.
     async fn commit(
         &self,
         rows: &[&Row],
+        refused: &HashMap<WalletId, u64>,
         snapshots: &[(WalletId, i64, serde_json::Value)],
-    ) -> Result<bool, sqlx::Error> {
-        if rows.is_empty() {
-            return Ok(true);
+    ) -> Result<HashSet<WalletId>, sqlx::Error> {
+        let mut behind: HashSet<WalletId> = HashSet::new();
+        if rows.is_empty() && refused.is_empty() {
+            return Ok(behind);
         }
         let mut tx = self.pool.begin().await?;
-        let inserted: Vec<(i32,)> = sqlx::query_as(
-            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
-                                 event_version, payload, metadata)
-             SELECT $1, id, seq, ty, $2, p::jsonb, m::jsonb
-               FROM UNNEST($3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[])
-                    WITH ORDINALITY AS r(id, seq, ty, p, m, n)
-              ORDER BY n
-             ON CONFLICT DO NOTHING
-             RETURNING 1",
-        )
-        .bind(WALLET_AGGREGATE_TYPE)
-        .bind(domain::wallet::EVENT_VERSION)
-        .bind(
-            rows.iter()
-                .map(|r| r.wallet_id.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(rows.iter().map(|r| r.sequence).collect::<Vec<_>>())
-        .bind(
-            rows.iter()
-                .map(|r| r.event_type.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(rows.iter().map(|r| r.payload.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.metadata.as_str()).collect::<Vec<_>>())
-        .fetch_all(&mut *tx)
-        .await?;
-        if inserted.len() != rows.len() {
-            tx.rollback().await?;
-            return Ok(false);
+        let mut inserted: HashSet<(String, i64)> = HashSet::new();
+        if !rows.is_empty() {
+            let returned: Vec<(String, i64)> = sqlx::query_as(
+                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
+                                     event_version, payload, metadata)
+                 SELECT $1, id, seq, ty, $2, p::jsonb, m::jsonb
+                   FROM UNNEST($3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[])
+                        WITH ORDINALITY AS r(id, seq, ty, p, m, n)
+                  ORDER BY n
+                 ON CONFLICT DO NOTHING
+                 RETURNING aggregate_id, sequence",
+            )
+            .bind(WALLET_AGGREGATE_TYPE)
+            .bind(domain::wallet::EVENT_VERSION)
+            .bind(
+                rows.iter()
+                    .map(|r| r.wallet_id.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(rows.iter().map(|r| r.sequence).collect::<Vec<_>>())
+            .bind(
+                rows.iter()
+                    .map(|r| r.event_type.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(rows.iter().map(|r| r.payload.as_str()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.metadata.as_str()).collect::<Vec<_>>())
+            .fetch_all(&mut *tx)
+            .await?;
+            inserted.extend(returned);
+            if inserted.len() != rows.len() {
+                for row in rows {
+                    if !inserted.contains(&(row.wallet_id.clone(), row.sequence)) {
+                        behind.insert(row.wallet_id.parse().expect("a wallet id we wrote"));
+                    }
+                }
+            }
         }
-        crate::snapshots::save_many(&mut tx, snapshots).await?;
+        if !refused.is_empty() {
+            let ids: Vec<String> = refused.keys().map(|id| id.to_string()).collect();
+            let last: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT m.id, coalesce(
+                        (SELECT max(e.sequence) FROM events e
+                          WHERE e.aggregate_type = $1 AND e.aggregate_id = m.id), 0)
+                   FROM UNNEST($2::text[]) AS m(id)",
+            )
+            .bind(WALLET_AGGREGATE_TYPE)
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?;
+            for (id, sequence) in last {
+                let id: WalletId = id.parse().expect("a wallet id we asked for");
+                if refused.get(&id).copied() != Some(sequence as u64) {
+                    behind.insert(id);
+                }
+            }
+        }
+        if !behind.is_empty() {
+            // What this transaction wrote for them: take it out again.
+            let (ids, sequences): (Vec<&str>, Vec<i64>) = rows
+                .iter()
+                .filter(|r| inserted.contains(&(r.wallet_id.clone(), r.sequence)))
+                .filter(|r| behind.iter().any(|b| b.to_string() == r.wallet_id))
+                .map(|r| (r.wallet_id.as_str(), r.sequence))
+                .unzip();
+            if !ids.is_empty() {
+                sqlx::query(
+                    "DELETE FROM events e USING UNNEST($2::text[], $3::bigint[]) AS m(id, seq)
+                      WHERE e.aggregate_type = $1 AND e.aggregate_id = m.id
+                        AND e.sequence = m.seq",
+                )
+                .bind(WALLET_AGGREGATE_TYPE)
+                .bind(&ids)
+                .bind(&sequences)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        let snapshots: Vec<(WalletId, i64, serde_json::Value)> = snapshots
+            .iter()
+            .filter(|(id, _, _)| !behind.contains(id))
+            .cloned()
+            .collect();
+        crate::snapshots::save_many(&mut tx, &snapshots).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(behind)
     }
 
     /// The answer to a refused command: the first answer if its transaction id is in the
@@ -537,8 +769,7 @@ impl Shard {
         }
     }
 
-    /// Loads the batch's wallets that are not cached: their latest snapshots, then the
-    /// events after them, each in one query.
+    /// Loads the batch's wallets that are not cached (see [`load`]).
     async fn load_missing(&mut self, wallets: &HashSet<WalletId>) -> Result<(), StoreError> {
         let missing: Vec<WalletId> = wallets
             .iter()
@@ -548,56 +779,7 @@ impl Shard {
         if missing.is_empty() {
             return Ok(());
         }
-        let snapshots = crate::snapshots::latest(&self.pool, &missing).await?;
-        let ids: Vec<String> = missing.iter().map(|id| id.to_string()).collect();
-        let mut after = Vec::with_capacity(missing.len());
-        let mut loaded: HashMap<String, (WalletId, Cached)> = HashMap::with_capacity(missing.len());
-        for (id, text) in missing.iter().zip(&ids) {
-            let from_snapshot = snapshots.get(id).and_then(|s| match s.wallet() {
-                Ok(wallet) => Some(Cached {
-                    wallet,
-                    sequence: s.sequence,
-                    snapshot_at: s.sequence,
-                    used: 0,
-                }),
-                Err(e) => {
-                    // Unreadable by this build: the log alone is enough.
-                    tracing::warn!(wallet_id = %id, error = %e, "ignoring a snapshot");
-                    None
-                }
-            });
-            let cached = from_snapshot.unwrap_or_default();
-            after.push(cached.sequence as i64);
-            loaded.insert(text.clone(), (*id, cached));
-        }
-        let rows: Vec<(String, i64, String, String, serde_json::Value)> = sqlx::query_as(
-            "SELECT e.aggregate_id, e.sequence, e.event_type, e.event_version, e.payload
-               FROM UNNEST($2::text[], $3::bigint[]) AS m(id, after)
-               JOIN events e ON e.aggregate_type = $1 AND e.aggregate_id = m.id
-                            AND e.sequence > m.after
-              ORDER BY e.aggregate_id, e.sequence",
-        )
-        .bind(WALLET_AGGREGATE_TYPE)
-        .bind(&ids)
-        .bind(&after)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(unavailable)?;
-        for (id, sequence, event_type, event_version, payload) in rows {
-            let event = payload::decode(&event_type, &event_version, &payload).map_err(|e| {
-                StoreError::Corrupt(format!("wallet {id} sequence {sequence}: {e}").into())
-            })?;
-            let (_, entry) = loaded
-                .get_mut(&id)
-                .expect("queried for the missing ids only");
-            entry.wallet.apply(event);
-            entry.sequence = sequence as u64;
-        }
-        for (wallet_id, mut cached) in loaded.into_values() {
-            // A wallet with neither snapshot nor events stays uncached: not opened yet.
-            if cached.sequence == 0 {
-                continue;
-            }
+        for (wallet_id, mut cached) in load(&self.pool, &missing).await? {
             cached.wallet.compact();
             self.cache.insert(wallet_id, cached);
         }
@@ -626,4 +808,60 @@ impl Shard {
         }
         self.counted = len;
     }
+}
+
+/// Wallets as the log has them now: each one's latest snapshot, then the events after it,
+/// each step one query for all of `wallets`. A wallet with neither is not in the answer
+/// (not opened).
+async fn load(
+    pool: &PgPool,
+    wallets: &[WalletId],
+) -> Result<HashMap<WalletId, Cached>, StoreError> {
+    let snapshots = crate::snapshots::latest(pool, wallets).await?;
+    let ids: Vec<String> = wallets.iter().map(|id| id.to_string()).collect();
+    let mut after = Vec::with_capacity(wallets.len());
+    let mut loaded: HashMap<String, (WalletId, Cached)> = HashMap::with_capacity(wallets.len());
+    for (id, text) in wallets.iter().zip(&ids) {
+        let from_snapshot = snapshots.get(id).and_then(|s| match s.wallet() {
+            Ok(wallet) => Some(Cached {
+                wallet,
+                sequence: s.sequence,
+                snapshot_at: s.sequence,
+                ..Cached::default()
+            }),
+            Err(e) => {
+                // Unreadable by this build: the log alone is enough.
+                tracing::warn!(wallet_id = %id, error = %e, "ignoring a snapshot");
+                None
+            }
+        });
+        let cached = from_snapshot.unwrap_or_default();
+        after.push(cached.sequence as i64);
+        loaded.insert(text.clone(), (*id, cached));
+    }
+    let rows: Vec<(String, i64, String, String, serde_json::Value)> = sqlx::query_as(
+        "SELECT e.aggregate_id, e.sequence, e.event_type, e.event_version, e.payload
+           FROM UNNEST($2::text[], $3::bigint[]) AS m(id, after)
+           JOIN events e ON e.aggregate_type = $1 AND e.aggregate_id = m.id
+                        AND e.sequence > m.after
+          ORDER BY e.aggregate_id, e.sequence",
+    )
+    .bind(WALLET_AGGREGATE_TYPE)
+    .bind(&ids)
+    .bind(&after)
+    .fetch_all(pool)
+    .await
+    .map_err(unavailable)?;
+    for (id, sequence, event_type, event_version, payload) in rows {
+        let event = payload::decode(&event_type, &event_version, &payload).map_err(|e| {
+            StoreError::Corrupt(format!("wallet {id} sequence {sequence}: {e}").into())
+        })?;
+        let (_, entry) = loaded.get_mut(&id).expect("queried for these ids only");
+        entry.wallet.apply(event);
+        entry.sequence = sequence as u64;
+    }
+    Ok(loaded
+        .into_values()
+        .filter(|(_, cached)| cached.sequence > 0)
+        .collect())
 }

@@ -115,17 +115,82 @@ pub async fn repeat_of(
     let Some(transaction_id) = command.transaction_id() else {
         return Ok(Repeat::New);
     };
-    Ok(match find(pool, wallet_id, &transaction_id).await? {
-        None => Repeat::New,
-        Some(prior) if prior.request_sha256 == request_sha256 => Repeat::Same(CommandReceipt {
-            wallet_id,
-            transaction_id: Some(transaction_id),
-            balance: prior.balance_after,
-            sequence: prior.sequence,
-            replayed: true,
-        }),
-        Some(_) => Repeat::Conflict(transaction_id),
-    })
+    let prior = find(pool, wallet_id, &transaction_id).await?;
+    Ok(Repeat::of(wallet_id, transaction_id, prior, request_sha256))
+}
+
+impl Repeat {
+    /// What `prior` (the log's record under `transaction_id`, if any) makes of a request
+    /// whose digest is `request_sha256`.
+    fn of(
+        wallet_id: WalletId,
+        transaction_id: TransactionId,
+        prior: Option<PriorCommand>,
+        request_sha256: &str,
+    ) -> Repeat {
+        match prior {
+            None => Repeat::New,
+            Some(prior) if prior.request_sha256 == request_sha256 => Repeat::Same(CommandReceipt {
+                wallet_id,
+                transaction_id: Some(transaction_id),
+                balance: prior.balance_after,
+                sequence: prior.sequence,
+                replayed: true,
+            }),
+            Some(_) => Repeat::Conflict(transaction_id),
+        }
+    }
+}
+
+/// [`repeat_of`] for many requests in one query: `(wallet, command, request digest)` in,
+/// one [`Repeat`] per request out, in the same order.
+pub async fn repeats_of(
+    pool: &PgPool,
+    requests: &[(WalletId, &WalletCommand, &str)],
+) -> Result<Vec<Repeat>, StoreError> {
+    let keyed: Vec<(usize, WalletId, TransactionId)> = requests
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (w, c, _))| c.transaction_id().map(|t| (i, *w, t)))
+        .collect();
+    let mut found: HashMap<usize, PriorCommand> = HashMap::new();
+    if !keyed.is_empty() {
+        let rows = sqlx::query(
+            "SELECT m.n, e.sequence, e.metadata
+               FROM UNNEST($2::text[], $3::text[], $4::bigint[]) AS m(id, tx, n)
+               JOIN events e ON e.aggregate_type = $1 AND e.aggregate_id = m.id
+                            AND e.metadata ? 'transaction_id'
+                            AND e.metadata ->> 'transaction_id' = m.tx",
+        )
+        .bind(crate::WALLET_AGGREGATE_TYPE)
+        .bind(
+            keyed
+                .iter()
+                .map(|(_, w, _)| w.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .bind(keyed.iter().map(|(_, _, t)| t.as_str()).collect::<Vec<_>>())
+        .bind(keyed.iter().map(|(i, _, _)| *i as i64).collect::<Vec<_>>())
+        .fetch_all(pool)
+        .await
+        .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        for row in rows {
+            let n: i64 = row.get("n");
+            let sequence: i64 = row.get("sequence");
+            let metadata: serde_json::Value = row.get("metadata");
+            found.insert(n as usize, parse_prior(&metadata, sequence)?);
+        }
+    }
+    Ok(requests
+        .iter()
+        .enumerate()
+        .map(
+            |(i, (wallet_id, command, digest))| match command.transaction_id() {
+                None => Repeat::New,
+                Some(t) => Repeat::of(*wallet_id, t, found.remove(&i), digest),
+            },
+        )
+        .collect())
 }
 
 fn parse_prior(metadata: &serde_json::Value, sequence: i64) -> Result<PriorCommand, StoreError> {

@@ -10,6 +10,7 @@ mod expiry_limits;
 mod fuzz;
 mod hardening;
 mod idempotency;
+mod instances;
 mod log_order;
 mod provider;
 mod provider_model;

@@ -41,11 +41,19 @@ async fn record(
 }
 
 /// Drives the workload for `--seconds`: at a fixed concurrency (each task sends its next
-/// command when the last is answered), or with `--rate`, at a fixed rate.
-pub async fn drive(args: &Args, target: Arc<dyn Target>, wallets: Arc<Vec<WalletId>>) -> Figures {
+/// command when the last is answered), or with `--rate`, at a fixed rate. A
+/// `repeat_share` of the accepted commands is sent again at once, exactly, and counted
+/// as a command of its own (a provider's retry is traffic the engine must serve).
+pub async fn drive(
+    args: &Args,
+    target: Arc<dyn Target>,
+    wallets: Arc<Vec<WalletId>>,
+    repeat_share: f64,
+) -> Figures {
     if let Some(rate) = args.rate {
         return drive_rate(args, rate, target, wallets).await;
     }
+    let repeat_per_million = (repeat_share.clamp(0.0, 1.0) * 1e6) as u64;
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
@@ -53,9 +61,11 @@ pub async fn drive(args: &Args, target: Arc<dyn Target>, wallets: Arc<Vec<Wallet
         let (target, wallets) = (target.clone(), wallets.clone());
         tasks.spawn(async move {
             let mut mix = Mix::new(task as u64 + 1, format!("t{task}"), Pick::Zipf);
+            let mut dice = workload::Rng::new(task as u64 + 1_000);
             let mut figures = Figures::default();
             while Instant::now() < deadline {
                 let next = mix.next(&wallets);
+                let again = next.command.clone();
                 let done = record(
                     target.as_ref(),
                     next.wallet,
@@ -64,6 +74,17 @@ pub async fn drive(args: &Args, target: Arc<dyn Target>, wallets: Arc<Vec<Wallet
                     &mut figures,
                 )
                 .await;
+                if done && dice.below(1_000_000) < repeat_per_million {
+                    figures.repeats += 1;
+                    record(
+                        target.as_ref(),
+                        next.wallet,
+                        again,
+                        Instant::now(),
+                        &mut figures,
+                    )
+                    .await;
+                }
                 if let (true, Some(bet)) = (done, next.places) {
                     mix.placed(bet);
                 }

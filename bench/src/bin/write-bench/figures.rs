@@ -11,6 +11,8 @@ pub struct Figures {
     pub refused: u64,
     pub failed: u64,
     pub retries: u64,
+    /// Commands that were exact repeats of one just accepted (counted in `ops` too).
+    pub repeats: u64,
     pub seconds: f64,
     pub latencies_us: Vec<u32>,
 }
@@ -31,6 +33,7 @@ impl Figures {
         self.refused += other.refused;
         self.failed += other.failed;
         self.retries += other.retries;
+        self.repeats += other.repeats;
         self.latencies_us.extend(other.latencies_us);
     }
 
@@ -38,17 +41,18 @@ impl Figures {
     pub fn report(&mut self, name: &str, unit: &str) -> serde_json::Value {
         self.latencies_us.sort_unstable();
         println!(
-            "{name:>10}: {:>9.0} {unit}/s  p50 {:.2} ms  p99 {:.2} ms  p999 {:.2} ms  ({} refused by the rules, {} failed, {} conflict retries)",
+            "{name:>10}: {:>9.0} {unit}/s  p50 {:.2} ms  p99 {:.2} ms  p999 {:.2} ms  ({} refused by the rules, {} failed, {} conflict retries, {} exact repeats)",
             self.per_s(),
             self.pct_ms(0.50),
             self.pct_ms(0.99),
             self.pct_ms(0.999),
             self.refused,
             self.failed,
-            self.retries
+            self.retries,
+            self.repeats
         );
         json!({"per_s": self.per_s(), "p50_ms": self.pct_ms(0.5), "p99_ms": self.pct_ms(0.99),
                "p999_ms": self.pct_ms(0.999), "ops": self.ops, "refused": self.refused,
-               "failed": self.failed, "retries": self.retries})
+               "failed": self.failed, "retries": self.retries, "repeats": self.repeats})
     }
 }

@@ -66,7 +66,7 @@ use sqlx::PgPool;
 
 use crate::drive::drive;
 use crate::figures::Figures;
-use crate::targets::{Engine, Framework, Http, Target};
+use crate::targets::{Engine, Framework, Http, RoundRobin, Target};
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -94,13 +94,23 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = BatchConfig::default().batch_max)]
     batch_max: usize,
     /// Paths to measure, comma-separated: ceiling, cqrs, engine, http, batched,
-    /// batched-http.
+    /// batched-http, cache-memory. A path may carry `+repeats` (a share of exact retries,
+    /// `--repeat-share`) and `+instances` (`--instances` engines on one database, commands
+    /// sent round-robin), e.g. `batched+repeats`, `batched-http+instances`.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "ceiling,cqrs,engine,http,batched,batched-http"
+        default_value = "ceiling,cqrs,engine,http,batched,batched+repeats,batched+instances,batched-http"
     )]
     paths: Vec<String>,
+    /// With `+repeats`: the share of accepted commands sent again at once, exactly (same
+    /// transaction id, same content), as a provider retries a call whose answer it lost.
+    #[arg(long, default_value_t = 0.01)]
+    repeat_share: f64,
+    /// With `+instances`: how many engines (each its own pool, shards and cache) share
+    /// the database and the wallets.
+    #[arg(long, default_value_t = 2)]
+    instances: usize,
     /// Connections in each path's pool.
     #[arg(long, default_value_t = 32)]
     connections: u32,
@@ -145,7 +155,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             format!(
                 "write_bench_{}_{}",
                 std::process::id(),
-                path.replace('-', "_")
+                path.replace(['-', '+'], "_")
             )
         });
         db::create(&mut admin, &name).await?;
@@ -191,6 +201,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ("batched", "ceiling_single_row"),
         ("batched", "engine"),
         ("batched-http", "cqrs"),
+        ("batched+repeats", "batched"),
+        ("batched+instances", "batched"),
+        ("batched-http+repeats", "batched-http"),
+        ("batched-http+instances", "batched-http"),
     ] {
         if let (Some(x), Some(y)) = (rate(a), rate(b)) {
             println!("ratio {a} / {b} = {:.2}", x / y);
@@ -201,7 +215,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     results.insert(
         "settings".into(),
         json!({"wallets": args.wallets, "seconds": args.seconds, "concurrency": args.concurrency,
-               "synchronous_commit": sync}),
+               "synchronous_commit": sync, "repeat_share": args.repeat_share,
+               "instances": args.instances}),
     );
     println!("{}", serde_json::Value::Object(results));
     Ok(())
@@ -227,7 +242,38 @@ async fn phase(args: &Args, path: &str, url: &str) -> anyhow::Result<Phase> {
     let started = Instant::now();
     let wallets = prewrite(&pool, args.wallets).await?;
     println!("{:.1} s", started.elapsed().as_secs_f64());
-    let target: Arc<dyn Target> = match path {
+    let mut parts = path.split('+');
+    let base = parts.next().unwrap_or_default();
+    let (mut repeats, mut instances) = (0.0, 1);
+    for part in parts {
+        match part {
+            "repeats" => repeats = args.repeat_share,
+            "instances" => instances = args.instances.max(1),
+            other => anyhow::bail!("unknown path option +{other}: use +repeats or +instances"),
+        }
+    }
+    let mut engines: Vec<Arc<dyn Target>> = Vec::with_capacity(instances);
+    for n in 0..instances {
+        // Each instance its own pool, as separate processes would have.
+        let pool = if n == 0 {
+            pool.clone()
+        } else {
+            eventstore::db::connect(url, args.connections).await?
+        };
+        engines.push(target(args, base, pool).await?);
+    }
+    let target: Arc<dyn Target> = if engines.len() == 1 {
+        engines.pop().expect("one")
+    } else {
+        Arc::new(RoundRobin::new(engines))
+    };
+    Ok(Phase::Commands(
+        drive(args, target, Arc::new(wallets), repeats).await,
+    ))
+}
+
+async fn target(args: &Args, path: &str, pool: PgPool) -> anyhow::Result<Arc<dyn Target>> {
+    Ok(match path {
         "cqrs" => Arc::new(Framework(CqrsFramework::new(
             PersistedEventStore::new_event_store(PostgresEventRepository::new(pool.clone())),
             vec![],
@@ -244,10 +290,7 @@ async fn phase(args: &Args, path: &str, url: &str) -> anyhow::Result<Phase> {
             "unknown path {other:?}: use ceiling, cqrs, engine, http, batched, batched-http, \
              cache-memory"
         ),
-    };
-    Ok(Phase::Commands(
-        drive(args, target, Arc::new(wallets)).await,
-    ))
+    })
 }
 
 pub(crate) fn batch_config(args: &Args) -> BatchConfig {

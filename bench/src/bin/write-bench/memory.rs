@@ -28,6 +28,7 @@ pub async fn cache_memory(args: &Args, pool: &PgPool) -> anyhow::Result<Phase> {
         args,
         Arc::new(Engine(store.clone())),
         Arc::new(wallets.clone()),
+        0.0,
     )
     .await;
     drop(store);

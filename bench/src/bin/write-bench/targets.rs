@@ -54,6 +54,32 @@ impl Target for Framework {
     }
 }
 
+/// Several instances of a path on one database, sent commands in turn, as a load
+/// balancer's round-robin would: consecutive commands on a wallet reach different ones.
+pub struct RoundRobin {
+    targets: Vec<Arc<dyn Target>>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl RoundRobin {
+    pub fn new(targets: Vec<Arc<dyn Target>>) -> Self {
+        RoundRobin {
+            targets,
+            next: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Target for RoundRobin {
+    async fn run(&self, wallet: WalletId, command: WalletCommand) -> (Outcome, u64) {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.targets[n % self.targets.len()]
+            .run(wallet, command)
+            .await
+    }
+}
+
 pub struct Engine(pub Arc<dyn WalletStore>);
 
 #[async_trait::async_trait]

@@ -1,0 +1,306 @@
+//! The batched write path with a cache that can fall behind the log (issue 13): another
+//! instance writes to a wallet this one has cached, a wallet is opened elsewhere after
+//! this one answered 404 for it, providers retry. No answer, refusal or 404 may be
+//! decided on a state older than the log's; a repeat is answered as the first time; one
+//! stale wallet does not take its batch with it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use betledger_tests::reopen;
+use domain::{Currency, PlayerId, TransactionId, WalletCommand, WalletError, WalletId};
+use eventstore::{BatchConfig, BatchedWalletStore, ExecuteError, WalletStore};
+use rust_decimal::Decimal;
+use sqlx::PgPool;
+
+const MIGRATOR: &sqlx::migrate::Migrator = &eventstore_migrations::MIGRATOR;
+
+fn wallet(player: &str) -> WalletId {
+    WalletId::for_player(&PlayerId::new(player).unwrap(), Currency::Eur)
+}
+
+fn open(player: &str) -> WalletCommand {
+    WalletCommand::Open {
+        player_id: PlayerId::new(player).unwrap(),
+        currency: Currency::Eur,
+    }
+}
+
+fn deposit(id: &str, cents: i64) -> WalletCommand {
+    WalletCommand::Deposit {
+        transaction_id: TransactionId::new(id).unwrap(),
+        amount: Decimal::new(cents, 2),
+        currency: None,
+    }
+}
+
+fn withdraw(id: &str, cents: i64) -> WalletCommand {
+    WalletCommand::Withdraw {
+        transaction_id: TransactionId::new(id).unwrap(),
+        amount: Decimal::new(cents, 2),
+        currency: None,
+    }
+}
+
+/// Two instances on one database, as two API processes would run them.
+async fn two(pool: &PgPool, config: BatchConfig) -> (Arc<dyn WalletStore>, Arc<dyn WalletStore>) {
+    let a: Arc<dyn WalletStore> = Arc::new(BatchedWalletStore::new(pool.clone(), config.clone()));
+    let b: Arc<dyn WalletStore> = Arc::new(BatchedWalletStore::new(reopen(pool).await, config));
+    (a, b)
+}
+
+/// Before: A answered `INSUFFICIENT_FUNDS {"available": "0.00"}` for a wallet B had
+/// funded, and `404` for a wallet B had opened after A had looked for it.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn an_instance_never_answers_from_a_state_the_log_has_left(pool: PgPool) {
+    let (a, b) = two(&pool, BatchConfig::default()).await;
+    let w = wallet("alice");
+    a.execute(w, open("alice")).await.unwrap();
+    // A has the wallet cached with nothing in it; B funds it.
+    b.execute(w, deposit("d1", 10_000)).await.unwrap();
+    let taken = a.execute(w, withdraw("w1", 40_00)).await.unwrap();
+    assert_eq!(taken.balance.available, Decimal::new(60_00, 2));
+    assert_eq!(taken.sequence, 3);
+    // A refusal carries the balance the log has now, not an old one.
+    b.execute(w, deposit("d2", 5_00)).await.unwrap();
+    match a.execute(w, withdraw("w2", 100_000)).await {
+        Err(ExecuteError::Refused {
+            error: WalletError::InsufficientFunds { available, .. },
+            balance,
+        }) => {
+            assert_eq!(available, Decimal::new(65_00, 2));
+            assert_eq!(balance.unwrap().available, Decimal::new(65_00, 2));
+        }
+        other => panic!("expected INSUFFICIENT_FUNDS on 65.00, got {other:?}"),
+    }
+
+    // A 404 is not remembered: the wallet may be opened through the other instance.
+    let late = wallet("bob");
+    match a.execute(late, deposit("d1", 1_00)).await {
+        Err(ExecuteError::Refused {
+            error: WalletError::WalletNotFound,
+            ..
+        }) => {}
+        other => panic!("expected WALLET_NOT_FOUND, got {other:?}"),
+    }
+    b.execute(late, open("bob")).await.unwrap();
+    let credited = a.execute(late, deposit("d1", 1_00)).await.unwrap();
+    assert_eq!(credited.balance.available, Decimal::new(1_00, 2));
+    // And opening it again through A is refused as existing, not accepted twice.
+    match a.execute(late, open("bob")).await {
+        Err(ExecuteError::Refused {
+            error: WalletError::WalletExists { .. },
+            ..
+        }) => {}
+        other => panic!("expected WALLET_EXISTS, got {other:?}"),
+    }
+    // Reads come from the log too.
+    assert_eq!(
+        a.wallet(w).await.unwrap().unwrap().balance.available,
+        Decimal::new(65_00, 2)
+    );
+}
+
+/// One batch holding new commands, exact repeats (recent and old), a repeat with other
+/// content, and commands on a wallet another instance appended to: the new commands
+/// commit once, each repeat gets its first answer, the conflict is refused, and the
+/// foreign wallet's commands are decided on its new state. Checked against a model of
+/// the balances and against the log, event by event.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_batch_with_repeats_and_a_foreign_append_commits_the_rest(pool: PgPool) {
+    let config = BatchConfig {
+        shards: 1,
+        batch_window: Duration::from_millis(50),
+        ..BatchConfig::default()
+    };
+    let (a, b) = two(&pool, config).await;
+    let players: Vec<String> = (0..10).map(|i| format!("p{i}")).collect();
+    let mut model = vec![0i64; players.len()];
+    let mut first_answers = Vec::new();
+    // The wallets are set up side by side (each one's commands in order).
+    let mut setup = tokio::task::JoinSet::new();
+    for (i, p) in players.iter().enumerate() {
+        let (a, p) = (a.clone(), p.clone());
+        setup.spawn(async move {
+            a.execute(wallet(&p), open(&p)).await.unwrap();
+            let mut kept = Vec::new();
+            // Twelve deposits each: the first falls out of the wallet's recent ids.
+            for n in 0..12 {
+                let r = a
+                    .execute(wallet(&p), deposit(&format!("{p}-{n}"), 10_00))
+                    .await
+                    .unwrap();
+                // Repeated below: every wallet's last deposit, and p1's and p2's first.
+                if n == 11 || (n == 0 && (i == 1 || i == 2)) {
+                    kept.push((i, n, r));
+                }
+            }
+            kept
+        });
+    }
+    while let Some(kept) = setup.join_next().await {
+        for (i, n, r) in kept.unwrap() {
+            first_answers.push((i, n, r));
+        }
+    }
+    for m in model.iter_mut() {
+        *m = 12 * 10_00;
+    }
+    // Another instance appends to p3 and p7 behind A's back.
+    for i in [3usize, 7] {
+        b.execute(wallet(&players[i]), deposit("foreign", 1_00))
+            .await
+            .unwrap();
+        model[i] += 1_00;
+    }
+
+    // One batch: everything below is sent at once and lands within A's 50 ms window.
+    let mut sent = tokio::task::JoinSet::new();
+    for (i, p) in players.iter().enumerate() {
+        let a = a.clone();
+        let w = wallet(p);
+        let p = p.clone();
+        sent.spawn(async move {
+            (
+                i,
+                "new",
+                a.execute(w, deposit(&format!("{p}-new"), 2_00)).await,
+            )
+        });
+    }
+    for (i, n, _) in &first_answers {
+        let a = a.clone();
+        let p = players[*i].clone();
+        let (i, n) = (*i, *n);
+        sent.spawn(async move {
+            let kind = if n == 0 {
+                "old repeat"
+            } else {
+                "recent repeat"
+            };
+            (
+                i,
+                kind,
+                a.execute(wallet(&p), deposit(&format!("{p}-{n}"), 10_00))
+                    .await,
+            )
+        });
+    }
+    {
+        let a = a.clone();
+        let p = players[5].clone();
+        sent.spawn(async move {
+            (
+                5,
+                "conflict",
+                a.execute(wallet(&p), deposit(&format!("{p}-4"), 99_00))
+                    .await,
+            )
+        });
+    }
+    // A withdrawal on p7 that only the foreign deposit makes possible.
+    {
+        let a = a.clone();
+        let p = players[7].clone();
+        let all = model[7] + 2_00;
+        sent.spawn(async move {
+            (
+                7,
+                "all of it",
+                a.execute(wallet(&p), withdraw("all", all)).await,
+            )
+        });
+    }
+    let mut results = Vec::new();
+    while let Some(done) = sent.join_next().await {
+        results.push(done.unwrap());
+    }
+    results.sort_by_key(|(i, kind, _)| (*i, *kind));
+    for (i, kind, result) in &results {
+        match (*kind, result) {
+            ("new", Ok(r)) => {
+                assert!(!r.replayed, "p{i} new");
+                model[*i] += 2_00;
+            }
+            ("old repeat" | "recent repeat", Ok(r)) => {
+                let first = first_answers
+                    .iter()
+                    .find(|(j, n, _)| j == i && (*n == 0) == (*kind == "old repeat"))
+                    .map(|(_, _, r)| r)
+                    .unwrap();
+                assert!(r.replayed, "p{i} {kind}");
+                assert_eq!((r.sequence, r.balance), (first.sequence, first.balance));
+            }
+            (
+                "conflict",
+                Err(ExecuteError::Refused {
+                    error: WalletError::IdempotencyConflict { .. },
+                    ..
+                }),
+            ) => {}
+            ("all of it", Ok(r)) => {
+                assert!(!r.replayed);
+                assert_eq!(r.balance.available, Decimal::ZERO);
+                model[*i] = 0;
+            }
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    // The withdrawal may have been decided before or after p7's new deposit.
+    let p7 = a.wallet(wallet(&players[7])).await.unwrap().unwrap();
+    assert!(
+        p7.balance.available == Decimal::ZERO || p7.balance.available == Decimal::new(2_00, 2),
+        "p7: {:?}",
+        p7.balance
+    );
+    model[7] = (p7.balance.available * Decimal::from(100))
+        .try_into()
+        .unwrap();
+
+    // The wallets that were neither behind the log nor sent an old repeat had their new
+    // deposits committed together, in one transaction: their batch was not given up
+    // because of the others (before, every command of it went the slow way, one
+    // transaction each).
+    let untouched: Vec<String> = [0usize, 4, 5, 6, 8, 9]
+        .iter()
+        .map(|i| wallet(&players[*i]).to_string())
+        .collect();
+    let transactions: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT tx_id::text) FROM events
+          WHERE aggregate_id = ANY($1) AND metadata ->> 'transaction_id' LIKE '%-new'",
+    )
+    .bind(&untouched)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        transactions, 1,
+        "the untouched wallets' new deposits in one commit"
+    );
+
+    // The log: each transaction id once, balances as the model, no gap in any sequence.
+    for (i, p) in players.iter().enumerate() {
+        let rows: Vec<(i64, Option<String>)> = sqlx::query_as(
+            "SELECT sequence, metadata ->> 'transaction_id' FROM events
+              WHERE aggregate_id = $1 ORDER BY sequence",
+        )
+        .bind(wallet(p).to_string())
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        for (n, (sequence, _)) in rows.iter().enumerate() {
+            assert_eq!(*sequence, n as i64 + 1, "{p}: a gap in the sequence");
+        }
+        let mut ids: Vec<&String> = rows.iter().filter_map(|(_, t)| t.as_ref()).collect();
+        let count = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), count, "{p}: a transaction id twice");
+        let now = b.wallet(wallet(p)).await.unwrap().unwrap();
+        assert_eq!(
+            now.balance.available,
+            Decimal::new(model[i], 2),
+            "{p} against the model"
+        );
+    }
+}
