@@ -143,16 +143,23 @@ pub async fn read_after(
 /// because an older transaction (in any database of the cluster) is still running. A
 /// tailing reader that got an empty page polls again soon when this is true, and otherwise
 /// waits for a notification.
+///
+/// Written as an ordered `LIMIT 1` so that the plan is an index scan of `events_log_order`
+/// whatever the cursor: as `EXISTS`, sqlx's prepared (generic) plan was a sequential scan
+/// of the whole log (12 ms on 50,000 events instead of 0.05 ms), paid on every wake.
 pub async fn has_pending(pool: &PgPool, after: LogCursor) -> Result<bool, StoreError> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM events
-                         WHERE (tx_id, global_position) > (($1::bigint)::text::xid8, $2))",
+    let next: Option<i64> = sqlx::query_scalar(
+        "SELECT global_position FROM events
+          WHERE (tx_id, global_position) > (($1::bigint)::text::xid8, $2)
+          ORDER BY tx_id, global_position
+          LIMIT 1",
     )
     .bind(after.tx_id)
     .bind(after.global_position)
-    .fetch_one(pool)
+    .fetch_optional(pool)
     .await
-    .map_err(unavailable)
+    .map_err(unavailable)?;
+    Ok(next.is_some())
 }
 
 /// How many committed events [`read_after`] cannot return yet, because an older

@@ -21,5 +21,5 @@ pub mod shutdown;
 pub mod worker;
 
 pub use amqp::Topology;
-pub use relay::RelayConfig;
+pub use relay::{RelayConfig, RelayStats};
 pub use worker::{WorkerConfig, WorkerStats};

@@ -127,6 +127,7 @@ async fn start() -> anyhow::Result<()> {
             amqp_url: cli.urls.amqp_url.clone(),
             topology: topology.clone(),
             page_size: 500,
+            stats: Default::default(),
         };
         tasks.spawn(relay::run(pool.clone(), config, stop.clone()));
     }

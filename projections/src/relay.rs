@@ -6,15 +6,19 @@
 //! - **Never loses**: messages are persistent, the queues durable (quorum), and the
 //!   checkpoint moves after the confirms, in Postgres. A crash re-publishes the unconfirmed
 //!   tail; workers drop the duplicates by sequence.
-//! - **Wakes at once**: a trigger NOTIFYs on every insert; when events are known to exist
-//!   but an older transaction elsewhere still holds them back, it polls every few
-//!   milliseconds until they are readable; otherwise it sleeps until the next notification
-//!   (or a 1 s safety tick, in case one was lost while reconnecting).
+//! - **Wakes at once, and rests**: a trigger NOTIFYs on every insert; a wake takes every
+//!   notification already queued, so a burst costs one read per page, not one per
+//!   INSERT; when events are known to exist but an older transaction elsewhere still
+//!   holds them back, it polls every few milliseconds until they are readable; otherwise
+//!   it sleeps until the next notification (or a 1 s safety tick, in case one was lost
+//!   while reconnecting).
 //! - **One at a time**: a session-level advisory lock elects the active relay; others
 //!   stand by and take over when its connection goes away.
 //! - **Survives restarts** of RabbitMQ and Postgres: any failure ends the session, which
 //!   starts again after a backoff from the stored checkpoint.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use amqprs::channel::{BasicPublishArguments, Channel, ConfirmSelectArguments};
@@ -42,6 +46,27 @@ pub struct RelayConfig {
     pub topology: Topology,
     /// Events read and published per page (at most `eventstore::log::PAGE_SIZE_MAX`).
     pub page_size: u32,
+    /// What it did, for tests and benchmarks (the same figures go to `/metrics`).
+    pub stats: Arc<RelayStats>,
+}
+
+/// Counters of a relay's work.
+#[derive(Debug, Default)]
+pub struct RelayStats {
+    /// Reads of the log (pages, full or empty).
+    pub reads: AtomicU64,
+    /// Times it woke from waiting (a notification or the safety tick).
+    pub wakes: AtomicU64,
+}
+
+impl RelayStats {
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+
+    pub fn wakes(&self) -> u64 {
+        self.wakes.load(Ordering::Relaxed)
+    }
 }
 
 /// Runs the relay until `shutdown`, reconnecting with backoff after any failure.
@@ -166,6 +191,7 @@ async fn publish_loop(
             anyhow::bail!("AMQP connection lost");
         }
         let page = log::read_after(pool, cursor, config.page_size).await?;
+        config.stats.reads.fetch_add(1, Ordering::Relaxed);
         if let Some(last) = page.last() {
             pending_polls = 0;
             for event in &page {
@@ -205,7 +231,25 @@ async fn publish_loop(
             _ = shutdown.wait() => return Ok(()),
             _ = connection.listen_network_io_failure() => anyhow::bail!("AMQP connection lost"),
         }
+        drain(listener).await?;
+        config.stats.wakes.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// Takes every notification that has already arrived: one INSERT statement sends one, so
+/// a burst leaves thousands queued, and each would otherwise wake the relay for a read
+/// that finds nothing new (the page it read after the first has them all).
+async fn drain(listener: &mut PgListener) -> Result<(), sqlx::Error> {
+    let mut drained: u64 = 0;
+    // A zero timeout polls once: it returns what is already readable, and never waits.
+    while let Ok(notification) = tokio::time::timeout(Duration::ZERO, listener.recv()).await {
+        notification?;
+        drained += 1;
+    }
+    if drained > 0 {
+        metrics::counter!("relay_notifications_coalesced_total").increment(drained);
+    }
+    Ok(())
 }
 
 /// Publishes one event as the relay does (persistent, with its headers); confirms are the

@@ -290,3 +290,42 @@ async fn a_poison_message_is_dead_lettered_and_the_worker_goes_on(pool: PgPool) 
     let _ = connection.close().await;
     side.teardown().await;
 }
+
+/// After a burst, the relay rests (issue 13): each INSERT statement sends a notification,
+/// and a burst used to leave thousands queued, each waking the relay for a read of the log
+/// that found nothing, for minutes after the traffic stopped. Here 1,500 notifications
+/// queue while a long transaction holds the log back; once it ends, the relay catches up
+/// in a few pages and then reads no more than its safety tick asks.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn after_a_burst_the_relay_reads_a_page_per_wake_not_one_per_notification(pool: PgPool) {
+    let mut side = ReadSide::new(pool.clone(), &unique_prefix("rest"), 1).await;
+    side.start_relay();
+    let store = store(&pool);
+    let wallets = open_funded(store.as_ref(), "rest", 20).await;
+    // Hold the log back: a transaction with an id, left open.
+    let mut hold = pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut *hold)
+        .await
+        .unwrap();
+    run_mixed(store, &wallets, 1_500, 4, 11).await;
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let reads_before = side.relay_stats.reads();
+    hold.rollback().await.unwrap();
+    wait_for("the relay to catch up", async || {
+        events_relayed(&pool).await == total
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let reads = side.relay_stats.reads() - reads_before;
+    println!("relay: {reads} reads of the log for {total} events after the hold ended");
+    // 1,500+ events in pages of 200, an empty read, and a few ticks: a few dozen at most.
+    assert!(
+        reads < 60,
+        "{reads} reads of the log to relay {total} events after the hold ended"
+    );
+    side.teardown().await;
+}

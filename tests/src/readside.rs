@@ -14,7 +14,7 @@ use domain::{Wallet, WalletEvent};
 use eventstore::log::LoggedEvent;
 use fred::prelude::*;
 use projections::shutdown::{self, Trigger};
-use projections::{relay, worker, RelayConfig, Topology, WorkerConfig, WorkerStats};
+use projections::{relay, worker, RelayConfig, RelayStats, Topology, WorkerConfig, WorkerStats};
 use readmodel::{query, Applier, Keys, Period};
 use rust_decimal::Decimal;
 use sqlx::PgPool;
@@ -51,6 +51,7 @@ pub struct ReadSide {
     pub redis: Client,
     pub applier: Applier,
     pub stats: Arc<WorkerStats>,
+    pub relay_stats: Arc<RelayStats>,
     relay: Option<Running>,
     workers: Vec<Running>,
 }
@@ -78,6 +79,7 @@ impl ReadSide {
             keys,
             redis,
             stats: Arc::new(WorkerStats::default()),
+            relay_stats: Arc::new(RelayStats::default()),
             relay: None,
             workers: Vec::new(),
         }
@@ -89,6 +91,7 @@ impl ReadSide {
             amqp_url: crate::amqp_url(),
             topology: self.topology.clone(),
             page_size: 200,
+            stats: self.relay_stats.clone(),
         }
     }
 

@@ -106,6 +106,7 @@ async fn bench(args: &Args, name: &str, url: &str) -> anyhow::Result<()> {
         amqp_url: args.urls.amqp_url.clone(),
         topology: topology.clone(),
         page_size: 500,
+        stats: Default::default(),
     };
     let started = Instant::now();
     let relay_task = tokio::spawn(relay::run(pool.clone(), relay_config, relay_signal));
