@@ -40,6 +40,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     expiry: Option<crate::expiry::Expiry>,
+    cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl Application {
@@ -84,8 +85,35 @@ impl Application {
         let client = readmodel::connect(&config.redis_url)
             .await
             .context("configuring the Redis client (BETLEDGER_REDIS_URL)")?;
+        let cluster = match &config.cluster {
+            None => None,
+            Some(c) => {
+                let address = match &c.advertise {
+                    Some(address) => address.clone(),
+                    None => listener
+                        .local_addr()
+                        .context("the listen address to advertise")?
+                        .to_string(),
+                };
+                Some(
+                    crate::cluster::Cluster::join(pool.clone(), address, c.secret.clone())
+                        .await
+                        .context("joining the other instances (BETLEDGER_CLUSTER_ADDR)")?,
+                )
+            }
+        };
+        let local = store;
+        let store: Arc<dyn WalletStore> = match &cluster {
+            None => local.clone(),
+            Some(cluster) => Arc::new(crate::cluster::RoutedStore {
+                local: local.clone(),
+                cluster: cluster.clone(),
+            }),
+        };
         let state = AppState::new(Services {
             store,
+            local,
+            cluster: cluster.clone(),
             pool,
             clients: Arc::new(config.clients.clone()),
             metrics: crate::metrics::handle(),
@@ -119,6 +147,7 @@ impl Application {
             listener,
             router: router(state, config.concurrency_max),
             expiry,
+            cluster,
         })
     }
 
@@ -137,12 +166,19 @@ impl Application {
         // The expiry sweep runs beside the server and stops with it.
         let (stop_sweep, sweep_stopped) = tokio::sync::oneshot::channel::<()>();
         let sweep = self.expiry.map(|e| tokio::spawn(e.run(sweep_stopped)));
+        // So does the cluster heartbeat; stopping, the instance leaves the cluster.
+        let (stop_beat, beat_stopped) = tokio::sync::oneshot::channel::<()>();
+        let beat = self.cluster.map(|c| tokio::spawn(c.run(beat_stopped)));
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await;
         let _ = stop_sweep.send(());
+        let _ = stop_beat.send(());
         if let Some(sweep) = sweep {
             let _ = sweep.await;
+        }
+        if let Some(beat) = beat {
+            let _ = beat.await;
         }
         served
     }

@@ -70,7 +70,24 @@ pub struct Config {
     /// 0 turns the expiry sweep off (another instance runs it).
     pub expiry_interval_ms: u64,
     pub write_path: WritePath,
+    /// Several instances on one database, each wallet decided by one of them
+    /// (`crate::cluster`); `None`: this instance decides every wallet itself.
+    pub cluster: Option<ClusterConfig>,
 }
+
+/// How this instance joins the others on its database (`BETLEDGER_CLUSTER_ADDR`,
+/// `BETLEDGER_CLUSTER_SECRET`).
+#[derive(Clone)]
+pub struct ClusterConfig {
+    /// `HOST:PORT` at which the other instances reach this one; `None` (`auto`): the
+    /// address it listens on.
+    pub advertise: Option<String>,
+    /// Shared by the instances; authenticates their calls to each other.
+    pub secret: String,
+}
+
+/// Shortest cluster secret accepted.
+pub const CLUSTER_SECRET_LEN_MIN: usize = 16;
 
 /// A configuration variable had a value we cannot use.
 #[derive(Debug, thiserror::Error)]
@@ -158,8 +175,43 @@ impl Config {
                     variable: "BETLEDGER_WRITE_PATH",
                     problem,
                 })?,
+            cluster: cluster_from_env()?,
         })
     }
+}
+
+/// `BETLEDGER_CLUSTER_ADDR` (`off`, the default; `auto`; or `HOST:PORT`) and
+/// `BETLEDGER_CLUSTER_SECRET` (16+ characters, required unless off).
+fn cluster_from_env() -> Result<Option<ClusterConfig>, ConfigError> {
+    let addr = var("BETLEDGER_CLUSTER_ADDR", "off");
+    let advertise = match addr.trim() {
+        "off" | "" => return Ok(None),
+        "auto" => None,
+        other => {
+            let (host, port) = other.rsplit_once(':').ok_or_else(|| ConfigError {
+                variable: "BETLEDGER_CLUSTER_ADDR",
+                problem: format!("{other:?}; expected off, auto or HOST:PORT"),
+            })?;
+            if host.is_empty() || port.parse::<u16>().is_err() {
+                return Err(ConfigError {
+                    variable: "BETLEDGER_CLUSTER_ADDR",
+                    problem: format!("{other:?}; expected off, auto or HOST:PORT"),
+                });
+            }
+            Some(other.to_string())
+        }
+    };
+    let secret = var("BETLEDGER_CLUSTER_SECRET", "");
+    if secret.chars().count() < CLUSTER_SECRET_LEN_MIN {
+        return Err(ConfigError {
+            variable: "BETLEDGER_CLUSTER_SECRET",
+            problem: format!(
+                "must be at least {CLUSTER_SECRET_LEN_MIN} characters when \
+                 BETLEDGER_CLUSTER_ADDR is set (the same on every instance)"
+            ),
+        });
+    }
+    Ok(Some(ClusterConfig { advertise, secret }))
 }
 
 /// A whole number from `min` to `max` in variable `name`, or `default` when unset.
@@ -260,7 +312,7 @@ impl fmt::Display for Config {
             "listen_addr={} database_url={} db_connections_max={} clients=[{}] log_json={} \
              redis_url={} redis_prefix={} providers=[{}] session_ttl_s={} \
              rate_limit_per_s={} rate_limit_burst={} concurrency_max={} expiry_interval_ms={} \
-             write_path={:?}",
+             write_path={:?} cluster={}",
             self.listen_addr,
             mask_password(&self.database_url),
             self.db_connections_max,
@@ -278,7 +330,11 @@ impl fmt::Display for Config {
             self.rate_limit_burst,
             self.concurrency_max,
             self.expiry_interval_ms,
-            self.write_path
+            self.write_path,
+            match &self.cluster {
+                None => "off".to_string(),
+                Some(c) => format!("{} (secret ****)", c.advertise.as_deref().unwrap_or("auto")),
+            }
         )
     }
 }

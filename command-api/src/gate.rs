@@ -25,6 +25,8 @@ pub enum Principal {
     Client(String),
     /// A provider call, by provider id (its signature not checked yet).
     Provider(String),
+    /// Another instance of the cluster, passing on a command (`crate::cluster`).
+    Peer,
     /// Health, readiness, metrics and unknown paths.
     Public,
 }
@@ -35,6 +37,7 @@ impl Principal {
         match self {
             Principal::Client(name) => format!("client:{name}"),
             Principal::Provider(pid) => format!("provider:{pid}"),
+            Principal::Peer => "peer".into(),
             Principal::Public => "public".into(),
         }
     }
@@ -54,7 +57,21 @@ pub async fn gate(State(state): State<AppState>, mut request: Request, next: Nex
 
 fn identify(state: &AppState, request: &Request) -> Result<Principal, ApiError> {
     let path = request.uri().path();
-    let principal = if let Some(rest) = path.strip_prefix("/provider/") {
+    let principal = if path.starts_with("/internal/") {
+        let presented = request
+            .headers()
+            .get(crate::cluster::SECRET_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        match &state.cluster {
+            Some(cluster) if cluster.admits(presented) => Principal::Peer,
+            _ => {
+                return Err(ApiError::Unauthorized(
+                    "calls between instances need the cluster secret".into(),
+                ))
+            }
+        }
+    } else if let Some(rest) = path.strip_prefix("/provider/") {
         let pid = rest.split('/').next().unwrap_or_default();
         if !state.providers.contains_key(pid) {
             return Err(ApiError::Unauthorized(format!(

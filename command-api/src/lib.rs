@@ -10,6 +10,8 @@
 //! - [`expiry`]: the background sweep that expires reservations past their timeout.
 //! - [`runner`]: the command runner every face calls (span, write path, outcome metric).
 //! - [`state`]: `AppState`, what every handler can reach.
+//! - [`cluster`]: several instances on one database: members, each wallet's owner, and
+//!   the write path that passes a command to its owner.
 //! - [`config`]: the `Config` read from the environment, printed with secrets masked.
 //! - [`gate`]: names the caller from the request's head, before its body is read or a
 //!   slot is taken; refuses the unauthenticated.
@@ -28,6 +30,7 @@
 pub mod app;
 pub mod auth;
 pub mod body;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod expiry;

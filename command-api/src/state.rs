@@ -32,7 +32,12 @@ impl std::ops::Deref for AppState {
 
 /// The services behind [`AppState`].
 pub struct Services {
+    /// The write path: in a cluster, the one that passes commands to their owners.
     pub store: Arc<dyn WalletStore>,
+    /// This instance's own write path (what forwarded commands run on).
+    pub local: Arc<dyn WalletStore>,
+    /// The other instances, when several share the database.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
     pub pool: PgPool,
     pub clients: Arc<Vec<ApiClient>>,
     pub metrics: PrometheusHandle,

@@ -101,7 +101,7 @@ impl fmt::Display for Currency {
 }
 
 /// Why an amount was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum AmountError {
     #[error("amount is not a plain decimal string like \"12.50\"")]
     Malformed,

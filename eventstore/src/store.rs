@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use domain::{Balance, PlayerId, TransactionId, WalletCommand, WalletError, WalletId};
 
 /// The answer to an accepted command: the wallet's balance right after it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CommandReceipt {
     pub wallet_id: WalletId,
     pub transaction_id: Option<TransactionId>,

@@ -88,6 +88,7 @@ pub fn test_config() -> Config {
             .ok()
             .and_then(|p| p.parse().ok())
             .unwrap_or(command_api::config::WritePath::Batched),
+        cluster: None,
     }
 }
 

@@ -1,7 +1,8 @@
 //! The endpoints, one module per face or group: the native wallet commands, the read
-//! models, game sessions, the provider face, health.
+//! models, game sessions, the provider face, health, and calls between instances.
 
 mod health;
+mod internal;
 pub mod provider;
 mod read;
 mod sessions;
@@ -20,6 +21,7 @@ pub fn router() -> Router<AppState> {
         .merge(sessions::routes())
         .merge(provider::routes())
         .merge(health::routes())
+        .merge(internal::routes())
         .fallback(no_such_endpoint)
         .method_not_allowed_fallback(method_not_allowed)
 }

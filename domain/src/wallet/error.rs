@@ -31,8 +31,9 @@ impl std::fmt::Display for ReservationState {
     }
 }
 
-/// A rule of the wallet refused a command; nothing was changed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+/// A rule of the wallet refused a command; nothing was changed. Serializable so that one
+/// API instance can pass another's answer on (see command-api's cluster module).
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
 pub enum WalletError {
     #[error("wallet not found")]
     WalletNotFound,

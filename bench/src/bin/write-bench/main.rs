@@ -260,7 +260,7 @@ async fn phase(args: &Args, path: &str, url: &str) -> anyhow::Result<Phase> {
         } else {
             eventstore::db::connect(url, args.connections).await?
         };
-        engines.push(target(args, base, pool).await?);
+        engines.push(target(args, base, pool, instances > 1).await?);
     }
     let target: Arc<dyn Target> = if engines.len() == 1 {
         engines.pop().expect("one")
@@ -272,7 +272,12 @@ async fn phase(args: &Args, path: &str, url: &str) -> anyhow::Result<Phase> {
     ))
 }
 
-async fn target(args: &Args, path: &str, pool: PgPool) -> anyhow::Result<Arc<dyn Target>> {
+async fn target(
+    args: &Args,
+    path: &str,
+    pool: PgPool,
+    cluster: bool,
+) -> anyhow::Result<Arc<dyn Target>> {
     Ok(match path {
         "cqrs" => Arc::new(Framework(CqrsFramework::new(
             PersistedEventStore::new_event_store(PostgresEventRepository::new(pool.clone())),
@@ -280,12 +285,12 @@ async fn target(args: &Args, path: &str, pool: PgPool) -> anyhow::Result<Arc<dyn
             WalletServices,
         ))),
         "engine" => Arc::new(Engine(Arc::new(CqrsWalletStore::new(pool.clone())))),
-        "http" => Arc::new(Http::start(pool.clone(), args, false).await?),
+        "http" => Arc::new(Http::start(pool.clone(), args, false, cluster).await?),
         "batched" => Arc::new(Engine(Arc::new(BatchedWalletStore::new(
             pool.clone(),
             batch_config(args),
         )))),
-        "batched-http" => Arc::new(Http::start(pool.clone(), args, true).await?),
+        "batched-http" => Arc::new(Http::start(pool.clone(), args, true, cluster).await?),
         other => anyhow::bail!(
             "unknown path {other:?}: use ceiling, cqrs, engine, http, batched, batched-http, \
              cache-memory"

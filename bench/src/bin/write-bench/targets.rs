@@ -101,7 +101,14 @@ pub struct Http {
 }
 
 impl Http {
-    pub async fn start(pool: PgPool, args: &Args, batched: bool) -> anyhow::Result<Self> {
+    /// The API over `pool`, on the batched or the straightforward path; with `cluster`,
+    /// as one of several instances on the database (`command_api::cluster`).
+    pub async fn start(
+        pool: PgPool,
+        args: &Args,
+        batched: bool,
+        cluster: bool,
+    ) -> anyhow::Result<Self> {
         let connections = args.connections;
         use command_api::auth::{ApiClient, Scope};
         let config = command_api::Config {
@@ -123,6 +130,10 @@ impl Http {
             concurrency_max: 10_000,
             expiry_interval_ms: 0,
             write_path: command_api::config::WritePath::Cqrs,
+            cluster: cluster.then(|| command_api::config::ClusterConfig {
+                advertise: None,
+                secret: "write-bench-cluster-secret".into(),
+            }),
         };
         let store: Arc<dyn WalletStore> = if batched {
             Arc::new(BatchedWalletStore::new(

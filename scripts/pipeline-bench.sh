@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# Measures the whole engine as it runs in production, with an outside HTTP client (wrk):
+#   1. a database of its own; INSTANCES betledger-api processes (release build) and, unless
+#      READ_SIDE=0, betledger-projections all (relay and workers, RabbitMQ, Redis);
+#   2. WALLETS wallets opened and funded over HTTP;
+#   3. a burst of SECONDS (default 15) of deposits from wrk, CONNECTIONS connections split
+#      over the instances, a REPEAT_SHARE of them exact retries (same id, same body);
+#   4. the time until the read side has caught up (the relay's checkpoint at the log's
+#      head and every wallet's read model at its last sequence);
+#   5. 10 s later, the CPU used over IDLE_S seconds (default 60) by the API processes, the
+#      projections process and the PostgreSQL backends connected to the database (and,
+#      apart, by RabbitMQ and Redis), from /proc.
+# Prints progress lines, then one JSON line.
+# Usage: [INSTANCES=1] [CONNECTIONS=64] [WALLETS=1000] [REPEAT_SHARE=0] [READ_SIDE=1]
+#        [IDLE_S=60] scripts/pipeline-bench.sh [SECONDS]
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+BURST_S="${1:-15}"
+INSTANCES="${INSTANCES:-1}"
+CONNECTIONS="${CONNECTIONS:-64}"
+WALLETS="${WALLETS:-1000}"
+REPEAT_SHARE="${REPEAT_SHARE:-0}"
+READ_SIDE="${READ_SIDE:-1}"
+IDLE_S="${IDLE_S:-60}"
+command -v wrk >/dev/null || {
+  echo "wrk is missing: sudo apt-get install -y wrk" >&2
+  exit 2
+}
+scripts/services.sh up >/dev/null
+eval "$(scripts/services.sh env)"
+cargo build --release --locked --bin betledger-api --bin betledger-projections 2>&1 | tail -1
+
+DB="pipeline_bench_$$"
+PREFIX="pipeline-bench-$$"
+WORK="$(mktemp -d)"
+TOKEN="pipeline-bench-token-0001"
+BASE="${BETLEDGER_DATABASE_URL%/*}"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  psql "$BETLEDGER_DATABASE_URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+  redis-cli -u "$BETLEDGER_REDIS_URL" --scan --pattern "$PREFIX:*" |
+    xargs -r -n 1000 redis-cli -u "$BETLEDGER_REDIS_URL" unlink >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+psql "$BETLEDGER_DATABASE_URL" -qc "CREATE DATABASE $DB" >/dev/null
+export BETLEDGER_DATABASE_URL="$BASE/$DB" BETLEDGER_REDIS_PREFIX="$PREFIX" \
+  BETLEDGER_AMQP_PREFIX="$PREFIX" BETLEDGER_API_TOKENS="bench:$TOKEN:read+write" \
+  BETLEDGER_RATE_LIMIT_PER_S=1000000 BETLEDGER_RATE_LIMIT_BURST=1000000 \
+  BETLEDGER_CONCURRENCY_MAX=4096 RUST_LOG=warn
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+addrs=()
+for i in $(seq 1 "$INSTANCES"); do
+  addr="127.0.0.1:$(free_port)"
+  BETLEDGER_API_ADDR="$addr" target/release/betledger-api >"$WORK/api-$i.log" 2>&1 &
+  pids+=($!)
+  addrs+=("$addr")
+done
+api_pids=("${pids[@]}")
+for addr in "${addrs[@]}"; do
+  for _ in $(seq 1 200); do curl -fs "http://$addr/ready" >/dev/null 2>&1 && break; sleep 0.1; done
+  curl -fs "http://$addr/ready" >/dev/null || { echo "the API at $addr did not start:" >&2; cat "$WORK"/api-*.log >&2; exit 1; }
+done
+projections_pid=""
+if [ "$READ_SIDE" = 1 ]; then
+  BETLEDGER_PROJECTIONS_ADDR="127.0.0.1:$(free_port)" target/release/betledger-projections all \
+    >"$WORK/projections.log" 2>&1 &
+  projections_pid=$!
+  pids+=("$projections_pid")
+fi
+
+echo "== opening and funding $WALLETS wallets through ${addrs[0]}"
+python3 - "${addrs[0]}" "$TOKEN" "$WALLETS" >"$WORK/wallets" <<'PY'
+import http.client, json, sys
+addr, token, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+host, port = addr.split(":")
+c = http.client.HTTPConnection(host, int(port))
+h = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+for i in range(n):
+    c.request("POST", "/v1/wallets", json.dumps({"player_id": f"bench-{i}", "currency": "EUR"}), h)
+    r = c.getresponse(); body = json.loads(r.read())
+    assert r.status == 201, body
+    w = body["wallet_id"]
+    c.request("POST", f"/v1/wallets/{w}/deposits", json.dumps({"transaction_id": "fund", "amount": "1000.00"}), h)
+    r = c.getresponse(); r.read(); assert r.status == 200
+    print(w)
+PY
+
+cat >"$WORK/deposits.lua" <<'LUA'
+local wallets = {}
+for line in io.lines(os.getenv("WALLETS_FILE")) do wallets[#wallets + 1] = line end
+local share = tonumber(os.getenv("REPEAT_SHARE") or "0")
+local token = os.getenv("TOKEN")
+local headers = { ["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json" }
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tag", os.getenv("TAG") .. "-" .. threads)
+end
+local n, last = 0, nil
+function init(args)
+  local seed = os.time()
+  for i = 1, #tag do seed = (seed * 31 + tag:byte(i)) % 2147483647 end
+  math.randomseed(seed)
+end
+function request()
+  if last ~= nil and math.random() < share then
+    local again = last
+    last = nil
+    return again
+  end
+  n = n + 1
+  local w = wallets[math.random(#wallets)]
+  local body = '{"transaction_id":"' .. tag .. '-' .. n .. '","amount":"1.00"}'
+  last = wrk.format("POST", "/v1/wallets/" .. w .. "/deposits", headers, body)
+  return last
+end
+LUA
+
+per=$((CONNECTIONS / INSTANCES))
+echo "== burst: ${BURST_S} s of deposits, $CONNECTIONS connections over $INSTANCES instance(s), repeat share $REPEAT_SHARE"
+start_events=$(psql "$BETLEDGER_DATABASE_URL" -tAc "SELECT count(*) FROM events")
+i=0
+for addr in "${addrs[@]}"; do
+  i=$((i + 1))
+  WALLETS_FILE="$WORK/wallets" REPEAT_SHARE="$REPEAT_SHARE" TOKEN="$TOKEN" TAG="$$-$i" \
+    wrk -t 1 -c "$per" -d "${BURST_S}s" -s "$WORK/deposits.lua" "http://$addr" >"$WORK/wrk-$i.txt" 2>&1 &
+done
+wait_wrk() { while pgrep -f "wrk -t 1 -c $per" >/dev/null; do sleep 0.2; done; }
+wait_wrk
+burst_end=$(date +%s.%N)
+total_rps=0
+non2xx=0
+for f in "$WORK"/wrk-*.txt; do
+  rps=$(awk '/Requests\/sec/ {print $2}' "$f")
+  total_rps=$(python3 -c "print($total_rps + $rps)")
+  bad=$(awk '/Non-2xx/ {print $5}' "$f")
+  non2xx=$((non2xx + ${bad:-0}))
+  grep -E "Latency|Requests/sec|Non-2xx|errors" "$f" | sed 's/^/   /'
+done
+events=$(psql "$BETLEDGER_DATABASE_URL" -tAc "SELECT count(*) FROM events")
+echo "== $total_rps requests/s in all; $((events - start_events)) events written; $non2xx answers not 2xx"
+
+catch_up_s=null
+if [ "$READ_SIDE" = 1 ]; then
+  echo "== waiting for the read side to catch up"
+  while :; do
+    lag=$(psql "$BETLEDGER_DATABASE_URL" -tAc "SELECT (SELECT count(*) FROM events) - coalesce((SELECT sum(events_relayed) FROM relay_checkpoints), 0)")
+    if [ "$lag" -le 0 ]; then
+      # Every wallet's read model at its last sequence.
+      behind=$(python3 - "$WORK/wallets" <<'PY'
+import os, subprocess, sys
+wallets = [l.strip() for l in open(sys.argv[1])]
+prefix = os.environ["BETLEDGER_REDIS_PREFIX"]; url = os.environ["BETLEDGER_REDIS_URL"]
+gen = subprocess.run(["redis-cli", "-u", url, "GET", f"{prefix}:generation"], capture_output=True, text=True).stdout.strip() or "0"
+q = "SELECT aggregate_id, max(sequence) FROM events GROUP BY 1"
+db = subprocess.run(["psql", os.environ["BETLEDGER_DATABASE_URL"], "-tA", "-F", " ", "-c", q], capture_output=True, text=True).stdout
+last = dict(l.split() for l in db.splitlines() if l.strip())
+script = "\n".join(f"HGET {prefix}:g{gen}:wallet:{{{w}}} sequence" for w in wallets)
+out = subprocess.run(["redis-cli", "-u", url], input=script, capture_output=True, text=True).stdout.split()
+print(sum(1 for w, s in zip(wallets, out) if s != last.get(w)))
+PY
+)
+      [ "$behind" = 0 ] && break
+    fi
+    sleep 0.2
+  done
+  catch_up_s=$(python3 -c "import time; print(round(time.time() - $burst_end, 2))")
+  echo "== caught up ${catch_up_s} s after the burst ended"
+fi
+
+echo "== resting 10 s, then measuring CPU for ${IDLE_S} s"
+sleep 10
+ticks() {
+  # utime + stime of the given pids, in clock ticks
+  local sum=0
+  for p in "$@"; do
+    [ -r "/proc/$p/stat" ] || continue
+    t=$(awk '{print $14 + $15}' "/proc/$p/stat")
+    sum=$((sum + t))
+  done
+  echo "$sum"
+}
+backends() { psql "$BASE/postgres" -tAc "SELECT pid FROM pg_stat_activity WHERE datname = '$DB' AND pid <> pg_backend_pid()" 2>/dev/null | tr '\n' ' '; }
+rabbit=$(pgrep -f beam.smp | tr '\n' ' ')
+redis=$(pgrep -f "redis-server.*${BETLEDGER_REDIS_URL##*:}" | tr '\n' ' ')
+pg_pids=$(backends)
+e0=$(ticks "${api_pids[@]}" $projections_pid); p0=$(ticks $pg_pids); r0=$(ticks $rabbit); d0=$(ticks $redis)
+sleep "$IDLE_S"
+pg_pids_after=$(backends)
+e1=$(ticks "${api_pids[@]}" $projections_pid); p1=$(ticks $pg_pids); r1=$(ticks $rabbit); d1=$(ticks $redis)
+hz=$(getconf CLK_TCK)
+pct() { python3 -c "print(round(100.0 * ($1) / $hz / $IDLE_S, 2))"; }
+engine_pct=$(pct "$e1 - $e0")
+pg_pct=$(pct "$p1 - $p0")
+rabbit_pct=$(pct "$r1 - $r0")
+redis_pct=$(pct "$d1 - $d0")
+[ "$pg_pids" = "$pg_pids_after" ] || echo "   (the set of PostgreSQL backends changed while measuring: $pg_pids -> $pg_pids_after)"
+echo "== at rest: engine processes ${engine_pct}% of one core, their PostgreSQL backends ${pg_pct}%; RabbitMQ ${rabbit_pct}%, Redis ${redis_pct}% (shared services)"
+cat <<JSON
+{"instances": $INSTANCES, "connections": $CONNECTIONS, "wallets": $WALLETS, "repeat_share": $REPEAT_SHARE, "read_side": $READ_SIDE, "burst_s": $BURST_S, "requests_per_s": $total_rps, "not_2xx": $non2xx, "events": $((events - start_events)), "catch_up_s": $catch_up_s, "idle_s": $IDLE_S, "idle_cpu_pct": {"engine": $engine_pct, "postgres_backends": $pg_pct, "rabbitmq": $rabbit_pct, "redis": $redis_pct}}
+JSON
