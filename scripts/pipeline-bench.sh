@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Measures the whole engine as it runs in production, with an outside HTTP client (wrk):
-#   1. a database of its own; INSTANCES betledger-api processes (release build) and, unless
+#   1. a database of its own; INSTANCES betledger-api processes (release build; several form
+#      a cluster, docs/0011) and, unless
 #      READ_SIDE=0, betledger-projections all (relay and workers, RabbitMQ, Redis);
 #   2. WALLETS wallets opened and funded over HTTP;
 #   3. a burst of SECONDS (default 15) of deposits from wrk, CONNECTIONS connections split
@@ -51,6 +52,10 @@ export BETLEDGER_DATABASE_URL="$BASE/$DB" BETLEDGER_REDIS_PREFIX="$PREFIX" \
   BETLEDGER_AMQP_PREFIX="$PREFIX" BETLEDGER_API_TOKENS="bench:$TOKEN:read+write" \
   BETLEDGER_RATE_LIMIT_PER_S=1000000 BETLEDGER_RATE_LIMIT_BURST=1000000 \
   BETLEDGER_CONCURRENCY_MAX=4096 RUST_LOG=warn
+if [ "$INSTANCES" -gt 1 ]; then
+  # Several instances form a cluster: each wallet decided by its owner (docs/0011).
+  export BETLEDGER_CLUSTER_ADDR=auto BETLEDGER_CLUSTER_SECRET="pipeline-bench-cluster-$$"
+fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 addrs=()

@@ -11,7 +11,11 @@
 //!   sees the same members picks the same owner, and a member leaving moves only its own
 //!   wallets.
 //! - **Forwarding**: `POST /internal/v1/execute` on the owner, authenticated by the shared
-//!   `BETLEDGER_CLUSTER_SECRET`, answered with the owner's own answer. If the owner cannot
+//!   `BETLEDGER_CLUSTER_SECRET`, answered with the owner's own answers. Commands for one
+//!   owner travel together: a lane per owner sends what has queued while its last
+//!   requests were in flight (up to [`FORWARD_BATCH_MAX`] per request, [`LANE_IN_FLIGHT`]
+//!   requests at once), so the hop costs one HTTP exchange per batch, not per command.
+//!   If the owner cannot
 //!   be reached, the instance decides the command itself and leaves the owner out for a
 //!   while: ownership is for speed only. Correctness never depends on it: the log's keys
 //!   (wallet and sequence, wallet and transaction id) let one command in, and the batched
@@ -43,6 +47,16 @@ pub const SUSPECT_FOR: Duration = Duration::from_secs(5);
 pub const SECRET_HEADER: &str = "x-betledger-cluster-secret";
 /// Where an owner takes forwarded commands.
 pub const EXECUTE_PATH: &str = "/internal/v1/execute";
+/// Commands per forwarded request, at most.
+pub const FORWARD_BATCH_MAX: usize = 256;
+/// Forwarded requests in flight to one owner at once.
+pub const LANE_IN_FLIGHT: usize = 4;
+
+/// A command waiting in an owner's lane.
+struct Pending {
+    forwarded: Forwarded,
+    reply: tokio::sync::oneshot::Sender<Result<Answer, String>>,
+}
 
 /// Another instance (or this one).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +73,8 @@ pub struct Cluster {
     members: RwLock<Arc<Vec<Member>>>,
     suspects: Mutex<HashMap<Uuid, Instant>>,
     http: reqwest::Client,
+    /// One lane per owner commands were passed to.
+    lanes: Mutex<HashMap<Uuid, tokio::sync::mpsc::Sender<Pending>>>,
 }
 
 /// A command passed to its wallet's owner.
@@ -120,6 +136,7 @@ impl Cluster {
             members: RwLock::new(Arc::new(Vec::new())),
             suspects: Mutex::new(HashMap::new()),
             http,
+            lanes: Mutex::new(HashMap::new()),
         });
         cluster.beat().await?;
         Ok(cluster)
@@ -220,29 +237,121 @@ impl Cluster {
             .insert(member.id, Instant::now() + SUSPECT_FOR);
     }
 
-    /// Passes `command` to `owner`; `Err` when it could not be reached or gave no answer.
+    /// Passes `command` to `owner` through its lane; `Err` when it could not be reached
+    /// or gave no answer.
     async fn forward(
         &self,
         owner: &Member,
         wallet_id: WalletId,
         command: &WalletCommand,
     ) -> Result<Answer, String> {
-        let response = self
-            .http
-            .post(format!("http://{}{EXECUTE_PATH}", owner.address))
-            .header(SECRET_HEADER, &self.secret)
-            .json(&Forwarded {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let pending = Pending {
+            forwarded: Forwarded {
                 wallet_id,
                 command: command.clone(),
-            })
-            .send()
+            },
+            reply,
+        };
+        let lane = {
+            let mut lanes = self.lanes.lock().expect("lanes lock");
+            lanes
+                .entry(owner.id)
+                .or_insert_with(|| {
+                    let (tx, rx) = tokio::sync::mpsc::channel(FORWARD_BATCH_MAX * LANE_IN_FLIGHT);
+                    tokio::spawn(lane(
+                        self.http.clone(),
+                        owner.address.clone(),
+                        self.secret.clone(),
+                        rx,
+                    ));
+                    tx
+                })
+                .clone()
+        };
+        lane.send(pending)
             .await
-            .map_err(|e| e.to_string())?;
-        if !response.status().is_success() {
-            return Err(format!("{} answered {}", owner.address, response.status()));
-        }
-        response.json::<Answer>().await.map_err(|e| e.to_string())
+            .map_err(|_| "the lane to the owner closed".to_string())?;
+        answer
+            .await
+            .map_err(|_| "the lane to the owner dropped the command".to_string())?
     }
+}
+
+/// An owner's lane: takes what has queued (at most [`FORWARD_BATCH_MAX`]) whenever one of
+/// its [`LANE_IN_FLIGHT`] requests is free, and sends it as one request.
+async fn lane(
+    http: reqwest::Client,
+    address: String,
+    secret: String,
+    mut rx: tokio::sync::mpsc::Receiver<Pending>,
+) {
+    let room = Arc::new(tokio::sync::Semaphore::new(LANE_IN_FLIGHT));
+    loop {
+        let Ok(permit) = room.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = rx.recv().await else { return };
+        let mut batch = vec![first];
+        while batch.len() < FORWARD_BATCH_MAX {
+            match rx.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let (http, address, secret) = (http.clone(), address.clone(), secret.clone());
+        tokio::spawn(async move {
+            let (commands, replies): (Vec<Forwarded>, Vec<_>) =
+                batch.into_iter().map(|p| (p.forwarded, p.reply)).unzip();
+            metrics::histogram!("cluster_forward_batch_size").record(commands.len() as f64);
+            match send(&http, &address, &secret, &commands).await {
+                Ok(answers) if answers.len() == replies.len() => {
+                    for (reply, answer) in replies.into_iter().zip(answers) {
+                        let _ = reply.send(Ok(answer));
+                    }
+                }
+                Ok(answers) => {
+                    let e = format!(
+                        "{address} gave {} answers to {}",
+                        answers.len(),
+                        replies.len()
+                    );
+                    for reply in replies {
+                        let _ = reply.send(Err(e.clone()));
+                    }
+                }
+                Err(e) => {
+                    for reply in replies {
+                        let _ = reply.send(Err(e.clone()));
+                    }
+                }
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// One forwarded request: the commands in, the owner's answers out, in order.
+async fn send(
+    http: &reqwest::Client,
+    address: &str,
+    secret: &str,
+    commands: &[Forwarded],
+) -> Result<Vec<Answer>, String> {
+    let response = http
+        .post(format!("http://{address}{EXECUTE_PATH}"))
+        .header(SECRET_HEADER, secret)
+        .json(commands)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("{address} answered {}", response.status()));
+    }
+    response
+        .json::<Vec<Answer>>()
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// The rendezvous score of `member` for `wallet_id`: the owner is the member with the

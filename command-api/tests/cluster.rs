@@ -49,7 +49,10 @@ async fn an_instance_killed_under_load_loses_nothing_and_its_wallets_move_within
         if members == 3 {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "{members} members, not 3");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{members} members, not 3"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Every instance sees the others before the load starts.
@@ -62,7 +65,9 @@ async fn an_instance_killed_under_load_loses_nothing_and_its_wallets_move_within
             .post(format!("{}/v1/wallets", instances[0].1))
             .bearer_auth(TOKEN)
             .header("content-type", "application/json")
-            .body(format!(r#"{{"player_id": "member-{i}", "currency": "EUR"}}"#))
+            .body(format!(
+                r#"{{"player_id": "member-{i}", "currency": "EUR"}}"#
+            ))
             .send()
             .await
             .unwrap()
@@ -72,8 +77,9 @@ async fn an_instance_killed_under_load_loses_nothing_and_its_wallets_move_within
         wallets.push(r["wallet_id"].as_str().unwrap().to_string());
     }
 
-    let live: Arc<Mutex<Vec<String>>> =
-        Arc::new(Mutex::new(instances.iter().map(|(_, a)| a.clone()).collect()));
+    let live: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(
+        instances.iter().map(|(_, a)| a.clone()).collect(),
+    ));
     let acks: Arc<Mutex<Acks>> = Arc::default();
     // Per wallet, when a deposit on it was last acknowledged.
     let served: Arc<Mutex<HashMap<String, Vec<Instant>>>> = Arc::default();
@@ -148,7 +154,10 @@ async fn an_instance_killed_under_load_loses_nothing_and_its_wallets_move_within
         done.unwrap();
     }
     let acks = acks.lock().unwrap().clone();
-    assert!(acked_before > 100, "only {acked_before} acknowledged before the kill");
+    assert!(
+        acked_before > 100,
+        "only {acked_before} acknowledged before the kill"
+    );
     assert!(
         acks.len() > acked_before + 100,
         "only {} acknowledged after the kill",
@@ -162,7 +171,10 @@ async fn an_instance_killed_under_load_loses_nothing_and_its_wallets_move_within
             .find(|t| **t > killed_at)
             .unwrap_or_else(|| panic!("{wallet} never served after the kill"));
         let gap = next.duration_since(killed_at);
-        assert!(gap < Duration::from_secs(5), "{wallet} served again after {gap:?}");
+        assert!(
+            gap < Duration::from_secs(5),
+            "{wallet} served again after {gap:?}"
+        );
     }
 
     // The log: gapless sequences, one euro more each time, each transaction id once, and
@@ -181,7 +193,11 @@ async fn an_instance_killed_under_load_loses_nothing_and_its_wallets_move_within
         match &previous {
             Some((w, s, a)) if *w == wallet => {
                 assert_eq!(sequence, s + 1, "{wallet}: a gap after {s}");
-                assert_eq!(available, a + rust_decimal::Decimal::ONE, "{wallet}#{sequence}");
+                assert_eq!(
+                    available,
+                    a + rust_decimal::Decimal::ONE,
+                    "{wallet}#{sequence}"
+                );
             }
             _ => assert_eq!(sequence, 1, "{wallet} starts at 1"),
         }
@@ -195,7 +211,11 @@ async fn an_instance_killed_under_load_loses_nothing_and_its_wallets_move_within
         }
     }
     for (key, answer) in &acks {
-        assert_eq!(logged.get(key), Some(answer), "acknowledged {key:?} as answered");
+        assert_eq!(
+            logged.get(key),
+            Some(answer),
+            "acknowledged {key:?} as answered"
+        );
     }
     // The instances did pass commands to each other.
     let metrics = http
@@ -212,7 +232,10 @@ async fn an_instance_killed_under_load_loses_nothing_and_its_wallets_move_within
         .and_then(|l| l.split_whitespace().last())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0);
-    assert!(forwarded > 0.0, "no command was passed to its owner:\n{metrics}");
+    assert!(
+        forwarded > 0.0,
+        "no command was passed to its owner:\n{metrics}"
+    );
     println!(
         "cluster: {} acknowledged ({} before the kill), {} forwarded by instance 0",
         acks.len(),

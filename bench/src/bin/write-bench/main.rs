@@ -96,7 +96,9 @@ pub(crate) struct Args {
     /// Paths to measure, comma-separated: ceiling, cqrs, engine, http, batched,
     /// batched-http, cache-memory. A path may carry `+repeats` (a share of exact retries,
     /// `--repeat-share`) and `+instances` (`--instances` engines on one database, commands
-    /// sent round-robin), e.g. `batched+repeats`, `batched-http+instances`.
+    /// sent round-robin; the HTTP paths then form a cluster that passes each command to its
+    /// wallet's owner), and with it `+routed` (each wallet's commands sent to one instance,
+    /// as a load balancer routing by wallet would), e.g. `batched-http+instances`.
     #[arg(
         long,
         value_delimiter = ',',
@@ -205,6 +207,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ("batched+instances", "batched"),
         ("batched-http+repeats", "batched-http"),
         ("batched-http+instances", "batched-http"),
+        ("batched-http+instances+routed", "batched-http"),
     ] {
         if let (Some(x), Some(y)) = (rate(a), rate(b)) {
             println!("ratio {a} / {b} = {:.2}", x / y);
@@ -244,12 +247,15 @@ async fn phase(args: &Args, path: &str, url: &str) -> anyhow::Result<Phase> {
     println!("{:.1} s", started.elapsed().as_secs_f64());
     let mut parts = path.split('+');
     let base = parts.next().unwrap_or_default();
-    let (mut repeats, mut instances) = (0.0, 1);
+    let (mut repeats, mut instances, mut routed) = (0.0, 1, false);
     for part in parts {
         match part {
             "repeats" => repeats = args.repeat_share,
             "instances" => instances = args.instances.max(1),
-            other => anyhow::bail!("unknown path option +{other}: use +repeats or +instances"),
+            "routed" => routed = true,
+            other => {
+                anyhow::bail!("unknown path option +{other}: use +repeats, +instances or +routed")
+            }
         }
     }
     let mut engines: Vec<Arc<dyn Target>> = Vec::with_capacity(instances);
@@ -260,12 +266,14 @@ async fn phase(args: &Args, path: &str, url: &str) -> anyhow::Result<Phase> {
         } else {
             eventstore::db::connect(url, args.connections).await?
         };
-        engines.push(target(args, base, pool, instances > 1).await?);
+        // Routed by the client (a load balancer by wallet), the instances need not
+        // pass commands on; round-robin, they form a cluster.
+        engines.push(target(args, base, pool, instances > 1 && !routed).await?);
     }
     let target: Arc<dyn Target> = if engines.len() == 1 {
         engines.pop().expect("one")
     } else {
-        Arc::new(RoundRobin::new(engines))
+        Arc::new(RoundRobin::new(engines, routed))
     };
     Ok(Phase::Commands(
         drive(args, target, Arc::new(wallets), repeats).await,

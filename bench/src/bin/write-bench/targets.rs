@@ -59,13 +59,17 @@ impl Target for Framework {
 pub struct RoundRobin {
     targets: Vec<Arc<dyn Target>>,
     next: std::sync::atomic::AtomicUsize,
+    /// Send each wallet's commands to one instance instead (a load balancer routing by
+    /// wallet), for comparison.
+    by_wallet: bool,
 }
 
 impl RoundRobin {
-    pub fn new(targets: Vec<Arc<dyn Target>>) -> Self {
+    pub fn new(targets: Vec<Arc<dyn Target>>, by_wallet: bool) -> Self {
         RoundRobin {
             targets,
             next: std::sync::atomic::AtomicUsize::new(0),
+            by_wallet,
         }
     }
 }
@@ -73,7 +77,11 @@ impl RoundRobin {
 #[async_trait::async_trait]
 impl Target for RoundRobin {
     async fn run(&self, wallet: WalletId, command: WalletCommand) -> (Outcome, u64) {
-        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = if self.by_wallet {
+            (wallet.as_uuid().as_u128() % self.targets.len() as u128) as usize
+        } else {
+            self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        };
         self.targets[n % self.targets.len()]
             .run(wallet, command)
             .await
