@@ -24,10 +24,11 @@
 //!   straightforward path ([`CqrsWalletStore`]), so a wallet written by several instances
 //!   at once still makes progress.
 //! - An exact repeat of an accepted command (a provider retry) is recognised before it is
-//!   decided: each cached wallet remembers a digest of its recent transaction ids, and the
-//!   commands that match one, or that come back from a stale round, are looked up in the
-//!   log in one query per batch and answered from it. A repeat the cache does not
-//!   remember takes its key and is found on its wallet's next round.
+//!   decided: each cached wallet remembers a digest of its recent transaction ids; the
+//!   commands that match one leave the batch and are looked up in the log beside the
+//!   shard (one query for all of them), which goes on deciding the rest. Commands back
+//!   from a stale round are looked up before their wallet is decided. A repeat the cache
+//!   does not remember takes its key and is found on its wallet's next round.
 //! - The cache is bounded (`cache_max` wallets per store); past it, the least recently
 //!   used tenth leaves. A cached wallet is compacted (`Wallet::compact`: closed
 //!   reservations forgotten), so its memory does not grow with its history; a command
@@ -101,6 +102,8 @@ struct Job {
     reply: Reply,
     /// Rounds this job was sent back from (its wallet was behind the log).
     attempts: u8,
+    /// Looked up in the log as a possible repeat, and found new.
+    checked: bool,
 }
 
 /// The batched write path.
@@ -119,6 +122,7 @@ impl BatchedWalletStore {
             .map(|_| {
                 let (tx, rx) = mpsc::channel(config.batch_max * 4);
                 let shard = Shard {
+                    resubmit: tx.downgrade(),
                     pool: pool.clone(),
                     fallback: fallback.clone(),
                     cache: HashMap::new(),
@@ -166,6 +170,7 @@ impl WalletStore for BatchedWalletStore {
             command,
             reply,
             attempts: 0,
+            checked: false,
         };
         let gone = || {
             ExecuteError::Store(StoreError::Unavailable(
@@ -245,6 +250,9 @@ struct Shard {
     /// Jobs sent back because their wallet was behind the log: the next batch starts
     /// with them, in order.
     again: VecDeque<Job>,
+    /// This shard's own queue, for a possible repeat found new after all (weak, so that
+    /// the shard ends when the store is dropped).
+    resubmit: mpsc::WeakSender<Job>,
 }
 
 /// What deciding one job led to.
@@ -425,28 +433,50 @@ impl Shard {
         self.trim_cache();
     }
 
-    /// Answers from the log the jobs that may repeat a transaction id it holds (their
-    /// wallet remembers the id, or they come back from a stale round), in one query;
-    /// returns the others, in order.
+    /// Answers from the log the jobs that may repeat a transaction id it holds, in one
+    /// query per kind, and returns the others, in order. A job whose wallet remembers its
+    /// id (a provider's retry) leaves the batch: it is looked up beside the shard, which
+    /// goes on, and comes back through the queue in the rare case it is new after all. A
+    /// job back from a stale round is looked up here, before its wallet is decided.
     async fn answer_repeats(&mut self, jobs: Vec<Job>) -> Result<Vec<Job>, (Vec<Job>, StoreError)> {
-        let suspect = |shard: &Self, job: &Job| {
-            let Some(id) = job.command.transaction_id() else {
-                return false;
-            };
-            job.attempts > 0
-                || shard
-                    .cache
-                    .get(&job.wallet_id)
-                    .is_some_and(|c| c.remembers(id.as_str()))
+        let remembered = |shard: &Self, job: &Job| {
+            !job.checked
+                && job.attempts == 0
+                && job.command.transaction_id().is_some_and(|id| {
+                    shard
+                        .cache
+                        .get(&job.wallet_id)
+                        .is_some_and(|c| c.remembers(id.as_str()))
+                })
         };
-        if !jobs.iter().any(|j| suspect(self, j)) {
+        let stale = |job: &Job| job.attempts > 0 && job.command.transaction_id().is_some();
+        if !jobs.iter().any(|j| stale(j) || remembered(self, j)) {
             return Ok(jobs);
         }
+        let (retries, jobs): (Vec<Job>, Vec<Job>) =
+            jobs.into_iter().partition(|j| remembered(self, j));
+        if !retries.is_empty() {
+            let balances: Vec<Option<domain::Balance>> = retries
+                .iter()
+                .map(|j| {
+                    self.cache
+                        .get(&j.wallet_id)
+                        .and_then(|c| c.wallet.balance())
+                })
+                .collect();
+            tokio::spawn(answer_retries(
+                self.pool.clone(),
+                retries,
+                balances,
+                self.resubmit.clone(),
+            ));
+        }
         type Numbered = Vec<(usize, Job)>;
-        let (suspects, mut rest): (Numbered, Numbered) = jobs
-            .into_iter()
-            .enumerate()
-            .partition(|(_, j)| suspect(self, j));
+        let (suspects, mut rest): (Numbered, Numbered) =
+            jobs.into_iter().enumerate().partition(|(_, j)| stale(j));
+        if suspects.is_empty() {
+            return Ok(rest.into_iter().map(|(_, j)| j).collect());
+        }
         let digests: Vec<String> = suspects
             .iter()
             .map(|(_, j)| idempotency::request_digest(&j.command.fingerprint()))
@@ -807,6 +837,65 @@ impl Shard {
             self.cached.fetch_sub(self.counted - len, Ordering::Relaxed);
         }
         self.counted = len;
+    }
+}
+
+/// Answers `retries` (commands whose wallet remembers their transaction id) from the log,
+/// in one query; one that is new after all (a digest collision) goes back to its shard's
+/// queue, marked so that it is decided this time.
+async fn answer_retries(
+    pool: PgPool,
+    retries: Vec<Job>,
+    balances: Vec<Option<domain::Balance>>,
+    resubmit: mpsc::WeakSender<Job>,
+) {
+    let digests: Vec<String> = retries
+        .iter()
+        .map(|j| idempotency::request_digest(&j.command.fingerprint()))
+        .collect();
+    let requests: Vec<(WalletId, &WalletCommand, &str)> = retries
+        .iter()
+        .zip(&digests)
+        .map(|(j, d)| (j.wallet_id, &j.command, d.as_str()))
+        .collect();
+    let repeats = idempotency::repeats_of(&pool, &requests).await;
+    let repeats = match repeats {
+        Ok(repeats) => repeats,
+        Err(e) => {
+            let message = e.to_string();
+            for job in retries {
+                let _ = job
+                    .reply
+                    .send(Err(StoreError::Unavailable(message.clone().into()).into()));
+            }
+            return;
+        }
+    };
+    for ((mut job, repeat), balance) in retries.into_iter().zip(repeats).zip(balances) {
+        match repeat.answer(balance) {
+            Some(answer) => {
+                let _ = job.reply.send(answer);
+            }
+            None => {
+                job.checked = true;
+                match resubmit.upgrade() {
+                    Some(queue) => {
+                        if let Err(mpsc::error::SendError(job)) = queue.send(job).await {
+                            let _ = job.reply.send(Err(StoreError::Unavailable(
+                                "the wallet's owner task stopped".into(),
+                            )
+                            .into()));
+                        }
+                    }
+                    None => {
+                        let _ = job.reply.send(Err(StoreError::Unavailable(
+                            "the wallet's owner task stopped".into(),
+                        )
+                        .into()));
+                    }
+                }
+            }
+        }
     }
 }
 
