@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{drop_database, fresh_database, start_api, Running};
+use common::{drop_database, fresh_database, logged_deposits, start_api, Answers, Running};
 
 const TOKEN: &str = "cluster-test-token";
 const SECRET: &str = "cluster-test-secret-0001";
@@ -29,8 +29,7 @@ fn start(db_url: &str) -> (Running, String) {
     )
 }
 
-/// (wallet, transaction id) -> (sequence, available) as answered.
-type Acks = HashMap<(String, String), (u64, String)>;
+type Acks = Answers;
 
 #[tokio::test]
 async fn an_instance_killed_under_load_loses_nothing_and_its_wallets_move_within_5_s() {
@@ -179,37 +178,7 @@ async fn an_instance_killed_under_load_loses_nothing_and_its_wallets_move_within
 
     // The log: gapless sequences, one euro more each time, each transaction id once, and
     // every acknowledged deposit there as answered.
-    let rows: Vec<(String, i64, Option<String>, String)> = sqlx::query_as(
-        "SELECT aggregate_id, sequence, metadata ->> 'transaction_id', metadata ->> 'available'
-           FROM events ORDER BY aggregate_id, sequence",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    let mut logged: Acks = HashMap::new();
-    let mut previous: Option<(String, i64, rust_decimal::Decimal)> = None;
-    for (wallet, sequence, tx, available) in rows {
-        let available: rust_decimal::Decimal = available.parse().unwrap();
-        match &previous {
-            Some((w, s, a)) if *w == wallet => {
-                assert_eq!(sequence, s + 1, "{wallet}: a gap after {s}");
-                assert_eq!(
-                    available,
-                    a + rust_decimal::Decimal::ONE,
-                    "{wallet}#{sequence}"
-                );
-            }
-            _ => assert_eq!(sequence, 1, "{wallet} starts at 1"),
-        }
-        previous = Some((wallet.clone(), sequence, available));
-        if let Some(tx) = tx {
-            let first = logged.insert(
-                (wallet.clone(), tx.clone()),
-                (sequence as u64, format!("{available:.2}")),
-            );
-            assert!(first.is_none(), "{wallet}: {tx} twice in the log");
-        }
-    }
+    let logged = logged_deposits(&pool).await;
     for (key, answer) in &acks {
         assert_eq!(
             logged.get(key),

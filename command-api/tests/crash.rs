@@ -5,11 +5,10 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{drop_database, fresh_database, start_api, Running};
+use common::{drop_database, fresh_database, logged_deposits, start_api, Answers, Running};
 use tokio::sync::Mutex;
 
 const TOKEN: &str = "crash-test-token";
@@ -27,7 +26,7 @@ fn start(db_url: &str) -> (Running, String) {
 }
 
 /// What the API acknowledged: (wallet, transaction id) -> (sequence, available).
-type Acks = Arc<Mutex<HashMap<(String, String), (u64, String)>>>;
+type Acks = Arc<Mutex<Answers>>;
 
 #[tokio::test]
 async fn a_process_killed_mid_batch_leaves_only_whole_acknowledged_commands() {
@@ -107,37 +106,7 @@ async fn a_process_killed_mid_batch_leaves_only_whole_acknowledged_commands() {
     // The log: per wallet, sequences without gaps, each deposit's recorded balance one
     // euro above the one before (whole commands only), no transaction id twice.
     let pool = sqlx::PgPool::connect(&db_url).await.unwrap();
-    let rows: Vec<(String, i64, Option<String>, String)> = sqlx::query_as(
-        "SELECT aggregate_id, sequence, metadata ->> 'transaction_id', metadata ->> 'available'
-           FROM events ORDER BY aggregate_id, sequence",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    let mut logged: HashMap<(String, String), (u64, String)> = HashMap::new();
-    let mut previous: Option<(String, i64, rust_decimal::Decimal)> = None;
-    for (wallet, sequence, tx, available) in rows {
-        let available: rust_decimal::Decimal = available.parse().unwrap();
-        match &previous {
-            Some((w, s, a)) if *w == wallet => {
-                assert_eq!(sequence, s + 1, "{wallet}: a gap after {s}");
-                assert_eq!(
-                    available,
-                    a + rust_decimal::Decimal::ONE,
-                    "{wallet}#{sequence}"
-                );
-            }
-            _ => assert_eq!(sequence, 1, "{wallet} starts at 1"),
-        }
-        previous = Some((wallet.clone(), sequence, available));
-        if let Some(tx) = tx {
-            let first = logged.insert(
-                (wallet.clone(), tx.clone()),
-                (sequence as u64, format!("{available:.2}")),
-            );
-            assert!(first.is_none(), "{wallet}: {tx} twice in the log");
-        }
-    }
+    let logged = logged_deposits(&pool).await;
     for (key, answer) in &acks {
         assert_eq!(
             logged.get(key),

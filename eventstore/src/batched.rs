@@ -188,16 +188,11 @@ impl WalletStore for BatchedWalletStore {
         let Some(cached) = loaded.remove(&wallet_id) else {
             return Ok(None);
         };
-        let wallet = &cached.wallet;
-        Ok(wallet
-            .balance()
-            .zip(wallet.player_id())
-            .map(|(balance, player_id)| WalletSnapshot {
-                wallet_id,
-                player_id: player_id.clone(),
-                balance,
-                sequence: cached.sequence,
-            }))
+        Ok(WalletSnapshot::of(
+            wallet_id,
+            &cached.wallet,
+            cached.sequence,
+        ))
     }
 }
 

@@ -167,15 +167,10 @@ impl WalletStore for CqrsWalletStore {
             .load_aggregate(&wallet_id.to_string())
             .await
             .map_err(store_error)?;
-        let wallet = &context.aggregate;
-        Ok(wallet
-            .balance()
-            .zip(wallet.player_id())
-            .map(|(balance, player_id)| WalletSnapshot {
-                wallet_id,
-                player_id: player_id.clone(),
-                balance,
-                sequence: context.current_sequence as u64,
-            }))
+        Ok(WalletSnapshot::of(
+            wallet_id,
+            &context.aggregate,
+            context.current_sequence as u64,
+        ))
     }
 }

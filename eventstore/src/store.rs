@@ -26,6 +26,21 @@ pub struct WalletSnapshot {
     pub sequence: u64,
 }
 
+impl WalletSnapshot {
+    /// What `wallet`, at `sequence`, shows of itself; `None` if it was never opened.
+    pub fn of(wallet_id: WalletId, wallet: &domain::Wallet, sequence: u64) -> Option<Self> {
+        wallet
+            .balance()
+            .zip(wallet.player_id())
+            .map(|(balance, player_id)| WalletSnapshot {
+                wallet_id,
+                player_id: player_id.clone(),
+                balance,
+                sequence,
+            })
+    }
+}
+
 /// The store could not be read or written; nothing was changed by this call.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -1,6 +1,9 @@
 //! What the tests that run `betledger-api` as a process share: a database of their own on
 //! the test PostgreSQL, and starting the binary and reading the address it prints.
 
+// Each test binary includes this module and uses a part of it.
+#![allow(dead_code)]
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
@@ -81,4 +84,45 @@ pub fn start_api(db_url: &str, token: &str, env: &[(&str, &str)]) -> (Running, S
         }
     };
     (Running(child), addr)
+}
+
+/// (wallet, transaction id) -> (sequence, available) as answered or as logged.
+pub type Answers = std::collections::HashMap<(String, String), (u64, String)>;
+
+/// Reads a log of 1.00 deposits and checks it holds whole commands only: per wallet,
+/// sequences without gaps from 1, each deposit's recorded balance one euro above the one
+/// before, no transaction id twice. Returns what it records for each transaction id.
+pub async fn logged_deposits(pool: &sqlx::PgPool) -> Answers {
+    let rows: Vec<(String, i64, Option<String>, String)> = sqlx::query_as(
+        "SELECT aggregate_id, sequence, metadata ->> 'transaction_id', metadata ->> 'available'
+           FROM events ORDER BY aggregate_id, sequence",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let mut logged = Answers::new();
+    let mut previous: Option<(String, i64, rust_decimal::Decimal)> = None;
+    for (wallet, sequence, tx, available) in rows {
+        let available: rust_decimal::Decimal = available.parse().unwrap();
+        match &previous {
+            Some((w, s, a)) if *w == wallet => {
+                assert_eq!(sequence, s + 1, "{wallet}: a gap after {s}");
+                assert_eq!(
+                    available,
+                    a + rust_decimal::Decimal::ONE,
+                    "{wallet}#{sequence}"
+                );
+            }
+            _ => assert_eq!(sequence, 1, "{wallet} starts at 1"),
+        }
+        previous = Some((wallet.clone(), sequence, available));
+        if let Some(tx) = tx {
+            let first = logged.insert(
+                (wallet.clone(), tx.clone()),
+                (sequence as u64, format!("{available:.2}")),
+            );
+            assert!(first.is_none(), "{wallet}: {tx} twice in the log");
+        }
+    }
+    logged
 }
