@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{drop_database, fresh_database, logged_deposits, start_api, Answers, Running};
+use common::{
+    drop_database, fresh_database, logged_deposits, open_wallets, start_api, Answers, Running,
+};
 
 const TOKEN: &str = "cluster-test-token";
 const SECRET: &str = "cluster-test-secret-0001";
@@ -58,23 +60,7 @@ async fn an_instance_killed_under_load_loses_nothing_and_its_wallets_move_within
     tokio::time::sleep(Duration::from_millis(1_200)).await;
 
     let http = reqwest::Client::new();
-    let mut wallets = Vec::new();
-    for i in 0..WALLETS {
-        let r: serde_json::Value = http
-            .post(format!("{}/v1/wallets", instances[0].1))
-            .bearer_auth(TOKEN)
-            .header("content-type", "application/json")
-            .body(format!(
-                r#"{{"player_id": "member-{i}", "currency": "EUR"}}"#
-            ))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        wallets.push(r["wallet_id"].as_str().unwrap().to_string());
-    }
+    let wallets = open_wallets(&http, &instances[0].1, TOKEN, "member", WALLETS).await;
 
     let live: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(
         instances.iter().map(|(_, a)| a.clone()).collect(),

@@ -8,7 +8,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{drop_database, fresh_database, logged_deposits, start_api, Answers, Running};
+use common::{
+    drop_database, fresh_database, logged_deposits, open_wallets, start_api, Answers, Running,
+};
 use tokio::sync::Mutex;
 
 const TOKEN: &str = "crash-test-token";
@@ -34,23 +36,7 @@ async fn a_process_killed_mid_batch_leaves_only_whole_acknowledged_commands() {
     let (admin, db_url) = fresh_database(&name).await;
     let (mut child, addr) = start(&db_url);
     let http = reqwest::Client::new();
-    let mut wallets = Vec::new();
-    for i in 0..10 {
-        let r: serde_json::Value = http
-            .post(format!("{addr}/v1/wallets"))
-            .bearer_auth(TOKEN)
-            .header("content-type", "application/json")
-            .body(format!(
-                r#"{{"player_id": "crash-{i}", "currency": "EUR"}}"#
-            ))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        wallets.push(r["wallet_id"].as_str().unwrap().to_string());
-    }
+    let wallets = open_wallets(&http, &addr, TOKEN, "crash", 10).await;
 
     // 32 clients deposit 1.00 at a time until the process dies under them.
     let acks: Acks = Arc::default();

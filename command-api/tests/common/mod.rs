@@ -126,3 +126,32 @@ pub async fn logged_deposits(pool: &sqlx::PgPool) -> Answers {
     }
     logged
 }
+
+/// Opens `count` EUR wallets for players `{tag}-0`, `{tag}-1`... through the API at `addr`;
+/// returns their ids.
+pub async fn open_wallets(
+    http: &reqwest::Client,
+    addr: &str,
+    token: &str,
+    tag: &str,
+    count: usize,
+) -> Vec<String> {
+    let mut wallets = Vec::with_capacity(count);
+    for i in 0..count {
+        let r: serde_json::Value = http
+            .post(format!("{addr}/v1/wallets"))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(format!(
+                r#"{{"player_id": "{tag}-{i}", "currency": "EUR"}}"#
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        wallets.push(r["wallet_id"].as_str().unwrap().to_string());
+    }
+    wallets
+}
