@@ -35,7 +35,9 @@
 //!   naming a reservation the compacted state does not hold (a late win, a rollback of a
 //!   settled bet) is decided after the batch commits, on the full state from the log,
 //!   through the straightforward path, and so are the wallet's later commands in that
-//!   batch, in order.
+//!   batch, in order. That runs beside the shard, not in it: loading a long history must
+//!   not hold the shard's other wallets. Until it is done the wallet is busy, and its
+//!   commands that arrive meanwhile wait, in order, to go first into the next batch.
 //! - Every `snapshot_every` events a wallet's state is stored as our own snapshot
 //!   ([`crate::snapshots`]) in the same transaction as the events that bring it there; a
 //!   wallet not in the cache is loaded from its latest snapshot plus the events after it.
@@ -118,11 +120,15 @@ impl BatchedWalletStore {
     pub fn new(pool: PgPool, config: BatchConfig) -> Self {
         let fallback = Arc::new(CqrsWalletStore::new(pool.clone()));
         let cached = Arc::new(AtomicUsize::new(0));
+        let full_state = Arc::new(FullStateThread::start(&pool));
         let shards = (0..config.shards.max(1))
             .map(|_| {
                 let (tx, rx) = mpsc::channel(config.batch_max * 4);
                 let shard = Shard {
                     resubmit: tx.downgrade(),
+                    busy: HashMap::new(),
+                    done: mpsc::unbounded_channel(),
+                    full_state: full_state.clone(),
                     pool: pool.clone(),
                     fallback: fallback.clone(),
                     cache: HashMap::new(),
@@ -248,6 +254,16 @@ struct Shard {
     /// This shard's own queue, for a possible repeat found new after all (weak, so that
     /// the shard ends when the store is dropped).
     resubmit: mpsc::WeakSender<Job>,
+    /// Wallets whose commands run on the full state beside the shard, and the commands
+    /// that arrived for them meanwhile, in order.
+    busy: HashMap<WalletId, Vec<Job>>,
+    /// Where those runs say they are done.
+    done: (
+        mpsc::UnboundedSender<WalletId>,
+        mpsc::UnboundedReceiver<WalletId>,
+    ),
+    /// The straightforward path on a thread of its own, for the full-state runs.
+    full_state: Arc<FullStateThread>,
 }
 
 /// What deciding one job led to.
@@ -348,12 +364,21 @@ struct Row {
 impl Shard {
     async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
         loop {
+            while let Ok(wallet_id) = self.done.1.try_recv() {
+                self.release(wallet_id);
+            }
             // Jobs sent back by the last batch go first, in their order.
             let mut jobs: Vec<Job> = self.again.drain(..).collect();
             if jobs.is_empty() {
-                match rx.recv().await {
-                    Some(first) => jobs.push(first),
-                    None => break,
+                tokio::select! {
+                    job = rx.recv() => match job {
+                        Some(first) => jobs.push(first),
+                        None => break,
+                    },
+                    Some(wallet_id) = self.done.1.recv() => {
+                        self.release(wallet_id);
+                        continue;
+                    }
                 }
             }
             let deadline = tokio::time::Instant::now() + self.batch_window;
@@ -377,6 +402,20 @@ impl Shard {
     /// already holds, decide every other job, commit the accepted events in one
     /// transaction (leaving out the wallets found behind the log), then answer.
     async fn batch(&mut self, jobs: Vec<Job>) {
+        // A busy wallet's commands wait for its full-state run, in order.
+        let jobs: Vec<Job> = jobs
+            .into_iter()
+            .filter_map(|job| match self.busy.get_mut(&job.wallet_id) {
+                Some(waiting) => {
+                    waiting.push(job);
+                    None
+                }
+                None => Some(job),
+            })
+            .collect();
+        if jobs.is_empty() {
+            return;
+        }
         let wallets: HashSet<WalletId> = jobs.iter().map(|j| j.wallet_id).collect();
         let loaded = self.load_missing(&wallets).await;
         let jobs = match loaded {
@@ -580,13 +619,14 @@ impl Shard {
             .filter(|j| behind.contains(&j.wallet_id) && j.attempts + 1 >= ATTEMPTS_MAX)
             .map(|j| j.wallet_id)
             .collect();
+        // Commands to run on the full state beside the shard, per wallet, in order.
+        let mut beside: HashMap<WalletId, Vec<Job>> = HashMap::new();
         for d in decided {
             let wallet_id = d.job().wallet_id;
             if behind.contains(&wallet_id) {
                 let mut job = d.into_job();
                 if exhausted.contains(&wallet_id) {
-                    let answer = self.fallback.execute(job.wallet_id, job.command).await;
-                    let _ = job.reply.send(answer);
+                    beside.entry(wallet_id).or_default().push(job);
                 } else {
                     job.attempts += 1;
                     self.again.push_back(job);
@@ -605,15 +645,23 @@ impl Shard {
                     let answer = self.refusal(&job, error, &request_sha256).await;
                     let _ = job.reply.send(answer);
                 }
-                Decided::Full { job } => {
-                    let answer = self.fallback.execute(job.wallet_id, job.command).await;
-                    let _ = job.reply.send(answer);
-                }
+                Decided::Full { job } => beside.entry(job.wallet_id).or_default().push(job),
             }
         }
-        // The straightforward path wrote to these wallets: reload them next time.
+        // The straightforward path writes to these wallets: reload them next time.
         for id in full.iter().chain(&exhausted) {
             self.cache.remove(id);
+        }
+        for (wallet_id, jobs) in beside {
+            self.busy.insert(wallet_id, Vec::new());
+            let (fallback, done) = (self.full_state.clone(), self.done.0.clone());
+            tokio::spawn(async move {
+                for job in jobs {
+                    let answer = fallback.execute(job.wallet_id, job.command).await;
+                    let _ = job.reply.send(answer);
+                }
+                let _ = done.send(wallet_id);
+            });
         }
         if !behind.is_empty() {
             metrics::counter!("write_path_wallets_behind_log_total").increment(behind.len() as u64);
@@ -794,6 +842,14 @@ impl Shard {
         }
     }
 
+    /// A full-state run on `wallet_id` is done: the commands that waited for it go first
+    /// into the next batch, in order.
+    fn release(&mut self, wallet_id: WalletId) {
+        if let Some(waiting) = self.busy.remove(&wallet_id) {
+            self.again.extend(waiting);
+        }
+    }
+
     /// Loads the batch's wallets that are not cached (see [`load`]).
     async fn load_missing(&mut self, wallets: &HashSet<WalletId>) -> Result<(), StoreError> {
         let missing: Vec<WalletId> = wallets
@@ -832,6 +888,58 @@ impl Shard {
             self.cached.fetch_sub(self.counted - len, Ordering::Relaxed);
         }
         self.counted = len;
+    }
+}
+
+/// The straightforward path ([`CqrsWalletStore`]) on an OS thread, a runtime and two
+/// connections of its own, one command at a time. A full-state command folds the wallet's
+/// whole history: on a long one that is CPU work between awaits, which on the store's
+/// runtime would take a worker thread (or, on a single-threaded runtime, every shard)
+/// for as long as it lasts. Here it takes only this thread.
+struct FullStateThread {
+    requests: mpsc::UnboundedSender<(WalletId, WalletCommand, Reply)>,
+}
+
+impl FullStateThread {
+    fn start(pool: &PgPool) -> Self {
+        let options = pool.connect_options().as_ref().clone();
+        let (requests, mut rx) = mpsc::unbounded_channel::<(WalletId, WalletCommand, Reply)>();
+        std::thread::Builder::new()
+            .name("betledger-full-state".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime for the full-state thread");
+                runtime.block_on(async move {
+                    let pool = sqlx::postgres::PgPoolOptions::new()
+                        .max_connections(2)
+                        .connect_lazy_with(options);
+                    let store = CqrsWalletStore::new(pool);
+                    while let Some((wallet_id, command, reply)) = rx.recv().await {
+                        let _ = reply.send(store.execute(wallet_id, command).await);
+                    }
+                });
+            })
+            .expect("the full-state thread starts");
+        FullStateThread { requests }
+    }
+
+    async fn execute(
+        &self,
+        wallet_id: WalletId,
+        command: WalletCommand,
+    ) -> Result<CommandReceipt, ExecuteError> {
+        let gone = || {
+            ExecuteError::Store(StoreError::Unavailable(
+                "the full-state thread stopped".into(),
+            ))
+        };
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send((wallet_id, command, reply))
+            .map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
     }
 }
 

@@ -344,3 +344,124 @@ async fn a_small_cache_evicts_and_every_answer_still_equals_the_log(pool: PgPool
         );
     }
 }
+
+/// A command that needs a wallet's full state (here a refund of a reservation the log
+/// never saw, which must be told apart from a closed one) loads the wallet's whole
+/// history. On a long history that takes a while; it must not hold the other wallets of
+/// its shard meanwhile (issue 13: deposits elsewhere went from 10 ms to 5.9 s).
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_long_history_loaded_for_one_wallet_does_not_hold_its_shard(pool: PgPool) {
+    use std::time::{Duration, Instant};
+    let store: Arc<dyn WalletStore> = Arc::new(BatchedWalletStore::new(
+        pool.clone(),
+        BatchConfig {
+            shards: 1,
+            ..BatchConfig::default()
+        },
+    ));
+    let open = |name: &str| WalletCommand::Open {
+        player_id: PlayerId::new(name).unwrap(),
+        currency: Currency::Eur,
+    };
+    let id = |name: &str| WalletId::for_player(&PlayerId::new(name).unwrap(), Currency::Eur);
+    let deposit = |tx: String| WalletCommand::Deposit {
+        transaction_id: TransactionId::new(tx).unwrap(),
+        amount: Decimal::ONE,
+        currency: None,
+    };
+    let whale = id("whale");
+    store.execute(whale, open("whale")).await.unwrap();
+    let small: Vec<WalletId> = (0..4).map(|i| id(&format!("small-{i}"))).collect();
+    for (i, wallet) in small.iter().enumerate() {
+        store
+            .execute(*wallet, open(&format!("small-{i}")))
+            .await
+            .unwrap();
+    }
+
+    // 8,000 events of history, written by 64 tasks at once.
+    let mut writers = tokio::task::JoinSet::new();
+    for t in 0..64 {
+        let store = store.clone();
+        writers.spawn(async move {
+            for n in 0..125 {
+                store
+                    .execute(whale, deposit(format!("h{t}-{n}")))
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    while let Some(done) = writers.join_next().await {
+        done.unwrap();
+    }
+
+    // Refunds of reservations never made, on the long history, while deposits go on
+    // elsewhere in the same (only) shard.
+    let mut lookups = tokio::task::JoinSet::new();
+    for t in 0..4 {
+        let store = store.clone();
+        lookups.spawn(async move {
+            let mut took = Vec::new();
+            for n in 0..3 {
+                let started = Instant::now();
+                let refund = WalletCommand::Refund {
+                    reservation_id: domain::ReservationId::new(format!("never-{t}-{n}")).unwrap(),
+                    transaction_id: TransactionId::new(format!("r{t}-{n}")).unwrap(),
+                };
+                match store.execute(whale, refund).await {
+                    Err(ExecuteError::Refused {
+                        error: domain::WalletError::ReservationNotFound { .. },
+                        ..
+                    }) => {}
+                    other => panic!("expected RESERVATION_NOT_FOUND, got {other:?}"),
+                }
+                took.push(started.elapsed());
+            }
+            took
+        });
+    }
+    let busy = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let mut depositors = tokio::task::JoinSet::new();
+    for (i, wallet) in small.iter().copied().enumerate() {
+        let (store, busy) = (store.clone(), busy.clone());
+        depositors.spawn(async move {
+            let mut latencies = Vec::new();
+            let mut n = 0;
+            while busy.load(std::sync::atomic::Ordering::Relaxed) {
+                let started = Instant::now();
+                store
+                    .execute(wallet, deposit(format!("s{i}-{n}")))
+                    .await
+                    .unwrap();
+                latencies.push(started.elapsed());
+                n += 1;
+            }
+            latencies
+        });
+    }
+    let mut full: Vec<Duration> = Vec::new();
+    while let Some(done) = lookups.join_next().await {
+        full.extend(done.unwrap());
+    }
+    busy.store(false, std::sync::atomic::Ordering::Relaxed);
+    let mut deposits: Vec<Duration> = Vec::new();
+    while let Some(done) = depositors.join_next().await {
+        deposits.extend(done.unwrap());
+    }
+    full.sort();
+    deposits.sort();
+    let full_median = full[full.len() / 2];
+    let deposit_p99 = deposits[deposits.len() * 99 / 100];
+    println!(
+        "long history: {} full-state refusals, median {full_median:?}; {} deposits elsewhere \
+         meanwhile, p99 {deposit_p99:?}",
+        full.len(),
+        deposits.len()
+    );
+    assert!(
+        deposit_p99 < full_median / 2,
+        "deposits on other wallets waited for the long history: p99 {deposit_p99:?}, \
+         one full-state command {full_median:?}"
+    );
+}
