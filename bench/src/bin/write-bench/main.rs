@@ -40,6 +40,7 @@ mod alloc;
 mod ceiling;
 mod drive;
 mod figures;
+mod history;
 mod memory;
 mod targets;
 
@@ -94,7 +95,7 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = BatchConfig::default().batch_max)]
     batch_max: usize,
     /// Paths to measure, comma-separated: ceiling, cqrs, engine, http, batched,
-    /// batched-http, cache-memory. A path may carry `+repeats` (a share of exact retries,
+    /// batched-http, cache-memory, long-history. A path may carry `+repeats` (a share of exact retries,
     /// `--repeat-share`) and `+instances` (`--instances` engines on one database, commands
     /// sent round-robin; the HTTP paths then form a cluster that passes each command to its
     /// wallet's owner), and with it `+routed` (each wallet's commands sent to one instance,
@@ -109,6 +110,9 @@ pub(crate) struct Args {
     /// transaction id, same content), as a provider retries a call whose answer it lost.
     #[arg(long, default_value_t = 0.01)]
     repeat_share: f64,
+    /// With `long-history`: the events written to the long wallet.
+    #[arg(long, default_value_t = 100_000)]
+    history: u64,
     /// With `+instances`: how many engines (each its own pool, shards and cache) share
     /// the database and the wallets.
     #[arg(long, default_value_t = 2)]
@@ -171,6 +175,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             Phase::Commands(mut figures) => {
                 results.insert(path.clone(), figures.report(path, "commands"));
             }
+            Phase::Report(value) => {
+                results.insert(path.clone(), value);
+            }
             Phase::Memory(per_wallet, cached) => {
                 results.insert(
                     path.clone(),
@@ -230,6 +237,8 @@ pub(crate) enum Phase {
     Ceiling(Figures, Figures),
     /// Bytes per cached idle wallet, wallets cached.
     Memory(f64, usize),
+    /// Figures already in their JSON form.
+    Report(serde_json::Value),
 }
 
 async fn phase(args: &Args, path: &str, url: &str) -> anyhow::Result<Phase> {
@@ -240,6 +249,9 @@ async fn phase(args: &Args, path: &str, url: &str) -> anyhow::Result<Phase> {
     }
     if path == "cache-memory" {
         return memory::cache_memory(args, &pool).await;
+    }
+    if path == "long-history" {
+        return history::long_history(args, &pool).await;
     }
     print!("{path:>10}: writing {} funded wallets ... ", args.wallets);
     let started = Instant::now();
