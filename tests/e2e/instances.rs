@@ -304,3 +304,104 @@ async fn a_batch_with_repeats_and_a_foreign_append_commits_the_rest(pool: PgPool
         );
     }
 }
+
+/// A mixed run on two instances, each client sending its commands to both in turn: every
+/// `INSUFFICIENT_FUNDS` must be true of a state the log had, no older than what that client
+/// had already been told (its available is the wallet's balance at some sequence at or
+/// after the last one the client saw), and the amount must exceed it. Before, 5 to 8 of
+/// such refusals in a run refused a funded wallet on a state the log had left.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn every_insufficient_funds_is_true_of_the_log_when_it_is_given(pool: PgPool) {
+    use std::collections::HashMap;
+    let (a, b) = two(&pool, BatchConfig::default()).await;
+    let players: Vec<String> = (0..4).map(|i| format!("mixed-{i}")).collect();
+    for p in &players {
+        a.execute(wallet(p), open(p)).await.unwrap();
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for t in 0..12u64 {
+        let (a, b, players) = (a.clone(), b.clone(), players.clone());
+        tasks.spawn(async move {
+            let mut rng = betledger_tests::workload::Rng::new(t + 7);
+            let mut known: HashMap<WalletId, u64> = HashMap::new();
+            let mut refusals = Vec::new();
+            for n in 0..80 {
+                let w = wallet(&players[rng.below(players.len() as u64) as usize]);
+                let store = if (t + n) % 2 == 0 { &a } else { &b };
+                let id = format!("m{t}-{n}");
+                let command = if rng.below(10) < 6 {
+                    deposit(&id, 100 + rng.below(5_000) as i64)
+                } else {
+                    withdraw(&id, 100 + rng.below(8_000) as i64)
+                };
+                let before = known.get(&w).copied().unwrap_or(0);
+                match store.execute(w, command).await {
+                    Ok(r) => {
+                        let k = known.entry(w).or_default();
+                        *k = (*k).max(r.sequence);
+                    }
+                    Err(ExecuteError::Refused {
+                        error:
+                            WalletError::InsufficientFunds {
+                                available,
+                                requested,
+                            },
+                        ..
+                    }) => refusals.push((w, before, available, requested)),
+                    Err(e) => panic!("{id}: {e:?}"),
+                }
+            }
+            refusals
+        });
+    }
+    let mut refusals = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        refusals.extend(done.unwrap());
+    }
+    assert!(
+        refusals.len() > 20,
+        "only {} refusals to check",
+        refusals.len()
+    );
+    let rows: Vec<(String, i64, String)> = sqlx::query_as(
+        "SELECT aggregate_id, sequence, metadata ->> 'available' FROM events
+          WHERE metadata ? 'available' ORDER BY 1, 2",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let mut balances: HashMap<WalletId, Vec<(u64, Decimal)>> = HashMap::new();
+    for (w, sequence, available) in rows {
+        balances
+            .entry(w.parse().unwrap())
+            .or_default()
+            .push((sequence as u64, available.parse().unwrap()));
+    }
+    // An open without a deposit has available 0 at sequence 1.
+    for p in &players {
+        balances
+            .entry(wallet(p))
+            .or_default()
+            .push((1, Decimal::new(0, 2)));
+    }
+    for (w, known, available, requested) in &refusals {
+        assert!(
+            requested > available,
+            "{w}: refused {requested} with {available}"
+        );
+        let latest_with_that_balance = balances[w]
+            .iter()
+            .filter(|(_, a)| a == available)
+            .map(|(s, _)| *s)
+            .max();
+        assert!(
+            latest_with_that_balance.is_some_and(|s| s >= *known),
+            "{w}: refused on {available}, a balance the log last had at {latest_with_that_balance:?}, \
+             after the client had seen sequence {known}"
+        );
+    }
+    println!(
+        "{} INSUFFICIENT_FUNDS checked against the log",
+        refusals.len()
+    );
+}
