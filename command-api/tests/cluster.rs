@@ -60,6 +60,20 @@ async fn an_instance_killed_under_load_loses_nothing_and_its_wallets_move_within
     tokio::time::sleep(Duration::from_millis(1_200)).await;
 
     let http = reqwest::Client::new();
+    // The internal endpoint takes nobody without the cluster secret.
+    for secret in [None, Some("not-the-cluster-secret!")] {
+        let mut call = http
+            .post(format!("{}/internal/v1/execute", instances[0].1))
+            .header("content-type", "application/json")
+            .body("[]");
+        if let Some(secret) = secret {
+            call = call.header("x-betledger-cluster-secret", secret);
+        }
+        let r = call.send().await.unwrap();
+        assert_eq!(r.status(), 401, "{secret:?}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "UNAUTHORIZED");
+    }
     let wallets = open_wallets(&http, &instances[0].1, TOKEN, "member", WALLETS).await;
 
     let live: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(

@@ -83,6 +83,8 @@ pub fn start_api(db_url: &str, token: &str, env: &[(&str, &str)]) -> (Running, S
             break url.to_string();
         }
     };
+    // Keep reading what it prints (its warnings), so that it never writes to a closed pipe.
+    std::thread::spawn(move || for _ in lines {});
     (Running(child), addr)
 }
 
