@@ -90,10 +90,18 @@ impl Application {
             Some(c) => {
                 let address = match &c.advertise {
                     Some(address) => address.clone(),
-                    None => listener
-                        .local_addr()
-                        .context("the listen address to advertise")?
-                        .to_string(),
+                    None => {
+                        let bound = listener
+                            .local_addr()
+                            .context("the listen address to advertise")?;
+                        anyhow::ensure!(
+                            !bound.ip().is_unspecified(),
+                            "BETLEDGER_CLUSTER_ADDR=auto advertises the listen address, and \
+                             {bound} is not one the other instances can reach: set \
+                             BETLEDGER_CLUSTER_ADDR to HOST:PORT"
+                        );
+                        bound.to_string()
+                    }
                 };
                 Some(
                     crate::cluster::Cluster::join(pool.clone(), address, c.secret.clone())

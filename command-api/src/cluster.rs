@@ -11,18 +11,21 @@
 //!   sees the same members picks the same owner, and a member leaving moves only its own
 //!   wallets.
 //! - **Forwarding**: `POST /internal/v1/execute` on the owner, authenticated by the shared
-//!   `BETLEDGER_CLUSTER_SECRET`, answered with the owner's own answers. Commands for one
+//!   `BETLEDGER_CLUSTER_SECRET` (sent in clear: the instances talk over a private
+//!   network), answered with the owner's own answers. Commands for one
 //!   owner travel together: a lane per owner sends what has queued while its last
 //!   requests were in flight (up to [`FORWARD_BATCH_MAX`] per request, [`LANE_IN_FLIGHT`]
 //!   requests at once), so the hop costs one HTTP exchange per batch, not per command.
 //!   If the owner cannot
-//!   be reached, the instance decides the command itself and leaves the owner out for a
-//!   while: ownership is for speed only. Correctness never depends on it: the log's keys
-//!   (wallet and sequence, wallet and transaction id) let one command in, and the batched
-//!   path checks every refusal against the log, so two instances that disagree on an
-//!   owner for a moment are slower, not wrong. A command sent to an owner that died
-//!   before answering is decided again here under the same transaction id: if the owner
-//!   had committed it, that is a repeat and gets the first answer.
+//!   be reached (no connection), the instance decides the command itself and leaves the
+//!   owner out for a while: ownership is for speed only. Correctness never depends on it:
+//!   the log's keys (wallet and sequence, wallet and transaction id) let one command in,
+//!   and the batched path checks every refusal against the log, so two instances that
+//!   disagree on an owner for a moment are slower, not wrong. But a command the owner may
+//!   have received and not answered (a timeout, a connection lost mid-request) is not
+//!   decided here: the owner could still accept what this instance would refuse. The
+//!   caller gets `503` and retries under the same transaction id, which is safe whatever
+//!   the owner did.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -55,7 +58,17 @@ pub const LANE_IN_FLIGHT: usize = 4;
 /// A command waiting in an owner's lane.
 struct Pending {
     forwarded: Forwarded,
-    reply: tokio::sync::oneshot::Sender<Result<Answer, String>>,
+    reply: tokio::sync::oneshot::Sender<Result<Answer, Unanswered>>,
+}
+
+/// Why a forwarded command has no answer.
+#[derive(Debug, Clone)]
+enum Unanswered {
+    /// It never reached the owner (no connection): deciding it here is safe.
+    NotDelivered(String),
+    /// It may have reached the owner, which may still decide it: deciding it here could
+    /// answer a refusal the owner then overturns, so the caller must retry instead.
+    Unknown(String),
 }
 
 /// Another instance (or this one).
@@ -123,6 +136,8 @@ impl Cluster {
     pub async fn join(pool: PgPool, address: String, secret: String) -> anyhow::Result<Arc<Self>> {
         let http = reqwest::Client::builder()
             .timeout(FORWARD_TIMEOUT)
+            // Never carry the secret to another address.
+            .redirect(reqwest::redirect::Policy::none())
             .pool_max_idle_per_host(1_024)
             .tcp_nodelay(true)
             .build()?;
@@ -237,14 +252,13 @@ impl Cluster {
             .insert(member.id, Instant::now() + SUSPECT_FOR);
     }
 
-    /// Passes `command` to `owner` through its lane; `Err` when it could not be reached
-    /// or gave no answer.
+    /// Passes `command` to `owner` through its lane.
     async fn forward(
         &self,
         owner: &Member,
         wallet_id: WalletId,
         command: &WalletCommand,
-    ) -> Result<Answer, String> {
+    ) -> Result<Answer, Unanswered> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let pending = Pending {
             forwarded: Forwarded {
@@ -271,10 +285,10 @@ impl Cluster {
         };
         lane.send(pending)
             .await
-            .map_err(|_| "the lane to the owner closed".to_string())?;
+            .map_err(|_| Unanswered::NotDelivered("the lane to the owner closed".into()))?;
         answer
             .await
-            .map_err(|_| "the lane to the owner dropped the command".to_string())?
+            .map_err(|_| Unanswered::Unknown("the lane to the owner dropped the command".into()))?
     }
 }
 
@@ -311,11 +325,11 @@ async fn lane(
                     }
                 }
                 Ok(answers) => {
-                    let e = format!(
+                    let e = Unanswered::Unknown(format!(
                         "{address} gave {} answers to {}",
                         answers.len(),
                         replies.len()
-                    );
+                    ));
                     for reply in replies {
                         let _ = reply.send(Err(e.clone()));
                     }
@@ -337,21 +351,34 @@ async fn send(
     address: &str,
     secret: &str,
     commands: &[Forwarded],
-) -> Result<Vec<Answer>, String> {
+) -> Result<Vec<Answer>, Unanswered> {
     let response = http
         .post(format!("http://{address}{EXECUTE_PATH}"))
         .header(SECRET_HEADER, secret)
         .json(commands)
         .send()
         .await
-        .map_err(|e| e.to_string())?;
-    if !response.status().is_success() {
-        return Err(format!("{address} answered {}", response.status()));
+        .map_err(|e| {
+            if e.is_connect() {
+                Unanswered::NotDelivered(e.to_string())
+            } else {
+                Unanswered::Unknown(e.to_string())
+            }
+        })?;
+    let status = response.status();
+    if !status.is_success() {
+        // Refused before running anything (a wrong secret, a body it would not take).
+        let e = format!("{address} answered {status}");
+        return Err(if status.is_client_error() {
+            Unanswered::NotDelivered(e)
+        } else {
+            Unanswered::Unknown(e)
+        });
     }
     response
         .json::<Vec<Answer>>()
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| Unanswered::Unknown(e.to_string()))
 }
 
 /// The rendezvous score of `member` for `wallet_id`: the owner is the member with the
@@ -391,11 +418,26 @@ impl WalletStore for RoutedStore {
                 metrics::counter!("cluster_forwarded_total").increment(1);
                 answer.into_result(wallet_id)
             }
-            Err(e) => {
+            Err(Unanswered::NotDelivered(e)) => {
                 tracing::warn!(owner = %owner.address, error = %e,
-                               "the wallet's owner did not answer; deciding here");
+                               "the wallet's owner cannot be reached; deciding here");
                 self.cluster.suspect(&owner);
                 self.local.execute(wallet_id, command).await
+            }
+            // The owner may have it and may still decide it: an answer from here could
+            // contradict its. The caller retries with the same transaction id, which is
+            // safe either way, and by then the owner is left out or has answered.
+            Err(Unanswered::Unknown(e)) => {
+                tracing::warn!(owner = %owner.address, error = %e,
+                               "the wallet's owner took the command but gave no answer");
+                self.cluster.suspect(&owner);
+                Err(ExecuteError::Store(StoreError::Unavailable(
+                    format!(
+                        "the instance that decides this wallet did not answer ({e}); \
+                         retry with the same transaction id"
+                    )
+                    .into(),
+                )))
             }
         }
     }

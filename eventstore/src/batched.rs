@@ -118,7 +118,6 @@ pub struct BatchedWalletStore {
 impl BatchedWalletStore {
     /// Starts the shard tasks over `pool` (migrated). They end when the store is dropped.
     pub fn new(pool: PgPool, config: BatchConfig) -> Self {
-        let fallback = Arc::new(CqrsWalletStore::new(pool.clone()));
         let cached = Arc::new(AtomicUsize::new(0));
         let full_state = Arc::new(FullStateThread::start(&pool));
         let shards = (0..config.shards.max(1))
@@ -130,7 +129,6 @@ impl BatchedWalletStore {
                     done: mpsc::unbounded_channel(),
                     full_state: full_state.clone(),
                     pool: pool.clone(),
-                    fallback: fallback.clone(),
                     cache: HashMap::new(),
                     cache_max: (config.cache_max / config.shards.max(1)).max(1),
                     batch_max: config.batch_max.max(1),
@@ -238,7 +236,6 @@ fn id_digest(transaction_id: &str) -> u64 {
 
 struct Shard {
     pool: PgPool,
-    fallback: Arc<CqrsWalletStore>,
     cache: HashMap<WalletId, Cached>,
     cache_max: usize,
     batch_max: usize,
@@ -283,6 +280,9 @@ enum Decided {
     /// Needs the wallet's full state: run through the straightforward path after the
     /// commit, in order.
     Full { job: Job },
+    /// Repeats a transaction id of an earlier command of the batch, or follows such a
+    /// command on its wallet: decided in the next batch, in order, once the first is in.
+    Later { job: Job },
 }
 
 impl Decided {
@@ -290,7 +290,8 @@ impl Decided {
         match self {
             Decided::Accepted { job, .. }
             | Decided::Refused { job, .. }
-            | Decided::Full { job } => job,
+            | Decided::Full { job }
+            | Decided::Later { job } => job,
         }
     }
 
@@ -298,7 +299,8 @@ impl Decided {
         match self {
             Decided::Accepted { job, .. }
             | Decided::Refused { job, .. }
-            | Decided::Full { job } => job,
+            | Decided::Full { job }
+            | Decided::Later { job } => job,
         }
     }
 }
@@ -439,7 +441,7 @@ impl Shard {
             .iter()
             .filter_map(|d| match d {
                 Decided::Accepted { row, .. } => Some(row),
-                Decided::Refused { .. } | Decided::Full { .. } => None,
+                Decided::Refused { .. } | Decided::Full { .. } | Decided::Later { .. } => None,
             })
             .collect();
         // One order of keys for every writer, so two instances' batches cannot deadlock.
@@ -450,7 +452,7 @@ impl Shard {
             .iter()
             .filter_map(|d| match d {
                 Decided::Refused { job, .. } => Some(job.wallet_id),
-                Decided::Accepted { .. } | Decided::Full { .. } => None,
+                Decided::Accepted { .. } | Decided::Full { .. } | Decided::Later { .. } => None,
             })
             .map(|id| (id, self.cache.get(&id).map_or(0, |c| c.sequence)))
             .collect();
@@ -551,27 +553,29 @@ impl Shard {
     fn decide_all(&mut self, jobs: Vec<Job>) -> (Vec<Decided>, HashSet<WalletId>) {
         let mut seen: HashSet<(WalletId, String)> = HashSet::new();
         let mut full: HashSet<WalletId> = HashSet::new();
+        let mut later: HashSet<WalletId> = HashSet::new();
         let mut decided = Vec::with_capacity(jobs.len());
         for job in jobs {
             self.tick += 1;
             let state = self.cache.entry(job.wallet_id).or_default();
             state.used = self.tick;
+            if later.contains(&job.wallet_id) {
+                decided.push(Decided::Later { job });
+                continue;
+            }
             if full.contains(&job.wallet_id) || !state.wallet.holds(&job.command) {
                 full.insert(job.wallet_id);
                 decided.push(Decided::Full { job });
                 continue;
             }
             let request_sha256 = idempotency::request_digest(&job.command.fingerprint());
-            // A second command under one transaction id in one batch is a repeat: it is
-            // answered from the log once the first has committed.
+            // A second command under one transaction id in one batch is a repeat: it, and
+            // the wallet's later commands, wait for the next batch, where it is answered
+            // from the log once the first has committed.
             if let Some(tx) = job.command.transaction_id() {
                 if !seen.insert((job.wallet_id, tx.to_string())) {
-                    let error = WalletError::IdempotencyConflict { transaction_id: tx };
-                    decided.push(Decided::Refused {
-                        job,
-                        error,
-                        request_sha256,
-                    });
+                    later.insert(job.wallet_id);
+                    decided.push(Decided::Later { job });
                     continue;
                 }
             }
@@ -646,6 +650,11 @@ impl Shard {
                     let _ = job.reply.send(answer);
                 }
                 Decided::Full { job } => beside.entry(job.wallet_id).or_default().push(job),
+                Decided::Later { mut job } => {
+                    // Looked up in the log first, as a job back from a stale round is.
+                    job.attempts = job.attempts.saturating_add(1);
+                    self.again.push_back(job);
+                }
             }
         }
         // The straightforward path writes to these wallets: reload them next time.
@@ -828,12 +837,6 @@ impl Shard {
         let repeat =
             idempotency::repeat_of(&self.pool, job.wallet_id, &job.command, request_sha256).await?;
         match repeat {
-            // Deferred as a repeat within the batch, but the first one was not written.
-            Repeat::New if matches!(error, WalletError::IdempotencyConflict { .. }) => {
-                self.fallback
-                    .execute(job.wallet_id, job.command.clone())
-                    .await
-            }
             Repeat::New => Err(ExecuteError::Refused {
                 error,
                 balance: current,
@@ -915,9 +918,19 @@ impl FullStateThread {
                     let pool = sqlx::postgres::PgPoolOptions::new()
                         .max_connections(2)
                         .connect_lazy_with(options);
-                    let store = CqrsWalletStore::new(pool);
+                    let store = Arc::new(CqrsWalletStore::new(pool));
                     while let Some((wallet_id, command, reply)) = rx.recv().await {
-                        let _ = reply.send(store.execute(wallet_id, command).await);
+                        // A task of its own, so that a panic in it is an answer, not the
+                        // end of this thread.
+                        let store = store.clone();
+                        let run =
+                            tokio::spawn(async move { store.execute(wallet_id, command).await });
+                        let answer = run.await.unwrap_or_else(|e| {
+                            Err(ExecuteError::Store(StoreError::Unavailable(
+                                format!("deciding on the full state failed: {e}").into(),
+                            )))
+                        });
+                        let _ = reply.send(answer);
                     }
                 });
             })

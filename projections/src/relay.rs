@@ -34,6 +34,8 @@ use crate::shutdown::{supervise, Shutdown};
 
 /// How long the relay waits for the broker to confirm a page.
 pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
+/// Notifications taken at most per wake (see `drain`).
+pub const DRAIN_MAX: u64 = 100_000;
 /// The safety tick: the longest the relay sleeps without a notification.
 pub const IDLE_TICK: Duration = Duration::from_secs(1);
 
@@ -238,13 +240,21 @@ async fn publish_loop(
 
 /// Takes every notification that has already arrived: one INSERT statement sends one, so
 /// a burst leaves thousands queued, and each would otherwise wake the relay for a read
-/// that finds nothing new (the page it read after the first has them all).
+/// that finds nothing new (the page it read after the first has them all). Each step polls
+/// the listener once, without a timer (a zero timeout still waits for the next timer
+/// tick, and under steady commits would keep finding one more); at most
+/// [`DRAIN_MAX`] at a time, so the relay gets back to reading even under a flood.
 async fn drain(listener: &mut PgListener) -> Result<(), sqlx::Error> {
+    use futures::FutureExt;
     let mut drained: u64 = 0;
-    // A zero timeout polls once: it returns what is already readable, and never waits.
-    while let Ok(notification) = tokio::time::timeout(Duration::ZERO, listener.recv()).await {
-        notification?;
-        drained += 1;
+    while drained < DRAIN_MAX {
+        match listener.recv().now_or_never() {
+            Some(notification) => {
+                notification?;
+                drained += 1;
+            }
+            None => break,
+        }
     }
     if drained > 0 {
         metrics::counter!("relay_notifications_coalesced_total").increment(drained);

@@ -405,3 +405,46 @@ async fn every_insufficient_funds_is_true_of_the_log_when_it_is_given(pool: PgPo
         refusals.len()
     );
 }
+
+/// A retry inside one batch of a command the batch refused keeps its place: the wallet's
+/// later commands wait with it. Balance 0, one batch: withdraw T 50 (refused), deposit 100,
+/// withdraw T 50 again (new: the first wrote nothing), withdraw U 80. In arrival order the
+/// retry is accepted and U refused; before, U was decided first and the retry refused.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_retry_within_a_batch_keeps_its_place_among_its_wallets_commands(pool: PgPool) {
+    let store: Arc<dyn WalletStore> = Arc::new(BatchedWalletStore::new(
+        pool.clone(),
+        BatchConfig {
+            shards: 1,
+            batch_window: Duration::from_millis(100),
+            ..BatchConfig::default()
+        },
+    ));
+    let w = wallet("order");
+    store.execute(w, open("order")).await.unwrap();
+    let commands = [
+        withdraw("T", 5_000),
+        deposit("D", 10_000),
+        withdraw("T", 5_000),
+        withdraw("U", 8_000),
+    ];
+    // Polled in order, so they enter the shard's queue in this order, in one batch.
+    let answers =
+        futures::future::join_all(commands.into_iter().map(|c| store.execute(w, c))).await;
+    let refused = |a: &Result<eventstore::CommandReceipt, ExecuteError>| {
+        matches!(
+            a,
+            Err(ExecuteError::Refused {
+                error: WalletError::InsufficientFunds { .. },
+                ..
+            })
+        )
+    };
+    assert!(refused(&answers[0]), "{:?}", answers[0]);
+    assert!(answers[1].is_ok(), "{:?}", answers[1]);
+    let retried = answers[2]
+        .as_ref()
+        .expect("the retry, decided after the deposit");
+    assert_eq!(retried.balance.available, Decimal::new(5_000, 2));
+    assert!(refused(&answers[3]), "U after the retry: {:?}", answers[3]);
+}
