@@ -427,12 +427,7 @@ impl Shard {
         let jobs = match jobs {
             Ok(jobs) => jobs,
             Err((jobs, e)) => {
-                let message = e.to_string();
-                for job in jobs {
-                    let _ = job
-                        .reply
-                        .send(Err(StoreError::Unavailable(message.clone().into()).into()));
-                }
+                fail_all(jobs, &e.to_string());
                 return;
             }
         };
@@ -688,13 +683,7 @@ impl Shard {
         for id in wallets {
             self.cache.remove(id);
         }
-        let message = e.to_string();
-        for d in decided {
-            let _ = d
-                .into_job()
-                .reply
-                .send(Err(StoreError::Unavailable(message.clone().into()).into()));
-        }
+        fail_all(decided.into_iter().map(Decided::into_job), &e.to_string());
     }
 
     /// The snapshots this batch brings due: `(wallet id, sequence, aggregate JSON)`.
@@ -894,6 +883,16 @@ impl Shard {
     }
 }
 
+/// Answers every one of `jobs` that the store could not do its work (`message` says why);
+/// their callers retry with the same transaction ids.
+fn fail_all(jobs: impl IntoIterator<Item = Job>, message: &str) {
+    for job in jobs {
+        let _ = job.reply.send(Err(
+            StoreError::Unavailable(message.to_string().into()).into()
+        ));
+    }
+}
+
 /// The straightforward path ([`CqrsWalletStore`]) on an OS thread, a runtime and two
 /// connections of its own, one command at a time. A full-state command folds the wallet's
 /// whole history: on a long one that is CPU work between awaits, which on the store's
@@ -978,12 +977,7 @@ async fn answer_retries(
     let repeats = match repeats {
         Ok(repeats) => repeats,
         Err(e) => {
-            let message = e.to_string();
-            for job in retries {
-                let _ = job
-                    .reply
-                    .send(Err(StoreError::Unavailable(message.clone().into()).into()));
-            }
+            fail_all(retries, &e.to_string());
             return;
         }
     };
