@@ -194,6 +194,11 @@ impl Cluster {
             .map(|(id, address)| Member { id, address })
             .collect();
         metrics::gauge!("cluster_members").set(members.len() as f64);
+        // A lane to a member that left ends once its queue is empty.
+        self.lanes
+            .lock()
+            .expect("lanes lock")
+            .retain(|id, _| members.iter().any(|m| m.id == *id));
         *self.members.write().expect("members lock") = Arc::new(members);
         Ok(())
     }
