@@ -157,13 +157,8 @@ impl Cluster {
         Ok(cluster)
     }
 
-    /// This instance.
-    pub fn me(&self) -> &Member {
-        &self.me
-    }
-
     /// The members seen at the last heartbeat, this one included, by id.
-    pub fn members(&self) -> Arc<Vec<Member>> {
+    fn members(&self) -> Arc<Vec<Member>> {
         self.members.read().expect("members lock").clone()
     }
 

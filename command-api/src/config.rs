@@ -187,19 +187,17 @@ fn cluster_from_env() -> Result<Option<ClusterConfig>, ConfigError> {
     let advertise = match addr.trim() {
         "off" | "" => return Ok(None),
         "auto" => None,
-        other => {
-            let (host, port) = other.rsplit_once(':').ok_or_else(|| ConfigError {
-                variable: "BETLEDGER_CLUSTER_ADDR",
-                problem: format!("{other:?}; expected off, auto or HOST:PORT"),
-            })?;
-            if host.is_empty() || port.parse::<u16>().is_err() {
+        other => match other.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+                Some(other.to_string())
+            }
+            _ => {
                 return Err(ConfigError {
                     variable: "BETLEDGER_CLUSTER_ADDR",
                     problem: format!("{other:?}; expected off, auto or HOST:PORT"),
-                });
+                })
             }
-            Some(other.to_string())
-        }
+        },
     };
     let secret = var("BETLEDGER_CLUSTER_SECRET", "");
     if secret.chars().count() < CLUSTER_SECRET_LEN_MIN {

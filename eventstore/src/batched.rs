@@ -481,11 +481,32 @@ impl Shard {
                 })
         };
         let stale = |job: &Job| job.attempts > 0 && job.command.transaction_id().is_some();
-        if !jobs.iter().any(|j| stale(j) || remembered(self, j)) {
+        // Per job: 1 a retry the wallet remembers, 2 back from a stale round, 0 neither.
+        let kinds: Vec<u8> = jobs
+            .iter()
+            .map(|j| {
+                if remembered(self, j) {
+                    1
+                } else if stale(j) {
+                    2
+                } else {
+                    0
+                }
+            })
+            .collect();
+        if kinds.iter().all(|k| *k == 0) {
             return Ok(jobs);
         }
-        let (retries, jobs): (Vec<Job>, Vec<Job>) =
-            jobs.into_iter().partition(|j| remembered(self, j));
+        let mut retries = Vec::new();
+        let mut suspects = Vec::new();
+        let mut rest = Vec::with_capacity(jobs.len());
+        for (i, (job, kind)) in jobs.into_iter().zip(kinds).enumerate() {
+            match kind {
+                1 => retries.push(job),
+                2 => suspects.push((i, job)),
+                _ => rest.push((i, job)),
+            }
+        }
         if !retries.is_empty() {
             let balances: Vec<Option<domain::Balance>> = retries
                 .iter()
@@ -502,22 +523,10 @@ impl Shard {
                 self.resubmit.clone(),
             ));
         }
-        type Numbered = Vec<(usize, Job)>;
-        let (suspects, mut rest): (Numbered, Numbered) =
-            jobs.into_iter().enumerate().partition(|(_, j)| stale(j));
         if suspects.is_empty() {
             return Ok(rest.into_iter().map(|(_, j)| j).collect());
         }
-        let digests: Vec<String> = suspects
-            .iter()
-            .map(|(_, j)| idempotency::request_digest(&j.command.fingerprint()))
-            .collect();
-        let requests: Vec<(WalletId, &WalletCommand, &str)> = suspects
-            .iter()
-            .zip(&digests)
-            .map(|((_, j), d)| (j.wallet_id, &j.command, d.as_str()))
-            .collect();
-        let repeats = match idempotency::repeats_of(&self.pool, &requests).await {
+        let repeats = match repeats_of_jobs(&self.pool, suspects.iter().map(|(_, j)| j)).await {
             Ok(repeats) => repeats,
             Err(e) => {
                 rest.extend(suspects);
@@ -723,9 +732,8 @@ impl Shard {
             return Ok(behind);
         }
         let mut tx = self.pool.begin().await?;
-        let mut inserted: HashSet<(String, i64)> = HashSet::new();
         if !rows.is_empty() {
-            let returned: Vec<(String, i64)> = sqlx::query_as(
+            let inserted: Vec<(i32,)> = sqlx::query_as(
                 "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
                                      event_version, payload, metadata)
                  SELECT $1, id, seq, ty, $2, p::jsonb, m::jsonb
@@ -733,7 +741,7 @@ impl Shard {
                         WITH ORDINALITY AS r(id, seq, ty, p, m, n)
                   ORDER BY n
                  ON CONFLICT DO NOTHING
-                 RETURNING aggregate_id, sequence",
+                 RETURNING 1",
             )
             .bind(WALLET_AGGREGATE_TYPE)
             .bind(domain::wallet::EVENT_VERSION)
@@ -752,11 +760,24 @@ impl Shard {
             .bind(rows.iter().map(|r| r.metadata.as_str()).collect::<Vec<_>>())
             .fetch_all(&mut *tx)
             .await?;
-            inserted.extend(returned);
             if inserted.len() != rows.len() {
+                // Rare: which wallets lost a row? Those with fewer rows written by this
+                // transaction than sent.
+                let mut sent: HashMap<&str, i64> = HashMap::new();
                 for row in rows {
-                    if !inserted.contains(&(row.wallet_id.clone(), row.sequence)) {
-                        behind.insert(row.wallet_id.parse().expect("a wallet id we wrote"));
+                    *sent.entry(row.wallet_id.as_str()).or_default() += 1;
+                }
+                let written: HashMap<String, i64> = sqlx::query_as(
+                    "SELECT aggregate_id, count(*) FROM events
+                      WHERE tx_id = pg_current_xact_id() GROUP BY aggregate_id",
+                )
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
+                for (id, count) in sent {
+                    if written.get(id) != Some(&count) {
+                        behind.insert(id.parse().expect("a wallet id we wrote"));
                     }
                 }
             }
@@ -782,24 +803,16 @@ impl Shard {
         }
         if !behind.is_empty() {
             // What this transaction wrote for them: take it out again.
-            let (ids, sequences): (Vec<&str>, Vec<i64>) = rows
-                .iter()
-                .filter(|r| inserted.contains(&(r.wallet_id.clone(), r.sequence)))
-                .filter(|r| behind.iter().any(|b| b.to_string() == r.wallet_id))
-                .map(|r| (r.wallet_id.as_str(), r.sequence))
-                .unzip();
-            if !ids.is_empty() {
-                sqlx::query(
-                    "DELETE FROM events e USING UNNEST($2::text[], $3::bigint[]) AS m(id, seq)
-                      WHERE e.aggregate_type = $1 AND e.aggregate_id = m.id
-                        AND e.sequence = m.seq",
-                )
-                .bind(WALLET_AGGREGATE_TYPE)
-                .bind(&ids)
-                .bind(&sequences)
-                .execute(&mut *tx)
-                .await?;
-            }
+            let ids: Vec<String> = behind.iter().map(|id| id.to_string()).collect();
+            sqlx::query(
+                "DELETE FROM events
+                  WHERE tx_id = pg_current_xact_id()
+                    AND aggregate_type = $1 AND aggregate_id = ANY($2)",
+            )
+            .bind(WALLET_AGGREGATE_TYPE)
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?;
         }
         let snapshots: Vec<(WalletId, i64, serde_json::Value)> = snapshots
             .iter()
@@ -955,6 +968,24 @@ impl FullStateThread {
     }
 }
 
+/// What the log says of each of `jobs` as a possible repeat, in one query.
+async fn repeats_of_jobs<'a>(
+    pool: &PgPool,
+    jobs: impl Iterator<Item = &'a Job>,
+) -> Result<Vec<Repeat>, StoreError> {
+    let jobs: Vec<&Job> = jobs.collect();
+    let digests: Vec<String> = jobs
+        .iter()
+        .map(|j| idempotency::request_digest(&j.command.fingerprint()))
+        .collect();
+    let requests: Vec<(WalletId, &WalletCommand, &str)> = jobs
+        .iter()
+        .zip(&digests)
+        .map(|(j, d)| (j.wallet_id, &j.command, d.as_str()))
+        .collect();
+    idempotency::repeats_of(pool, &requests).await
+}
+
 /// Answers `retries` (commands whose wallet remembers their transaction id) from the log,
 /// in one query; one that is new after all (a digest collision) goes back to its shard's
 /// queue, marked so that it is decided this time.
@@ -964,16 +995,7 @@ async fn answer_retries(
     balances: Vec<Option<domain::Balance>>,
     resubmit: mpsc::WeakSender<Job>,
 ) {
-    let digests: Vec<String> = retries
-        .iter()
-        .map(|j| idempotency::request_digest(&j.command.fingerprint()))
-        .collect();
-    let requests: Vec<(WalletId, &WalletCommand, &str)> = retries
-        .iter()
-        .zip(&digests)
-        .map(|(j, d)| (j.wallet_id, &j.command, d.as_str()))
-        .collect();
-    let repeats = idempotency::repeats_of(&pool, &requests).await;
+    let repeats = repeats_of_jobs(&pool, retries.iter()).await;
     let repeats = match repeats {
         Ok(repeats) => repeats,
         Err(e) => {
@@ -988,22 +1010,14 @@ async fn answer_retries(
             }
             None => {
                 job.checked = true;
-                match resubmit.upgrade() {
-                    Some(queue) => {
-                        if let Err(mpsc::error::SendError(job)) = queue.send(job).await {
-                            let _ = job.reply.send(Err(StoreError::Unavailable(
-                                "the wallet's owner task stopped".into(),
-                            )
-                            .into()));
-                        }
-                    }
-                    None => {
-                        let _ = job.reply.send(Err(StoreError::Unavailable(
-                            "the wallet's owner task stopped".into(),
-                        )
-                        .into()));
-                    }
-                }
+                let job = match resubmit.upgrade() {
+                    Some(queue) => match queue.send(job).await {
+                        Ok(()) => continue,
+                        Err(mpsc::error::SendError(job)) => job,
+                    },
+                    None => job,
+                };
+                fail_all([job], "the wallet's owner task stopped");
             }
         }
     }

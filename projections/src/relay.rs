@@ -57,17 +57,11 @@ pub struct RelayConfig {
 pub struct RelayStats {
     /// Reads of the log (pages, full or empty).
     pub reads: AtomicU64,
-    /// Times it woke from waiting (a notification or the safety tick).
-    pub wakes: AtomicU64,
 }
 
 impl RelayStats {
     pub fn reads(&self) -> u64 {
         self.reads.load(Ordering::Relaxed)
-    }
-
-    pub fn wakes(&self) -> u64 {
-        self.wakes.load(Ordering::Relaxed)
     }
 }
 
@@ -234,7 +228,6 @@ async fn publish_loop(
             _ = connection.listen_network_io_failure() => anyhow::bail!("AMQP connection lost"),
         }
         drain(listener).await?;
-        config.stats.wakes.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -67,16 +67,15 @@ if ARGV[12] ~= '' then
     local ordered = p .. ':leaderboard:' .. board
     local exact = p .. ':leaderboard-net:' .. board
     -- A board built before the exact figures existed has a score and no exact entry:
-    -- start the exact entry from that score (exact below 2^53 minor units) so it does
-    -- not count only what came after the upgrade.
-    if redis.call('HEXISTS', exact, player) == 0 then
-      local before = redis.call('ZSCORE', ordered, player)
-      if before then
-        redis.call('HSET', exact, player, string.format('%.0f', tonumber(before)))
+    -- when the exact entry starts (it equals this change alone), add the score it had
+    -- (exact below 2^53 minor units), so it does not count only what came after.
+    if redis.call('HINCRBY', exact, player, ARGV[12]) == tonumber(ARGV[12]) then
+      local before = tonumber(redis.call('ZSCORE', ordered, player) or '0')
+      if before ~= 0 then
+        redis.call('HINCRBY', exact, player, string.format('%.0f', before))
       end
     end
     redis.call('ZINCRBY', ordered, ARGV[12], player)
-    redis.call('HINCRBY', exact, player, ARGV[12])
   end
   redis.call('SADD', p .. ':leaderboard-currencies:' .. game, ARGV[7])
 end

@@ -65,7 +65,9 @@ pub async fn drive(
             let mut figures = Figures::default();
             while Instant::now() < deadline {
                 let next = mix.next(&wallets);
-                let again = next.command.clone();
+                // The exact repeat to send, decided before the first is sent.
+                let again =
+                    (dice.below(1_000_000) < repeat_per_million).then(|| next.command.clone());
                 let done = record(
                     target.as_ref(),
                     next.wallet,
@@ -74,7 +76,7 @@ pub async fn drive(
                     &mut figures,
                 )
                 .await;
-                if done && dice.below(1_000_000) < repeat_per_million {
+                if let (true, Some(again)) = (done, again) {
                     figures.repeats += 1;
                     record(
                         target.as_ref(),
