@@ -7,8 +7,7 @@
 #   3. a burst of SECONDS (default 15) of deposits from wrk, CONNECTIONS connections split
 #      over the instances, a REPEAT_SHARE of them exact retries (same id, same body);
 #   4. the time until the read side has caught up (the relay's checkpoint at the log's
-#      head and every wallet's read model at its last sequence), and the projection lag
-#      (commit to applied in Redis) p50 and p99 from the workers' own summary;
+#      head and every wallet's read model at its last sequence);
 #   5. 10 s later, the CPU used over IDLE_S seconds (default 60) by the API processes, the
 #      projections process and the PostgreSQL backends connected to the database (and,
 #      apart, by RabbitMQ and Redis), from /proc.
@@ -153,7 +152,6 @@ events=$(psql "$BETLEDGER_DATABASE_URL" -tAc "SELECT count(*) FROM events")
 echo "== $total_rps requests/s in all; $((events - start_events)) events written; $non2xx answers not 2xx"
 
 catch_up_s=null
-lag=null
 if [ "$READ_SIDE" = 1 ]; then
   echo "== waiting for the read side to catch up"
   while :; do
@@ -179,12 +177,6 @@ PY
   done
   catch_up_s=$(python3 -c "import time; print(round(time.time() - $burst_end, 2))")
   echo "== caught up ${catch_up_s} s after the burst ended"
-  # Projection lag, commit to applied in Redis, as the workers measure it (their summary).
-  lag=$(curl -fs "http://$projections_addr/metrics" | awk '
-    /^projection_lag_seconds\{quantile="0.5"\}/ {p50 = $2}
-    /^projection_lag_seconds\{quantile="0.99"\}/ {p99 = $2}
-    END {printf "{\"p50_ms\": %.1f, \"p99_ms\": %.1f}", p50 * 1000, p99 * 1000}')
-  echo "== projection lag during the burst: $lag"
 fi
 
 echo "== resting 10 s, then measuring CPU for ${IDLE_S} s"
@@ -216,5 +208,5 @@ redis_pct=$(pct "$d1 - $d0")
 [ "$pg_pids" = "$pg_pids_after" ] || echo "   (the set of PostgreSQL backends changed while measuring: $pg_pids -> $pg_pids_after)"
 echo "== at rest: engine processes ${engine_pct}% of one core, their PostgreSQL backends ${pg_pct}%; RabbitMQ ${rabbit_pct}%, Redis ${redis_pct}% (shared services)"
 cat <<JSON
-{"instances": $INSTANCES, "connections": $CONNECTIONS, "wallets": $WALLETS, "repeat_share": $REPEAT_SHARE, "read_side": $READ_SIDE, "burst_s": $BURST_S, "requests_per_s": $total_rps, "not_2xx": $non2xx, "events": $((events - start_events)), "catch_up_s": $catch_up_s, "projection_lag": $lag, "idle_s": $IDLE_S, "idle_cpu_pct": {"engine": $engine_pct, "postgres_backends": $pg_pct, "rabbitmq": $rabbit_pct, "redis": $redis_pct}}
+{"instances": $INSTANCES, "connections": $CONNECTIONS, "wallets": $WALLETS, "repeat_share": $REPEAT_SHARE, "read_side": $READ_SIDE, "burst_s": $BURST_S, "requests_per_s": $total_rps, "not_2xx": $non2xx, "events": $((events - start_events)), "catch_up_s": $catch_up_s, "idle_s": $IDLE_S, "idle_cpu_pct": {"engine": $engine_pct, "postgres_backends": $pg_pct, "rabbitmq": $rabbit_pct, "redis": $redis_pct}}
 JSON

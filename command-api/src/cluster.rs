@@ -164,26 +164,28 @@ impl Cluster {
 
     /// Renews this instance's row and reads the members; forgets rows long gone.
     pub async fn beat(&self) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO api_instances (instance_id, address, heartbeat_at)
-             VALUES ($1, $2, now())
-             ON CONFLICT (instance_id) DO UPDATE SET heartbeat_at = now(), address = $2",
+        // One statement, so one commit a second per instance: the renewal, the removal of
+        // rows gone for long, and the others that are fresh (the statement's snapshot
+        // does not see its own renewal, so this instance is added below).
+        let mut rows: Vec<(Uuid, String)> = sqlx::query_as(
+            "WITH renewed AS (
+                 INSERT INTO api_instances (instance_id, address, heartbeat_at)
+                 VALUES ($1, $2, now())
+                 ON CONFLICT (instance_id) DO UPDATE SET heartbeat_at = now(), address = $2
+                 RETURNING 1),
+             forgotten AS (
+                 DELETE FROM api_instances WHERE heartbeat_at < now() - interval '1 hour'
+                 RETURNING 1)
+             SELECT instance_id, address FROM api_instances
+              WHERE instance_id <> $1 AND heartbeat_at > now() - make_interval(secs => $3)",
         )
         .bind(self.me.id)
         .bind(&self.me.address)
-        .execute(&self.pool)
-        .await?;
-        let rows: Vec<(Uuid, String)> = sqlx::query_as(
-            "SELECT instance_id, address FROM api_instances
-              WHERE heartbeat_at > now() - make_interval(secs => $1)
-              ORDER BY instance_id",
-        )
         .bind(MEMBER_TTL.as_secs_f64())
         .fetch_all(&self.pool)
         .await?;
-        sqlx::query("DELETE FROM api_instances WHERE heartbeat_at < now() - interval '1 hour'")
-            .execute(&self.pool)
-            .await?;
+        rows.push((self.me.id, self.me.address.clone()));
+        rows.sort_unstable();
         let members: Vec<Member> = rows
             .into_iter()
             .map(|(id, address)| Member { id, address })
