@@ -43,6 +43,9 @@ pub enum ApiError {
     /// The path exists, but not for this method.
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// The round view of a round the wallet never saw.
+    #[error("{0}")]
+    RoundNotFound(String),
 }
 
 impl ApiError {
@@ -68,6 +71,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => (S::TOO_MANY_REQUESTS, "RATE_LIMITED"),
             ApiError::NoSuchEndpoint(_) => (S::NOT_FOUND, "NOT_FOUND"),
             ApiError::MethodNotAllowed(_) => (S::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED"),
+            ApiError::RoundNotFound(_) => (S::NOT_FOUND, "ROUND_NOT_FOUND"),
             ApiError::Refused { error, .. } => match error {
                 WalletError::WalletNotFound => (S::NOT_FOUND, "WALLET_NOT_FOUND"),
                 WalletError::WalletExists { .. } => (S::CONFLICT, "WALLET_EXISTS"),
@@ -88,6 +92,10 @@ impl ApiError {
                 WalletError::IdempotencyConflict { .. } => (S::CONFLICT, "IDEMPOTENCY_CONFLICT"),
                 WalletError::InvalidTimeout { .. } => (S::BAD_REQUEST, "INVALID_REQUEST"),
                 WalletError::LimitExceeded { .. } => (S::UNPROCESSABLE_ENTITY, "LIMIT_EXCEEDED"),
+                WalletError::RoundClosed { .. } => (S::UNPROCESSABLE_ENTITY, "ROUND_CLOSED"),
+                // The contract's code for "nothing to pay against yet": a provider retries
+                // a win for a round it has not yet seen arrive.
+                WalletError::RoundNotFound { .. } => (S::NOT_FOUND, "RESERVATION_NOT_FOUND"),
             },
         }
     }

@@ -141,6 +141,17 @@ string_id!(
     RoundId,
     "round_id"
 );
+string_id!(
+    /// A provider's promotion or jackpot campaign, named on a win without a bet.
+    CampaignId,
+    "campaign_id"
+);
+string_id!(
+    /// Why an adjustment (a correction of a settled round, or a back-office credit or
+    /// debit) was made, as the caller wrote it.
+    AdjustmentReason,
+    "reason"
+);
 
 impl TransactionId {
     /// `{scope}:{id}`: a caller's id (validated as any caller id, up to 128 characters)

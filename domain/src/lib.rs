@@ -3,9 +3,11 @@
 //! # Layout
 //! - [`money`]: currencies with their fixed scale, validated amounts, the decimal parser
 //!   every face of the API uses.
-//! - [`ids`]: typed identifiers (wallet, player, transaction, reservation, game, round).
+//! - [`ids`]: typed identifiers (wallet, player, transaction, reservation, game, round,
+//!   campaign) and an adjustment's reason.
 //! - [`wallet`]: the `Wallet` cqrs-es aggregate: its commands, events, errors and the one
-//!   `decide` function where every rule lives.
+//!   `decide` function where every rule lives; `wallet::round` holds the rules of game
+//!   rounds (several bets and wins, closing, bet-and-win, wins without a bet, adjustments).
 //!
 //! Outside data (the time, a command's ids) is looked up by the caller and placed in the
 //! command, so the aggregate stays a pure function of its history and the command.
@@ -15,8 +17,12 @@ pub mod ids;
 pub mod money;
 pub mod wallet;
 
-pub use ids::{GameId, IdError, PlayerId, ReservationId, RoundId, TransactionId, WalletId};
+pub use ids::{
+    AdjustmentReason, CampaignId, GameId, IdError, PlayerId, ReservationId, RoundId, TransactionId,
+    WalletId,
+};
 pub use money::{AmountError, Balance, Currency, Money};
 pub use wallet::{
-    Reservation, ReservationState, Wallet, WalletCommand, WalletError, WalletEvent, WalletServices,
+    BetlessKind, LostBet, Reservation, ReservationState, Round, Wallet, WalletCommand, WalletError,
+    WalletEvent, WalletServices, WinTarget,
 };

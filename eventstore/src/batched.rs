@@ -315,8 +315,9 @@ fn accept(
 ) -> Result<(CommandReceipt, Row), StoreError> {
     let event_type = event.name().to_string();
     let payload = serde_json::to_string(&event).map_err(|e| StoreError::Corrupt(Box::new(e)))?;
-    // Only a close leaves a reservation to forget.
-    let closes = event.closes_reservation();
+    // Only a close leaves a reservation (or a round) to forget.
+    let closes = event.closes_reservation() || event.closes_round();
+    let round_opened = state.wallet.round_opened_by(&event);
     state.wallet.apply(event);
     if closes {
         state.wallet.compact();
@@ -335,6 +336,7 @@ fn accept(
         transaction_id.as_ref(),
         request_sha256,
         &balance,
+        round_opened.as_ref(),
     );
     let row = Row {
         wallet_id: job.wallet_id.to_string(),
@@ -589,6 +591,13 @@ impl Shard {
                     error,
                     request_sha256,
                 }),
+                // Back from a round in which its wallet was behind the log: when it would
+                // open a round, the log may have refused that (a round this compacted
+                // state forgot), so the full state decides it.
+                Ok(event) if job.attempts > 0 && state.wallet.round_opened_by(&event).is_some() => {
+                    full.insert(job.wallet_id);
+                    decided.push(Decided::Full { job });
+                }
                 Ok(event) => match accept(state, &job, event, &request_sha256) {
                     Ok((receipt, row)) => decided.push(Decided::Accepted { job, receipt, row }),
                     Err(e) => {

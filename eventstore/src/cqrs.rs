@@ -11,8 +11,8 @@
 use async_trait::async_trait;
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::persist::PersistedEventStore;
-use cqrs_es::{Aggregate, AggregateError, EventStore};
-use domain::{Wallet, WalletCommand, WalletError, WalletId, WalletServices};
+use cqrs_es::{AggregateError, EventStore};
+use domain::{Wallet, WalletCommand, WalletError, WalletId};
 use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
 use tokio::sync::Mutex;
@@ -102,12 +102,15 @@ impl WalletStore for CqrsWalletStore {
                 .load_aggregate(&aggregate_id)
                 .await
                 .map_err(store_error)?;
+            // `Aggregate::handle`'s two steps, with a look between them: whether the
+            // event opens a round this (full) state does not know.
             let sink = EventSink::default();
-            if let Err(error) = context
-                .aggregate
-                .handle(command.clone(), &WalletServices, &sink)
-                .await
-            {
+            let decided = context.aggregate.decide(command.clone());
+            let round_opened = decided
+                .as_ref()
+                .ok()
+                .and_then(|event| context.aggregate.round_opened_by(event));
+            if let Err(error) = decided {
                 // A refusal may be the repeat of a request that was accepted before
                 // (a repeated withdrawal now finds less money): the first answer wins.
                 if let Some(answer) = self
@@ -121,6 +124,8 @@ impl WalletStore for CqrsWalletStore {
                     balance: context.aggregate.balance(),
                 });
             }
+            let event = decided.expect("refusals returned above");
+            sink.write(event, &mut context.aggregate).await;
             let events = sink.collect().await;
             debug_assert_eq!(events.len(), 1, "every accepted command is one event");
             let balance = context
@@ -132,6 +137,7 @@ impl WalletStore for CqrsWalletStore {
                 transaction_id.as_ref(),
                 &request_sha256,
                 &balance,
+                round_opened.as_ref(),
             );
             match self.store.commit(events, context, metadata).await {
                 Ok(committed) => {

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 
-use domain::{Balance, Currency, TransactionId, WalletCommand, WalletError, WalletId};
+use domain::{Balance, Currency, RoundId, TransactionId, WalletCommand, WalletError, WalletId};
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 use sqlx::{PgPool, Row};
@@ -21,6 +21,9 @@ pub const KEY_COMMAND: &str = "command";
 pub const KEY_AVAILABLE: &str = "available";
 pub const KEY_RESERVED: &str = "reserved";
 pub const KEY_CURRENCY: &str = "currency";
+/// The round an event opens, as far as the deciding state knew: unique per wallet in the
+/// log (migration 0005), so a round is never opened twice (see `Wallet::round_opened_by`).
+pub const KEY_ROUND_OPENED: &str = "round_opened";
 
 /// The digest of a command's canonical text (`WalletCommand::fingerprint`).
 pub fn request_digest(fingerprint: &str) -> String {
@@ -33,8 +36,12 @@ pub fn metadata(
     transaction_id: Option<&TransactionId>,
     request_sha256: &str,
     balance_after: &Balance,
+    round_opened: Option<&RoundId>,
 ) -> HashMap<String, String> {
-    let mut m = HashMap::with_capacity(6);
+    let mut m = HashMap::with_capacity(7);
+    if let Some(round) = round_opened {
+        m.insert(KEY_ROUND_OPENED.into(), round.to_string());
+    }
     m.insert(KEY_COMMAND.into(), command.into());
     if let Some(id) = transaction_id {
         m.insert(KEY_TRANSACTION_ID.into(), id.to_string());
@@ -239,7 +246,7 @@ mod tests {
             currency: Currency::Eur,
         };
         let tx = TransactionId::new("t-1").unwrap();
-        let m = metadata("deposit", Some(&tx), &request_digest("x"), &balance);
+        let m = metadata("deposit", Some(&tx), &request_digest("x"), &balance, None);
         let prior = parse_prior(&serde_json::to_value(&m).unwrap(), 7).unwrap();
         assert_eq!(prior.balance_after, balance);
         assert_eq!(prior.balance_after.available.to_string(), "10.50");

@@ -13,7 +13,7 @@
 //! on it.
 
 use chrono::{DateTime, Utc};
-use domain::{GameId, ReservationId, WalletEvent, WalletId};
+use domain::{GameId, ReservationId, RoundId, WalletEvent, WalletId};
 use serde::Deserialize;
 use sqlx::PgPool;
 
@@ -64,7 +64,8 @@ impl LoggedEvent {
     }
 }
 
-/// An open reservation the expiry sweep may expire: not settled, refunded or expired.
+/// An open reservation the expiry sweep may expire: not settled, refunded, expired or
+/// lost with its round.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DueReservation {
     pub wallet_id: WalletId,
@@ -95,9 +96,13 @@ pub async fn due_reservations(
                  WHERE c.aggregate_type = r.aggregate_type
                    AND c.aggregate_id = r.aggregate_id
                    AND c.sequence > r.sequence
-                   AND c.event_type = ANY($4)
-                   AND c.payload -> c.event_type ->> 'reservation_id'
-                       = r.payload -> 'FundsReserved' ->> 'reservation_id')
+                   AND ((c.event_type = ANY($4)
+                         AND c.payload -> c.event_type ->> 'reservation_id'
+                             = r.payload -> 'FundsReserved' ->> 'reservation_id')
+                     OR (c.event_type = ANY($5)
+                         AND c.payload -> c.event_type -> 'lost' @> jsonb_build_array(
+                             jsonb_build_object('reservation_id',
+                                 r.payload -> 'FundsReserved' -> 'reservation_id')))))
           ORDER BY 3
           LIMIT $3",
     )
@@ -105,6 +110,7 @@ pub async fn due_reservations(
     .bind(upper)
     .bind(limit)
     .bind(&WalletEvent::CLOSING[..])
+    .bind(&WalletEvent::LOSING[..])
     .fetch_all(pool)
     .await
     .map_err(unavailable)?;
@@ -144,6 +150,38 @@ pub async fn reservation_game(
     .map_err(unavailable)?;
     game.map(|g| GameId::new(g).map_err(|e| corrupt(e.to_string())))
         .transpose()
+}
+
+/// Events of one round on `wallet_id`, in order, at most `limit`: those that name the
+/// round, and the settles, refunds and expiries of its bets (which name only the bet).
+pub async fn round_events(
+    pool: &PgPool,
+    wallet_id: WalletId,
+    round_id: &RoundId,
+    limit: u32,
+) -> Result<Vec<LoggedEvent>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM events e
+          WHERE e.aggregate_type = $1 AND e.aggregate_id = $2
+            AND (e.payload -> e.event_type ->> 'round_id' = $3
+                 OR (e.event_type = ANY($4)
+                     AND e.payload -> e.event_type ->> 'reservation_id' IN (
+                         SELECT b.payload -> 'FundsReserved' ->> 'reservation_id' FROM events b
+                          WHERE b.aggregate_type = $1 AND b.aggregate_id = $2
+                            AND b.event_type = 'FundsReserved'
+                            AND b.payload -> 'FundsReserved' ->> 'round_id' = $3)))
+          ORDER BY e.sequence LIMIT $5",
+        COLUMNS = crate::log::COLUMNS
+    ))
+    .bind(WALLET_AGGREGATE_TYPE)
+    .bind(wallet_id.to_string())
+    .bind(round_id.as_str())
+    .bind(&WalletEvent::CLOSING[..])
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(unavailable)?;
+    rows.iter().map(crate::log::from_row).collect()
 }
 
 fn corrupt(message: String) -> StoreError {

@@ -32,7 +32,8 @@ pub enum ApplyOutcome {
 // [8] player id or '', [9] 'open' | 'close' | '', [10] reservation id,
 // [11] reservation JSON, [12] net win in minor units or '',
 // [13] the game id when the caller knows it or '', [14] global position,
-// [15] recorded_at, [16..] leaderboard buckets.
+// [15] recorded_at, [16] a JSON array of further reservation ids to close or '',
+// [17..] leaderboard buckets.
 // Returns {code, last sequence}: 1 applied, 0 duplicate, 2 gap, 3 unknown reservation.
 // The key names built here are those of `Generation` in keys.rs, the fields those of
 // `WalletModel` in model.rs.
@@ -60,9 +61,12 @@ if ARGV[9] == 'open' then
 elseif ARGV[9] == 'close' then
   redis.call('HDEL', reservations, ARGV[10])
 end
+if ARGV[16] ~= '' then
+  for _, id in ipairs(cjson.decode(ARGV[16])) do redis.call('HDEL', reservations, id) end
+end
 if ARGV[12] ~= '' then
   local player = redis.call('HGET', wallet, 'player_id') or ''
-  for i = 16, #ARGV do
+  for i = 17, #ARGV do
     local board = ARGV[7] .. ':' .. ARGV[i] .. ':' .. game
     local ordered = p .. ':leaderboard:' .. board
     local exact = p .. ':leaderboard-net:' .. board
@@ -171,9 +175,17 @@ impl Applier {
                 .net_win_minor
                 .map(|n| n.to_string())
                 .unwrap_or_default(),
-            game_id.unwrap_or_default().to_string(),
+            game_id
+                .or(change.game_id.as_ref().map(|g| g.as_str()))
+                .unwrap_or_default()
+                .to_string(),
             change.global_position.to_string(),
             change.recorded_at.to_rfc3339(),
+            if change.closed_also.is_empty() {
+                String::new()
+            } else {
+                serde_json::to_string(&change.closed_also).expect("a list of ids")
+            },
         ];
         args.extend(Period::ALL.iter().map(|p| p.bucket(change.recorded_at)));
         let (code, last): (i64, i64) = self

@@ -7,7 +7,7 @@
 //! or closes and what a settle won or lost.
 
 use chrono::{DateTime, Utc};
-use domain::{Balance, PlayerId, ReservationId, WalletEvent, WalletId};
+use domain::{Balance, GameId, PlayerId, ReservationId, WalletEvent, WalletId};
 use eventstore::idempotency;
 use eventstore::log::LoggedEvent;
 use eventstore::payload::DecodeError;
@@ -37,8 +37,14 @@ pub struct Change {
     /// Set by the event that opens the wallet.
     pub player_id: Option<PlayerId>,
     pub reservation: ReservationChange,
-    /// A settle's net win (payout minus stake) in the currency's minor units.
+    /// Further reservations the event closes: the bets a round's close lost.
+    pub closed_also: Vec<ReservationId>,
+    /// What the event adds to the player's net win on the boards (`WalletEvent::net_win`)
+    /// in the currency's minor units.
     pub net_win_minor: Option<i64>,
+    /// The game of that net win, when the event names it; else the read model takes it
+    /// from the reservation closed.
+    pub game_id: Option<GameId>,
 }
 
 /// A logged event that the read models cannot take: a poison message, or a log that needs
@@ -84,14 +90,23 @@ impl Change {
             balance,
             player_id: None,
             reservation: ReservationChange::None,
+            closed_also: Vec::new(),
             net_win_minor: None,
+            game_id: payload.game_id().cloned(),
         };
+        if let Some(net) = payload.net_win() {
+            change.net_win_minor = Some(
+                to_minor(net, balance.currency)
+                    .ok_or_else(|| malformed(format!("net win {net} out of range")))?,
+            );
+        }
+        let mut closed: Vec<ReservationId> = payload
+            .lost()
+            .iter()
+            .map(|l| l.reservation_id.clone())
+            .collect();
         match payload {
             WalletEvent::WalletOpened { player_id, .. } => change.player_id = Some(player_id),
-            // A voided id moves no money and opens nothing.
-            WalletEvent::FundsDeposited { .. }
-            | WalletEvent::FundsWithdrawn { .. }
-            | WalletEvent::ReservationVoided { .. } => {}
             reserved @ WalletEvent::FundsReserved { .. } => {
                 let (id, reservation) = reserved
                     .into_opened_reservation()
@@ -99,23 +114,29 @@ impl Change {
                 change.reservation =
                     ReservationChange::Open(ReservationView::of(&id, &reservation));
             }
-            WalletEvent::ReservationSettled {
-                reservation_id,
-                stake,
-                payout,
+            WalletEvent::ReservationSettled { reservation_id, .. }
+            | WalletEvent::ReservationRefunded { reservation_id, .. }
+            | WalletEvent::ReservationExpired { reservation_id, .. }
+            | WalletEvent::WinCredited {
+                reservation_id: Some(reservation_id),
+                settled_stake: Some(_),
                 ..
-            } => {
-                change.net_win_minor =
-                    Some(to_minor(payout - stake, balance.currency).ok_or_else(|| {
-                        malformed(format!("net win {} out of range", payout - stake))
-                    })?);
-                change.reservation = ReservationChange::Close { reservation_id };
-            }
-            WalletEvent::ReservationRefunded { reservation_id, .. }
-            | WalletEvent::ReservationExpired { reservation_id, .. } => {
-                change.reservation = ReservationChange::Close { reservation_id }
-            }
+            } => closed.insert(0, reservation_id),
+            // The rest move money (or void an id) and open nothing; a bet-win's bet is
+            // never open.
+            WalletEvent::FundsDeposited { .. }
+            | WalletEvent::FundsWithdrawn { .. }
+            | WalletEvent::ReservationVoided { .. }
+            | WalletEvent::WinCredited { .. }
+            | WalletEvent::RoundClosed { .. }
+            | WalletEvent::BetSettled { .. }
+            | WalletEvent::FundsAdjusted { .. } => {}
         }
+        let mut closed = closed.into_iter();
+        if let Some(reservation_id) = closed.next() {
+            change.reservation = ReservationChange::Close { reservation_id };
+        }
+        change.closed_also = closed.collect();
         Ok(change)
     }
 }

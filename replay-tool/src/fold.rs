@@ -9,12 +9,16 @@
 //! - amounts are positive (a payout may be zero) and at the currency's scale;
 //! - neither available nor reserved goes below zero;
 //! - a settle, refund or expiry closes a reservation that is open, for its amount; a
-//!   reserve never reuses an id.
+//!   reserve never reuses an id;
+//! - rounds: nothing is staked, won or rolled back in a closed round; a round's close
+//!   loses bets that are open, for their stakes; a later win names a settled bet; a
+//!   bet-win is whole (a positive stake, a payout, an id never used).
 //!
 //! And after it is applied:
-//! - reserved equals the sum of the open reservations;
-//! - money is conserved: deposits - withdrawals - settled stakes + payouts = available +
-//!   reserved, summed from the events' own amounts, independently of the aggregate;
+//! - reserved equals the sum of the open reservations, and a closed round has no open bet;
+//! - money is conserved: deposits - withdrawals - settled and lost stakes + payouts +
+//!   bet-less wins + adjustments = available + reserved, summed from the events' own
+//!   amounts, independently of the aggregate;
 //! - the balance recorded in the event's metadata (what the caller was answered, and what
 //!   the projections copy) equals the fold.
 //!
@@ -58,6 +62,12 @@ pub enum ViolationKind {
     AmountMismatch,
     /// Reserved differs from the sum of the open reservations.
     ReservedMismatch,
+    /// A bet, win or rollback in a round already closed.
+    InClosedRound,
+    /// A round closed with a bet of it still open.
+    OpenBetInClosedRound,
+    /// A later win for a bet that was not settled.
+    WinForUnsettledBet,
     /// Available + reserved differs from the money that flowed in and out.
     NotConserved,
     /// The balance recorded in the event's metadata differs from the fold.
@@ -89,14 +99,24 @@ impl std::fmt::Display for Violation {
 pub struct Flows {
     pub deposited: Decimal,
     pub withdrawn: Decimal,
+    /// Stakes that left the wallet: settled, lost with their round, or a bet-win's.
     pub stakes_settled: Decimal,
+    /// What bets won: settles, wins and bet-wins.
     pub payouts: Decimal,
+    /// Wins without a bet (free spins, promotions, jackpots).
+    pub betless_wins: Decimal,
+    /// Corrections, signed.
+    pub adjustments: Decimal,
 }
 
 impl Flows {
-    /// What the wallet must hold: deposits - withdrawals - settled stakes + payouts.
+    /// What the wallet must hold: deposits - withdrawals - settled stakes + payouts +
+    /// bet-less wins + adjustments.
     pub fn net(&self) -> Decimal {
-        self.deposited - self.withdrawn - self.stakes_settled + self.payouts
+        self.deposited - self.withdrawn - self.stakes_settled
+            + self.payouts
+            + self.betless_wins
+            + self.adjustments
     }
 
     pub fn add(&mut self, other: &Flows) {
@@ -104,6 +124,8 @@ impl Flows {
         self.withdrawn += other.withdrawn;
         self.stakes_settled += other.stakes_settled;
         self.payouts += other.payouts;
+        self.betless_wins += other.betless_wins;
+        self.adjustments += other.adjustments;
     }
 }
 
@@ -259,7 +281,8 @@ impl WalletFold {
             self.broken = true;
             return step;
         }
-        step.settled = match (deltas.settled, self.wallet.player_id()) {
+        let net_win = payload.net_win();
+        step.settled = match (deltas.game.clone().zip(net_win), self.wallet.player_id()) {
             (Some((game_id, net_win)), Some(player_id)) => Some(Settled {
                 game_id,
                 player_id: player_id.clone(),
@@ -270,7 +293,16 @@ impl WalletFold {
         };
         self.flows.add(&deltas.flows);
         self.open_sum += deltas.open;
+        let closed_round = payload.closes_round().then(|| payload.round_id().cloned());
         self.wallet.apply(payload);
+        if let Some(Some(round_id)) = closed_round {
+            if self.wallet.open_reservations().any(|(_, r)| r.round_id == round_id) {
+                step.violations.push(violation(
+                    ViolationKind::OpenBetInClosedRound,
+                    format!("round {round_id} closed with a bet still open"),
+                ));
+            }
+        }
         if self.compact {
             self.wallet.compact();
         }
@@ -294,7 +326,7 @@ impl WalletFold {
             step.violations.push(violation(
                 ViolationKind::NotConserved,
                 format!(
-                    "available + reserved = {} but deposits - withdrawals - stakes + payouts = {}",
+                    "available + reserved = {} but the flows in and out sum to {}",
                     after.total(),
                     self.flows.net()
                 ),
@@ -433,7 +465,7 @@ impl WalletFold {
                 d.open = -held.amount;
                 d.flows.stakes_settled = *stake;
                 d.flows.payouts = *payout;
-                d.settled = Some((held.game_id.clone(), *payout - *stake));
+                d.game = Some(held.game_id.clone());
             }
             WalletEvent::ReservationRefunded {
                 reservation_id,
@@ -467,7 +499,107 @@ impl WalletFold {
                     ));
                 }
             }
+            WalletEvent::WinCredited {
+                reservation_id,
+                settled_stake,
+                amount,
+                kind,
+                ..
+            } => {
+                positive("win", *amount, true)?;
+                match (reservation_id, settled_stake) {
+                    (Some(id), Some(stake)) => {
+                        positive("stake", *stake, false)?;
+                        let held = self.open_amount(id, "settles")?;
+                        if *stake != held.amount {
+                            d.mismatches.push((
+                                AmountMismatch,
+                                format!("win names stake {stake}, the bet holds {}", held.amount),
+                            ));
+                        }
+                        d.game = Some(held.game_id.clone());
+                        d.lose(held.amount, *stake);
+                    }
+                    (Some(id), None) => match self.wallet.reservation(id) {
+                        Some(r) if r.state == ReservationState::Settled => {
+                            d.game = Some(r.game_id.clone());
+                        }
+                        other => d.mismatches.push((
+                            WinForUnsettledBet,
+                            format!(
+                                "a later win for bet {id}, which is {}",
+                                other.map_or("unknown".to_string(), |r| r.state.to_string())
+                            ),
+                        )),
+                    },
+                    (None, Some(_)) => {
+                        return Err((Malformed, "a settled stake without its bet".into()))
+                    }
+                    (None, None) => {}
+                }
+                d.available += *amount;
+                if kind.is_some() {
+                    d.flows.betless_wins = *amount;
+                } else {
+                    d.flows.payouts = *amount;
+                }
+            }
+            WalletEvent::RoundClosed { .. } => {}
+            WalletEvent::BetSettled {
+                reservation_id,
+                game_id,
+                stake,
+                payout,
+                ..
+            } => {
+                positive("stake", *stake, false)?;
+                positive("payout", *payout, true)?;
+                if self.wallet.reservation(reservation_id).is_some()
+                    || self.wallet.is_voided(reservation_id)
+                {
+                    return Err((
+                        ReservationReused,
+                        format!("bet-win id {reservation_id} was used before"),
+                    ));
+                }
+                d.available = *payout - *stake;
+                d.flows.stakes_settled = *stake;
+                d.flows.payouts = *payout;
+                d.game = Some(game_id.clone());
+            }
+            WalletEvent::FundsAdjusted { amount, .. } => {
+                positive("adjustment", amount.abs(), false)?;
+                d.available = *amount;
+                d.flows.adjustments = *amount;
+            }
         }
+        // A bet, win or rollback in a closed round (closing it again is a repeat).
+        if let Some(round_id) = payload.round_id() {
+            let closed = self.wallet.round(round_id).is_some_and(|r| r.closed);
+            let repeat_close = matches!(&payload, WalletEvent::RoundClosed { lost, .. } if lost.is_empty());
+            let adjustment = matches!(&payload, WalletEvent::FundsAdjusted { .. });
+            if closed && !repeat_close && !adjustment {
+                d.mismatches.push((
+                    InClosedRound,
+                    format!("{} in round {round_id}, which is closed", payload.name()),
+                ));
+            }
+        }
+        for lost in payload.lost() {
+            let held = self.open_amount(&lost.reservation_id, "loses")?;
+            if lost.stake != held.amount {
+                d.mismatches.push((
+                    AmountMismatch,
+                    format!(
+                        "loses bet {} for {}, the bet holds {}",
+                        lost.reservation_id, lost.stake, held.amount
+                    ),
+                ));
+            }
+            d.game.get_or_insert_with(|| held.game_id.clone());
+            d.lose(held.amount, lost.stake);
+        }
+        d.game = payload.game_id().cloned().or(d.game.take());
         Ok((payload, d))
     }
 
@@ -497,7 +629,8 @@ struct Deltas {
     reserved: Decimal,
     open: Decimal,
     flows: Flows,
-    settled: Option<(GameId, Decimal)>,
+    /// The game the event's bets belong to, for its net win on the boards.
+    game: Option<GameId>,
     mismatches: Vec<(ViolationKind, String)>,
 }
 
@@ -509,9 +642,16 @@ impl Deltas {
             reserved: Decimal::ZERO,
             open: Decimal::ZERO,
             flows: Flows::default(),
-            settled: None,
+            game: None,
             mismatches: Vec::new(),
         }
+    }
+
+    /// A bet holding `held` closes without a refund: its `stake` leaves the wallet.
+    fn lose(&mut self, held: Decimal, stake: Decimal) {
+        self.reserved -= held;
+        self.open -= held;
+        self.flows.stakes_settled += stake;
     }
 }
 

@@ -572,6 +572,8 @@ async fn a_leaderboard_shows_exact_net_wins() {
             }
         },
         net_win_minor: (sequence == 2).then_some(99_999_999_999_999_999),
+        closed_also: Vec::new(),
+        game_id: None,
     };
     applier.apply(&change(1), None).await.unwrap();
     applier.apply(&change(2), Some("g1")).await.unwrap();
@@ -618,6 +620,8 @@ async fn a_board_built_before_the_exact_figures_keeps_its_total() {
             },
         },
         net_win_minor: net,
+        closed_also: Vec::new(),
+        game_id: None,
     };
     applier.apply(&change(1, None), None).await.unwrap();
     applier

@@ -1,10 +1,12 @@
-//! The endpoints, one module per face or group: the native wallet commands, the read
+//! The endpoints, one module per face or group: the native wallet commands, the native
+//! round commands and round view, the read
 //! models, game sessions, the provider face, health, and calls between instances.
 
 mod health;
 mod internal;
 pub mod provider;
 mod read;
+pub(crate) mod rounds;
 mod sessions;
 mod wallets;
 
@@ -17,6 +19,7 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(wallets::routes())
+        .merge(rounds::routes())
         .merge(read::routes())
         .merge(sessions::routes())
         .merge(provider::routes())

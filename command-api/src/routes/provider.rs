@@ -6,7 +6,8 @@
 //! (compared in constant time), and the body's `timestamp` must be within 5 minutes of
 //! now, so a captured request cannot be replayed later. A provider's transaction ids are
 //! scoped by its id (`{pid}:{transaction_id}`), so one provider can never reach another's
-//! bets. The rules themselves live in the domain (`Reserve`, `Settle`, `Rollback`).
+//! bets, and so are its round ids (`{pid}:{round_id}`). The rules themselves live in the
+//! domain (`Reserve`, `Win`, `Rollback`, `BetWin`, `Adjust`).
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -40,6 +41,8 @@ pub fn routes() -> Router<AppState> {
         .route("/provider/{pid}/bet", post(bet))
         .route("/provider/{pid}/win", post(win))
         .route("/provider/{pid}/rollback", post(rollback))
+        .route("/provider/{pid}/bet-win", post(bet_win))
+        .route("/provider/{pid}/adjust", post(adjust))
 }
 
 // ---- bodies --------------------------------------------------------------------------
@@ -59,6 +62,8 @@ struct BetRequest {
     round_id: String,
     game_id: String,
     amount: serde_json::Value,
+    #[serde(default)]
+    round_closed: bool,
     timestamp: i64,
 }
 
@@ -68,9 +73,40 @@ struct WinRequest {
     player_id: String,
     currency: String,
     transaction_id: String,
-    bet_transaction_id: String,
+    bet_transaction_id: Option<String>,
     round_id: String,
     amount: serde_json::Value,
+    kind: Option<String>,
+    campaign_id: Option<String>,
+    game_id: Option<String>,
+    #[serde(default)]
+    round_closed: bool,
+    timestamp: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BetWinRequest {
+    token: String,
+    transaction_id: String,
+    round_id: String,
+    game_id: String,
+    amount: serde_json::Value,
+    payout: serde_json::Value,
+    #[serde(default)]
+    round_closed: bool,
+    timestamp: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdjustRequest {
+    player_id: String,
+    currency: String,
+    transaction_id: String,
+    round_id: String,
+    amount: serde_json::Value,
+    reason: String,
     timestamp: i64,
 }
 
@@ -92,7 +128,14 @@ trait Timestamped {
 macro_rules! timestamped {
     ($($t:ty),*) => { $(impl Timestamped for $t { fn timestamp(&self) -> i64 { self.timestamp } })* };
 }
-timestamped!(BalanceRequest, BetRequest, WinRequest, RollbackRequest);
+timestamped!(
+    BalanceRequest,
+    BetRequest,
+    WinRequest,
+    RollbackRequest,
+    BetWinRequest,
+    AdjustRequest
+);
 
 // ---- the checks every call passes ------------------------------------------------------
 
@@ -137,6 +180,13 @@ fn verified<T: DeserializeOwned + Timestamped>(
 /// length (128); native ids never contain `:`, so they never meet a provider's.
 fn scoped(pid: &str, field: &str, id: &str) -> Result<TransactionId, ApiError> {
     scoped_in(pid, field, id)
+}
+
+/// `{pid}:{round_id}`: a provider's round in the wallet's space, so two providers' rounds
+/// of one player never meet.
+fn scoped_round(pid: &str, round_id: &str) -> Result<RoundId, ApiError> {
+    let scoped = String::from(scoped(pid, "round_id", round_id)?);
+    RoundId::try_from(scoped).map_err(|e| ApiError::InvalidRequest(format!("round_id: {e}")))
 }
 
 fn scoped_in(scope: &str, field: &str, id: &str) -> Result<TransactionId, ApiError> {
@@ -223,14 +273,30 @@ async fn bet(
     }
     let reservation_id: ReservationId =
         scoped(&pid, "transaction_id", &request.transaction_id)?.into();
-    let command = WalletCommand::Reserve {
-        reservation_id,
-        amount: amount("amount", &request.amount)?,
-        currency: Some(session.currency),
-        game_id,
-        round_id: valid(RoundId::new, request.round_id)?,
-        timeout_s: RESERVATION_TIMEOUT_S_DEFAULT,
-        now: Utc::now(),
+    let round_id = scoped_round(&pid, &request.round_id)?;
+    let amount = amount("amount", &request.amount)?;
+    let command = if request.round_closed {
+        // A bet that closes its round is lost at once: its round has no win to come.
+        WalletCommand::BetWin {
+            reservation_id,
+            amount,
+            payout: rust_decimal::Decimal::ZERO,
+            currency: Some(session.currency),
+            game_id,
+            round_id,
+            round_closed: true,
+            now: Utc::now(),
+        }
+    } else {
+        WalletCommand::Reserve {
+            reservation_id,
+            amount,
+            currency: Some(session.currency),
+            game_id,
+            round_id,
+            timeout_s: RESERVATION_TIMEOUT_S_DEFAULT,
+            now: Utc::now(),
+        }
     };
     let receipt = execute(&state, session.wallet_id, command).await?;
     Ok(answer(receipt, request.transaction_id))
@@ -250,19 +316,72 @@ async fn win(
 ) -> Result<Json<CommandResponse>, ApiError> {
     let (_, request) = verified::<WinRequest>(&state, &pid, &headers, &body)?;
     let wallet_id = named_wallet(request.player_id, &request.currency)?;
-    let command = WalletCommand::Settle {
-        reservation_id: scoped(&pid, "bet_transaction_id", &request.bet_transaction_id)?.into(),
-        transaction_id: closing_id(
-            &pid,
-            "win",
-            &request.transaction_id,
-            &request.bet_transaction_id,
-        )?,
-        payout: amount("amount", &request.amount)?,
+    let bet = request
+        .bet_transaction_id
+        .as_deref()
+        .map(|bet| scoped(&pid, "bet_transaction_id", bet).map(ReservationId::from))
+        .transpose()?;
+    let transaction_id = match &request.bet_transaction_id {
+        Some(bet) => closing_id(&pid, "win", &request.transaction_id, bet)?,
+        None => scoped(&pid, "transaction_id", &request.transaction_id)?,
+    };
+    let command = WalletCommand::Win {
+        transaction_id,
+        round_id: scoped_round(&pid, &request.round_id)?,
+        target: super::rounds::win_target(bet, request.kind.as_deref(), request.campaign_id)?,
+        amount: amount("amount", &request.amount)?,
+        game_id: request.game_id.map(|g| valid(GameId::new, g)).transpose()?,
+        round_closed: request.round_closed,
         currency: Some(currency(&request.currency)?),
     };
-    // The round id is the provider's; the reservation already names its round.
-    valid(RoundId::new, request.round_id)?;
+    let receipt = execute(&state, wallet_id, command).await?;
+    Ok(answer(receipt, request.transaction_id))
+}
+
+async fn bet_win(
+    State(state): State<AppState>,
+    Path(pid): Path<String>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Json<CommandResponse>, ApiError> {
+    let (provider, request) = verified::<BetWinRequest>(&state, &pid, &headers, &body)?;
+    let session = session_of(&state, &provider, &request.token).await?;
+    let game_id = valid(GameId::new, request.game_id)?;
+    if game_id != session.game_id {
+        return Err(ApiError::Forbidden(format!(
+            "the session is for game {}, not {game_id}",
+            session.game_id
+        )));
+    }
+    let command = WalletCommand::BetWin {
+        reservation_id: scoped(&pid, "transaction_id", &request.transaction_id)?.into(),
+        amount: amount("amount", &request.amount)?,
+        payout: amount("payout", &request.payout)?,
+        currency: Some(session.currency),
+        game_id,
+        round_id: scoped_round(&pid, &request.round_id)?,
+        round_closed: request.round_closed,
+        now: Utc::now(),
+    };
+    let receipt = execute(&state, session.wallet_id, command).await?;
+    Ok(answer(receipt, request.transaction_id))
+}
+
+async fn adjust(
+    State(state): State<AppState>,
+    Path(pid): Path<String>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Json<CommandResponse>, ApiError> {
+    let (_, request) = verified::<AdjustRequest>(&state, &pid, &headers, &body)?;
+    let wallet_id = named_wallet(request.player_id, &request.currency)?;
+    let command = WalletCommand::Adjust {
+        transaction_id: scoped(&pid, "transaction_id", &request.transaction_id)?,
+        amount: super::rounds::signed_amount(&request.amount)?,
+        reason: valid(domain::AdjustmentReason::new, request.reason)?,
+        round_id: Some(scoped_round(&pid, &request.round_id)?),
+        currency: Some(currency(&request.currency)?),
+    };
     let receipt = execute(&state, wallet_id, command).await?;
     Ok(answer(receipt, request.transaction_id))
 }
@@ -283,7 +402,7 @@ async fn rollback(
             &request.transaction_id,
             &request.bet_transaction_id,
         )?,
-        round_id: valid(RoundId::new, request.round_id)?,
+        round_id: scoped_round(&pid, &request.round_id)?,
     };
     match execute(&state, wallet_id, command).await {
         Ok(receipt) => Ok(answer(receipt, request.transaction_id)),

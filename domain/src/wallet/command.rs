@@ -6,8 +6,11 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::ids::{GameId, PlayerId, ReservationId, RoundId, TransactionId};
+use crate::ids::{
+    AdjustmentReason, CampaignId, GameId, PlayerId, ReservationId, RoundId, TransactionId,
+};
 use crate::money::Currency;
+use crate::wallet::round::BetlessKind;
 
 /// Reservation timeout when the caller names none: one hour, as the contract says.
 pub const RESERVATION_TIMEOUT_S_DEFAULT: u32 = 3_600;
@@ -15,6 +18,20 @@ pub const RESERVATION_TIMEOUT_S_DEFAULT: u32 = 3_600;
 pub const RESERVATION_TIMEOUT_S_MIN: u32 = 1;
 /// Longest reservation timeout accepted: a week.
 pub const RESERVATION_TIMEOUT_S_MAX: u32 = 7 * 24 * 3_600;
+
+/// What a win pays against: one of the round's bets, the round itself, or nothing at all.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum WinTarget {
+    /// A bet of the round: its first win settles it; a later one is credited to the round.
+    Bet(ReservationId),
+    /// The round alone, which must be open.
+    Round,
+    /// No bet: a free-spin, promotional or jackpot win, which may open its round.
+    Betless {
+        kind: BetlessKind,
+        campaign_id: Option<CampaignId>,
+    },
+}
 
 /// A command for one wallet. Amounts arrive as parsed decimals; the aggregate judges their
 /// sign and scale against the wallet's currency. `currency`, when given, must be the
@@ -73,6 +90,44 @@ pub enum WalletCommand {
         reservation_id: ReservationId,
         now: DateTime<Utc>,
     },
+    /// A win in a round (see [`WinTarget`]); with `round_closed`, the round closes after it
+    /// and its bets still open are lost.
+    Win {
+        transaction_id: TransactionId,
+        round_id: RoundId,
+        target: WinTarget,
+        amount: Decimal,
+        /// The game, for a win that opens its round (a bet-less one); else the round's.
+        game_id: Option<GameId>,
+        round_closed: bool,
+        currency: Option<Currency>,
+    },
+    /// Close a round: its bets still open are lost, and nothing more happens in it.
+    CloseRound {
+        transaction_id: TransactionId,
+        round_id: RoundId,
+    },
+    /// A bet and its result at once: the stake is taken and the payout credited, or
+    /// nothing happens. The reservation id is the transaction id, as for a reserve.
+    BetWin {
+        reservation_id: ReservationId,
+        amount: Decimal,
+        payout: Decimal,
+        currency: Option<Currency>,
+        game_id: GameId,
+        round_id: RoundId,
+        round_closed: bool,
+        now: DateTime<Utc>,
+    },
+    /// A correction: credit (positive) or debit (negative) `amount`, optionally against
+    /// a round the wallet knows, which it never reopens.
+    Adjust {
+        transaction_id: TransactionId,
+        amount: Decimal,
+        reason: AdjustmentReason,
+        round_id: Option<RoundId>,
+        currency: Option<Currency>,
+    },
 }
 
 impl WalletCommand {
@@ -85,8 +140,12 @@ impl WalletCommand {
             | WalletCommand::Withdraw { transaction_id, .. }
             | WalletCommand::Settle { transaction_id, .. }
             | WalletCommand::Refund { transaction_id, .. }
-            | WalletCommand::Rollback { transaction_id, .. } => Some(transaction_id.clone()),
-            WalletCommand::Reserve { reservation_id, .. } => Some(reservation_id.clone().into()),
+            | WalletCommand::Rollback { transaction_id, .. }
+            | WalletCommand::Win { transaction_id, .. }
+            | WalletCommand::CloseRound { transaction_id, .. }
+            | WalletCommand::Adjust { transaction_id, .. } => Some(transaction_id.clone()),
+            WalletCommand::Reserve { reservation_id, .. }
+            | WalletCommand::BetWin { reservation_id, .. } => Some(reservation_id.clone().into()),
         }
     }
 
@@ -101,6 +160,10 @@ impl WalletCommand {
             WalletCommand::Refund { .. } => "refund",
             WalletCommand::Rollback { .. } => "rollback",
             WalletCommand::Expire { .. } => "expire",
+            WalletCommand::Win { .. } => "win",
+            WalletCommand::CloseRound { .. } => "close_round",
+            WalletCommand::BetWin { .. } => "bet_win",
+            WalletCommand::Adjust { .. } => "adjust",
         }
     }
 
@@ -164,6 +227,78 @@ impl WalletCommand {
                 round_id,
             } => json!(["rollback", reservation_id, transaction_id, round_id]),
             WalletCommand::Expire { reservation_id, .. } => json!(["expire", reservation_id]),
+            // A plain win for a bet is the settle a provider's win was before rounds, so a
+            // retry sent across the upgrade is still the same request.
+            WalletCommand::Win {
+                transaction_id,
+                round_id: _,
+                target: WinTarget::Bet(reservation_id),
+                amount: a,
+                game_id: None,
+                round_closed: false,
+                currency,
+            } => json!([
+                "settle",
+                reservation_id,
+                transaction_id,
+                amount(a),
+                currency
+            ]),
+            WalletCommand::Win {
+                transaction_id,
+                round_id,
+                target,
+                amount: a,
+                game_id,
+                round_closed,
+                currency,
+            } => {
+                let target = match target {
+                    WinTarget::Bet(id) => json!(["bet", id]),
+                    WinTarget::Round => json!(["round"]),
+                    WinTarget::Betless { kind, campaign_id } => json!([kind, campaign_id]),
+                };
+                json!([
+                    "win",
+                    transaction_id,
+                    round_id,
+                    target,
+                    amount(a),
+                    game_id,
+                    round_closed,
+                    currency
+                ])
+            }
+            WalletCommand::CloseRound {
+                transaction_id,
+                round_id,
+            } => json!(["close_round", transaction_id, round_id]),
+            WalletCommand::BetWin {
+                reservation_id,
+                amount: a,
+                payout,
+                currency,
+                game_id,
+                round_id,
+                round_closed,
+                now: _,
+            } => json!([
+                "bet_win",
+                reservation_id,
+                amount(a),
+                amount(payout),
+                currency,
+                game_id,
+                round_id,
+                round_closed
+            ]),
+            WalletCommand::Adjust {
+                transaction_id,
+                amount: a,
+                reason,
+                round_id,
+                currency,
+            } => json!(["adjust", transaction_id, amount(a), reason, round_id, currency]),
         };
         value.to_string()
     }

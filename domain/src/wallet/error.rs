@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{ReservationId, TransactionId, WalletId};
+use crate::ids::{ReservationId, RoundId, TransactionId, WalletId};
 use crate::money::{AmountError, Currency};
 
 /// Where a reservation is in its life.
@@ -76,4 +76,9 @@ pub enum WalletError {
     },
     #[error("the balance would reach {attempted}, above the limit of {limit}")]
     LimitExceeded { limit: Decimal, attempted: Decimal },
+    #[error("round {round_id} is closed")]
+    RoundClosed { round_id: RoundId },
+    /// A win naming only a round, or an adjustment naming one, that the wallet never saw.
+    #[error("round {round_id} not found")]
+    RoundNotFound { round_id: RoundId },
 }

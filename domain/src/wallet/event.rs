@@ -6,11 +6,16 @@ use cqrs_es::DomainEvent;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{GameId, PlayerId, ReservationId, RoundId, TransactionId, WalletId};
+use crate::ids::{
+    AdjustmentReason, CampaignId, GameId, PlayerId, ReservationId, RoundId, TransactionId,
+    WalletId,
+};
 use crate::money::Currency;
+use crate::wallet::round::{BetlessKind, LostBet};
 use crate::wallet::{Reservation, ReservationState};
 
-/// Version of every event shape below.
+/// Version of every event shape below. The round events were added as new kinds, not as
+/// changes to an existing shape, so they are 1.0 too.
 pub const EVENT_VERSION: &str = "1.0";
 
 /// Something that happened to a wallet. Amounts are at the wallet currency's scale.
@@ -58,6 +63,49 @@ pub enum WalletEvent {
         transaction_id: TransactionId,
         round_id: RoundId,
     },
+    /// A win in a round other than a plain settle: a bet's first win that closes the
+    /// round (`settled_stake` set), a further win for a settled bet or for the round
+    /// alone, or a win without a bet (`kind` set). With `round_closed`, the round closed
+    /// after it and `lost` are its bets that were still open.
+    WinCredited {
+        transaction_id: TransactionId,
+        round_id: RoundId,
+        game_id: Option<GameId>,
+        reservation_id: Option<ReservationId>,
+        settled_stake: Option<Decimal>,
+        amount: Decimal,
+        kind: Option<BetlessKind>,
+        campaign_id: Option<CampaignId>,
+        round_closed: bool,
+        lost: Vec<LostBet>,
+    },
+    /// A round closed: its bets still open were lost. Closing a closed round, or one the
+    /// wallet never saw (which then stays closed), loses nothing.
+    RoundClosed {
+        transaction_id: TransactionId,
+        round_id: RoundId,
+        game_id: Option<GameId>,
+        lost: Vec<LostBet>,
+    },
+    /// A bet and its result in one: `stake` taken, `payout` credited. With
+    /// `round_closed`, the round closed after it and `lost` are its other open bets.
+    BetSettled {
+        reservation_id: ReservationId,
+        game_id: GameId,
+        round_id: RoundId,
+        stake: Decimal,
+        payout: Decimal,
+        placed_at: DateTime<Utc>,
+        round_closed: bool,
+        lost: Vec<LostBet>,
+    },
+    /// A correction credited (positive) or debited (negative) to available.
+    FundsAdjusted {
+        transaction_id: TransactionId,
+        amount: Decimal,
+        reason: AdjustmentReason,
+        round_id: Option<RoundId>,
+    },
 }
 
 impl WalletEvent {
@@ -72,6 +120,10 @@ impl WalletEvent {
             WalletEvent::ReservationRefunded { .. } => "ReservationRefunded",
             WalletEvent::ReservationExpired { .. } => "ReservationExpired",
             WalletEvent::ReservationVoided { .. } => "ReservationVoided",
+            WalletEvent::WinCredited { .. } => "WinCredited",
+            WalletEvent::RoundClosed { .. } => "RoundClosed",
+            WalletEvent::BetSettled { .. } => "BetSettled",
+            WalletEvent::FundsAdjusted { .. } => "FundsAdjusted",
         }
     }
 }
@@ -101,16 +153,104 @@ impl WalletEvent {
         }
     }
 
-    /// The names of the events that close a reservation (what SQL over the log matches).
-    pub const CLOSING: [&'static str; 3] = [
+    /// The names of the events that close a reservation named by their `reservation_id`
+    /// (what SQL over the log matches).
+    pub const CLOSING: [&'static str; 4] = [
         "ReservationSettled",
         "ReservationRefunded",
         "ReservationExpired",
+        "WinCredited",
     ];
 
-    /// Whether the event closes a reservation (settles, refunds or expires it).
+    /// The names of the events whose `lost` list closes reservations (a round's close).
+    pub const LOSING: [&'static str; 3] = ["WinCredited", "RoundClosed", "BetSettled"];
+
+    /// Whether the event closes a reservation (settles, refunds or expires it, or closes
+    /// a round with bets in it).
     pub fn closes_reservation(&self) -> bool {
-        Self::CLOSING.contains(&self.name())
+        match self {
+            WalletEvent::WinCredited {
+                settled_stake,
+                lost,
+                ..
+            } => settled_stake.is_some() || !lost.is_empty(),
+            WalletEvent::RoundClosed { lost, .. } | WalletEvent::BetSettled { lost, .. } => {
+                !lost.is_empty()
+            }
+            other => Self::CLOSING.contains(&other.name()),
+        }
+    }
+
+    /// What the event adds to a player's net win on a leaderboard: the payout minus the
+    /// stakes it settles or loses. `None` for events that settle no bet, and for wins
+    /// without a bet (free spins, promotions, jackpots), which are not a bet's result and
+    /// are reported apart, so a promotion cannot top a board.
+    pub fn net_win(&self) -> Option<Decimal> {
+        let lost = |lost: &[LostBet]| lost.iter().map(|l| l.stake).sum::<Decimal>();
+        match self {
+            WalletEvent::ReservationSettled { stake, payout, .. } => Some(*payout - *stake),
+            WalletEvent::WinCredited { kind: Some(_), .. } => None,
+            WalletEvent::WinCredited {
+                settled_stake,
+                amount,
+                lost: l,
+                ..
+            } => Some(*amount - settled_stake.unwrap_or_default() - lost(l)),
+            WalletEvent::BetSettled {
+                stake,
+                payout,
+                lost: l,
+                ..
+            } => Some(*payout - *stake - lost(l)),
+            WalletEvent::RoundClosed { lost: l, .. } if !l.is_empty() => Some(-lost(l)),
+            _ => None,
+        }
+    }
+
+    /// The game the event names, when it names one (a plain settle names only its bet).
+    pub fn game_id(&self) -> Option<&GameId> {
+        match self {
+            WalletEvent::FundsReserved { game_id, .. } | WalletEvent::BetSettled { game_id, .. } => {
+                Some(game_id)
+            }
+            WalletEvent::WinCredited { game_id, .. } | WalletEvent::RoundClosed { game_id, .. } => {
+                game_id.as_ref()
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the event closes its round.
+    pub fn closes_round(&self) -> bool {
+        match self {
+            WalletEvent::RoundClosed { .. } => true,
+            WalletEvent::WinCredited { round_closed, .. }
+            | WalletEvent::BetSettled { round_closed, .. } => *round_closed,
+            _ => false,
+        }
+    }
+
+    /// The bets the event lost by closing their round.
+    pub fn lost(&self) -> &[LostBet] {
+        match self {
+            WalletEvent::WinCredited { lost, .. }
+            | WalletEvent::RoundClosed { lost, .. }
+            | WalletEvent::BetSettled { lost, .. } => lost,
+            _ => &[],
+        }
+    }
+
+    /// The round the event names, if it names one.
+    pub fn round_id(&self) -> Option<&RoundId> {
+        match self {
+            WalletEvent::FundsReserved { round_id, .. }
+            | WalletEvent::ReservationVoided { round_id, .. }
+            | WalletEvent::WinCredited { round_id, .. }
+            | WalletEvent::RoundClosed { round_id, .. }
+            | WalletEvent::BetSettled { round_id, .. } => Some(round_id),
+            WalletEvent::FundsAdjusted { round_id, .. } => round_id.as_ref(),
+            _ => None,
+        }
     }
 
     /// The reservation the event opens, closes or voids, if any.
@@ -118,23 +258,37 @@ impl WalletEvent {
         match self {
             WalletEvent::WalletOpened { .. }
             | WalletEvent::FundsDeposited { .. }
-            | WalletEvent::FundsWithdrawn { .. } => None,
+            | WalletEvent::FundsWithdrawn { .. }
+            | WalletEvent::RoundClosed { .. }
+            | WalletEvent::FundsAdjusted { .. } => None,
             WalletEvent::FundsReserved { reservation_id, .. }
             | WalletEvent::ReservationSettled { reservation_id, .. }
             | WalletEvent::ReservationRefunded { reservation_id, .. }
             | WalletEvent::ReservationExpired { reservation_id, .. }
-            | WalletEvent::ReservationVoided { reservation_id, .. } => Some(reservation_id),
+            | WalletEvent::ReservationVoided { reservation_id, .. }
+            | WalletEvent::BetSettled { reservation_id, .. } => Some(reservation_id),
+            WalletEvent::WinCredited { reservation_id, .. } => reservation_id.as_ref(),
         }
     }
 
     /// The amounts the event names, as a statement shows them: what it deposits,
-    /// withdraws, stakes (a reserve's, or a settle's stake), refunds or expires; and a
-    /// settle's payout.
+    /// withdraws, stakes (a reserve's, or a settle's stake), refunds, expires or adjusts
+    /// (signed); and a settle's or win's payout.
     pub fn amounts(&self) -> (Option<Decimal>, Option<Decimal>) {
         match self {
             WalletEvent::WalletOpened { .. } | WalletEvent::ReservationVoided { .. } => {
                 (None, None)
             }
+            WalletEvent::RoundClosed { lost, .. } => {
+                (Some(lost.iter().map(|l| l.stake).sum()), None)
+            }
+            WalletEvent::WinCredited {
+                settled_stake,
+                amount,
+                ..
+            } => (*settled_stake, Some(*amount)),
+            WalletEvent::BetSettled { stake, payout, .. } => (Some(*stake), Some(*payout)),
+            WalletEvent::FundsAdjusted { amount, .. } => (Some(*amount), None),
             WalletEvent::FundsDeposited { amount, .. }
             | WalletEvent::FundsWithdrawn { amount, .. }
             | WalletEvent::FundsReserved { amount, .. }

@@ -9,11 +9,14 @@
 //! Invariants, kept by `decide` and checked by the property tests:
 //! - available >= 0 and reserved >= 0;
 //! - reserved = the sum of the open reservations' amounts;
-//! - deposits - withdrawals - settled stakes + payouts = available + reserved.
+//! - deposits - withdrawals - settled and lost stakes + payouts (settles, wins, bet-less
+//!   wins, bet-wins) + adjustments = available + reserved;
+//! - nothing is staked, won or rolled back in a closed round (see [`round`]).
 
 mod command;
 mod error;
 mod event;
+pub mod round;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -24,11 +27,12 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 pub use command::{
-    WalletCommand, RESERVATION_TIMEOUT_S_DEFAULT, RESERVATION_TIMEOUT_S_MAX,
+    WalletCommand, WinTarget, RESERVATION_TIMEOUT_S_DEFAULT, RESERVATION_TIMEOUT_S_MAX,
     RESERVATION_TIMEOUT_S_MIN,
 };
 pub use error::{ReservationState, WalletError};
 pub use event::{WalletEvent, EVENT_VERSION};
+pub use round::{BetlessKind, LostBet, Round, IDLE_ROUNDS_KEPT};
 
 use crate::ids::{GameId, PlayerId, ReservationId, RoundId, WalletId};
 use crate::money::{Balance, Currency, Money, BALANCE_MAX};
@@ -59,6 +63,13 @@ struct Opened {
     /// Ids rolled back before any bet was placed under them.
     #[serde(default)]
     voided: BTreeSet<ReservationId>,
+    /// The rounds this state knows: all of them in the full state; in a compacted one,
+    /// the open rounds with an open bet and the most recently used idle ones.
+    #[serde(default)]
+    rounds: BTreeMap<RoundId, Round>,
+    /// Round events folded so far: the clock of `Round::last_used`.
+    #[serde(default)]
+    round_uses: u64,
 }
 
 /// The aggregate. `Default` is a wallet not yet opened.
@@ -91,8 +102,9 @@ impl Wallet {
         self.opened.as_ref().and_then(|o| o.reservations.get(id))
     }
 
-    /// Forgets the closed reservations, keeping the open ones and the voided ids: what a
-    /// cache holds of an idle wallet, so its memory does not grow with its history.
+    /// Forgets the closed reservations, keeping the open ones and the voided ids, and the
+    /// closed and long-idle rounds (see [`round`]): what a cache holds of an idle wallet,
+    /// so its memory does not grow with its history.
     ///
     /// A compacted wallet cannot tell a closed reservation from one never made, so a
     /// command naming a reservation it does not hold (see [`Wallet::holds`]) must be
@@ -102,6 +114,7 @@ impl Wallet {
         if let Some(o) = self.opened.as_mut() {
             o.reservations
                 .retain(|_, r| r.state == ReservationState::Open);
+            o.compact_rounds();
         }
     }
 
@@ -113,7 +126,10 @@ impl Wallet {
     }
 
     /// Whether this state can decide `command` as the full state would, once compacted:
-    /// false when the command names a reservation that is neither held nor voided.
+    /// false when the command names a reservation that is neither held nor voided, a
+    /// bet that is not open here (a later win for it needs its round's history), or a
+    /// round it must know but does not hold. A command that would open a round this state
+    /// does not hold is decided here: see [`Wallet::round_opened_by`].
     pub fn holds(&self, command: &WalletCommand) -> bool {
         match command {
             WalletCommand::Settle { reservation_id, .. }
@@ -122,7 +138,47 @@ impl Wallet {
             | WalletCommand::Rollback { reservation_id, .. } => {
                 self.reservation(reservation_id).is_some() || self.is_voided(reservation_id)
             }
+            WalletCommand::Win {
+                target: WinTarget::Bet(reservation_id),
+                ..
+            } => self
+                .reservation(reservation_id)
+                .is_some_and(|r| r.state == ReservationState::Open),
+            WalletCommand::Win {
+                target: WinTarget::Round,
+                round_id,
+                ..
+            }
+            | WalletCommand::Adjust {
+                round_id: Some(round_id),
+                ..
+            } => self.round(round_id).is_some(),
             _ => true,
+        }
+    }
+
+    /// The round `id`, if this state knows it (see [`Wallet::compact`]).
+    pub fn round(&self, id: &RoundId) -> Option<&Round> {
+        self.opened.as_ref().and_then(|o| o.rounds.get(id))
+    }
+
+    /// The round that `event`, decided on this state, opens as far as this state knows:
+    /// the round it names when this state does not hold it. The write paths record it
+    /// with the event, and the log takes one such record per wallet and round, so a
+    /// compacted state that forgot a round cannot open it a second time: its event is
+    /// refused by the log and the command decided again on the full state.
+    pub fn round_opened_by(&self, event: &WalletEvent) -> Option<RoundId> {
+        let opened = self.opened.as_ref()?;
+        match event {
+            WalletEvent::FundsReserved { round_id, .. }
+            | WalletEvent::WinCredited { round_id, .. }
+            | WalletEvent::RoundClosed { round_id, .. }
+            | WalletEvent::BetSettled { round_id, .. }
+                if !opened.rounds.contains_key(round_id) =>
+            {
+                Some(round_id.clone())
+            }
+            _ => None,
         }
     }
 
@@ -156,6 +212,10 @@ impl Opened {
     /// The rules of an opened wallet, one arm per command.
     fn decide(&self, command: WalletCommand) -> Result<WalletEvent, WalletError> {
         match command {
+            round @ (WalletCommand::Win { .. }
+            | WalletCommand::CloseRound { .. }
+            | WalletCommand::BetWin { .. }
+            | WalletCommand::Adjust { .. }) => self.decide_round(round),
             WalletCommand::Open { .. } => Err(WalletError::WalletExists {
                 wallet_id: self.wallet_id,
             }),
@@ -192,19 +252,7 @@ impl Opened {
                 timeout_s,
                 now,
             } => {
-                if self.voided.contains(&reservation_id) {
-                    return Err(WalletError::ReservationClosed {
-                        reservation_id,
-                        state: ReservationState::Voided,
-                    });
-                }
-                if self.reservations.contains_key(&reservation_id) {
-                    // A repeat with the same payload never reaches the aggregate: the store
-                    // answers it from the log. This one asks something else under the same id.
-                    return Err(WalletError::IdempotencyConflict {
-                        transaction_id: reservation_id.into(),
-                    });
-                }
+                self.check_new_bet(&reservation_id, &round_id)?;
                 if !(RESERVATION_TIMEOUT_S_MIN..=RESERVATION_TIMEOUT_S_MAX).contains(&timeout_s) {
                     return Err(WalletError::InvalidTimeout {
                         timeout_s,
@@ -257,6 +305,9 @@ impl Opened {
                 transaction_id,
                 round_id,
             } => {
+                // A known bet's own round counts (see `round`); else the one named.
+                let bet_round = self.reservations.get(&reservation_id).map(|r| &r.round_id);
+                self.check_round_open(bet_round.unwrap_or(&round_id))?;
                 if !self.reservations.contains_key(&reservation_id)
                     && !self.voided.contains(&reservation_id)
                 {
@@ -395,6 +446,8 @@ impl Aggregate for Wallet {
                 balance: Balance::zero(currency),
                 reservations: BTreeMap::new(),
                 voided: BTreeSet::new(),
+                rounds: BTreeMap::new(),
+                round_uses: 0,
             });
             return;
         }
@@ -402,6 +455,10 @@ impl Aggregate for Wallet {
             .opened
             .as_mut()
             .expect("every later event follows WalletOpened in the log");
+        if o.apply_round(&event) {
+            debug_assert!(o.balance.available >= Decimal::ZERO && o.balance.reserved >= Decimal::ZERO);
+            return;
+        }
         match event {
             WalletEvent::WalletOpened { .. } => unreachable!("handled above"),
             WalletEvent::FundsDeposited { amount, .. } => o.balance.available += amount,
@@ -436,6 +493,10 @@ impl Aggregate for Wallet {
             WalletEvent::ReservationVoided { reservation_id, .. } => {
                 o.voided.insert(reservation_id);
             }
+            WalletEvent::WinCredited { .. }
+            | WalletEvent::RoundClosed { .. }
+            | WalletEvent::BetSettled { .. }
+            | WalletEvent::FundsAdjusted { .. } => unreachable!("folded by apply_round"),
         }
         debug_assert!(o.balance.available >= Decimal::ZERO && o.balance.reserved >= Decimal::ZERO);
     }

@@ -1,0 +1,439 @@
+//! The native round endpoints (the contract's "Rounds"): wins in a round, closing a
+//! round, a bet and its win in one call, adjustments, and the round view. The rules are
+//! the domain's (`domain::wallet::round`); this module only reads bodies into commands.
+
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+use domain::{
+    AdjustmentReason, BetlessKind, CampaignId, GameId, RoundId, WalletCommand, WalletEvent,
+    WinTarget,
+};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{Caller, Scope};
+use crate::body::{command_response, CommandResponse};
+use crate::error::ApiError;
+use crate::input::{
+    amount, optional_currency, reservation_id, transaction_id, valid, wallet_id,
+};
+use crate::json::JsonBody;
+use crate::runner::execute;
+use crate::state::AppState;
+
+/// Events of one round that the view reads, at most: far past any real round.
+const ROUND_EVENTS_MAX: u32 = 1_000;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/wallets/{id}/rounds/{round_id}", get(round))
+        .route("/v1/wallets/{id}/rounds/{round_id}/wins", post(win))
+        .route("/v1/wallets/{id}/rounds/{round_id}/close", post(close))
+        .route("/v1/wallets/{id}/bet-wins", post(bet_win))
+        .route("/v1/wallets/{id}/adjustments", post(adjust))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WinRequest {
+    transaction_id: String,
+    amount: serde_json::Value,
+    bet_transaction_id: Option<String>,
+    kind: Option<String>,
+    campaign_id: Option<String>,
+    game_id: Option<String>,
+    #[serde(default)]
+    round_closed: bool,
+    currency: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CloseRequest {
+    transaction_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BetWinRequest {
+    transaction_id: String,
+    game_id: String,
+    round_id: String,
+    amount: serde_json::Value,
+    payout: serde_json::Value,
+    #[serde(default)]
+    round_closed: bool,
+    currency: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdjustRequest {
+    transaction_id: String,
+    amount: serde_json::Value,
+    reason: String,
+    round_id: Option<String>,
+    currency: Option<String>,
+}
+
+/// What a win pays against, from its optional bet id, kind and campaign: shared by the
+/// native and the provider face, which differ only in how ids are scoped.
+pub(crate) fn win_target(
+    bet: Option<domain::ReservationId>,
+    kind: Option<&str>,
+    campaign_id: Option<String>,
+) -> Result<WinTarget, ApiError> {
+    let campaign_id = campaign_id.map(|c| valid(CampaignId::new, c)).transpose()?;
+    match (bet, kind) {
+        (Some(_), Some(_)) => Err(ApiError::InvalidRequest(
+            "a win with a kind has no bet: leave out bet_transaction_id or kind".into(),
+        )),
+        (None, Some(kind)) => {
+            let kind = BetlessKind::parse(kind).ok_or_else(|| {
+                ApiError::InvalidRequest(
+                    "kind must be \"free_spin\", \"promo\" or \"jackpot\"".into(),
+                )
+            })?;
+            Ok(WinTarget::Betless { kind, campaign_id })
+        }
+        _ if campaign_id.is_some() => Err(ApiError::InvalidRequest(
+            "campaign_id goes with a win of a kind (free_spin, promo, jackpot)".into(),
+        )),
+        (Some(bet), None) => Ok(WinTarget::Bet(bet)),
+        (None, None) => Ok(WinTarget::Round),
+    }
+}
+
+/// An adjustment's signed amount: a decimal string, not zero.
+pub(crate) fn signed_amount(value: &serde_json::Value) -> Result<Decimal, ApiError> {
+    let amount = amount("amount", value)?;
+    if amount.is_zero() {
+        return Err(ApiError::InvalidAmount(
+            "amount: an adjustment credits (positive) or debits (negative), never zero".into(),
+        ));
+    }
+    Ok(amount)
+}
+
+async fn win(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((path_id, round)): Path<(String, String)>,
+    JsonBody(body): JsonBody<WinRequest>,
+) -> Result<Json<CommandResponse>, ApiError> {
+    caller.require(Scope::Write)?;
+    let wallet_id = wallet_id(&path_id)?;
+    let bet = body.bet_transaction_id.map(reservation_id).transpose()?;
+    let command = WalletCommand::Win {
+        transaction_id: transaction_id(body.transaction_id)?,
+        round_id: valid(RoundId::new, round)?,
+        target: win_target(bet, body.kind.as_deref(), body.campaign_id)?,
+        amount: amount("amount", &body.amount)?,
+        game_id: body.game_id.map(|g| valid(GameId::new, g)).transpose()?,
+        round_closed: body.round_closed,
+        currency: optional_currency(body.currency)?,
+    };
+    execute(&state, wallet_id, command)
+        .await
+        .map(command_response)
+}
+
+async fn close(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((path_id, round)): Path<(String, String)>,
+    JsonBody(body): JsonBody<CloseRequest>,
+) -> Result<Json<CommandResponse>, ApiError> {
+    caller.require(Scope::Write)?;
+    let wallet_id = wallet_id(&path_id)?;
+    let command = WalletCommand::CloseRound {
+        transaction_id: transaction_id(body.transaction_id)?,
+        round_id: valid(RoundId::new, round)?,
+    };
+    execute(&state, wallet_id, command)
+        .await
+        .map(command_response)
+}
+
+async fn bet_win(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path_id): Path<String>,
+    JsonBody(body): JsonBody<BetWinRequest>,
+) -> Result<Json<CommandResponse>, ApiError> {
+    caller.require(Scope::Write)?;
+    let wallet_id = wallet_id(&path_id)?;
+    let command = WalletCommand::BetWin {
+        reservation_id: reservation_id(body.transaction_id)?,
+        amount: amount("amount", &body.amount)?,
+        payout: amount("payout", &body.payout)?,
+        currency: optional_currency(body.currency)?,
+        game_id: valid(GameId::new, body.game_id)?,
+        round_id: valid(RoundId::new, body.round_id)?,
+        round_closed: body.round_closed,
+        now: Utc::now(),
+    };
+    execute(&state, wallet_id, command)
+        .await
+        .map(command_response)
+}
+
+async fn adjust(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path_id): Path<String>,
+    JsonBody(body): JsonBody<AdjustRequest>,
+) -> Result<Json<CommandResponse>, ApiError> {
+    caller.require(Scope::Write)?;
+    let wallet_id = wallet_id(&path_id)?;
+    let command = WalletCommand::Adjust {
+        transaction_id: transaction_id(body.transaction_id)?,
+        amount: signed_amount(&body.amount)?,
+        reason: valid(AdjustmentReason::new, body.reason)?,
+        round_id: body.round_id.map(|r| valid(RoundId::new, r)).transpose()?,
+        currency: optional_currency(body.currency)?,
+    };
+    execute(&state, wallet_id, command)
+        .await
+        .map(command_response)
+}
+
+// ---- the round view ------------------------------------------------------------------
+
+#[derive(Serialize, Default)]
+struct RoundView {
+    wallet_id: String,
+    round_id: String,
+    status: &'static str,
+    game_id: Option<String>,
+    currency: String,
+    bets: Vec<BetView>,
+    wins: Vec<WinView>,
+    adjustments: Vec<AdjustmentView>,
+    totals: RoundTotals,
+}
+
+#[derive(Serialize)]
+struct BetView {
+    transaction_id: String,
+    amount: String,
+    /// open, settled, lost, refunded, expired.
+    state: &'static str,
+    sequence: u64,
+}
+
+#[derive(Serialize)]
+struct WinView {
+    transaction_id: String,
+    amount: String,
+    bet_transaction_id: Option<String>,
+    kind: Option<&'static str>,
+    campaign_id: Option<String>,
+    sequence: u64,
+}
+
+#[derive(Serialize)]
+struct AdjustmentView {
+    transaction_id: String,
+    amount: String,
+    reason: String,
+    sequence: u64,
+}
+
+#[derive(Serialize, Default)]
+struct RoundTotals {
+    /// Stakes taken (settled or lost).
+    stakes: Decimal,
+    /// Wins of bets, the round's bet-wins included.
+    wins: Decimal,
+    /// Wins without a bet.
+    betless_wins: Decimal,
+    adjustments: Decimal,
+    /// What the round moved in all: wins + bet-less wins + adjustments - stakes.
+    net: Decimal,
+}
+
+impl RoundView {
+    fn bet(&mut self, id: &domain::ReservationId) -> Option<&mut BetView> {
+        self.bets.iter_mut().find(|b| b.transaction_id == id.as_str())
+    }
+
+    fn lose(&mut self, lost: &[domain::LostBet]) {
+        for l in lost {
+            self.totals.stakes += l.stake;
+            if let Some(bet) = self.bet(&l.reservation_id) {
+                bet.state = "lost";
+            }
+        }
+    }
+
+    fn win(&mut self, transaction_id: String, amount: Decimal, bet: Option<String>, sequence: u64) {
+        self.totals.wins += amount;
+        self.wins.push(WinView {
+            transaction_id,
+            amount: amount.to_string(),
+            bet_transaction_id: bet,
+            kind: None,
+            campaign_id: None,
+            sequence,
+        });
+    }
+
+    /// Folds one event of the round into the view.
+    fn fold(&mut self, event: WalletEvent, sequence: u64) {
+        if self.game_id.is_none() {
+            self.game_id = event.game_id().map(|g| g.to_string());
+        }
+        if event.closes_round() {
+            self.status = "closed";
+        }
+        match event {
+            WalletEvent::FundsReserved {
+                reservation_id,
+                amount,
+                ..
+            } => self.bets.push(BetView {
+                transaction_id: reservation_id.into(),
+                amount: amount.to_string(),
+                state: "open",
+                sequence,
+            }),
+            WalletEvent::ReservationSettled {
+                reservation_id,
+                transaction_id,
+                stake,
+                payout,
+            } => {
+                self.totals.stakes += stake;
+                if let Some(bet) = self.bet(&reservation_id) {
+                    bet.state = "settled";
+                }
+                self.win(transaction_id.into(), payout, Some(reservation_id.into()), sequence);
+            }
+            WalletEvent::ReservationRefunded { reservation_id, .. } => {
+                if let Some(bet) = self.bet(&reservation_id) {
+                    bet.state = "refunded";
+                }
+            }
+            WalletEvent::ReservationExpired { reservation_id, .. } => {
+                if let Some(bet) = self.bet(&reservation_id) {
+                    bet.state = "expired";
+                }
+            }
+            WalletEvent::WinCredited {
+                transaction_id,
+                reservation_id,
+                settled_stake,
+                amount,
+                kind,
+                campaign_id,
+                lost,
+                ..
+            } => {
+                if let (Some(id), Some(stake)) = (&reservation_id, settled_stake) {
+                    self.totals.stakes += stake;
+                    if let Some(bet) = self.bet(id) {
+                        bet.state = "settled";
+                    }
+                }
+                match kind {
+                    Some(kind) => {
+                        self.totals.betless_wins += amount;
+                        self.wins.push(WinView {
+                            transaction_id: transaction_id.into(),
+                            amount: amount.to_string(),
+                            bet_transaction_id: None,
+                            kind: Some(kind.as_str()),
+                            campaign_id: campaign_id.map(String::from),
+                            sequence,
+                        });
+                    }
+                    None => self.win(
+                        transaction_id.into(),
+                        amount,
+                        reservation_id.map(String::from),
+                        sequence,
+                    ),
+                }
+                self.lose(&lost);
+            }
+            WalletEvent::RoundClosed { lost, .. } => self.lose(&lost),
+            WalletEvent::BetSettled {
+                reservation_id,
+                stake,
+                payout,
+                lost,
+                ..
+            } => {
+                self.totals.stakes += stake;
+                self.bets.push(BetView {
+                    transaction_id: reservation_id.to_string(),
+                    amount: stake.to_string(),
+                    state: "settled",
+                    sequence,
+                });
+                self.win(reservation_id.clone().into(), payout, Some(reservation_id.into()), sequence);
+                self.lose(&lost);
+            }
+            WalletEvent::FundsAdjusted {
+                transaction_id,
+                amount,
+                reason,
+                ..
+            } => {
+                self.totals.adjustments += amount;
+                self.adjustments.push(AdjustmentView {
+                    transaction_id: transaction_id.into(),
+                    amount: amount.to_string(),
+                    reason: reason.into(),
+                    sequence,
+                });
+            }
+            WalletEvent::WalletOpened { .. }
+            | WalletEvent::FundsDeposited { .. }
+            | WalletEvent::FundsWithdrawn { .. }
+            | WalletEvent::ReservationVoided { .. } => {}
+        }
+    }
+}
+
+async fn round(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((path_id, round)): Path<(String, String)>,
+) -> Result<Json<RoundView>, ApiError> {
+    caller.require(Scope::Read)?;
+    let wallet_id = wallet_id(&path_id)?;
+    let round_id = valid(RoundId::new, round)?;
+    let wallet = state
+        .store
+        .wallet(wallet_id)
+        .await?
+        .ok_or_else(ApiError::wallet_not_found)?;
+    let events =
+        eventstore::payload::round_events(&state.pool, wallet_id, &round_id, ROUND_EVENTS_MAX)
+            .await?;
+    if events.is_empty() {
+        return Err(ApiError::RoundNotFound(format!(
+            "wallet {wallet_id} has no round {round_id}"
+        )));
+    }
+    let mut view = RoundView {
+        wallet_id: wallet_id.to_string(),
+        round_id: round_id.to_string(),
+        status: "open",
+        currency: wallet.balance.currency.code().to_string(),
+        ..RoundView::default()
+    };
+    for logged in events {
+        let event = logged.decode().map_err(|e| {
+            ApiError::from(eventstore::StoreError::Corrupt(Box::new(e)))
+        })?;
+        view.fold(event, logged.sequence);
+    }
+    let t = &mut view.totals;
+    t.net = t.wins + t.betless_wins + t.adjustments - t.stakes;
+    Ok(Json(view))
+}

@@ -1,0 +1,477 @@
+//! Game rounds: the rules of several bets and wins per round, closing a round, a bet and
+//! its win in one command, wins without a bet, and adjustments (the "Rounds" section of
+//! the wallet contract). Plain bets, settles, refunds and rollbacks stay in the parent
+//! module; they consult the round rules here (`check_round_open`).
+//!
+//! A round is keyed per wallet by its id. It opens with its first bet or bet-less win (or
+//! with a close of a round never seen, which then stays closed, so a bet arriving late
+//! for it is refused and never charged) and is open until closed. Closing loses every bet
+//! of the round still open (settled with payout 0), in one event.
+//!
+//! What a cache may forget: closed rounds, and open rounds without an open bet beyond the
+//! [`IDLE_ROUNDS_KEPT`] most recently used. A command that names a round the compacted
+//! state does not hold is either decided on the full state (a win for the round alone,
+//! an adjustment, see `Wallet::holds`) or, when it would open the round, carries the
+//! round's key in its event's record, which the log takes once per wallet and round
+//! (`Wallet::round_opened_by`): so a round the cache forgot is never opened twice.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use super::{Opened, WalletCommand, WalletError, WalletEvent, WinTarget};
+use crate::ids::{
+    AdjustmentReason, GameId, ReservationId, RoundId, TransactionId,
+};
+use crate::money::{Currency, Money};
+use crate::wallet::{Reservation, ReservationState};
+
+/// Open rounds with no open bet that a compacted wallet keeps, most recently used first:
+/// enough for the rounds a player has going at once, bounded for providers that never
+/// close a round.
+pub const IDLE_ROUNDS_KEPT: usize = 8;
+
+/// What a win without a bet is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BetlessKind {
+    FreeSpin,
+    Promo,
+    Jackpot,
+}
+
+impl BetlessKind {
+    /// The contract's name of the kind.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BetlessKind::FreeSpin => "free_spin",
+            BetlessKind::Promo => "promo",
+            BetlessKind::Jackpot => "jackpot",
+        }
+    }
+
+    /// The kind named `s` in the contract, if any.
+    pub fn parse(s: &str) -> Option<Self> {
+        [BetlessKind::FreeSpin, BetlessKind::Promo, BetlessKind::Jackpot]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+/// A bet lost when its round closed: its stake left the wallet, nothing was paid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LostBet {
+    pub reservation_id: ReservationId,
+    pub stake: Decimal,
+}
+
+/// A game round of one wallet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Round {
+    /// The round's game, from its first bet (or a bet-less win that named one).
+    pub game_id: Option<GameId>,
+    pub closed: bool,
+    /// The wallet's count of round events when the round was last named: which idle
+    /// rounds a compacted wallet keeps.
+    #[serde(default)]
+    pub(super) last_used: u64,
+}
+
+impl Opened {
+    /// `Err(RoundClosed)` if the wallet knows `round_id` as closed.
+    pub(super) fn check_round_open(&self, round_id: &RoundId) -> Result<(), WalletError> {
+        match self.rounds.get(round_id) {
+            Some(round) if round.closed => Err(WalletError::RoundClosed {
+                round_id: round_id.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The bets of `round_id` still open, but `except`, in id order: what closing it loses.
+    fn open_bets(&self, round_id: &RoundId, except: Option<&ReservationId>) -> Vec<LostBet> {
+        self.reservations
+            .iter()
+            .filter(|(id, r)| {
+                r.state == ReservationState::Open && &r.round_id == round_id && Some(*id) != except
+            })
+            .map(|(id, r)| LostBet {
+                reservation_id: id.clone(),
+                stake: r.amount,
+            })
+            .collect()
+    }
+
+    fn lost_if(&self, closing: bool, round_id: &RoundId, except: Option<&ReservationId>) -> Vec<LostBet> {
+        if closing {
+            self.open_bets(round_id, except)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The rules of the round commands (`decide` sends only those here).
+    pub(super) fn decide_round(&self, command: WalletCommand) -> Result<WalletEvent, WalletError> {
+        match command {
+            WalletCommand::Win {
+                transaction_id,
+                round_id,
+                target,
+                amount,
+                game_id,
+                round_closed,
+                currency,
+            } => self.win(transaction_id, round_id, target, amount, game_id, round_closed, currency),
+            WalletCommand::CloseRound {
+                transaction_id,
+                round_id,
+            } => Ok(self.close_round(transaction_id, round_id)),
+            WalletCommand::BetWin {
+                reservation_id,
+                amount,
+                payout,
+                currency,
+                game_id,
+                round_id,
+                round_closed,
+                now,
+            } => self.bet_win(
+                reservation_id,
+                (amount, payout, currency),
+                game_id,
+                round_id,
+                round_closed,
+                now,
+            ),
+            WalletCommand::Adjust {
+                transaction_id,
+                amount,
+                reason,
+                round_id,
+                currency,
+            } => self.adjust(transaction_id, amount, reason, round_id, currency),
+            other => unreachable!("not a round command: {}", other.name()),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn win(
+        &self,
+        transaction_id: TransactionId,
+        named_round: RoundId,
+        target: WinTarget,
+        amount: Decimal,
+        game_id: Option<GameId>,
+        round_closed: bool,
+        currency: Option<Currency>,
+    ) -> Result<WalletEvent, WalletError> {
+        let amount = self.money(amount, currency, Money::non_negative)?;
+        let (round_id, reservation_id, settled_stake, kind, campaign_id) = match target {
+            WinTarget::Betless { kind, campaign_id } => {
+                (named_round, None, None, Some(kind), campaign_id)
+            }
+            WinTarget::Round => {
+                if !self.rounds.contains_key(&named_round) {
+                    return Err(WalletError::RoundNotFound {
+                        round_id: named_round,
+                    });
+                }
+                (named_round, None, None, None, None)
+            }
+            WinTarget::Bet(reservation_id) => {
+                // The bet's own round is the one that counts: a provider names its round
+                // in its own words, and a bet placed before rounds were keyed per
+                // provider carries the round as it was then.
+                let bet: &Reservation = match self.reservations.get(&reservation_id) {
+                    Some(bet) => bet,
+                    None => {
+                        self.check_round_open(&named_round)?;
+                        return Err(self.unknown_reservation(&reservation_id));
+                    }
+                };
+                let settled_stake = match bet.state {
+                    ReservationState::Open => Some(bet.amount),
+                    ReservationState::Settled => None,
+                    state => {
+                        self.check_round_open(&bet.round_id)?;
+                        return Err(WalletError::ReservationClosed {
+                            reservation_id,
+                            state,
+                        });
+                    }
+                };
+                (bet.round_id.clone(), Some(reservation_id), settled_stake, None, None)
+            }
+        };
+        self.check_round_open(&round_id)?;
+        let lost = self.lost_if(round_closed, &round_id, reservation_id.as_ref());
+        let lost_stakes: Decimal = lost.iter().map(|l| l.stake).sum();
+        // The settled and lost stakes leave the total, the amount joins it.
+        let leaving = settled_stake.unwrap_or_default() + lost_stakes;
+        if amount > leaving {
+            self.check_total(amount - leaving)?;
+        }
+        let game_id = self
+            .rounds
+            .get(&round_id)
+            .and_then(|r| r.game_id.clone())
+            .or_else(|| {
+                reservation_id
+                    .as_ref()
+                    .and_then(|id| self.reservations.get(id))
+                    .map(|r| r.game_id.clone())
+            })
+            .or(game_id);
+        if let (Some(stake), None, false) = (settled_stake, kind, round_closed) {
+            // A bet's first win that leaves the round open is the plain settle it has
+            // always been.
+            return Ok(WalletEvent::ReservationSettled {
+                reservation_id: reservation_id.expect("a settled stake names its bet"),
+                transaction_id,
+                stake,
+                payout: amount,
+            });
+        }
+        Ok(WalletEvent::WinCredited {
+            transaction_id,
+            round_id,
+            game_id,
+            reservation_id,
+            settled_stake,
+            amount,
+            kind,
+            campaign_id,
+            round_closed,
+            lost,
+        })
+    }
+
+    fn close_round(&self, transaction_id: TransactionId, round_id: RoundId) -> WalletEvent {
+        let game_id = self.rounds.get(&round_id).and_then(|r| r.game_id.clone());
+        // A closed round loses nothing more: closing it again is a repeat.
+        let closed = self.rounds.get(&round_id).is_some_and(|r| r.closed);
+        let lost = self.lost_if(!closed, &round_id, None);
+        let game_id = game_id.or_else(|| {
+            lost.first()
+                .and_then(|l| self.reservations.get(&l.reservation_id))
+                .map(|r| r.game_id.clone())
+        });
+        WalletEvent::RoundClosed {
+            transaction_id,
+            round_id,
+            game_id,
+            lost,
+        }
+    }
+
+    fn bet_win(
+        &self,
+        reservation_id: ReservationId,
+        (amount, payout, currency): (Decimal, Decimal, Option<Currency>),
+        game_id: GameId,
+        round_id: RoundId,
+        round_closed: bool,
+        now: DateTime<Utc>,
+    ) -> Result<WalletEvent, WalletError> {
+        self.check_new_bet(&reservation_id, &round_id)?;
+        let stake = self.money(amount, currency, Money::new)?;
+        let payout = self.money(payout, currency, Money::non_negative)?;
+        self.check_available(stake)?;
+        let lost = self.lost_if(round_closed, &round_id, None);
+        let leaving = stake + lost.iter().map(|l| l.stake).sum::<Decimal>();
+        if payout > leaving {
+            self.check_total(payout - leaving)?;
+        }
+        Ok(WalletEvent::BetSettled {
+            reservation_id,
+            game_id,
+            round_id,
+            stake,
+            payout,
+            placed_at: now,
+            round_closed,
+            lost,
+        })
+    }
+
+    fn adjust(
+        &self,
+        transaction_id: TransactionId,
+        amount: Decimal,
+        reason: AdjustmentReason,
+        round_id: Option<RoundId>,
+        currency: Option<Currency>,
+    ) -> Result<WalletEvent, WalletError> {
+        // Signed: the size is validated as any amount, then the sign put back.
+        let size = self.money(amount.abs(), currency, Money::new)?;
+        let amount = if amount.is_sign_negative() { -size } else { size };
+        if let Some(round_id) = &round_id {
+            if !self.rounds.contains_key(round_id) {
+                return Err(WalletError::RoundNotFound {
+                    round_id: round_id.clone(),
+                });
+            }
+        }
+        if amount < Decimal::ZERO {
+            self.check_available(size)?;
+        } else {
+            self.check_total(size)?;
+        }
+        Ok(WalletEvent::FundsAdjusted {
+            transaction_id,
+            amount,
+            reason,
+            round_id,
+        })
+    }
+
+    /// The checks of a bet's id and round, for a reserve and a bet-win alike.
+    pub(super) fn check_new_bet(
+        &self,
+        reservation_id: &ReservationId,
+        round_id: &RoundId,
+    ) -> Result<(), WalletError> {
+        self.check_round_open(round_id)?;
+        if self.voided.contains(reservation_id) {
+            return Err(WalletError::ReservationClosed {
+                reservation_id: reservation_id.clone(),
+                state: ReservationState::Voided,
+            });
+        }
+        if self.reservations.contains_key(reservation_id) {
+            // A repeat with the same payload never reaches the aggregate: the store
+            // answers it from the log. This one asks something else under the same id.
+            return Err(WalletError::IdempotencyConflict {
+                transaction_id: reservation_id.clone().into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn unknown_reservation(&self, id: &ReservationId) -> WalletError {
+        if self.voided.contains(id) {
+            WalletError::ReservationClosed {
+                reservation_id: id.clone(),
+                state: ReservationState::Voided,
+            }
+        } else {
+            WalletError::ReservationNotFound {
+                reservation_id: id.clone(),
+            }
+        }
+    }
+
+    /// Notes that `round_id` was named by an event (opening it, with `game_id`, if new).
+    fn use_round(&mut self, round_id: &RoundId, game_id: Option<&GameId>) -> &mut Round {
+        self.round_uses += 1;
+        let uses = self.round_uses;
+        let round = self.rounds.entry(round_id.clone()).or_insert(Round {
+            game_id: None,
+            closed: false,
+            last_used: uses,
+        });
+        round.last_used = uses;
+        if round.game_id.is_none() {
+            round.game_id = game_id.cloned();
+        }
+        round
+    }
+
+    /// Loses `lost` and, if `closed`, closes `round_id`.
+    fn close_bets(&mut self, round_id: &RoundId, closed: bool, lost: &[LostBet]) {
+        for bet in lost {
+            let stake = self.close(&bet.reservation_id, ReservationState::Settled);
+            self.balance.reserved -= stake;
+        }
+        if closed {
+            self.use_round(round_id, None).closed = true;
+        }
+    }
+
+    /// Folds a round event; `false` for the other events.
+    pub(super) fn apply_round(&mut self, event: &WalletEvent) -> bool {
+        match event {
+            WalletEvent::FundsReserved {
+                round_id, game_id, ..
+            } => {
+                self.use_round(round_id, Some(game_id));
+                return false;
+            }
+            WalletEvent::WinCredited {
+                round_id,
+                game_id,
+                reservation_id,
+                settled_stake,
+                amount,
+                round_closed,
+                lost,
+                ..
+            } => {
+                self.use_round(round_id, game_id.as_ref());
+                if let (Some(id), Some(_)) = (reservation_id, settled_stake) {
+                    let stake = self.close(id, ReservationState::Settled);
+                    self.balance.reserved -= stake;
+                }
+                self.balance.available += *amount;
+                self.close_bets(round_id, *round_closed, lost);
+            }
+            WalletEvent::RoundClosed { round_id, lost, .. } => {
+                self.use_round(round_id, None);
+                self.close_bets(round_id, true, lost);
+            }
+            WalletEvent::BetSettled {
+                reservation_id,
+                game_id,
+                round_id,
+                stake,
+                payout,
+                placed_at,
+                round_closed,
+                lost,
+            } => {
+                self.use_round(round_id, Some(game_id));
+                self.balance.available = self.balance.available - *stake + *payout;
+                self.reservations.insert(
+                    reservation_id.clone(),
+                    Reservation {
+                        amount: *stake,
+                        game_id: game_id.clone(),
+                        round_id: round_id.clone(),
+                        expires_at: *placed_at,
+                        state: ReservationState::Settled,
+                    },
+                );
+                self.close_bets(round_id, *round_closed, lost);
+            }
+            WalletEvent::FundsAdjusted { amount, .. } => self.balance.available += *amount,
+            _ => return false,
+        }
+        true
+    }
+
+    /// Forgets closed rounds, and idle open ones past the [`IDLE_ROUNDS_KEPT`] most
+    /// recently used; rounds with an open bet stay.
+    pub(super) fn compact_rounds(&mut self) {
+        let with_bets: std::collections::BTreeSet<&RoundId> = self
+            .reservations
+            .values()
+            .filter(|r| r.state == ReservationState::Open)
+            .map(|r| &r.round_id)
+            .collect();
+        let mut idle: Vec<u64> = self
+            .rounds
+            .iter()
+            .filter(|(id, r)| !r.closed && !with_bets.contains(id))
+            .map(|(_, r)| r.last_used)
+            .collect();
+        let oldest_kept = if idle.len() > IDLE_ROUNDS_KEPT {
+            let at = idle.len() - IDLE_ROUNDS_KEPT;
+            *idle.select_nth_unstable(at).1
+        } else {
+            0
+        };
+        self.rounds.retain(|id, r| {
+            !r.closed && (with_bets.contains(id) || r.last_used >= oldest_kept)
+        });
+    }
+}
