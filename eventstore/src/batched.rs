@@ -586,6 +586,12 @@ impl Shard {
                 }
             }
             match state.wallet.decide(job.command.clone()) {
+                // A refusal of a command in a round this state does not hold: the round
+                // may be a closed one it forgot, which the full state refuses otherwise.
+                Err(_) if state.wallet.opens_unheld_round(&job.command) => {
+                    full.insert(job.wallet_id);
+                    decided.push(Decided::Full { job });
+                }
                 Err(error) => decided.push(Decided::Refused {
                     job,
                     error,

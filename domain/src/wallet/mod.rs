@@ -182,6 +182,23 @@ impl Wallet {
         }
     }
 
+    /// Whether `command` would open a round this state does not hold. Such a command is
+    /// decided here when accepted (see [`Wallet::round_opened_by`]); a refusal of it must
+    /// come from the full state, which may know the round as closed.
+    pub fn opens_unheld_round(&self, command: &WalletCommand) -> bool {
+        let round_id = match command {
+            WalletCommand::Reserve { round_id, .. }
+            | WalletCommand::BetWin { round_id, .. }
+            | WalletCommand::Win {
+                round_id,
+                target: WinTarget::Betless { .. },
+                ..
+            } => round_id,
+            _ => return false,
+        };
+        self.round(round_id).is_none()
+    }
+
     /// Whether `id` was voided by a rollback before any bet under it.
     pub fn is_voided(&self, id: &ReservationId) -> bool {
         self.opened.as_ref().is_some_and(|o| o.voided.contains(id))
@@ -305,9 +322,12 @@ impl Opened {
                 transaction_id,
                 round_id,
             } => {
-                // A known bet's own round counts (see `round`); else the one named.
-                let bet_round = self.reservations.get(&reservation_id).map(|r| &r.round_id);
-                self.check_round_open(bet_round.unwrap_or(&round_id))?;
+                // A known bet's own round counts (see `round`); else the one named. A
+                // voided id is answered as voided (see `check_new_bet`).
+                if !self.voided.contains(&reservation_id) {
+                    let bet_round = self.reservations.get(&reservation_id).map(|r| &r.round_id);
+                    self.check_round_open(bet_round.unwrap_or(&round_id))?;
+                }
                 if !self.reservations.contains_key(&reservation_id)
                     && !self.voided.contains(&reservation_id)
                 {
