@@ -296,7 +296,11 @@ impl WalletFold {
         let closed_round = payload.closes_round().then(|| payload.round_id().cloned());
         self.wallet.apply(payload);
         if let Some(Some(round_id)) = closed_round {
-            if self.wallet.open_reservations().any(|(_, r)| r.round_id == round_id) {
+            if self
+                .wallet
+                .open_reservations()
+                .any(|(_, r)| r.round_id == round_id)
+            {
                 step.violations.push(violation(
                     ViolationKind::OpenBetInClosedRound,
                     format!("round {round_id} closed with a bet still open"),
@@ -576,7 +580,8 @@ impl WalletFold {
         // A bet, win or rollback in a closed round (closing it again is a repeat).
         if let Some(round_id) = payload.round_id() {
             let closed = self.wallet.round(round_id).is_some_and(|r| r.closed);
-            let repeat_close = matches!(&payload, WalletEvent::RoundClosed { lost, .. } if lost.is_empty());
+            let repeat_close =
+                matches!(&payload, WalletEvent::RoundClosed { lost, .. } if lost.is_empty());
             let adjustment = matches!(&payload, WalletEvent::FundsAdjusted { .. });
             if closed && !repeat_close && !adjustment {
                 d.mismatches.push((

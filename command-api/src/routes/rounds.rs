@@ -16,9 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::{Caller, Scope};
 use crate::body::{command_response, CommandResponse};
 use crate::error::ApiError;
-use crate::input::{
-    amount, optional_currency, reservation_id, transaction_id, valid, wallet_id,
-};
+use crate::input::{amount, optional_currency, reservation_id, transaction_id, valid, wallet_id};
 use crate::json::JsonBody;
 use crate::runner::execute;
 use crate::state::AppState;
@@ -257,7 +255,9 @@ struct RoundTotals {
 
 impl RoundView {
     fn bet(&mut self, id: &domain::ReservationId) -> Option<&mut BetView> {
-        self.bets.iter_mut().find(|b| b.transaction_id == id.as_str())
+        self.bets
+            .iter_mut()
+            .find(|b| b.transaction_id == id.as_str())
     }
 
     fn lose(&mut self, lost: &[domain::LostBet]) {
@@ -310,7 +310,12 @@ impl RoundView {
                 if let Some(bet) = self.bet(&reservation_id) {
                     bet.state = "settled";
                 }
-                self.win(transaction_id.into(), payout, Some(reservation_id.into()), sequence);
+                self.win(
+                    transaction_id.into(),
+                    payout,
+                    Some(reservation_id.into()),
+                    sequence,
+                );
             }
             WalletEvent::ReservationRefunded { reservation_id, .. } => {
                 if let Some(bet) = self.bet(&reservation_id) {
@@ -374,7 +379,12 @@ impl RoundView {
                     state: "settled",
                     sequence,
                 });
-                self.win(reservation_id.clone().into(), payout, Some(reservation_id.into()), sequence);
+                self.win(
+                    reservation_id.clone().into(),
+                    payout,
+                    Some(reservation_id.into()),
+                    sequence,
+                );
                 self.lose(&lost);
             }
             WalletEvent::FundsAdjusted {
@@ -428,9 +438,9 @@ async fn round(
         ..RoundView::default()
     };
     for logged in events {
-        let event = logged.decode().map_err(|e| {
-            ApiError::from(eventstore::StoreError::Corrupt(Box::new(e)))
-        })?;
+        let event = logged
+            .decode()
+            .map_err(|e| ApiError::from(eventstore::StoreError::Corrupt(Box::new(e))))?;
         view.fold(event, logged.sequence);
     }
     let t = &mut view.totals;

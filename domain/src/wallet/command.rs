@@ -298,7 +298,14 @@ impl WalletCommand {
                 reason,
                 round_id,
                 currency,
-            } => json!(["adjust", transaction_id, amount(a), reason, round_id, currency]),
+            } => json!([
+                "adjust",
+                transaction_id,
+                amount(a),
+                reason,
+                round_id,
+                currency
+            ]),
         };
         value.to_string()
     }

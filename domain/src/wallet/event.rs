@@ -7,8 +7,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{
-    AdjustmentReason, CampaignId, GameId, PlayerId, ReservationId, RoundId, TransactionId,
-    WalletId,
+    AdjustmentReason, CampaignId, GameId, PlayerId, ReservationId, RoundId, TransactionId, WalletId,
 };
 use crate::money::Currency;
 use crate::wallet::round::{BetlessKind, LostBet};
@@ -210,9 +209,8 @@ impl WalletEvent {
     /// The game the event names, when it names one (a plain settle names only its bet).
     pub fn game_id(&self) -> Option<&GameId> {
         match self {
-            WalletEvent::FundsReserved { game_id, .. } | WalletEvent::BetSettled { game_id, .. } => {
-                Some(game_id)
-            }
+            WalletEvent::FundsReserved { game_id, .. }
+            | WalletEvent::BetSettled { game_id, .. } => Some(game_id),
             WalletEvent::WinCredited { game_id, .. } | WalletEvent::RoundClosed { game_id, .. } => {
                 game_id.as_ref()
             }

@@ -476,7 +476,9 @@ impl Aggregate for Wallet {
             .as_mut()
             .expect("every later event follows WalletOpened in the log");
         if o.apply_round(&event) {
-            debug_assert!(o.balance.available >= Decimal::ZERO && o.balance.reserved >= Decimal::ZERO);
+            debug_assert!(
+                o.balance.available >= Decimal::ZERO && o.balance.reserved >= Decimal::ZERO
+            );
             return;
         }
         match event {

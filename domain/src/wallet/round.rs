@@ -20,9 +20,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::{Opened, WalletCommand, WalletError, WalletEvent, WinTarget};
-use crate::ids::{
-    AdjustmentReason, GameId, ReservationId, RoundId, TransactionId,
-};
+use crate::ids::{AdjustmentReason, GameId, ReservationId, RoundId, TransactionId};
 use crate::money::{Currency, Money};
 use crate::wallet::{Reservation, ReservationState};
 
@@ -52,9 +50,13 @@ impl BetlessKind {
 
     /// The kind named `s` in the contract, if any.
     pub fn parse(s: &str) -> Option<Self> {
-        [BetlessKind::FreeSpin, BetlessKind::Promo, BetlessKind::Jackpot]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [
+            BetlessKind::FreeSpin,
+            BetlessKind::Promo,
+            BetlessKind::Jackpot,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 }
 
@@ -102,7 +104,12 @@ impl Opened {
             .collect()
     }
 
-    fn lost_if(&self, closing: bool, round_id: &RoundId, except: Option<&ReservationId>) -> Vec<LostBet> {
+    fn lost_if(
+        &self,
+        closing: bool,
+        round_id: &RoundId,
+        except: Option<&ReservationId>,
+    ) -> Vec<LostBet> {
         if closing {
             self.open_bets(round_id, except)
         } else {
@@ -121,7 +128,15 @@ impl Opened {
                 game_id,
                 round_closed,
                 currency,
-            } => self.win(transaction_id, round_id, target, amount, game_id, round_closed, currency),
+            } => self.win(
+                transaction_id,
+                round_id,
+                target,
+                amount,
+                game_id,
+                round_closed,
+                currency,
+            ),
             WalletCommand::CloseRound {
                 transaction_id,
                 round_id,
@@ -202,7 +217,13 @@ impl Opened {
                         });
                     }
                 };
-                (bet.round_id.clone(), Some(reservation_id), settled_stake, None, None)
+                (
+                    bet.round_id.clone(),
+                    Some(reservation_id),
+                    settled_stake,
+                    None,
+                    None,
+                )
             }
         };
         self.check_round_open(&round_id)?;
@@ -306,7 +327,11 @@ impl Opened {
     ) -> Result<WalletEvent, WalletError> {
         // Signed: the size is validated as any amount, then the sign put back.
         let size = self.money(amount.abs(), currency, Money::new)?;
-        let amount = if amount.is_sign_negative() { -size } else { size };
+        let amount = if amount.is_sign_negative() {
+            -size
+        } else {
+            size
+        };
         if let Some(round_id) = &round_id {
             if !self.rounds.contains_key(round_id) {
                 return Err(WalletError::RoundNotFound {
@@ -473,9 +498,8 @@ impl Opened {
         } else {
             0
         };
-        self.rounds.retain(|id, r| {
-            !r.closed && (with_bets.contains(id) || r.last_used >= oldest_kept)
-        });
+        self.rounds
+            .retain(|id, r| !r.closed && (with_bets.contains(id) || r.last_used >= oldest_kept));
     }
 }
 

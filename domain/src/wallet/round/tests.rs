@@ -168,7 +168,10 @@ fn the_first_win_settles_a_bet_and_a_second_and_third_are_credited_to_the_round(
         lost: vec![],
     };
     WalletTest::with(WalletServices)
-        .given(with(&[reserved("b1", "r", "10.00"), settled("b1", "10.00", "4.00")]))
+        .given(with(&[
+            reserved("b1", "r", "10.00"),
+            settled("b1", "10.00", "4.00"),
+        ]))
         .when(win("w2", "r", on("b1"), "3.00", false))
         .then_expect_events(vec![second.clone()]);
     let w = wallet_of(with(&[
@@ -179,17 +182,32 @@ fn the_first_win_settles_a_bet_and_a_second_and_third_are_credited_to_the_round(
     let third = w.decide(win("w3", "r", on("b1"), "1.50", false)).unwrap();
     let mut w = w;
     w.apply(third);
-    assert_eq!(w.balance().unwrap().available, d("98.50"), "100 - 10 + 4 + 3 + 1.50");
+    assert_eq!(
+        w.balance().unwrap().available,
+        d("98.50"),
+        "100 - 10 + 4 + 3 + 1.50"
+    );
 }
 
 #[test]
 fn a_win_naming_only_the_round_is_credited_while_it_is_open() {
     let w = wallet_of(with(&[reserved("b1", "r", "10.00")]));
-    let event = w.decide(win("w1", "r", WinTarget::Round, "2.00", false)).unwrap();
-    assert!(matches!(event, WalletEvent::WinCredited { reservation_id: None, settled_stake: None, .. }));
+    let event = w
+        .decide(win("w1", "r", WinTarget::Round, "2.00", false))
+        .unwrap();
+    assert!(matches!(
+        event,
+        WalletEvent::WinCredited {
+            reservation_id: None,
+            settled_stake: None,
+            ..
+        }
+    ));
     assert_eq!(
         w.decide(win("w1", "unseen", WinTarget::Round, "2.00", false)),
-        Err(WalletError::RoundNotFound { round_id: round("unseen") })
+        Err(WalletError::RoundNotFound {
+            round_id: round("unseen")
+        })
     );
 }
 
@@ -198,13 +216,19 @@ fn a_win_for_a_bet_and_round_never_seen_is_not_found_and_moves_nothing() {
     WalletTest::with(WalletServices)
         .given(funded())
         .when(win("w1", "r", on("b1"), "5.00", false))
-        .then_expect_error(WalletError::ReservationNotFound { reservation_id: rid("b1") });
+        .then_expect_error(WalletError::ReservationNotFound {
+            reservation_id: rid("b1"),
+        });
 }
 
 #[test]
 fn a_win_with_the_close_flag_settles_its_bet_and_loses_the_others() {
     WalletTest::with(WalletServices)
-        .given(with(&[reserved("b1", "r", "10.00"), reserved("b2", "r", "5.00"), reserved("x", "other", "1.00")]))
+        .given(with(&[
+            reserved("b1", "r", "10.00"),
+            reserved("b2", "r", "5.00"),
+            reserved("x", "other", "1.00"),
+        ]))
         .when(win("w1", "r", on("b1"), "30.00", true))
         .then_expect_events(vec![WalletEvent::WinCredited {
             transaction_id: tx("w1"),
@@ -226,20 +250,36 @@ fn closing_a_round_loses_its_open_bets_and_then_bets_wins_and_rollbacks_are_refu
     WalletTest::with(WalletServices)
         .given(events.clone())
         .when(close("c1", "r"))
-        .then_expect_events(vec![closed_round("c1", "r", vec![lost("b1", "10.00"), lost("b2", "5.00")])]);
+        .then_expect_events(vec![closed_round(
+            "c1",
+            "r",
+            vec![lost("b1", "10.00"), lost("b2", "5.00")],
+        )]);
     let mut closed = events;
-    closed.push(closed_round("c1", "r", vec![lost("b1", "10.00"), lost("b2", "5.00")]));
+    closed.push(closed_round(
+        "c1",
+        "r",
+        vec![lost("b1", "10.00"), lost("b2", "5.00")],
+    ));
     let w = wallet_of(closed.clone());
     assert_eq!(w.balance().unwrap().available, d("85.00"));
     assert_eq!(w.balance().unwrap().reserved, d("0"));
-    let refused = Err(WalletError::RoundClosed { round_id: round("r") });
+    let refused = Err(WalletError::RoundClosed {
+        round_id: round("r"),
+    });
     assert_eq!(w.decide(bet("b3", "r", "1.00")), refused);
     assert_eq!(w.decide(win("w1", "r", on("b1"), "1.00", false)), refused);
-    assert_eq!(w.decide(win("w2", "r", WinTarget::Round, "1.00", false)), refused);
+    assert_eq!(
+        w.decide(win("w2", "r", WinTarget::Round, "1.00", false)),
+        refused
+    );
     assert_eq!(w.decide(rollback("b1", "rb1", "r")), refused);
     assert_eq!(w.decide(rollback("never", "rb2", "r")), refused);
     assert_eq!(w.decide(bet_win("bw", "r", "1.00", "2.00", false)), refused);
-    let free = WinTarget::Betless { kind: BetlessKind::FreeSpin, campaign_id: None };
+    let free = WinTarget::Betless {
+        kind: BetlessKind::FreeSpin,
+        campaign_id: None,
+    };
     assert_eq!(w.decide(win("w3", "r", free, "1.00", false)), refused);
     // Closing it again is a repeat: it loses nothing.
     WalletTest::with(WalletServices)
@@ -252,10 +292,23 @@ fn closing_a_round_loses_its_open_bets_and_then_bets_wins_and_rollbacks_are_refu
 fn closing_a_round_never_seen_keeps_it_closed_for_a_late_bet() {
     let w = wallet_of(funded());
     let event = w.decide(close("c1", "r")).unwrap();
-    assert_eq!(event, WalletEvent::RoundClosed { transaction_id: tx("c1"), round_id: round("r"), game_id: None, lost: vec![] });
+    assert_eq!(
+        event,
+        WalletEvent::RoundClosed {
+            transaction_id: tx("c1"),
+            round_id: round("r"),
+            game_id: None,
+            lost: vec![]
+        }
+    );
     let mut w = w;
     w.apply(event);
-    assert_eq!(w.decide(bet("late", "r", "1.00")), Err(WalletError::RoundClosed { round_id: round("r") }));
+    assert_eq!(
+        w.decide(bet("late", "r", "1.00")),
+        Err(WalletError::RoundClosed {
+            round_id: round("r")
+        })
+    );
 }
 
 #[test]
@@ -276,26 +329,40 @@ fn a_bet_win_takes_the_stake_and_pays_at_once_or_does_nothing() {
     WalletTest::with(WalletServices)
         .given(funded())
         .when(bet_win("bw1", "r", "100.01", "500.00", false))
-        .then_expect_error(WalletError::InsufficientFunds { available: d("100.00"), requested: d("100.01") });
+        .then_expect_error(WalletError::InsufficientFunds {
+            available: d("100.00"),
+            requested: d("100.01"),
+        });
     let mut w = wallet_of(funded());
     w.apply(w.decide(bet_win("bw1", "r", "10.00", "0", true)).unwrap());
     assert_eq!(w.balance().unwrap().available, d("90.00"));
     assert!(w.round(&round("r")).unwrap().closed);
     assert_eq!(
         w.decide(bet_win("bw1", "r2", "1.00", "0", false)),
-        Err(WalletError::IdempotencyConflict { transaction_id: tx("bw1") }),
+        Err(WalletError::IdempotencyConflict {
+            transaction_id: tx("bw1")
+        }),
         "its id is a bet's id"
     );
 }
 
 #[test]
 fn wins_without_a_bet_of_each_kind_are_credited_and_open_their_round() {
-    for kind in [BetlessKind::FreeSpin, BetlessKind::Promo, BetlessKind::Jackpot] {
+    for kind in [
+        BetlessKind::FreeSpin,
+        BetlessKind::Promo,
+        BetlessKind::Jackpot,
+    ] {
         let campaign = Some(crate::ids::CampaignId::new("spring").unwrap());
         let mut w = wallet_of(funded());
-        let target = WinTarget::Betless { kind, campaign_id: campaign.clone() };
+        let target = WinTarget::Betless {
+            kind,
+            campaign_id: campaign.clone(),
+        };
         let event = w.decide(win("w1", "fs", target, "7.00", false)).unwrap();
-        assert!(matches!(&event, WalletEvent::WinCredited { kind: Some(k), campaign_id, .. } if *k == kind && *campaign_id == campaign));
+        assert!(
+            matches!(&event, WalletEvent::WinCredited { kind: Some(k), campaign_id, .. } if *k == kind && *campaign_id == campaign)
+        );
         assert_eq!(w.round_opened_by(&event), Some(round("fs")));
         assert_eq!(event.net_win(), None, "not on the boards");
         w.apply(event);
@@ -306,7 +373,10 @@ fn wins_without_a_bet_of_each_kind_are_credited_and_open_their_round() {
 
 #[test]
 fn adjustments_credit_and_debit_against_a_known_round_and_never_reopen_it() {
-    let closed = with(&[reserved("b1", "r", "10.00"), closed_round("c1", "r", vec![lost("b1", "10.00")])]);
+    let closed = with(&[
+        reserved("b1", "r", "10.00"),
+        closed_round("c1", "r", vec![lost("b1", "10.00")]),
+    ]);
     let mut w = wallet_of(closed.clone());
     let up = w.decide(adjust("a1", "2.50", Some("r"))).unwrap();
     w.apply(up);
@@ -317,15 +387,30 @@ fn adjustments_credit_and_debit_against_a_known_round_and_never_reopen_it() {
     assert_eq!(w.balance().unwrap().available, d("90.00"));
     assert_eq!(
         w.decide(adjust("a3", "-90.01", None)),
-        Err(WalletError::InsufficientFunds { available: d("90.00"), requested: d("90.01") })
+        Err(WalletError::InsufficientFunds {
+            available: d("90.00"),
+            requested: d("90.01")
+        })
     );
-    assert_eq!(w.decide(adjust("a4", "1.00", Some("unseen"))), Err(WalletError::RoundNotFound { round_id: round("unseen") }));
-    assert!(matches!(w.decide(adjust("a5", "0.001", None)), Err(WalletError::InvalidAmount { .. })));
+    assert_eq!(
+        w.decide(adjust("a4", "1.00", Some("unseen"))),
+        Err(WalletError::RoundNotFound {
+            round_id: round("unseen")
+        })
+    );
+    assert!(matches!(
+        w.decide(adjust("a5", "0.001", None)),
+        Err(WalletError::InvalidAmount { .. })
+    ));
 }
 
 #[test]
-fn a_compacted_wallet_forgets_closed_and_long_idle_rounds_and_says_when_an_event_would_reopen_one() {
-    let mut events = with(&[reserved("b1", "done", "1.00"), closed_round("c1", "done", vec![lost("b1", "1.00")])]);
+fn a_compacted_wallet_forgets_closed_and_long_idle_rounds_and_says_when_an_event_would_reopen_one()
+{
+    let mut events = with(&[
+        reserved("b1", "done", "1.00"),
+        closed_round("c1", "done", vec![lost("b1", "1.00")]),
+    ]);
     for i in 0..20 {
         events.push(reserved(&format!("i{i}"), &format!("idle{i}"), "1.00"));
         events.push(settled(&format!("i{i}"), "1.00", "1.00"));
@@ -333,15 +418,28 @@ fn a_compacted_wallet_forgets_closed_and_long_idle_rounds_and_says_when_an_event
     events.push(reserved("open", "busy", "1.00"));
     let full = wallet_of(events);
     let cached = full.compacted();
-    assert!(cached.round(&round("done")).is_none(), "closed rounds are forgotten");
-    assert!(cached.round(&round("busy")).is_some(), "a round with an open bet stays");
-    let idle_kept = (0..20).filter(|i| cached.round(&round(&format!("idle{i}"))).is_some()).count();
+    assert!(
+        cached.round(&round("done")).is_none(),
+        "closed rounds are forgotten"
+    );
+    assert!(
+        cached.round(&round("busy")).is_some(),
+        "a round with an open bet stays"
+    );
+    let idle_kept = (0..20)
+        .filter(|i| cached.round(&round(&format!("idle{i}"))).is_some())
+        .count();
     assert_eq!(idle_kept, IDLE_ROUNDS_KEPT);
     assert!(cached.round(&round("idle19")).is_some() && cached.round(&round("idle0")).is_none());
     // A bet in the forgotten closed round: the cache would open it; the log refuses that.
     let reopening = cached.decide(bet("late", "done", "1.00")).unwrap();
     assert_eq!(cached.round_opened_by(&reopening), Some(round("done")));
-    assert_eq!(full.decide(bet("late", "done", "1.00")), Err(WalletError::RoundClosed { round_id: round("done") }));
+    assert_eq!(
+        full.decide(bet("late", "done", "1.00")),
+        Err(WalletError::RoundClosed {
+            round_id: round("done")
+        })
+    );
     // What needs a round it does not hold goes to the full state.
     assert!(!cached.holds(&win("w", "idle0", WinTarget::Round, "1.00", false)));
     assert!(!cached.holds(&win("w", "idle0", on("i0"), "1.00", false)));
@@ -354,13 +452,38 @@ fn a_compacted_wallet_forgets_closed_and_long_idle_rounds_and_says_when_an_event
 #[derive(Debug, Clone)]
 enum Op {
     Deposit(i64),
-    Bet { id: u8, round: u8, cents: i64 },
-    Win { bet: Option<u8>, round: u8, cents: i64, closing: bool },
-    Betless { round: u8, cents: i64, closing: bool },
+    Bet {
+        id: u8,
+        round: u8,
+        cents: i64,
+    },
+    Win {
+        bet: Option<u8>,
+        round: u8,
+        cents: i64,
+        closing: bool,
+    },
+    Betless {
+        round: u8,
+        cents: i64,
+        closing: bool,
+    },
     Close(u8),
-    BetWin { id: u8, round: u8, stake: i64, payout: i64, closing: bool },
-    Adjust { cents: i64, round: Option<u8> },
-    Rollback { id: u8, round: u8 },
+    BetWin {
+        id: u8,
+        round: u8,
+        stake: i64,
+        payout: i64,
+        closing: bool,
+    },
+    Adjust {
+        cents: i64,
+        round: Option<u8>,
+    },
+    Rollback {
+        id: u8,
+        round: u8,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -435,13 +558,24 @@ impl Model {
                 self.bets.insert(id, (round, cents, BetState::Open));
                 self.rounds.entry(round).or_insert(false);
             }
-            Op::Win { bet: Some(id), round, cents, closing } => {
+            Op::Win {
+                bet: Some(id),
+                round,
+                cents,
+                closing,
+            } => {
                 if self.voided(id) {
                     return Err("ReservationClosed");
                 }
                 let (bet_round, stake, state) = match self.bets.get(&id) {
                     None if self.closed(round) => return Err("RoundClosed"),
-                    None => return Err(if self.voided(id) { "ReservationClosed" } else { "ReservationNotFound" }),
+                    None => {
+                        return Err(if self.voided(id) {
+                            "ReservationClosed"
+                        } else {
+                            "ReservationNotFound"
+                        })
+                    }
                     Some(b) => *b,
                 };
                 if self.closed(bet_round) {
@@ -462,7 +596,12 @@ impl Model {
                     self.close(bet_round);
                 }
             }
-            Op::Win { bet: None, round, cents, closing } => {
+            Op::Win {
+                bet: None,
+                round,
+                cents,
+                closing,
+            } => {
                 match self.rounds.get(&round) {
                     None => return Err("RoundNotFound"),
                     Some(true) => return Err("RoundClosed"),
@@ -474,7 +613,11 @@ impl Model {
                     self.close(round);
                 }
             }
-            Op::Betless { round, cents, closing } => {
+            Op::Betless {
+                round,
+                cents,
+                closing,
+            } => {
                 if self.closed(round) {
                     return Err("RoundClosed");
                 }
@@ -490,7 +633,13 @@ impl Model {
                     self.close(round);
                 }
             }
-            Op::BetWin { id, round, stake, payout, closing } => {
+            Op::BetWin {
+                id,
+                round,
+                stake,
+                payout,
+                closing,
+            } => {
                 self.new_bet(id, round)?;
                 if stake > self.available {
                     return Err("InsufficientFunds");
@@ -576,32 +725,85 @@ fn command(op: &Op, i: usize) -> Option<WalletCommand> {
     let b = |id: u8| rid(&format!("b{id}"));
     let r = |n: u8| round(&format!("r{n}"));
     Some(match *op {
-        Op::Deposit(c) => WalletCommand::Deposit { transaction_id: t, amount: cents(c), currency: None },
-        Op::Bet { id, round, cents: c } => WalletCommand::Reserve {
-            reservation_id: b(id), amount: cents(c), currency: None, game_id: game(),
-            round_id: r(round), timeout_s: 60, now: t0(),
+        Op::Deposit(c) => WalletCommand::Deposit {
+            transaction_id: t,
+            amount: cents(c),
+            currency: None,
         },
-        Op::Win { bet, round, cents: c, closing } => WalletCommand::Win {
-            transaction_id: t, round_id: r(round),
+        Op::Bet {
+            id,
+            round,
+            cents: c,
+        } => WalletCommand::Reserve {
+            reservation_id: b(id),
+            amount: cents(c),
+            currency: None,
+            game_id: game(),
+            round_id: r(round),
+            timeout_s: 60,
+            now: t0(),
+        },
+        Op::Win {
+            bet,
+            round,
+            cents: c,
+            closing,
+        } => WalletCommand::Win {
+            transaction_id: t,
+            round_id: r(round),
             target: bet.map_or(WinTarget::Round, |id| WinTarget::Bet(b(id))),
-            amount: cents(c), game_id: None, round_closed: closing, currency: None,
+            amount: cents(c),
+            game_id: None,
+            round_closed: closing,
+            currency: None,
         },
-        Op::Betless { round, cents: c, closing } => WalletCommand::Win {
-            transaction_id: t, round_id: r(round),
-            target: WinTarget::Betless { kind: BetlessKind::Promo, campaign_id: None },
-            amount: cents(c), game_id: None, round_closed: closing, currency: None,
+        Op::Betless {
+            round,
+            cents: c,
+            closing,
+        } => WalletCommand::Win {
+            transaction_id: t,
+            round_id: r(round),
+            target: WinTarget::Betless {
+                kind: BetlessKind::Promo,
+                campaign_id: None,
+            },
+            amount: cents(c),
+            game_id: None,
+            round_closed: closing,
+            currency: None,
         },
-        Op::Close(round) => WalletCommand::CloseRound { transaction_id: t, round_id: r(round) },
-        Op::BetWin { id, round, stake, payout, closing } => WalletCommand::BetWin {
-            reservation_id: b(id), amount: cents(stake), payout: cents(payout), currency: None,
-            game_id: game(), round_id: r(round), round_closed: closing, now: t0(),
+        Op::Close(round) => WalletCommand::CloseRound {
+            transaction_id: t,
+            round_id: r(round),
+        },
+        Op::BetWin {
+            id,
+            round,
+            stake,
+            payout,
+            closing,
+        } => WalletCommand::BetWin {
+            reservation_id: b(id),
+            amount: cents(stake),
+            payout: cents(payout),
+            currency: None,
+            game_id: game(),
+            round_id: r(round),
+            round_closed: closing,
+            now: t0(),
         },
         Op::Adjust { cents: c, round } => WalletCommand::Adjust {
-            transaction_id: t, amount: cents(c), reason: AdjustmentReason::new("fix").unwrap(),
-            round_id: round.map(r), currency: None,
+            transaction_id: t,
+            amount: cents(c),
+            reason: AdjustmentReason::new("fix").unwrap(),
+            round_id: round.map(r),
+            currency: None,
         },
         Op::Rollback { id, round } => WalletCommand::Rollback {
-            reservation_id: b(id), transaction_id: t, round_id: r(round),
+            reservation_id: b(id),
+            transaction_id: t,
+            round_id: r(round),
         },
     })
 }
