@@ -16,3 +16,4 @@ mod provider;
 mod provider_model;
 mod read_side;
 mod replay;
+mod rounds;

@@ -109,6 +109,12 @@ impl PlayerModel {
                 self.bets.insert(bet, BetState::Settled);
                 (self.answer(200, ""), true)
             }
+            // A further win for a settled bet is credited to its round, which stays open
+            // (these providers never close one): the contract's "several wins per round".
+            (Call::Win { cents, .. }, Some(BetState::Settled)) => {
+                self.available += cents;
+                (self.answer(200, ""), true)
+            }
             (Call::Win { .. }, Some(_)) => (self.answer(422, "RESERVATION_CLOSED"), false),
             (Call::Rollback { bet, .. }, None) => {
                 self.bets.insert(bet, BetState::Voided);

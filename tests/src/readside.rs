@@ -318,21 +318,22 @@ pub async fn fold_log(pool: &PgPool, keys: &readmodel::Generation) -> Expected {
         let event: WalletEvent = serde_json::from_value(payload).expect("a wallet event");
         let (wallet, seq) = aggregates.entry(wallet_id).or_default();
         assert_eq!(*seq + 1, sequence as u64, "the log has a sequence gap");
-        if let WalletEvent::ReservationSettled {
-            reservation_id,
-            stake,
-            payout,
-            ..
-        } = &event
-        {
+        if let Some(net) = event.net_win() {
             let currency = wallet.balance().expect("an opened wallet").currency;
-            let game = wallet
-                .open_reservations()
-                .find(|(id, _)| *id == reservation_id)
-                .map(|(_, r)| r.game_id.to_string())
-                .expect("a settle closes an open reservation");
+            let bet = event
+                .reservation_id()
+                .or(event.lost().first().map(|l| &l.reservation_id));
+            let game = event
+                .game_id()
+                .cloned()
+                .or_else(|| {
+                    bet.and_then(|id| wallet.reservation(id))
+                        .map(|r| r.game_id.clone())
+                })
+                .expect("a net win names its game or a bet of it")
+                .to_string();
             let player = wallet.player_id().expect("an opened wallet").to_string();
-            let net = readmodel::model::to_minor(payout - stake, currency).expect("whole cents");
+            let net = readmodel::model::to_minor(net, currency).expect("whole cents");
             for period in Period::ALL {
                 let key = keys.leaderboard(currency, &period.bucket(recorded_at), &game);
                 *boards

@@ -1,0 +1,216 @@
+//! Rounds end to end (the contract's "Rounds"): provider traffic as aggregators send it
+//! (several wins, a round-only win, the close flag, bet-win, bet-less wins, adjustments),
+//! each repeated with the same id and with another payload; the native endpoints and the
+//! round view; then the read side and `verify` against the log.
+
+use betledger_tests::readside::ReadSide;
+use betledger_tests::{
+    spawn_app_reading, unique_prefix, TestApp, PROVIDER_A as A, PROVIDER_A_SECRET as A_KEY,
+};
+use replay_tool::verify::{verify, VerifyConfig};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+
+const MIGRATOR: &sqlx::migrate::Migrator = &eventstore_migrations::MIGRATOR;
+
+fn available(reply: &betledger_tests::Reply) -> String {
+    reply.body["balance"]["available"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Sends a provider call, checks its status, and checks that a repeat answers the same.
+async fn call(app: &TestApp, path: &str, body: Value, status: u16) -> betledger_tests::Reply {
+    let r = app.provider(A, A_KEY, path, body.clone()).await;
+    assert_eq!(r.status, status, "{path} {body}: {:?}", r.body);
+    if status == 200 {
+        let again = app.provider(A, A_KEY, path, body.clone()).await;
+        assert_eq!(
+            again.status, 200,
+            "a repeat of {path} {body}: {:?}",
+            again.body
+        );
+        assert_eq!(again.body, r.body, "a repeat answers as the first time");
+    }
+    r
+}
+
+fn win(tx: &str, bet: Option<&str>, round: &str, amount: &str, closing: bool) -> Value {
+    let mut body = json!({"player_id": "p1", "currency": "EUR", "transaction_id": tx,
+                          "round_id": round, "amount": amount, "round_closed": closing});
+    if let Some(bet) = bet {
+        body["bet_transaction_id"] = json!(bet);
+    }
+    body
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn provider_rounds_as_aggregators_send_them_and_the_read_side_and_verify_agree(pool: PgPool) {
+    let mut side = ReadSide::new(pool.clone(), &unique_prefix("rounds"), 2).await;
+    side.start_relay();
+    side.start_worker();
+    let app = spawn_app_reading(pool.clone(), &side.prefix).await;
+    let wallet = app.open_wallet("p1", "EUR").await;
+    app.deposit(&wallet, "fund", "100").await;
+    let token = app.session("p1", A, "g1").await;
+    let bet = |tx: &str, round: &str, amount: &str| {
+        json!({"token": token, "transaction_id": tx, "round_id": round, "game_id": "g1",
+               "amount": amount})
+    };
+
+    // Two bets, three wins for the first, one for the round alone.
+    call(&app, "bet", bet("b1", "R1", "10"), 200).await;
+    call(&app, "bet", bet("b2", "R1", "5"), 200).await;
+    let r = call(&app, "win", win("w1", Some("b1"), "R1", "20", false), 200).await;
+    assert_eq!(available(&r), "105.00");
+    let r = call(&app, "win", win("w2", Some("b1"), "R1", "3", false), 200).await;
+    assert_eq!(
+        available(&r),
+        "108.00",
+        "a second win for a settled bet is credited"
+    );
+    let r = call(&app, "win", win("w3", None, "R1", "1", false), 200).await;
+    assert_eq!(available(&r), "109.00", "a win naming only the round");
+    let r = call(&app, "win", win("w3", None, "R1", "2", false), 409).await;
+    assert_eq!(r.code(), "IDEMPOTENCY_CONFLICT");
+    // The close flag on the last win loses the round's other open bet.
+    let r = call(&app, "win", win("w4", Some("b2"), "R1", "0", true), 200).await;
+    assert_eq!(r.body["balance"]["reserved"], "0.00");
+    assert_eq!(available(&r), "109.00");
+    let before = app.event_count().await;
+    for (path, body) in [
+        ("bet", bet("b3", "R1", "1")),
+        ("win", win("w5", Some("b1"), "R1", "1", false)),
+        ("win", win("w6", None, "R1", "1", false)),
+    ] {
+        let r = call(&app, path, body, 422).await;
+        assert_eq!(r.code(), "ROUND_CLOSED", "{path}: {:?}", r.body);
+    }
+    let r = call(
+        &app,
+        "rollback",
+        json!({"player_id": "p1", "currency": "EUR", "transaction_id": "rb1",
+               "bet_transaction_id": "b1", "round_id": "R1"}),
+        422,
+    )
+    .await;
+    assert_eq!(r.code(), "ROUND_CLOSED");
+    assert_eq!(app.event_count().await, before, "a refusal moves nothing");
+
+    // A win for a round never seen, with no bet: retryable, moves nothing.
+    let r = call(&app, "win", win("w7", None, "R-unseen", "1", false), 404).await;
+    assert_eq!(r.code(), "RESERVATION_NOT_FOUND");
+
+    // Bet and win in one call; refused for funds, it moves nothing.
+    let bet_win = |tx: &str, round: &str, stake: &str, payout: &str| {
+        json!({"token": token, "transaction_id": tx, "round_id": round, "game_id": "g1",
+               "amount": stake, "payout": payout, "round_closed": true})
+    };
+    let r = call(&app, "bet-win", bet_win("bw1", "R2", "5", "12"), 200).await;
+    assert_eq!(available(&r), "116.00");
+    let r = call(&app, "bet-win", bet_win("bw2", "R2b", "1000", "5000"), 422).await;
+    assert_eq!(r.code(), "INSUFFICIENT_FUNDS");
+    assert_eq!(r.body["balance"]["available"], "116.00");
+    let r = call(&app, "bet-win", bet_win("bw1", "R2", "5", "13"), 409).await;
+    assert_eq!(r.code(), "IDEMPOTENCY_CONFLICT");
+    let r = call(&app, "bet-win", bet_win("bw3", "R2", "1", "1"), 422).await;
+    assert_eq!(r.code(), "ROUND_CLOSED", "bet-win closed its round");
+
+    // Wins without a bet, of each kind.
+    let mut free = win("f1", None, "R3", "2.50", false);
+    free["kind"] = json!("free_spin");
+    let r = call(&app, "win", free, 200).await;
+    assert_eq!(available(&r), "118.50");
+    let mut promo = win("f2", None, "R3", "1", false);
+    promo["kind"] = json!("promo");
+    call(&app, "win", promo, 200).await;
+    let mut jackpot = win("f3", None, "R4", "10", true);
+    jackpot["kind"] = json!("jackpot");
+    jackpot["campaign_id"] = json!("summer");
+    let r = call(&app, "win", jackpot, 200).await;
+    assert_eq!(available(&r), "129.50");
+
+    // Adjustments against a known round, even a closed one; not past available.
+    let adjust = |tx: &str, round: &str, amount: &str| {
+        json!({"player_id": "p1", "currency": "EUR", "transaction_id": tx, "round_id": round,
+               "amount": amount, "reason": "provider correction"})
+    };
+    let r = call(&app, "adjust", adjust("a1", "R1", "1"), 200).await;
+    assert_eq!(available(&r), "130.50");
+    let r = call(&app, "adjust", adjust("a2", "R1", "-1000"), 422).await;
+    assert_eq!(r.code(), "INSUFFICIENT_FUNDS");
+    let r = call(&app, "adjust", adjust("a3", "R-unseen", "1"), 404).await;
+    assert_eq!(r.code(), "RESERVATION_NOT_FOUND");
+
+    // The native face: close a round never seen (a late bet in it is refused), a back-office
+    // adjustment, and the round view.
+    let r = app
+        .post(
+            &format!("/v1/wallets/{wallet}/rounds/N1/close"),
+            json!({"transaction_id": "c1"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = app
+        .post(
+            &format!("/v1/wallets/{wallet}/reservations"),
+            json!({"transaction_id": "nb1", "amount": "1", "game_id": "g1", "round_id": "N1"}),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (422, "ROUND_CLOSED"), "{:?}", r.body);
+    let r = app
+        .post(
+            &format!("/v1/wallets/{wallet}/adjustments"),
+            json!({"transaction_id": "na1", "amount": "-0.50", "reason": "goodwill reversed"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, available(&r).as_str()),
+        (200, "130.00"),
+        "{:?}",
+        r.body
+    );
+    let view = app
+        .get(&format!("/v1/wallets/{wallet}/rounds/{A}:R1"))
+        .await;
+    assert_eq!(view.status, 200, "{:?}", view.body);
+    assert_eq!(view.body["status"], "closed");
+    assert_eq!(view.body["bets"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        view.body["bets"][1]["state"], "settled",
+        "b2 settled by its own win of 0"
+    );
+    assert_eq!(view.body["wins"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        view.body["totals"],
+        json!({"stakes": "15.00", "wins": "24.00", "betless_wins": "0",
+               "adjustments": "1.00", "net": "10.00"})
+    );
+    let missing = app
+        .get(&format!("/v1/wallets/{wallet}/rounds/nothing"))
+        .await;
+    assert_eq!((missing.status, missing.code()), (404, "ROUND_NOT_FOUND"));
+
+    // The read side equals the fold of the log, and the log is clean.
+    side.wait_projected().await;
+    side.assert_matches_log().await;
+    assert_eq!(side.stats.dead_lettered(), 0);
+    let report = verify(
+        &pool,
+        &VerifyConfig {
+            page_size: 7,
+            listed_max: 20,
+            progress: replay_tool::progress::ProgressMode::Quiet,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(report.ok, "{:?}", report.listed);
+    let eur = &report.totals.by_currency["EUR"];
+    assert_eq!(eur.flows.betless_wins.to_string(), "13.50");
+    assert_eq!(eur.flows.adjustments.to_string(), "0.50");
+    assert_eq!(eur.available + eur.reserved, eur.flows.net());
+    app.stop().await;
+    side.teardown().await;
+}
