@@ -315,9 +315,10 @@ fn accept(
 ) -> Result<(CommandReceipt, Row), StoreError> {
     let event_type = event.name().to_string();
     let payload = serde_json::to_string(&event).map_err(|e| StoreError::Corrupt(Box::new(e)))?;
-    // Only a close leaves a reservation (or a round) to forget.
-    let closes = event.closes_reservation() || event.closes_round();
+    // Only a close leaves a reservation (or a round) to forget, and only a new round can
+    // take the idle rounds kept past their bound.
     let round_opened = state.wallet.round_opened_by(&event);
+    let closes = event.closes_reservation() || event.closes_round() || round_opened.is_some();
     state.wallet.apply(event);
     if closes {
         state.wallet.compact();
@@ -735,7 +736,8 @@ impl Shard {
                 if cached.sequence < cached.snapshot_at + self.snapshot_every {
                     return None;
                 }
-                let payload = serde_json::to_value(&cached.wallet).ok()?;
+                // Compacted as `reconcile` expects a snapshot to be.
+                let payload = serde_json::to_value(cached.wallet.compacted()).ok()?;
                 Some((*id, cached.sequence as i64, payload))
             })
             .collect()

@@ -132,6 +132,12 @@ impl Change {
             | WalletEvent::BetSettled { .. }
             | WalletEvent::FundsAdjusted { .. } => {}
         }
+        // A win in a round whose game nobody named (a round opened by a bet-less win
+        // without `game_id`) is on no board: there is neither a game nor a bet to look it
+        // up from. The rebuild's fold leaves it off the boards alike.
+        if change.game_id.is_none() && closed.is_empty() {
+            change.net_win_minor = None;
+        }
         let mut closed = closed.into_iter();
         if let Some(reservation_id) = closed.next() {
             change.reservation = ReservationChange::Close { reservation_id };
