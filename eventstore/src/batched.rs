@@ -736,8 +736,10 @@ impl Shard {
                 if cached.sequence < cached.snapshot_at + self.snapshot_every {
                     return None;
                 }
-                // Compacted as `reconcile` expects a snapshot to be.
-                let payload = serde_json::to_value(cached.wallet.compacted()).ok()?;
+                // `accept` compacts after every event that leaves something to forget, so
+                // the snapshot is compacted, as `reconcile` expects it.
+                debug_assert_eq!(cached.wallet, cached.wallet.compacted());
+                let payload = serde_json::to_value(&cached.wallet).ok()?;
                 Some((*id, cached.sequence as i64, payload))
             })
             .collect()

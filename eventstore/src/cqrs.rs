@@ -105,26 +105,24 @@ impl WalletStore for CqrsWalletStore {
             // `Aggregate::handle`'s two steps, with a look between them: whether the
             // event opens a round this (full) state does not know.
             let sink = EventSink::default();
-            let decided = context.aggregate.decide(command.clone());
-            let round_opened = decided
-                .as_ref()
-                .ok()
-                .and_then(|event| context.aggregate.round_opened_by(event));
-            if let Err(error) = decided {
-                // A refusal may be the repeat of a request that was accepted before
-                // (a repeated withdrawal now finds less money): the first answer wins.
-                if let Some(answer) = self
-                    .answer_if_repeat(wallet_id, &command, &request_sha256)
-                    .await
-                {
-                    return answer;
+            let event = match context.aggregate.decide(command.clone()) {
+                Ok(event) => event,
+                Err(error) => {
+                    // A refusal may be the repeat of a request that was accepted before
+                    // (a repeated withdrawal now finds less money): the first answer wins.
+                    if let Some(answer) = self
+                        .answer_if_repeat(wallet_id, &command, &request_sha256)
+                        .await
+                    {
+                        return answer;
+                    }
+                    return Err(ExecuteError::Refused {
+                        error,
+                        balance: context.aggregate.balance(),
+                    });
                 }
-                return Err(ExecuteError::Refused {
-                    error,
-                    balance: context.aggregate.balance(),
-                });
-            }
-            let event = decided.expect("refusals returned above");
+            };
+            let round_opened = context.aggregate.round_opened_by(&event);
             sink.write(event, &mut context.aggregate).await;
             let events = sink.collect().await;
             debug_assert_eq!(events.len(), 1, "every accepted command is one event");

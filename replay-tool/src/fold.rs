@@ -434,14 +434,7 @@ impl WalletFold {
                 ..
             } => {
                 positive("stake", *amount, false)?;
-                if self.wallet.reservation(reservation_id).is_some()
-                    || self.wallet.is_voided(reservation_id)
-                {
-                    return Err((
-                        ReservationReused,
-                        format!("reservation id {reservation_id} was used before"),
-                    ));
-                }
+                self.check_unused(reservation_id)?;
                 d.available = -*amount;
                 d.reserved = *amount;
                 d.open = *amount;
@@ -454,22 +447,9 @@ impl WalletFold {
             } => {
                 positive("stake", *stake, false)?;
                 positive("payout", *payout, true)?;
-                let held = self.open_amount(reservation_id, "settles")?;
-                if *stake != held.amount {
-                    d.mismatches.push((
-                        AmountMismatch,
-                        format!(
-                            "settle names stake {stake}, the reservation holds {}",
-                            held.amount
-                        ),
-                    ));
-                }
+                d.game = Some(self.take_stake(&mut d, reservation_id, *stake, "settles")?);
                 d.available = *payout;
-                d.reserved = -held.amount;
-                d.open = -held.amount;
-                d.flows.stakes_settled = *stake;
                 d.flows.payouts = *payout;
-                d.game = Some(held.game_id.clone());
             }
             WalletEvent::ReservationRefunded {
                 reservation_id,
@@ -514,15 +494,7 @@ impl WalletFold {
                 match (reservation_id, settled_stake) {
                     (Some(id), Some(stake)) => {
                         positive("stake", *stake, false)?;
-                        let held = self.open_amount(id, "settles")?;
-                        if *stake != held.amount {
-                            d.mismatches.push((
-                                AmountMismatch,
-                                format!("win names stake {stake}, the bet holds {}", held.amount),
-                            ));
-                        }
-                        d.game = Some(held.game_id.clone());
-                        d.lose(held.amount, *stake);
+                        d.game = Some(self.take_stake(&mut d, id, *stake, "settles")?);
                     }
                     (Some(id), None) => match self.wallet.reservation(id) {
                         Some(r) if r.state == ReservationState::Settled => {
@@ -560,14 +532,7 @@ impl WalletFold {
             } => {
                 positive("stake", *stake, false)?;
                 positive("payout", *payout, true)?;
-                if self.wallet.reservation(reservation_id).is_some()
-                    || self.wallet.is_voided(reservation_id)
-                {
-                    return Err((
-                        ReservationReused,
-                        format!("bet-win id {reservation_id} was used before"),
-                    ));
-                }
+                self.check_unused(reservation_id)?;
                 d.available = *payout - *stake;
                 d.flows.stakes_settled = *stake;
                 d.flows.payouts = *payout;
@@ -593,21 +558,47 @@ impl WalletFold {
             }
         }
         for lost in payload.lost() {
-            let held = self.open_amount(&lost.reservation_id, "loses")?;
-            if lost.stake != held.amount {
-                d.mismatches.push((
-                    AmountMismatch,
-                    format!(
-                        "loses bet {} for {}, the bet holds {}",
-                        lost.reservation_id, lost.stake, held.amount
-                    ),
-                ));
-            }
-            d.game.get_or_insert_with(|| held.game_id.clone());
-            d.lose(held.amount, lost.stake);
+            let game = self.take_stake(&mut d, &lost.reservation_id, lost.stake, "loses")?;
+            d.game.get_or_insert(game);
         }
         d.game = payload.game_id().cloned().or(d.game.take());
         Ok((payload, d))
+    }
+
+    /// A bet's stake leaves the wallet (settled or lost): the bet must be open and hold
+    /// `stake`. Returns the bet's game.
+    fn take_stake(
+        &self,
+        d: &mut Deltas,
+        id: &domain::ReservationId,
+        stake: Decimal,
+        verb: &str,
+    ) -> Result<GameId, (ViolationKind, String)> {
+        let held = self.open_amount(id, verb)?;
+        if stake != held.amount {
+            d.mismatches.push((
+                ViolationKind::AmountMismatch,
+                format!(
+                    "{verb} bet {id} for stake {stake}, the bet holds {}",
+                    held.amount
+                ),
+            ));
+        }
+        d.reserved -= held.amount;
+        d.open -= held.amount;
+        d.flows.stakes_settled += stake;
+        Ok(held.game_id.clone())
+    }
+
+    /// A new bet's id (a reserve's, a bet-win's) was never used nor voided.
+    fn check_unused(&self, id: &domain::ReservationId) -> Result<(), (ViolationKind, String)> {
+        if self.wallet.reservation(id).is_some() || self.wallet.is_voided(id) {
+            return Err((
+                ViolationKind::ReservationReused,
+                format!("bet id {id} was used before"),
+            ));
+        }
+        Ok(())
     }
 
     fn open_amount(
@@ -652,13 +643,6 @@ impl Deltas {
             game: None,
             mismatches: Vec::new(),
         }
-    }
-
-    /// A bet holding `held` closes without a refund: its `stake` leaves the wallet.
-    fn lose(&mut self, held: Decimal, stake: Decimal) {
-        self.reserved -= held;
-        self.open -= held;
-        self.flows.stakes_settled += stake;
     }
 }
 

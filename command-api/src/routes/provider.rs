@@ -226,6 +226,24 @@ async fn session_of(
     Ok(session)
 }
 
+/// The session of `token` and the game a bet names, which must be the session's.
+async fn session_for_game(
+    state: &AppState,
+    provider: &Provider,
+    token: &str,
+    game_id: String,
+) -> Result<(Session, GameId), ApiError> {
+    let session = session_of(state, provider, token).await?;
+    let game_id = valid(GameId::new, game_id)?;
+    if game_id != session.game_id {
+        return Err(ApiError::Forbidden(format!(
+            "the session is for game {}, not {game_id}",
+            session.game_id
+        )));
+    }
+    Ok((session, game_id))
+}
+
 /// The answer to a money-moving provider call: the provider's own transaction id.
 fn answer(receipt: eventstore::CommandReceipt, transaction_id: String) -> Json<CommandResponse> {
     let mut response = command_response(receipt);
@@ -263,14 +281,8 @@ async fn bet(
     RawBody(body): RawBody,
 ) -> Result<Json<CommandResponse>, ApiError> {
     let (provider, request) = verified::<BetRequest>(&state, &pid, &headers, &body)?;
-    let session = session_of(&state, &provider, &request.token).await?;
-    let game_id = valid(GameId::new, request.game_id)?;
-    if game_id != session.game_id {
-        return Err(ApiError::Forbidden(format!(
-            "the session is for game {}, not {game_id}",
-            session.game_id
-        )));
-    }
+    let (session, game_id) =
+        session_for_game(&state, &provider, &request.token, request.game_id).await?;
     let reservation_id: ReservationId =
         scoped(&pid, "transaction_id", &request.transaction_id)?.into();
     let round_id = scoped_round(&pid, &request.round_id)?;
@@ -345,14 +357,8 @@ async fn bet_win(
     RawBody(body): RawBody,
 ) -> Result<Json<CommandResponse>, ApiError> {
     let (provider, request) = verified::<BetWinRequest>(&state, &pid, &headers, &body)?;
-    let session = session_of(&state, &provider, &request.token).await?;
-    let game_id = valid(GameId::new, request.game_id)?;
-    if game_id != session.game_id {
-        return Err(ApiError::Forbidden(format!(
-            "the session is for game {}, not {game_id}",
-            session.game_id
-        )));
-    }
+    let (session, game_id) =
+        session_for_game(&state, &provider, &request.token, request.game_id).await?;
     let command = WalletCommand::BetWin {
         reservation_id: scoped(&pid, "transaction_id", &request.transaction_id)?.into(),
         amount: amount("amount", &request.amount)?,

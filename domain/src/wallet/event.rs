@@ -164,8 +164,8 @@ impl WalletEvent {
     /// The names of the events whose `lost` list closes reservations (a round's close).
     pub const LOSING: [&'static str; 3] = ["WinCredited", "RoundClosed", "BetSettled"];
 
-    /// Whether the event closes a reservation (settles, refunds or expires it, or closes
-    /// a round with bets in it).
+    /// Whether the event leaves a closed reservation behind: it settles, refunds or
+    /// expires one, closes a round with bets in it, or is a bet-win (a bet born settled).
     pub fn closes_reservation(&self) -> bool {
         match self {
             WalletEvent::WinCredited {
@@ -173,9 +173,8 @@ impl WalletEvent {
                 lost,
                 ..
             } => settled_stake.is_some() || !lost.is_empty(),
-            WalletEvent::RoundClosed { lost, .. } | WalletEvent::BetSettled { lost, .. } => {
-                !lost.is_empty()
-            }
+            WalletEvent::RoundClosed { lost, .. } => !lost.is_empty(),
+            WalletEvent::BetSettled { .. } => true,
             other => Self::CLOSING.contains(&other.name()),
         }
     }

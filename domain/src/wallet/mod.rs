@@ -475,12 +475,17 @@ impl Aggregate for Wallet {
             .opened
             .as_mut()
             .expect("every later event follows WalletOpened in the log");
-        if o.apply_round(&event) {
-            debug_assert!(
-                o.balance.available >= Decimal::ZERO && o.balance.reserved >= Decimal::ZERO
-            );
-            return;
+        if !o.apply_round(&event) {
+            o.apply_plain(event);
         }
+        debug_assert!(o.balance.available >= Decimal::ZERO && o.balance.reserved >= Decimal::ZERO);
+    }
+}
+
+impl Opened {
+    /// Folds an event of the plain wallet (not one of [`round`]'s).
+    fn apply_plain(&mut self, event: WalletEvent) {
+        let o = self;
         match event {
             WalletEvent::WalletOpened { .. } => unreachable!("handled above"),
             WalletEvent::FundsDeposited { amount, .. } => o.balance.available += amount,
@@ -489,6 +494,7 @@ impl Aggregate for Wallet {
                 let (id, reservation) = reserved
                     .into_opened_reservation()
                     .expect("a FundsReserved opens a reservation");
+                o.use_round(&reservation.round_id, Some(&reservation.game_id));
                 o.balance.available -= reservation.amount;
                 o.balance.reserved += reservation.amount;
                 o.reservations.insert(id, reservation);
@@ -520,7 +526,6 @@ impl Aggregate for Wallet {
             | WalletEvent::BetSettled { .. }
             | WalletEvent::FundsAdjusted { .. } => unreachable!("folded by apply_round"),
         }
-        debug_assert!(o.balance.available >= Decimal::ZERO && o.balance.reserved >= Decimal::ZERO);
     }
 }
 

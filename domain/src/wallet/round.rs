@@ -203,7 +203,9 @@ impl Opened {
                         if !self.voided.contains(&reservation_id) {
                             self.check_round_open(&named_round)?;
                         }
-                        return Err(self.unknown_reservation(&reservation_id));
+                        return Err(self
+                            .open_reservation(&reservation_id)
+                            .expect_err("a bet not held is not open"));
                     }
                 };
                 let settled_stake = match bet.state {
@@ -376,21 +378,8 @@ impl Opened {
         self.check_round_open(round_id)
     }
 
-    fn unknown_reservation(&self, id: &ReservationId) -> WalletError {
-        if self.voided.contains(id) {
-            WalletError::ReservationClosed {
-                reservation_id: id.clone(),
-                state: ReservationState::Voided,
-            }
-        } else {
-            WalletError::ReservationNotFound {
-                reservation_id: id.clone(),
-            }
-        }
-    }
-
     /// Notes that `round_id` was named by an event (opening it, with `game_id`, if new).
-    fn use_round(&mut self, round_id: &RoundId, game_id: Option<&GameId>) -> &mut Round {
+    pub(super) fn use_round(&mut self, round_id: &RoundId, game_id: Option<&GameId>) -> &mut Round {
         self.round_uses += 1;
         let uses = self.round_uses;
         let round = self.rounds.entry(round_id.clone()).or_insert(Round {
@@ -416,15 +405,9 @@ impl Opened {
         }
     }
 
-    /// Folds a round event; `false` for the other events.
+    /// Folds a round event (one only rounds have); `false` for the other events.
     pub(super) fn apply_round(&mut self, event: &WalletEvent) -> bool {
         match event {
-            WalletEvent::FundsReserved {
-                round_id, game_id, ..
-            } => {
-                self.use_round(round_id, Some(game_id));
-                return false;
-            }
             WalletEvent::WinCredited {
                 round_id,
                 game_id,
@@ -480,6 +463,10 @@ impl Opened {
     /// Forgets closed rounds, and idle open ones past the [`IDLE_ROUNDS_KEPT`] most
     /// recently used; rounds with an open bet stay.
     pub(super) fn compact_rounds(&mut self) {
+        // The common case, a few open rounds: nothing to forget, nothing to count.
+        if self.rounds.len() <= IDLE_ROUNDS_KEPT && self.rounds.values().all(|r| !r.closed) {
+            return;
+        }
         let with_bets: std::collections::BTreeSet<&RoundId> = self
             .reservations
             .values()

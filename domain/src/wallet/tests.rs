@@ -11,19 +11,19 @@ use std::collections::HashMap;
 
 type WalletTest = TestFramework<Wallet>;
 
-fn d(s: &str) -> Decimal {
+pub(crate) fn d(s: &str) -> Decimal {
     crate::money::parse_decimal(s).unwrap()
 }
 fn player() -> PlayerId {
     PlayerId::new("player-1").unwrap()
 }
-fn tx(s: &str) -> TransactionId {
+pub(crate) fn tx(s: &str) -> TransactionId {
     TransactionId::new(s).unwrap()
 }
-fn rid(s: &str) -> ReservationId {
+pub(crate) fn rid(s: &str) -> ReservationId {
     ReservationId::new(s).unwrap()
 }
-fn t0() -> DateTime<Utc> {
+pub(crate) fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap()
 }
 fn opened(currency: Currency) -> WalletEvent {
@@ -87,7 +87,7 @@ fn refund(id: &str) -> WalletCommand {
         transaction_id: tx(&format!("{id}-refund")),
     }
 }
-fn funded() -> Vec<WalletEvent> {
+pub(crate) fn funded() -> Vec<WalletEvent> {
     vec![opened(Currency::Eur), deposited("d1", "100.00")]
 }
 
@@ -644,7 +644,7 @@ impl Model {
     }
 }
 
-fn error_name(e: &WalletError) -> &'static str {
+pub(crate) fn error_name(e: &WalletError) -> &'static str {
     match e {
         WalletError::InsufficientFunds { .. } => "InsufficientFunds",
         WalletError::IdempotencyConflict { .. } => "IdempotencyConflict",
@@ -652,11 +652,13 @@ fn error_name(e: &WalletError) -> &'static str {
         WalletError::ReservationClosed { .. } => "ReservationClosed",
         WalletError::ReservationNotExpired { .. } => "ReservationNotExpired",
         WalletError::InvalidAmount { .. } => "InvalidAmount",
+        WalletError::RoundClosed { .. } => "RoundClosed",
+        WalletError::RoundNotFound { .. } => "RoundNotFound",
         other => panic!("the random histories should not meet {other:?}"),
     }
 }
 
-fn cents(c: i64) -> Decimal {
+pub(crate) fn cents(c: i64) -> Decimal {
     Decimal::new(c, 2)
 }
 

@@ -4,9 +4,8 @@
 //! state as the batched write path does.
 
 use super::*;
-use crate::ids::{PlayerId, WalletId};
+use crate::wallet::tests::{cents, d, error_name, funded, rid, t0, tx};
 use crate::wallet::{Wallet, WalletServices};
-use chrono::TimeZone;
 use cqrs_es::test::TestFramework;
 use cqrs_es::Aggregate;
 use proptest::prelude::*;
@@ -14,37 +13,11 @@ use std::collections::HashMap;
 
 type WalletTest = TestFramework<Wallet>;
 
-fn d(s: &str) -> Decimal {
-    crate::money::parse_decimal(s).unwrap()
-}
-fn tx(s: &str) -> TransactionId {
-    TransactionId::new(s).unwrap()
-}
-fn rid(s: &str) -> ReservationId {
-    ReservationId::new(s).unwrap()
-}
 fn round(s: &str) -> RoundId {
     RoundId::new(s).unwrap()
 }
 fn game() -> GameId {
     GameId::new("g").unwrap()
-}
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap()
-}
-fn funded() -> Vec<WalletEvent> {
-    let player = PlayerId::new("player-1").unwrap();
-    vec![
-        WalletEvent::WalletOpened {
-            wallet_id: WalletId::for_player(&player, Currency::Eur),
-            player_id: player,
-            currency: Currency::Eur,
-        },
-        WalletEvent::FundsDeposited {
-            transaction_id: tx("d1"),
-            amount: d("100.00"),
-        },
-    ]
 }
 fn reserved(id: &str, in_round: &str, amount: &str) -> WalletEvent {
     WalletEvent::FundsReserved {
@@ -531,6 +504,15 @@ impl Model {
         self.rounds.get(&round).copied().unwrap_or(false)
     }
 
+    /// A win of `cents` in `round`, which closes after it if `closing`.
+    fn win(&mut self, cents: i64, round: u8, closing: bool) {
+        self.available += cents;
+        self.flows += cents;
+        if closing {
+            self.close(round);
+        }
+    }
+
     fn close(&mut self, round: u8) {
         for (r, stake, state) in self.bets.values_mut() {
             if *r == round && *state == BetState::Open {
@@ -590,11 +572,7 @@ impl Model {
                     BetState::Settled => {}
                     _ => return Err("ReservationClosed"),
                 }
-                self.available += cents;
-                self.flows += cents;
-                if closing {
-                    self.close(bet_round);
-                }
+                self.win(cents, bet_round, closing);
             }
             Op::Win {
                 bet: None,
@@ -607,11 +585,7 @@ impl Model {
                     Some(true) => return Err("RoundClosed"),
                     Some(false) => {}
                 }
-                self.available += cents;
-                self.flows += cents;
-                if closing {
-                    self.close(round);
-                }
+                self.win(cents, round, closing);
             }
             Op::Betless {
                 round,
@@ -621,12 +595,8 @@ impl Model {
                 if self.closed(round) {
                     return Err("RoundClosed");
                 }
-                self.available += cents;
-                self.flows += cents;
                 self.rounds.entry(round).or_insert(false);
-                if closing {
-                    self.close(round);
-                }
+                self.win(cents, round, closing);
             }
             Op::Close(round) => {
                 if !self.closed(round) {
@@ -702,22 +672,6 @@ impl Model {
         }
         Ok(())
     }
-}
-
-fn error_name(e: &WalletError) -> &'static str {
-    match e {
-        WalletError::InsufficientFunds { .. } => "InsufficientFunds",
-        WalletError::IdempotencyConflict { .. } => "IdempotencyConflict",
-        WalletError::ReservationNotFound { .. } => "ReservationNotFound",
-        WalletError::ReservationClosed { .. } => "ReservationClosed",
-        WalletError::RoundClosed { .. } => "RoundClosed",
-        WalletError::RoundNotFound { .. } => "RoundNotFound",
-        other => panic!("the random histories should not meet {other:?}"),
-    }
-}
-
-fn cents(c: i64) -> Decimal {
-    Decimal::new(c, 2)
 }
 
 fn command(op: &Op, i: usize) -> Option<WalletCommand> {
