@@ -22,3 +22,13 @@ UPDATE events e
 CREATE UNIQUE INDEX events_round_opened
     ON events (aggregate_type, aggregate_id, (metadata ->> 'round_opened'))
     WHERE metadata ? 'round_opened';
+
+-- The event that closes a round names it too, so a cache that forgot a round puts it
+-- back, open or closed, with one indexed lookup instead of folding the wallet's history.
+CREATE INDEX events_round_closed
+    ON events (aggregate_type, aggregate_id, (metadata ->> 'round_closed'))
+    WHERE metadata ? 'round_closed';
+
+-- Snapshots hold a wallet's state, which now has rounds: those written before this
+-- migration have none, and a wallet is loaded from its log until a new one is written.
+DELETE FROM snapshots;

@@ -38,6 +38,13 @@
 //!   batch, in order. That runs beside the shard, not in it: loading a long history must
 //!   not hold the shard's other wallets. Until it is done the wallet is busy, and its
 //!   commands that arrive meanwhile wait, in order, to go first into the next batch.
+//! - Rounds (docs/0012): a cached wallet forgets closed rounds and all but the latest
+//!   idle ones. An event that opens a round the cache does not hold records the round's
+//!   key, which the log takes once per wallet and round; a refusal of such a command is
+//!   checked against those keys in the batch's transaction. Either way a round the log
+//!   knows makes the wallet behind; on its next round the command finds the round put
+//!   back from the log (one indexed lookup, [`payload::round_states`]) and is decided as
+//!   on the full state.
 //! - Every `snapshot_every` events a wallet's state is stored as our own snapshot
 //!   ([`crate::snapshots`]) in the same transaction as the events that bring it there; a
 //!   wallet not in the cache is loaded from its latest snapshot plus the events after it.
@@ -49,7 +56,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cqrs_es::Aggregate;
-use domain::{Wallet, WalletCommand, WalletError, WalletEvent, WalletId};
+use domain::{RoundId, Wallet, WalletCommand, WalletError, WalletEvent, WalletId};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
@@ -211,6 +218,9 @@ struct Cached {
     used: u64,
     /// Digests of the transaction ids of its last accepted commands (0: none).
     recent: [u64; RECENT_IDS],
+    /// Rounds were put back from the log for this batch: not compacted until the batch
+    /// is decided, or a busy wallet's other commands could forget them again first.
+    restored: bool,
 }
 
 impl Cached {
@@ -276,6 +286,9 @@ enum Decided {
         job: Job,
         error: WalletError,
         request_sha256: String,
+        /// The round the command would open that the cache does not hold: the refusal
+        /// stands only if the log never opened that round either.
+        unheld_round: Option<RoundId>,
     },
     /// Needs the wallet's full state: run through the straightforward path after the
     /// commit, in order.
@@ -315,12 +328,10 @@ fn accept(
 ) -> Result<(CommandReceipt, Row), StoreError> {
     let event_type = event.name().to_string();
     let payload = serde_json::to_string(&event).map_err(|e| StoreError::Corrupt(Box::new(e)))?;
-    // Only a close leaves a reservation (or a round) to forget, and only a new round can
-    // take the idle rounds kept past their bound.
-    let round_opened = state.wallet.round_opened_by(&event);
-    let closes = event.closes_reservation() || event.closes_round() || round_opened.is_some();
+    let rounds = idempotency::RoundKeys::of(&state.wallet, &event);
+    let closes = event.leaves_to_forget();
     state.wallet.apply(event);
-    if closes {
+    if closes && !state.restored {
         state.wallet.compact();
     }
     state.sequence += 1;
@@ -337,7 +348,7 @@ fn accept(
         transaction_id.as_ref(),
         request_sha256,
         &balance,
-        round_opened.as_ref(),
+        &rounds,
     );
     let row = Row {
         wallet_id: job.wallet_id.to_string(),
@@ -434,7 +445,21 @@ impl Shard {
                 return;
             }
         };
+        let restored = match self.restore_rounds(&jobs).await {
+            Ok(restored) => restored,
+            Err(e) => {
+                fail_all(jobs, &e.to_string());
+                return;
+            }
+        };
         let (decided, full) = self.decide_all(jobs);
+        // The rounds put back leave the cache again once the batch is decided.
+        for id in &restored {
+            if let Some(cached) = self.cache.get_mut(id) {
+                cached.restored = false;
+                cached.wallet.compact();
+            }
+        }
         let mut rows: Vec<&Row> = decided
             .iter()
             .filter_map(|d| match d {
@@ -454,8 +479,20 @@ impl Shard {
             })
             .map(|id| (id, self.cache.get(&id).map_or(0, |c| c.sequence)))
             .collect();
+        // And a refusal in a round the cache does not hold, against the log's rounds.
+        let unheld: Vec<(WalletId, &RoundId)> = decided
+            .iter()
+            .filter_map(|d| match d {
+                Decided::Refused {
+                    job,
+                    unheld_round: Some(round),
+                    ..
+                } => Some((job.wallet_id, round)),
+                _ => None,
+            })
+            .collect();
         let snapshots = self.due_snapshots(&wallets);
-        match self.commit(&rows, &refused, &snapshots).await {
+        match self.commit(&rows, &refused, &unheld, &snapshots).await {
             Ok(behind) => {
                 self.answer_committed(decided, &snapshots, &full, &behind)
                     .await
@@ -587,23 +624,14 @@ impl Shard {
                 }
             }
             match state.wallet.decide(job.command.clone()) {
-                // A refusal of a command in a round this state does not hold: the round
-                // may be a closed one it forgot, which the full state refuses otherwise.
-                Err(_) if state.wallet.opens_unheld_round(&job.command) => {
-                    full.insert(job.wallet_id);
-                    decided.push(Decided::Full { job });
-                }
-                Err(error) => decided.push(Decided::Refused {
-                    job,
-                    error,
-                    request_sha256,
-                }),
-                // Back from a round in which its wallet was behind the log: when it would
-                // open a round, the log may have refused that (a round this compacted
-                // state forgot), so the full state decides it.
-                Ok(event) if job.attempts > 0 && state.wallet.round_opened_by(&event).is_some() => {
-                    full.insert(job.wallet_id);
-                    decided.push(Decided::Full { job });
+                Err(error) => {
+                    let unheld_round = state.wallet.unheld_round(&job.command).cloned();
+                    decided.push(Decided::Refused {
+                        job,
+                        error,
+                        request_sha256,
+                        unheld_round,
+                    })
                 }
                 Ok(event) => match accept(state, &job, event, &request_sha256) {
                     Ok((receipt, row)) => decided.push(Decided::Accepted { job, receipt, row }),
@@ -614,6 +642,45 @@ impl Shard {
             }
         }
         (decided, full)
+    }
+
+    /// Puts back, as the log knows them (one query), the rounds that the cache forgot and
+    /// that the commands of a wallet back from a stale round name: the log refused to open
+    /// such a round again, or a refusal in it was decided without it. The wallet's new
+    /// commands in this batch are looked up too, so one forgotten round after another
+    /// cannot keep it behind. So those commands are decided here as on the full state,
+    /// without folding the wallet's history. Returns the wallets given a round back.
+    async fn restore_rounds(&mut self, jobs: &[Job]) -> Result<HashSet<WalletId>, StoreError> {
+        let again: HashSet<WalletId> = jobs
+            .iter()
+            .filter(|job| job.attempts > 0)
+            .map(|job| job.wallet_id)
+            .collect();
+        let wanted: HashSet<(WalletId, RoundId)> = jobs
+            .iter()
+            .filter(|job| again.contains(&job.wallet_id))
+            .filter_map(|job| {
+                let cached = self.cache.get(&job.wallet_id)?;
+                let round = cached.wallet.unheld_round(&job.command)?;
+                Some((job.wallet_id, round.clone()))
+            })
+            .collect();
+        let mut restored = HashSet::new();
+        if wanted.is_empty() {
+            return Ok(restored);
+        }
+        let asked: Vec<(WalletId, &RoundId)> = wanted.iter().map(|(w, r)| (*w, r)).collect();
+        for round in payload::round_states(&self.pool, &asked).await? {
+            if let Some(cached) = self.cache.get_mut(&round.wallet_id) {
+                cached
+                    .wallet
+                    .restore_round(&round.round_id, round.game_id, round.closed);
+                cached.restored = true;
+                restored.insert(round.wallet_id);
+            }
+        }
+        metrics::counter!("write_path_rounds_restored_total").increment(restored.len() as u64);
+        Ok(restored)
     }
 
     /// After the commit: each caller gets its answer, refusals from the log when their
@@ -665,6 +732,7 @@ impl Shard {
                     job,
                     error,
                     request_sha256,
+                    ..
                 } => {
                     let answer = self.refusal(&job, error, &request_sha256).await;
                     let _ = job.reply.send(answer);
@@ -754,6 +822,7 @@ impl Shard {
         &self,
         rows: &[&Row],
         refused: &HashMap<WalletId, u64>,
+        unheld: &[(WalletId, &RoundId)],
         snapshots: &[(WalletId, i64, serde_json::Value)],
     ) -> Result<HashSet<WalletId>, sqlx::Error> {
         let mut behind: HashSet<WalletId> = HashSet::new();
@@ -828,6 +897,31 @@ impl Shard {
                 if refused.get(&id).copied() != Some(sequence as u64) {
                     behind.insert(id);
                 }
+            }
+        }
+        if !unheld.is_empty() {
+            // Rounds the log opened (through the key of their opening event): a refusal
+            // in one of them was decided without knowing it.
+            let known: Vec<String> = sqlx::query_scalar(
+                "SELECT m.id FROM UNNEST($2::text[], $3::text[]) AS m(id, round)
+                  WHERE EXISTS (
+                        SELECT 1 FROM events e
+                         WHERE e.aggregate_type = $1 AND e.aggregate_id = m.id
+                           AND e.metadata ? 'round_opened'
+                           AND e.metadata ->> 'round_opened' = m.round)",
+            )
+            .bind(WALLET_AGGREGATE_TYPE)
+            .bind(
+                unheld
+                    .iter()
+                    .map(|(id, _)| id.to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(unheld.iter().map(|(_, r)| r.as_str()).collect::<Vec<_>>())
+            .fetch_all(&mut *tx)
+            .await?;
+            for id in known {
+                behind.insert(id.parse().expect("a wallet id we asked for"));
             }
         }
         if !behind.is_empty() {

@@ -122,7 +122,7 @@ impl WalletStore for CqrsWalletStore {
                     });
                 }
             };
-            let round_opened = context.aggregate.round_opened_by(&event);
+            let rounds = idempotency::RoundKeys::of(&context.aggregate, &event);
             sink.write(event, &mut context.aggregate).await;
             let events = sink.collect().await;
             debug_assert_eq!(events.len(), 1, "every accepted command is one event");
@@ -135,7 +135,7 @@ impl WalletStore for CqrsWalletStore {
                 transaction_id.as_ref(),
                 &request_sha256,
                 &balance,
-                round_opened.as_ref(),
+                &rounds,
             );
             match self.store.commit(events, context, metadata).await {
                 Ok(committed) => {

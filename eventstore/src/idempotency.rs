@@ -8,7 +8,10 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 
-use domain::{Balance, Currency, RoundId, TransactionId, WalletCommand, WalletError, WalletId};
+use domain::{
+    Balance, Currency, RoundId, TransactionId, Wallet, WalletCommand, WalletError, WalletEvent,
+    WalletId,
+};
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 use sqlx::{PgPool, Row};
@@ -24,6 +27,29 @@ pub const KEY_CURRENCY: &str = "currency";
 /// The round an event opens, as far as the deciding state knew: unique per wallet in the
 /// log (migration 0005), so a round is never opened twice (see `Wallet::round_opened_by`).
 pub const KEY_ROUND_OPENED: &str = "round_opened";
+/// The round an event closes: indexed (migration 0005), so a round a cache forgot is put
+/// back from the log by one lookup (`payload::round_states`).
+pub const KEY_ROUND_CLOSED: &str = "round_closed";
+
+/// The round keys an accepted event is recorded with (docs/0012).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RoundKeys {
+    pub opened: Option<RoundId>,
+    pub closed: Option<RoundId>,
+}
+
+impl RoundKeys {
+    /// The keys of `event`, decided on `state` (before it is applied).
+    pub fn of(state: &Wallet, event: &WalletEvent) -> Self {
+        RoundKeys {
+            opened: state.round_opened_by(event),
+            closed: event
+                .closes_round()
+                .then(|| event.round_id().cloned())
+                .flatten(),
+        }
+    }
+}
 
 /// The digest of a command's canonical text (`WalletCommand::fingerprint`).
 pub fn request_digest(fingerprint: &str) -> String {
@@ -36,11 +62,14 @@ pub fn metadata(
     transaction_id: Option<&TransactionId>,
     request_sha256: &str,
     balance_after: &Balance,
-    round_opened: Option<&RoundId>,
+    rounds: &RoundKeys,
 ) -> HashMap<String, String> {
-    let mut m = HashMap::with_capacity(7);
-    if let Some(round) = round_opened {
+    let mut m = HashMap::with_capacity(8);
+    if let Some(round) = &rounds.opened {
         m.insert(KEY_ROUND_OPENED.into(), round.to_string());
+    }
+    if let Some(round) = &rounds.closed {
+        m.insert(KEY_ROUND_CLOSED.into(), round.to_string());
     }
     m.insert(KEY_COMMAND.into(), command.into());
     if let Some(id) = transaction_id {
@@ -246,7 +275,13 @@ mod tests {
             currency: Currency::Eur,
         };
         let tx = TransactionId::new("t-1").unwrap();
-        let m = metadata("deposit", Some(&tx), &request_digest("x"), &balance, None);
+        let m = metadata(
+            "deposit",
+            Some(&tx),
+            &request_digest("x"),
+            &balance,
+            &RoundKeys::default(),
+        );
         let prior = parse_prior(&serde_json::to_value(&m).unwrap(), 7).unwrap();
         assert_eq!(prior.balance_after, balance);
         assert_eq!(prior.balance_after.available.to_string(), "10.50");

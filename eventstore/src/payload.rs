@@ -152,6 +152,67 @@ pub async fn reservation_game(
         .transpose()
 }
 
+/// A round as the log knows it: its game (as its opening event named it) and whether an
+/// event closed it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoundState {
+    pub wallet_id: WalletId,
+    pub round_id: RoundId,
+    pub game_id: Option<GameId>,
+    pub closed: bool,
+}
+
+/// The state of each of `rounds` (wallet, round) that the log opened, by the round keys
+/// of the events' metadata (migration 0005): two index lookups each, whatever the
+/// wallet's history. A round the log never opened is left out.
+pub async fn round_states(
+    pool: &PgPool,
+    rounds: &[(WalletId, &RoundId)],
+) -> Result<Vec<RoundState>, StoreError> {
+    let rows: Vec<(String, String, Option<String>, bool)> = sqlx::query_as(
+        // LATERAL, so that each pair is an index lookup: as a plain join, the generic
+        // plan of this prepared statement scanned the whole round index (240 ms on a
+        // 73,000-event log; 0.2 ms for 50 pairs this way, EXPLAIN ANALYZE).
+        "SELECT m.id, m.round, o.game,
+                EXISTS (SELECT 1 FROM events c
+                         WHERE c.aggregate_type = $1 AND c.aggregate_id = m.id
+                           AND c.metadata ? 'round_closed'
+                           AND c.metadata ->> 'round_closed' = m.round)
+           FROM UNNEST($2::text[], $3::text[]) AS m(id, round)
+           CROSS JOIN LATERAL (
+                SELECT e.payload -> e.event_type ->> 'game_id' AS game FROM events e
+                 WHERE e.aggregate_type = $1 AND e.aggregate_id = m.id
+                   AND e.metadata ? 'round_opened'
+                   AND e.metadata ->> 'round_opened' = m.round
+                 LIMIT 1) o",
+    )
+    .bind(WALLET_AGGREGATE_TYPE)
+    .bind(
+        rounds
+            .iter()
+            .map(|(w, _)| w.to_string())
+            .collect::<Vec<_>>(),
+    )
+    .bind(rounds.iter().map(|(_, r)| r.as_str()).collect::<Vec<_>>())
+    .fetch_all(pool)
+    .await
+    .map_err(unavailable)?;
+    rows.into_iter()
+        .map(|(wallet, round, game, closed)| {
+            Ok(RoundState {
+                wallet_id: wallet
+                    .parse()
+                    .map_err(|e| corrupt(format!("wallet id {wallet:?}: {e}")))?,
+                round_id: RoundId::try_from(round).map_err(|e| corrupt(e.to_string()))?,
+                game_id: game
+                    .map(|g| GameId::try_from(g).map_err(|e| corrupt(e.to_string())))
+                    .transpose()?,
+                closed,
+            })
+        })
+        .collect()
+}
+
 /// Events of one round on `wallet_id`, in order, at most `limit`: those that name the
 /// round, and the settles, refunds and expiries of its bets (which name only the bet).
 pub async fn round_events(

@@ -81,6 +81,9 @@ async fn provider_rounds_as_aggregators_send_them_and_the_read_side_and_verify_a
     let before = app.event_count().await;
     for (path, body) in [
         ("bet", bet("b3", "R1", "1")),
+        // Refused for funds too: the closed round answers first, also from a cache that
+        // forgot the round (its refusal is checked against the log's rounds).
+        ("bet", bet("b4", "R1", "1000")),
         ("win", win("w5", Some("b1"), "R1", "1", false)),
         ("win", win("w6", None, "R1", "1", false)),
     ] {

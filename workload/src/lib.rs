@@ -127,7 +127,9 @@ impl Mix {
                 amount: stake,
                 currency: None,
                 game_id: GameId::new(format!("g{}", self.rng.below(self.games))).expect("id"),
-                round_id: RoundId::new(format!("r{n}")).expect("id"),
+                // A round of its own, as providers' round ids are: tagged like the
+                // transaction ids, so generators running at once never share one.
+                round_id: RoundId::new(format!("{}-r{n}", self.tag)).expect("id"),
                 timeout_s: 3_600,
                 now: Utc::now(),
             };

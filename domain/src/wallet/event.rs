@@ -179,6 +179,15 @@ impl WalletEvent {
         }
     }
 
+    /// Whether the event may leave a cached wallet something to forget (see
+    /// `Wallet::compact`): a closed reservation, a closed round, or a round with no open
+    /// bet. A bet, a deposit or a withdrawal leaves nothing: no compaction after them.
+    pub fn leaves_to_forget(&self) -> bool {
+        self.closes_reservation()
+            || self.closes_round()
+            || matches!(self, WalletEvent::WinCredited { .. })
+    }
+
     /// What the event adds to a player's net win on a leaderboard: the payout minus the
     /// stakes it settles or loses. `None` for events that settle no bet, and for wins
     /// without a bet (free spins, promotions, jackpots), which are not a bet's result and

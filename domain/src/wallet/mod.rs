@@ -66,7 +66,7 @@ struct Opened {
     /// The rounds this state knows: all of them in the full state; in a compacted one,
     /// the open rounds with an open bet and the most recently used idle ones.
     #[serde(default)]
-    rounds: BTreeMap<RoundId, Round>,
+    rounds: round::Rounds,
     /// Round events folded so far: the clock of `Round::last_used`.
     #[serde(default)]
     round_uses: u64,
@@ -114,6 +114,10 @@ impl Wallet {
         if let Some(o) = self.opened.as_mut() {
             o.reservations
                 .retain(|_, r| r.state == ReservationState::Open);
+            if o.reservations.is_empty() {
+                // An emptied map keeps its first node (room for eleven): let it go.
+                o.reservations = BTreeMap::new();
+            }
             o.compact_rounds();
         }
     }
@@ -182,21 +186,47 @@ impl Wallet {
         }
     }
 
-    /// Whether `command` would open a round this state does not hold. Such a command is
-    /// decided here when accepted (see [`Wallet::round_opened_by`]); a refusal of it must
-    /// come from the full state, which may know the round as closed.
-    pub fn opens_unheld_round(&self, command: &WalletCommand) -> bool {
+    /// The round `command` names (for a win on a bet held here, that bet's own round)
+    /// when this state does not hold it. A command that would open it is decided here
+    /// when accepted (see [`Wallet::round_opened_by`]); the write path checks a refusal of
+    /// it against the log's rounds, and on a second try puts the round back from the log
+    /// first (see [`Wallet::restore_round`]).
+    pub fn unheld_round<'c>(&'c self, command: &'c WalletCommand) -> Option<&'c RoundId> {
         let round_id = match command {
             WalletCommand::Reserve { round_id, .. }
             | WalletCommand::BetWin { round_id, .. }
-            | WalletCommand::Win {
+            | WalletCommand::CloseRound { round_id, .. } => round_id,
+            WalletCommand::Win {
                 round_id,
-                target: WinTarget::Betless { .. },
+                target: WinTarget::Bet(bet),
                 ..
-            } => round_id,
-            _ => return false,
+            } => self.reservation(bet).map_or(round_id, |r| &r.round_id),
+            WalletCommand::Win { round_id, .. } => round_id,
+            _ => return None,
         };
-        self.round(round_id).is_none()
+        self.round(round_id).is_none().then_some(round_id)
+    }
+
+    /// Puts back a round that a compacted state forgot, as the log knows it (its game and
+    /// whether it is closed), so a command naming it is decided here as on the full state.
+    /// Changes no money; a closed round put back leaves at the next compaction.
+    pub fn restore_round(&mut self, round_id: &RoundId, game_id: Option<GameId>, closed: bool) {
+        let Some(o) = self.opened.as_mut() else {
+            return;
+        };
+        let open_bets = o
+            .reservations
+            .values()
+            .filter(|r| r.state == ReservationState::Open && &r.round_id == round_id)
+            .count() as u32;
+        let uses = o.round_uses;
+        let round = o.rounds.get_or_insert(round_id, || Round {
+            game_id,
+            closed,
+            last_used: uses,
+            open_bets,
+        });
+        round.closed |= closed;
     }
 
     /// Whether `id` was voided by a rollback before any bet under it.
@@ -431,6 +461,11 @@ impl Opened {
             .get_mut(id)
             .expect("an event closes only a reservation that decide found open");
         reservation.state = state;
+        // A bet placed before rounds were counted (a snapshot older than them) may find
+        // its round uncounted: compaction then forgets that round sooner, which is safe.
+        if let Some(round) = self.rounds.get_mut(&reservation.round_id) {
+            round.open_bets = round.open_bets.saturating_sub(1);
+        }
         reservation.amount
     }
 }
@@ -466,7 +501,7 @@ impl Aggregate for Wallet {
                 balance: Balance::zero(currency),
                 reservations: BTreeMap::new(),
                 voided: BTreeSet::new(),
-                rounds: BTreeMap::new(),
+                rounds: round::Rounds::default(),
                 round_uses: 0,
             });
             return;
@@ -494,7 +529,8 @@ impl Opened {
                 let (id, reservation) = reserved
                     .into_opened_reservation()
                     .expect("a FundsReserved opens a reservation");
-                o.use_round(&reservation.round_id, Some(&reservation.game_id));
+                o.use_round(&reservation.round_id, Some(&reservation.game_id))
+                    .open_bets += 1;
                 o.balance.available -= reservation.amount;
                 o.balance.reserved += reservation.amount;
                 o.reservations.insert(id, reservation);

@@ -178,12 +178,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
             Phase::Report(value) => {
                 results.insert(path.clone(), value);
             }
-            Phase::Memory(per_wallet, cached) => {
-                results.insert(
-                    path.clone(),
-                    json!({"bytes_per_cached_idle_wallet": per_wallet, "cached_wallets": cached}),
-                );
-            }
             Phase::Ceiling(mut single, mut batched) => {
                 results.insert(
                     "ceiling_single_row".into(),
@@ -235,8 +229,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
 pub(crate) enum Phase {
     Commands(Figures),
     Ceiling(Figures, Figures),
-    /// Bytes per cached idle wallet, wallets cached.
-    Memory(f64, usize),
     /// Figures already in their JSON form.
     Report(serde_json::Value),
 }

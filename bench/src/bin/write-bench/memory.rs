@@ -1,9 +1,11 @@
-//! The memory a cached idle wallet costs in the batched path (`--paths cache-memory`).
+//! The memory a cached wallet costs in the batched path (`--paths cache-memory`): idle,
+//! with an open round and no open bet, and with an open bet in its round.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::{TransactionId, WalletCommand};
+use chrono::Utc;
+use domain::{GameId, ReservationId, RoundId, TransactionId, WalletCommand, WalletId};
 use eventstore::{BatchedWalletStore, WalletStore};
 use rust_decimal::Decimal;
 use sqlx::PgPool;
@@ -39,24 +41,16 @@ pub async fn cache_memory(args: &Args, pool: &PgPool) -> anyhow::Result<Phase> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = rss_bytes()?;
     let live_before = live_bytes();
-    let mut tasks = tokio::task::JoinSet::new();
-    for chunk in wallets.chunks(wallets.len().div_ceil(args.concurrency.max(1))) {
-        let (store, chunk) = (fresh.clone(), chunk.to_vec());
-        tasks.spawn(async move {
-            for (n, wallet) in chunk.iter().enumerate() {
-                let command = WalletCommand::Deposit {
-                    transaction_id: TransactionId::new(format!("warm-{wallet}-{n}")).expect("id"),
-                    amount: Decimal::new(1, 2),
-                    currency: None,
-                };
-                let _ = store.execute(*wallet, command).await;
-            }
-        });
-    }
-    while tasks.join_next().await.is_some() {}
+    let warm = |wallet: WalletId, n: usize| WalletCommand::Deposit {
+        transaction_id: TransactionId::new(format!("warm-{wallet}-{n}")).expect("id"),
+        amount: Decimal::new(1, 2),
+        currency: None,
+    };
+    on_every_wallet(&fresh, &wallets, args.concurrency, warm).await;
     let after = rss_bytes()?;
     let cached = fresh.cached_wallets();
-    let per_wallet = (live_bytes() - live_before) as f64 / cached.max(1) as f64;
+    let live_idle = live_bytes();
+    let per_wallet = (live_idle - live_before) as f64 / cached.max(1) as f64;
     println!(
         "cache-memory: {} commands of history ({} events in the log, {:.1} per wallet), then \
          {cached} wallets cached: {per_wallet:.0} bytes of live heap per cached idle wallet \
@@ -67,5 +61,66 @@ pub async fn cache_memory(args: &Args, pool: &PgPool) -> anyhow::Result<Phase> {
         before as f64 / 1048576.0,
         after as f64 / 1048576.0
     );
-    Ok(Phase::Memory(per_wallet, cached))
+    // A round left open with no bet in it (a bet-win that does not close its round, as a
+    // provider that never closes rounds leaves one), then an open bet in a round of its own.
+    let game = GameId::new("mem-game").expect("id");
+    let round =
+        |wallet: WalletId, what: &str| RoundId::new(format!("{what}-{wallet}")).expect("id");
+    let bet_id =
+        |wallet: WalletId, what: &str| ReservationId::new(format!("{what}-{wallet}")).expect("id");
+    let g = game.clone();
+    let idle_round = move |wallet: WalletId, _| WalletCommand::BetWin {
+        reservation_id: bet_id(wallet, "mem-bw"),
+        amount: Decimal::new(1, 2),
+        payout: Decimal::new(1, 2),
+        currency: None,
+        game_id: g.clone(),
+        round_id: round(wallet, "mem-idle"),
+        round_closed: false,
+        now: Utc::now(),
+    };
+    on_every_wallet(&fresh, &wallets, args.concurrency, idle_round).await;
+    let live_round = live_bytes();
+    let per_round = (live_round - live_idle) as f64 / cached.max(1) as f64;
+    let open_bet = move |wallet: WalletId, _| WalletCommand::Reserve {
+        reservation_id: bet_id(wallet, "mem-bet"),
+        amount: Decimal::new(1, 2),
+        currency: None,
+        game_id: game.clone(),
+        round_id: round(wallet, "mem-open"),
+        timeout_s: 3_600,
+        now: Utc::now(),
+    };
+    on_every_wallet(&fresh, &wallets, args.concurrency, open_bet).await;
+    let per_bet = (live_bytes() - live_round) as f64 / cached.max(1) as f64;
+    let still_cached = fresh.cached_wallets();
+    println!(
+        "cache-memory: + {per_round:.0} bytes per wallet for an open round with no bet in it, \
+         + {per_bet:.0} more for an open bet in a round of its own ({still_cached} cached)"
+    );
+    Ok(Phase::Report(serde_json::json!({
+        "bytes_per_cached_idle_wallet": per_wallet,
+        "bytes_added_by_an_open_round_without_bets": per_round,
+        "bytes_added_by_an_open_bet_in_its_round": per_bet,
+        "cached_wallets": cached,
+    })))
+}
+
+/// Runs one command made by `command` on every wallet, `concurrency` at a time.
+async fn on_every_wallet(
+    store: &Arc<BatchedWalletStore>,
+    wallets: &[WalletId],
+    concurrency: usize,
+    command: impl Fn(WalletId, usize) -> WalletCommand + Clone + Send + 'static,
+) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for chunk in wallets.chunks(wallets.len().div_ceil(concurrency.max(1))) {
+        let (store, chunk, command) = (store.clone(), chunk.to_vec(), command.clone());
+        tasks.spawn(async move {
+            for (n, wallet) in chunk.iter().enumerate() {
+                let _ = store.execute(*wallet, command(*wallet, n)).await;
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
 }
