@@ -23,6 +23,8 @@ pub struct AuditRow {
     pub event: String,
     pub transaction_id: Option<String>,
     pub reservation_id: Option<String>,
+    /// The round the event is in: the one it names, or its bet's.
+    pub round_id: Option<String>,
     /// Deposited, withdrawn, staked (reserve and settle), refunded or expired.
     pub amount: Option<Decimal>,
     /// A settle's payout.
@@ -118,6 +120,7 @@ fn row(event: &LoggedEvent, fold: &WalletFold) -> AuditRow {
             .and_then(|v| v.as_str())
             .map(str::to_string),
         reservation_id: None,
+        round_id: None,
         amount: None,
         payout: None,
         available: balance.available,
@@ -126,6 +129,13 @@ fn row(event: &LoggedEvent, fold: &WalletFold) -> AuditRow {
     // The fold has decoded this payload already; it is a wallet event.
     if let Ok(payload) = event.decode() {
         row.reservation_id = payload.reservation_id().map(|r| r.to_string());
+        row.round_id = payload
+            .round_id()
+            .or_else(|| {
+                let bet = payload.reservation_id()?;
+                fold.wallet().reservation(bet).map(|r| &r.round_id)
+            })
+            .map(|r| r.to_string());
         (row.amount, row.payout) = payload.amounts();
     }
     row
@@ -142,7 +152,7 @@ pub enum AuditFormat {
     Csv,
 }
 
-const COLUMNS: [&str; 10] = [
+const COLUMNS: [&str; 11] = [
     "sequence",
     "recorded_at",
     "event",
@@ -153,9 +163,11 @@ const COLUMNS: [&str; 10] = [
     "available",
     "reserved",
     "global_position",
+    // Added with rounds, last, so a reader of the earlier columns by place still reads them.
+    "round_id",
 ];
 
-fn cells(row: &AuditRow) -> [String; 10] {
+fn cells(row: &AuditRow) -> [String; 11] {
     let opt = |d: &Option<Decimal>| d.map(|d| d.to_string()).unwrap_or_default();
     [
         row.sequence.to_string(),
@@ -169,6 +181,7 @@ fn cells(row: &AuditRow) -> [String; 10] {
         row.available.to_string(),
         row.reserved.to_string(),
         row.global_position.to_string(),
+        row.round_id.clone().unwrap_or_default(),
     ]
 }
 
@@ -188,7 +201,7 @@ pub fn render(audit: &Audit, format: AuditFormat, out: &mut dyn Write) -> std::i
             writer.flush()
         }
         AuditFormat::Table => {
-            let rows: Vec<[String; 10]> = audit.events.iter().map(cells).collect();
+            let rows: Vec<[String; 11]> = audit.events.iter().map(cells).collect();
             let mut widths = COLUMNS.map(str::len);
             for row in &rows {
                 for (w, cell) in widths.iter_mut().zip(row) {

@@ -214,6 +214,30 @@ async fn provider_rounds_as_aggregators_send_them_and_the_read_side_and_verify_a
     assert_eq!(eur.flows.betless_wins.to_string(), "13.50");
     assert_eq!(eur.flows.adjustments.to_string(), "0.50");
     assert_eq!(eur.available + eur.reserved, eur.flows.net());
+    // The audit shows each event's round: the one it names, or its bet's.
+    let audit = replay_tool::audit::audit(&pool, wallet.parse().unwrap(), None)
+        .await
+        .unwrap();
+    let r1 = format!("{A}:R1");
+    let in_r1: Vec<&str> = audit
+        .events
+        .iter()
+        .filter(|e| e.round_id.as_deref() == Some(r1.as_str()))
+        .map(|e| e.event.as_str())
+        .collect();
+    assert_eq!(
+        in_r1,
+        [
+            "FundsReserved",
+            "FundsReserved",
+            "ReservationSettled",
+            "WinCredited",
+            "WinCredited",
+            "WinCredited",
+            "FundsAdjusted"
+        ],
+        "bets, the settle (by its bet), the wins and the adjustment of R1"
+    );
     // A rebuild (a compacted fold, which forgets settled bets and closed rounds) takes the
     // same log without a violation and ends equal to it too.
     let rebuilt = replay_tool::rebuild::rebuild(
