@@ -163,7 +163,7 @@ async fn audit_as_of_a_moment_equals_what_the_api_answered_then(pool: PgPool) {
 }
 
 /// Appends a hand-written event to the log, as a faulty writer or a tampering hand would.
-async fn insert_event(
+pub(crate) async fn insert_event(
     pool: &PgPool,
     wallet: &WalletId,
     sequence: i64,
@@ -186,7 +186,7 @@ async fn insert_event(
     .unwrap();
 }
 
-async fn last_sequence(pool: &PgPool, wallet: &WalletId) -> i64 {
+pub(crate) async fn last_sequence(pool: &PgPool, wallet: &WalletId) -> i64 {
     sqlx::query_scalar("SELECT max(sequence) FROM events WHERE aggregate_id = $1")
         .bind(wallet.to_string())
         .fetch_one(pool)

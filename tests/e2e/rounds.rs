@@ -258,3 +258,63 @@ async fn provider_rounds_as_aggregators_send_them_and_the_read_side_and_verify_a
     app.stop().await;
     side.teardown().await;
 }
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn verify_reports_a_bet_hand_inserted_into_a_closed_round(pool: PgPool) {
+    let app = betledger_tests::spawn_app(pool.clone()).await;
+    let wallet = app.open_wallet("p-closed", "EUR").await;
+    app.deposit(&wallet, "fund", "100").await;
+    let r = app
+        .post(
+            &format!("/v1/wallets/{wallet}/reservations"),
+            json!({"transaction_id": "b1", "amount": "10", "game_id": "g1", "round_id": "R"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = app
+        .post(
+            &format!("/v1/wallets/{wallet}/rounds/R/close"),
+            json!({"transaction_id": "c1"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, available(&r).as_str()),
+        (200, "90.00"),
+        "{:?}",
+        r.body
+    );
+    let config = VerifyConfig {
+        page_size: 7,
+        listed_max: 20,
+        progress: replay_tool::progress::ProgressMode::Quiet,
+    };
+    assert!(
+        verify(&pool, &config).await.unwrap().ok,
+        "the engine's log is clean"
+    );
+
+    // A bet in the closed round, written by hand with the balances it would leave.
+    let id: domain::WalletId = wallet.parse().unwrap();
+    let seq = crate::replay::last_sequence(&pool, &id).await + 1;
+    crate::replay::insert_event(
+        &pool,
+        &id,
+        seq,
+        json!({"FundsReserved": {"reservation_id": "late", "amount": "5.00", "game_id": "g1",
+                                 "round_id": "R", "expires_at": "2030-01-01T00:00:00Z"}}),
+        "85.00",
+        "5.00",
+    )
+    .await;
+    let report = verify(&pool, &config).await.unwrap();
+    assert!(!report.ok);
+    let found: Vec<(u64, replay_tool::fold::ViolationKind)> =
+        report.listed.iter().map(|v| (v.sequence, v.kind)).collect();
+    assert_eq!(
+        found,
+        [(seq as u64, replay_tool::fold::ViolationKind::InClosedRound)],
+        "{:#?}",
+        report.listed
+    );
+    app.stop().await;
+}
