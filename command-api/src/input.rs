@@ -1,7 +1,7 @@
 //! Parsing what callers send, for every face: ids, currencies and amounts, each refused
 //! with the contract's error before any command runs, so bad input changes nothing.
 
-use domain::{Currency, IdError, ReservationId, TransactionId, WalletId};
+use domain::{Currency, IdError, ReservationId, RoundId, TransactionId, WalletId};
 use rust_decimal::Decimal;
 
 use crate::error::ApiError;
@@ -35,10 +35,18 @@ pub fn reservation_id(value: String) -> Result<ReservationId, ApiError> {
     valid(ReservationId::new, value)
 }
 
+/// A native caller's round id: as [`transaction_id`], so a native call can never name a
+/// provider's round (`{pid}:{round}`) nor be counted as a provider's in the totals.
+pub fn round_id(value: String) -> Result<RoundId, ApiError> {
+    native(&value)?;
+    valid(RoundId::new, value)
+}
+
 fn native(id: &str) -> Result<(), ApiError> {
     if id.contains(':') {
         return Err(ApiError::InvalidRequest(
-            "transaction and reservation ids may not contain ':' (it marks a provider's ids)"
+            "transaction, reservation and round ids may not contain ':' (it marks a \
+             provider's ids)"
                 .into(),
         ));
     }

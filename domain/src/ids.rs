@@ -172,6 +172,29 @@ impl TransactionId {
     }
 }
 
+impl TransactionId {
+    /// The scope of a scoped id (`{scope}:{id}`, see [`TransactionId::scoped`]); `None`
+    /// for a native caller's id.
+    pub fn scope(&self) -> Option<&str> {
+        self.0.split_once(':').map(|(scope, _)| scope)
+    }
+}
+
+impl RoundId {
+    /// `{pid}:{id}`: a provider's round in the wallet's space, so two providers' rounds of
+    /// one player never meet (a native round id has no `:`). Checked as
+    /// [`TransactionId::scoped`].
+    pub fn scoped(provider: &str, id: &str) -> Result<Self, IdError> {
+        TransactionId::scoped(provider, id).map(|t| Self(t.0))
+    }
+
+    /// The provider whose round this is, from its scope; `None` for a native round (and
+    /// for a provider's round logged before rounds were scoped, docs/0012).
+    pub fn provider(&self) -> Option<&str> {
+        self.0.split_once(':').map(|(provider, _)| provider)
+    }
+}
+
 impl From<ReservationId> for TransactionId {
     fn from(id: ReservationId) -> Self {
         Self(id.0)

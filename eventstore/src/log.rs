@@ -189,3 +189,23 @@ pub async fn head(pool: &PgPool) -> Result<Option<LogCursor>, StoreError> {
         global_position: r.get("global_position"),
     }))
 }
+
+/// How many events of the log fall on each UTC day of `recorded_at`: what `reconcile`
+/// compares with its snapshot's count to know which days no later event has touched.
+/// One scan of the log.
+pub async fn events_per_day(
+    pool: &PgPool,
+) -> Result<std::collections::BTreeMap<chrono::NaiveDate, u64>, StoreError> {
+    let rows: Vec<(chrono::NaiveDate, i64)> = sqlx::query_as(
+        "SELECT (recorded_at AT TIME ZONE 'UTC')::date AS day, count(*) FROM events
+          WHERE aggregate_type = $1 GROUP BY 1",
+    )
+    .bind(WALLET_AGGREGATE_TYPE)
+    .fetch_all(pool)
+    .await
+    .map_err(unavailable)?;
+    Ok(rows
+        .into_iter()
+        .map(|(day, count)| (day, count.max(0) as u64))
+        .collect())
+}

@@ -129,15 +129,16 @@ pub async fn due_reservations(
         .collect()
 }
 
-/// The game of the bet that reserved `reservation_id` on `wallet_id`, from its
+/// The game and round of the bet that reserved `reservation_id` on `wallet_id`, from its
 /// `FundsReserved` event; `None` if the log never opened that reservation.
-pub async fn reservation_game(
+pub async fn reservation_origin(
     pool: &PgPool,
     wallet_id: WalletId,
     reservation_id: &ReservationId,
-) -> Result<Option<GameId>, StoreError> {
-    let game: Option<String> = sqlx::query_scalar(
-        "SELECT payload -> 'FundsReserved' ->> 'game_id' FROM events
+) -> Result<Option<(GameId, RoundId)>, StoreError> {
+    let row: Option<(Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT payload -> 'FundsReserved' ->> 'game_id', payload -> 'FundsReserved' ->> 'round_id'
+           FROM events
           WHERE aggregate_type = $1 AND aggregate_id = $2 AND event_type = 'FundsReserved'
             AND payload -> 'FundsReserved' ->> 'reservation_id' = $3
           LIMIT 1",
@@ -148,8 +149,15 @@ pub async fn reservation_game(
     .fetch_optional(pool)
     .await
     .map_err(unavailable)?;
-    game.map(|g| GameId::new(g).map_err(|e| corrupt(e.to_string())))
-        .transpose()
+    let Some((game, round)) = row else {
+        return Ok(None);
+    };
+    let missing = |what: &str| corrupt(format!("a FundsReserved without {what}"));
+    let game = GameId::try_from(game.ok_or_else(|| missing("game_id"))?)
+        .map_err(|e| corrupt(e.to_string()))?;
+    let round = RoundId::try_from(round.ok_or_else(|| missing("round_id"))?)
+        .map_err(|e| corrupt(e.to_string()))?;
+    Ok(Some((game, round)))
 }
 
 /// A round as the log knows it: its game (as its opening event named it) and whether an

@@ -9,6 +9,7 @@ use fred::types::scripts::Script;
 
 use crate::change::{Change, ReservationChange};
 use crate::keys::{Keys, Period};
+use crate::totals::{self, Origin};
 use crate::ReadModelError;
 
 /// What happened to one change.
@@ -33,10 +34,13 @@ pub enum ApplyOutcome {
 // [11] reservation JSON, [12] net win in minor units or '',
 // [13] the game id when the caller knows it or '', [14] global position,
 // [15] recorded_at, [16] a JSON array of further reservation ids to close or '',
-// [17..] leaderboard buckets.
+// [17] the totals' day (YYYY-MM-DD) or '' when the event adds nothing to them,
+// [18] 'known' when [19] is the provider ('' for a native round), '' to take it from the
+// reservation closed, [20] a JSON array of the totals' measure names and values in turn,
+// [21..] leaderboard buckets.
 // Returns {code, last sequence}: 1 applied, 0 duplicate, 2 gap, 3 unknown reservation.
-// The key names built here are those of `Generation` in keys.rs, the fields those of
-// `WalletModel` in model.rs.
+// The key names built here are those of `Generation` in keys.rs (totals fields as
+// `keys::totals_field`), the fields those of `WalletModel` in model.rs.
 const APPLY_LUA: &str = r#"
 local gen = ARGV[2]
 if gen == '' then gen = redis.call('GET', KEYS[1]) or '0' end
@@ -48,10 +52,20 @@ local seq = tonumber(ARGV[4])
 if seq <= last then return {0, last} end
 if seq ~= last + 1 then return {2, last} end
 local game = ARGV[13]
-if ARGV[12] ~= '' and game == '' then
+local provider = ARGV[19]
+local provider_known = ARGV[18] == 'known'
+local totals = ARGV[17] ~= ''
+if (ARGV[12] ~= '' and game == '')
+   or (totals and ARGV[9] == 'close' and (game == '' or not provider_known)) then
   local open = redis.call('HGET', reservations, ARGV[10])
   if not open then return {3, last} end
-  game = cjson.decode(open)['game_id']
+  local r = cjson.decode(open)
+  if game == '' then game = r['game_id'] end
+  if not provider_known then
+    -- A view written before views named their provider: the caller asks the log.
+    if r['provider'] == nil then return {3, last} end
+    if r['provider'] == cjson.null then provider = '' else provider = r['provider'] end
+  end
 end
 redis.call('HSET', wallet, 'sequence', ARGV[4], 'available', ARGV[5],
            'reserved', ARGV[6], 'currency', ARGV[7])
@@ -66,7 +80,7 @@ if ARGV[16] ~= '' then
 end
 if ARGV[12] ~= '' then
   local player = redis.call('HGET', wallet, 'player_id') or ''
-  for i = 17, #ARGV do
+  for i = 21, #ARGV do
     local board = ARGV[7] .. ':' .. ARGV[i] .. ':' .. game
     local ordered = p .. ':leaderboard:' .. board
     local exact = p .. ':leaderboard-net:' .. board
@@ -82,6 +96,12 @@ if ARGV[12] ~= '' then
     redis.call('ZINCRBY', ordered, ARGV[12], player)
   end
   redis.call('SADD', p .. ':leaderboard-currencies:' .. game, ARGV[7])
+end
+if totals then
+  local key = p .. ':totals:' .. ARGV[17]
+  local base = ARGV[7] .. '\31' .. provider .. '\31' .. game .. '\31'
+  local add = cjson.decode(ARGV[20])
+  for i = 1, #add, 2 do redis.call('HINCRBY', key, base .. add[i], add[i + 1]) end
 end
 local meta = p .. ':meta'
 local gp = tonumber(redis.call('HGET', meta, 'global_position') or '0')
@@ -137,13 +157,13 @@ impl Applier {
         &self.client
     }
 
-    /// Applies `change` if it is the wallet's next sequence. `game_id` names the game of a
-    /// settle whose reservation the read model does not hold (see
-    /// [`ApplyOutcome::UnknownReservation`]); otherwise `None`.
+    /// Applies `change` if it is the wallet's next sequence. `found` is the game and
+    /// provider of a settle whose reservation the read model does not hold (see
+    /// [`ApplyOutcome::UnknownReservation`]), from the log; otherwise `None`.
     pub async fn apply(
         &self,
         change: &Change,
-        game_id: Option<&str>,
+        found: Option<&Origin>,
     ) -> Result<ApplyOutcome, ReadModelError> {
         let keys = vec![self.keys.generation_pointer()];
         let (op, reservation_id, reservation_json) = match &change.reservation {
@@ -175,10 +195,11 @@ impl Applier {
                 .net_win_minor
                 .map(|n| n.to_string())
                 .unwrap_or_default(),
-            game_id
-                .or(change.game_id.as_ref().map(|g| g.as_str()))
-                .unwrap_or_default()
-                .to_string(),
+            found
+                .and_then(|f| f.game_id.as_ref())
+                .or(change.game_id.as_ref())
+                .map(|g| g.to_string())
+                .unwrap_or_default(),
             change.global_position.to_string(),
             change.recorded_at.to_rfc3339(),
             if change.closed_also.is_empty() {
@@ -187,6 +208,27 @@ impl Applier {
                 serde_json::to_string(&change.closed_also).expect("a list of ids")
             },
         ];
+        let provider = found
+            .map(|f| &f.provider)
+            .or(change.totals.provider.as_ref());
+        if change.totals.is_empty() {
+            args.extend([String::new(), String::new(), String::new(), String::new()]);
+        } else {
+            let add: Vec<String> = change
+                .totals
+                .add
+                .iter()
+                .flat_map(|(measure, value)| [measure.as_str().to_string(), value.to_string()])
+                .collect();
+            args.extend([
+                totals::day_of(change.recorded_at)
+                    .format("%Y-%m-%d")
+                    .to_string(),
+                if provider.is_some() { "known" } else { "" }.to_string(),
+                provider.cloned().flatten().unwrap_or_default(),
+                serde_json::to_string(&add).expect("a list of strings"),
+            ]);
+        }
         args.extend(Period::ALL.iter().map(|p| p.bucket(change.recorded_at)));
         let (code, last): (i64, i64) = self
             .script

@@ -13,6 +13,7 @@ use eventstore::log::LoggedEvent;
 use eventstore::payload::DecodeError;
 
 use crate::model::{to_minor, ReservationView};
+use crate::totals::{self, Contribution};
 
 /// What happens to the wallet's open reservations.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +46,9 @@ pub struct Change {
     /// The game of that net win, when the event names it; else the read model takes it
     /// from the reservation closed.
     pub game_id: Option<GameId>,
+    /// What the event adds to the day's totals ([`crate::totals`]), counted at the UTC
+    /// day of `recorded_at`.
+    pub totals: Contribution,
 }
 
 /// A logged event that the read models cannot take: a poison message, or a log that needs
@@ -63,6 +67,37 @@ pub enum ChangeError {
         sequence: u64,
         problem: String,
     },
+}
+
+/// The reservations `event` closes, the one it names first: a settle's, refund's or
+/// expiry's, a first win's, then the bets a round's close lost. A bet-win's bet is never
+/// open. The read models take a settle's game (and provider) from the first.
+pub fn closed_by(event: &WalletEvent) -> Vec<ReservationId> {
+    let mut closed: Vec<ReservationId> = event
+        .lost()
+        .iter()
+        .map(|l| l.reservation_id.clone())
+        .collect();
+    match event {
+        WalletEvent::ReservationSettled { reservation_id, .. }
+        | WalletEvent::ReservationRefunded { reservation_id, .. }
+        | WalletEvent::ReservationExpired { reservation_id, .. }
+        | WalletEvent::WinCredited {
+            reservation_id: Some(reservation_id),
+            settled_stake: Some(_),
+            ..
+        } => closed.insert(0, reservation_id.clone()),
+        WalletEvent::WalletOpened { .. }
+        | WalletEvent::FundsDeposited { .. }
+        | WalletEvent::FundsWithdrawn { .. }
+        | WalletEvent::FundsReserved { .. }
+        | WalletEvent::ReservationVoided { .. }
+        | WalletEvent::WinCredited { .. }
+        | WalletEvent::RoundClosed { .. }
+        | WalletEvent::BetSettled { .. }
+        | WalletEvent::FundsAdjusted { .. } => {}
+    }
+    closed
 }
 
 impl Change {
@@ -93,6 +128,12 @@ impl Change {
             closed_also: Vec::new(),
             net_win_minor: None,
             game_id: payload.game_id().cloned(),
+            totals: totals::contributions(
+                &payload,
+                balance.currency,
+                event.metadata.get(idempotency::KEY_ROUND_OPENED).is_some(),
+            )
+            .map_err(malformed)?,
         };
         if let Some(net) = payload.net_win() {
             change.net_win_minor = Some(
@@ -100,37 +141,15 @@ impl Change {
                     .ok_or_else(|| malformed(format!("net win {net} out of range")))?,
             );
         }
-        let mut closed: Vec<ReservationId> = payload
-            .lost()
-            .iter()
-            .map(|l| l.reservation_id.clone())
-            .collect();
-        match payload {
-            WalletEvent::WalletOpened { player_id, .. } => change.player_id = Some(player_id),
-            reserved @ WalletEvent::FundsReserved { .. } => {
-                let (id, reservation) = reserved
-                    .into_opened_reservation()
-                    .expect("a FundsReserved opens a reservation");
-                change.reservation =
-                    ReservationChange::Open(ReservationView::of(&id, &reservation));
-            }
-            WalletEvent::ReservationSettled { reservation_id, .. }
-            | WalletEvent::ReservationRefunded { reservation_id, .. }
-            | WalletEvent::ReservationExpired { reservation_id, .. }
-            | WalletEvent::WinCredited {
-                reservation_id: Some(reservation_id),
-                settled_stake: Some(_),
-                ..
-            } => closed.insert(0, reservation_id),
-            // The rest move money (or void an id) and open nothing; a bet-win's bet is
-            // never open.
-            WalletEvent::FundsDeposited { .. }
-            | WalletEvent::FundsWithdrawn { .. }
-            | WalletEvent::ReservationVoided { .. }
-            | WalletEvent::WinCredited { .. }
-            | WalletEvent::RoundClosed { .. }
-            | WalletEvent::BetSettled { .. }
-            | WalletEvent::FundsAdjusted { .. } => {}
+        let closed = closed_by(&payload);
+        if let WalletEvent::WalletOpened { player_id, .. } = &payload {
+            change.player_id = Some(player_id.clone());
+        }
+        if let reserved @ WalletEvent::FundsReserved { .. } = payload {
+            let (id, reservation) = reserved
+                .into_opened_reservation()
+                .expect("a FundsReserved opens a reservation");
+            change.reservation = ReservationChange::Open(ReservationView::of(&id, &reservation));
         }
         // A win in a round whose game nobody named (a round opened by a bet-less win
         // without `game_id`) is on no board: there is neither a game nor a bet to look it

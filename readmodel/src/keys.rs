@@ -20,6 +20,10 @@
 //!   units as an exact integer (HINCRBY, 64 bits): what a board shows. The sorted set above
 //!   only orders the players; its f64 scores are not exact past 2^53 minor units.
 //! - `{G}:leaderboard-currencies:{game}`: set of currencies with a board for the game.
+//! - `{G}:totals:{YYYY-MM-DD}`: hash of the UTC day's totals ([`crate::totals`]): field
+//!   `{CUR}␟{provider}␟{game}␟{measure}` (␟ is U+001F, which no id may hold; an empty
+//!   provider is a native round's, an empty game none named) -> an integer (minor units
+//!   for money, HINCRBY). Encoded and decoded by [`totals_field`] and [`parse_totals_field`].
 //! - `{G}:meta`: hash with the highest log position applied (`global_position`,
 //!   `recorded_at`): how fresh the leaderboards are.
 //!
@@ -28,8 +32,10 @@
 //! generation pointer themselves; that needs one Redis primary (or Sentinel), not Redis
 //! Cluster.
 
-use chrono::{DateTime, Datelike, Utc};
-use domain::Currency;
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use domain::{Currency, GameId};
+
+use crate::totals::{Measure, Origin};
 
 /// The deployment's keys: the generation pointer and counter, and each generation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,9 +151,59 @@ impl Generation {
         format!("{}{game_id}", self.leaderboard_currencies_prefix())
     }
 
+    /// The start of every totals key; the apply script appends the day.
+    pub fn totals_prefix(&self) -> String {
+        format!("{}:totals:", self.prefix)
+    }
+
+    /// The totals of UTC day `day`.
+    pub fn totals(&self, day: NaiveDate) -> String {
+        format!("{}{}", self.totals_prefix(), day.format("%Y-%m-%d"))
+    }
+
     pub fn meta(&self) -> String {
         format!("{}:meta", self.prefix)
     }
+}
+
+/// What separates the parts of a totals field (U+001F, a control character: no id holds
+/// one). The apply script writes it as `'\31'`.
+pub const TOTALS_SEPARATOR: char = '\u{1f}';
+
+/// The totals field of `measure` in `currency` for `origin`.
+pub fn totals_field(currency: Currency, origin: &Origin, measure: Measure) -> String {
+    let sep = TOTALS_SEPARATOR;
+    format!(
+        "{}{sep}{}{sep}{}{sep}{}",
+        currency.code(),
+        origin.provider.as_deref().unwrap_or_default(),
+        origin
+            .game_id
+            .as_ref()
+            .map(|g| g.as_str())
+            .unwrap_or_default(),
+        measure.as_str()
+    )
+}
+
+/// The currency, origin and measure of a totals field; `None` if it is not one.
+pub fn parse_totals_field(field: &str) -> Option<(Currency, Origin, Measure)> {
+    let mut parts = field.split(TOTALS_SEPARATOR);
+    let currency = parts.next()?.parse().ok()?;
+    let provider = parts.next()?;
+    let game = parts.next()?;
+    let measure = Measure::parse(parts.next()?)?;
+    if parts.next().is_some() {
+        return None;
+    }
+    let origin = Origin {
+        provider: (!provider.is_empty()).then(|| provider.to_string()),
+        game_id: match game {
+            "" => None,
+            g => Some(GameId::try_from(g.to_string()).ok()?),
+        },
+    };
+    Some((currency, origin, measure))
 }
 
 /// A leaderboard's time window.
@@ -209,6 +265,33 @@ mod tests {
         assert_eq!(
             g.leaderboard(Currency::Eur, "all", "g:1"),
             "t1:g3:leaderboard:EUR:all:g:1"
+        );
+        assert_eq!(g.totals(at.date_naive()), "t1:g3:totals:2027-01-01");
+    }
+
+    #[test]
+    fn totals_fields_round_trip_with_and_without_provider_and_game() {
+        for origin in [
+            Origin::default(),
+            Origin {
+                provider: Some("p1".into()),
+                game_id: Some(GameId::new("game:with:colons").unwrap()),
+            },
+            Origin {
+                provider: None,
+                game_id: Some(GameId::new("g").unwrap()),
+            },
+        ] {
+            let field = totals_field(Currency::Btc, &origin, Measure::PromoWins);
+            assert_eq!(
+                parse_totals_field(&field),
+                Some((Currency::Btc, origin.clone(), Measure::PromoWins))
+            );
+        }
+        assert_eq!(parse_totals_field("EUR\u{1f}p\u{1f}g"), None);
+        assert_eq!(
+            parse_totals_field("EUR\u{1f}p\u{1f}g\u{1f}stakes\u{1f}x"),
+            None
         );
     }
 }

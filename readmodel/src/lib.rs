@@ -14,6 +14,8 @@
 //! - [`project`]: one logged event into the read models, gaps filled from the log: what
 //!   the workers and a rebuild's catch-up both call.
 //! - [`write`]: the writes of whole read models: a rebuild's pipelines and a repair.
+//! - [`totals`]: the per day, currency, provider and game totals: what each event adds,
+//!   and the rows the API shows.
 //! - [`query`]: the reads the API, reconcile and the tests make.
 //! - [`connect`]: a client that reconnects on its own and never waits forever.
 //!
@@ -27,6 +29,7 @@ pub mod keys;
 pub mod model;
 pub mod project;
 pub mod query;
+pub mod totals;
 pub mod write;
 
 pub use apply::{Applier, ApplyOutcome};

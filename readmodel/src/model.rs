@@ -30,6 +30,11 @@ pub struct ReservationView {
     pub game_id: GameId,
     pub round_id: RoundId,
     pub expires_at: DateTime<Utc>,
+    /// The provider of its round ([`RoundId::provider`]), for the totals of the settle
+    /// that closes it; written as `null` for a native round. A view written before this
+    /// field existed has no such key, and the apply script then asks the log.
+    #[serde(default)]
+    pub provider: Option<String>,
 }
 
 /// A wallet as its read model holds it.
@@ -120,6 +125,7 @@ impl ReservationView {
             game_id: reservation.game_id.clone(),
             round_id: reservation.round_id.clone(),
             expires_at: reservation.expires_at,
+            provider: reservation.round_id.provider().map(str::to_string),
         }
     }
 
@@ -180,6 +186,7 @@ mod tests {
                 game_id: GameId::new("g").unwrap(),
                 round_id: RoundId::new("r").unwrap(),
                 expires_at: Utc::now(),
+                provider: None,
             }],
         };
         let fields: HashMap<String, String> = model

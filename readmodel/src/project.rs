@@ -11,6 +11,7 @@ use sqlx::PgPool;
 
 use crate::apply::{Applier, ApplyOutcome};
 use crate::change::{Change, ReservationChange};
+use crate::totals::Origin;
 use crate::ReadModelError;
 
 /// Why an event was not projected.
@@ -86,8 +87,8 @@ async fn apply_change(
 ) -> Result<ApplyOutcome, ProjectError> {
     match applier.apply(change, None).await? {
         ApplyOutcome::UnknownReservation => {
-            let game = game_of_reservation(pool, change).await?;
-            match applier.apply(change, Some(game.as_str())).await? {
+            let origin = origin_of_reservation(pool, change).await?;
+            match applier.apply(change, Some(&origin)).await? {
                 ApplyOutcome::UnknownReservation => Err(ProjectError::Poison(
                     "apply refused a settle with its game given".into(),
                 )),
@@ -135,17 +136,15 @@ async fn fill_gap(
     Ok(filled)
 }
 
-/// The game of the reservation a settle closes, from the reserve event in the log.
-async fn game_of_reservation(
-    pool: &PgPool,
-    change: &Change,
-) -> Result<domain::GameId, ProjectError> {
+/// The game and provider of the reservation a settle closes, from the reserve event in
+/// the log.
+async fn origin_of_reservation(pool: &PgPool, change: &Change) -> Result<Origin, ProjectError> {
     let ReservationChange::Close { reservation_id } = &change.reservation else {
         return Err(ProjectError::Poison(
             "a settle that closes no reservation".into(),
         ));
     };
-    payload::reservation_game(pool, change.wallet_id, reservation_id)
+    let (game, round) = payload::reservation_origin(pool, change.wallet_id, reservation_id)
         .await?
         .ok_or_else(|| {
             ProjectError::Poison(format!(
@@ -153,5 +152,6 @@ async fn game_of_reservation(
                 change.wallet_id,
                 reservation_id.as_str()
             ))
-        })
+        })?;
+    Ok(Origin::of_bet(&game, &round))
 }

@@ -8,8 +8,9 @@ use fred::prelude::*;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use crate::keys::{Generation, Keys, Period};
+use crate::keys::{parse_totals_field, Generation, Keys, Period};
 use crate::model::{from_minor, WalletModel};
+use crate::totals::{Folded, Slot, TotalsRow};
 use crate::ReadModelError;
 use fred::types::scripts::Script;
 
@@ -149,6 +150,52 @@ pub async fn leaderboard(
             })
         })
         .collect()
+}
+
+/// The totals of UTC day `day` in `generation`, slot by slot, as stored. A field that is
+/// not a totals field, or a value that is not an integer, is corruption.
+pub async fn totals_of_day(
+    client: &Client,
+    generation: &Generation,
+    day: chrono::NaiveDate,
+) -> Result<Folded, ReadModelError> {
+    let fields: HashMap<String, String> = client.hgetall(generation.totals(day)).await?;
+    let mut totals = Folded::new();
+    for (field, value) in fields {
+        let corrupt =
+            || ReadModelError::Corrupt(format!("totals of {day}: field {field:?} = {value:?}"));
+        let (currency, origin, measure) = parse_totals_field(&field).ok_or_else(corrupt)?;
+        let value: i64 = value.parse().map_err(|_| corrupt())?;
+        totals
+            .entry(Slot {
+                day,
+                currency,
+                origin,
+            })
+            .or_default()
+            .insert(measure, value);
+    }
+    Ok(totals)
+}
+
+/// The totals rows of the days `from` to `to` (inclusive) in `generation`, in day,
+/// currency, provider and game order, keeping those `keep` accepts.
+pub async fn totals(
+    client: &Client,
+    generation: &Generation,
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+    keep: impl Fn(&Slot) -> bool,
+) -> Result<Vec<TotalsRow>, ReadModelError> {
+    let mut rows = Vec::new();
+    for day in from.iter_days().take_while(|d| *d <= to) {
+        for (slot, figures) in totals_of_day(client, generation, day).await? {
+            if keep(&slot) {
+                rows.push(TotalsRow::of(&slot, &figures));
+            }
+        }
+    }
+    Ok(rows)
 }
 
 /// The newest event applied to the read models.

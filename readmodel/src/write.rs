@@ -1,20 +1,22 @@
 //! The writes of whole read models, beside the live apply ([`crate::apply`]): a rebuild
 //! takes a new generation ([`new_generation`]), fills it with pipelines ([`put_wallets`],
-//! [`put_leaderboards`], [`put_freshness`]) and switches readers to it
+//! [`put_leaderboards`], [`put_totals`], [`put_freshness`]) and switches readers to it
 //! ([`switch_generation`], [`end_grace`]); `reconcile --repair` rewrites or deletes one
-//! wallet's read model if nobody moved it meanwhile ([`repair`]). With the apply script
+//! wallet's read model if nobody moved it meanwhile ([`repair`]), and a day's totals
+//! ([`replace_totals_of_day`]). With the apply script
 //! and `query::delete_generation`, these are every write of the layout in
 //! [`crate::keys`]; the wallet's fields come from [`crate::model::WalletModel`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use domain::{Currency, GameId, PlayerId};
 use fred::prelude::*;
 use fred::types::scripts::Script;
 
-use crate::keys::{Generation, Keys};
+use crate::keys::{totals_field, Generation, Keys};
 use crate::model::WalletModel;
+use crate::totals::Folded;
 use crate::ReadModelError;
 
 /// Most sorted-set members or set members sent in one command.
@@ -93,6 +95,61 @@ pub async fn put_leaderboards(
             .await?;
     }
     Ok(scores.len())
+}
+
+/// Writes folded `totals` into `generation`, replacing the figures of every slot they
+/// hold (one pipeline per day). Returns how many slots were written.
+pub async fn put_totals(
+    client: &Client,
+    generation: &Generation,
+    totals: &Folded,
+) -> Result<usize, ReadModelError> {
+    let mut by_day: BTreeMap<chrono::NaiveDate, Vec<(String, String)>> = BTreeMap::new();
+    for (slot, figures) in totals {
+        let fields = by_day.entry(slot.day).or_default();
+        for (measure, value) in figures {
+            fields.push((
+                totals_field(slot.currency, &slot.origin, *measure),
+                value.to_string(),
+            ));
+        }
+    }
+    for (day, fields) in by_day {
+        for chunk in fields.chunks(MEMBERS_PER_COMMAND_MAX) {
+            let _: () = client.hset(generation.totals(day), chunk.to_vec()).await?;
+        }
+    }
+    Ok(totals.len())
+}
+
+/// Replaces the totals of UTC day `day` in `generation` with `totals` (its slots of that
+/// day), at once: `reconcile --repair`.
+pub async fn replace_totals_of_day(
+    client: &Client,
+    generation: &Generation,
+    day: chrono::NaiveDate,
+    totals: &Folded,
+) -> Result<(), ReadModelError> {
+    let fields: Vec<(String, String)> = totals
+        .iter()
+        .filter(|(slot, _)| slot.day == day)
+        .flat_map(|(slot, figures)| {
+            figures.iter().map(|(measure, value)| {
+                (
+                    totals_field(slot.currency, &slot.origin, *measure),
+                    value.to_string(),
+                )
+            })
+        })
+        .collect();
+    let key = generation.totals(day);
+    let transaction = client.multi();
+    let _: () = transaction.del(key.as_str()).await?;
+    if !fields.is_empty() {
+        let _: () = transaction.hset(key.as_str(), fields).await?;
+    }
+    let _: Vec<Value> = transaction.exec(true).await?;
+    Ok(())
 }
 
 /// Records the newest log position applied to `generation`: how fresh its leaderboards

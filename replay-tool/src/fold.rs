@@ -32,6 +32,8 @@ use domain::{
     Balance, Currency, GameId, PlayerId, ReservationState, Wallet, WalletEvent, WalletId,
 };
 use eventstore::log::LoggedEvent;
+use readmodel::change::closed_by;
+use readmodel::totals::{self, Contribution, Slot};
 use readmodel::{ReservationView, WalletModel};
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -148,6 +150,8 @@ pub struct Step {
     pub applied: bool,
     /// Set for an applied settle.
     pub settled: Option<Settled>,
+    /// What an applied event adds to the totals read model, and where.
+    pub totals: Option<(Slot, Contribution)>,
 }
 
 /// One wallet's fold so far.
@@ -280,6 +284,31 @@ impl WalletFold {
             ));
             self.broken = true;
             return step;
+        }
+        let opened_round = event
+            .metadata
+            .get(eventstore::idempotency::KEY_ROUND_OPENED)
+            .is_some();
+        match totals::contributions(&payload, deltas.currency, opened_round) {
+            Ok(contribution) if contribution.is_empty() => {}
+            Ok(contribution) => {
+                let bet = closed_by(&payload)
+                    .first()
+                    .and_then(|id| self.wallet.reservation(id))
+                    .map(|r| (&r.game_id, &r.round_id));
+                let slot = Slot {
+                    day: totals::day_of(event.recorded_at),
+                    currency: deltas.currency,
+                    origin: totals::origin(&payload, &contribution, bet),
+                };
+                step.totals = Some((slot, contribution));
+            }
+            Err(problem) => {
+                step.violations
+                    .push(violation(ViolationKind::BadAmount, problem));
+                self.broken = true;
+                return step;
+            }
         }
         let net_win = payload.net_win();
         step.settled = match (deltas.game.clone().zip(net_win), self.wallet.player_id()) {

@@ -7,8 +7,8 @@
 //!    (the domain's own `Wallet::apply`), keeping only each wallet's open reservations so
 //!    that memory grows with wallets, not history. A log that breaks an invariant stops
 //!    the rebuild before anything is switched: run `verify` for the list.
-//! 3. Balances, open reservations, leaderboards and the freshness mark are written into
-//!    the new generation with pipelining; readers still read the old one.
+//! 3. Balances, open reservations, leaderboards, the totals and the freshness mark are
+//!    written into the new generation with pipelining; readers still read the old one.
 //! 4. Events readable since the scan began (committed below the log's horizon, the
 //!    oldest transaction still running) are checked with the same folds and applied to
 //!    the new generation with the projection workers' own apply (sequence-fenced). A
@@ -81,6 +81,8 @@ pub struct RebuildReport {
     pub wallets: u64,
     pub open_reservations: u64,
     pub leaderboards: u64,
+    /// Rows (day, currency, provider, game) of the totals read model written.
+    pub totals_slots: u64,
     /// Events applied after the scan, before and after the switch.
     pub caught_up_before_switch: u64,
     pub caught_up_after_switch: u64,
@@ -123,6 +125,7 @@ pub async fn rebuild(
     let mut progress = Progress::new(config.progress, "rebuild: fold", "events", scan.total());
     let mut wallets: HashMap<WalletId, WalletFold> = HashMap::new();
     let mut boards: Boards = HashMap::new();
+    let mut totals = readmodel::totals::Folded::new();
     let mut newest: Option<(i64, chrono::DateTime<chrono::Utc>)> = None;
     loop {
         let page = scan.next_page().await?;
@@ -161,6 +164,9 @@ pub async fn rebuild(
                         .or_default() += net;
                 }
             }
+            if let Some((slot, contribution)) = &step.totals {
+                readmodel::totals::add(&mut totals, slot.clone(), contribution);
+            }
             if newest.is_none_or(|(gp, _)| event.global_position > gp) {
                 newest = Some((event.global_position, event.recorded_at));
             }
@@ -192,6 +198,7 @@ pub async fn rebuild(
     }
     progress.finish();
     let leaderboards = write::put_leaderboards(redis, &target, &boards).await? as u64;
+    let totals_slots = write::put_totals(redis, &target, &totals).await? as u64;
     if let Some((gp, at)) = newest {
         write::put_freshness(redis, &target, gp, at).await?;
     }
@@ -199,6 +206,7 @@ pub async fn rebuild(
     let wallet_count = wallets.len() as u64;
     drop(folds);
     drop(boards);
+    drop(totals);
 
     // 4. Catch up with what became readable meanwhile, checked like the scan.
     let applier = Applier::for_generation(redis.clone(), keys.clone(), generation);
@@ -248,6 +256,7 @@ pub async fn rebuild(
         wallets: wallet_count,
         open_reservations,
         leaderboards,
+        totals_slots,
         caught_up_before_switch: before_switch.applied,
         caught_up_after_switch: after_switch.applied,
         switch_position,

@@ -23,10 +23,12 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use chrono::NaiveDate;
 use domain::{ReservationId, WalletId};
 use eventstore::log;
 use eventstore::snapshots;
 use fred::prelude::*;
+use readmodel::totals::{Folded, Measure, Slot, TotalsRow};
 use readmodel::write;
 use readmodel::{Generation, Keys, ReservationView, WalletModel};
 use serde::Serialize;
@@ -70,8 +72,9 @@ impl Default for ReconcileConfig {
 pub struct Difference {
     pub wallet_id: String,
     /// `wallet` (the read model is missing or extra), `sequence`, `available`,
-    /// `reserved`, `currency`, `player_id`, `open_reservations`, `snapshot`, or
-    /// `log_invariant` (the log itself is wrong: run `verify`).
+    /// `reserved`, `currency`, `player_id`, `open_reservations`, `snapshot`,
+    /// `log_invariant` (the log itself is wrong: run `verify`), or `totals` (one row of
+    /// the totals read model; `wallet_id` is then empty).
     pub field: String,
     pub log_value: Json,
     pub read_model_value: Json,
@@ -93,6 +96,15 @@ pub struct ReconcileSummary {
     /// Wallets whose read model was rewritten (or, if extra, deleted).
     pub wallets_repaired: u64,
     pub snapshots_deleted: u64,
+    /// UTC days whose totals were compared with the fold (those no event after the
+    /// snapshot falls on).
+    pub totals_days_checked: u64,
+    /// Days not compared: events were appended to them after the snapshot (today, under
+    /// traffic), so the read model is rightly ahead of the fold. A nightly run checks
+    /// the day before.
+    pub totals_days_skipped: Vec<NaiveDate>,
+    /// Days whose totals were rewritten from the log (`--repair`).
+    pub totals_days_repaired: u64,
     pub rechecked: u64,
     pub report: String,
     pub seconds: f64,
@@ -142,6 +154,9 @@ impl Report {
         write!(self.out, "{sep}{line}").map_err(|e| self.io(e))?;
         self.written += 1;
         *self.by_field.entry(difference.field.clone()).or_default() += 1;
+        if difference.field == TOTALS_FIELD {
+            return Ok(());
+        }
         // One entry per differing wallet: memory grows with what is wrong, not the log.
         self.wallets.insert(difference.wallet_id.clone());
         if difference.repaired && difference.field != "snapshot" {
@@ -180,11 +195,22 @@ pub async fn reconcile(
     let mut snapshots_deleted = 0;
     let mut rechecked = 0;
     let mut batch: Vec<FoldedWallet> = Vec::with_capacity(config.batch_wallets);
+    let mut totals = Folded::new();
+    let mut days_folded: BTreeMap<NaiveDate, u64> = BTreeMap::new();
     loop {
         let next = stream.next_wallet().await?;
         let end = next.is_none();
-        if let Some(wallet) = next {
+        if let Some(mut wallet) = next {
             wallets_in_log += 1;
+            for (day, n) in std::mem::take(&mut wallet.days) {
+                *days_folded.entry(day).or_default() += n;
+            }
+            for (slot, figures) in std::mem::take(&mut wallet.totals) {
+                let sums = totals.entry(slot).or_default();
+                for (measure, value) in figures {
+                    *sums.entry(measure).or_default() += value;
+                }
+            }
             batch.push(wallet);
         }
         if batch.len() >= config.batch_wallets.max(1) || (end && !batch.is_empty()) {
@@ -203,6 +229,9 @@ pub async fn reconcile(
     progress.finish();
     let events = stream.read();
     let read_models_scanned = ctx.find_extra(&mut report).await?;
+    let totals_check = ctx
+        .check_totals(&totals, &days_folded, config.settle, &mut report)
+        .await?;
     let in_use = readmodel::query::current(redis, keys).await?;
     if in_use != generation {
         return Err(ReplayError::Invalid(format!(
@@ -224,6 +253,9 @@ pub async fn reconcile(
         differences_by_field: report.by_field.clone(),
         wallets_differing: report.wallets.len() as u64,
         wallets_repaired: report.wallets_repaired.len() as u64,
+        totals_days_checked: totals_check.checked,
+        totals_days_skipped: totals_check.skipped,
+        totals_days_repaired: totals_check.repaired,
         snapshots_deleted,
         rechecked,
         report: config.report.display().to_string(),
@@ -233,6 +265,16 @@ pub async fn reconcile(
     };
     report.finish(&summary)?;
     Ok(summary)
+}
+
+/// The field of a [`Difference`] in the totals read model.
+const TOTALS_FIELD: &str = "totals";
+
+#[derive(Default)]
+struct TotalsCheck {
+    checked: u64,
+    skipped: Vec<NaiveDate>,
+    repaired: u64,
 }
 
 #[derive(Default)]
@@ -313,6 +355,79 @@ impl Ctx<'_> {
             }
         }
         Ok(outcome)
+    }
+
+    /// Compares the totals read model with `folded`, the totals of the snapshot's events,
+    /// day by day. A day that events were appended to after the snapshot (`days_folded`
+    /// counts the snapshot's, the log is counted again now) is skipped. A day that
+    /// differs is read again after `settle` (the workers may be behind); what still
+    /// differs is reported, and with `--repair` the day is rewritten from the fold, but
+    /// only if every wallet read model now equals the log, so no worker can still add an
+    /// event of that day on top.
+    async fn check_totals(
+        &self,
+        folded: &Folded,
+        days_folded: &BTreeMap<NaiveDate, u64>,
+        settle: Duration,
+        report: &mut Report,
+    ) -> Result<TotalsCheck, ReplayError> {
+        let mut check = TotalsCheck::default();
+        let days_now = log::events_per_day(self.pool).await?;
+        let mut days: std::collections::BTreeSet<NaiveDate> =
+            days_folded.keys().chain(days_now.keys()).copied().collect();
+        let prefix = self.generation.totals_prefix();
+        for key in readmodel::query::scan_keys(self.redis, &format!("{prefix}*")).await? {
+            let day = key
+                .strip_prefix(&prefix)
+                .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                .ok_or_else(|| ReplayError::Log(format!("a totals key {key:?} names no day")))?;
+            days.insert(day);
+        }
+        let wallets_clean = report.wallets.len() == report.wallets_repaired.len();
+        for day in days {
+            if days_folded.get(&day) != days_now.get(&day) {
+                check.skipped.push(day);
+                continue;
+            }
+            check.checked += 1;
+            let want: Folded = folded
+                .iter()
+                .filter(|(slot, _)| slot.day == day)
+                .map(|(slot, figures)| (slot.clone(), figures.clone()))
+                .collect();
+            let mut have =
+                readmodel::query::totals_of_day(self.redis, self.generation, day).await?;
+            if without_zeros(&have) != without_zeros(&want) {
+                tokio::time::sleep(settle).await;
+                have = readmodel::query::totals_of_day(self.redis, self.generation, day).await?;
+            }
+            if without_zeros(&have) == without_zeros(&want) {
+                continue;
+            }
+            let repaired = self.repair && wallets_clean;
+            if repaired {
+                write::replace_totals_of_day(self.redis, self.generation, day, &want).await?;
+                check.repaired += 1;
+            }
+            let slots: std::collections::BTreeSet<&Slot> = want.keys().chain(have.keys()).collect();
+            for slot in slots {
+                let (w, h) = (want.get(slot), have.get(slot));
+                if w.map(nonzero) == h.map(nonzero) {
+                    continue;
+                }
+                let row = |figures: Option<&BTreeMap<Measure, i64>>| {
+                    figures.map_or(Json::Null, |f| json!(TotalsRow::of(slot, f)))
+                };
+                report.add(&Difference {
+                    wallet_id: String::new(),
+                    field: TOTALS_FIELD.into(),
+                    log_value: row(w),
+                    read_model_value: row(h),
+                    repaired,
+                })?;
+            }
+        }
+        Ok(check)
     }
 
     /// Checks one wallet again against a fresh fold and a fresh read, reports what still
@@ -434,6 +549,24 @@ impl Ctx<'_> {
 }
 
 /// The wallet folded from its events in the log, up to `until` (all of them if `None`).
+/// A slot's figures without those that are zero (an adjustment up and one down leave a
+/// zero field in Redis, and nothing in a fold that sums first).
+fn nonzero(figures: &BTreeMap<Measure, i64>) -> BTreeMap<Measure, i64> {
+    figures
+        .iter()
+        .filter(|(_, v)| **v != 0)
+        .map(|(m, v)| (*m, *v))
+        .collect()
+}
+
+fn without_zeros(totals: &Folded) -> BTreeMap<&Slot, BTreeMap<Measure, i64>> {
+    totals
+        .iter()
+        .map(|(slot, figures)| (slot, nonzero(figures)))
+        .filter(|(_, figures)| !figures.is_empty())
+        .collect()
+}
+
 async fn fold_from_log(
     pool: &PgPool,
     wallet_id: WalletId,

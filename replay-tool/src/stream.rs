@@ -1,9 +1,11 @@
 //! The log wallet by wallet: each wallet's events folded in sequence order, one wallet in
 //! memory at a time, from one consistent snapshot of the log.
 
+use chrono::NaiveDate;
 use domain::WalletId;
 use eventstore::log::LoggedEvent;
 use eventstore::scan::{LogScan, ScanOrder};
+use readmodel::totals::{self, Folded};
 use sqlx::PgPool;
 
 use std::collections::BTreeMap;
@@ -26,6 +28,10 @@ pub struct FoldedWallet {
     pub events: u64,
     /// Events not checked because an earlier one could not be applied.
     pub unchecked: u64,
+    /// What the wallet's applied events add to the totals read model.
+    pub totals: Folded,
+    /// The wallet's events per UTC day, checked or not.
+    pub days: BTreeMap<NaiveDate, u64>,
 }
 
 impl FoldedWallet {
@@ -37,17 +43,26 @@ impl FoldedWallet {
             violation_kinds: BTreeMap::new(),
             events: 0,
             unchecked: 0,
+            totals: Folded::new(),
+            days: BTreeMap::new(),
         }
     }
 
     /// Folds one more event of this wallet.
     pub fn push(&mut self, event: &LoggedEvent) {
         self.events += 1;
+        *self
+            .days
+            .entry(totals::day_of(event.recorded_at))
+            .or_default() += 1;
         if self.fold.is_broken() {
             self.unchecked += 1;
             return;
         }
         let step = self.fold.apply(event);
+        if let Some((slot, contribution)) = &step.totals {
+            totals::add(&mut self.totals, slot.clone(), contribution);
+        }
         for violation in step.violations {
             self.note(violation);
         }

@@ -204,6 +204,41 @@ async fn native_and_provider_transaction_ids_never_meet(pool: PgPool) {
             .await;
         assert_eq!(r.status, 400, "{call}: {:?}", r.body);
     }
+    // Nor a provider's round: a native bet, win, close or adjustment in `{A}:r1`.
+    let round = format!("{A}:r1");
+    for (path, body) in [
+        (
+            format!("/v1/wallets/{wallet}/reservations"),
+            json!({"transaction_id": "nr1", "amount": "1.00", "game_id": "g1",
+                   "round_id": round}),
+        ),
+        (
+            format!("/v1/wallets/{wallet}/rounds/{round}/wins"),
+            json!({"transaction_id": "nr2", "amount": "1.00", "kind": "promo"}),
+        ),
+        (
+            format!("/v1/wallets/{wallet}/rounds/{round}/close"),
+            json!({"transaction_id": "nr3"}),
+        ),
+        (
+            format!("/v1/wallets/{wallet}/bet-wins"),
+            json!({"transaction_id": "nr4", "game_id": "g1", "round_id": round,
+                   "amount": "1.00", "payout": "2.00"}),
+        ),
+        (
+            format!("/v1/wallets/{wallet}/adjustments"),
+            json!({"transaction_id": "nr5", "amount": "1.00", "reason": "x",
+                   "round_id": round}),
+        ),
+    ] {
+        let r = app.post(&path, body).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (400, "INVALID_REQUEST"),
+            "{path}: {:?}",
+            r.body
+        );
+    }
     assert_eq!(app.event_count().await, events, "nothing was written");
     // The provider's own traffic is untouched: a win for nat-x finds no bet of its own.
     let win = json!({"player_id": "spaces", "currency": "EUR", "transaction_id": "w-nat",
@@ -549,6 +584,10 @@ async fn board_applier(tag: &str) -> (fred::clients::Client, Keys, Applier) {
 #[tokio::test]
 async fn a_leaderboard_shows_exact_net_wins() {
     let (redis, keys, applier) = board_applier("exact-board").await;
+    let g1 = readmodel::totals::Origin::of_bet(
+        &domain::GameId::new("g1").unwrap(),
+        &domain::RoundId::new("r").unwrap(),
+    );
     let player = PlayerId::new("whale").unwrap();
     let wallet = WalletId::for_player(&player, Currency::Btc);
     let at = Utc::now();
@@ -574,9 +613,10 @@ async fn a_leaderboard_shows_exact_net_wins() {
         net_win_minor: (sequence == 2).then_some(99_999_999_999_999_999),
         closed_also: Vec::new(),
         game_id: None,
+        totals: Default::default(),
     };
     applier.apply(&change(1), None).await.unwrap();
-    applier.apply(&change(2), Some("g1")).await.unwrap();
+    applier.apply(&change(2), Some(&g1)).await.unwrap();
     let generation = readmodel::query::current(&redis, &keys).await.unwrap();
     let board = readmodel::query::leaderboard(
         &redis,
@@ -599,6 +639,10 @@ async fn a_leaderboard_shows_exact_net_wins() {
 async fn a_board_built_before_the_exact_figures_keeps_its_total() {
     use fred::interfaces::KeysInterface;
     let (redis, keys, applier) = board_applier("legacy-board").await;
+    let g1 = readmodel::totals::Origin::of_bet(
+        &domain::GameId::new("g1").unwrap(),
+        &domain::RoundId::new("r").unwrap(),
+    );
     let player = PlayerId::new("minnow").unwrap();
     let wallet = WalletId::for_player(&player, Currency::Eur);
     let at = Utc::now();
@@ -622,10 +666,11 @@ async fn a_board_built_before_the_exact_figures_keeps_its_total() {
         net_win_minor: net,
         closed_also: Vec::new(),
         game_id: None,
+        totals: Default::default(),
     };
     applier.apply(&change(1, None), None).await.unwrap();
     applier
-        .apply(&change(2, Some(150)), Some("g1"))
+        .apply(&change(2, Some(150)), Some(&g1))
         .await
         .unwrap();
     let generation = readmodel::query::current(&redis, &keys).await.unwrap();
@@ -636,7 +681,7 @@ async fn a_board_built_before_the_exact_figures_keeps_its_total() {
         assert_eq!(removed, 1);
     }
     applier
-        .apply(&change(3, Some(25)), Some("g1"))
+        .apply(&change(3, Some(25)), Some(&g1))
         .await
         .unwrap();
     for period in Period::ALL {
@@ -646,5 +691,84 @@ async fn a_board_built_before_the_exact_figures_keeps_its_total() {
                 .unwrap();
         assert_eq!(board[0].net_win.to_string(), "1.75", "{period:?}");
     }
+    let _ = readmodel::query::delete_prefix(&redis, keys.prefix()).await;
+}
+
+/// A reservation view written before views named their provider: its settle's totals
+/// cannot be placed from Redis alone, so the apply answers "unknown reservation" (the
+/// worker then asks the log) instead of counting the settle as a native round's; given
+/// the origin, the settle counts for the provider and game of its bet.
+#[tokio::test]
+async fn a_settle_of_a_view_without_provider_asks_the_log_for_its_totals() {
+    use fred::interfaces::HashesInterface;
+    use readmodel::totals::{Contribution, Measure, Origin};
+    let (redis, keys, applier) = board_applier("legacy-view").await;
+    let player = PlayerId::new("old-timer").unwrap();
+    let wallet = WalletId::for_player(&player, Currency::Eur);
+    let at = Utc::now();
+    let balance = Balance {
+        available: Decimal::new(1000, 2),
+        reserved: Decimal::ZERO,
+        currency: Currency::Eur,
+    };
+    let base = Change {
+        wallet_id: wallet,
+        sequence: 1,
+        global_position: 1,
+        recorded_at: at,
+        balance,
+        player_id: Some(player.clone()),
+        reservation: ReservationChange::None,
+        net_win_minor: None,
+        closed_also: Vec::new(),
+        game_id: None,
+        totals: Contribution::default(),
+    };
+    applier.apply(&base, None).await.unwrap();
+    let generation = readmodel::query::current(&redis, &keys).await.unwrap();
+    let legacy = json!({"reservation_id": "b", "amount": "2.00", "game_id": "g1",
+                        "round_id": "alpha:r", "expires_at": at});
+    let _: i64 = redis
+        .hset(generation.reservations(wallet), ("b", legacy.to_string()))
+        .await
+        .unwrap();
+    let settle = Change {
+        sequence: 2,
+        global_position: 2,
+        player_id: None,
+        reservation: ReservationChange::Close {
+            reservation_id: ReservationId::new("b").unwrap(),
+        },
+        net_win_minor: Some(300),
+        totals: Contribution {
+            add: vec![
+                (Measure::Bets, 1),
+                (Measure::Stakes, 200),
+                (Measure::Payouts, 500),
+            ],
+            provider: None,
+        },
+        ..base.clone()
+    };
+    assert_eq!(
+        applier.apply(&settle, None).await.unwrap(),
+        readmodel::ApplyOutcome::UnknownReservation
+    );
+    let origin = Origin::of_bet(
+        &domain::GameId::new("g1").unwrap(),
+        &domain::RoundId::try_from("alpha:r".to_string()).unwrap(),
+    );
+    assert_eq!(origin.provider.as_deref(), Some("alpha"));
+    assert_eq!(
+        applier.apply(&settle, Some(&origin)).await.unwrap(),
+        readmodel::ApplyOutcome::Applied
+    );
+    let day = readmodel::query::totals_of_day(&redis, &generation, at.date_naive())
+        .await
+        .unwrap();
+    let rows: Vec<_> = day.into_iter().collect();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].0.origin, origin);
+    assert_eq!(rows[0].1.get(&Measure::Payouts), Some(&500));
     let _ = readmodel::query::delete_prefix(&redis, keys.prefix()).await;
 }

@@ -10,6 +10,7 @@ use betledger_tests::{
 use replay_tool::verify::{verify, VerifyConfig};
 use serde_json::{json, Value};
 use sqlx::PgPool;
+use std::collections::BTreeMap;
 
 const MIGRATOR: &sqlx::migrate::Migrator = &eventstore_migrations::MIGRATOR;
 
@@ -43,6 +44,93 @@ fn win(tx: &str, bet: Option<&str>, round: &str, amount: &str, closing: bool) ->
         body["bet_transaction_id"] = json!(bet);
     }
     body
+}
+
+/// Today's UTC day, as the API writes days.
+fn today() -> String {
+    chrono::Utc::now().format("%Y-%m-%d").to_string()
+}
+
+/// A totals row's figures: bets, stakes, payouts, bet-less wins (free spin, promo,
+/// jackpot), adjustments, rounds; money normalised (no trailing zeros) so sums compare.
+type Figures = (i64, String, String, [String; 3], String, i64);
+
+fn figures(
+    bets: i64,
+    stakes: &str,
+    payouts: &str,
+    betless: [&str; 3],
+    adjustments: &str,
+    rounds: i64,
+) -> Figures {
+    let n = |t: &str| {
+        t.parse::<rust_decimal::Decimal>()
+            .unwrap()
+            .normalize()
+            .to_string()
+    };
+    (
+        bets,
+        n(stakes),
+        n(payouts),
+        betless.map(n),
+        n(adjustments),
+        rounds,
+    )
+}
+
+/// The EUR totals of yesterday and today (a run may cross midnight), summed per provider
+/// and game.
+async fn read_totals(app: &TestApp) -> BTreeMap<(Option<String>, Option<String>), Figures> {
+    let today = chrono::Utc::now().date_naive();
+    let r = app
+        .get(&format!(
+            "/v1/read/totals?from={}&to={today}&currency=EUR",
+            today.pred_opt().unwrap()
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let mut sums: BTreeMap<(Option<String>, Option<String>), [rust_decimal::Decimal; 8]> =
+        BTreeMap::new();
+    for row in r.body["rows"].as_array().unwrap() {
+        let text = |k: &str| row[k].as_str().map(str::to_string);
+        let sum = sums.entry((text("provider"), text("game_id"))).or_default();
+        let names = [
+            "bets",
+            "stakes",
+            "payouts",
+            "free_spin_wins",
+            "promo_wins",
+            "jackpot_wins",
+            "adjustments",
+            "rounds",
+        ];
+        for (i, name) in names.iter().enumerate() {
+            let value: rust_decimal::Decimal = match &row[*name] {
+                Value::String(t) => t.parse().unwrap(),
+                Value::Number(n) => n.as_i64().unwrap().into(),
+                other => panic!("{name}: {other}"),
+            };
+            sum[i] += value;
+        }
+    }
+    sums.into_iter()
+        .map(|(slot, s)| {
+            let t = |d: rust_decimal::Decimal| d.normalize().to_string();
+            let count = |d: rust_decimal::Decimal| i64::try_from(d).unwrap();
+            (
+                slot,
+                (
+                    count(s[0]),
+                    t(s[1]),
+                    t(s[2]),
+                    [t(s[3]), t(s[4]), t(s[5])],
+                    t(s[6]),
+                    count(s[7]),
+                ),
+            )
+        })
+        .collect()
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
@@ -238,6 +326,135 @@ async fn provider_rounds_as_aggregators_send_them_and_the_read_side_and_verify_a
         ],
         "bets, the settle (by its bet), the wins and the adjustment of R1"
     );
+    // The totals read model, per provider and game, from what this test sent: R1's two
+    // bets (15.00, won 24.00 in four wins) and R2's bet-win (5.00, won 12.00) in g1 with
+    // R1's adjustment; the bet-less wins in rounds that name no game; the native
+    // back-office adjustment, of no provider and no game.
+    let totals = read_totals(&app).await;
+    let provider_a = Some(A.to_string());
+    assert_eq!(
+        totals,
+        BTreeMap::from([
+            (
+                (provider_a.clone(), Some("g1".to_string())),
+                figures(3, "20.00", "36.00", ["0", "0", "0"], "1.00", 2)
+            ),
+            (
+                (provider_a.clone(), None),
+                figures(0, "0", "0", ["2.50", "1.00", "10.00"], "0", 2)
+            ),
+            (
+                (None, None),
+                figures(0, "0", "0", ["0", "0", "0"], "-0.50", 0)
+            ),
+        ]),
+        "the totals, by provider and game"
+    );
+    let r = app
+        .get("/v1/read/totals?from=2026-12-02&to=2026-12-01")
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "INVALID_REQUEST"),
+        "{:?}",
+        r.body
+    );
+    let r = app
+        .get("/v1/read/totals?from=2026-01-01&to=2026-12-01")
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "INVALID_REQUEST"),
+        "{:?}",
+        r.body
+    );
+    let r = app.get("/v1/read/totals").await;
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "INVALID_REQUEST"),
+        "{:?}",
+        r.body
+    );
+    let r = app
+        .get(&format!(
+            "/v1/read/totals?day={}&provider={A}&game_id=g1",
+            today()
+        ))
+        .await;
+    assert_eq!(
+        r.body["rows"].as_array().map(Vec::len),
+        Some(1),
+        "{:?}",
+        r.body
+    );
+
+    // reconcile checks the totals of every day no later event touched; a figure changed
+    // behind its back is found, and repaired from the log.
+    let report_path = std::env::temp_dir().join(format!("{}-reconcile.json", side.prefix));
+    let reconcile = |repair: bool| {
+        let (pool, redis, keys, path) = (
+            pool.clone(),
+            side.redis.clone(),
+            side.keys.clone(),
+            report_path.clone(),
+        );
+        async move {
+            replay_tool::reconcile::reconcile(
+                &pool,
+                &redis,
+                &keys,
+                &replay_tool::reconcile::ReconcileConfig {
+                    settle: std::time::Duration::from_millis(200),
+                    repair,
+                    report: path,
+                    progress: replay_tool::progress::ProgressMode::Quiet,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let clean = reconcile(false).await;
+    assert!(clean.ok, "{clean:?}");
+    assert!(clean.totals_days_checked >= 1, "{clean:?}");
+    assert!(clean.totals_days_skipped.is_empty(), "{clean:?}");
+    let generation = readmodel::query::current(&side.redis, &side.keys)
+        .await
+        .unwrap();
+    let day = chrono::NaiveDate::parse_from_str(&today(), "%Y-%m-%d").unwrap();
+    let field = readmodel::keys::totals_field(
+        domain::Currency::Eur,
+        &readmodel::totals::Origin {
+            provider: provider_a.clone(),
+            game_id: Some(domain::GameId::new("g1").unwrap()),
+        },
+        readmodel::totals::Measure::Payouts,
+    );
+    {
+        use fred::interfaces::HashesInterface;
+        let _: i64 = side
+            .redis
+            .hincrby(generation.totals(day), field.as_str(), 100)
+            .await
+            .unwrap();
+    }
+    let found = reconcile(false).await;
+    assert_eq!(
+        found.differences_by_field.get("totals"),
+        Some(&1),
+        "{found:?}"
+    );
+    assert_eq!(
+        found.wallets_differing, 0,
+        "a totals difference is no wallet's"
+    );
+    let repaired = reconcile(true).await;
+    assert_eq!(repaired.totals_days_repaired, 1, "{repaired:?}");
+    assert!(reconcile(false).await.ok);
+    assert_eq!(read_totals(&app).await, totals);
+    let _ = std::fs::remove_file(&report_path);
+
     // A rebuild (a compacted fold, which forgets settled bets and closed rounds) takes the
     // same log without a violation and ends equal to it too.
     let rebuilt = replay_tool::rebuild::rebuild(
@@ -255,6 +472,7 @@ async fn provider_rounds_as_aggregators_send_them_and_the_read_side_and_verify_a
     .expect("a rebuild of a log with rounds");
     assert!(rebuilt.violations_after_switch.is_empty());
     side.assert_matches_log().await;
+    assert_eq!(read_totals(&app).await, totals, "a rebuild's totals");
     app.stop().await;
     side.teardown().await;
 }

@@ -185,8 +185,7 @@ fn scoped(pid: &str, field: &str, id: &str) -> Result<TransactionId, ApiError> {
 /// `{pid}:{round_id}`: a provider's round in the wallet's space, so two providers' rounds
 /// of one player never meet.
 fn scoped_round(pid: &str, round_id: &str) -> Result<RoundId, ApiError> {
-    let scoped = String::from(scoped(pid, "round_id", round_id)?);
-    RoundId::try_from(scoped).map_err(|e| ApiError::InvalidRequest(format!("round_id: {e}")))
+    RoundId::scoped(pid, round_id).map_err(|e| ApiError::InvalidRequest(format!("round_id: {e}")))
 }
 
 fn scoped_in(scope: &str, field: &str, id: &str) -> Result<TransactionId, ApiError> {

@@ -18,6 +18,9 @@ use crate::input;
 use crate::json::QueryParams;
 use crate::state::AppState;
 
+/// Most days one totals query spans.
+const TOTALS_DAYS_MAX: i64 = 31;
+
 /// Rows a leaderboard returns when the caller names no limit, and at most.
 const LEADERBOARD_LIMIT_DEFAULT: u32 = 10;
 const LEADERBOARD_LIMIT_MAX: u32 = 100;
@@ -26,6 +29,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/read/wallets/{id}", get(wallet))
         .route("/v1/read/leaderboards/{game_id}", get(leaderboard))
+        .route("/v1/read/totals", get(totals))
 }
 
 async fn wallet(
@@ -139,6 +143,76 @@ async fn leaderboard(
         "period": q.period.as_deref().unwrap_or("all"),
         "bucket": period.bucket(now),
         "boards": boards,
+        "global_position": freshness.global_position,
+        "recorded_at": freshness.recorded_at,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TotalsQuery {
+    day: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    provider: Option<String>,
+    game_id: Option<String>,
+    currency: Option<String>,
+}
+
+/// Per UTC day, currency, provider and game: bets settled and their stakes, payouts,
+/// bet-less wins by kind, adjustments and rounds opened (readmodel::totals). `day`, or
+/// `from` and `to` (inclusive, at most 31 days); `provider`, `game_id` and `currency`
+/// keep only the rows that name them.
+async fn totals(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(q): QueryParams<TotalsQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Scope::Read)?;
+    let date = |field: &str, text: &str| {
+        chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+            ApiError::InvalidRequest(format!("{field} must be a UTC day like 2026-12-01"))
+        })
+    };
+    let (from, to) = match (&q.day, &q.from, &q.to) {
+        (Some(day), None, None) => {
+            let day = date("day", day)?;
+            (day, day)
+        }
+        (None, Some(from), Some(to)) => (date("from", from)?, date("to", to)?),
+        _ => {
+            return Err(ApiError::InvalidRequest(
+                "name either day, or both from and to".into(),
+            ))
+        }
+    };
+    let span = (to - from).num_days();
+    if !(0..TOTALS_DAYS_MAX).contains(&span) {
+        return Err(ApiError::InvalidRequest(format!(
+            "from must not be after to, and the span at most {TOTALS_DAYS_MAX} days"
+        )));
+    }
+    let currency = input::optional_currency(q.currency)?;
+    if let Some(game) = &q.game_id {
+        domain::GameId::new(game.clone()).map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+    }
+    let rm = &state.read_models;
+    let generation = query::current(&rm.client, &rm.keys).await?;
+    let rows = query::totals(&rm.client, &generation, from, to, |slot| {
+        currency.is_none_or(|c| c == slot.currency)
+            && q.provider
+                .as_ref()
+                .is_none_or(|p| slot.origin.provider.as_ref() == Some(p))
+            && q.game_id
+                .as_ref()
+                .is_none_or(|g| slot.origin.game_id.as_ref().map(|id| id.as_str()) == Some(g))
+    })
+    .await?;
+    let freshness = query::freshness(&rm.client, &generation).await?;
+    Ok(Json(json!({
+        "from": from,
+        "to": to,
+        "rows": rows,
         "global_position": freshness.global_position,
         "recorded_at": freshness.recorded_at,
     })))

@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 use crate::auth::{Caller, Scope};
 use crate::body::{command_response, CommandResponse};
 use crate::error::ApiError;
-use crate::input::{amount, optional_currency, reservation_id, transaction_id, valid, wallet_id};
+use crate::input::{
+    amount, optional_currency, reservation_id, round_id, transaction_id, valid, wallet_id,
+};
 use crate::json::JsonBody;
 use crate::runner::execute;
 use crate::state::AppState;
@@ -126,7 +128,7 @@ async fn win(
     let bet = body.bet_transaction_id.map(reservation_id).transpose()?;
     let command = WalletCommand::Win {
         transaction_id: transaction_id(body.transaction_id)?,
-        round_id: valid(RoundId::new, round)?,
+        round_id: round_id(round)?,
         target: win_target(bet, body.kind.as_deref(), body.campaign_id)?,
         amount: amount("amount", &body.amount)?,
         game_id: body.game_id.map(|g| valid(GameId::new, g)).transpose()?,
@@ -148,7 +150,7 @@ async fn close(
     let wallet_id = wallet_id(&path_id)?;
     let command = WalletCommand::CloseRound {
         transaction_id: transaction_id(body.transaction_id)?,
-        round_id: valid(RoundId::new, round)?,
+        round_id: round_id(round)?,
     };
     execute(&state, wallet_id, command)
         .await
@@ -169,7 +171,7 @@ async fn bet_win(
         payout: amount("payout", &body.payout)?,
         currency: optional_currency(body.currency)?,
         game_id: valid(GameId::new, body.game_id)?,
-        round_id: valid(RoundId::new, body.round_id)?,
+        round_id: round_id(body.round_id)?,
         round_closed: body.round_closed,
         now: Utc::now(),
     };
@@ -190,7 +192,7 @@ async fn adjust(
         transaction_id: transaction_id(body.transaction_id)?,
         amount: signed_amount(&body.amount)?,
         reason: valid(AdjustmentReason::new, body.reason)?,
-        round_id: body.round_id.map(|r| valid(RoundId::new, r)).transpose()?,
+        round_id: body.round_id.map(round_id).transpose()?,
         currency: optional_currency(body.currency)?,
     };
     execute(&state, wallet_id, command)

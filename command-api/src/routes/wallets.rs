@@ -8,7 +8,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
 use domain::wallet::RESERVATION_TIMEOUT_S_DEFAULT;
-use domain::{Currency, GameId, PlayerId, RoundId, TransactionId, WalletCommand, WalletId};
+use domain::{Currency, GameId, PlayerId, TransactionId, WalletCommand, WalletId};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -16,7 +16,7 @@ use crate::auth::{Caller, Scope};
 use crate::body::{command_response, BalanceBody, CommandResponse};
 use crate::error::ApiError;
 use crate::input::{
-    amount, currency, optional_currency, reservation_id, transaction_id, valid, wallet_id,
+    amount, currency, optional_currency, reservation_id, round_id, transaction_id, valid, wallet_id,
 };
 use crate::json::{JsonBody, QueryParams};
 use crate::runner::execute;
@@ -186,7 +186,7 @@ async fn reserve(
         amount: amount("amount", &body.amount)?,
         currency: optional_currency(body.currency)?,
         game_id: valid(GameId::new, body.game_id)?,
-        round_id: valid(RoundId::new, body.round_id)?,
+        round_id: round_id(body.round_id)?,
         timeout_s: body.timeout_s.unwrap_or(RESERVATION_TIMEOUT_S_DEFAULT),
         now: Utc::now(),
     };

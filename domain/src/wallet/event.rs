@@ -104,6 +104,10 @@ pub enum WalletEvent {
         amount: Decimal,
         reason: AdjustmentReason,
         round_id: Option<RoundId>,
+        /// The game of its round, as the wallet knew it, so the totals count the
+        /// correction for that game.
+        #[serde(default)]
+        game_id: Option<GameId>,
     },
 }
 
@@ -219,9 +223,9 @@ impl WalletEvent {
         match self {
             WalletEvent::FundsReserved { game_id, .. }
             | WalletEvent::BetSettled { game_id, .. } => Some(game_id),
-            WalletEvent::WinCredited { game_id, .. } | WalletEvent::RoundClosed { game_id, .. } => {
-                game_id.as_ref()
-            }
+            WalletEvent::WinCredited { game_id, .. }
+            | WalletEvent::RoundClosed { game_id, .. }
+            | WalletEvent::FundsAdjusted { game_id, .. } => game_id.as_ref(),
             _ => None,
         }
     }

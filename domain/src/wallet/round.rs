@@ -340,13 +340,17 @@ impl Opened {
         } else {
             size
         };
-        if let Some(round_id) = &round_id {
-            if !self.rounds.contains_key(round_id) {
-                return Err(WalletError::RoundNotFound {
-                    round_id: round_id.clone(),
-                });
-            }
-        }
+        let game_id = match &round_id {
+            None => None,
+            Some(round_id) => match self.rounds.get(round_id) {
+                Some(round) => round.game_id.clone(),
+                None => {
+                    return Err(WalletError::RoundNotFound {
+                        round_id: round_id.clone(),
+                    })
+                }
+            },
+        };
         if amount < Decimal::ZERO {
             self.check_available(size)?;
         } else {
@@ -357,6 +361,7 @@ impl Opened {
             amount,
             reason,
             round_id,
+            game_id,
         })
     }
 
