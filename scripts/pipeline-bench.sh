@@ -11,9 +11,13 @@
 #   5. 10 s later, the CPU used over IDLE_S seconds (default 60) by the API processes, the
 #      projections process and the PostgreSQL backends connected to the database (and,
 #      apart, by RabbitMQ and Redis), from /proc.
+# TRAFFIC=bet-wins sends rounds instead of deposits: each request a native bet-win
+# (`POST /v1/wallets/{id}/bet-wins`, stake 1.00, payout 0.00 or 2.00, one of 20 games) in a
+# round of its own that it closes, so the read side applies round events, leaderboards
+# and totals.
 # Prints progress lines, then one JSON line.
 # Usage: [INSTANCES=1] [CONNECTIONS=64] [WALLETS=1000] [REPEAT_SHARE=0] [READ_SIDE=1]
-#        [IDLE_S=60] scripts/pipeline-bench.sh [SECONDS]
+#        [IDLE_S=60] [TRAFFIC=deposits|bet-wins] scripts/pipeline-bench.sh [SECONDS]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -24,6 +28,11 @@ WALLETS="${WALLETS:-1000}"
 REPEAT_SHARE="${REPEAT_SHARE:-0}"
 READ_SIDE="${READ_SIDE:-1}"
 IDLE_S="${IDLE_S:-60}"
+TRAFFIC="${TRAFFIC:-deposits}"
+case "$TRAFFIC" in
+  deposits | bet-wins) ;;
+  *) echo "TRAFFIC must be deposits or bet-wins, not $TRAFFIC" >&2; exit 2 ;;
+esac
 command -v wrk >/dev/null || {
   echo "wrk is missing: sudo apt-get install -y wrk" >&2
   exit 2
@@ -101,6 +110,7 @@ local wallets = {}
 for line in io.lines(os.getenv("WALLETS_FILE")) do wallets[#wallets + 1] = line end
 local share = tonumber(os.getenv("REPEAT_SHARE") or "0")
 local token = os.getenv("TOKEN")
+local traffic = os.getenv("TRAFFIC")
 local headers = { ["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json" }
 local threads = 0
 function setup(thread)
@@ -121,19 +131,29 @@ function request()
   end
   n = n + 1
   local w = wallets[math.random(#wallets)]
-  local body = '{"transaction_id":"' .. tag .. '-' .. n .. '","amount":"1.00"}'
-  last = wrk.format("POST", "/v1/wallets/" .. w .. "/deposits", headers, body)
+  local id = tag .. '-' .. n
+  if traffic == "bet-wins" then
+    local payout = "0.00"
+    if math.random() < 0.45 then payout = "2.00" end
+    local body = '{"transaction_id":"' .. id .. '","game_id":"game-' .. math.random(20) ..
+      '","round_id":"' .. id .. '","amount":"1.00","payout":"' .. payout ..
+      '","round_closed":true}'
+    last = wrk.format("POST", "/v1/wallets/" .. w .. "/bet-wins", headers, body)
+  else
+    local body = '{"transaction_id":"' .. id .. '","amount":"1.00"}'
+    last = wrk.format("POST", "/v1/wallets/" .. w .. "/deposits", headers, body)
+  end
   return last
 end
 LUA
 
 per=$((CONNECTIONS / INSTANCES))
-echo "== burst: ${BURST_S} s of deposits, $CONNECTIONS connections over $INSTANCES instance(s), repeat share $REPEAT_SHARE"
+echo "== burst: ${BURST_S} s of $TRAFFIC, $CONNECTIONS connections over $INSTANCES instance(s), repeat share $REPEAT_SHARE"
 start_events=$(psql "$BETLEDGER_DATABASE_URL" -tAc "SELECT count(*) FROM events")
 i=0
 for addr in "${addrs[@]}"; do
   i=$((i + 1))
-  WALLETS_FILE="$WORK/wallets" REPEAT_SHARE="$REPEAT_SHARE" TOKEN="$TOKEN" TAG="$$-$i" \
+  WALLETS_FILE="$WORK/wallets" REPEAT_SHARE="$REPEAT_SHARE" TOKEN="$TOKEN" TAG="$$-$i" TRAFFIC="$TRAFFIC" \
     wrk -t 1 -c "$per" -d "${BURST_S}s" -s "$WORK/deposits.lua" "http://$addr" >"$WORK/wrk-$i.txt" 2>&1 &
 done
 wait_wrk() { while pgrep -f "wrk -t 1 -c $per" >/dev/null; do sleep 0.2; done; }
@@ -208,5 +228,5 @@ redis_pct=$(pct "$d1 - $d0")
 [ "$pg_pids" = "$pg_pids_after" ] || echo "   (the set of PostgreSQL backends changed while measuring: $pg_pids -> $pg_pids_after)"
 echo "== at rest: engine processes ${engine_pct}% of one core, their PostgreSQL backends ${pg_pct}%; RabbitMQ ${rabbit_pct}%, Redis ${redis_pct}% (shared services)"
 cat <<JSON
-{"instances": $INSTANCES, "connections": $CONNECTIONS, "wallets": $WALLETS, "repeat_share": $REPEAT_SHARE, "read_side": $READ_SIDE, "burst_s": $BURST_S, "requests_per_s": $total_rps, "not_2xx": $non2xx, "events": $((events - start_events)), "catch_up_s": $catch_up_s, "idle_s": $IDLE_S, "idle_cpu_pct": {"engine": $engine_pct, "postgres_backends": $pg_pct, "rabbitmq": $rabbit_pct, "redis": $redis_pct}}
+{"traffic": "$TRAFFIC", "instances": $INSTANCES, "connections": $CONNECTIONS, "wallets": $WALLETS, "repeat_share": $REPEAT_SHARE, "read_side": $READ_SIDE, "burst_s": $BURST_S, "requests_per_s": $total_rps, "not_2xx": $non2xx, "events": $((events - start_events)), "catch_up_s": $catch_up_s, "idle_s": $IDLE_S, "idle_cpu_pct": {"engine": $engine_pct, "postgres_backends": $pg_pct, "rabbitmq": $rabbit_pct, "redis": $redis_pct}}
 JSON
