@@ -1,7 +1,10 @@
-//! A property test of the provider face: random interleavings of bets, wins and rollbacks
-//! (out of order, with duplicates) for several players, played against the real API and
-//! against a reference model of the contract's provider rules. Every answer (status, code
-//! and balance) and every final balance must equal the model's.
+//! A property test of the provider face: random interleavings of bets, wins, rollbacks
+//! and the round traffic of the contract's "Rounds" (several bets per round, several wins
+//! per bet, a win naming only the round, the close flag, bet-win, bet-less wins of each
+//! kind, adjustments up and down), out of order, with duplicates and with a call resent
+//! under its id with another amount, for several players; played against the real API and
+//! against a reference model of the contract's rules. Every answer (status, code and
+//! balance) and every final balance must equal the model's.
 
 use std::collections::HashMap;
 
@@ -15,6 +18,7 @@ use sqlx::PgPool;
 
 const MIGRATOR: &sqlx::migrate::Migrator = &eventstore_migrations::MIGRATOR;
 const PLAYERS: usize = 3;
+const ROUNDS: usize = 4;
 const CASES: u32 = 24;
 /// Every player starts with 100.00 EUR, counted here in cents.
 const FUNDS_CENTS: i64 = 10_000;
@@ -24,25 +28,197 @@ enum Call {
     Bet {
         player: usize,
         bet: usize,
+        round: usize,
         cents: i64,
     },
     /// `attempt` varies the transaction id: a second win or rollback for the same bet.
     Win {
         player: usize,
         bet: usize,
+        round: usize,
         cents: i64,
         attempt: usize,
+        closing: bool,
     },
     Rollback {
         player: usize,
         bet: usize,
+        round: usize,
         attempt: usize,
     },
+    /// A win naming only its round (`id` is the call's own).
+    RoundWin {
+        player: usize,
+        id: usize,
+        round: usize,
+        cents: i64,
+        closing: bool,
+    },
+    BetWin {
+        player: usize,
+        id: usize,
+        round: usize,
+        stake: i64,
+        payout: i64,
+        closing: bool,
+    },
+    /// A win without a bet, of kind `free_spin`, `promo` or `jackpot`.
+    Betless {
+        player: usize,
+        id: usize,
+        round: usize,
+        kind: usize,
+        cents: i64,
+    },
+    /// `cents` signed.
+    Adjust {
+        player: usize,
+        id: usize,
+        round: usize,
+        cents: i64,
+    },
+}
+
+const KINDS: [&str; 3] = ["free_spin", "promo", "jackpot"];
+
+impl Call {
+    fn player(self) -> usize {
+        match self {
+            Call::Bet { player, .. }
+            | Call::Win { player, .. }
+            | Call::Rollback { player, .. }
+            | Call::RoundWin { player, .. }
+            | Call::BetWin { player, .. }
+            | Call::Betless { player, .. }
+            | Call::Adjust { player, .. } => player,
+        }
+    }
+
+    /// The call's kind and transaction id (its idempotency key), and its payload.
+    fn key(self) -> ((&'static str, usize), i64) {
+        match self {
+            Call::Bet { bet, cents, .. } => (("bet", bet), cents),
+            Call::Win {
+                bet,
+                attempt,
+                cents,
+                closing,
+                ..
+            } => (("win", bet * 10 + attempt), cents * 2 + i64::from(closing)),
+            Call::Rollback { bet, attempt, .. } => (("rollback", bet * 10 + attempt), 0),
+            Call::RoundWin {
+                id, cents, closing, ..
+            } => (("round-win", id), cents * 2 + i64::from(closing)),
+            Call::BetWin {
+                id,
+                stake,
+                payout,
+                closing,
+                ..
+            } => (
+                ("bet-win", id),
+                (stake * 100_000 + payout) * 2 + i64::from(closing),
+            ),
+            Call::Betless { id, cents, .. } => (("betless", id), cents),
+            Call::Adjust { id, cents, .. } => (("adjust", id), cents),
+        }
+    }
+
+    /// The same call with another amount: what a provider that reuses an id sends.
+    fn other_payload(self) -> Call {
+        match self {
+            Call::Bet { cents, .. } | Call::Win { cents, .. } => self.with_cents(cents + 100),
+            Call::RoundWin { cents, .. } | Call::Betless { cents, .. } => {
+                self.with_cents(cents + 100)
+            }
+            Call::Adjust { cents, .. } => self.with_cents(cents + 100),
+            Call::BetWin {
+                player,
+                id,
+                round,
+                stake,
+                payout,
+                closing,
+            } => Call::BetWin {
+                player,
+                id,
+                round,
+                stake,
+                payout: payout + 100,
+                closing,
+            },
+            Call::Rollback { .. } => self,
+        }
+    }
+
+    fn with_cents(self, new: i64) -> Call {
+        match self {
+            Call::Bet {
+                player, bet, round, ..
+            } => Call::Bet {
+                player,
+                bet,
+                round,
+                cents: new,
+            },
+            Call::Win {
+                player,
+                bet,
+                round,
+                attempt,
+                closing,
+                ..
+            } => Call::Win {
+                player,
+                bet,
+                round,
+                cents: new,
+                attempt,
+                closing,
+            },
+            Call::RoundWin {
+                player,
+                id,
+                round,
+                closing,
+                ..
+            } => Call::RoundWin {
+                player,
+                id,
+                round,
+                cents: new,
+                closing,
+            },
+            Call::Betless {
+                player,
+                id,
+                round,
+                kind,
+                ..
+            } => Call::Betless {
+                player,
+                id,
+                round,
+                kind,
+                cents: new,
+            },
+            Call::Adjust {
+                player, id, round, ..
+            } => Call::Adjust {
+                player,
+                id,
+                round,
+                cents: new,
+            },
+            other => other,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum BetState {
     Open(i64),
+    /// Settled by a win, or lost with its round.
     Settled,
     Refunded,
     Voided,
@@ -61,9 +237,13 @@ struct Answer {
 struct PlayerModel {
     available: i64,
     reserved: i64,
-    bets: HashMap<usize, BetState>,
-    /// First answers of accepted calls, by (kind, transaction id): repeats get them again.
-    recorded: HashMap<(&'static str, usize), Answer>,
+    /// Bet -> its state and round.
+    bets: HashMap<usize, (BetState, usize)>,
+    /// Rounds seen -> closed.
+    rounds: HashMap<usize, bool>,
+    /// First answers of accepted calls and their payloads, by (kind, transaction id):
+    /// repeats get them again, another payload is a conflict.
+    recorded: HashMap<(&'static str, usize), (Answer, i64)>,
 }
 
 impl PlayerModel {
@@ -76,68 +256,163 @@ impl PlayerModel {
         }
     }
 
-    fn play(&mut self, call: Call) -> Answer {
-        let key = match call {
-            Call::Bet { bet, .. } => ("bet", bet),
-            Call::Win { bet, attempt, .. } => ("win", bet * 10 + attempt),
-            Call::Rollback { bet, attempt, .. } => ("rollback", bet * 10 + attempt),
-        };
-        if let Some(first) = self.recorded.get(&key) {
-            return first.clone();
+    fn closed(&self, round: usize) -> bool {
+        self.rounds.get(&round).copied().unwrap_or(false)
+    }
+
+    /// The round's open bets are lost and it closes.
+    fn close(&mut self, round: usize) {
+        for (state, r) in self.bets.values_mut() {
+            if let (BetState::Open(stake), true) = (*state, *r == round) {
+                self.reserved -= stake;
+                *state = BetState::Settled;
+            }
         }
-        let state = match call {
-            Call::Bet { bet, .. } | Call::Win { bet, .. } | Call::Rollback { bet, .. } => {
-                self.bets.get(&bet).copied()
-            }
-        };
-        let (answer, record) = match (call, state) {
-            (Call::Bet { bet, cents, .. }, None) => {
-                if self.available < cents {
-                    (self.answer(422, "INSUFFICIENT_FUNDS"), false)
-                } else {
-                    self.available -= cents;
-                    self.reserved += cents;
-                    self.bets.insert(bet, BetState::Open(cents));
-                    (self.answer(200, ""), true)
-                }
-            }
-            (Call::Bet { .. }, Some(_)) => (self.answer(422, "RESERVATION_CLOSED"), false),
-            (Call::Win { .. }, None) => (self.answer(404, "RESERVATION_NOT_FOUND"), false),
-            (Call::Win { bet, cents, .. }, Some(BetState::Open(stake))) => {
-                self.reserved -= stake;
-                self.available += cents;
-                self.bets.insert(bet, BetState::Settled);
-                (self.answer(200, ""), true)
-            }
-            // A further win for a settled bet is credited to its round, which stays open
-            // (these providers never close one): the contract's "several wins per round".
-            (Call::Win { cents, .. }, Some(BetState::Settled)) => {
-                self.available += cents;
-                (self.answer(200, ""), true)
-            }
-            (Call::Win { .. }, Some(_)) => (self.answer(422, "RESERVATION_CLOSED"), false),
-            (Call::Rollback { bet, .. }, None) => {
-                self.bets.insert(bet, BetState::Voided);
-                (self.answer(200, ""), true)
-            }
-            (Call::Rollback { bet, .. }, Some(BetState::Open(stake))) => {
-                self.reserved -= stake;
-                self.available += stake;
-                self.bets.insert(bet, BetState::Refunded);
-                (self.answer(200, ""), true)
-            }
-            (Call::Rollback { .. }, Some(BetState::Settled)) => {
-                (self.answer(422, "RESERVATION_CLOSED"), false)
-            }
-            // The stake is already back: the rollback succeeds and moves nothing.
-            (Call::Rollback { .. }, Some(BetState::Refunded | BetState::Voided)) => {
-                (self.answer(200, ""), false)
-            }
-        };
+        self.rounds.insert(round, true);
+    }
+
+    fn open_round(&mut self, round: usize) {
+        self.rounds.entry(round).or_insert(false);
+    }
+
+    fn play(&mut self, call: Call) -> Answer {
+        let (key, payload) = call.key();
+        if let Some((first, first_payload)) = self.recorded.get(&key) {
+            return if *first_payload == payload {
+                first.clone()
+            } else {
+                self.answer(409, "IDEMPOTENCY_CONFLICT")
+            };
+        }
+        let (answer, record) = self.decide(call);
         if record {
-            self.recorded.insert(key, answer.clone());
+            self.recorded.insert(key, (answer.clone(), payload));
         }
         answer
+    }
+
+    fn decide(&mut self, call: Call) -> (Answer, bool) {
+        let ok = |m: &Self| (m.answer(200, ""), true);
+        match call {
+            Call::Bet {
+                bet, round, cents, ..
+            } => match self.bets.get(&bet) {
+                Some((BetState::Voided, _)) => (self.answer(422, "RESERVATION_CLOSED"), false),
+                Some(_) => (self.answer(409, "IDEMPOTENCY_CONFLICT"), false),
+                None if self.closed(round) => (self.answer(422, "ROUND_CLOSED"), false),
+                None if self.available < cents => (self.answer(422, "INSUFFICIENT_FUNDS"), false),
+                None => {
+                    self.available -= cents;
+                    self.reserved += cents;
+                    self.bets.insert(bet, (BetState::Open(cents), round));
+                    self.open_round(round);
+                    ok(self)
+                }
+            },
+            Call::Win {
+                bet,
+                round,
+                cents,
+                closing,
+                ..
+            } => match self.bets.get(&bet).copied() {
+                None if self.closed(round) => (self.answer(422, "ROUND_CLOSED"), false),
+                None => (self.answer(404, "RESERVATION_NOT_FOUND"), false),
+                Some((BetState::Voided, _)) => (self.answer(422, "RESERVATION_CLOSED"), false),
+                Some((_, r)) if self.closed(r) => (self.answer(422, "ROUND_CLOSED"), false),
+                Some((BetState::Refunded, _)) => (self.answer(422, "RESERVATION_CLOSED"), false),
+                Some((BetState::Open(stake), r)) => {
+                    self.reserved -= stake;
+                    self.available += cents;
+                    self.bets.insert(bet, (BetState::Settled, r));
+                    if closing {
+                        self.close(r);
+                    }
+                    ok(self)
+                }
+                // A further win for a settled bet is credited to its round.
+                Some((BetState::Settled, r)) => {
+                    self.available += cents;
+                    if closing {
+                        self.close(r);
+                    }
+                    ok(self)
+                }
+            },
+            Call::Rollback { bet, round, .. } => match self.bets.get(&bet).copied() {
+                // The stake is already back: the rollback succeeds and moves nothing.
+                Some((BetState::Voided, _)) => (self.answer(200, ""), false),
+                Some((_, r)) if self.closed(r) => (self.answer(422, "ROUND_CLOSED"), false),
+                None if self.closed(round) => (self.answer(422, "ROUND_CLOSED"), false),
+                None => {
+                    self.bets.insert(bet, (BetState::Voided, round));
+                    ok(self)
+                }
+                Some((BetState::Open(stake), r)) => {
+                    self.reserved -= stake;
+                    self.available += stake;
+                    self.bets.insert(bet, (BetState::Refunded, r));
+                    ok(self)
+                }
+                Some((BetState::Settled, _)) => (self.answer(422, "RESERVATION_CLOSED"), false),
+                Some((BetState::Refunded, _)) => (self.answer(200, ""), false),
+            },
+            Call::RoundWin {
+                round,
+                cents,
+                closing,
+                ..
+            } => match self.rounds.get(&round) {
+                None => (self.answer(404, "RESERVATION_NOT_FOUND"), false),
+                Some(true) => (self.answer(422, "ROUND_CLOSED"), false),
+                Some(false) => {
+                    self.available += cents;
+                    if closing {
+                        self.close(round);
+                    }
+                    ok(self)
+                }
+            },
+            Call::BetWin {
+                round,
+                stake,
+                payout,
+                closing,
+                ..
+            } => {
+                if self.closed(round) {
+                    (self.answer(422, "ROUND_CLOSED"), false)
+                } else if self.available < stake {
+                    (self.answer(422, "INSUFFICIENT_FUNDS"), false)
+                } else {
+                    self.available += payout - stake;
+                    self.open_round(round);
+                    if closing {
+                        self.close(round);
+                    }
+                    ok(self)
+                }
+            }
+            Call::Betless { round, cents, .. } => {
+                if self.closed(round) {
+                    (self.answer(422, "ROUND_CLOSED"), false)
+                } else {
+                    self.available += cents;
+                    self.open_round(round);
+                    ok(self)
+                }
+            }
+            Call::Adjust { round, cents, .. } => {
+                if !self.rounds.contains_key(&round) {
+                    (self.answer(404, "RESERVATION_NOT_FOUND"), false)
+                } else if self.available + cents < 0 {
+                    (self.answer(422, "INSUFFICIENT_FUNDS"), false)
+                } else {
+                    self.available += cents;
+                    ok(self)
+                }
+            }
+        }
     }
 }
 
@@ -147,85 +422,198 @@ fn cents(text: &serde_json::Value) -> i64 {
 }
 
 fn euros(cents: i64) -> String {
-    format!("{}.{:02}", cents / 100, cents % 100)
+    let sign = if cents < 0 { "-" } else { "" };
+    format!("{sign}{}.{:02}", cents.abs() / 100, cents.abs() % 100)
 }
 
-/// One bet: player, stake in whole euros, fate (which calls and in what order), payout.
-type PlannedBet = (usize, i64, u8, i64);
-/// Bets, the seed of the order they are sent in, and which calls are sent twice.
-type Scenario = (Vec<PlannedBet>, u64, Vec<prop::sample::Index>);
+/// One bet: player, round, stake in whole euros, fate (which calls and in what order),
+/// payout, and whether its win closes the round.
+type PlannedBet = (usize, usize, i64, u8, i64, bool);
+/// One round-level call: player, round, what (0..6), an amount in whole euros, a flag.
+type PlannedExtra = (usize, usize, u8, i64, bool);
+/// Bets, round calls, the seed of the order they are sent in, which calls are sent twice,
+/// and which are resent with another payload.
+type Scenario = (
+    Vec<PlannedBet>,
+    Vec<PlannedExtra>,
+    u64,
+    Vec<prop::sample::Index>,
+    Vec<prop::sample::Index>,
+);
 
-/// A scenario: bets with their fates, the order they are sent in, and duplicates.
 fn scenario() -> impl Strategy<Value = Scenario> {
     (
-        prop::collection::vec((0..PLAYERS, 1..=60i64, 0..9u8, 0..=120i64), 1..14),
+        prop::collection::vec(
+            (
+                0..PLAYERS,
+                0..ROUNDS,
+                1..=40i64,
+                0..9u8,
+                0..=80i64,
+                prop::bool::weighted(0.25),
+            ),
+            1..14,
+        ),
+        prop::collection::vec(
+            (0..PLAYERS, 0..ROUNDS + 1, 0..6u8, 1..=30i64, any::<bool>()),
+            0..8,
+        ),
         any::<u64>(),
         prop::collection::vec(any::<prop::sample::Index>(), 0..8),
+        prop::collection::vec(any::<prop::sample::Index>(), 0..3),
     )
 }
 
-fn calls_of(bets: &[PlannedBet], seed: u64, dups: &[prop::sample::Index]) -> Vec<Call> {
+fn calls_of(
+    bets: &[PlannedBet],
+    extras: &[PlannedExtra],
+    seed: u64,
+    dups: &[prop::sample::Index],
+    conflicts: &[prop::sample::Index],
+) -> Vec<Call> {
     let mut calls = Vec::new();
-    for (i, &(player, euros, fate, payout)) in bets.iter().enumerate() {
+    for (i, &(player, round, euros, fate, payout, closing)) in bets.iter().enumerate() {
         let bet = Call::Bet {
             player,
             bet: i,
+            round,
             cents: euros * 100,
         };
-        let win = |attempt| Call::Win {
+        let win = |attempt, closing| Call::Win {
             player,
             bet: i,
+            round,
             cents: payout * 100,
             attempt,
+            closing,
         };
         let rollback = |attempt| Call::Rollback {
             player,
             bet: i,
+            round,
             attempt,
         };
         calls.extend(match fate {
             0 => vec![bet],
-            1 => vec![bet, win(0)],
+            1 => vec![bet, win(0, closing)],
             2 => vec![bet, rollback(0)],
-            3 => vec![bet, win(0), rollback(0)],
+            3 => vec![bet, win(0, false), rollback(0)],
             4 => vec![rollback(0), bet],
-            5 => vec![win(0), bet, win(0)],
+            5 => vec![win(0, false), bet, win(0, closing)],
             6 => vec![bet, rollback(0), rollback(1)],
-            7 => vec![rollback(0), rollback(1), bet, win(0)],
-            _ => vec![bet, win(0), win(1)],
+            7 => vec![rollback(0), rollback(1), bet, win(0, false)],
+            // A second and a third win for one bet, the last maybe closing the round.
+            _ => vec![bet, win(0, false), win(1, false), win(2, closing)],
         });
     }
-    // Reorder everything (a provider's calls race), then repeat some calls.
+    for (id, &(player, round, what, euros, flag)) in extras.iter().enumerate() {
+        let cents = euros * 100;
+        calls.push(match what {
+            0 => Call::RoundWin {
+                player,
+                id,
+                round,
+                cents,
+                closing: flag,
+            },
+            1 => Call::BetWin {
+                player,
+                id,
+                round,
+                stake: cents,
+                payout: if flag { cents * 2 } else { 0 },
+                closing: true,
+            },
+            2 => Call::BetWin {
+                player,
+                id,
+                round,
+                stake: cents,
+                payout: cents / 2,
+                closing: false,
+            },
+            3 => Call::Betless {
+                player,
+                id,
+                round,
+                kind: (euros % 3) as usize,
+                cents,
+            },
+            4 => Call::Adjust {
+                player,
+                id,
+                round,
+                cents,
+            },
+            _ => Call::Adjust {
+                player,
+                id,
+                round,
+                cents: -cents,
+            },
+        });
+    }
+    // Reorder everything (a provider's calls race), then repeat some calls, and resend
+    // some under their id with another payload.
     let mut rng = Rng::new(seed);
     for i in (1..calls.len()).rev() {
         calls.swap(i, rng.below(i as u64 + 1) as usize);
     }
-    for d in dups {
+    for (d, other) in dups
+        .iter()
+        .map(|d| (d, false))
+        .chain(conflicts.iter().map(|c| (c, true)))
+    {
         let at = d.index(calls.len());
-        calls.insert(
-            at + 1 + rng.below((calls.len() - at) as u64) as usize,
-            calls[at],
-        );
+        let call = if other {
+            calls[at].other_payload()
+        } else {
+            calls[at]
+        };
+        calls.insert(at + 1 + rng.below((calls.len() - at) as u64) as usize, call);
     }
     calls
 }
 
 async fn send(app: &TestApp, case: usize, tokens: &[String], call: Call) -> Answer {
     let player = |p: usize| format!("c{case}-p{p}");
+    let named = |p: usize, body: serde_json::Value| {
+        let mut body = body;
+        body["player_id"] = json!(player(p));
+        body["currency"] = json!("EUR");
+        body
+    };
     let reply = match call {
-        Call::Bet { player: p, bet, cents } => {
+        Call::Bet { player: p, bet, round, cents } => {
             app.provider(A, A_KEY, "bet", json!({"token": tokens[p], "transaction_id": format!("b{bet}"),
-                "round_id": format!("r{bet}"), "game_id": "g1", "amount": euros(cents)})).await
+                "round_id": format!("r{round}"), "game_id": "g1", "amount": euros(cents)})).await
         }
-        Call::Win { player: p, bet, cents, attempt } => {
-            app.provider(A, A_KEY, "win", json!({"player_id": player(p), "currency": "EUR",
+        Call::Win { player: p, bet, round, cents, attempt, closing } => {
+            app.provider(A, A_KEY, "win", named(p, json!({
                 "transaction_id": format!("w{bet}-{attempt}"), "bet_transaction_id": format!("b{bet}"),
-                "round_id": format!("r{bet}"), "amount": euros(cents)})).await
+                "round_id": format!("r{round}"), "amount": euros(cents), "round_closed": closing}))).await
         }
-        Call::Rollback { player: p, bet, attempt } => {
-            app.provider(A, A_KEY, "rollback", json!({"player_id": player(p), "currency": "EUR",
+        Call::Rollback { player: p, bet, round, attempt } => {
+            app.provider(A, A_KEY, "rollback", named(p, json!({
                 "transaction_id": format!("rb{bet}-{attempt}"), "bet_transaction_id": format!("b{bet}"),
-                "round_id": format!("r{bet}")})).await
+                "round_id": format!("r{round}")}))).await
+        }
+        Call::RoundWin { player: p, id, round, cents, closing } => {
+            app.provider(A, A_KEY, "win", named(p, json!({"transaction_id": format!("rw{id}"),
+                "round_id": format!("r{round}"), "amount": euros(cents), "round_closed": closing}))).await
+        }
+        Call::BetWin { player: p, id, round, stake, payout, closing } => {
+            app.provider(A, A_KEY, "bet-win", json!({"token": tokens[p], "transaction_id": format!("bw{id}"),
+                "round_id": format!("r{round}"), "game_id": "g1", "amount": euros(stake),
+                "payout": euros(payout), "round_closed": closing})).await
+        }
+        Call::Betless { player: p, id, round, kind, cents } => {
+            app.provider(A, A_KEY, "win", named(p, json!({"transaction_id": format!("f{id}"),
+                "round_id": format!("r{round}"), "amount": euros(cents), "kind": KINDS[kind]}))).await
+        }
+        Call::Adjust { player: p, id, round, cents } => {
+            app.provider(A, A_KEY, "adjust", named(p, json!({"transaction_id": format!("a{id}"),
+                "round_id": format!("r{round}"), "amount": euros(cents), "reason": "correction"}))).await
         }
     };
     Answer {
@@ -242,8 +630,9 @@ async fn random_provider_interleavings_match_the_reference_model(pool: PgPool) {
     let mut runner = TestRunner::new(Config::with_cases(CASES));
     let strategy = scenario();
     for case in 0..CASES as usize {
-        let (bets, seed, dups) = strategy.new_tree(&mut runner).unwrap().current();
-        let calls = calls_of(&bets, seed, &dups);
+        let (bets, extras, seed, dups, conflicts) =
+            strategy.new_tree(&mut runner).unwrap().current();
+        let calls = calls_of(&bets, &extras, seed, &dups, &conflicts);
         let mut tokens = Vec::new();
         let mut models: Vec<PlayerModel> = Vec::new();
         for p in 0..PLAYERS {
@@ -257,12 +646,7 @@ async fn random_provider_interleavings_match_the_reference_model(pool: PgPool) {
             });
         }
         for (n, &call) in calls.iter().enumerate() {
-            let player = match call {
-                Call::Bet { player, .. }
-                | Call::Win { player, .. }
-                | Call::Rollback { player, .. } => player,
-            };
-            let want = models[player].play(call);
+            let want = models[call.player()].play(call);
             let got = send(&app, case, &tokens, call).await;
             assert_eq!(
                 got, want,
