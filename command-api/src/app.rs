@@ -119,6 +119,7 @@ impl Application {
             }),
         };
         let state = AppState::new(Services {
+            protection: config.protection,
             store,
             local,
             cluster: cluster.clone(),

@@ -15,8 +15,10 @@ use crate::limits::RateLimiter;
 pub enum Scope {
     /// Query balances and histories.
     Read,
-    /// Move money and open wallets.
+    /// Move money and open wallets; set a player's limits and self-exclusion.
     Write,
+    /// Lock and unlock accounts (an operator's back office, not a player-facing service).
+    Operator,
 }
 
 /// A configured API client.
@@ -55,6 +57,7 @@ impl fmt::Display for ApiClient {
             .map(|s| match s {
                 Scope::Read => "read",
                 Scope::Write => "write",
+                Scope::Operator => "operator",
             })
             .collect();
         write!(f, "{}:****:{}", self.name, scopes.join("+"))

@@ -73,6 +73,46 @@ pub struct Config {
     /// Several instances on one database, each wallet decided by one of them
     /// (`crate::cluster`); `None`: this instance decides every wallet itself.
     pub cluster: Option<ClusterConfig>,
+    pub protection: ProtectionConfig,
+}
+
+/// The deployment's player-protection settings (`BETLEDGER_LIMITS_TZ`,
+/// `BETLEDGER_LIMIT_COOLING_S`), placed in each limit change.
+#[derive(Debug, Clone, Copy)]
+pub struct ProtectionConfig {
+    /// The zone of new limits' calendar periods (an IANA name; default `UTC`).
+    pub zone: chrono_tz::Tz,
+    /// How long a looser limit or a removal waits before it applies (default 24 h).
+    pub cooling_s: u32,
+}
+
+impl Default for ProtectionConfig {
+    fn default() -> Self {
+        ProtectionConfig {
+            zone: chrono_tz::Tz::UTC,
+            cooling_s: LIMIT_COOLING_S_DEFAULT,
+        }
+    }
+}
+
+/// A looser limit's or a removal's cooling-off period when none is configured: a day.
+pub const LIMIT_COOLING_S_DEFAULT: u32 = 24 * 3_600;
+
+fn protection_from_env() -> Result<ProtectionConfig, ConfigError> {
+    let zone_name = var("BETLEDGER_LIMITS_TZ", "UTC");
+    let zone = zone_name.trim().parse().map_err(|_| ConfigError {
+        variable: "BETLEDGER_LIMITS_TZ",
+        problem: format!(
+            "{zone_name:?} is not an IANA time zone; use a name such as UTC or Europe/Malta"
+        ),
+    })?;
+    let cooling_s = number(
+        "BETLEDGER_LIMIT_COOLING_S",
+        LIMIT_COOLING_S_DEFAULT.into(),
+        0,
+        366 * 24 * 3_600,
+    )? as u32;
+    Ok(ProtectionConfig { zone, cooling_s })
 }
 
 /// How this instance joins the others on its database (`BETLEDGER_CLUSTER_ADDR`,
@@ -103,7 +143,8 @@ fn var(name: &'static str, default: &str) -> String {
 
 impl Config {
     /// Reads `BETLEDGER_API_ADDR`, `BETLEDGER_DATABASE_URL`, `BETLEDGER_DB_CONNECTIONS_MAX`,
-    /// `BETLEDGER_API_TOKENS` (`name:token:scope+scope,...`, scopes `read` and `write`) and
+    /// `BETLEDGER_API_TOKENS` (`name:token:scope+scope,...`, scopes `read`, `write` and
+    /// `operator`), `BETLEDGER_LIMITS_TZ`, `BETLEDGER_LIMIT_COOLING_S` and
     /// `BETLEDGER_LOG_FORMAT` (`text` or `json`), `BETLEDGER_REDIS_URL` and
     /// `BETLEDGER_REDIS_PREFIX`.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -176,6 +217,7 @@ impl Config {
                     problem,
                 })?,
             cluster: cluster_from_env()?,
+            protection: protection_from_env()?,
         })
     }
 }
@@ -288,8 +330,9 @@ pub fn parse_clients(text: &str) -> Result<Vec<ApiClient>, ConfigError> {
             .map(|s| match s {
                 "read" => Ok(Scope::Read),
                 "write" => Ok(Scope::Write),
+                "operator" => Ok(Scope::Operator),
                 other => Err(err(format!(
-                    "unknown scope {other:?} for {name:?}: use read, write"
+                    "unknown scope {other:?} for {name:?}: use read, write, operator"
                 ))),
             })
             .collect::<Result<Vec<_>, _>>()?;

@@ -96,6 +96,14 @@ impl ApiError {
                 // The contract's code for "nothing to pay against yet": a provider retries
                 // a win for a round it has not yet seen arrive.
                 WalletError::RoundNotFound { .. } => (S::NOT_FOUND, "RESERVATION_NOT_FOUND"),
+                WalletError::LimitReached { .. } => (S::UNPROCESSABLE_ENTITY, "LIMIT_REACHED"),
+                WalletError::SelfExcluded { .. } => (S::FORBIDDEN, "SELF_EXCLUDED"),
+                WalletError::AccountLocked { .. } => (S::FORBIDDEN, "ACCOUNT_LOCKED"),
+                WalletError::LimitNotFound { .. } => (S::NOT_FOUND, "LIMIT_NOT_FOUND"),
+                WalletError::ExclusionNotShortened { .. } => {
+                    (S::UNPROCESSABLE_ENTITY, "EXCLUSION_NOT_SHORTENED")
+                }
+                WalletError::ExclusionInPast { .. } => (S::BAD_REQUEST, "INVALID_REQUEST"),
             },
         }
     }
@@ -155,6 +163,34 @@ impl IntoResponse for ApiError {
             // The wallet a second open found: the caller can carry on with it.
             if let WalletError::WalletExists { wallet_id } = error {
                 body["wallet_id"] = json!(wallet_id.to_string());
+            }
+            // Which limit, and how much of it is used (the contract's "limit" object).
+            if let WalletError::LimitReached {
+                kind,
+                period,
+                limit,
+                used,
+                resets_at,
+                ..
+            } = error
+            {
+                let scale = balance.map_or(2, |b| b.currency.scale());
+                let at_scale = |mut d: rust_decimal::Decimal| {
+                    d.rescale(scale);
+                    d.to_string()
+                };
+                body["limit"] = json!({
+                    "kind": kind,
+                    "period": period,
+                    "amount": at_scale(*limit),
+                    "used": at_scale(*used),
+                    "resets_at": resets_at,
+                });
+            }
+            if let WalletError::SelfExcluded { until }
+            | WalletError::ExclusionNotShortened { until } = error
+            {
+                body["excluded_until"] = json!(until);
             }
         }
         let mut response = (status, Json(body)).into_response();

@@ -49,6 +49,8 @@ pub struct Services {
     pub providers: Arc<Providers>,
     /// Requests per second per client.
     pub limiter: Arc<RateLimiter>,
+    /// The deployment's zone and cooling-off for limit changes.
+    pub protection: crate::config::ProtectionConfig,
 }
 
 /// A Redis client and the key layout the projection workers write.

@@ -153,6 +153,18 @@ string_id!(
     "reason"
 );
 
+string_id!(
+    /// The API client that made a change of a player's protections (its token's name),
+    /// recorded with the change for the audit.
+    ClientId,
+    "client"
+);
+string_id!(
+    /// Why an operator locked or unlocked an account, as the operator wrote it.
+    LockReason,
+    "reason"
+);
+
 impl TransactionId {
     /// `{scope}:{id}`: a caller's id (validated as any caller id, up to 128 characters)
     /// in a space of its own. A provider's ids are scoped by the provider (and a role, when

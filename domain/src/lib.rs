@@ -18,8 +18,8 @@ pub mod money;
 pub mod wallet;
 
 pub use ids::{
-    AdjustmentReason, CampaignId, GameId, IdError, PlayerId, ReservationId, RoundId, TransactionId,
-    WalletId,
+    AdjustmentReason, CampaignId, ClientId, GameId, IdError, LockReason, PlayerId, ReservationId,
+    RoundId, TransactionId, WalletId,
 };
 pub use money::{AmountError, Balance, Currency, Money};
 pub use wallet::{

@@ -24,6 +24,8 @@ pub struct WalletSnapshot {
     pub player_id: PlayerId,
     pub balance: Balance,
     pub sequence: u64,
+    /// The wallet's limits, exclusion and lock, if it ever had any.
+    pub protection: Option<domain::wallet::protection::Protection>,
 }
 
 impl WalletSnapshot {
@@ -37,6 +39,7 @@ impl WalletSnapshot {
                 player_id: player_id.clone(),
                 balance,
                 sequence,
+                protection: wallet.protection().cloned(),
             })
     }
 }

@@ -95,7 +95,11 @@ pub fn closed_by(event: &WalletEvent) -> Vec<ReservationId> {
         | WalletEvent::WinCredited { .. }
         | WalletEvent::RoundClosed { .. }
         | WalletEvent::BetSettled { .. }
-        | WalletEvent::FundsAdjusted { .. } => {}
+        | WalletEvent::FundsAdjusted { .. }
+        | WalletEvent::LimitChanged { .. }
+        | WalletEvent::SelfExcluded { .. }
+        | WalletEvent::AccountLocked { .. }
+        | WalletEvent::AccountUnlocked { .. } => {}
     }
     closed
 }

@@ -305,6 +305,7 @@ mod tests {
             transaction_id: TransactionId::new("w").unwrap(),
             stake: eur(500),
             payout: eur(1250),
+            at: None,
         };
         let c = contributions(&settle, Currency::Eur, false).unwrap();
         assert_eq!(
@@ -330,6 +331,7 @@ mod tests {
                     stake: eur(250),
                 },
             ],
+            at: None,
         };
         let c = contributions(&close, Currency::Eur, false).unwrap();
         assert_eq!(c.add, vec![(Measure::Bets, 2), (Measure::Stakes, 350)]);
@@ -349,6 +351,7 @@ mod tests {
             campaign_id: None,
             round_closed: false,
             lost: vec![],
+            at: None,
         };
         let c = contributions(&win, Currency::Eur, true).unwrap();
         assert_eq!(
@@ -369,6 +372,7 @@ mod tests {
         let deposit = WalletEvent::FundsDeposited {
             transaction_id: TransactionId::new("d").unwrap(),
             amount: eur(100),
+            at: None,
         };
         assert!(contributions(&deposit, Currency::Eur, false)
             .unwrap()

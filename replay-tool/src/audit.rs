@@ -31,6 +31,11 @@ pub struct AuditRow {
     pub payout: Option<Decimal>,
     pub available: Decimal,
     pub reserved: Decimal,
+    /// The API client that made a change of the player's protections.
+    pub by: Option<String>,
+    /// What a protection change set: the limit and when it applies, the exclusion's end,
+    /// the lock's reason.
+    pub detail: Option<String>,
 }
 
 /// A wallet's history up to a moment.
@@ -125,6 +130,8 @@ fn row(event: &LoggedEvent, fold: &WalletFold) -> AuditRow {
         payout: None,
         available: balance.available,
         reserved: balance.reserved,
+        by: None,
+        detail: None,
     };
     // The fold has decoded this payload already; it is a wallet event.
     if let Ok(payload) = event.decode() {
@@ -137,8 +144,54 @@ fn row(event: &LoggedEvent, fold: &WalletFold) -> AuditRow {
             })
             .map(|r| r.to_string());
         (row.amount, row.payout) = payload.amounts();
+        (row.by, row.detail) = protection_change(&payload);
     }
     row
+}
+
+/// Who made a protection change, and what it set.
+fn protection_change(payload: &domain::WalletEvent) -> (Option<String>, Option<String>) {
+    use domain::WalletEvent as E;
+    match payload {
+        E::LimitChanged {
+            kind,
+            period,
+            amount,
+            zone,
+            effective_at,
+            at,
+            by,
+            ..
+        } => {
+            let what = match amount {
+                Some(a) => format!("{} {} limit {a}", period.as_str(), kind.as_str()),
+                None => format!("{} {} limit removed", period.as_str(), kind.as_str()),
+            };
+            let when = if effective_at <= at {
+                "at once".to_string()
+            } else {
+                format!("from {}", effective_at.to_rfc3339())
+            };
+            (
+                Some(by.to_string()),
+                Some(format!("{what}, {when} ({zone})")),
+            )
+        }
+        E::SelfExcluded { until, by, .. } => (
+            Some(by.to_string()),
+            Some(match until {
+                Some(u) => format!("self-excluded until {}", u.to_rfc3339()),
+                None => "self-excluded indefinitely".to_string(),
+            }),
+        ),
+        E::AccountLocked { reason, by, .. } => {
+            (Some(by.to_string()), Some(format!("locked: {reason}")))
+        }
+        E::AccountUnlocked { reason, by, .. } => {
+            (Some(by.to_string()), Some(format!("unlocked: {reason}")))
+        }
+        _ => (None, None),
+    }
 }
 
 /// How an audit is written.
@@ -152,7 +205,7 @@ pub enum AuditFormat {
     Csv,
 }
 
-const COLUMNS: [&str; 11] = [
+const COLUMNS: [&str; 13] = [
     "sequence",
     "recorded_at",
     "event",
@@ -165,9 +218,12 @@ const COLUMNS: [&str; 11] = [
     "global_position",
     // Added with rounds, last, so a reader of the earlier columns by place still reads them.
     "round_id",
+    // Added with player protection, after it for the same reason.
+    "by",
+    "detail",
 ];
 
-fn cells(row: &AuditRow) -> [String; 11] {
+fn cells(row: &AuditRow) -> [String; 13] {
     let opt = |d: &Option<Decimal>| d.map(|d| d.to_string()).unwrap_or_default();
     [
         row.sequence.to_string(),
@@ -182,6 +238,8 @@ fn cells(row: &AuditRow) -> [String; 11] {
         row.reserved.to_string(),
         row.global_position.to_string(),
         row.round_id.clone().unwrap_or_default(),
+        row.by.clone().unwrap_or_default(),
+        row.detail.clone().unwrap_or_default(),
     ]
 }
 
@@ -201,7 +259,7 @@ pub fn render(audit: &Audit, format: AuditFormat, out: &mut dyn Write) -> std::i
             writer.flush()
         }
         AuditFormat::Table => {
-            let rows: Vec<[String; 11]> = audit.events.iter().map(cells).collect();
+            let rows: Vec<[String; 13]> = audit.events.iter().map(cells).collect();
             let mut widths = COLUMNS.map(str::len);
             for row in &rows {
                 for (w, cell) in widths.iter_mut().zip(row) {

@@ -28,6 +28,7 @@
 use std::collections::BTreeMap;
 
 use cqrs_es::Aggregate;
+use domain::wallet::protection::{self, LimitKind, LimitPeriod, Window};
 use domain::{
     Balance, Currency, GameId, PlayerId, ReservationState, Wallet, WalletEvent, WalletId,
 };
@@ -74,6 +75,13 @@ pub enum ViolationKind {
     NotConserved,
     /// The balance recorded in the event's metadata differs from the fold.
     RecordedBalance,
+    /// A deposit or a bet that passed a limit in force at its time: what the period used,
+    /// summed by this fold from the events, is above the limit.
+    LimitPassed,
+    /// A deposit, withdrawal or bet while the account was locked.
+    WhileLocked,
+    /// A deposit or bet while the player was self-excluded.
+    WhileExcluded,
 }
 
 /// One broken rule, where it is.
@@ -166,6 +174,16 @@ pub struct WalletFold {
     broken: bool,
     /// Forget closed reservations after each event (see [`WalletFold::compacted`]).
     compact: bool,
+    /// What each limit's current period used, summed here from the events (not taken
+    /// from the aggregate), to check that no deposit or bet passed a limit.
+    tallies: BTreeMap<(LimitKind, LimitPeriod), Tally>,
+}
+
+/// One limit's period and what it used, as the fold sums it.
+#[derive(Debug, Clone)]
+struct Tally {
+    window: Window,
+    used: Decimal,
 }
 
 impl WalletFold {
@@ -178,6 +196,7 @@ impl WalletFold {
             open_sum: Decimal::ZERO,
             broken: false,
             compact: false,
+            tallies: BTreeMap::new(),
         }
     }
 
@@ -323,6 +342,12 @@ impl WalletFold {
         self.flows.add(&deltas.flows);
         self.open_sum += deltas.open;
         let closed_round = payload.closes_round().then(|| payload.round_id().cloned());
+        let protection = self.check_protection(event, &payload, deltas.open);
+        step.violations.extend(
+            protection
+                .into_iter()
+                .map(|(k, detail)| violation(k, detail)),
+        );
         self.wallet.apply(payload);
         if let Some(Some(round_id)) = closed_round {
             if self
@@ -401,6 +426,143 @@ impl WalletFold {
                 balance.reserved
             ),
         })
+    }
+
+    /// The protection rules `payload` breaks, checked on the state before it (the lock,
+    /// the exclusion, the limits in force at its time) with this fold's own sums of what
+    /// each limit's period used; `open` is what it adds to the open stakes. Moves the sums
+    /// on.
+    fn check_protection(
+        &mut self,
+        event: &LoggedEvent,
+        payload: &WalletEvent,
+        open: Decimal,
+    ) -> Vec<(ViolationKind, String)> {
+        let mut found = Vec::new();
+        let Some(p) = self.wallet.protection() else {
+            if let WalletEvent::LimitChanged { .. } = payload {
+                self.tally_limit(payload);
+            }
+            return found;
+        };
+        let counted = protection::counted(payload);
+        let at = counted.first().map_or(event.recorded_at, |c| c.at);
+        let (staking, depositing, withdrawing) = match payload {
+            WalletEvent::FundsReserved { .. } | WalletEvent::BetSettled { .. } => {
+                (true, false, false)
+            }
+            WalletEvent::FundsDeposited { .. } => (false, true, false),
+            WalletEvent::FundsWithdrawn { .. } => (false, false, true),
+            _ => (false, false, false),
+        };
+        if (staking || depositing || withdrawing) && p.is_locked() {
+            found.push((
+                ViolationKind::WhileLocked,
+                format!("{} while the account was locked", payload.name()),
+            ));
+        }
+        if (staking || depositing) && p.excluded_at(at).is_some() {
+            found.push((
+                ViolationKind::WhileExcluded,
+                format!(
+                    "{} at {at} while the player was self-excluded",
+                    payload.name()
+                ),
+            ));
+        }
+        // What was in force before the event (a change applies from its event on).
+        let caps: Vec<(LimitKind, LimitPeriod, Option<Decimal>)> = p
+            .limits
+            .iter()
+            .map(|l| (l.kind, l.period, l.in_force(at)))
+            .collect();
+        self.tally_limit(payload);
+        let reserved_after = self.wallet.balance().map_or(Decimal::ZERO, |b| b.reserved) + open;
+        for c in &counted {
+            for ((kind, period), tally) in
+                self.tallies.iter_mut().filter(|((k, _), _)| *k == c.kind)
+            {
+                if c.at >= tally.window.end {
+                    let zone = self
+                        .wallet
+                        .protection()
+                        .and_then(|p| p.limit(*kind, *period))
+                        .map_or(chrono_tz::Tz::UTC, |l| l.zone);
+                    tally.window = period.window(zone, c.at);
+                    tally.used = Decimal::ZERO;
+                }
+                tally.used += c.amount;
+            }
+        }
+        // A deposit or bet is checked against the limits of what it adds to; a settle that
+        // loses is never refused, so a loss limit is checked only when a bet is placed.
+        let checked: &[LimitKind] = match payload {
+            WalletEvent::FundsDeposited { .. } => &[LimitKind::Deposit],
+            WalletEvent::FundsReserved { .. } => &[LimitKind::Wager, LimitKind::Loss],
+            WalletEvent::BetSettled { stake, payout, .. } if stake > payout => {
+                &[LimitKind::Wager, LimitKind::Loss]
+            }
+            WalletEvent::BetSettled { .. } => &[LimitKind::Wager],
+            _ => &[],
+        };
+        for (kind, period, cap) in caps {
+            let (Some(cap), true) = (cap, checked.contains(&kind)) else {
+                continue;
+            };
+            let Some(tally) = self.tallies.get(&(kind, period)) else {
+                continue;
+            };
+            let used = if at >= tally.window.end {
+                Decimal::ZERO
+            } else {
+                tally.used
+            } + if kind == LimitKind::Loss {
+                reserved_after
+            } else {
+                Decimal::ZERO
+            };
+            if used > cap {
+                found.push((
+                    ViolationKind::LimitPassed,
+                    format!(
+                        "{} takes the {} {} limit of {cap} to {used}",
+                        payload.name(),
+                        period.as_str(),
+                        kind.as_str()
+                    ),
+                ));
+            }
+        }
+        found
+    }
+
+    /// Starts the fold's own sum for a limit that `payload` creates; drops the sums of
+    /// limits that are gone.
+    fn tally_limit(&mut self, payload: &WalletEvent) {
+        if let WalletEvent::LimitChanged {
+            kind,
+            period,
+            amount: Some(_),
+            zone,
+            at,
+            ..
+        } = payload
+        {
+            let exists = self
+                .wallet
+                .protection()
+                .and_then(|p| p.limit(*kind, *period))
+                .is_some_and(|l| l.in_force(*at).is_some());
+            if !exists {
+                self.tallies.insert(
+                    (*kind, *period),
+                    Tally {
+                        window: period.window(*zone, *at),
+                        used: Decimal::ZERO,
+                    },
+                );
+            }
+        }
     }
 
     /// Parses `event` and works out what it does, or the rule that stops it.
@@ -572,6 +734,11 @@ impl WalletFold {
                 d.available = *amount;
                 d.flows.adjustments = *amount;
             }
+            // They move no money; `check_protection` checks what they allow.
+            WalletEvent::LimitChanged { .. }
+            | WalletEvent::SelfExcluded { .. }
+            | WalletEvent::AccountLocked { .. }
+            | WalletEvent::AccountUnlocked { .. } => {}
         }
         // A bet, win or rollback in a closed round (closing it again is a repeat).
         if let Some(round_id) = payload.round_id() {

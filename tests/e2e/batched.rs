@@ -66,6 +66,7 @@ async fn two_instances_on_the_same_wallets_match_a_reference_model(pool: PgPool)
                         transaction_id,
                         amount,
                         currency: None,
+                        now: chrono::Utc::now(),
                     }
                 };
                 let mut first = mine.execute(wallet, command.clone()).await;
@@ -218,6 +219,7 @@ async fn snapshots_equal_the_fold_of_the_log_and_a_cold_store_reloads_from_them(
                     transaction_id: TransactionId::new(format!("cold-{n}")).unwrap(),
                     amount: Decimal::new(100, 2),
                     currency: None,
+                    now: chrono::Utc::now(),
                 },
             )
             .await
@@ -253,6 +255,7 @@ async fn snapshots_equal_the_fold_of_the_log_and_a_cold_store_reloads_from_them(
             transaction_id: TransactionId::new("after-doctoring").unwrap(),
             amount: Decimal::new(100, 2),
             currency: None,
+            now: chrono::Utc::now(),
         },
     );
     let receipt = snapshot_state.await.unwrap();
@@ -301,6 +304,7 @@ async fn a_small_cache_evicts_and_every_answer_still_equals_the_log(pool: PgPool
         transaction_id: TransactionId::new(tx).unwrap(),
         payout: Decimal::new(300, 2),
         currency: None,
+        now: chrono::Utc::now(),
     };
     let first = store.execute(w, reserve("late")).await.unwrap();
     store.execute(w, settle("late", "late-w1")).await.unwrap();
@@ -368,6 +372,7 @@ async fn a_long_history_loaded_for_one_wallet_does_not_hold_its_shard(pool: PgPo
         transaction_id: TransactionId::new(tx).unwrap(),
         amount: Decimal::ONE,
         currency: None,
+        now: chrono::Utc::now(),
     };
     let whale = id("whale");
     store.execute(whale, open("whale")).await.unwrap();

@@ -31,6 +31,7 @@ fn deposit(id: &str, cents: i64) -> WalletCommand {
         transaction_id: TransactionId::new(id).unwrap(),
         amount: Decimal::new(cents, 2),
         currency: None,
+        now: chrono::Utc::now(),
     }
 }
 

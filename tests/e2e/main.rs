@@ -12,6 +12,7 @@ mod hardening;
 mod idempotency;
 mod instances;
 mod log_order;
+mod protection;
 mod provider;
 mod provider_model;
 mod read_side;

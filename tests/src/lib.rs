@@ -29,6 +29,8 @@ use tokio::task::JoinHandle;
 pub const WRITER_TOKEN: &str = "test-writer-token";
 /// A token with the read scope only.
 pub const READER_TOKEN: &str = "test-reader-token";
+/// The operator client's token (scopes read, write and operator: it may lock accounts).
+pub const OPERATOR_TOKEN: &str = "test-operator-token";
 /// Two game providers and their secrets.
 pub const PROVIDER_A: &str = "alpha";
 pub const PROVIDER_A_SECRET: &str = "alpha-secret-0123456789";
@@ -70,6 +72,11 @@ pub fn test_config() -> Config {
         clients: vec![
             ApiClient::new("writer", WRITER_TOKEN, vec![Scope::Read, Scope::Write]),
             ApiClient::new("reader", READER_TOKEN, vec![Scope::Read]),
+            ApiClient::new(
+                "operator",
+                OPERATOR_TOKEN,
+                vec![Scope::Read, Scope::Write, Scope::Operator],
+            ),
         ],
         log_json: false,
         redis_url: redis_url(),
@@ -89,6 +96,7 @@ pub fn test_config() -> Config {
             .and_then(|p| p.parse().ok())
             .unwrap_or(command_api::config::WritePath::Batched),
         cluster: None,
+        protection: Default::default(),
     }
 }
 
@@ -201,6 +209,25 @@ impl TestApp {
             .post(self.url(path))
             .header("content-type", "application/json")
             .body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        self.send(request).await
+    }
+
+    /// Sends `method` to `path` with `body` as JSON and an optional bearer token.
+    pub async fn send_with(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+        token: Option<&str>,
+    ) -> Reply {
+        let mut request = self
+            .http
+            .request(method, self.url(path))
+            .header("content-type", "application/json")
+            .body(body.to_string());
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }

@@ -154,6 +154,7 @@ impl Mix {
                     transaction_id: tx,
                     payout: bet.stake * Decimal::from(self.rng.below(3)),
                     currency: None,
+                    now: chrono::Utc::now(),
                 }
             } else {
                 WalletCommand::Refund {
@@ -174,6 +175,7 @@ impl Mix {
                 transaction_id: tx,
                 amount,
                 currency: None,
+                now: chrono::Utc::now(),
             }
         } else {
             WalletCommand::Withdraw {
@@ -241,6 +243,7 @@ pub async fn open_funded_with(
                         .expect("a short id"),
                     amount,
                     currency: None,
+                    now: chrono::Utc::now(),
                 },
             )
             .await

@@ -273,6 +273,7 @@ async fn steady_load(
                                 transaction_id: TransactionId::new(format!("win-{n}")).ok()?,
                                 payout: Decimal::new(50 * (n % 3) as i64, 2),
                                 currency: None,
+                                now: chrono::Utc::now(),
                             },
                         )
                         .await;

@@ -1,9 +1,10 @@
 //! The endpoints, one module per face or group: the native wallet commands, the native
-//! round commands and round view, the read
-//! models, game sessions, the provider face, health, and calls between instances.
+//! round commands and round view, player protection, the read models, game sessions, the
+//! provider face, health, and calls between instances.
 
 mod health;
 mod internal;
+mod protection;
 pub mod provider;
 mod read;
 pub(crate) mod rounds;
@@ -20,6 +21,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(wallets::routes())
         .merge(rounds::routes())
+        .merge(protection::routes())
         .merge(read::routes())
         .merge(sessions::routes())
         .merge(provider::routes())

@@ -344,6 +344,7 @@ async fn win(
         game_id: request.game_id.map(|g| valid(GameId::new, g)).transpose()?,
         round_closed: request.round_closed,
         currency: Some(currency(&request.currency)?),
+        now: Utc::now(),
     };
     let receipt = execute(&state, wallet_id, command).await?;
     Ok(answer(receipt, request.transaction_id))

@@ -134,6 +134,7 @@ async fn win(
         game_id: body.game_id.map(|g| valid(GameId::new, g)).transpose()?,
         round_closed: body.round_closed,
         currency: optional_currency(body.currency)?,
+        now: Utc::now(),
     };
     execute(&state, wallet_id, command)
         .await
@@ -151,6 +152,7 @@ async fn close(
     let command = WalletCommand::CloseRound {
         transaction_id: transaction_id(body.transaction_id)?,
         round_id: round_id(round)?,
+        now: Utc::now(),
     };
     execute(&state, wallet_id, command)
         .await
@@ -307,6 +309,7 @@ impl RoundView {
                 transaction_id,
                 stake,
                 payout,
+                ..
             } => {
                 self.totals.stakes += stake;
                 if let Some(bet) = self.bet(&reservation_id) {
@@ -406,7 +409,11 @@ impl RoundView {
             WalletEvent::WalletOpened { .. }
             | WalletEvent::FundsDeposited { .. }
             | WalletEvent::FundsWithdrawn { .. }
-            | WalletEvent::ReservationVoided { .. } => {}
+            | WalletEvent::ReservationVoided { .. }
+            | WalletEvent::LimitChanged { .. }
+            | WalletEvent::SelfExcluded { .. }
+            | WalletEvent::AccountLocked { .. }
+            | WalletEvent::AccountUnlocked { .. } => {}
         }
     }
 }

@@ -135,6 +135,7 @@ async fn deposit(
         transaction_id,
         amount,
         currency,
+        now: Utc::now(),
     };
     move_funds(&state, &caller, &path_id, body, command).await
 }
@@ -208,6 +209,7 @@ async fn settle(
         transaction_id: transaction_id(body.transaction_id)?,
         payout: amount("payout", &body.payout)?,
         currency: optional_currency(body.currency)?,
+        now: Utc::now(),
     };
     execute(&state, wallet_id, command)
         .await

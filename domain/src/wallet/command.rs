@@ -7,10 +7,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::ids::{
-    AdjustmentReason, CampaignId, GameId, PlayerId, ReservationId, RoundId, TransactionId,
+    AdjustmentReason, CampaignId, ClientId, GameId, LockReason, PlayerId, ReservationId, RoundId,
+    TransactionId,
 };
 use crate::money::Currency;
+use crate::wallet::protection::{LimitKind, LimitPeriod};
 use crate::wallet::round::BetlessKind;
+use chrono_tz::Tz;
 
 /// Reservation timeout when the caller names none: one hour, as the contract says.
 pub const RESERVATION_TIMEOUT_S_DEFAULT: u32 = 3_600;
@@ -48,6 +51,7 @@ pub enum WalletCommand {
         transaction_id: TransactionId,
         amount: Decimal,
         currency: Option<Currency>,
+        now: DateTime<Utc>,
     },
     /// Debit available.
     Withdraw {
@@ -71,6 +75,7 @@ pub enum WalletCommand {
         transaction_id: TransactionId,
         payout: Decimal,
         currency: Option<Currency>,
+        now: DateTime<Utc>,
     },
     /// Close a reservation by returning the stake (a rollback).
     Refund {
@@ -101,11 +106,13 @@ pub enum WalletCommand {
         game_id: Option<GameId>,
         round_closed: bool,
         currency: Option<Currency>,
+        now: DateTime<Utc>,
     },
     /// Close a round: its bets still open are lost, and nothing more happens in it.
     CloseRound {
         transaction_id: TransactionId,
         round_id: RoundId,
+        now: DateTime<Utc>,
     },
     /// A bet and its result at once: the stake is taken and the payout credited, or
     /// nothing happens. The reservation id is the transaction id, as for a reserve.
@@ -128,6 +135,38 @@ pub enum WalletCommand {
         round_id: Option<RoundId>,
         currency: Option<Currency>,
     },
+    /// Set (`amount`) or remove (`None`) the limit of `kind` per `period` (see
+    /// [`crate::wallet::protection`]); `zone` and `cooling_s` are the deployment's.
+    SetLimit {
+        transaction_id: TransactionId,
+        kind: LimitKind,
+        period: LimitPeriod,
+        amount: Option<Decimal>,
+        currency: Option<Currency>,
+        zone: Tz,
+        cooling_s: u32,
+        now: DateTime<Utc>,
+        by: ClientId,
+    },
+    /// Self-exclude until `until`, or indefinitely (`None`).
+    Exclude {
+        transaction_id: TransactionId,
+        until: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        by: ClientId,
+    },
+    /// An operator locks the account.
+    Lock {
+        transaction_id: TransactionId,
+        reason: LockReason,
+        by: ClientId,
+    },
+    /// An operator unlocks it.
+    Unlock {
+        transaction_id: TransactionId,
+        reason: LockReason,
+        by: ClientId,
+    },
 }
 
 impl WalletCommand {
@@ -143,7 +182,11 @@ impl WalletCommand {
             | WalletCommand::Rollback { transaction_id, .. }
             | WalletCommand::Win { transaction_id, .. }
             | WalletCommand::CloseRound { transaction_id, .. }
-            | WalletCommand::Adjust { transaction_id, .. } => Some(transaction_id.clone()),
+            | WalletCommand::Adjust { transaction_id, .. }
+            | WalletCommand::SetLimit { transaction_id, .. }
+            | WalletCommand::Exclude { transaction_id, .. }
+            | WalletCommand::Lock { transaction_id, .. }
+            | WalletCommand::Unlock { transaction_id, .. } => Some(transaction_id.clone()),
             WalletCommand::Reserve { reservation_id, .. }
             | WalletCommand::BetWin { reservation_id, .. } => Some(reservation_id.clone().into()),
         }
@@ -164,6 +207,13 @@ impl WalletCommand {
             WalletCommand::CloseRound { .. } => "close_round",
             WalletCommand::BetWin { .. } => "bet_win",
             WalletCommand::Adjust { .. } => "adjust",
+            WalletCommand::SetLimit {
+                amount: Some(_), ..
+            } => "set_limit",
+            WalletCommand::SetLimit { amount: None, .. } => "remove_limit",
+            WalletCommand::Exclude { .. } => "exclude",
+            WalletCommand::Lock { .. } => "lock",
+            WalletCommand::Unlock { .. } => "unlock",
         }
     }
 
@@ -182,6 +232,7 @@ impl WalletCommand {
                 transaction_id,
                 amount: a,
                 currency,
+                now: _,
             } => json!(["deposit", transaction_id, amount(a), currency]),
             WalletCommand::Withdraw {
                 transaction_id,
@@ -210,6 +261,7 @@ impl WalletCommand {
                 transaction_id,
                 payout,
                 currency,
+                now: _,
             } => json!([
                 "settle",
                 reservation_id,
@@ -237,6 +289,7 @@ impl WalletCommand {
                 game_id: None,
                 round_closed: false,
                 currency,
+                now: _,
             } => json!([
                 "settle",
                 reservation_id,
@@ -252,6 +305,7 @@ impl WalletCommand {
                 game_id,
                 round_closed,
                 currency,
+                now: _,
             } => {
                 let target = match target {
                     WinTarget::Bet(id) => json!(["bet", id]),
@@ -272,6 +326,7 @@ impl WalletCommand {
             WalletCommand::CloseRound {
                 transaction_id,
                 round_id,
+                now: _,
             } => json!(["close_round", transaction_id, round_id]),
             WalletCommand::BetWin {
                 reservation_id,
@@ -306,6 +361,38 @@ impl WalletCommand {
                 round_id,
                 currency
             ]),
+            // The deployment's zone and cooling-off, the time and the client are not the
+            // caller's request: a retry after any of them changed is the same request.
+            WalletCommand::SetLimit {
+                transaction_id,
+                kind,
+                period,
+                amount: a,
+                currency,
+                ..
+            } => json!([
+                "set_limit",
+                transaction_id,
+                kind,
+                period,
+                a.as_ref().map(amount),
+                currency
+            ]),
+            WalletCommand::Exclude {
+                transaction_id,
+                until,
+                ..
+            } => json!(["exclude", transaction_id, until]),
+            WalletCommand::Lock {
+                transaction_id,
+                reason,
+                ..
+            } => json!(["lock", transaction_id, reason]),
+            WalletCommand::Unlock {
+                transaction_id,
+                reason,
+                ..
+            } => json!(["unlock", transaction_id, reason]),
         };
         value.to_string()
     }

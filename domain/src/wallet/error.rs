@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{ReservationId, RoundId, TransactionId, WalletId};
 use crate::money::{AmountError, Currency};
+use crate::wallet::protection::{LimitKind, LimitPeriod};
 
 /// Where a reservation is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,4 +82,34 @@ pub enum WalletError {
     /// A win naming only a round, or an adjustment naming one, that the wallet never saw.
     #[error("round {round_id} not found")]
     RoundNotFound { round_id: RoundId },
+    /// A deposit or bet that would pass a limit in force (see `protection`).
+    #[error(
+        "the {} {} limit of {limit} has {used} used; {requested} more would pass it (it \
+         resets at {resets_at})",
+        period.as_str(), kind.as_str()
+    )]
+    LimitReached {
+        kind: LimitKind,
+        period: LimitPeriod,
+        limit: Decimal,
+        used: Decimal,
+        requested: Decimal,
+        resets_at: DateTime<Utc>,
+    },
+    #[error("the player is self-excluded {}", until.map_or("indefinitely".to_string(), |u| format!("until {u}")))]
+    SelfExcluded { until: Option<DateTime<Utc>> },
+    #[error("the account is locked: {reason}")]
+    AccountLocked { reason: String },
+    #[error("there is no {} {} limit to remove", period.as_str(), kind.as_str())]
+    LimitNotFound {
+        kind: LimitKind,
+        period: LimitPeriod,
+    },
+    #[error(
+        "a self-exclusion cannot be shortened: the one in force ends {}",
+        until.map_or("never".to_string(), |u| format!("at {u}"))
+    )]
+    ExclusionNotShortened { until: Option<DateTime<Utc>> },
+    #[error("a self-exclusion must end after now, not at {until}")]
+    ExclusionInPast { until: DateTime<Utc> },
 }

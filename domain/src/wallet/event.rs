@@ -1,5 +1,7 @@
 //! Events: the facts in the log. Past tense, and never changed once written: a new shape
-//! is a new `event_version` with an upcaster, not an edit.
+//! is a new `event_version` with an upcaster, not an edit. The one exception is a field
+//! that is optional and absent from every event written before it (`#[serde(default)]`,
+//! left out when empty), such as `at`: readers before and after it read both.
 
 use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
@@ -7,11 +9,14 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{
-    AdjustmentReason, CampaignId, GameId, PlayerId, ReservationId, RoundId, TransactionId, WalletId,
+    AdjustmentReason, CampaignId, ClientId, GameId, LockReason, PlayerId, ReservationId, RoundId,
+    TransactionId, WalletId,
 };
 use crate::money::Currency;
+use crate::wallet::protection::{LimitKind, LimitPeriod};
 use crate::wallet::round::{BetlessKind, LostBet};
 use crate::wallet::{Reservation, ReservationState};
+use chrono_tz::Tz;
 
 /// Version of every event shape below. The round events were added as new kinds, not as
 /// changes to an existing shape, so they are 1.0 too.
@@ -28,6 +33,10 @@ pub enum WalletEvent {
     FundsDeposited {
         transaction_id: TransactionId,
         amount: Decimal,
+        /// When it was decided, recorded only for a wallet with protections (it counts
+        /// towards their limits; see `protection`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<DateTime<Utc>>,
     },
     FundsWithdrawn {
         transaction_id: TransactionId,
@@ -39,12 +48,20 @@ pub enum WalletEvent {
         game_id: GameId,
         round_id: RoundId,
         expires_at: DateTime<Utc>,
+        /// When it was decided, recorded only for a wallet with protections (it counts
+        /// towards their limits; see `protection`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<DateTime<Utc>>,
     },
     ReservationSettled {
         reservation_id: ReservationId,
         transaction_id: TransactionId,
         stake: Decimal,
         payout: Decimal,
+        /// When it was decided, recorded only for a wallet with protections (it counts
+        /// towards their limits; see `protection`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<DateTime<Utc>>,
     },
     ReservationRefunded {
         reservation_id: ReservationId,
@@ -77,6 +94,10 @@ pub enum WalletEvent {
         campaign_id: Option<CampaignId>,
         round_closed: bool,
         lost: Vec<LostBet>,
+        /// When it was decided, recorded only for a wallet with protections (it counts
+        /// towards their limits; see `protection`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<DateTime<Utc>>,
     },
     /// A round closed: its bets still open were lost. Closing a closed round, or one the
     /// wallet never saw (which then stays closed), loses nothing.
@@ -85,6 +106,10 @@ pub enum WalletEvent {
         round_id: RoundId,
         game_id: Option<GameId>,
         lost: Vec<LostBet>,
+        /// When it was decided, recorded only for a wallet with protections (it counts
+        /// towards their limits; see `protection`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<DateTime<Utc>>,
     },
     /// A bet and its result in one: `stake` taken, `payout` credited. With
     /// `round_closed`, the round closed after it and `lost` are its other open bets.
@@ -109,6 +134,36 @@ pub enum WalletEvent {
         #[serde(default)]
         game_id: Option<GameId>,
     },
+    /// A limit set (`amount`) or removed (`None`) by `by`, in force from `effective_at`:
+    /// `at` for a stricter one, after the cooling-off period for a looser one or a
+    /// removal. Periods are calendar periods in `zone`.
+    LimitChanged {
+        transaction_id: TransactionId,
+        kind: LimitKind,
+        period: LimitPeriod,
+        amount: Option<Decimal>,
+        zone: Tz,
+        effective_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+        by: ClientId,
+    },
+    /// Self-excluded until `until`, or indefinitely (`None`).
+    SelfExcluded {
+        transaction_id: TransactionId,
+        until: Option<DateTime<Utc>>,
+        at: DateTime<Utc>,
+        by: ClientId,
+    },
+    AccountLocked {
+        transaction_id: TransactionId,
+        reason: LockReason,
+        by: ClientId,
+    },
+    AccountUnlocked {
+        transaction_id: TransactionId,
+        reason: LockReason,
+        by: ClientId,
+    },
 }
 
 impl WalletEvent {
@@ -127,6 +182,10 @@ impl WalletEvent {
             WalletEvent::RoundClosed { .. } => "RoundClosed",
             WalletEvent::BetSettled { .. } => "BetSettled",
             WalletEvent::FundsAdjusted { .. } => "FundsAdjusted",
+            WalletEvent::LimitChanged { .. } => "LimitChanged",
+            WalletEvent::SelfExcluded { .. } => "SelfExcluded",
+            WalletEvent::AccountLocked { .. } => "AccountLocked",
+            WalletEvent::AccountUnlocked { .. } => "AccountUnlocked",
         }
     }
 }
@@ -142,6 +201,7 @@ impl WalletEvent {
                 game_id,
                 round_id,
                 expires_at,
+                at: _,
             } => Some((
                 reservation_id,
                 Reservation {
@@ -270,7 +330,11 @@ impl WalletEvent {
             | WalletEvent::FundsDeposited { .. }
             | WalletEvent::FundsWithdrawn { .. }
             | WalletEvent::RoundClosed { .. }
-            | WalletEvent::FundsAdjusted { .. } => None,
+            | WalletEvent::FundsAdjusted { .. }
+            | WalletEvent::LimitChanged { .. }
+            | WalletEvent::SelfExcluded { .. }
+            | WalletEvent::AccountLocked { .. }
+            | WalletEvent::AccountUnlocked { .. } => None,
             WalletEvent::FundsReserved { reservation_id, .. }
             | WalletEvent::ReservationSettled { reservation_id, .. }
             | WalletEvent::ReservationRefunded { reservation_id, .. }
@@ -286,9 +350,12 @@ impl WalletEvent {
     /// (signed); and a settle's or win's payout.
     pub fn amounts(&self) -> (Option<Decimal>, Option<Decimal>) {
         match self {
-            WalletEvent::WalletOpened { .. } | WalletEvent::ReservationVoided { .. } => {
-                (None, None)
-            }
+            WalletEvent::WalletOpened { .. }
+            | WalletEvent::ReservationVoided { .. }
+            | WalletEvent::LimitChanged { .. }
+            | WalletEvent::SelfExcluded { .. }
+            | WalletEvent::AccountLocked { .. }
+            | WalletEvent::AccountUnlocked { .. } => (None, None),
             WalletEvent::RoundClosed { lost, .. } => {
                 (Some(lost.iter().map(|l| l.stake).sum()), None)
             }

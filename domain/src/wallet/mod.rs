@@ -16,6 +16,7 @@
 mod command;
 mod error;
 mod event;
+pub mod protection;
 pub mod round;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,6 +37,7 @@ pub use round::{BetlessKind, LostBet, Round, IDLE_ROUNDS_KEPT};
 
 use crate::ids::{GameId, PlayerId, ReservationId, RoundId, WalletId};
 use crate::money::{Balance, Currency, Money, BALANCE_MAX};
+use protection::Movement;
 
 /// Services the aggregate needs: none. Outside data is placed in the command instead.
 #[derive(Debug, Clone, Copy, Default)]
@@ -70,6 +72,9 @@ struct Opened {
     /// Round events folded so far: the clock of `Round::last_used`.
     #[serde(default)]
     round_uses: u64,
+    /// Limits, exclusion and lock, once the wallet has had any (see [`protection`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    protection: Option<Box<protection::Protection>>,
 }
 
 /// The aggregate. `Default` is a wallet not yet opened.
@@ -229,6 +234,18 @@ impl Wallet {
         round.closed |= closed;
     }
 
+    /// The wallet's limits, exclusion and lock, if it ever had any.
+    pub fn protection(&self) -> Option<&protection::Protection> {
+        self.opened.as_ref()?.protection.as_deref()
+    }
+
+    /// The protections as the API shows them at `now`; `None` for a wallet that never
+    /// had one (or is not open).
+    pub fn protection_view(&self, now: DateTime<Utc>) -> Option<protection::ProtectionView> {
+        let o = self.opened.as_ref()?;
+        Some(o.protection.as_deref()?.view(now, o.balance.reserved))
+    }
+
     /// Whether `id` was voided by a rollback before any bet under it.
     pub fn is_voided(&self, id: &ReservationId) -> bool {
         self.opened.as_ref().is_some_and(|o| o.voided.contains(id))
@@ -263,6 +280,10 @@ impl Opened {
             | WalletCommand::CloseRound { .. }
             | WalletCommand::BetWin { .. }
             | WalletCommand::Adjust { .. }) => self.decide_round(round),
+            change @ (WalletCommand::SetLimit { .. }
+            | WalletCommand::Exclude { .. }
+            | WalletCommand::Lock { .. }
+            | WalletCommand::Unlock { .. }) => self.decide_protection(change),
             WalletCommand::Open { .. } => Err(WalletError::WalletExists {
                 wallet_id: self.wallet_id,
             }),
@@ -270,12 +291,15 @@ impl Opened {
                 transaction_id,
                 amount,
                 currency,
+                now,
             } => {
                 let amount = self.money(amount, currency, Money::new)?;
+                self.check_protection(now, Movement::Deposit(amount))?;
                 self.check_total(amount)?;
                 Ok(WalletEvent::FundsDeposited {
                     transaction_id,
                     amount,
+                    at: self.stamp(now),
                 })
             }
             WalletCommand::Withdraw {
@@ -284,6 +308,7 @@ impl Opened {
                 currency,
             } => {
                 let amount = self.money(amount, currency, Money::new)?;
+                self.check_unlocked()?;
                 self.check_available(amount)?;
                 Ok(WalletEvent::FundsWithdrawn {
                     transaction_id,
@@ -308,6 +333,13 @@ impl Opened {
                     });
                 }
                 let amount = self.money(amount, currency, Money::new)?;
+                self.check_protection(
+                    now,
+                    Movement::Bet {
+                        stake: amount,
+                        payout: Decimal::ZERO,
+                    },
+                )?;
                 self.check_available(amount)?;
                 Ok(WalletEvent::FundsReserved {
                     reservation_id,
@@ -315,6 +347,7 @@ impl Opened {
                     game_id,
                     round_id,
                     expires_at: now + chrono::Duration::seconds(i64::from(timeout_s)),
+                    at: self.stamp(now),
                 })
             }
             WalletCommand::Settle {
@@ -322,6 +355,7 @@ impl Opened {
                 transaction_id,
                 payout,
                 currency,
+                now,
             } => {
                 let stake = self.open_reservation(&reservation_id)?.amount;
                 let payout = self.money(payout, currency, Money::non_negative)?;
@@ -334,6 +368,7 @@ impl Opened {
                     transaction_id,
                     stake,
                     payout,
+                    at: self.stamp(now),
                 })
             }
             WalletCommand::Refund {
@@ -503,6 +538,7 @@ impl Aggregate for Wallet {
                 voided: BTreeSet::new(),
                 rounds: round::Rounds::default(),
                 round_uses: 0,
+                protection: None,
             });
             return;
         }
@@ -510,6 +546,7 @@ impl Aggregate for Wallet {
             .opened
             .as_mut()
             .expect("every later event follows WalletOpened in the log");
+        o.apply_protection(&event);
         if !o.apply_round(&event) {
             o.apply_plain(event);
         }
@@ -561,6 +598,11 @@ impl Opened {
             | WalletEvent::RoundClosed { .. }
             | WalletEvent::BetSettled { .. }
             | WalletEvent::FundsAdjusted { .. } => unreachable!("folded by apply_round"),
+            // Folded by apply_protection; they move no money.
+            WalletEvent::LimitChanged { .. }
+            | WalletEvent::SelfExcluded { .. }
+            | WalletEvent::AccountLocked { .. }
+            | WalletEvent::AccountUnlocked { .. } => {}
         }
     }
 }

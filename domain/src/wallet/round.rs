@@ -134,6 +134,7 @@ impl Opened {
                 game_id,
                 round_closed,
                 currency,
+                now,
             } => self.win(
                 transaction_id,
                 round_id,
@@ -142,11 +143,13 @@ impl Opened {
                 game_id,
                 round_closed,
                 currency,
+                now,
             ),
             WalletCommand::CloseRound {
                 transaction_id,
                 round_id,
-            } => Ok(self.close_round(transaction_id, round_id)),
+                now,
+            } => Ok(self.close_round(transaction_id, round_id, now)),
             WalletCommand::BetWin {
                 reservation_id,
                 amount,
@@ -185,6 +188,7 @@ impl Opened {
         game_id: Option<GameId>,
         round_closed: bool,
         currency: Option<Currency>,
+        now: DateTime<Utc>,
     ) -> Result<WalletEvent, WalletError> {
         let amount = self.money(amount, currency, Money::non_negative)?;
         let (round_id, reservation_id, settled_stake, kind, campaign_id) = match target {
@@ -261,6 +265,7 @@ impl Opened {
                 transaction_id,
                 stake,
                 payout: amount,
+                at: self.stamp(now),
             });
         }
         Ok(WalletEvent::WinCredited {
@@ -274,10 +279,16 @@ impl Opened {
             campaign_id,
             round_closed,
             lost,
+            at: self.stamp(now),
         })
     }
 
-    fn close_round(&self, transaction_id: TransactionId, round_id: RoundId) -> WalletEvent {
+    fn close_round(
+        &self,
+        transaction_id: TransactionId,
+        round_id: RoundId,
+        now: DateTime<Utc>,
+    ) -> WalletEvent {
         let game_id = self.rounds.get(&round_id).and_then(|r| r.game_id.clone());
         // A closed round loses nothing more: closing it again is a repeat.
         let closed = self.rounds.get(&round_id).is_some_and(|r| r.closed);
@@ -292,6 +303,7 @@ impl Opened {
             round_id,
             game_id,
             lost,
+            at: self.stamp(now),
         }
     }
 
@@ -307,6 +319,7 @@ impl Opened {
         self.check_new_bet(&reservation_id, &round_id)?;
         let stake = self.money(amount, currency, Money::new)?;
         let payout = self.money(payout, currency, Money::non_negative)?;
+        self.check_protection(now, super::protection::Movement::Bet { stake, payout })?;
         self.check_available(stake)?;
         let lost = self.lost_if(round_closed, &round_id, None);
         let leaving = stake + lost.iter().map(|l| l.stake).sum::<Decimal>();

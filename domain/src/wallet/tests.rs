@@ -37,6 +37,7 @@ fn deposited(id: &str, amount: &str) -> WalletEvent {
     WalletEvent::FundsDeposited {
         transaction_id: tx(id),
         amount: d(amount),
+        at: None,
     }
 }
 fn reserved(id: &str, amount: &str) -> WalletEvent {
@@ -46,6 +47,7 @@ fn reserved(id: &str, amount: &str) -> WalletEvent {
         game_id: GameId::new("g").unwrap(),
         round_id: RoundId::new("r").unwrap(),
         expires_at: t0() + chrono::Duration::seconds(60),
+        at: None,
     }
 }
 fn deposit(id: &str, amount: &str) -> WalletCommand {
@@ -53,6 +55,7 @@ fn deposit(id: &str, amount: &str) -> WalletCommand {
         transaction_id: tx(id),
         amount: d(amount),
         currency: None,
+        now: chrono::DateTime::UNIX_EPOCH,
     }
 }
 fn withdraw(id: &str, amount: &str) -> WalletCommand {
@@ -79,6 +82,7 @@ fn settle(id: &str, payout: &str) -> WalletCommand {
         transaction_id: tx(&format!("{id}-settle")),
         payout: d(payout),
         currency: None,
+        now: chrono::DateTime::UNIX_EPOCH,
     }
 }
 fn refund(id: &str) -> WalletCommand {
@@ -199,6 +203,7 @@ fn a_named_currency_must_be_the_wallets() {
             transaction_id: tx("d2"),
             amount: d("1"),
             currency: Some(Currency::Usd),
+            now: chrono::DateTime::UNIX_EPOCH,
         })
         .then_expect_error(WalletError::CurrencyMismatch {
             wallet: Currency::Eur,
@@ -322,6 +327,7 @@ fn settle_captures_the_stake_and_credits_the_payout() {
             transaction_id: tx("r1-settle"),
             stake: d("10.00"),
             payout: d("25.00"),
+            at: None,
         }]);
     let mut w = Wallet::default();
     for e in events {
@@ -407,6 +413,7 @@ fn refund_after_settle_is_refused() {
         transaction_id: tx("r1-settle"),
         stake: d("10.00"),
         payout: d("0.00"),
+        at: None,
     });
     WalletTest::with(WalletServices)
         .given(events)
@@ -678,7 +685,7 @@ proptest! {
             let rid = |id: u8| ReservationId::new(format!("r{id}")).unwrap();
             let command = match *op {
                 Op::Deposit(c) => Some(WalletCommand::Deposit {
-                    transaction_id: tx(&format!("t{i}")), amount: cents(c), currency: None }),
+                    transaction_id: tx(&format!("t{i}")), amount: cents(c), currency: None, now }),
                 Op::Withdraw(c) => Some(WalletCommand::Withdraw {
                     transaction_id: tx(&format!("t{i}")), amount: cents(c), currency: None }),
                 Op::Reserve { id, cents: c, timeout_s } => Some(WalletCommand::Reserve {
@@ -687,14 +694,14 @@ proptest! {
                     timeout_s, now }),
                 Op::Settle { id, payout } => Some(WalletCommand::Settle {
                     reservation_id: rid(id), transaction_id: tx(&format!("t{i}")),
-                    payout: cents(payout), currency: None }),
+                    payout: cents(payout), currency: None, now }),
                 Op::Refund(id) => Some(WalletCommand::Refund {
                     reservation_id: rid(id), transaction_id: tx(&format!("t{i}")) }),
                 Op::Expire(id) => Some(WalletCommand::Expire { reservation_id: rid(id), now }),
                 Op::Tick(s) => { now_s += i64::from(s); None }
                 Op::TooPrecise(m) => Some(WalletCommand::Deposit {
                     transaction_id: tx(&format!("t{i}")), amount: Decimal::new(m, 3),
-                    currency: None }),
+                    currency: None, now: chrono::DateTime::UNIX_EPOCH, }),
             };
             let expected = model.step(op, now_s);
             let Some(command) = command else { continue };
@@ -787,6 +794,7 @@ fn rollback_after_a_win_is_refused_and_changes_nothing() {
         transaction_id: tx("r1-settle"),
         stake: d("10.00"),
         payout: d("0"),
+        at: None,
     });
     WalletTest::with(WalletServices)
         .given(events)
@@ -820,6 +828,7 @@ fn a_compacted_wallet_keeps_open_and_voided_ids_and_hands_closed_ones_to_the_ful
         transaction_id: tx("done-settle"),
         stake: d("5.00"),
         payout: d("7.00"),
+        at: None,
     });
     events.push(voided("void", "rb"));
     for e in events {

@@ -29,6 +29,7 @@ pub async fn long_history(args: &Args, pool: &PgPool) -> anyhow::Result<Phase> {
         transaction_id: TransactionId::new(tx).expect("a short id"),
         amount: Decimal::ONE,
         currency: None,
+        now: chrono::Utc::now(),
     };
     let (long, new) = (id("long"), id("new"));
     store.execute(long, open("long")).await?;

@@ -45,6 +45,7 @@ pub async fn cache_memory(args: &Args, pool: &PgPool) -> anyhow::Result<Phase> {
         transaction_id: TransactionId::new(format!("warm-{wallet}-{n}")).expect("id"),
         amount: Decimal::new(1, 2),
         currency: None,
+        now: chrono::Utc::now(),
     };
     on_every_wallet(&fresh, &wallets, args.concurrency, warm).await;
     let after = rss_bytes()?;

@@ -142,6 +142,7 @@ impl Http {
                 advertise: None,
                 secret: "write-bench-cluster-secret".into(),
             }),
+            protection: Default::default(),
         };
         let store: Arc<dyn WalletStore> = if batched {
             Arc::new(BatchedWalletStore::new(

@@ -26,6 +26,7 @@ fn reserved(id: &str, in_round: &str, amount: &str) -> WalletEvent {
         game_id: game(),
         round_id: round(in_round),
         expires_at: t0() + chrono::Duration::seconds(60),
+        at: None,
     }
 }
 fn bet(id: &str, in_round: &str, amount: &str) -> WalletCommand {
@@ -48,6 +49,7 @@ fn win(id: &str, in_round: &str, target: WinTarget, amount: &str, closing: bool)
         game_id: None,
         round_closed: closing,
         currency: None,
+        now: chrono::DateTime::UNIX_EPOCH,
     }
 }
 fn on(bet: &str) -> WinTarget {
@@ -57,6 +59,7 @@ fn close(id: &str, in_round: &str) -> WalletCommand {
     WalletCommand::CloseRound {
         transaction_id: tx(id),
         round_id: round(in_round),
+        now: chrono::DateTime::UNIX_EPOCH,
     }
 }
 fn bet_win(id: &str, in_round: &str, stake: &str, payout: &str, closing: bool) -> WalletCommand {
@@ -99,6 +102,7 @@ fn settled(id: &str, stake: &str, payout: &str) -> WalletEvent {
         transaction_id: tx(&format!("{id}-win")),
         stake: d(stake),
         payout: d(payout),
+        at: None,
     }
 }
 fn closed_round(id: &str, in_round: &str, lost_bets: Vec<LostBet>) -> WalletEvent {
@@ -107,6 +111,7 @@ fn closed_round(id: &str, in_round: &str, lost_bets: Vec<LostBet>) -> WalletEven
         round_id: round(in_round),
         game_id: Some(game()),
         lost: lost_bets,
+        at: None,
     }
 }
 fn wallet_of(events: Vec<WalletEvent>) -> Wallet {
@@ -139,6 +144,7 @@ fn the_first_win_settles_a_bet_and_a_second_and_third_are_credited_to_the_round(
         campaign_id: None,
         round_closed: false,
         lost: vec![],
+        at: None,
     };
     WalletTest::with(WalletServices)
         .given(with(&[
@@ -214,6 +220,7 @@ fn a_win_with_the_close_flag_settles_its_bet_and_loses_the_others() {
             campaign_id: None,
             round_closed: true,
             lost: vec![lost("b2", "5.00")],
+            at: None,
         }]);
 }
 
@@ -271,7 +278,8 @@ fn closing_a_round_never_seen_keeps_it_closed_for_a_late_bet() {
             transaction_id: tx("c1"),
             round_id: round("r"),
             game_id: None,
-            lost: vec![]
+            lost: vec![],
+            at: None,
         }
     );
     let mut w = w;
@@ -683,6 +691,7 @@ fn command(op: &Op, i: usize) -> Option<WalletCommand> {
             transaction_id: t,
             amount: cents(c),
             currency: None,
+            now: chrono::DateTime::UNIX_EPOCH,
         },
         Op::Bet {
             id,
@@ -710,6 +719,7 @@ fn command(op: &Op, i: usize) -> Option<WalletCommand> {
             game_id: None,
             round_closed: closing,
             currency: None,
+            now: chrono::DateTime::UNIX_EPOCH,
         },
         Op::Betless {
             round,
@@ -726,10 +736,12 @@ fn command(op: &Op, i: usize) -> Option<WalletCommand> {
             game_id: None,
             round_closed: closing,
             currency: None,
+            now: chrono::DateTime::UNIX_EPOCH,
         },
         Op::Close(round) => WalletCommand::CloseRound {
             transaction_id: t,
             round_id: r(round),
+            now: chrono::DateTime::UNIX_EPOCH,
         },
         Op::BetWin {
             id,

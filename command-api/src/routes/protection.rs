@@ -1,0 +1,275 @@
+//! Player protection on the native face (the contract's "Player protection"): limits,
+//! self-exclusion, and an operator's lock. Changes need the `write` scope (a read-only
+//! token cannot loosen a limit), a lock or unlock the `operator` scope; each change is an
+//! event recording the client that made it. The rules are the domain's
+//! (`domain::wallet::protection`); the deployment's time zone and cooling-off period
+//! (`BETLEDGER_LIMITS_TZ`, `BETLEDGER_LIMIT_COOLING_S`) are placed in the command.
+
+use axum::extract::{Path, State};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use domain::wallet::protection::{LimitKind, LimitPeriod};
+use domain::{ClientId, LockReason, WalletCommand};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::{Caller, Scope};
+use crate::body::{command_response, BalanceBody, CommandResponse};
+use crate::error::ApiError;
+use crate::input::{amount, optional_currency, transaction_id, valid, wallet_id};
+use crate::json::JsonBody;
+use crate::runner::execute;
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/wallets/{id}/limits", get(limits))
+        .route(
+            "/v1/wallets/{id}/limits/{kind}/{period}",
+            put(set_limit).delete(remove_limit),
+        )
+        .route("/v1/wallets/{id}/exclusion", post(exclude))
+        .route("/v1/wallets/{id}/lock", post(lock))
+        .route("/v1/wallets/{id}/unlock", post(unlock))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitRequest {
+    transaction_id: String,
+    amount: serde_json::Value,
+    currency: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RemoveRequest {
+    transaction_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExcludeRequest {
+    transaction_id: String,
+    until: Option<String>,
+    #[serde(default)]
+    indefinite: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LockRequest {
+    transaction_id: String,
+    reason: String,
+}
+
+/// The kind and period of a limit's path.
+fn limit_path(kind: &str, period: &str) -> Result<(LimitKind, LimitPeriod), ApiError> {
+    let kind = LimitKind::parse(kind).ok_or_else(|| {
+        ApiError::InvalidRequest(format!(
+            "unknown limit kind {:?}: use deposit, wager or loss",
+            kind.chars().take(32).collect::<String>()
+        ))
+    })?;
+    let period = LimitPeriod::parse(period).ok_or_else(|| {
+        ApiError::InvalidRequest(format!(
+            "unknown limit period {:?}: use day, week or month",
+            period.chars().take(32).collect::<String>()
+        ))
+    })?;
+    Ok((kind, period))
+}
+
+fn client_of(caller: &Caller) -> Result<ClientId, ApiError> {
+    ClientId::new(caller.0.name()).map_err(|e| ApiError::InvalidRequest(e.to_string()))
+}
+
+async fn set_limit(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((path_id, kind, period)): Path<(String, String, String)>,
+    JsonBody(body): JsonBody<LimitRequest>,
+) -> Result<Json<CommandResponse>, ApiError> {
+    caller.require(Scope::Write)?;
+    let wallet_id = wallet_id(&path_id)?;
+    let (kind, period) = limit_path(&kind, &period)?;
+    let command = WalletCommand::SetLimit {
+        transaction_id: transaction_id(body.transaction_id)?,
+        kind,
+        period,
+        amount: Some(amount("amount", &body.amount)?),
+        currency: optional_currency(body.currency)?,
+        zone: state.protection.zone,
+        cooling_s: state.protection.cooling_s,
+        now: Utc::now(),
+        by: client_of(&caller)?,
+    };
+    execute(&state, wallet_id, command)
+        .await
+        .map(command_response)
+}
+
+async fn remove_limit(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((path_id, kind, period)): Path<(String, String, String)>,
+    JsonBody(body): JsonBody<RemoveRequest>,
+) -> Result<Json<CommandResponse>, ApiError> {
+    caller.require(Scope::Write)?;
+    let wallet_id = wallet_id(&path_id)?;
+    let (kind, period) = limit_path(&kind, &period)?;
+    let command = WalletCommand::SetLimit {
+        transaction_id: transaction_id(body.transaction_id)?,
+        kind,
+        period,
+        amount: None,
+        currency: None,
+        zone: state.protection.zone,
+        cooling_s: state.protection.cooling_s,
+        now: Utc::now(),
+        by: client_of(&caller)?,
+    };
+    execute(&state, wallet_id, command)
+        .await
+        .map(command_response)
+}
+
+async fn exclude(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path_id): Path<String>,
+    JsonBody(body): JsonBody<ExcludeRequest>,
+) -> Result<Json<CommandResponse>, ApiError> {
+    caller.require(Scope::Write)?;
+    let wallet_id = wallet_id(&path_id)?;
+    let until = match (body.until, body.indefinite) {
+        (Some(text), false) => Some(
+            DateTime::parse_from_rfc3339(&text)
+                .map_err(|e| {
+                    ApiError::InvalidRequest(format!(
+                        "until must be an RFC 3339 time like 2027-01-31T00:00:00Z: {e}"
+                    ))
+                })?
+                .with_timezone(&Utc),
+        ),
+        (None, true) => None,
+        _ => {
+            return Err(ApiError::InvalidRequest(
+                "name either until, or indefinite: true".into(),
+            ))
+        }
+    };
+    let command = WalletCommand::Exclude {
+        transaction_id: transaction_id(body.transaction_id)?,
+        until,
+        now: Utc::now(),
+        by: client_of(&caller)?,
+    };
+    execute(&state, wallet_id, command)
+        .await
+        .map(command_response)
+}
+
+async fn lock(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path_id): Path<String>,
+    JsonBody(body): JsonBody<LockRequest>,
+) -> Result<Json<CommandResponse>, ApiError> {
+    lock_or_unlock(state, caller, path_id, body, true).await
+}
+
+async fn unlock(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path_id): Path<String>,
+    JsonBody(body): JsonBody<LockRequest>,
+) -> Result<Json<CommandResponse>, ApiError> {
+    lock_or_unlock(state, caller, path_id, body, false).await
+}
+
+async fn lock_or_unlock(
+    state: AppState,
+    caller: Caller,
+    path_id: String,
+    body: LockRequest,
+    lock: bool,
+) -> Result<Json<CommandResponse>, ApiError> {
+    caller.require(Scope::Operator)?;
+    let wallet_id = wallet_id(&path_id)?;
+    let transaction_id = transaction_id(body.transaction_id)?;
+    let reason = valid(LockReason::new, body.reason)?;
+    let by = client_of(&caller)?;
+    let command = if lock {
+        WalletCommand::Lock {
+            transaction_id,
+            reason,
+            by,
+        }
+    } else {
+        WalletCommand::Unlock {
+            transaction_id,
+            reason,
+            by,
+        }
+    };
+    execute(&state, wallet_id, command)
+        .await
+        .map(command_response)
+}
+
+/// Each limit in force with what its current period used and when it resets, a pending
+/// change, and the exclusion and lock; from the write side, exact now.
+async fn limits(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path_id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Scope::Read)?;
+    let wallet_id = wallet_id(&path_id)?;
+    let wallet = state
+        .store
+        .wallet(wallet_id)
+        .await?
+        .ok_or_else(ApiError::wallet_not_found)?;
+    let now = Utc::now();
+    let scale = wallet.balance.currency.scale();
+    let at_scale = |mut d: rust_decimal::Decimal| {
+        d.rescale(scale);
+        d.to_string()
+    };
+    let view = wallet
+        .protection
+        .as_ref()
+        .map(|p| p.view(now, wallet.balance.reserved));
+    let limits: Vec<serde_json::Value> = view
+        .iter()
+        .flat_map(|v| v.limits.iter())
+        .map(|l| {
+            json!({
+                "kind": l.kind,
+                "period": l.period,
+                "amount": at_scale(l.amount),
+                "used": at_scale(l.used),
+                "resets_at": l.resets_at,
+                "zone": l.zone,
+                "pending": l.pending.as_ref().map(|p| json!({
+                    "amount": p.amount.map(at_scale),
+                    "effective_at": p.effective_at,
+                })),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "wallet_id": wallet_id.to_string(),
+        "limits": limits,
+        "self_excluded": view.as_ref().is_some_and(|v| v.self_excluded),
+        "excluded_until": view.as_ref().and_then(|v| v.excluded_until),
+        "locked": view.as_ref().is_some_and(|v| v.locked),
+        "lock_reason": view.as_ref().and_then(|v| v.lock_reason.clone()),
+        "balance": BalanceBody::from(wallet.balance),
+        "sequence": wallet.sequence,
+        "as_of": now,
+    })))
+}
