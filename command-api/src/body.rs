@@ -46,3 +46,41 @@ pub fn command_response(receipt: CommandReceipt) -> Json<CommandResponse> {
         sequence: receipt.sequence,
     })
 }
+
+/// A wallet's protections as both faces that show them write them: each limit in force
+/// with what its period used, when it resets and a pending change, and the exclusion and
+/// lock. Money at the currency's `scale`.
+pub fn protection_body(
+    view: Option<&domain::wallet::protection::ProtectionView>,
+    scale: u32,
+) -> serde_json::Value {
+    let at_scale = |mut d: rust_decimal::Decimal| {
+        d.rescale(scale);
+        d.to_string()
+    };
+    let limits: Vec<serde_json::Value> = view
+        .iter()
+        .flat_map(|v| v.limits.iter())
+        .map(|l| {
+            serde_json::json!({
+                "kind": l.kind,
+                "period": l.period,
+                "amount": at_scale(l.amount),
+                "used": at_scale(l.used),
+                "resets_at": l.resets_at,
+                "zone": l.zone,
+                "pending": l.pending.as_ref().map(|p| serde_json::json!({
+                    "amount": p.amount.map(at_scale),
+                    "effective_at": p.effective_at,
+                })),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "limits": limits,
+        "self_excluded": view.is_some_and(|v| v.self_excluded),
+        "excluded_until": view.and_then(|v| v.excluded_until),
+        "locked": view.is_some_and(|v| v.locked),
+        "lock_reason": view.and_then(|v| v.lock_reason.clone()),
+    })
+}

@@ -349,6 +349,7 @@ fn accept(
         request_sha256,
         &balance,
         &rounds,
+        state.wallet.protection(),
     );
     let row = Row {
         wallet_id: job.wallet_id.to_string(),

@@ -136,6 +136,7 @@ impl WalletStore for CqrsWalletStore {
                 &request_sha256,
                 &balance,
                 &rounds,
+                context.aggregate.protection(),
             );
             match self.store.commit(events, context, metadata).await {
                 Ok(committed) => {

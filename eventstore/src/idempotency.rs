@@ -30,6 +30,9 @@ pub const KEY_ROUND_OPENED: &str = "round_opened";
 /// The round an event closes: indexed (migration 0005), so a round a cache forgot is put
 /// back from the log by one lookup (`payload::round_states`).
 pub const KEY_ROUND_CLOSED: &str = "round_closed";
+/// A protected wallet's limits, exclusion and lock after the event (JSON): what the read
+/// model shows, copied as the balance is, so it never counts a limit's use itself.
+pub const KEY_PROTECTION: &str = "protection";
 
 /// The round keys an accepted event is recorded with (docs/0012).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -63,8 +66,15 @@ pub fn metadata(
     request_sha256: &str,
     balance_after: &Balance,
     rounds: &RoundKeys,
+    protection_after: Option<&domain::wallet::protection::Protection>,
 ) -> HashMap<String, String> {
     let mut m = HashMap::with_capacity(8);
+    if let Some(p) = protection_after {
+        m.insert(
+            KEY_PROTECTION.into(),
+            serde_json::to_string(p).expect("protections serialise"),
+        );
+    }
     if let Some(round) = &rounds.opened {
         m.insert(KEY_ROUND_OPENED.into(), round.to_string());
     }
@@ -259,6 +269,24 @@ pub fn balance_after(metadata: &serde_json::Value) -> Result<Balance, String> {
     })
 }
 
+/// The protections an event's metadata recorded (see [`KEY_PROTECTION`]); `None` for a
+/// wallet without any.
+pub fn protection_after(
+    metadata: &serde_json::Value,
+) -> Result<Option<domain::wallet::protection::Protection>, String> {
+    match metadata.get(KEY_PROTECTION) {
+        None => Ok(None),
+        Some(v) => {
+            let text = v
+                .as_str()
+                .ok_or_else(|| format!("metadata {KEY_PROTECTION:?} is not a string"))?;
+            serde_json::from_str(text)
+                .map(Some)
+                .map_err(|e| format!("metadata {KEY_PROTECTION:?}: {e}"))
+        }
+    }
+}
+
 fn corrupt(message: String) -> StoreError {
     StoreError::Corrupt(message.into())
 }
@@ -281,6 +309,7 @@ mod tests {
             &request_digest("x"),
             &balance,
             &RoundKeys::default(),
+            None,
         );
         let prior = parse_prior(&serde_json::to_value(&m).unwrap(), 7).unwrap();
         assert_eq!(prior.balance_after, balance);

@@ -37,7 +37,7 @@ pub enum ApplyOutcome {
 // [17] the totals' day (YYYY-MM-DD) or '' when the event adds nothing to them,
 // [18] 'known' when [19] is the provider ('' for a native round), '' to take it from the
 // reservation closed, [20] a JSON array of the totals' measure names and values in turn,
-// [21..] leaderboard buckets.
+// [21] the wallet's protections (JSON) or '', [22..] leaderboard buckets.
 // Returns {code, last sequence}: 1 applied, 0 duplicate, 2 gap, 3 unknown reservation.
 // The key names built here are those of `Generation` in keys.rs (totals fields as
 // `keys::totals_field`), the fields those of `WalletModel` in model.rs.
@@ -70,6 +70,7 @@ end
 redis.call('HSET', wallet, 'sequence', ARGV[4], 'available', ARGV[5],
            'reserved', ARGV[6], 'currency', ARGV[7])
 if ARGV[8] ~= '' then redis.call('HSET', wallet, 'player_id', ARGV[8]) end
+if ARGV[21] ~= '' then redis.call('HSET', wallet, 'protection', ARGV[21]) end
 if ARGV[9] == 'open' then
   redis.call('HSET', reservations, ARGV[10], ARGV[11])
 elseif ARGV[9] == 'close' then
@@ -80,7 +81,7 @@ if ARGV[16] ~= '' then
 end
 if ARGV[12] ~= '' then
   local player = redis.call('HGET', wallet, 'player_id') or ''
-  for i = 21, #ARGV do
+  for i = 22, #ARGV do
     local board = ARGV[7] .. ':' .. ARGV[i] .. ':' .. game
     local ordered = p .. ':leaderboard:' .. board
     local exact = p .. ':leaderboard-net:' .. board
@@ -229,6 +230,7 @@ impl Applier {
                 serde_json::to_string(&add).expect("a list of strings"),
             ]);
         }
+        args.push(change.protection.clone().unwrap_or_default());
         args.extend(Period::ALL.iter().map(|p| p.bucket(change.recorded_at)));
         let (code, last): (i64, i64) = self
             .script

@@ -49,6 +49,9 @@ pub struct Change {
     /// What the event adds to the day's totals ([`crate::totals`]), counted at the UTC
     /// day of `recorded_at`.
     pub totals: Contribution,
+    /// A protected wallet's limits, exclusion and lock after the event, as its metadata
+    /// recorded them (JSON, checked to decode).
+    pub protection: Option<String>,
 }
 
 /// A logged event that the read models cannot take: a poison message, or a log that needs
@@ -121,6 +124,9 @@ impl Change {
             source,
         })?;
         let balance = idempotency::balance_after(&event.metadata).map_err(malformed)?;
+        let protection = idempotency::protection_after(&event.metadata)
+            .map_err(malformed)?
+            .map(|p| serde_json::to_string(&p).expect("protections serialise"));
         let mut change = Change {
             wallet_id: event.wallet_id,
             sequence: event.sequence,
@@ -138,6 +144,7 @@ impl Change {
                 event.metadata.get(idempotency::KEY_ROUND_OPENED).is_some(),
             )
             .map_err(malformed)?,
+            protection,
         };
         if let Some(net) = payload.net_win() {
             change.net_win_minor = Some(

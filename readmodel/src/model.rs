@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
+use domain::wallet::protection::Protection;
 use domain::{Balance, Currency, GameId, PlayerId, Reservation, ReservationId, RoundId, WalletId};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,9 @@ pub const FIELD_AVAILABLE: &str = "available";
 pub const FIELD_RESERVED: &str = "reserved";
 pub const FIELD_CURRENCY: &str = "currency";
 pub const FIELD_PLAYER_ID: &str = "player_id";
+/// A protected wallet's limits, exclusion and lock (JSON of `Protection`), as the last
+/// event's metadata recorded them.
+pub const FIELD_PROTECTION: &str = "protection";
 
 /// An open reservation as the read model shows it (stored as this JSON).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +52,8 @@ pub struct WalletModel {
     pub sequence: u64,
     /// Open reservations, oldest expiry first.
     pub reservations: Vec<ReservationView>,
+    /// Limits, exclusion and lock, for a wallet that has had any.
+    pub protection: Option<Protection>,
 }
 
 impl WalletModel {
@@ -77,7 +83,14 @@ impl WalletModel {
             None => None,
             Some(p) => Some(PlayerId::new(p.clone()).map_err(|e| corrupt(&e.to_string()))?),
         };
+        let protection = match fields.get(FIELD_PROTECTION) {
+            None => None,
+            Some(json) => {
+                Some(serde_json::from_str(json).map_err(|e| corrupt(&format!("protection: {e}")))?)
+            }
+        };
         Ok(Some(WalletModel {
+            protection,
             wallet_id,
             player_id,
             balance: Balance {
@@ -103,6 +116,12 @@ impl WalletModel {
         ];
         if let Some(player) = &self.player_id {
             fields.push((FIELD_PLAYER_ID, player.to_string()));
+        }
+        if let Some(p) = &self.protection {
+            fields.push((
+                FIELD_PROTECTION,
+                serde_json::to_string(p).expect("protections serialise"),
+            ));
         }
         fields
     }
@@ -188,6 +207,7 @@ mod tests {
                 expires_at: Utc::now(),
                 provider: None,
             }],
+            protection: None,
         };
         let fields: HashMap<String, String> = model
             .hash_fields()

@@ -251,6 +251,7 @@ impl WalletFold {
             balance: self.wallet.balance()?,
             sequence: self.sequence,
             reservations: self.open_reservations(),
+            protection: self.wallet.protection().cloned(),
         })
     }
 

@@ -72,7 +72,7 @@ impl Default for ReconcileConfig {
 pub struct Difference {
     pub wallet_id: String,
     /// `wallet` (the read model is missing or extra), `sequence`, `available`,
-    /// `reserved`, `currency`, `player_id`, `open_reservations`, `snapshot`,
+    /// `reserved`, `currency`, `player_id`, `open_reservations`, `protection`, `snapshot`,
     /// `log_invariant` (the log itself is wrong: run `verify`), or `totals` (one row of
     /// the totals read model; `wallet_id` is then empty).
     pub field: String,
@@ -652,6 +652,14 @@ fn compare(fold: &WalletFold, model: Option<&WalletModel>) -> Vec<Difference> {
     let player = fold.wallet().player_id();
     if model.player_id.as_ref() != player {
         out.push(diff("player_id", json!(player), json!(model.player_id)));
+    }
+    let protection = fold.wallet().protection();
+    if model.protection.as_ref() != protection {
+        out.push(diff(
+            "protection",
+            json!(protection),
+            json!(model.protection),
+        ));
     }
     let by_id = |views: Vec<ReservationView>| -> BTreeMap<ReservationId, ReservationView> {
         views

@@ -614,6 +614,7 @@ async fn a_leaderboard_shows_exact_net_wins() {
         closed_also: Vec::new(),
         game_id: None,
         totals: Default::default(),
+        protection: None,
     };
     applier.apply(&change(1), None).await.unwrap();
     applier.apply(&change(2), Some(&g1)).await.unwrap();
@@ -667,6 +668,7 @@ async fn a_board_built_before_the_exact_figures_keeps_its_total() {
         closed_also: Vec::new(),
         game_id: None,
         totals: Default::default(),
+        protection: None,
     };
     applier.apply(&change(1, None), None).await.unwrap();
     applier
@@ -723,6 +725,7 @@ async fn a_settle_of_a_view_without_provider_asks_the_log_for_its_totals() {
         closed_also: Vec::new(),
         game_id: None,
         totals: Contribution::default(),
+        protection: None,
     };
     applier.apply(&base, None).await.unwrap();
     let generation = readmodel::query::current(&redis, &keys).await.unwrap();

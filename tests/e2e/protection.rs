@@ -606,3 +606,65 @@ async fn verify_reports_a_hand_inserted_deposit_over_the_limit_and_a_bet_while_l
     );
     app.stop().await;
 }
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn the_read_model_shows_limits_and_what_is_used_and_reconcile_agrees(pool: PgPool) {
+    use betledger_tests::readside::ReadSide;
+    let mut side = ReadSide::new(pool.clone(), &betledger_tests::unique_prefix("limits"), 2).await;
+    side.start_relay();
+    side.start_worker();
+    let app = betledger_tests::spawn_app_reading(pool.clone(), &side.prefix).await;
+    let wallet = app.open_wallet("shown", "EUR").await;
+    app.deposit(&wallet, "fund", "100").await;
+    let r = put_limit(
+        &app,
+        &wallet,
+        "wager/week",
+        json!({"transaction_id": "l1", "amount": "40"}),
+        WRITER_TOKEN,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = app
+        .post(
+            &format!("/v1/wallets/{wallet}/reservations"),
+            bet("b1", "15"),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        lock(&app, &wallet, OPERATOR_TOKEN, "lock", "k1")
+            .await
+            .status,
+        200
+    );
+    side.wait_projected().await;
+    let r = app.get(&format!("/v1/read/wallets/{wallet}")).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let shown = &r.body["protection"];
+    assert_eq!(shown["limits"][0]["kind"], "wager");
+    assert_eq!(shown["limits"][0]["period"], "week");
+    assert_eq!(shown["limits"][0]["used"], "15.00");
+    assert_eq!(shown["limits"][0]["amount"], "40.00");
+    assert_eq!(shown["locked"], true);
+    // The write side shows the same.
+    assert_eq!(limits(&app, &wallet).await["limits"][0]["used"], "15.00");
+    let report_path = std::env::temp_dir().join(format!("{}-reconcile.json", side.prefix));
+    let summary = replay_tool::reconcile::reconcile(
+        &pool,
+        &side.redis,
+        &side.keys,
+        &replay_tool::reconcile::ReconcileConfig {
+            settle: Duration::from_millis(200),
+            report: report_path.clone(),
+            progress: replay_tool::progress::ProgressMode::Quiet,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(summary.ok, "{summary:?}");
+    let _ = std::fs::remove_file(report_path);
+    app.stop().await;
+    side.teardown().await;
+}

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::{Caller, Scope};
-use crate::body::{command_response, BalanceBody, CommandResponse};
+use crate::body::{command_response, protection_body, BalanceBody, CommandResponse};
 use crate::error::ApiError;
 use crate::input::{amount, optional_currency, transaction_id, valid, wallet_id};
 use crate::json::JsonBody;
@@ -234,42 +234,14 @@ async fn limits(
         .await?
         .ok_or_else(ApiError::wallet_not_found)?;
     let now = Utc::now();
-    let scale = wallet.balance.currency.scale();
-    let at_scale = |mut d: rust_decimal::Decimal| {
-        d.rescale(scale);
-        d.to_string()
-    };
     let view = wallet
         .protection
         .as_ref()
         .map(|p| p.view(now, wallet.balance.reserved));
-    let limits: Vec<serde_json::Value> = view
-        .iter()
-        .flat_map(|v| v.limits.iter())
-        .map(|l| {
-            json!({
-                "kind": l.kind,
-                "period": l.period,
-                "amount": at_scale(l.amount),
-                "used": at_scale(l.used),
-                "resets_at": l.resets_at,
-                "zone": l.zone,
-                "pending": l.pending.as_ref().map(|p| json!({
-                    "amount": p.amount.map(at_scale),
-                    "effective_at": p.effective_at,
-                })),
-            })
-        })
-        .collect();
-    Ok(Json(json!({
-        "wallet_id": wallet_id.to_string(),
-        "limits": limits,
-        "self_excluded": view.as_ref().is_some_and(|v| v.self_excluded),
-        "excluded_until": view.as_ref().and_then(|v| v.excluded_until),
-        "locked": view.as_ref().is_some_and(|v| v.locked),
-        "lock_reason": view.as_ref().and_then(|v| v.lock_reason.clone()),
-        "balance": BalanceBody::from(wallet.balance),
-        "sequence": wallet.sequence,
-        "as_of": now,
-    })))
+    let mut body = protection_body(view.as_ref(), wallet.balance.currency.scale());
+    body["wallet_id"] = json!(wallet_id.to_string());
+    body["balance"] = json!(BalanceBody::from(wallet.balance));
+    body["sequence"] = json!(wallet.sequence);
+    body["as_of"] = json!(now);
+    Ok(Json(body))
 }

@@ -59,13 +59,20 @@ async fn wallet(
             })
         })
         .collect();
-    Ok(Json(json!({
+    let mut body = json!({
         "wallet_id": view.wallet_id,
         "player_id": view.player_id.map(String::from).unwrap_or_default(),
         "balance": BalanceBody::from(view.balance),
         "sequence": view.sequence,
         "open_reservations": reservations,
-    })))
+    });
+    // The limits and what is used, as of the last event applied; a period that has ended
+    // since shows nothing used (the view is taken now).
+    if let Some(p) = &view.protection {
+        let v = p.view(Utc::now(), view.balance.reserved);
+        body["protection"] = crate::body::protection_body(Some(&v), scale);
+    }
+    Ok(Json(body))
 }
 
 #[derive(Deserialize)]
