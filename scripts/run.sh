@@ -12,7 +12,7 @@ command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup
 scripts/services.sh up
 eval "$(scripts/services.sh env)"
 export BETLEDGER_API_ADDR="${BETLEDGER_API_ADDR:-127.0.0.1:8080}"
-export BETLEDGER_API_TOKENS="${BETLEDGER_API_TOKENS:-dev:dev-token:read+write}"
+export BETLEDGER_API_TOKENS="${BETLEDGER_API_TOKENS:-dev:dev-token:read+write+operator}"
 export BETLEDGER_PROJECTIONS_ADDR="${BETLEDGER_PROJECTIONS_ADDR:-127.0.0.1:9464}"
 
 echo "[run] building release binaries (the first build takes a few minutes)"

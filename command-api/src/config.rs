@@ -29,7 +29,7 @@ pub const CONCURRENCY_MAX_DEFAULT: usize = 256;
 /// Default period of the reservation-expiry sweep.
 pub const EXPIRY_INTERVAL_MS_DEFAULT: u64 = 1_000;
 /// Default clients: one development client allowed to read and write. Never in production.
-pub const API_TOKENS_DEFAULT: &str = "dev:dev-token:read+write";
+pub const API_TOKENS_DEFAULT: &str = "dev:dev-token:read+write+operator";
 
 /// Which write path executes commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -415,6 +415,10 @@ mod tests {
     fn clients_parse_and_print_masked() {
         let clients =
             parse_clients("ops:s3cret-token:read, game:another-token:read+write").unwrap();
+        assert!(!clients[1].has(Scope::Operator));
+        let back_office = parse_clients("bo:back-office-token:read+operator").unwrap();
+        assert!(back_office[0].has(Scope::Operator) && !back_office[0].has(Scope::Write));
+        assert!(parse_clients("x:some-token:read+admin").is_err());
         assert_eq!(clients.len(), 2);
         assert!(clients[1].has(Scope::Write) && !clients[0].has(Scope::Write));
         let shown = clients[0].to_string();

@@ -6,7 +6,8 @@
 //! - [`app`]: builds the state and the router over a [`eventstore::WalletStore`] and runs
 //!   the server; `Application` lets tests start the real server in-process on port 0.
 //! - [`routes`]: one module per face or group of endpoints (native wallets, native
-//!   rounds and the round view, read models, sessions, the provider face, health).
+//!   rounds and the round view, player protection, read models, sessions, the provider
+//!   face, health).
 //! - [`expiry`]: the background sweep that expires reservations past their timeout.
 //! - [`runner`]: the command runner every face calls (span, write path, outcome metric).
 //! - [`state`]: `AppState`, what every handler can reach.

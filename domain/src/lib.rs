@@ -4,10 +4,12 @@
 //! - [`money`]: currencies with their fixed scale, validated amounts, the decimal parser
 //!   every face of the API uses.
 //! - [`ids`]: typed identifiers (wallet, player, transaction, reservation, game, round,
-//!   campaign) and an adjustment's reason.
+//!   campaign, API client) and the reasons of an adjustment and a lock.
 //! - [`wallet`]: the `Wallet` cqrs-es aggregate: its commands, events, errors and the one
 //!   `decide` function where every rule lives; `wallet::round` holds the rules of game
-//!   rounds (several bets and wins, closing, bet-and-win, wins without a bet, adjustments).
+//!   rounds (several bets and wins, closing, bet-and-win, wins without a bet, adjustments);
+//!   `wallet::protection` those of player protection (limits per calendar period in a time
+//!   zone, self-exclusion, an operator's lock).
 //!
 //! Outside data (the time, a command's ids) is looked up by the caller and placed in the
 //! command, so the aggregate stays a pure function of its history and the command.
