@@ -120,6 +120,13 @@ impl Application {
         };
         let state = AppState::new(Services {
             protection: config.protection,
+            hub88: Arc::new(
+                config
+                    .hub88
+                    .iter()
+                    .map(|o| (o.id.clone(), o.clone()))
+                    .collect(),
+            ),
             store,
             local,
             cluster: cluster.clone(),

@@ -74,6 +74,8 @@ pub struct Config {
     /// (`crate::cluster`); `None`: this instance decides every wallet itself.
     pub cluster: Option<ClusterConfig>,
     pub protection: ProtectionConfig,
+    /// Operators of the Hub88-style face and their public keys.
+    pub hub88: Vec<crate::hub88::Hub88Operator>,
 }
 
 /// The deployment's player-protection settings (`BETLEDGER_LIMITS_TZ`,
@@ -218,6 +220,7 @@ impl Config {
                 })?,
             cluster: cluster_from_env()?,
             protection: protection_from_env()?,
+            hub88: parse_hub88(&var("BETLEDGER_HUB88_OPERATORS", ""))?,
         })
     }
 }
@@ -252,6 +255,32 @@ fn cluster_from_env() -> Result<Option<ClusterConfig>, ConfigError> {
         });
     }
     Ok(Some(ClusterConfig { advertise, secret }))
+}
+
+/// Parses `BETLEDGER_HUB88_OPERATORS`: `id:path` entries separated by commas, each the
+/// operator's id and the PEM file of the public key its calls are signed with.
+pub fn parse_hub88(text: &str) -> Result<Vec<crate::hub88::Hub88Operator>, ConfigError> {
+    let err = |problem: String| ConfigError {
+        variable: "BETLEDGER_HUB88_OPERATORS",
+        problem,
+    };
+    let mut operators: Vec<crate::hub88::Hub88Operator> = Vec::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let Some((id, path)) = entry.split_once(':') else {
+            return Err(err(format!(
+                "{entry:?}: expected ID:PATH, the operator and its public key's PEM file"
+            )));
+        };
+        let pem = std::fs::read_to_string(path)
+            .map_err(|e| err(format!("reading the key of {id:?} from {path:?}: {e}")))?;
+        let operator =
+            crate::hub88::Hub88Operator::new(id, &pem).map_err(|e| err(format!("{id:?}: {e}")))?;
+        if operators.iter().any(|o| o.id == operator.id) {
+            return Err(err(format!("operator {id:?} is listed twice")));
+        }
+        operators.push(operator);
+    }
+    Ok(operators)
 }
 
 /// A whole number from `min` to `max` in variable `name`, or `default` when unset.

@@ -1,5 +1,5 @@
 //! The wallet's HTTP API (axum): native wallet commands and queries, the provider face,
-//! game sessions, health, metrics.
+//! the Hub88-style face, game sessions, health, metrics.
 //!
 //! # Layout
 //! Dependencies point down this list; no module uses one above it.
@@ -7,7 +7,7 @@
 //!   the server; `Application` lets tests start the real server in-process on port 0.
 //! - [`routes`]: one module per face or group of endpoints (native wallets, native
 //!   rounds and the round view, player protection, read models, sessions, the provider
-//!   face, health).
+//!   face, the Hub88-style face, health).
 //! - [`expiry`]: the background sweep that expires reservations past their timeout.
 //! - [`runner`]: the command runner every face calls (span, write path, outcome metric).
 //! - [`state`]: `AppState`, what every handler can reach.
@@ -18,6 +18,7 @@
 //!   slot is taken; refuses the unauthenticated.
 //! - [`auth`]: bearer tokens per client, with scopes.
 //! - [`providers`]: the configured game providers and their request signatures.
+//! - [`hub88`]: the Hub88 operators' RSA keys, signature checks and integer amounts.
 //! - [`sessions`]: game sessions in Redis.
 //! - [`limits`]: per-client rate limits, and the request slots (per principal and in all).
 //! - [`json`]: strict bodies and query strings (size and time bounds, unknown or repeated
@@ -36,6 +37,7 @@ pub mod config;
 pub mod error;
 pub mod expiry;
 pub mod gate;
+pub mod hub88;
 pub mod input;
 pub mod json;
 pub mod limits;

@@ -9,6 +9,7 @@ mod concurrency;
 mod expiry_limits;
 mod fuzz;
 mod hardening;
+mod hub88;
 mod idempotency;
 mod instances;
 mod log_order;

@@ -29,6 +29,37 @@ use tokio::task::JoinHandle;
 pub const WRITER_TOKEN: &str = "test-writer-token";
 /// A token with the read scope only.
 pub const READER_TOKEN: &str = "test-reader-token";
+/// The Hub88-style face's test operator, and its key pair (tests/fixtures, made with
+/// `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048`; test use only).
+pub const HUB88_OPERATOR: &str = "op88";
+pub const HUB88_PUBLIC_KEY: &str = include_str!("../fixtures/hub88-test-key.pub.pem");
+pub const HUB88_PRIVATE_KEY: &str = include_str!("../fixtures/hub88-test-key.pem");
+/// Another key, which the operator does not use.
+pub const HUB88_OTHER_KEY: &str = include_str!("../fixtures/hub88-other-key.pem");
+
+/// `body` signed as the Hub88 aggregator signs it: RSA-SHA256 PKCS#1 v1.5, base64, with the
+/// PKCS#8 private key in `private_pem`.
+pub fn hub88_sign(private_pem: &str, body: &[u8]) -> String {
+    use base64::Engine;
+    let b64: String = private_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .expect("a PEM body");
+    let key = ring::signature::RsaKeyPair::from_pkcs8(&der).expect("a PKCS#8 RSA key");
+    let mut signature = vec![0; key.public().modulus_len()];
+    key.sign(
+        &ring::signature::RSA_PKCS1_SHA256,
+        &ring::rand::SystemRandom::new(),
+        body,
+        &mut signature,
+    )
+    .expect("signing");
+    base64::engine::general_purpose::STANDARD.encode(signature)
+}
+
 /// The operator client's token (scopes read, write and operator: it may lock accounts).
 pub const OPERATOR_TOKEN: &str = "test-operator-token";
 /// Two game providers and their secrets.
@@ -97,6 +128,10 @@ pub fn test_config() -> Config {
             .unwrap_or(command_api::config::WritePath::Batched),
         cluster: None,
         protection: Default::default(),
+        hub88: vec![
+            command_api::hub88::Hub88Operator::new(HUB88_OPERATOR, HUB88_PUBLIC_KEY)
+                .expect("the test key"),
+        ],
     }
 }
 
@@ -213,6 +248,34 @@ impl TestApp {
             request = request.bearer_auth(token);
         }
         self.send(request).await
+    }
+
+    /// POSTs `body` to `/hub88/{operator}/{call}`, signed with `signature` (`None`: no
+    /// header). Every answer of that face is HTTP 200; the status is in the body.
+    pub async fn hub88_raw(
+        &self,
+        operator: &str,
+        call: &str,
+        body: &[u8],
+        signature: Option<String>,
+    ) -> Reply {
+        let mut request = self
+            .http
+            .post(self.url(&format!("/hub88/{operator}/{call}")))
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+        if let Some(signature) = signature {
+            request = request.header("x-hub88-signature", signature);
+        }
+        self.send(request).await
+    }
+
+    /// POSTs `body` to the test operator's `call`, signed with its key.
+    pub async fn hub88(&self, call: &str, body: Value) -> Reply {
+        let bytes = body.to_string().into_bytes();
+        let signature = hub88_sign(HUB88_PRIVATE_KEY, &bytes);
+        self.hub88_raw(HUB88_OPERATOR, call, &bytes, Some(signature))
+            .await
     }
 
     /// Sends `method` to `path` with `body` as JSON and an optional bearer token.

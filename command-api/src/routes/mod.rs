@@ -1,8 +1,9 @@
 //! The endpoints, one module per face or group: the native wallet commands, the native
 //! round commands and round view, player protection, the read models, game sessions, the
-//! provider face, health, and calls between instances.
+//! provider face, the Hub88-style face, health, and calls between instances.
 
 mod health;
+mod hub88;
 mod internal;
 mod protection;
 pub mod provider;
@@ -25,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .merge(read::routes())
         .merge(sessions::routes())
         .merge(provider::routes())
+        .merge(hub88::routes())
         .merge(health::routes())
         .merge(internal::routes())
         .fallback(no_such_endpoint)

@@ -178,13 +178,13 @@ fn verified<T: DeserializeOwned + Timestamped>(
 
 /// `{pid}:{id}`: a provider's id in the wallet's space. The caller's id keeps its whole
 /// length (128); native ids never contain `:`, so they never meet a provider's.
-fn scoped(pid: &str, field: &str, id: &str) -> Result<TransactionId, ApiError> {
+pub(crate) fn scoped(pid: &str, field: &str, id: &str) -> Result<TransactionId, ApiError> {
     scoped_in(pid, field, id)
 }
 
 /// `{pid}:{round_id}`: a provider's round in the wallet's space, so two providers' rounds
 /// of one player never meet.
-fn scoped_round(pid: &str, round_id: &str) -> Result<RoundId, ApiError> {
+pub(crate) fn scoped_round(pid: &str, round_id: &str) -> Result<RoundId, ApiError> {
     RoundId::scoped(pid, round_id).map_err(|e| ApiError::InvalidRequest(format!("round_id: {e}")))
 }
 
@@ -197,7 +197,7 @@ fn scoped_in(scope: &str, field: &str, id: &str) -> Result<TransactionId, ApiErr
 /// its own, `{pid}/win:{id}` or `{pid}/rollback:{id}`: no caller can name an id there (a
 /// provider id has no `/`, a native id no `:`), a retry finds the same id, and the stake is
 /// closed as asked instead of the call being refused as a conflict (docs/0010).
-fn closing_id(
+pub(crate) fn closing_id(
     pid: &str,
     role: &str,
     transaction_id: &str,
@@ -410,10 +410,21 @@ async fn rollback(
         )?,
         round_id: scoped_round(&pid, &request.round_id)?,
     };
-    match execute(&state, wallet_id, command).await {
-        Ok(receipt) => Ok(answer(receipt, request.transaction_id)),
-        // The stake is already back (refunded, expired, or the bet was voided before):
-        // the rollback's intent holds, so it succeeds and moves nothing.
+    let receipt = run_rollback(&state, wallet_id, command).await?;
+    Ok(answer(receipt, request.transaction_id))
+}
+
+/// Runs a provider's rollback. A rollback of a bet whose stake is already back (refunded,
+/// expired, or the bet voided before) keeps its intent: it succeeds, moves nothing, and
+/// answers with the balance now. Shared by the provider and Hub88 faces.
+pub(crate) async fn run_rollback(
+    state: &AppState,
+    wallet_id: WalletId,
+    command: WalletCommand,
+) -> Result<eventstore::CommandReceipt, ApiError> {
+    let transaction_id = command.transaction_id();
+    match execute(state, wallet_id, command).await {
+        Ok(receipt) => Ok(receipt),
         Err(ApiError::Refused {
             error:
                 WalletError::ReservationClosed {
@@ -430,12 +441,13 @@ async fn rollback(
                 .wallet(wallet_id)
                 .await?
                 .ok_or_else(ApiError::wallet_not_found)?;
-            Ok(Json(CommandResponse {
-                wallet_id: wallet_id.to_string(),
-                transaction_id: request.transaction_id,
-                balance: snapshot.balance.into(),
+            Ok(eventstore::CommandReceipt {
+                wallet_id,
+                transaction_id,
+                balance: snapshot.balance,
                 sequence: snapshot.sequence,
-            }))
+                replayed: true,
+            })
         }
         Err(e) => Err(e),
     }

@@ -40,7 +40,11 @@ async fn create(
     let player_id = valid(PlayerId::new, body.player_id)?;
     let currency = currency(&body.currency)?;
     let game_id = valid(GameId::new, body.game_id)?;
-    if !state.providers.contains_key(&body.provider_id) {
+    let hub88_operator = body
+        .provider_id
+        .strip_prefix("hub88.")
+        .is_some_and(|op| state.hub88.contains_key(op));
+    if !state.providers.contains_key(&body.provider_id) && !hub88_operator {
         return Err(ApiError::InvalidRequest(format!(
             "unknown provider {:?}",
             body.provider_id

@@ -143,6 +143,7 @@ impl Http {
                 secret: "write-bench-cluster-secret".into(),
             }),
             protection: Default::default(),
+            hub88: Vec::new(),
         };
         let store: Arc<dyn WalletStore> = if batched {
             Arc::new(BatchedWalletStore::new(

@@ -1,0 +1,550 @@
+//! The Hub88-style operator wallet face (`../shared/hub88-wallet.md`), over the same
+//! commands as the provider face, so the rules are shared, not copied:
+//! `/hub88/{operator}/user/balance`, `/transaction/bet`, `/transaction/win`,
+//! `/transaction/rollback`.
+//!
+//! - Every call must carry `X-Hub88-Signature`, the operator's RSA-SHA256 signature of
+//!   the raw body (`crate::hub88`), checked before the body is read.
+//! - Every well-formed call answers HTTP 200 with `{"user", "status", "request_uuid",
+//!   "currency", "balance"}`; a refusal is an `RS_*` status with the balance when the
+//!   wallet is known (`status_of` maps the engine's errors).
+//! - Amounts are integers of 1/100000 of the unit, exact at the currency's scale or
+//!   `RS_ERROR_WRONG_TYPES`.
+//! - Ids are scoped per operator as `hub88.{operator}:{id}` (transactions and rounds), so
+//!   no provider or other operator can reach them.
+//! - Sessions are the native ones, issued with `provider_id: "hub88.{operator}"`. A token
+//!   is checked on balance and bet only: wins and rollbacks name `user` and `currency` and
+//!   work after the session ends.
+//! - A repeated `transaction_uuid` with the same content answers as the first time (the
+//!   balance as it was then); with other content it is `RS_ERROR_DUPLICATE_TRANSACTION`.
+//! - A bet with `is_free` takes no money and records nothing; a win with `is_free` or
+//!   `is_supplier_promo` and no `reference_transaction_uuid` is a bet-less win of kind
+//!   `free_spin` or `promo` (campaign `reward_uuid`); `round_closed` closes the round.
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::routing::post;
+use axum::{Json, Router};
+use chrono::Utc;
+use domain::wallet::RESERVATION_TIMEOUT_S_DEFAULT;
+use domain::{
+    BetlessKind, Currency, GameId, PlayerId, WalletCommand, WalletError, WalletId, WinTarget,
+};
+use rust_decimal::Decimal;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::hub88::{self, AmountProblem, Hub88Operator};
+use crate::input::valid;
+use crate::json::RawBody;
+use crate::routes::provider::{closing_id, run_rollback, scoped, scoped_round};
+use crate::runner::execute;
+use crate::state::AppState;
+
+/// The header carrying the body's signature (base64).
+pub const SIGNATURE_HEADER: &str = "x-hub88-signature";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/hub88/{operator}/user/balance", post(balance))
+        .route("/hub88/{operator}/transaction/bet", post(bet))
+        .route("/hub88/{operator}/transaction/win", post(win))
+        .route("/hub88/{operator}/transaction/rollback", post(rollback))
+}
+
+#[derive(Deserialize)]
+struct BalanceRequest {
+    user: Option<String>,
+    request_uuid: String,
+    token: String,
+    #[allow(dead_code)]
+    game_code: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct BetRequest {
+    user: String,
+    transaction_uuid: String,
+    token: String,
+    round: String,
+    #[serde(default)]
+    round_closed: bool,
+    request_uuid: String,
+    #[serde(default)]
+    is_free: bool,
+    game_code: String,
+    currency: String,
+    amount: i64,
+}
+
+#[derive(Deserialize)]
+struct WinRequest {
+    user: String,
+    transaction_uuid: String,
+    round: String,
+    #[serde(default)]
+    round_closed: bool,
+    reward_uuid: Option<String>,
+    request_uuid: String,
+    #[serde(default)]
+    is_free: bool,
+    #[serde(default)]
+    is_supplier_promo: bool,
+    game_code: Option<String>,
+    currency: String,
+    amount: i64,
+    reference_transaction_uuid: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RollbackRequest {
+    user: String,
+    token: Option<String>,
+    transaction_uuid: String,
+    round: String,
+    request_uuid: String,
+    reference_transaction_uuid: String,
+}
+
+/// A call refused before or by the engine: its status, and the balance when known.
+struct Refusal {
+    status: &'static str,
+    balance: Option<domain::Balance>,
+}
+
+impl Refusal {
+    fn new(status: &'static str) -> Self {
+        Refusal {
+            status,
+            balance: None,
+        }
+    }
+}
+
+impl From<ApiError> for Refusal {
+    fn from(e: ApiError) -> Self {
+        let balance = match &e {
+            ApiError::Refused { balance, .. } => *balance,
+            _ => None,
+        };
+        Refusal {
+            status: status_of(&e),
+            balance,
+        }
+    }
+}
+
+/// The `RS_*` status of an engine error.
+fn status_of(e: &ApiError) -> &'static str {
+    match e {
+        ApiError::InvalidRequest(_) | ApiError::InvalidAmount(_) => "RS_ERROR_WRONG_TYPES",
+        ApiError::UnknownCurrency(_) => "RS_ERROR_WRONG_CURRENCY",
+        ApiError::Unauthorized(_) => "RS_ERROR_INVALID_SIGNATURE",
+        ApiError::InvalidToken(_) => "RS_ERROR_INVALID_TOKEN",
+        ApiError::Forbidden(_) => "RS_ERROR_INVALID_GAME",
+        ApiError::Refused { error, .. } => match error {
+            WalletError::WalletNotFound => "RS_ERROR_INVALID_TOKEN",
+            WalletError::InvalidAmount { .. } | WalletError::InvalidTimeout { .. } => {
+                "RS_ERROR_WRONG_TYPES"
+            }
+            WalletError::CurrencyMismatch { .. } => "RS_ERROR_WRONG_CURRENCY",
+            WalletError::InsufficientFunds { .. } => "RS_ERROR_NOT_ENOUGH_MONEY",
+            WalletError::ReservationNotFound { .. } | WalletError::RoundNotFound { .. } => {
+                "RS_ERROR_TRANSACTION_DOES_NOT_EXIST"
+            }
+            WalletError::IdempotencyConflict { .. } => "RS_ERROR_DUPLICATE_TRANSACTION",
+            WalletError::LimitReached { .. } => "RS_ERROR_LIMIT_REACHED",
+            WalletError::SelfExcluded { .. } | WalletError::AccountLocked { .. } => {
+                "RS_ERROR_USER_DISABLED"
+            }
+            // A closed bet or round, the balance ceiling: nothing the aggregator can fix
+            // by retrying; it rolls the bet back, which the wallet then answers.
+            WalletError::WalletExists { .. }
+            | WalletError::ReservationClosed { .. }
+            | WalletError::ReservationNotExpired { .. }
+            | WalletError::LimitExceeded { .. }
+            | WalletError::RoundClosed { .. }
+            | WalletError::LimitNotFound { .. }
+            | WalletError::ExclusionNotShortened { .. }
+            | WalletError::ExclusionInPast { .. } => "RS_ERROR_UNKNOWN",
+        },
+        ApiError::Unavailable(_)
+        | ApiError::RateLimited { .. }
+        | ApiError::NoSuchEndpoint(_)
+        | ApiError::MethodNotAllowed(_)
+        | ApiError::RoundNotFound(_) => "RS_ERROR_UNKNOWN",
+    }
+}
+
+/// The answer of every call: HTTP 200, the status, and the balance when known.
+fn respond(
+    user: Option<&str>,
+    request_uuid: Option<&str>,
+    status: &str,
+    balance: Option<domain::Balance>,
+) -> Json<Value> {
+    let mut body = json!({
+        "user": user,
+        "status": status,
+        "request_uuid": request_uuid,
+    });
+    if let Some(b) = balance {
+        body["currency"] = json!(b.currency.code());
+        body["balance"] = json!(hub88::to_units(b.available));
+    }
+    Json(body)
+}
+
+/// The operator named by the path, the signature checked, the body parsed; or the
+/// status to answer (`request_uuid` echoed when the body says it).
+fn verified<T: DeserializeOwned>(
+    state: &AppState,
+    operator: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Hub88Operator, T), (Option<String>, &'static str)> {
+    let request_uuid = || {
+        serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|v| v["request_uuid"].as_str().map(str::to_string))
+    };
+    let Some(op) = state.hub88.get(operator) else {
+        return Err((request_uuid(), "RS_ERROR_INVALID_PARTNER"));
+    };
+    let signature = headers
+        .get(SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !op.verify(body, signature) {
+        return Err((request_uuid(), "RS_ERROR_INVALID_SIGNATURE"));
+    }
+    let value: Value = serde_json::from_slice(body).map_err(|_| (None, "RS_ERROR_WRONG_SYNTAX"))?;
+    let parsed =
+        serde_json::from_value(value).map_err(|_| (request_uuid(), "RS_ERROR_WRONG_TYPES"))?;
+    Ok((op.clone(), parsed))
+}
+
+/// Answers a call that failed before any wallet was known.
+fn early((request_uuid, status): (Option<String>, &'static str)) -> Json<Value> {
+    respond(None, request_uuid.as_deref(), status, None)
+}
+
+fn wallet_of(user: &str, currency: &str) -> Result<(WalletId, Currency), Refusal> {
+    let player = valid(PlayerId::new, user.to_string()).map_err(Refusal::from)?;
+    let currency = crate::input::currency(currency).map_err(Refusal::from)?;
+    if currency.scale() > hub88::AMOUNT_SCALE {
+        return Err(Refusal::new("RS_ERROR_WRONG_CURRENCY"));
+    }
+    Ok((WalletId::for_player(&player, currency), currency))
+}
+
+fn money(units: i64, currency: Currency) -> Result<Decimal, Refusal> {
+    hub88::from_units(units, currency).map_err(|p| {
+        Refusal::new(match p {
+            AmountProblem::WrongTypes => "RS_ERROR_WRONG_TYPES",
+            AmountProblem::WrongCurrency => "RS_ERROR_WRONG_CURRENCY",
+        })
+    })
+}
+
+/// The balance now of a wallet the call named, for a refusal that does not carry it.
+async fn balance_now(state: &AppState, wallet_id: WalletId) -> Option<domain::Balance> {
+    state
+        .store
+        .wallet(wallet_id)
+        .await
+        .ok()
+        .flatten()
+        .map(|w| w.balance)
+}
+
+async fn finish(
+    state: &AppState,
+    user: &str,
+    request_uuid: &str,
+    wallet_id: Option<WalletId>,
+    outcome: Result<domain::Balance, Refusal>,
+) -> Json<Value> {
+    match outcome {
+        Ok(balance) => respond(Some(user), Some(request_uuid), "RS_OK", Some(balance)),
+        Err(refusal) => {
+            let balance = match (refusal.balance, wallet_id) {
+                (Some(b), _) => Some(b),
+                (None, Some(w)) => balance_now(state, w).await,
+                (None, None) => None,
+            };
+            respond(Some(user), Some(request_uuid), refusal.status, balance)
+        }
+    }
+}
+
+async fn balance(
+    State(state): State<AppState>,
+    Path(operator): Path<String>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Json<Value> {
+    let (op, request) = match verified::<BalanceRequest>(&state, &operator, &headers, &body) {
+        Ok(ok) => ok,
+        Err(e) => return early(e),
+    };
+    let user = request.user.clone().unwrap_or_default();
+    let outcome = async {
+        let session = session_of(&state, &op, &request.token).await?;
+        if request
+            .user
+            .as_deref()
+            .is_some_and(|u| u != session.player_id.as_str())
+        {
+            return Err(Refusal::new("RS_ERROR_INVALID_TOKEN"));
+        }
+        let wallet = state
+            .store
+            .wallet(session.wallet_id)
+            .await
+            .map_err(|e| Refusal::from(ApiError::from(e)))?
+            .ok_or_else(|| Refusal::from(ApiError::wallet_not_found()))?;
+        Ok(wallet.balance)
+    }
+    .await;
+    finish(&state, &user, &request.request_uuid, None, outcome).await
+}
+
+/// The session of `token`, which must be this operator's.
+async fn session_of(
+    state: &AppState,
+    op: &Hub88Operator,
+    token: &str,
+) -> Result<crate::sessions::Session, Refusal> {
+    let session = state.sessions.touch(token).await.map_err(|e| match e {
+        ApiError::InvalidToken(_) => Refusal::new("RS_ERROR_TOKEN_EXPIRED"),
+        other => Refusal::from(other),
+    })?;
+    if session.provider_id != hub88::scope(&op.id) {
+        return Err(Refusal::new("RS_ERROR_INVALID_TOKEN"));
+    }
+    Ok(session)
+}
+
+async fn bet(
+    State(state): State<AppState>,
+    Path(operator): Path<String>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Json<Value> {
+    let (op, r) = match verified::<BetRequest>(&state, &operator, &headers, &body) {
+        Ok(ok) => ok,
+        Err(e) => return early(e),
+    };
+    let scope = hub88::scope(&op.id);
+    let named = wallet_of(&r.user, &r.currency);
+    let wallet_id = named.as_ref().ok().map(|(w, _)| *w);
+    let outcome = async {
+        let (wallet_id, currency) = named?;
+        let session = session_of(&state, &op, &r.token).await?;
+        if session.wallet_id != wallet_id {
+            return Err(Refusal::new("RS_ERROR_INVALID_TOKEN"));
+        }
+        let game = valid(GameId::new, r.game_code.clone()).map_err(Refusal::from)?;
+        if game != session.game_id {
+            return Err(Refusal::new("RS_ERROR_INVALID_GAME"));
+        }
+        let amount = money(r.amount, currency)?;
+        if r.is_free {
+            // A free spin takes no money: nothing to record; its win comes as a bet-less
+            // win (`is_free` on the win).
+            return balance_now(&state, wallet_id)
+                .await
+                .ok_or_else(|| Refusal::from(ApiError::wallet_not_found()));
+        }
+        let reservation_id = scoped(&scope, "transaction_uuid", &r.transaction_uuid)
+            .map_err(Refusal::from)?
+            .into();
+        let round_id = scoped_round(&scope, &r.round).map_err(Refusal::from)?;
+        let command = if r.round_closed {
+            // A bet that closes its round is lost at once, as on the provider face.
+            WalletCommand::BetWin {
+                reservation_id,
+                amount,
+                payout: Decimal::ZERO,
+                currency: Some(currency),
+                game_id: game,
+                round_id,
+                round_closed: true,
+                now: Utc::now(),
+            }
+        } else {
+            WalletCommand::Reserve {
+                reservation_id,
+                amount,
+                currency: Some(currency),
+                game_id: game,
+                round_id,
+                timeout_s: RESERVATION_TIMEOUT_S_DEFAULT,
+                now: Utc::now(),
+            }
+        };
+        let receipt = execute(&state, wallet_id, command).await?;
+        Ok(receipt.balance)
+    }
+    .await;
+    finish(&state, &r.user, &r.request_uuid, wallet_id, outcome).await
+}
+
+async fn win(
+    State(state): State<AppState>,
+    Path(operator): Path<String>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Json<Value> {
+    let (op, r) = match verified::<WinRequest>(&state, &operator, &headers, &body) {
+        Ok(ok) => ok,
+        Err(e) => return early(e),
+    };
+    let scope = hub88::scope(&op.id);
+    let named = wallet_of(&r.user, &r.currency);
+    let wallet_id = named.as_ref().ok().map(|(w, _)| *w);
+    let outcome = async {
+        let (wallet_id, currency) = named?;
+        let amount = money(r.amount, currency)?;
+        let (target, transaction_id) = match &r.reference_transaction_uuid {
+            Some(bet) => (
+                WinTarget::Bet(scoped(&scope, "reference_transaction_uuid", bet)?.into()),
+                closing_id(&scope, "win", &r.transaction_uuid, bet)?,
+            ),
+            None => {
+                let campaign_id = r
+                    .reward_uuid
+                    .clone()
+                    .map(|c| valid(domain::CampaignId::new, c))
+                    .transpose()?;
+                let target = match (r.is_free, r.is_supplier_promo) {
+                    (true, _) => WinTarget::Betless {
+                        kind: BetlessKind::FreeSpin,
+                        campaign_id,
+                    },
+                    (false, true) => WinTarget::Betless {
+                        kind: BetlessKind::Promo,
+                        campaign_id,
+                    },
+                    (false, false) => WinTarget::Round,
+                };
+                (
+                    target,
+                    scoped(&scope, "transaction_uuid", &r.transaction_uuid)?,
+                )
+            }
+        };
+        let command = WalletCommand::Win {
+            transaction_id,
+            round_id: scoped_round(&scope, &r.round)?,
+            target,
+            amount,
+            game_id: r
+                .game_code
+                .clone()
+                .map(|g| valid(GameId::new, g))
+                .transpose()?,
+            round_closed: r.round_closed,
+            currency: Some(currency),
+            now: Utc::now(),
+        };
+        let receipt = execute(&state, wallet_id, command).await?;
+        Ok::<_, Refusal>(receipt.balance)
+    }
+    .await;
+    finish(&state, &r.user, &r.request_uuid, wallet_id, outcome).await
+}
+
+async fn rollback(
+    State(state): State<AppState>,
+    Path(operator): Path<String>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Json<Value> {
+    let (op, r) = match verified::<RollbackRequest>(&state, &operator, &headers, &body) {
+        Ok(ok) => ok,
+        Err(e) => return early(e),
+    };
+    let scope = hub88::scope(&op.id);
+    // A rollback names no currency, and its token may have expired: see `rollback_wallet`.
+    let outcome = async {
+        let wallet_id = rollback_wallet(&state, &op, &scope, &r).await?;
+        let command = WalletCommand::Rollback {
+            reservation_id: scoped(
+                &scope,
+                "reference_transaction_uuid",
+                &r.reference_transaction_uuid,
+            )?
+            .into(),
+            transaction_id: closing_id(
+                &scope,
+                "rollback",
+                &r.transaction_uuid,
+                &r.reference_transaction_uuid,
+            )?,
+            round_id: scoped_round(&scope, &r.round)?,
+        };
+        let receipt = run_rollback(&state, wallet_id, command).await?;
+        Ok::<_, Refusal>((wallet_id, receipt.balance))
+    }
+    .await;
+    let (wallet_id, outcome) = match outcome {
+        Ok((w, b)) => (Some(w), Ok(b)),
+        Err(e) => (None, Err(e)),
+    };
+    finish(&state, &r.user, &r.request_uuid, wallet_id, outcome).await
+}
+
+/// The wallet a rollback is for: its token's, while the session lasts and is this user's;
+/// else the user's wallet that holds the referenced bet, or the user's first wallet (in
+/// [`Currency::ALL`] order) when none holds it (a rollback of a bet never seen then voids
+/// it there).
+async fn rollback_wallet(
+    state: &AppState,
+    op: &Hub88Operator,
+    scope: &str,
+    r: &RollbackRequest,
+) -> Result<WalletId, Refusal> {
+    let player = valid(PlayerId::new, r.user.clone())?;
+    if let Some(token) = &r.token {
+        if let Ok(session) = session_of(state, op, token).await {
+            if session.player_id == player {
+                return Ok(session.wallet_id);
+            }
+        }
+    }
+    let bet: domain::ReservationId = scoped(
+        scope,
+        "reference_transaction_uuid",
+        &r.reference_transaction_uuid,
+    )?
+    .into();
+    let mut first = None;
+    for currency in Currency::ALL {
+        if currency.scale() > hub88::AMOUNT_SCALE {
+            continue;
+        }
+        let wallet_id = WalletId::for_player(&player, currency);
+        if state
+            .store
+            .wallet(wallet_id)
+            .await
+            .map_err(ApiError::from)?
+            .is_none()
+        {
+            continue;
+        }
+        first.get_or_insert(wallet_id);
+        if eventstore::payload::reservation_origin(&state.pool, wallet_id, &bet)
+            .await
+            .map_err(ApiError::from)?
+            .is_some()
+        {
+            return Ok(wallet_id);
+        }
+    }
+    first.ok_or_else(|| Refusal::from(ApiError::wallet_not_found()))
+}
