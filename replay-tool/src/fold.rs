@@ -82,6 +82,9 @@ pub enum ViolationKind {
     WhileLocked,
     /// A deposit or bet while the player was self-excluded.
     WhileExcluded,
+    /// A protected wallet's deposit or bet without its time, or an event decided at a
+    /// time before an earlier event's: its use could be booked in a period left behind.
+    EventTime,
 }
 
 /// One broken rule, where it is.
@@ -177,6 +180,8 @@ pub struct WalletFold {
     /// What each limit's current period used, summed here from the events (not taken
     /// from the aggregate), to check that no deposit or bet passed a limit.
     tallies: BTreeMap<(LimitKind, LimitPeriod), Tally>,
+    /// The latest time a protected event of the wallet was decided at.
+    last_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// One limit's period and what it used, as the fold sums it.
@@ -197,6 +202,7 @@ impl WalletFold {
             broken: false,
             compact: false,
             tallies: BTreeMap::new(),
+            last_at: None,
         }
     }
 
@@ -343,7 +349,7 @@ impl WalletFold {
         self.flows.add(&deltas.flows);
         self.open_sum += deltas.open;
         let closed_round = payload.closes_round().then(|| payload.round_id().cloned());
-        let protection = self.check_protection(event, &payload, deltas.open);
+        let protection = self.check_protection(event, &payload);
         step.violations.extend(
             protection
                 .into_iter()
@@ -431,13 +437,11 @@ impl WalletFold {
 
     /// The protection rules `payload` breaks, checked on the state before it (the lock,
     /// the exclusion, the limits in force at its time) with this fold's own sums of what
-    /// each limit's period used; `open` is what it adds to the open stakes. Moves the sums
-    /// on.
+    /// each limit's period used. Moves the sums on.
     fn check_protection(
         &mut self,
         event: &LoggedEvent,
         payload: &WalletEvent,
-        open: Decimal,
     ) -> Vec<(ViolationKind, String)> {
         let mut found = Vec::new();
         let Some(p) = self.wallet.protection() else {
@@ -447,7 +451,6 @@ impl WalletFold {
             return found;
         };
         let counted = protection::counted(payload);
-        let at = counted.first().map_or(event.recorded_at, |c| c.at);
         let (staking, depositing, withdrawing) = match payload {
             WalletEvent::FundsReserved { .. } | WalletEvent::BetSettled { .. } => {
                 (true, false, false)
@@ -456,6 +459,33 @@ impl WalletFold {
             WalletEvent::FundsWithdrawn { .. } => (false, false, true),
             _ => (false, false, false),
         };
+        let decided_at = match payload {
+            WalletEvent::LimitChanged { at, .. } | WalletEvent::SelfExcluded { at, .. } => {
+                Some(*at)
+            }
+            _ => counted.first().map(|c| c.at),
+        };
+        if (staking || depositing) && decided_at.is_none() {
+            found.push((
+                ViolationKind::EventTime,
+                format!("{} of a protected wallet without its time", payload.name()),
+            ));
+        }
+        if let (Some(at), Some(last)) = (decided_at, self.last_at) {
+            if at < last {
+                found.push((
+                    ViolationKind::EventTime,
+                    format!(
+                        "{} decided at {at}, before an earlier event's {last}",
+                        payload.name()
+                    ),
+                ));
+            }
+        }
+        if let Some(at) = decided_at {
+            self.last_at = Some(self.last_at.map_or(at, |l| l.max(at)));
+        }
+        let at = decided_at.unwrap_or(event.recorded_at);
         if (staking || depositing || withdrawing) && p.is_locked() {
             found.push((
                 ViolationKind::WhileLocked,
@@ -477,12 +507,31 @@ impl WalletFold {
             .iter()
             .map(|l| (l.kind, l.period, l.in_force(at)))
             .collect();
+        // A bet is checked as if it lost, with every stake still open, against what the
+        // period had lost before it (its wins making no room: see the domain's rule).
+        let loss_before: BTreeMap<LimitPeriod, Decimal> = self
+            .tallies
+            .iter()
+            .filter(|((k, _), _)| *k == LimitKind::Loss)
+            .map(|((_, period), t)| {
+                let used = if at >= t.window.end {
+                    Decimal::ZERO
+                } else {
+                    t.used
+                };
+                (*period, used.max(Decimal::ZERO))
+            })
+            .collect();
+        let reserved_before = self.wallet.balance().map_or(Decimal::ZERO, |b| b.reserved);
+        let bet_loss = match payload {
+            WalletEvent::FundsReserved { amount, .. } => *amount,
+            WalletEvent::BetSettled { stake, payout, .. } => *stake - *payout,
+            _ => Decimal::ZERO,
+        };
         self.tally_limit(payload);
-        let reserved_after = self.wallet.balance().map_or(Decimal::ZERO, |b| b.reserved) + open;
         for c in &counted {
-            for ((kind, period), tally) in
-                self.tallies.iter_mut().filter(|((k, _), _)| *k == c.kind)
-            {
+            // Time moves every limit on, not only those of the movement's kind.
+            for ((kind, period), tally) in self.tallies.iter_mut() {
                 if c.at >= tally.window.end {
                     let zone = self
                         .wallet
@@ -492,7 +541,9 @@ impl WalletFold {
                     tally.window = period.window(zone, c.at);
                     tally.used = Decimal::ZERO;
                 }
-                tally.used += c.amount;
+                if *kind == c.kind {
+                    tally.used += c.amount;
+                }
             }
         }
         // A deposit or bet is checked against the limits of what it adds to; a settle that
@@ -513,14 +564,12 @@ impl WalletFold {
             let Some(tally) = self.tallies.get(&(kind, period)) else {
                 continue;
             };
-            let used = if at >= tally.window.end {
+            let used = if kind == LimitKind::Loss {
+                loss_before.get(&period).copied().unwrap_or_default() + reserved_before + bet_loss
+            } else if at >= tally.window.end {
                 Decimal::ZERO
             } else {
                 tally.used
-            } + if kind == LimitKind::Loss {
-                reserved_after
-            } else {
-                Decimal::ZERO
             };
             if used > cap {
                 found.push((

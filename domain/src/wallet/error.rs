@@ -98,7 +98,9 @@ pub enum WalletError {
     },
     #[error("the player is self-excluded {}", until.map_or("indefinitely".to_string(), |u| format!("until {u}")))]
     SelfExcluded { until: Option<DateTime<Utc>> },
-    #[error("the account is locked: {reason}")]
+    /// The reason is the operator's and is not in the message: a player or provider sees
+    /// only that the account is locked.
+    #[error("the account is locked")]
     AccountLocked { reason: String },
     #[error("there is no {} {} limit to remove", period.as_str(), kind.as_str())]
     LimitNotFound {

@@ -242,6 +242,13 @@ pub struct Protection {
     pub exclusion: Option<Exclusion>,
     /// The reason of the lock, while locked.
     pub lock: Option<String>,
+    /// The latest time an event of the wallet was decided at. A later command is decided,
+    /// and its event stamped, no earlier ([`Protection::time`]): two requests near
+    /// midnight may reach the wallet in the other order than their clocks say (or from
+    /// two instances whose clocks differ), and a period's use must not be booked in a
+    /// period already left behind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<DateTime<Utc>>,
 }
 
 /// What a command would add to the limits of one kind.
@@ -313,6 +320,16 @@ pub fn counted(event: &WalletEvent) -> Vec<Counted> {
 }
 
 impl Protection {
+    /// The time a command arriving at `now` is decided at: `now`, or the wallet's clock if
+    /// that is later (see [`Protection::clock`]).
+    pub fn time(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        self.clock.map_or(now, |c| c.max(now))
+    }
+
+    fn tick(&mut self, at: DateTime<Utc>) {
+        self.clock = Some(self.time(at));
+    }
+
     /// Whether the account is locked.
     pub fn is_locked(&self) -> bool {
         self.lock.is_some()
@@ -365,7 +382,9 @@ impl Protection {
             let Some(cap) = limit.in_force(now) else {
                 continue;
             };
-            let used = limit.used_at(now) + open;
+            // A period's wins make no room for open stakes: they may settle in the next
+            // period, which starts from nothing.
+            let used = limit.used_at(now).max(Decimal::ZERO) + open;
             if used + amount > cap {
                 return Err(WalletError::LimitReached {
                     kind,
@@ -422,6 +441,7 @@ impl Protection {
                 ..
             } => {
                 let (kind, period) = (*kind, *period);
+                self.tick(*at);
                 self.advance(*at);
                 let existing = self
                     .limits
@@ -461,7 +481,8 @@ impl Protection {
                     }
                 }
             }
-            WalletEvent::SelfExcluded { until, .. } => {
+            WalletEvent::SelfExcluded { until, at, .. } => {
+                self.tick(*at);
                 self.exclusion = Some(match until {
                     Some(until) => Exclusion::Until(*until),
                     None => Exclusion::Indefinite,
@@ -476,6 +497,7 @@ impl Protection {
     /// Counts `event`'s movements into the limits of their kinds.
     pub fn count(&mut self, event: &WalletEvent) {
         for Counted { kind, amount, at } in counted(event) {
+            self.tick(at);
             self.advance(at);
             for limit in self.limits.iter_mut().filter(|l| l.kind == kind) {
                 limit.used += amount;
@@ -506,7 +528,7 @@ impl Protection {
                         kind: l.kind,
                         period: l.period,
                         amount: l.in_force(now).unwrap_or(l.amount),
-                        used: (l.used_at(now) + open).max(Decimal::ZERO),
+                        used: l.used_at(now).max(Decimal::ZERO) + open,
                         resets_at: l.resets_at(now),
                         zone: l.zone.name().to_string(),
                         pending: l.pending.clone().filter(|p| now < p.effective_at),
@@ -537,7 +559,7 @@ impl Opened {
     /// When an event decided at `now` is recorded as decided: only a wallet with
     /// protections counts events towards limits.
     pub(super) fn stamp(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.protection.is_some().then_some(now)
+        self.protection.as_deref().map(|p| p.time(now))
     }
 
     /// Refuses a withdrawal from a locked account (a lock needs no clock).
@@ -554,6 +576,7 @@ impl Opened {
         let Some(p) = self.protection.as_deref() else {
             return Ok(());
         };
+        let now = p.time(now);
         p.check_allowed(now, matches!(movement, Movement::Withdrawal))?;
         match movement {
             Movement::Deposit(amount) => {
@@ -574,6 +597,14 @@ impl Opened {
     ) -> Result<WalletEvent, WalletError> {
         let none = Protection::default();
         let p = self.protection.as_deref().unwrap_or(&none);
+        let command = match command {
+            WalletCommand::SetLimit { now, .. } | WalletCommand::Exclude { now, .. }
+                if p.time(now) != now =>
+            {
+                with_now(command, p.time(now))
+            }
+            other => other,
+        };
         match command {
             WalletCommand::SetLimit {
                 transaction_id,
@@ -667,6 +698,45 @@ impl Opened {
         } else if let Some(p) = self.protection.as_deref_mut() {
             p.count(event);
         }
+    }
+}
+
+/// `command` decided at `now` instead of the time it arrived with.
+fn with_now(command: WalletCommand, at: DateTime<Utc>) -> WalletCommand {
+    match command {
+        WalletCommand::SetLimit {
+            transaction_id,
+            kind,
+            period,
+            amount,
+            currency,
+            zone,
+            cooling_s,
+            by,
+            ..
+        } => WalletCommand::SetLimit {
+            transaction_id,
+            kind,
+            period,
+            amount,
+            currency,
+            zone,
+            cooling_s,
+            now: at,
+            by,
+        },
+        WalletCommand::Exclude {
+            transaction_id,
+            until,
+            by,
+            ..
+        } => WalletCommand::Exclude {
+            transaction_id,
+            until,
+            now: at,
+            by,
+        },
+        other => other,
     }
 }
 

@@ -332,7 +332,7 @@ impl Opened {
             round_id,
             stake,
             payout,
-            placed_at: now,
+            placed_at: self.stamp(now).unwrap_or(now),
             round_closed,
             lost,
         })

@@ -565,6 +565,63 @@ fn a_wallet_without_protections_records_no_times_and_keeps_none() {
     assert!(!serde_json::to_string(&w).unwrap().contains("protection"));
 }
 
+#[test]
+fn winnings_of_one_period_make_no_room_for_open_stakes_that_may_lose_in_the_next() {
+    let mut w = wallet();
+    let day1 = utc(2027, 1, 15, 10, 0, 0);
+    run(&mut w, deposit("d2", "2000", day1)).unwrap();
+    run(
+        &mut w,
+        set_limit(
+            "l1",
+            LimitKind::Loss,
+            LimitPeriod::Day,
+            Some("100"),
+            Tz::UTC,
+            day1,
+        ),
+    )
+    .unwrap();
+    run(&mut w, bet("b1", "50", day1)).unwrap();
+    run(&mut w, settle("b1", "1050", day1)).unwrap();
+    // The day has won 1,000; a bet of 1,100 would still lose 1,100 tomorrow if it
+    // settled after midnight, in a day that starts from nothing.
+    let (_, _, _, used, _) =
+        limit_reached(run(&mut w, bet("b2", "1100", utc(2027, 1, 15, 23, 0, 0))));
+    assert_eq!(used, d("0.00"), "a period's wins are shown as nothing used");
+    run(&mut w, bet("b3", "100", utc(2027, 1, 15, 23, 0, 0))).expect("up to the limit");
+}
+
+#[test]
+fn a_command_that_arrives_late_is_decided_at_the_wallets_clock() {
+    let mut w = wallet();
+    let t = utc(2027, 1, 15, 10, 0, 0);
+    run(
+        &mut w,
+        set_limit(
+            "l1",
+            LimitKind::Deposit,
+            LimitPeriod::Day,
+            Some("100"),
+            Tz::UTC,
+            t,
+        ),
+    )
+    .unwrap();
+    run(&mut w, deposit("d2", "100", utc(2027, 1, 15, 23, 59, 58))).unwrap();
+    let next_day = utc(2027, 1, 16, 0, 0, 0) + Duration::milliseconds(1);
+    run(&mut w, deposit("d3", "10", next_day)).unwrap();
+    // Its clock said 23:59:59.999 but it reached the wallet after the one of 00:00:00.001:
+    // it is decided, and booked, in the new day, never in the full one left behind.
+    let late = utc(2027, 1, 15, 23, 59, 59) + Duration::milliseconds(999);
+    let event = run(&mut w, deposit("d4", "90", late)).unwrap();
+    assert!(
+        matches!(event, WalletEvent::FundsDeposited { at: Some(at), .. } if at == next_day),
+        "{event:?}"
+    );
+    limit_reached(run(&mut w, deposit("d5", "1", late)));
+}
+
 // ---- The property test ----
 
 /// The reference model: every accepted movement with its time, and each limit's changes;
@@ -646,7 +703,7 @@ impl Model {
         limits.sort_by_key(|l| l.period);
         limits
             .into_iter()
-            .find(|l| self.used(l, now) + open + cents > l.amount)
+            .find(|l| self.used(l, now).max(0) + open + cents > l.amount)
             .map(|l| (l.kind, l.period))
     }
     fn excluded(&self, now: DateTime<Utc>) -> bool {
@@ -876,7 +933,7 @@ proptest! {
                 _ => &[],
             };
             for l in m.limits.iter().filter(|l| checked.contains(&l.kind)) {
-                let used = m.used(l, now) + if l.kind == LimitKind::Loss { open } else { 0 };
+                let used = m.used(l, now).max(0) + if l.kind == LimitKind::Loss { open } else { 0 };
                 prop_assert!(used <= l.amount, "{:?} {:?} used {} of {}", l.kind, l.period, used, l.amount);
             }
             // The wallet shows what the model counts.
@@ -887,7 +944,7 @@ proptest! {
             for l in &m.limits {
                 let shown = view.limits.iter().find(|v| v.kind == l.kind && v.period == l.period).expect("the limit is shown");
                 let open = if l.kind == LimitKind::Loss { m.open.values().sum::<i64>() } else { 0 };
-                prop_assert_eq!(shown.used, c((m.used(l, now) + open).max(0)), "{:?} {:?}", l.kind, l.period);
+                prop_assert_eq!(shown.used, c(m.used(l, now).max(0) + open), "{:?} {:?}", l.kind, l.period);
                 prop_assert_eq!(shown.amount, c(l.amount));
             }
             prop_assert_eq!(view.limits.len(), m.limits.len());
