@@ -7,7 +7,7 @@ use eventstore::CommandReceipt;
 use serde::Serialize;
 
 /// A balance as the contract shows it: decimal strings at the currency's scale.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct BalanceBody {
     pub available: String,
     pub reserved: String,
@@ -29,7 +29,7 @@ impl From<Balance> for BalanceBody {
 }
 
 /// The answer to every money-moving call: the balance right after it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CommandResponse {
     pub wallet_id: String,
     pub transaction_id: String,

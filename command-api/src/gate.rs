@@ -91,13 +91,27 @@ fn identify(state: &AppState, request: &Request) -> Result<Principal, ApiError> 
             ));
         }
         Principal::Provider(pid.to_string())
+    } else if let Some(rest) = path.strip_prefix("/hub88/") {
+        // The Hub88 face answers every refusal in its own body (HTTP 200), the unknown
+        // operator and the bad signature too: its handlers check them. A known operator
+        // gets its own share of the request slots.
+        let operator = rest.split('/').next().unwrap_or_default();
+        if state.hub88.contains_key(operator) {
+            Principal::Provider(crate::hub88::scope(operator))
+        } else {
+            Principal::Public
+        }
     } else if path.starts_with("/v1/") || path == "/v1" {
         let client = crate::auth::client_of(state.clients(), request.headers())?;
         Principal::Client(client.name().to_string())
     } else {
         Principal::Public
     };
-    if request.method() == Method::POST && principal != Principal::Public {
+    // The Hub88 face reads any body's bytes and answers a malformed one in its own body.
+    if request.method() == Method::POST
+        && principal != Principal::Public
+        && !path.starts_with("/hub88/")
+    {
         let json = request
             .headers()
             .get(header::CONTENT_TYPE)

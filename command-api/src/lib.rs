@@ -26,6 +26,7 @@
 //! - [`input`]: parsing ids, currencies and amounts into the domain's types.
 //! - [`error`]: `ApiError`, the one place where outcomes become HTTP codes and bodies.
 //! - [`body`]: the response bodies the faces share.
+//! - [`openapi`]: the OpenAPI 3.1 document, collected from the handlers' annotations.
 //! - [`metrics`]: Prometheus counters and histograms per route and outcome.
 #![forbid(unsafe_code)]
 
@@ -42,6 +43,7 @@ pub mod input;
 pub mod json;
 pub mod limits;
 pub mod metrics;
+pub mod openapi;
 pub mod providers;
 pub mod routes;
 pub mod runner;

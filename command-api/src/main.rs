@@ -1,4 +1,6 @@
 //! `betledger-api`: reads its configuration from the environment and serves the wallet API.
+//! `betledger-api openapi` prints the OpenAPI document of every face instead (what
+//! `docs/openapi.json` holds).
 #![forbid(unsafe_code)]
 
 use anyhow::Context;
@@ -10,6 +12,23 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() {
+    match std::env::args().nth(1).as_deref() {
+        None => {}
+        Some("openapi") => {
+            print!(
+                "{}",
+                command_api::openapi::json(&command_api::routes::openapi())
+            );
+            return;
+        }
+        Some(other) => {
+            eprintln!(
+                "betledger-api: error: unknown command {other:?}; run it with no argument to \
+                 serve, or `openapi` to print the OpenAPI document"
+            );
+            std::process::exit(2);
+        }
+    }
     if let Err(error) = start().await {
         // One line that says what was wrong and what to do; no backtrace for an operator.
         eprintln!("betledger-api: error: {error:#}");

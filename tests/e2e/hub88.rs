@@ -461,3 +461,13 @@ async fn the_hub88_face_conforms(pool: PgPool) {
     assert!(report.ok, "{:?}", report.listed);
     app.stop().await;
 }
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn the_api_serves_the_openapi_document_that_docs_holds(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let r = app.send_get_with_token("/openapi.json", None).await;
+    assert_eq!(r.status, 200);
+    let written: Value = serde_json::from_str(include_str!("../../docs/openapi.json")).unwrap();
+    assert_eq!(r.body, written);
+    app.stop().await;
+}

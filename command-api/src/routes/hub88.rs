@@ -23,8 +23,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::Utc;
 use domain::wallet::RESERVATION_TIMEOUT_S_DEFAULT;
 use domain::{
@@ -34,6 +33,7 @@ use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::error::ApiError;
 use crate::hub88::{self, AmountProblem, Hub88Operator};
@@ -46,15 +46,16 @@ use crate::state::AppState;
 /// The header carrying the body's signature (base64).
 pub const SIGNATURE_HEADER: &str = "x-hub88-signature";
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/hub88/{operator}/user/balance", post(balance))
-        .route("/hub88/{operator}/transaction/bet", post(bet))
-        .route("/hub88/{operator}/transaction/win", post(win))
-        .route("/hub88/{operator}/transaction/rollback", post(rollback))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(balance))
+        .routes(routes!(bet))
+        .routes(routes!(win))
+        .routes(routes!(rollback))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = Hub88BalanceRequest)]
 struct BalanceRequest {
     user: Option<String>,
     request_uuid: String,
@@ -63,7 +64,8 @@ struct BalanceRequest {
     game_code: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = Hub88BetRequest)]
 struct BetRequest {
     user: String,
     transaction_uuid: String,
@@ -79,7 +81,8 @@ struct BetRequest {
     amount: i64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = Hub88WinRequest)]
 struct WinRequest {
     user: String,
     transaction_uuid: String,
@@ -98,7 +101,8 @@ struct WinRequest {
     reference_transaction_uuid: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = Hub88RollbackRequest)]
 struct RollbackRequest {
     user: String,
     token: Option<String>,
@@ -220,6 +224,15 @@ fn verified<T: DeserializeOwned>(
     if !op.verify(body, signature) {
         return Err((request_uuid(), "RS_ERROR_INVALID_SIGNATURE"));
     }
+    // Rate-limited like a provider, after the signature: a stranger cannot spend an
+    // operator's allowance.
+    if state
+        .limiter
+        .check(&format!("provider:{}", hub88::scope(operator)))
+        .is_err()
+    {
+        return Err((request_uuid(), "RS_ERROR_UNKNOWN"));
+    }
     let value: Value = serde_json::from_slice(body).map_err(|_| (None, "RS_ERROR_WRONG_SYNTAX"))?;
     let parsed =
         serde_json::from_value(value).map_err(|_| (request_uuid(), "RS_ERROR_WRONG_TYPES"))?;
@@ -280,6 +293,16 @@ async fn finish(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/hub88/{operator}/user/balance",
+    tag = "hub88",
+    summary = "The user's balance",
+    params(("operator" = String, Path, description = "the Hub88 operator's id")),
+    request_body = BalanceRequest,
+    responses((status = 200, description = "RS_OK or an RS_ERROR status", body = crate::openapi::Hub88Response), crate::openapi::TransportErrors),
+    security(("hub88_signature" = []))
+)]
 async fn balance(
     State(state): State<AppState>,
     Path(operator): Path<String>,
@@ -328,6 +351,16 @@ async fn session_of(
     Ok(session)
 }
 
+#[utoipa::path(
+    post,
+    path = "/hub88/{operator}/transaction/bet",
+    tag = "hub88",
+    summary = "A bet",
+    params(("operator" = String, Path, description = "the Hub88 operator's id")),
+    request_body = BetRequest,
+    responses((status = 200, description = "RS_OK or an RS_ERROR status", body = crate::openapi::Hub88Response), crate::openapi::TransportErrors),
+    security(("hub88_signature" = []))
+)]
 async fn bet(
     State(state): State<AppState>,
     Path(operator): Path<String>,
@@ -393,6 +426,16 @@ async fn bet(
     finish(&state, &r.user, &r.request_uuid, wallet_id, outcome).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/hub88/{operator}/transaction/win",
+    tag = "hub88",
+    summary = "A win",
+    params(("operator" = String, Path, description = "the Hub88 operator's id")),
+    request_body = WinRequest,
+    responses((status = 200, description = "RS_OK or an RS_ERROR status", body = crate::openapi::Hub88Response), crate::openapi::TransportErrors),
+    security(("hub88_signature" = []))
+)]
 async fn win(
     State(state): State<AppState>,
     Path(operator): Path<String>,
@@ -458,6 +501,16 @@ async fn win(
     finish(&state, &r.user, &r.request_uuid, wallet_id, outcome).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/hub88/{operator}/transaction/rollback",
+    tag = "hub88",
+    summary = "A rollback",
+    params(("operator" = String, Path, description = "the Hub88 operator's id")),
+    request_body = RollbackRequest,
+    responses((status = 200, description = "RS_OK or an RS_ERROR status", body = crate::openapi::Hub88Response), crate::openapi::TransportErrors),
+    security(("hub88_signature" = []))
+)]
 async fn rollback(
     State(state): State<AppState>,
     Path(operator): Path<String>,

@@ -17,9 +17,9 @@ use axum::Router;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// All routes, before layers and state.
-pub fn router() -> Router<AppState> {
-    Router::new()
+/// The documented routes (every face's), and the OpenAPI document collected from them.
+pub fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, api) = utoipa_axum::router::OpenApiRouter::new()
         .merge(wallets::routes())
         .merge(rounds::routes())
         .merge(protection::routes())
@@ -27,6 +27,34 @@ pub fn router() -> Router<AppState> {
         .merge(sessions::routes())
         .merge(provider::routes())
         .merge(hub88::routes())
+        .split_for_parts();
+    (router, crate::openapi::finish(api))
+}
+
+/// The OpenAPI document of every face (what `GET /openapi.json` serves).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    documented().1
+}
+
+/// All routes, before layers and state: the documented ones, `GET /openapi.json`,
+/// health and metrics, and the calls between instances.
+pub fn router() -> Router<AppState> {
+    let (documented, api) = documented();
+    let json = crate::openapi::json(&api);
+    Router::new()
+        .merge(documented)
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let json = json.clone();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        json,
+                    )
+                }
+            }),
+        )
         .merge(health::routes())
         .merge(internal::routes())
         .fallback(no_such_endpoint)

@@ -6,13 +6,13 @@
 //! (`BETLEDGER_LIMITS_TZ`, `BETLEDGER_LIMIT_COOLING_S`) are placed in the command.
 
 use axum::extract::{Path, State};
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use domain::wallet::protection::{LimitKind, LimitPeriod};
 use domain::{ClientId, LockReason, WalletCommand};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::{Caller, Scope};
 use crate::body::{command_response, protection_body, BalanceBody, CommandResponse};
@@ -22,33 +22,32 @@ use crate::json::JsonBody;
 use crate::runner::execute;
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/wallets/{id}/limits", get(limits))
-        .route(
-            "/v1/wallets/{id}/limits/{kind}/{period}",
-            put(set_limit).delete(remove_limit),
-        )
-        .route("/v1/wallets/{id}/exclusion", post(exclude))
-        .route("/v1/wallets/{id}/lock", post(lock))
-        .route("/v1/wallets/{id}/unlock", post(unlock))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(limits))
+        .routes(routes!(set_limit))
+        .routes(routes!(remove_limit))
+        .routes(routes!(exclude))
+        .routes(routes!(lock))
+        .routes(routes!(unlock))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LimitRequest {
     transaction_id: String,
+    #[schema(value_type = String)]
     amount: serde_json::Value,
     currency: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RemoveRequest {
     transaction_id: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ExcludeRequest {
     transaction_id: String,
@@ -57,7 +56,7 @@ struct ExcludeRequest {
     indefinite: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LockRequest {
     transaction_id: String,
@@ -85,6 +84,16 @@ fn client_of(caller: &Caller) -> Result<ClientId, ApiError> {
     ClientId::new(caller.0.name()).map_err(|e| ApiError::InvalidRequest(e.to_string()))
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/wallets/{id}/limits/{kind}/{period}",
+    tag = "native",
+    summary = "Set a limit",
+    params(("id" = String, Path, description = "the wallet's id (a lowercase hyphenated UUID)"), ("kind" = String, Path, description = "deposit, wager or loss"), ("period" = String, Path, description = "day, week or month")),
+    request_body = LimitRequest,
+    responses((status = 200, description = "set, or pending its cooling-off", body = CommandResponse), crate::openapi::Errors),
+    security(("bearer" = []))
+)]
 async fn set_limit(
     State(state): State<AppState>,
     caller: Caller,
@@ -110,6 +119,16 @@ async fn set_limit(
         .map(command_response)
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/wallets/{id}/limits/{kind}/{period}",
+    tag = "native",
+    summary = "Remove a limit after its cooling-off",
+    params(("id" = String, Path, description = "the wallet's id (a lowercase hyphenated UUID)"), ("kind" = String, Path, description = "deposit, wager or loss"), ("period" = String, Path, description = "day, week or month")),
+    request_body = RemoveRequest,
+    responses((status = 200, description = "removal pending", body = CommandResponse), crate::openapi::Errors),
+    security(("bearer" = []))
+)]
 async fn remove_limit(
     State(state): State<AppState>,
     caller: Caller,
@@ -135,6 +154,16 @@ async fn remove_limit(
         .map(command_response)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/wallets/{id}/exclusion",
+    tag = "native",
+    summary = "Self-exclude",
+    params(("id" = String, Path, description = "the wallet's id (a lowercase hyphenated UUID)")),
+    request_body = ExcludeRequest,
+    responses((status = 200, description = "excluded", body = CommandResponse), crate::openapi::Errors),
+    security(("bearer" = []))
+)]
 async fn exclude(
     State(state): State<AppState>,
     caller: Caller,
@@ -171,6 +200,16 @@ async fn exclude(
         .map(command_response)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/wallets/{id}/lock",
+    tag = "native",
+    summary = "Lock an account (operator scope)",
+    params(("id" = String, Path, description = "the wallet's id (a lowercase hyphenated UUID)")),
+    request_body = LockRequest,
+    responses((status = 200, description = "locked", body = CommandResponse), crate::openapi::Errors),
+    security(("bearer" = []))
+)]
 async fn lock(
     State(state): State<AppState>,
     caller: Caller,
@@ -180,6 +219,16 @@ async fn lock(
     lock_or_unlock(state, caller, path_id, body, true).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/wallets/{id}/unlock",
+    tag = "native",
+    summary = "Unlock an account (operator scope)",
+    params(("id" = String, Path, description = "the wallet's id (a lowercase hyphenated UUID)")),
+    request_body = LockRequest,
+    responses((status = 200, description = "unlocked", body = CommandResponse), crate::openapi::Errors),
+    security(("bearer" = []))
+)]
 async fn unlock(
     State(state): State<AppState>,
     caller: Caller,
@@ -221,6 +270,15 @@ async fn lock_or_unlock(
 
 /// Each limit in force with what its current period used and when it resets, a pending
 /// change, and the exclusion and lock; from the write side, exact now.
+#[utoipa::path(
+    get,
+    path = "/v1/wallets/{id}/limits",
+    tag = "native",
+    summary = "A wallet's limits, use, exclusion and lock",
+    params(("id" = String, Path, description = "the wallet's id (a lowercase hyphenated UUID)")),
+    responses((status = 200, description = "the protections", body = serde_json::Value), crate::openapi::Errors),
+    security(("bearer" = []))
+)]
 async fn limits(
     State(state): State<AppState>,
     caller: Caller,

@@ -11,8 +11,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::Utc;
 use domain::wallet::RESERVATION_TIMEOUT_S_DEFAULT;
 use domain::{
@@ -22,6 +21,7 @@ use domain::{
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::body::{command_response, BalanceBody, CommandResponse};
 use crate::error::ApiError;
@@ -35,39 +35,43 @@ use crate::state::AppState;
 /// How far a request's `timestamp` may be from now.
 pub const TIMESTAMP_WINDOW_S: i64 = 300;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/provider/{pid}/balance", post(balance))
-        .route("/provider/{pid}/bet", post(bet))
-        .route("/provider/{pid}/win", post(win))
-        .route("/provider/{pid}/rollback", post(rollback))
-        .route("/provider/{pid}/bet-win", post(bet_win))
-        .route("/provider/{pid}/adjust", post(adjust))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(balance))
+        .routes(routes!(bet))
+        .routes(routes!(win))
+        .routes(routes!(rollback))
+        .routes(routes!(bet_win))
+        .routes(routes!(adjust))
 }
 
 // ---- bodies --------------------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = ProviderBalanceRequest)]
 #[serde(deny_unknown_fields)]
 struct BalanceRequest {
     token: String,
     timestamp: i64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = ProviderBetRequest)]
 #[serde(deny_unknown_fields)]
 struct BetRequest {
     token: String,
     transaction_id: String,
     round_id: String,
     game_id: String,
+    #[schema(value_type = String)]
     amount: serde_json::Value,
     #[serde(default)]
     round_closed: bool,
     timestamp: i64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = ProviderWinRequest)]
 #[serde(deny_unknown_fields)]
 struct WinRequest {
     player_id: String,
@@ -75,6 +79,7 @@ struct WinRequest {
     transaction_id: String,
     bet_transaction_id: Option<String>,
     round_id: String,
+    #[schema(value_type = String)]
     amount: serde_json::Value,
     kind: Option<String>,
     campaign_id: Option<String>,
@@ -84,33 +89,39 @@ struct WinRequest {
     timestamp: i64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = ProviderBetWinRequest)]
 #[serde(deny_unknown_fields)]
 struct BetWinRequest {
     token: String,
     transaction_id: String,
     round_id: String,
     game_id: String,
+    #[schema(value_type = String)]
     amount: serde_json::Value,
+    #[schema(value_type = String)]
     payout: serde_json::Value,
     #[serde(default)]
     round_closed: bool,
     timestamp: i64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = ProviderAdjustRequest)]
 #[serde(deny_unknown_fields)]
 struct AdjustRequest {
     player_id: String,
     currency: String,
     transaction_id: String,
     round_id: String,
+    #[schema(value_type = String)]
     amount: serde_json::Value,
     reason: String,
     timestamp: i64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = ProviderRollbackRequest)]
 #[serde(deny_unknown_fields)]
 struct RollbackRequest {
     player_id: String,
@@ -252,6 +263,16 @@ fn answer(receipt: eventstore::CommandReceipt, transaction_id: String) -> Json<C
 
 // ---- handlers ------------------------------------------------------------------------
 
+#[utoipa::path(
+    post,
+    path = "/provider/{pid}/balance",
+    tag = "provider",
+    summary = "The session's balance",
+    params(("pid" = String, Path, description = "the provider's id")),
+    request_body = BalanceRequest,
+    responses((status = 200, description = "the balance", body = serde_json::Value), crate::openapi::Errors),
+    security(("provider_signature" = []))
+)]
 async fn balance(
     State(state): State<AppState>,
     Path(pid): Path<String>,
@@ -273,6 +294,16 @@ async fn balance(
     })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/provider/{pid}/bet",
+    tag = "provider",
+    summary = "A bet",
+    params(("pid" = String, Path, description = "the provider's id")),
+    request_body = BetRequest,
+    responses((status = 200, description = "reserved", body = CommandResponse), crate::openapi::Errors),
+    security(("provider_signature" = []))
+)]
 async fn bet(
     State(state): State<AppState>,
     Path(pid): Path<String>,
@@ -319,6 +350,16 @@ fn named_wallet(player_id: String, currency_code: &str) -> Result<WalletId, ApiE
     Ok(WalletId::for_player(&player_id, currency(currency_code)?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/provider/{pid}/win",
+    tag = "provider",
+    summary = "A win",
+    params(("pid" = String, Path, description = "the provider's id")),
+    request_body = WinRequest,
+    responses((status = 200, description = "credited", body = CommandResponse), crate::openapi::Errors),
+    security(("provider_signature" = []))
+)]
 async fn win(
     State(state): State<AppState>,
     Path(pid): Path<String>,
@@ -350,6 +391,16 @@ async fn win(
     Ok(answer(receipt, request.transaction_id))
 }
 
+#[utoipa::path(
+    post,
+    path = "/provider/{pid}/bet-win",
+    tag = "provider",
+    summary = "A bet and its win at once",
+    params(("pid" = String, Path, description = "the provider's id")),
+    request_body = BetWinRequest,
+    responses((status = 200, description = "staked and paid", body = CommandResponse), crate::openapi::Errors),
+    security(("provider_signature" = []))
+)]
 async fn bet_win(
     State(state): State<AppState>,
     Path(pid): Path<String>,
@@ -373,6 +424,16 @@ async fn bet_win(
     Ok(answer(receipt, request.transaction_id))
 }
 
+#[utoipa::path(
+    post,
+    path = "/provider/{pid}/adjust",
+    tag = "provider",
+    summary = "A correction",
+    params(("pid" = String, Path, description = "the provider's id")),
+    request_body = AdjustRequest,
+    responses((status = 200, description = "adjusted", body = CommandResponse), crate::openapi::Errors),
+    security(("provider_signature" = []))
+)]
 async fn adjust(
     State(state): State<AppState>,
     Path(pid): Path<String>,
@@ -392,6 +453,16 @@ async fn adjust(
     Ok(answer(receipt, request.transaction_id))
 }
 
+#[utoipa::path(
+    post,
+    path = "/provider/{pid}/rollback",
+    tag = "provider",
+    summary = "A rollback",
+    params(("pid" = String, Path, description = "the provider's id")),
+    request_body = RollbackRequest,
+    responses((status = 200, description = "refunded, voided, or already back", body = CommandResponse), crate::openapi::Errors),
+    security(("provider_signature" = []))
+)]
 async fn rollback(
     State(state): State<AppState>,
     Path(pid): Path<String>,

@@ -3,13 +3,13 @@
 //! newest log position applied) so a caller can compare it with the write side.
 
 use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::Utc;
 use domain::Currency;
 use readmodel::{query, Period};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::{Caller, Scope};
 use crate::body::BalanceBody;
@@ -25,13 +25,22 @@ const TOTALS_DAYS_MAX: i64 = 31;
 const LEADERBOARD_LIMIT_DEFAULT: u32 = 10;
 const LEADERBOARD_LIMIT_MAX: u32 = 100;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/read/wallets/{id}", get(wallet))
-        .route("/v1/read/leaderboards/{game_id}", get(leaderboard))
-        .route("/v1/read/totals", get(totals))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(wallet))
+        .routes(routes!(leaderboard))
+        .routes(routes!(totals))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/read/wallets/{id}",
+    tag = "read",
+    summary = "A wallet's read model",
+    params(("id" = String, Path, description = "the wallet's id (a lowercase hyphenated UUID)")),
+    responses((status = 200, description = "the read model", body = serde_json::Value), crate::openapi::Errors),
+    security(("bearer" = []))
+)]
 async fn wallet(
     State(state): State<AppState>,
     caller: Caller,
@@ -75,7 +84,8 @@ async fn wallet(
     Ok(Json(body))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct LeaderboardQuery {
     period: Option<String>,
@@ -83,6 +93,15 @@ struct LeaderboardQuery {
     currency: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/read/leaderboards/{game_id}",
+    tag = "read",
+    summary = "A game's leaderboards",
+    params(("game_id" = String, Path, description = "the game"), LeaderboardQuery),
+    responses((status = 200, description = "the boards", body = serde_json::Value), crate::openapi::Errors),
+    security(("bearer" = []))
+)]
 async fn leaderboard(
     State(state): State<AppState>,
     caller: Caller,
@@ -155,7 +174,8 @@ async fn leaderboard(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct TotalsQuery {
     day: Option<String>,
@@ -170,6 +190,15 @@ struct TotalsQuery {
 /// bet-less wins by kind, adjustments and rounds opened (readmodel::totals). `day`, or
 /// `from` and `to` (inclusive, at most 31 days); `provider`, `game_id` and `currency`
 /// keep only the rows that name them.
+#[utoipa::path(
+    get,
+    path = "/v1/read/totals",
+    tag = "read",
+    summary = "Totals per day, currency, provider and game",
+    params(TotalsQuery),
+    responses((status = 200, description = "the rows", body = serde_json::Value), crate::openapi::Errors),
+    security(("bearer" = []))
+)]
 async fn totals(
     State(state): State<AppState>,
     caller: Caller,

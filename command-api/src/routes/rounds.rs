@@ -3,8 +3,7 @@
 //! the domain's (`domain::wallet::round`); this module only reads bodies into commands.
 
 use axum::extract::{Path, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::Utc;
 use domain::{
     AdjustmentReason, BetlessKind, CampaignId, GameId, RoundId, WalletCommand, WalletEvent,
@@ -12,6 +11,7 @@ use domain::{
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::{Caller, Scope};
 use crate::body::{command_response, CommandResponse};
@@ -26,19 +26,21 @@ use crate::state::AppState;
 /// Events of one round that the view reads, at most: far past any real round.
 const ROUND_EVENTS_MAX: u32 = 1_000;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/wallets/{id}/rounds/{round_id}", get(round))
-        .route("/v1/wallets/{id}/rounds/{round_id}/wins", post(win))
-        .route("/v1/wallets/{id}/rounds/{round_id}/close", post(close))
-        .route("/v1/wallets/{id}/bet-wins", post(bet_win))
-        .route("/v1/wallets/{id}/adjustments", post(adjust))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(round))
+        .routes(routes!(win))
+        .routes(routes!(close))
+        .routes(routes!(bet_win))
+        .routes(routes!(adjust))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = NativeWinRequest)]
 #[serde(deny_unknown_fields)]
 struct WinRequest {
     transaction_id: String,
+    #[schema(value_type = String)]
     amount: serde_json::Value,
     bet_transaction_id: Option<String>,
     kind: Option<String>,
@@ -49,29 +51,34 @@ struct WinRequest {
     currency: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CloseRequest {
     transaction_id: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = NativeBetWinRequest)]
 #[serde(deny_unknown_fields)]
 struct BetWinRequest {
     transaction_id: String,
     game_id: String,
     round_id: String,
+    #[schema(value_type = String)]
     amount: serde_json::Value,
+    #[schema(value_type = String)]
     payout: serde_json::Value,
     #[serde(default)]
     round_closed: bool,
     currency: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = NativeAdjustRequest)]
 #[serde(deny_unknown_fields)]
 struct AdjustRequest {
     transaction_id: String,
+    #[schema(value_type = String)]
     amount: serde_json::Value,
     reason: String,
     round_id: Option<String>,
@@ -117,6 +124,16 @@ pub(crate) fn signed_amount(value: &serde_json::Value) -> Result<Decimal, ApiErr
     Ok(amount)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/wallets/{id}/rounds/{round_id}/wins",
+    tag = "native",
+    summary = "A win in a round",
+    params(("id" = String, Path, description = "the wallet's id (a lowercase hyphenated UUID)"), ("round_id" = String, Path, description = "the round's id")),
+    request_body = WinRequest,
+    responses((status = 200, description = "credited", body = CommandResponse), crate::openapi::Errors),
+    security(("bearer" = []))
+)]
 async fn win(
     State(state): State<AppState>,
     caller: Caller,
@@ -141,6 +158,16 @@ async fn win(
         .map(command_response)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/wallets/{id}/rounds/{round_id}/close",
+    tag = "native",
+    summary = "Close a round",
+    params(("id" = String, Path, description = "the wallet's id (a lowercase hyphenated UUID)"), ("round_id" = String, Path, description = "the round's id")),
+    request_body = CloseRequest,
+    responses((status = 200, description = "closed", body = CommandResponse), crate::openapi::Errors),
+    security(("bearer" = []))
+)]
 async fn close(
     State(state): State<AppState>,
     caller: Caller,
@@ -159,6 +186,16 @@ async fn close(
         .map(command_response)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/wallets/{id}/bet-wins",
+    tag = "native",
+    summary = "A bet and its win at once",
+    params(("id" = String, Path, description = "the wallet's id (a lowercase hyphenated UUID)")),
+    request_body = BetWinRequest,
+    responses((status = 200, description = "staked and paid", body = CommandResponse), crate::openapi::Errors),
+    security(("bearer" = []))
+)]
 async fn bet_win(
     State(state): State<AppState>,
     caller: Caller,
@@ -182,6 +219,16 @@ async fn bet_win(
         .map(command_response)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/wallets/{id}/adjustments",
+    tag = "native",
+    summary = "A signed correction",
+    params(("id" = String, Path, description = "the wallet's id (a lowercase hyphenated UUID)")),
+    request_body = AdjustRequest,
+    responses((status = 200, description = "adjusted", body = CommandResponse), crate::openapi::Errors),
+    security(("bearer" = []))
+)]
 async fn adjust(
     State(state): State<AppState>,
     caller: Caller,
@@ -204,7 +251,7 @@ async fn adjust(
 
 // ---- the round view ------------------------------------------------------------------
 
-#[derive(Serialize, Default)]
+#[derive(Serialize, Default, utoipa::ToSchema)]
 struct RoundView {
     wallet_id: String,
     round_id: String,
@@ -217,7 +264,7 @@ struct RoundView {
     totals: RoundTotals,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct BetView {
     transaction_id: String,
     amount: String,
@@ -226,7 +273,7 @@ struct BetView {
     sequence: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct WinView {
     transaction_id: String,
     amount: String,
@@ -236,7 +283,7 @@ struct WinView {
     sequence: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct AdjustmentView {
     transaction_id: String,
     amount: String,
@@ -244,16 +291,21 @@ struct AdjustmentView {
     sequence: u64,
 }
 
-#[derive(Serialize, Default)]
+#[derive(Serialize, Default, utoipa::ToSchema)]
 struct RoundTotals {
     /// Stakes taken (settled or lost).
+    #[schema(value_type = String)]
     stakes: Decimal,
     /// Wins of bets, the round's bet-wins included.
+    #[schema(value_type = String)]
     wins: Decimal,
     /// Wins without a bet.
+    #[schema(value_type = String)]
     betless_wins: Decimal,
+    #[schema(value_type = String)]
     adjustments: Decimal,
     /// What the round moved in all: wins + bet-less wins + adjustments - stakes.
+    #[schema(value_type = String)]
     net: Decimal,
 }
 
@@ -418,6 +470,15 @@ impl RoundView {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/wallets/{id}/rounds/{round_id}",
+    tag = "native",
+    summary = "A round's bets, wins, adjustments and totals",
+    params(("id" = String, Path, description = "the wallet's id (a lowercase hyphenated UUID)"), ("round_id" = String, Path, description = "the round's id")),
+    responses((status = 200, description = "the round", body = RoundView), crate::openapi::Errors),
+    security(("bearer" = []))
+)]
 async fn round(
     State(state): State<AppState>,
     caller: Caller,

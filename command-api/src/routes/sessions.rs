@@ -3,11 +3,11 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, post};
-use axum::{Json, Router};
+use axum::Json;
 use domain::{GameId, PlayerId, WalletId};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::{Caller, Scope};
 use crate::error::ApiError;
@@ -16,13 +16,13 @@ use crate::json::JsonBody;
 use crate::sessions::Session;
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/sessions", post(create))
-        .route("/v1/sessions/{token}", delete(end))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(end))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SessionRequest {
     player_id: String,
@@ -31,6 +31,15 @@ struct SessionRequest {
     game_id: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/sessions",
+    tag = "native",
+    summary = "Start a game session for a provider or Hub88 operator",
+    request_body = SessionRequest,
+    responses((status = 201, description = "the token", body = serde_json::Value), crate::openapi::Errors),
+    security(("bearer" = []))
+)]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -73,6 +82,15 @@ async fn create(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/sessions/{token}",
+    tag = "native",
+    summary = "End a session",
+    params(("token" = String, Path, description = "the session token")),
+    responses((status = 204, description = "ended"), crate::openapi::Errors),
+    security(("bearer" = []))
+)]
 async fn end(
     State(state): State<AppState>,
     caller: Caller,

@@ -4,13 +4,13 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::Utc;
 use domain::wallet::RESERVATION_TIMEOUT_S_DEFAULT;
 use domain::{Currency, GameId, PlayerId, TransactionId, WalletCommand, WalletId};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::{Caller, Scope};
 use crate::body::{command_response, BalanceBody, CommandResponse};
@@ -25,39 +25,41 @@ use crate::state::AppState;
 /// Events returned by one history call when the caller names no limit.
 const EVENTS_PAGE_SIZE_DEFAULT: u32 = 100;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/wallets", post(open))
-        .route("/v1/wallets/{id}", get(wallet))
-        .route("/v1/wallets/{id}/events", get(events))
-        .route("/v1/wallets/{id}/deposits", post(deposit))
-        .route("/v1/wallets/{id}/withdrawals", post(withdraw))
-        .route("/v1/wallets/{id}/reservations", post(reserve))
-        .route("/v1/wallets/{id}/reservations/{rid}/settle", post(settle))
-        .route("/v1/wallets/{id}/reservations/{rid}/refund", post(refund))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(open))
+        .routes(routes!(wallet))
+        .routes(routes!(events))
+        .routes(routes!(deposit))
+        .routes(routes!(withdraw))
+        .routes(routes!(reserve))
+        .routes(routes!(settle))
+        .routes(routes!(refund))
 }
 
 // ---- bodies --------------------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct OpenRequest {
     player_id: String,
     currency: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AmountRequest {
     transaction_id: String,
+    #[schema(value_type = String)]
     amount: serde_json::Value,
     currency: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReserveRequest {
     transaction_id: String,
+    #[schema(value_type = String)]
     amount: serde_json::Value,
     game_id: String,
     round_id: String,
@@ -65,21 +67,22 @@ struct ReserveRequest {
     currency: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SettleRequest {
     transaction_id: String,
+    #[schema(value_type = String)]
     payout: serde_json::Value,
     currency: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RefundRequest {
     transaction_id: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct WalletResponse {
     wallet_id: String,
     player_id: String,
@@ -87,7 +90,8 @@ struct WalletResponse {
     sequence: u64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct EventsQuery {
     after: Option<String>,
@@ -96,6 +100,15 @@ struct EventsQuery {
 
 // ---- handlers ------------------------------------------------------------------------
 
+#[utoipa::path(
+    post,
+    path = "/v1/wallets",
+    tag = "native",
+    summary = "Open a wallet",
+    request_body = OpenRequest,
+    responses((status = 201, description = "opened", body = WalletResponse), crate::openapi::Errors),
+    security(("bearer" = []))
+)]
 async fn open(
     State(state): State<AppState>,
     caller: Caller,
@@ -125,6 +138,16 @@ async fn open(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/wallets/{id}/deposits",
+    tag = "native",
+    summary = "Deposit",
+    params(("id" = String, Path, description = "the wallet's id (a lowercase hyphenated UUID)")),
+    request_body = AmountRequest,
+    responses((status = 200, description = "deposited", body = CommandResponse), crate::openapi::Errors),
+    security(("bearer" = []))
+)]
 async fn deposit(
     State(state): State<AppState>,
     caller: Caller,
@@ -140,6 +163,16 @@ async fn deposit(
     move_funds(&state, &caller, &path_id, body, command).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/wallets/{id}/withdrawals",
+    tag = "native",
+    summary = "Withdraw",
+    params(("id" = String, Path, description = "the wallet's id (a lowercase hyphenated UUID)")),
+    request_body = AmountRequest,
+    responses((status = 200, description = "withdrawn", body = CommandResponse), crate::openapi::Errors),
+    security(("bearer" = []))
+)]
 async fn withdraw(
     State(state): State<AppState>,
     caller: Caller,
@@ -174,6 +207,16 @@ async fn move_funds(
         .map(command_response)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/wallets/{id}/reservations",
+    tag = "native",
+    summary = "Reserve a bet's stake",
+    params(("id" = String, Path, description = "the wallet's id (a lowercase hyphenated UUID)")),
+    request_body = ReserveRequest,
+    responses((status = 200, description = "reserved", body = CommandResponse), crate::openapi::Errors),
+    security(("bearer" = []))
+)]
 async fn reserve(
     State(state): State<AppState>,
     caller: Caller,
@@ -196,6 +239,16 @@ async fn reserve(
         .map(command_response)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/wallets/{id}/reservations/{rid}/settle",
+    tag = "native",
+    summary = "Settle a reservation",
+    params(("id" = String, Path, description = "the wallet's id (a lowercase hyphenated UUID)"), ("rid" = String, Path, description = "the reservation's id (its reserve's transaction id)")),
+    request_body = SettleRequest,
+    responses((status = 200, description = "settled", body = CommandResponse), crate::openapi::Errors),
+    security(("bearer" = []))
+)]
 async fn settle(
     State(state): State<AppState>,
     caller: Caller,
@@ -216,6 +269,16 @@ async fn settle(
         .map(command_response)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/wallets/{id}/reservations/{rid}/refund",
+    tag = "native",
+    summary = "Refund a reservation",
+    params(("id" = String, Path, description = "the wallet's id (a lowercase hyphenated UUID)"), ("rid" = String, Path, description = "the reservation's id (its reserve's transaction id)")),
+    request_body = RefundRequest,
+    responses((status = 200, description = "refunded", body = CommandResponse), crate::openapi::Errors),
+    security(("bearer" = []))
+)]
 async fn refund(
     State(state): State<AppState>,
     caller: Caller,
@@ -233,6 +296,15 @@ async fn refund(
         .map(command_response)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/wallets/{id}",
+    tag = "native",
+    summary = "A wallet's balance from the write side",
+    params(("id" = String, Path, description = "the wallet's id (a lowercase hyphenated UUID)")),
+    responses((status = 200, description = "the wallet", body = WalletResponse), crate::openapi::Errors),
+    security(("bearer" = []))
+)]
 async fn wallet(
     State(state): State<AppState>,
     caller: Caller,
@@ -253,6 +325,15 @@ async fn wallet(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/wallets/{id}/events",
+    tag = "native",
+    summary = "A wallet's events in order",
+    params(("id" = String, Path, description = "the wallet's id (a lowercase hyphenated UUID)"), EventsQuery),
+    responses((status = 200, description = "the events", body = serde_json::Value), crate::openapi::Errors),
+    security(("bearer" = []))
+)]
 async fn events(
     State(state): State<AppState>,
     caller: Caller,

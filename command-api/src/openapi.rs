@@ -1,0 +1,263 @@
+//! The OpenAPI 3.1 description of every face: the native API, the provider face and the
+//! Hub88-style face. It is generated from the handlers themselves (`utoipa`): each route is
+//! registered through its `#[utoipa::path]` annotation (`utoipa_axum::routes!`), so a
+//! route cannot exist without its description, nor a description without its route.
+//! Served at `GET /openapi.json`; `docs/openapi.json` is the same document, checked to be
+//! current by a test (`betledger-api openapi > docs/openapi.json` writes it).
+//!
+//! What the annotations share lives here: the error body, the set of error statuses
+//! every call may answer, the Hub88 answer, and the security schemes.
+
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{OpenApi, Response, ResponseBuilder, ResponsesBuilder};
+use utoipa::{Modify, PartialSchema, ToSchema};
+
+/// The security scheme names used by the annotations.
+pub const BEARER: &str = "bearer";
+pub const PROVIDER_SIGNATURE: &str = "provider_signature";
+pub const HUB88_SIGNATURE: &str = "hub88_signature";
+
+/// The contract's error: `{"error": {"code", "message"}}`, with the balance for a
+/// refusal on a known wallet, and the details some refusals add.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorBody {
+    error: ErrorDetail,
+    balance: Option<BalanceSchema>,
+    /// A second open: the wallet that exists.
+    wallet_id: Option<String>,
+    /// `LIMIT_REACHED`: the limit, what is used and when it resets.
+    limit: Option<LimitSchema>,
+    /// `SELF_EXCLUDED`, `EXCLUSION_NOT_SHORTENED`: the exclusion's end (null: never).
+    excluded_until: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct ErrorDetail {
+    /// `INVALID_REQUEST`, `INVALID_AMOUNT`, `UNKNOWN_CURRENCY`, `UNAUTHORIZED`,
+    /// `INVALID_TOKEN`, `FORBIDDEN`, `WALLET_NOT_FOUND`, `RESERVATION_NOT_FOUND`,
+    /// `ROUND_NOT_FOUND`, `LIMIT_NOT_FOUND`, `NOT_FOUND`, `METHOD_NOT_ALLOWED`,
+    /// `IDEMPOTENCY_CONFLICT`, `WALLET_EXISTS`, `INSUFFICIENT_FUNDS`, `CURRENCY_MISMATCH`,
+    /// `RESERVATION_CLOSED`, `RESERVATION_NOT_EXPIRED`, `ROUND_CLOSED`, `LIMIT_EXCEEDED`,
+    /// `LIMIT_REACHED`, `EXCLUSION_NOT_SHORTENED`, `SELF_EXCLUDED`, `ACCOUNT_LOCKED`,
+    /// `RATE_LIMITED`, `UNAVAILABLE`.
+    code: String,
+    message: String,
+}
+
+/// A balance: decimal strings at the currency's scale.
+#[derive(ToSchema)]
+#[schema(as = Balance)]
+#[allow(dead_code)]
+pub struct BalanceSchema {
+    available: String,
+    reserved: String,
+    currency: String,
+}
+
+#[derive(ToSchema)]
+#[schema(as = Limit)]
+#[allow(dead_code)]
+struct LimitSchema {
+    kind: String,
+    period: String,
+    amount: String,
+    used: String,
+    resets_at: String,
+}
+
+/// Every error status a call of the native or provider face may answer, each with the
+/// contract's error body.
+pub struct Errors;
+
+impl utoipa::IntoResponses for Errors {
+    fn responses() -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<Response>> {
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    utoipa::openapi::ContentBuilder::new()
+                        .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        ResponsesBuilder::new()
+            .response(
+                "400",
+                error("the request is malformed or its input invalid; nothing moved"),
+            )
+            .response(
+                "401",
+                error("no or a wrong token or signature; nothing moved"),
+            )
+            .response(
+                "403",
+                error("the caller may not do this, or the player may not play now"),
+            )
+            .response(
+                "404",
+                error("no such wallet, reservation, round, limit or endpoint"),
+            )
+            .response("405", error("the path does not take this method"))
+            .response(
+                "409",
+                error("the transaction id was used for another request, or the wallet exists"),
+            )
+            .response(
+                "422",
+                error("refused by a rule of the wallet; nothing moved"),
+            )
+            .response(
+                "429",
+                error("over the client's rate; retry after Retry-After"),
+            )
+            .response(
+                "503",
+                error("a dependency is down; retry with the same transaction id"),
+            )
+            .build()
+            .into()
+    }
+}
+
+/// The answer of every Hub88 call (HTTP 200 for every well-formed call).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Hub88Response {
+    user: Option<String>,
+    /// `RS_OK` or an `RS_ERROR_*` status.
+    status: String,
+    request_uuid: Option<String>,
+    currency: Option<String>,
+    /// In 1/100000 of the currency's unit.
+    balance: Option<i64>,
+}
+
+/// The document's title, version and security schemes.
+struct Base;
+
+impl Modify for Base {
+    fn modify(&self, openapi: &mut OpenApi) {
+        openapi.info.title = "BetLedger wallet API".into();
+        openapi.info.version = env!("CARGO_PKG_VERSION").into();
+        openapi.info.description = Some(
+            "The native API (bearer tokens), the provider face (HMAC-SHA256 of the raw body in \
+             X-Signature) and the Hub88-style face (RSA-SHA256 in X-Hub88-Signature) of one \
+             wallet ledger. Amounts are decimal strings, except on the Hub88 face (integers of \
+             1/100000)."
+                .into(),
+        );
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            BEARER,
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            PROVIDER_SIGNATURE,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Signature",
+                "hex(HMAC-SHA256(provider secret, raw body))",
+            ))),
+        );
+        components.add_security_scheme(
+            HUB88_SIGNATURE,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Hub88-Signature",
+                "base64(RSA-SHA256 PKCS#1 v1.5 signature of the raw body)",
+            ))),
+        );
+        for (name, schema) in [
+            ("ErrorBody", ErrorBody::schema()),
+            ("Balance", BalanceSchema::schema()),
+            ("Limit", LimitSchema::schema()),
+            ("ErrorDetail", ErrorDetail::schema()),
+            ("Hub88Response", Hub88Response::schema()),
+        ] {
+            components.schemas.insert(name.to_string(), schema);
+        }
+    }
+}
+
+/// Adds what the annotations do not carry to a document collected from the routes, and
+/// makes each operation's id unique (`{tag}_{handler}`: two faces both have a `bet`).
+pub fn finish(mut openapi: OpenApi) -> OpenApi {
+    Base.modify(&mut openapi);
+    for item in openapi.paths.paths.values_mut() {
+        for operation in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let tag = operation
+                .tags
+                .as_ref()
+                .and_then(|t| t.first().cloned())
+                .unwrap_or_default();
+            if let Some(id) = &operation.operation_id {
+                operation.operation_id = Some(format!("{tag}_{id}"));
+            }
+        }
+    }
+    openapi
+}
+
+/// The statuses any call may meet before its handler answers: a body that cannot be read
+/// (400), no request slot (429, 503). The Hub88 face answers everything else in its body.
+pub struct TransportErrors;
+
+impl utoipa::IntoResponses for TransportErrors {
+    fn responses() -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<Response>> {
+        let all = Errors::responses();
+        ["400", "429", "503"]
+            .into_iter()
+            .filter_map(|code| all.get(code).map(|r| (code.to_string(), r.clone())))
+            .collect()
+    }
+}
+
+/// The document as served and as written to `docs/openapi.json`.
+pub fn json(openapi: &OpenApi) -> String {
+    let mut text = openapi
+        .to_pretty_json()
+        .expect("an OpenAPI document serialises");
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    /// `docs/openapi.json` is the document the code generates: CI fails when a change to a
+    /// handler is not written there too.
+    #[test]
+    fn docs_openapi_json_is_current() {
+        let generated = super::json(&crate::routes::openapi());
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json");
+        if std::env::var_os("BETLEDGER_WRITE_OPENAPI").is_some() {
+            std::fs::write(path, &generated).expect("writing docs/openapi.json");
+        }
+        let written = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            written == generated,
+            "docs/openapi.json is not what the code generates: run \
+             `cargo run -p command-api --bin betledger-api -- openapi > docs/openapi.json` \
+             (or this test with BETLEDGER_WRITE_OPENAPI=1) and commit it"
+        );
+        let doc: serde_json::Value = serde_json::from_str(&generated).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let paths = doc["paths"].as_object().unwrap();
+        for face in [
+            "/v1/wallets/{id}/deposits",
+            "/provider/{pid}/bet",
+            "/hub88/{operator}/transaction/bet",
+        ] {
+            assert!(paths.contains_key(face), "{face} is described");
+        }
+    }
+}
