@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite against real PostgreSQL, Redis and RabbitMQ on loopback.
 # Starts (and if needed installs) the services first; each test gets its own database.
-# Also the standing checks: rustfmt and clippy with warnings as errors.
+# Also the standing checks: rustfmt and clippy with warnings as errors; and last, an
+# outside fuzzer (schemathesis, scripts/schemathesis.sh) over the API's OpenAPI document.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -25,5 +26,8 @@ cargo test --workspace --locked
 
 step "the end-to-end suite again, through the straightforward cqrs-es write path"
 BETLEDGER_WRITE_PATH=cqrs cargo test --workspace --locked --test e2e
+
+step "schemathesis against the API's OpenAPI document (every face, all checks)"
+scripts/schemathesis.sh
 
 step "all green"

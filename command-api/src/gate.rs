@@ -108,9 +108,18 @@ fn identify(state: &AppState, request: &Request) -> Result<Principal, ApiError> 
         Principal::Public
     };
     // The Hub88 face reads any body's bytes and answers a malformed one in its own body.
+    // A request without a body is left to the router (a wrong method is 405) and to the
+    // handler (a missing body is 400).
+    let has_body = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim() != "0")
+        || request.headers().contains_key(header::TRANSFER_ENCODING);
     if request.method() == Method::POST
         && principal != Principal::Public
         && !path.starts_with("/hub88/")
+        && has_body
     {
         let json = request
             .headers()

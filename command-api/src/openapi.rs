@@ -185,6 +185,7 @@ impl Modify for Base {
 /// makes each operation's id unique (`{tag}_{handler}`: two faces both have a `bet`).
 pub fn finish(mut openapi: OpenApi) -> OpenApi {
     Base.modify(&mut openapi);
+    caller_ids_are_bounded(&mut openapi);
     for item in openapi.paths.paths.values_mut() {
         for operation in [
             &mut item.get,
@@ -206,6 +207,81 @@ pub fn finish(mut openapi: OpenApi) -> OpenApi {
         }
     }
     openapi
+}
+
+/// Every caller-chosen id in a request body is 1 to 128 characters (`domain::ids`): the
+/// schemas say so, one rule for every `*_id`, `*_uuid`, `token`, `user`, `round` and
+/// `reason` string field, so no face's description can forget it.
+fn caller_ids_are_bounded(openapi: &mut OpenApi) {
+    use utoipa::openapi::schema::Schema;
+    use utoipa::openapi::RefOr;
+    let Some(components) = openapi.components.as_mut() else {
+        return;
+    };
+    let bounded = |name: &str| {
+        name.ends_with("_id")
+            || name.ends_with("_uuid")
+            || matches!(
+                name,
+                "token" | "user" | "round" | "reason" | "game_code" | "currency"
+            )
+    };
+    // Requests only: what the API answers is described as it is.
+    for (schema_name, schema) in components
+        .schemas
+        .iter_mut()
+        .filter(|(name, _)| name.ends_with("Request"))
+    {
+        let RefOr::T(Schema::Object(object)) = schema else {
+            continue;
+        };
+        // Decimal strings: unsigned, except an adjustment's signed amount.
+        let signed = schema_name.ends_with("AdjustRequest");
+        for (name, property) in object.properties.iter_mut() {
+            if let (true, RefOr::T(Schema::Object(p))) =
+                (matches!(name.as_str(), "amount" | "payout"), &mut *property)
+            {
+                if p.schema_type
+                    == utoipa::openapi::schema::SchemaType::Type(utoipa::openapi::Type::String)
+                {
+                    p.pattern = Some(if signed {
+                        r"^-?[0-9]{1,20}(\.[0-9]{1,8})?$".into()
+                    } else {
+                        r"^[0-9]{1,20}(\.[0-9]{1,8})?$".into()
+                    });
+                }
+            }
+            if let (true, RefOr::T(Schema::Object(p))) = (name == "until", &mut *property) {
+                p.format = Some(utoipa::openapi::schema::SchemaFormat::KnownFormat(
+                    utoipa::openapi::schema::KnownFormat::DateTime,
+                ));
+            }
+        }
+        for (name, property) in object.properties.iter_mut() {
+            if !bounded(name) {
+                continue;
+            }
+            if let RefOr::T(Schema::Object(p)) = property {
+                if p.schema_type
+                    == utoipa::openapi::schema::SchemaType::Type(utoipa::openapi::Type::String)
+                    || matches!(&p.schema_type, utoipa::openapi::schema::SchemaType::Array(t) if t.contains(&utoipa::openapi::Type::String))
+                {
+                    p.min_length = Some(1);
+                    p.max_length = Some(128);
+                    if name == "currency" {
+                        p.min_length = None;
+                        p.max_length = None;
+                        p.enum_values = Some(
+                            domain::Currency::ALL
+                                .iter()
+                                .map(|c| serde_json::json!(c.code()))
+                                .collect(),
+                        );
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The statuses any call may meet before its handler answers: a body that cannot be read

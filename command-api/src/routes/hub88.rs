@@ -275,20 +275,20 @@ async fn balance_now(state: &AppState, wallet_id: WalletId) -> Option<domain::Ba
 
 async fn finish(
     state: &AppState,
-    user: &str,
+    user: Option<&str>,
     request_uuid: &str,
     wallet_id: Option<WalletId>,
     outcome: Result<domain::Balance, Refusal>,
 ) -> Json<Value> {
     match outcome {
-        Ok(balance) => respond(Some(user), Some(request_uuid), "RS_OK", Some(balance)),
+        Ok(balance) => respond(user, Some(request_uuid), "RS_OK", Some(balance)),
         Err(refusal) => {
             let balance = match (refusal.balance, wallet_id) {
                 (Some(b), _) => Some(b),
                 (None, Some(w)) => balance_now(state, w).await,
                 (None, None) => None,
             };
-            respond(Some(user), Some(request_uuid), refusal.status, balance)
+            respond(user, Some(request_uuid), refusal.status, balance)
         }
     }
 }
@@ -313,7 +313,6 @@ async fn balance(
         Ok(ok) => ok,
         Err(e) => return early(e),
     };
-    let user = request.user.clone().unwrap_or_default();
     let outcome = async {
         let session = session_of(&state, &op, &request.token).await?;
         if request
@@ -332,7 +331,14 @@ async fn balance(
         Ok(wallet.balance)
     }
     .await;
-    finish(&state, &user, &request.request_uuid, None, outcome).await
+    finish(
+        &state,
+        request.user.as_deref(),
+        &request.request_uuid,
+        None,
+        outcome,
+    )
+    .await
 }
 
 /// The session of `token`, which must be this operator's.
@@ -423,7 +429,7 @@ async fn bet(
         Ok(receipt.balance)
     }
     .await;
-    finish(&state, &r.user, &r.request_uuid, wallet_id, outcome).await
+    finish(&state, Some(&r.user), &r.request_uuid, wallet_id, outcome).await
 }
 
 #[utoipa::path(
@@ -498,7 +504,7 @@ async fn win(
         Ok::<_, Refusal>(receipt.balance)
     }
     .await;
-    finish(&state, &r.user, &r.request_uuid, wallet_id, outcome).await
+    finish(&state, Some(&r.user), &r.request_uuid, wallet_id, outcome).await
 }
 
 #[utoipa::path(
@@ -548,7 +554,7 @@ async fn rollback(
         Ok((w, b)) => (Some(w), Ok(b)),
         Err(e) => (None, Err(e)),
     };
-    finish(&state, &r.user, &r.request_uuid, wallet_id, outcome).await
+    finish(&state, Some(&r.user), &r.request_uuid, wallet_id, outcome).await
 }
 
 /// The wallet a rollback is for: its token's, while the session lasts and is this user's;
