@@ -100,23 +100,20 @@ async fn set_limit(
     Path((path_id, kind, period)): Path<(String, String, String)>,
     JsonBody(body): JsonBody<LimitRequest>,
 ) -> Result<Json<CommandResponse>, ApiError> {
+    // The scope first: a read-only token learns nothing about the amount's checks.
     caller.require(Scope::Write)?;
-    let wallet_id = wallet_id(&path_id)?;
-    let (kind, period) = limit_path(&kind, &period)?;
-    let command = WalletCommand::SetLimit {
-        transaction_id: transaction_id(body.transaction_id)?,
-        kind,
-        period,
-        amount: Some(amount("amount", &body.amount)?),
-        currency: optional_currency(body.currency)?,
-        zone: state.protection.zone,
-        cooling_s: state.protection.cooling_s,
-        now: Utc::now(),
-        by: client_of(&caller)?,
-    };
-    execute(&state, wallet_id, command)
-        .await
-        .map(command_response)
+    let amount = amount("amount", &body.amount)?;
+    let currency = optional_currency(body.currency)?;
+    let path = (path_id, kind, period);
+    change_limit(
+        &state,
+        &caller,
+        path,
+        body.transaction_id,
+        Some(amount),
+        currency,
+    )
+    .await
 }
 
 #[utoipa::path(
@@ -135,21 +132,34 @@ async fn remove_limit(
     Path((path_id, kind, period)): Path<(String, String, String)>,
     JsonBody(body): JsonBody<RemoveRequest>,
 ) -> Result<Json<CommandResponse>, ApiError> {
+    let path = (path_id, kind, period);
+    change_limit(&state, &caller, path, body.transaction_id, None, None).await
+}
+
+/// Sets (`Some`) or removes (`None`) the limit the path names, as `caller`.
+async fn change_limit(
+    state: &AppState,
+    caller: &Caller,
+    (path_id, kind, period): (String, String, String),
+    transaction: String,
+    amount: Option<rust_decimal::Decimal>,
+    currency: Option<domain::Currency>,
+) -> Result<Json<CommandResponse>, ApiError> {
     caller.require(Scope::Write)?;
     let wallet_id = wallet_id(&path_id)?;
     let (kind, period) = limit_path(&kind, &period)?;
     let command = WalletCommand::SetLimit {
-        transaction_id: transaction_id(body.transaction_id)?,
+        transaction_id: transaction_id(transaction)?,
         kind,
         period,
-        amount: None,
-        currency: None,
+        amount,
+        currency,
         zone: state.protection.zone,
         cooling_s: state.protection.cooling_s,
         now: Utc::now(),
-        by: client_of(&caller)?,
+        by: client_of(caller)?,
     };
-    execute(&state, wallet_id, command)
+    execute(state, wallet_id, command)
         .await
         .map(command_response)
 }
