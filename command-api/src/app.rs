@@ -61,6 +61,8 @@ impl Application {
     /// Binds the listen address over an already migrated pool, with the configured
     /// write path.
     pub async fn with_pool(config: &Config, pool: PgPool) -> anyhow::Result<Self> {
+        // The recorder first: what the write path registers as it starts must reach it.
+        crate::metrics::handle();
         let store: Arc<dyn WalletStore> = match config.write_path {
             crate::config::WritePath::Cqrs => Arc::new(CqrsWalletStore::new(pool.clone())),
             crate::config::WritePath::Batched => Arc::new(eventstore::BatchedWalletStore::new(
@@ -154,6 +156,7 @@ impl Application {
                 config.rate_limit_burst,
             )),
         });
+        crate::metrics::register_at_zero(config);
         let expiry = (config.expiry_interval_ms > 0).then(|| crate::expiry::Expiry {
             pool: state.pool.clone(),
             store: state.store.clone(),

@@ -54,3 +54,19 @@ pub fn command_outcome(command: &'static str, outcome: &'static str) {
     metrics::counter!("wallet_commands_total", "command" => command, "outcome" => outcome)
         .increment(1);
 }
+
+/// Registers, at zero, the counters operators alert on that count rare things (refusals
+/// for want of a slot or of the rate, bad signatures): a series that has never moved would
+/// be absent, and `rate()` over it empty rather than zero.
+pub fn register_at_zero(config: &crate::Config) {
+    metrics::counter!("http_overloaded_total").increment(0);
+    for client in &config.clients {
+        metrics::counter!("http_rate_limited_total", "client" => client.name().to_string())
+            .increment(0);
+    }
+    let providers = config.providers.iter().map(|p| p.id.clone());
+    let operators = config.hub88.iter().map(|o| crate::hub88::scope(&o.id));
+    for provider in providers.chain(operators) {
+        metrics::counter!("provider_bad_signatures_total", "provider" => provider).increment(0);
+    }
+}

@@ -125,6 +125,8 @@ pub struct BatchedWalletStore {
 impl BatchedWalletStore {
     /// Starts the shard tasks over `pool` (migrated). They end when the store is dropped.
     pub fn new(pool: PgPool, config: BatchConfig) -> Self {
+        // Present at zero from the start: an alert's rate() over it is then 0, not empty.
+        metrics::counter!("write_path_cache_evictions_total").increment(0);
         let cached = Arc::new(AtomicUsize::new(0));
         let full_state = Arc::new(FullStateThread::start(&pool));
         let shards = (0..config.shards.max(1))
@@ -493,7 +495,12 @@ impl Shard {
             })
             .collect();
         let snapshots = self.due_snapshots(&wallets);
-        match self.commit(&rows, &refused, &unheld, &snapshots).await {
+        metrics::histogram!("write_path_batch_commands").record(decided.len() as f64);
+        let commit_started = std::time::Instant::now();
+        let committed = self.commit(&rows, &refused, &unheld, &snapshots).await;
+        metrics::histogram!("write_path_commit_duration_seconds")
+            .record(commit_started.elapsed().as_secs_f64());
+        match committed {
             Ok(behind) => {
                 self.answer_committed(decided, &snapshots, &full, &behind)
                     .await
@@ -1009,6 +1016,7 @@ impl Shard {
             for (_, id) in by_use.into_iter().take(drop) {
                 self.cache.remove(&id);
             }
+            metrics::counter!("write_path_cache_evictions_total").increment(drop as u64);
         }
         let len = self.cache.len();
         if len >= self.counted {
@@ -1017,6 +1025,8 @@ impl Shard {
             self.cached.fetch_sub(self.counted - len, Ordering::Relaxed);
         }
         self.counted = len;
+        metrics::gauge!("write_path_cached_wallets")
+            .set(self.cached.load(Ordering::Relaxed) as f64);
     }
 }
 

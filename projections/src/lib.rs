@@ -9,6 +9,8 @@
 //! - [`worker`]: consumes a partition and projects each event with `readmodel::project`
 //!   (the sequence-fenced apply, gaps filled from the log); dead-letters poison.
 //! - [`shutdown`]: the stop signal and reconnect backoff both share.
+//! - [`watch`]: gauges of the read side's dependencies (log hold-back, relay lag in events,
+//!   queue depths, Redis, the last reconcile) for the operators' alerts.
 //! - [`cli`]: options the binaries share.
 //!
 //! Only the RabbitMQ side lives here: what an event does to Redis is `readmodel`'s.
@@ -18,6 +20,7 @@ pub mod amqp;
 pub mod cli;
 pub mod relay;
 pub mod shutdown;
+pub mod watch;
 pub mod worker;
 
 pub use amqp::Topology;

@@ -153,6 +153,26 @@ async fn start() -> anyhow::Result<()> {
         ));
     }
 
+    // The gauges operators alert on, from whichever process runs the relay (one per
+    // deployment), or a worker-only one.
+    {
+        let client = readmodel::connect(&cli.urls.redis_url)
+            .await
+            .context("configuring the Redis client (BETLEDGER_REDIS_URL)")?;
+        let config = projections::watch::WatchConfig {
+            interval: std::time::Duration::from_secs(15),
+            amqp_url: cli.urls.amqp_url.clone(),
+            topology: topology.clone(),
+            relay_name: match &role {
+                Role::Relay { name } => name.clone(),
+                _ => "main".to_string(),
+            },
+            redis: client,
+            keys: readmodel::Keys::new(&cli.redis_prefix),
+        };
+        tasks.spawn(projections::watch::run(pool.clone(), config, stop.clone()));
+    }
+
     let listener = tokio::net::TcpListener::bind(cli.metrics_addr)
         .await
         .with_context(|| format!("binding BETLEDGER_PROJECTIONS_ADDR={}", cli.metrics_addr))?;

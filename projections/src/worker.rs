@@ -74,6 +74,8 @@ pub async fn run(
     shutdown: Shutdown,
 ) {
     let what = format!("worker {}", config.name);
+    // Present at zero from the start: an alert's increase() over it is then 0, not empty.
+    metrics::counter!("projection_dead_letters_total").increment(0);
     supervise(
         &what,
         "projection_worker_restarts_total",

@@ -245,3 +245,32 @@ pub async fn delete_generation(
 ) -> Result<usize, ReadModelError> {
     delete_prefix(client, keys.generation(number).prefix()).await
 }
+
+/// The last `reconcile` run: when it finished (unix seconds), whether it was clean, and how
+/// many differences it found; `None` before the first.
+pub async fn reconcile_result(
+    client: &Client,
+    keys: &Keys,
+) -> Result<Option<(i64, bool, u64)>, ReadModelError> {
+    let fields: HashMap<String, String> = client.hgetall(keys.reconcile_last()).await?;
+    let number = |k: &str| fields.get(k).and_then(|v| v.parse::<i64>().ok());
+    Ok(
+        match (number("finished_at"), number("ok"), number("differences")) {
+            (Some(at), Some(ok), Some(differences)) => {
+                Some((at, ok == 1, differences.max(0) as u64))
+            }
+            _ => None,
+        },
+    )
+}
+
+/// The bytes Redis uses (`INFO memory`'s `used_memory`).
+pub async fn used_memory(client: &Client) -> Result<u64, ReadModelError> {
+    let info: String = client
+        .custom(fred::cmd!("INFO"), vec!["memory".to_string()])
+        .await?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| ReadModelError::Corrupt("INFO memory has no used_memory".into()))
+}

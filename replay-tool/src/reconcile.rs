@@ -264,6 +264,14 @@ pub async fn reconcile(
         peak_rss_bytes: peak_rss_bytes(),
     };
     report.finish(&summary)?;
+    write::put_reconcile_result(
+        redis,
+        keys,
+        chrono::Utc::now().timestamp(),
+        summary.ok,
+        summary.differences,
+    )
+    .await?;
     Ok(summary)
 }
 

@@ -13,6 +13,7 @@ mod hub88;
 mod idempotency;
 mod instances;
 mod log_order;
+mod ops;
 mod protection;
 mod provider;
 mod provider_model;

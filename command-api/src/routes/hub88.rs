@@ -222,6 +222,8 @@ fn verified<T: DeserializeOwned>(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     if !op.verify(body, signature) {
+        metrics::counter!("provider_bad_signatures_total", "provider" => hub88::scope(operator))
+            .increment(1);
         return Err((request_uuid(), "RS_ERROR_INVALID_SIGNATURE"));
     }
     // Rate-limited like a provider, after the signature: a stranger cannot spend an

@@ -1,0 +1,124 @@
+//! Gauges of what the read side depends on, sampled every `interval` for the operators'
+//! alerts (`ops/prometheus/rules.yml`): how many committed events the log's horizon holds
+//! back (a long transaction anywhere stalls the relay), how far the relay's checkpoint is
+//! behind the log's head, each partition queue's depth, Redis's reachability and memory,
+//! and the last `reconcile` run's outcome. Each sample that fails leaves its gauge as it
+//! was and sets its `*_up` gauge to 0, so an alert sees the source, not a stale figure.
+
+use std::time::Duration;
+
+use eventstore::log;
+use sqlx::PgPool;
+
+use crate::amqp::{self, Topology};
+use crate::shutdown::Shutdown;
+
+/// What the watcher samples.
+#[derive(Clone)]
+pub struct WatchConfig {
+    pub interval: Duration,
+    pub amqp_url: String,
+    pub topology: Topology,
+    /// The relay whose checkpoint the lag is measured from.
+    pub relay_name: String,
+    pub redis: fred::prelude::Client,
+    pub keys: readmodel::Keys,
+}
+
+/// Samples until `shutdown`.
+pub async fn run(pool: PgPool, config: WatchConfig, mut shutdown: Shutdown) {
+    let mut amqp: Option<amqprs::connection::Connection> = None;
+    loop {
+        sample(&pool, &config, &mut amqp).await;
+        tokio::select! {
+            _ = tokio::time::sleep(config.interval) => {}
+            _ = shutdown.wait() => break,
+        }
+    }
+    if let Some(connection) = amqp {
+        let _ = connection.close().await;
+    }
+}
+
+/// Takes every sample once (what `run` does each interval); `amqp` keeps the connection
+/// between samples.
+pub async fn sample(
+    pool: &PgPool,
+    config: &WatchConfig,
+    amqp: &mut Option<amqprs::connection::Connection>,
+) {
+    let up = |name: &'static str, ok: bool| metrics::gauge!(name).set(if ok { 1.0 } else { 0.0 });
+    match log::held_back(pool).await {
+        Ok(n) => metrics::gauge!("log_held_back_events").set(n as f64),
+        Err(e) => tracing::warn!(error = %e, "sampling the log's hold-back"),
+    }
+    let head = log::head(pool).await;
+    let checkpoint = crate::relay::checkpoint(pool, &config.relay_name).await;
+    up("postgres_up", head.is_ok());
+    if let (Ok(head), Ok(checkpoint)) = (head, checkpoint) {
+        let head = head.map_or(0, |h| h.global_position);
+        metrics::gauge!("relay_lag_events").set((head - checkpoint.global_position).max(0) as f64);
+    }
+    let redis_ok = match readmodel::query::used_memory(&config.redis).await {
+        Ok(bytes) => {
+            metrics::gauge!("redis_used_memory_bytes").set(bytes as f64);
+            true
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "sampling Redis");
+            false
+        }
+    };
+    up("redis_up", redis_ok);
+    if let Ok(Some((at, ok, differences))) =
+        readmodel::query::reconcile_result(&config.redis, &config.keys).await
+    {
+        metrics::gauge!("reconcile_last_run_timestamp_seconds").set(at as f64);
+        metrics::gauge!("reconcile_last_ok").set(if ok { 1.0 } else { 0.0 });
+        metrics::gauge!("reconcile_last_differences").set(differences as f64);
+    }
+    up("rabbitmq_up", queue_depths(config, amqp).await);
+}
+
+/// Each partition queue's depth (and the dead letters'), from a passive declare: what
+/// RabbitMQ answers without the management plugin. Reconnects when the connection is gone.
+async fn queue_depths(
+    config: &WatchConfig,
+    amqp: &mut Option<amqprs::connection::Connection>,
+) -> bool {
+    if amqp.as_ref().is_none_or(|c| !c.is_open()) {
+        *amqp = amqp::connect(&config.amqp_url, "betledger-watch")
+            .await
+            .ok();
+    }
+    let Some(connection) = amqp.as_ref() else {
+        return false;
+    };
+    let Ok(channel) = connection.open_channel(None).await else {
+        *amqp = None;
+        return false;
+    };
+    let mut names: Vec<String> = (0..config.topology.partitions)
+        .map(|p| config.topology.partition_queue(p))
+        .collect();
+    names.push(config.topology.dead_letter_queue());
+    let mut ok = true;
+    for name in names {
+        let args = amqprs::channel::QueueDeclareArguments::new(&name)
+            .passive(true)
+            .finish();
+        match channel.queue_declare(args).await {
+            Ok(Some((_, messages, _))) => {
+                metrics::gauge!("amqp_queue_messages", "queue" => name).set(f64::from(messages))
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(queue = %name, error = %e, "sampling a queue's depth");
+                ok = false;
+                break;
+            }
+        }
+    }
+    let _ = channel.close().await;
+    ok
+}
