@@ -27,6 +27,9 @@ cargo test --workspace --locked
 step "the end-to-end suite again, through the straightforward cqrs-es write path"
 BETLEDGER_WRITE_PATH=cqrs cargo test --workspace --locked --test e2e
 
+step "operations files: alert rules (promtool), dashboard, compose, Dockerfile"
+scripts/ops-check.sh
+
 step "schemathesis against the API's OpenAPI document (every face, all checks)"
 scripts/schemathesis.sh
 

@@ -256,6 +256,16 @@ async fn duplicate_and_out_of_order_messages_change_nothing(pool: PgPool) {
 
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn a_poison_message_is_dead_lettered_and_the_worker_goes_on(pool: PgPool) {
+    // The process's metrics, as /metrics renders them: the dead letter is counted.
+    let metrics = command_api::metrics::handle();
+    let dead_letters = |text: String| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with("projection_dead_letters_total"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let before = dead_letters(metrics.render());
     let mut side = ReadSide::new(pool.clone(), &unique_prefix("poison"), 1).await;
     side.start_worker();
     let (connection, channel) = side.amqp().await;
@@ -281,6 +291,10 @@ async fn a_poison_message_is_dead_lettered_and_the_worker_goes_on(pool: PgPool) 
     side.wait_projected().await;
     side.assert_matches_log().await;
     assert_eq!(side.stats.dead_lettered(), 1);
+    assert!(
+        dead_letters(metrics.render()) >= before + 1.0,
+        "projection_dead_letters_total counts it"
+    );
     let dead = channel
         .basic_get(BasicGetArguments::new(&side.topology.dead_letter_queue()).finish())
         .await
