@@ -93,16 +93,33 @@ pub async fn cache_memory(args: &Args, pool: &PgPool) -> anyhow::Result<Phase> {
         now: Utc::now(),
     };
     on_every_wallet(&fresh, &wallets, args.concurrency, open_bet).await;
-    let per_bet = (live_bytes() - live_round) as f64 / cached.max(1) as f64;
+    let live_bet = live_bytes();
+    let per_bet = (live_bet - live_round) as f64 / cached.max(1) as f64;
+    // Then a daily deposit limit (player protection): what a protected wallet adds.
+    let limit = move |wallet: WalletId, _| WalletCommand::SetLimit {
+        transaction_id: TransactionId::new(format!("mem-limit-{wallet}")).expect("id"),
+        kind: domain::wallet::protection::LimitKind::Deposit,
+        period: domain::wallet::protection::LimitPeriod::Day,
+        amount: Some(Decimal::new(100_000, 2)),
+        currency: None,
+        zone: chrono_tz::Tz::UTC,
+        cooling_s: 86_400,
+        now: Utc::now(),
+        by: domain::ClientId::new("write-bench").expect("id"),
+    };
+    on_every_wallet(&fresh, &wallets, args.concurrency, limit).await;
+    let per_limit = (live_bytes() - live_bet) as f64 / cached.max(1) as f64;
     let still_cached = fresh.cached_wallets();
     println!(
         "cache-memory: + {per_round:.0} bytes per wallet for an open round with no bet in it, \
-         + {per_bet:.0} more for an open bet in a round of its own ({still_cached} cached)"
+         + {per_bet:.0} more for an open bet in a round of its own, + {per_limit:.0} more for \
+         a daily deposit limit ({still_cached} cached)"
     );
     Ok(Phase::Report(serde_json::json!({
         "bytes_per_cached_idle_wallet": per_wallet,
         "bytes_added_by_an_open_round_without_bets": per_round,
         "bytes_added_by_an_open_bet_in_its_round": per_bet,
+        "bytes_added_by_a_deposit_limit": per_limit,
         "cached_wallets": cached,
     })))
 }
