@@ -47,7 +47,7 @@ PY
 
 echo "== docker/compose.yaml"
 made=()
-for s in database_url amqp_url api_tokens providers cluster_secret postgres_password grafana_admin_password; do
+for s in database_url amqp_url api_tokens providers cluster_secret postgres_password rabbitmq_password grafana_admin_password; do
   if [ ! -e "docker/secrets/$s" ]; then echo "throwaway-$s" > "docker/secrets/$s"; made+=("docker/secrets/$s"); fi
 done
 trap 'rm -f "${made[@]}"' EXIT

@@ -46,6 +46,15 @@ impl Principal {
 /// Middleware: names the caller or refuses the request (401, or 400 for a body that is
 /// not JSON) without reading its body.
 pub async fn gate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    // An unknown Hub88 operator is answered at once, in that face's form, before its body is
+    // read or a slot taken: no stranger can hold the public slots (health, metrics) with
+    // slow bodies.
+    if let Some(rest) = request.uri().path().strip_prefix("/hub88/") {
+        let operator = rest.split('/').next().unwrap_or_default();
+        if !state.hub88.contains_key(operator) {
+            return crate::routes::hub88::unknown_partner();
+        }
+    }
     match identify(&state, &request) {
         Ok(principal) => {
             request.extensions_mut().insert(principal);
@@ -96,11 +105,7 @@ fn identify(state: &AppState, request: &Request) -> Result<Principal, ApiError> 
         // operator and the bad signature too: its handlers check them. A known operator
         // gets its own share of the request slots.
         let operator = rest.split('/').next().unwrap_or_default();
-        if state.hub88.contains_key(operator) {
-            Principal::Provider(crate::hub88::scope(operator))
-        } else {
-            Principal::Public
-        }
+        Principal::Provider(crate::hub88::scope(operator))
     } else if path.starts_with("/v1/") || path == "/v1" {
         let client = crate::auth::client_of(state.clients(), request.headers())?;
         Principal::Client(client.name().to_string())

@@ -69,4 +69,10 @@ pub fn register_at_zero(config: &crate::Config) {
     for provider in providers.chain(operators) {
         metrics::counter!("provider_bad_signatures_total", "provider" => provider).increment(0);
     }
+    for operator in &config.hub88 {
+        for status in ["RS_OK", "RS_ERROR_UNKNOWN"] {
+            metrics::counter!("hub88_responses_total", "operator" => operator.id.clone(), "status" => status)
+                .increment(0);
+        }
+    }
 }

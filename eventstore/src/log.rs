@@ -162,12 +162,18 @@ pub async fn has_pending(pool: &PgPool, after: LogCursor) -> Result<bool, StoreE
     Ok(next.is_some())
 }
 
+/// The most [`held_back`] counts.
+pub const HELD_BACK_COUNT_MAX: i64 = 100_000;
+
 /// How many committed events [`read_after`] cannot return yet, because an older
 /// transaction (in any database of the cluster) is still running: how far the log's
 /// horizon holds tailing readers back. Zero when every committed event is readable.
+/// Counted up to [`HELD_BACK_COUNT_MAX`]: during a long hold-back this is sampled every few
+/// seconds, and must not cost more the longer it lasts.
 pub async fn held_back(pool: &PgPool) -> Result<i64, StoreError> {
     sqlx::query_scalar(
-        "SELECT count(*) FROM events WHERE tx_id >= pg_snapshot_xmin(pg_current_snapshot())",
+        "SELECT count(*) FROM (SELECT 1 FROM events
+          WHERE tx_id >= pg_snapshot_xmin(pg_current_snapshot()) LIMIT 100000) held",
     )
     .fetch_one(pool)
     .await

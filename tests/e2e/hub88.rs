@@ -316,7 +316,7 @@ async fn the_hub88_face_conforms(pool: PgPool) {
         ("RS_OK", json!(10_894_000)),
         "a free bet takes nothing"
     );
-    let mut free_win = win("fw1", None, "R-free", 300_000);
+    let mut free_win = win("fw1", Some("fb1"), "R-free", 300_000);
     free_win["is_free"] = json!(true);
     let r = app.hub88("transaction/win", free_win).await;
     assert_eq!(
@@ -469,5 +469,26 @@ async fn the_api_serves_the_openapi_document_that_docs_holds(pool: PgPool) {
     assert_eq!(r.status, 200);
     let written: Value = serde_json::from_str(include_str!("../../docs/openapi.json")).unwrap();
     assert_eq!(r.body, written);
+    app.stop().await;
+}
+
+/// An unknown operator is answered before its body is read: a stranger's slow bodies
+/// cannot hold the request slots that health checks and metrics share.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn an_unknown_operator_is_answered_without_waiting_for_its_body(pool: PgPool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app(pool).await;
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let head = "POST /hub88/stranger/transaction/bet HTTP/1.1\r\nHost: x\r\n\
+                Content-Type: application/json\r\nContent-Length: 60000\r\n\r\n{";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(1), stream.read(&mut answer))
+        .await
+        .expect("answered at once, not after the body's 5 s")
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer[..n]);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("RS_ERROR_INVALID_PARTNER"), "{text}");
     app.stop().await;
 }

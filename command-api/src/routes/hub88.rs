@@ -241,8 +241,24 @@ fn verified<T: DeserializeOwned>(
     Ok((op.clone(), parsed))
 }
 
+/// The answer to a call for an operator that is not configured (the gate gives it before
+/// the body is read).
+pub(crate) fn unknown_partner() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    count("unknown", "RS_ERROR_INVALID_PARTNER");
+    respond(None, None, "RS_ERROR_INVALID_PARTNER", None).into_response()
+}
+
+/// Counts an answer of the face by operator and status: its refusals travel in HTTP 200,
+/// out of reach of the 5xx and 4xx rates.
+fn count(operator: &str, status: &'static str) {
+    metrics::counter!("hub88_responses_total", "operator" => operator.to_string(), "status" => status)
+        .increment(1);
+}
+
 /// Answers a call that failed before any wallet was known.
-fn early((request_uuid, status): (Option<String>, &'static str)) -> Json<Value> {
+fn early(operator: &str, (request_uuid, status): (Option<String>, &'static str)) -> Json<Value> {
+    count(operator, status);
     respond(None, request_uuid.as_deref(), status, None)
 }
 
@@ -277,11 +293,16 @@ async fn balance_now(state: &AppState, wallet_id: WalletId) -> Option<domain::Ba
 
 async fn finish(
     state: &AppState,
+    operator: &str,
     user: Option<&str>,
     request_uuid: &str,
     wallet_id: Option<WalletId>,
     outcome: Result<domain::Balance, Refusal>,
 ) -> Json<Value> {
+    count(
+        operator,
+        outcome.as_ref().map_or_else(|r| r.status, |_| "RS_OK"),
+    );
     match outcome {
         Ok(balance) => respond(user, Some(request_uuid), "RS_OK", Some(balance)),
         Err(refusal) => {
@@ -313,7 +334,7 @@ async fn balance(
 ) -> Json<Value> {
     let (op, request) = match verified::<BalanceRequest>(&state, &operator, &headers, &body) {
         Ok(ok) => ok,
-        Err(e) => return early(e),
+        Err(e) => return early(&operator, e),
     };
     let outcome = async {
         let session = session_of(&state, &op, &request.token).await?;
@@ -335,6 +356,7 @@ async fn balance(
     .await;
     finish(
         &state,
+        &operator,
         request.user.as_deref(),
         &request.request_uuid,
         None,
@@ -377,7 +399,7 @@ async fn bet(
 ) -> Json<Value> {
     let (op, r) = match verified::<BetRequest>(&state, &operator, &headers, &body) {
         Ok(ok) => ok,
-        Err(e) => return early(e),
+        Err(e) => return early(&operator, e),
     };
     let scope = hub88::scope(&op.id);
     let named = wallet_of(&r.user, &r.currency);
@@ -431,7 +453,15 @@ async fn bet(
         Ok(receipt.balance)
     }
     .await;
-    finish(&state, Some(&r.user), &r.request_uuid, wallet_id, outcome).await
+    finish(
+        &state,
+        &operator,
+        Some(&r.user),
+        &r.request_uuid,
+        wallet_id,
+        outcome,
+    )
+    .await
 }
 
 #[utoipa::path(
@@ -452,7 +482,7 @@ async fn win(
 ) -> Json<Value> {
     let (op, r) = match verified::<WinRequest>(&state, &operator, &headers, &body) {
         Ok(ok) => ok,
-        Err(e) => return early(e),
+        Err(e) => return early(&operator, e),
     };
     let scope = hub88::scope(&op.id);
     let named = wallet_of(&r.user, &r.currency);
@@ -460,7 +490,10 @@ async fn win(
     let outcome = async {
         let (wallet_id, currency) = named?;
         let amount = money(r.amount, currency)?;
-        let (target, transaction_id) = match &r.reference_transaction_uuid {
+        // A free spin's bet took nothing and was not recorded: its win, which names that bet,
+        // is a bet-less free-spin win.
+        let reference = r.reference_transaction_uuid.as_ref().filter(|_| !r.is_free);
+        let (target, transaction_id) = match reference {
             Some(bet) => (
                 WinTarget::Bet(scoped(&scope, "reference_transaction_uuid", bet)?.into()),
                 closing_id(&scope, "win", &r.transaction_uuid, bet)?,
@@ -506,7 +539,15 @@ async fn win(
         Ok::<_, Refusal>(receipt.balance)
     }
     .await;
-    finish(&state, Some(&r.user), &r.request_uuid, wallet_id, outcome).await
+    finish(
+        &state,
+        &operator,
+        Some(&r.user),
+        &r.request_uuid,
+        wallet_id,
+        outcome,
+    )
+    .await
 }
 
 #[utoipa::path(
@@ -527,7 +568,7 @@ async fn rollback(
 ) -> Json<Value> {
     let (op, r) = match verified::<RollbackRequest>(&state, &operator, &headers, &body) {
         Ok(ok) => ok,
-        Err(e) => return early(e),
+        Err(e) => return early(&operator, e),
     };
     let scope = hub88::scope(&op.id);
     // A rollback names no currency, and its token may have expired: see `rollback_wallet`.
@@ -556,13 +597,23 @@ async fn rollback(
         Ok((w, b)) => (Some(w), Ok(b)),
         Err(e) => (None, Err(e)),
     };
-    finish(&state, Some(&r.user), &r.request_uuid, wallet_id, outcome).await
+    finish(
+        &state,
+        &operator,
+        Some(&r.user),
+        &r.request_uuid,
+        wallet_id,
+        outcome,
+    )
+    .await
 }
 
 /// The wallet a rollback is for: its token's, while the session lasts and is this user's;
 /// else the user's wallet that holds the referenced bet, or the user's first wallet (in
 /// [`Currency::ALL`] order) when none holds it (a rollback of a bet never seen then voids
-/// it there).
+/// it there). For a player with wallets in several currencies whose session has ended, a
+/// rollback that arrives before its bet can void the id in another currency's wallet than
+/// the bet's: the call names no currency (docs/0014).
 async fn rollback_wallet(
     state: &AppState,
     op: &Hub88Operator,
@@ -599,7 +650,10 @@ async fn rollback_wallet(
             continue;
         }
         first.get_or_insert(wallet_id);
-        if eventstore::payload::reservation_origin(&state.pool, wallet_id, &bet)
+        // The bet's id is its transaction id, for a reserve and a bet-win alike: one
+        // lookup in the transaction id's unique index.
+        let bet_id = domain::TransactionId::from(bet.clone());
+        if eventstore::idempotency::find(&state.pool, wallet_id, &bet_id)
             .await
             .map_err(ApiError::from)?
             .is_some()

@@ -3,7 +3,7 @@
 //! provider face, the Hub88-style face, health, and calls between instances.
 
 mod health;
-mod hub88;
+pub(crate) mod hub88;
 mod internal;
 mod protection;
 pub mod provider;
