@@ -12,6 +12,7 @@ mod hardening;
 mod hub88;
 mod idempotency;
 mod instances;
+mod killed_instance;
 mod log_order;
 mod ops;
 mod protection;
