@@ -40,9 +40,16 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// The API binary, built once if it is not there.
+/// The API binary. `cargo test --workspace` builds it (command-api's own tests need it);
+/// when it is not there (only this test binary was built), it is built here. Built by
+/// itself it may resolve its dependencies' features apart from the workspace's test
+/// build, and compile them again: so it is not rebuilt when present.
 fn api_binary() -> std::path::PathBuf {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let binary = root.join("target/debug/betledger-api");
+    if binary.exists() {
+        return binary;
+    }
     let status = Command::new(env!("CARGO"))
         .args(["build", "--quiet", "--bin", "betledger-api"])
         .current_dir(&root)
