@@ -66,22 +66,8 @@ async fn the_dashboard_and_the_alerts_name_only_exported_metrics_and_the_new_one
     assert_eq!(r.status, 401);
     side.wait_projected().await;
     // A reconcile leaves its outcome for the gauges.
-    let report = std::env::temp_dir().join(format!("{}-ops-reconcile.json", side.prefix));
-    let summary = replay_tool::reconcile::reconcile(
-        &pool,
-        &side.redis,
-        &side.keys,
-        &replay_tool::reconcile::ReconcileConfig {
-            settle: Duration::from_millis(200),
-            report: report.clone(),
-            progress: replay_tool::progress::ProgressMode::Quiet,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let summary = side.reconcile(false).await;
     assert!(summary.ok, "{summary:?}");
-    let _ = std::fs::remove_file(report);
 
     // An open transaction (another session's) holds back the events committed after it.
     let mut open = pool.begin().await.unwrap();

@@ -649,22 +649,8 @@ async fn the_read_model_shows_limits_and_what_is_used_and_reconcile_agrees(pool:
     assert_eq!(shown["locked"], true);
     // The write side shows the same.
     assert_eq!(limits(&app, &wallet).await["limits"][0]["used"], "15.00");
-    let report_path = std::env::temp_dir().join(format!("{}-reconcile.json", side.prefix));
-    let summary = replay_tool::reconcile::reconcile(
-        &pool,
-        &side.redis,
-        &side.keys,
-        &replay_tool::reconcile::ReconcileConfig {
-            settle: Duration::from_millis(200),
-            report: report_path.clone(),
-            progress: replay_tool::progress::ProgressMode::Quiet,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let summary = side.reconcile(false).await;
     assert!(summary.ok, "{summary:?}");
-    let _ = std::fs::remove_file(report_path);
     app.stop().await;
     side.teardown().await;
 }

@@ -271,6 +271,28 @@ impl ReadSide {
         );
     }
 
+    /// Runs `reconcile` (with `--repair` if `repair`) over this read side, its report in
+    /// a file of the test's own that is removed afterwards.
+    pub async fn reconcile(&self, repair: bool) -> replay_tool::reconcile::ReconcileSummary {
+        let report = std::env::temp_dir().join(format!("{}-reconcile.json", self.prefix));
+        let summary = replay_tool::reconcile::reconcile(
+            &self.pool,
+            &self.redis,
+            &self.keys,
+            &replay_tool::reconcile::ReconcileConfig {
+                settle: Duration::from_millis(200),
+                repair,
+                report: report.clone(),
+                progress: replay_tool::progress::ProgressMode::Quiet,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("reconcile runs");
+        let _ = std::fs::remove_file(report);
+        summary
+    }
+
     /// Stops everything and deletes the test's exchanges, queues and keys.
     pub async fn teardown(mut self) {
         if let Some(relay) = self.relay.take() {

@@ -597,14 +597,13 @@ impl Opened {
     ) -> Result<WalletEvent, WalletError> {
         let none = Protection::default();
         let p = self.protection.as_deref().unwrap_or(&none);
-        let command = match command {
-            WalletCommand::SetLimit { now, .. } | WalletCommand::Exclude { now, .. }
-                if p.time(now) != now =>
-            {
-                with_now(command, p.time(now))
-            }
-            other => other,
-        };
+        // Decided no earlier than the wallet's clock (see `Protection::clock`).
+        let mut command = command;
+        if let WalletCommand::SetLimit { now, .. } | WalletCommand::Exclude { now, .. } =
+            &mut command
+        {
+            *now = p.time(*now);
+        }
         match command {
             WalletCommand::SetLimit {
                 transaction_id,
@@ -698,45 +697,6 @@ impl Opened {
         } else if let Some(p) = self.protection.as_deref_mut() {
             p.count(event);
         }
-    }
-}
-
-/// `command` decided at `now` instead of the time it arrived with.
-fn with_now(command: WalletCommand, at: DateTime<Utc>) -> WalletCommand {
-    match command {
-        WalletCommand::SetLimit {
-            transaction_id,
-            kind,
-            period,
-            amount,
-            currency,
-            zone,
-            cooling_s,
-            by,
-            ..
-        } => WalletCommand::SetLimit {
-            transaction_id,
-            kind,
-            period,
-            amount,
-            currency,
-            zone,
-            cooling_s,
-            now: at,
-            by,
-        },
-        WalletCommand::Exclude {
-            transaction_id,
-            until,
-            by,
-            ..
-        } => WalletCommand::Exclude {
-            transaction_id,
-            until,
-            now: at,
-            by,
-        },
-        other => other,
     }
 }
 
