@@ -185,7 +185,7 @@ impl Modify for Base {
 /// makes each operation's id unique (`{tag}_{handler}`: two faces both have a `bet`).
 pub fn finish(mut openapi: OpenApi) -> OpenApi {
     Base.modify(&mut openapi);
-    caller_ids_are_bounded(&mut openapi);
+    requests_as_strict_as_the_contract(&mut openapi);
     for item in openapi.paths.paths.values_mut() {
         for operation in [
             &mut item.get,
@@ -209,10 +209,12 @@ pub fn finish(mut openapi: OpenApi) -> OpenApi {
     openapi
 }
 
-/// Every caller-chosen id in a request body is 1 to 128 characters (`domain::ids`): the
-/// schemas say so, one rule for every `*_id`, `*_uuid`, `token`, `user`, `round` and
-/// `reason` string field, so no face's description can forget it.
-fn caller_ids_are_bounded(openapi: &mut OpenApi) {
+/// Request schemas as strict as the contract can be said in JSON schema, one rule per
+/// field name for every face: caller ids (`*_id`, `*_uuid`, `token`, `user`, `round`,
+/// `reason`, `game_code`) are 1 to 128 characters (`domain::ids`), `currency` is one the
+/// ledger knows, decimal amounts have their pattern (signed only for an adjustment), and
+/// `until` is a date-time.
+fn requests_as_strict_as_the_contract(openapi: &mut OpenApi) {
     use utoipa::openapi::schema::Schema;
     use utoipa::openapi::RefOr;
     let Some(components) = openapi.components.as_mut() else {

@@ -173,8 +173,9 @@ pub const HELD_BACK_COUNT_MAX: i64 = 100_000;
 pub async fn held_back(pool: &PgPool) -> Result<i64, StoreError> {
     sqlx::query_scalar(
         "SELECT count(*) FROM (SELECT 1 FROM events
-          WHERE tx_id >= pg_snapshot_xmin(pg_current_snapshot()) LIMIT 100000) held",
+          WHERE tx_id >= pg_snapshot_xmin(pg_current_snapshot()) LIMIT $1) held",
     )
+    .bind(HELD_BACK_COUNT_MAX)
     .fetch_one(pool)
     .await
     .map_err(unavailable)

@@ -75,11 +75,6 @@ impl Measure {
         Measure::ALL.into_iter().find(|m| m.as_str() == name)
     }
 
-    /// Whether it counts events rather than sums money.
-    pub fn is_count(self) -> bool {
-        matches!(self, Measure::Bets | Measure::Rounds)
-    }
-
     fn of_kind(kind: BetlessKind) -> Measure {
         match kind {
             BetlessKind::FreeSpin => Measure::FreeSpinWins,

@@ -26,9 +26,7 @@ use axum::http::HeaderMap;
 use axum::Json;
 use chrono::Utc;
 use domain::wallet::RESERVATION_TIMEOUT_S_DEFAULT;
-use domain::{
-    BetlessKind, Currency, GameId, PlayerId, WalletCommand, WalletError, WalletId, WinTarget,
-};
+use domain::{Currency, GameId, PlayerId, WalletCommand, WalletError, WalletId};
 use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -491,35 +489,23 @@ async fn win(
         let (wallet_id, currency) = named?;
         let amount = money(r.amount, currency)?;
         // A free spin's bet took nothing and was not recorded: its win, which names that bet,
-        // is a bet-less free-spin win.
+        // is a bet-less free-spin win. A promo win has no bet. The rest is the provider
+        // face's mapping (`rounds::win_target`).
         let reference = r.reference_transaction_uuid.as_ref().filter(|_| !r.is_free);
-        let (target, transaction_id) = match reference {
-            Some(bet) => (
-                WinTarget::Bet(scoped(&scope, "reference_transaction_uuid", bet)?.into()),
-                closing_id(&scope, "win", &r.transaction_uuid, bet)?,
-            ),
-            None => {
-                let campaign_id = r
-                    .reward_uuid
-                    .clone()
-                    .map(|c| valid(domain::CampaignId::new, c))
-                    .transpose()?;
-                let target = match (r.is_free, r.is_supplier_promo) {
-                    (true, _) => WinTarget::Betless {
-                        kind: BetlessKind::FreeSpin,
-                        campaign_id,
-                    },
-                    (false, true) => WinTarget::Betless {
-                        kind: BetlessKind::Promo,
-                        campaign_id,
-                    },
-                    (false, false) => WinTarget::Round,
-                };
-                (
-                    target,
-                    scoped(&scope, "transaction_uuid", &r.transaction_uuid)?,
-                )
-            }
+        let kind = match (r.is_free, r.is_supplier_promo, reference) {
+            (true, _, _) => Some("free_spin"),
+            (false, true, None) => Some("promo"),
+            _ => None,
+        };
+        let bet = reference
+            .map(|bet| scoped(&scope, "reference_transaction_uuid", bet))
+            .transpose()?
+            .map(domain::ReservationId::from);
+        let campaign_id = kind.and(r.reward_uuid.clone());
+        let target = crate::routes::rounds::win_target(bet, kind, campaign_id)?;
+        let transaction_id = match reference {
+            Some(bet) => closing_id(&scope, "win", &r.transaction_uuid, bet)?,
+            None => scoped(&scope, "transaction_uuid", &r.transaction_uuid)?,
         };
         let command = WalletCommand::Win {
             transaction_id,

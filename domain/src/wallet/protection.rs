@@ -347,17 +347,19 @@ impl Protection {
             .find(|l| l.kind == kind && l.period == period)
     }
 
-    /// Refuses a deposit, withdrawal or bet that the lock or the exclusion forbids at
-    /// `now`.
-    pub fn check_allowed(&self, now: DateTime<Utc>, withdrawal: bool) -> Result<(), WalletError> {
-        if let Some(reason) = &self.lock {
-            return Err(WalletError::AccountLocked {
+    /// Refuses anything while the account is locked (deposits, withdrawals and bets ask).
+    pub fn check_unlocked(&self) -> Result<(), WalletError> {
+        match &self.lock {
+            Some(reason) => Err(WalletError::AccountLocked {
                 reason: reason.clone(),
-            });
+            }),
+            None => Ok(()),
         }
-        if withdrawal {
-            return Ok(());
-        }
+    }
+
+    /// Refuses a deposit or bet that the lock or the exclusion forbids at `now`.
+    pub fn check_allowed(&self, now: DateTime<Utc>) -> Result<(), WalletError> {
+        self.check_unlocked()?;
         match self.excluded_at(now) {
             Some(exclusion) => Err(WalletError::SelfExcluded {
                 until: exclusion.until(),
@@ -547,7 +549,6 @@ impl Protection {
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Movement {
     Deposit(Decimal),
-    Withdrawal,
     /// A bet's stake, and what it pays at once (a bet-win's payout; zero for a reserve).
     Bet {
         stake: Decimal,
@@ -564,7 +565,9 @@ impl Opened {
 
     /// Refuses a withdrawal from a locked account (a lock needs no clock).
     pub(super) fn check_unlocked(&self) -> Result<(), WalletError> {
-        self.check_protection(DateTime::<Utc>::MIN_UTC, Movement::Withdrawal)
+        self.protection
+            .as_deref()
+            .map_or(Ok(()), Protection::check_unlocked)
     }
 
     /// Refuses `movement` at `now` if the lock, the exclusion or a limit forbids it.
@@ -577,12 +580,11 @@ impl Opened {
             return Ok(());
         };
         let now = p.time(now);
-        p.check_allowed(now, matches!(movement, Movement::Withdrawal))?;
+        p.check_allowed(now)?;
         match movement {
             Movement::Deposit(amount) => {
                 p.check_limits(LimitKind::Deposit, amount, Decimal::ZERO, now)
             }
-            Movement::Withdrawal => Ok(()),
             Movement::Bet { stake, payout } => {
                 p.check_limits(LimitKind::Wager, stake, Decimal::ZERO, now)?;
                 p.check_limits(LimitKind::Loss, stake - payout, self.balance.reserved, now)
