@@ -39,9 +39,14 @@ install_missing() {
   command -v rabbitmq-server >/dev/null || pkgs+=(rabbitmq-server)
   # The README's try-it line and run.sh's readiness wait use curl; slim images lack it.
   command -v curl >/dev/null || pkgs+=(curl ca-certificates)
-  [ ${#pkgs[@]} -eq 0 ] && return 0
-  command -v apt-get >/dev/null || die "missing ${pkgs[*]} and no apt-get: install them by hand"
-  log "installing ${pkgs[*]} with apt-get (once)"
+  apt_install "${pkgs[@]}"
+}
+
+# Installs the Debian packages named (none: nothing to do), without starting their servers.
+apt_install() {
+  [ $# -eq 0 ] && return 0
+  command -v apt-get >/dev/null || die "missing $* and no apt-get: install them by hand"
+  log "installing $* with apt-get (once)"
   # No service manager runs here: tell the packages not to start their own servers.
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     as_root sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d'
@@ -49,9 +54,9 @@ install_missing() {
   fi
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    "${pkgs[@]}" >/dev/null
+    "$@" >/dev/null
   [ "${remove_policy:-0}" = 1 ] && as_root rm -f /usr/sbin/policy-rc.d
-  log "installed ${pkgs[*]}"
+  log "installed $*"
 }
 
 # --- Where the data lives -------------------------------------------------------------------
@@ -188,6 +193,9 @@ export BETLEDGER_REDIS_URL=redis://127.0.0.1:$REDIS_PORT
 export BETLEDGER_AMQP_URL=amqp://guest:guest@127.0.0.1:$AMQP_PORT/%2f
 EOF
 }
+
+# Sourced (by scripts/ha.sh) for its helpers only: nothing below runs.
+[ "${BASH_SOURCE[0]}" = "$0" ] || return 0
 
 case "${1:-up}" in
   up)

@@ -1,0 +1,514 @@
+#!/usr/bin/env bash
+# The high-availability topology of the seed's platform, on loopback, from Debian's packages
+# (no Docker), with its data under the project's data folder (.data/ha):
+#   PostgreSQL: three nodes under Patroni (etcd, three members, as its store), synchronous
+#     replication in strict mode (an acknowledged commit is on two nodes), HAProxy on
+#     127.0.0.1:57430 sending connections to whichever node Patroni's REST API calls primary;
+#   Redis: a master and a replica, and three Sentinels (service name `betledger`);
+#   RabbitMQ: three nodes clustered (the partition queues are quorum queues on all three).
+# The failover itself is the engines' own: Patroni, Sentinel, RabbitMQ's Raft.
+# The single-node scripts/services.sh stays the default for development and tests.
+#
+#   scripts/ha.sh up          install what is missing, start whatever is not running (idempotent;
+#                             also brings a killed node back, as a replica where it was primary)
+#   scripts/ha.sh down        stop everything (data kept)
+#   scripts/ha.sh status      one line per node: up/down and its role
+#   scripts/ha.sh env         the variables that point the binaries at the cluster
+#   scripts/ha.sh kill NODE   SIGKILL a node: pg1..pg3, pg-primary (the node Patroni calls
+#                             leader: its Patroni and its PostgreSQL both, as a machine dies),
+#                             redis1, redis2, redis-master, rabbit1..rabbit3
+#   scripts/ha.sh primary     print the current PostgreSQL leader and Redis master (JSON)
+set -euo pipefail
+
+SCRIPTS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=services.sh
+source "$SCRIPTS/services.sh"   # its helpers: as_root, apt_install, choose_data_dir, ...
+log() { printf '[ha] %s\n' "$*" >&2; }
+die() { printf '[ha] error: %s\n' "$*" >&2; exit 1; }
+
+NODES="1 2 3"
+ETCD_CLIENT=(0 57501 57511 57521)
+ETCD_PEER=(0 57502 57512 57522)
+PG_NODE_PORT=(0 57432 57433 57434)
+PATRONI_PORT=(0 57441 57442 57443)
+HAPROXY_PORT=57430
+REDIS_NODE_PORT=(0 57380 57381)
+SENTINEL_PORT=(0 57390 57391 57392)
+AMQP_NODE_PORT=(0 57672 57682 57692)
+REDIS_SERVICE=betledger
+HA_DIR() { printf '%s/ha' "$DATA"; }
+
+# --- Installing ------------------------------------------------------------------------------
+install_ha() {
+  install_missing
+  local pkgs=()
+  command -v patroni >/dev/null || pkgs+=(patroni python3-etcd python3-psycopg2)
+  command -v etcd >/dev/null || pkgs+=(etcd-server)
+  command -v haproxy >/dev/null || pkgs+=(haproxy)
+  command -v redis-sentinel >/dev/null || pkgs+=(redis-sentinel)
+  apt_install "${pkgs[@]}"
+}
+
+# Starts a command detached from this shell (it outlives the script), its output in $1.
+detach() { local out="$1"; shift; setsid nohup "$@" >>"$out" 2>&1 </dev/null & }
+
+pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# --- etcd: Patroni's store ------------------------------------------------------------------
+etcd_cluster() {
+  local i out=""
+  for i in $NODES; do out+="${out:+,}e$i=http://127.0.0.1:${ETCD_PEER[$i]}"; done
+  printf '%s' "$out"
+}
+etcd_hosts() {
+  local i out=""
+  for i in $NODES; do out+="${out:+,}127.0.0.1:${ETCD_CLIENT[$i]}"; done
+  printf '%s' "$out"
+}
+
+start_etcd() {
+  local i=$1 dir
+  dir="$(HA_DIR)/etcd$i"
+  pid_alive "$dir.pid" && return 0
+  mkdir -p "$dir"
+  local state=new
+  [ -d "$dir/member" ] && state=existing
+  detach "$dir.log" etcd --name "e$i" --data-dir "$dir" \
+    --listen-client-urls "http://127.0.0.1:${ETCD_CLIENT[$i]}" \
+    --advertise-client-urls "http://127.0.0.1:${ETCD_CLIENT[$i]}" \
+    --listen-peer-urls "http://127.0.0.1:${ETCD_PEER[$i]}" \
+    --initial-advertise-peer-urls "http://127.0.0.1:${ETCD_PEER[$i]}" \
+    --initial-cluster "$(etcd_cluster)" --initial-cluster-state "$state" \
+    --initial-cluster-token betledger-ha --heartbeat-interval 250 --election-timeout 2500
+  echo $! >"$dir.pid"
+}
+
+etcd_healthy() { curl -fsS "http://127.0.0.1:${ETCD_CLIENT[1]}/health" 2>/dev/null | grep -q '"health":"true"'; }
+
+# --- PostgreSQL under Patroni ---------------------------------------------------------------
+patroni_config() {
+  local i=$1 ha
+  ha="$(HA_DIR)"
+  cat <<EOF
+# Written by scripts/ha.sh: node pg$i of the cluster \`betledger\`.
+scope: betledger
+namespace: /betledger/
+name: pg$i
+log:
+  level: WARNING
+restapi:
+  listen: 127.0.0.1:${PATRONI_PORT[$i]}
+  connect_address: 127.0.0.1:${PATRONI_PORT[$i]}
+etcd3:
+  hosts: $(etcd_hosts)
+bootstrap:
+  dcs:
+    # A dead primary's leader key expires after ttl; loop_wait + 2 * retry_timeout <= ttl.
+    ttl: 10
+    loop_wait: 2
+    retry_timeout: 4
+    maximum_lag_on_failover: 1048576
+    # A commit is acknowledged once a synchronous standby has it, and in strict mode never
+    # on the primary alone: only a node that has every acknowledged commit is promoted.
+    synchronous_mode: true
+    synchronous_mode_strict: true
+    postgresql:
+      use_pg_rewind: true
+      parameters:
+        max_connections: 300
+        shared_buffers: 128MB
+        wal_level: replica
+        hot_standby: "on"
+        wal_log_hints: "on"
+        max_wal_senders: 10
+        max_replication_slots: 10
+        synchronous_commit: "on"
+  initdb:
+    - encoding: UTF8
+    - no-locale
+  pg_hba:
+    - local all all trust
+    - host all all 127.0.0.1/32 trust
+    - host replication replicator 127.0.0.1/32 trust
+postgresql:
+  listen: 127.0.0.1:${PG_NODE_PORT[$i]}
+  connect_address: 127.0.0.1:${PG_NODE_PORT[$i]}
+  data_dir: $ha/pg$i/data
+  bin_dir: $(pg_bindir)
+  pgpass: $ha/pg$i/pgpass
+  remove_data_directory_on_rewind_failure: true
+  remove_data_directory_on_diverged_timelines: true
+  authentication:
+    superuser:
+      username: $PG_USER
+    replication:
+      username: replicator
+    rewind:
+      username: $PG_USER
+  parameters:
+    unix_socket_directories: $ha/pg$i
+EOF
+}
+
+start_patroni() {
+  local i=$1 dir
+  dir="$(HA_DIR)/pg$i"
+  pid_alive "$dir/patroni.pid" && return 0
+  mkdir -p "$dir"
+  patroni_config "$i" >"$dir/patroni.yml"
+  [ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$dir" && chmod 700 "$dir"
+  if [ "$(id -u)" -eq 0 ]; then
+    (cd / && detach "$dir/patroni.log" runuser -u postgres -- patroni "$dir/patroni.yml")
+  else
+    detach "$dir/patroni.log" patroni "$dir/patroni.yml"
+  fi
+  echo $! >"$dir/patroni.pid"
+}
+
+patroni_role() { curl -fsS -m 2 "http://127.0.0.1:${PATRONI_PORT[$1]}/patroni" 2>/dev/null \
+  | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("role","?"), d.get("state","?"))' 2>/dev/null \
+  || echo "down"; }
+
+pg_leader() {
+  local i
+  for i in $NODES; do
+    if curl -fsS -m 2 -o /dev/null "http://127.0.0.1:${PATRONI_PORT[$i]}/primary" 2>/dev/null; then
+      echo "$i"; return 0
+    fi
+  done
+  return 1
+}
+
+# The database the engine uses, through HAProxy once a leader serves.
+wait_pg_primary() {
+  local bin
+  bin="$(pg_bindir)"
+  for _ in $(seq 1 120); do
+    "$bin/pg_isready" -q -h 127.0.0.1 -p "$HAPROXY_PORT" 2>/dev/null && \
+      "$bin/psql" -h 127.0.0.1 -p "$HAPROXY_PORT" -U "$PG_USER" -d postgres -qtAc \
+        "SELECT NOT pg_is_in_recovery()" 2>/dev/null | grep -q t && return 0
+    sleep 0.5
+  done
+  die "no PostgreSQL primary behind HAProxy after 60 s; see $(HA_DIR)/pg*/patroni.log"
+}
+
+ensure_database() {
+  local bin
+  bin="$(pg_bindir)"
+  "$bin/psql" -h 127.0.0.1 -p "$HAPROXY_PORT" -U "$PG_USER" -d postgres -qtAc \
+    "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'" | grep -q 1 \
+    || "$bin/createdb" -h 127.0.0.1 -p "$HAPROXY_PORT" -U "$PG_USER" "$PG_DB"
+}
+
+# Both synchronous replication and the two replicas streaming: what the failover tests need
+# before they kill anything.
+wait_pg_replicas() {
+  local bin
+  bin="$(pg_bindir)"
+  for _ in $(seq 1 120); do
+    local n
+    n=$("$bin/psql" -h 127.0.0.1 -p "$HAPROXY_PORT" -U "$PG_USER" -d postgres -qtAc \
+      "SELECT count(*) FILTER (WHERE state = 'streaming') || ' ' || count(*) FILTER (WHERE sync_state = 'sync') FROM pg_stat_replication" 2>/dev/null || echo "0 0")
+    [ "$n" = "2 1" ] && return 0
+    sleep 0.5
+  done
+  die "the PostgreSQL replicas are not streaming (want 2 streaming, 1 sync); see $(HA_DIR)/pg*/patroni.log"
+}
+
+# --- HAProxy ---------------------------------------------------------------------------------
+start_haproxy() {
+  local ha
+  ha="$(HA_DIR)"
+  pid_alive "$ha/haproxy.pid" && return 0
+  {
+    cat <<EOF
+# Written by scripts/ha.sh. The engine's one PostgreSQL address: the node whose Patroni
+# answers 200 on /primary. A node marked down has its sessions cut, so no client keeps
+# writing to a demoted primary.
+global
+  maxconn 4000
+  pidfile $ha/haproxy.pid
+  daemon
+defaults
+  mode tcp
+  timeout connect 2s
+  timeout client 30m
+  timeout server 30m
+  timeout check 1s
+listen postgres_primary
+  bind 127.0.0.1:$HAPROXY_PORT
+  option httpchk GET /primary
+  http-check expect status 200
+  default-server inter 500ms fastinter 250ms fall 2 rise 1 on-marked-down shutdown-sessions
+EOF
+    for i in $NODES; do
+      echo "  server pg$i 127.0.0.1:${PG_NODE_PORT[$i]} check port ${PATRONI_PORT[$i]}"
+    done
+  } >"$ha/haproxy.cfg"
+  haproxy -f "$ha/haproxy.cfg" || die "HAProxy did not start ($ha/haproxy.cfg)"
+}
+
+# --- Redis and Sentinel ---------------------------------------------------------------------
+redis_ping() { redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null | grep -q PONG; }
+
+sentinel_master_port() {
+  local i
+  for i in $NODES; do
+    local addr
+    addr=$(redis-cli -h 127.0.0.1 -p "${SENTINEL_PORT[$i]}" sentinel get-master-addr-by-name "$REDIS_SERVICE" 2>/dev/null | sed -n 2p)
+    [ -n "$addr" ] && { echo "$addr"; return 0; }
+  done
+  return 1
+}
+
+start_redis_node() {
+  local i=$1 dir port
+  dir="$(HA_DIR)/redis$i"
+  port=${REDIS_NODE_PORT[$i]}
+  redis_ping "$port" && return 0
+  mkdir -p "$dir"
+  # Node 1 starts as master; a node that starts while the Sentinels know another master
+  # (a killed master coming back) starts as that master's replica.
+  local master
+  master=$(sentinel_master_port || true)
+  [ -z "$master" ] && [ "$i" != 1 ] && master=${REDIS_NODE_PORT[1]}
+  [ "$master" = "$port" ] && master=""
+  cat >"$dir/redis.conf" <<EOF
+# Written by scripts/ha.sh; Sentinel rewrites the replicaof line on failover.
+bind 127.0.0.1
+port $port
+dir $dir
+pidfile $dir/redis.pid
+logfile $dir/redis.log
+daemonize yes
+appendonly yes
+appendfsync everysec
+save ""
+EOF
+  [ -n "$master" ] && echo "replicaof 127.0.0.1 $master" >>"$dir/redis.conf"
+  redis-server "$dir/redis.conf" >/dev/null
+  for _ in $(seq 1 50); do redis_ping "$port" && return 0; sleep 0.1; done
+  die "Redis node $i did not start; see $dir/redis.log"
+}
+
+start_sentinel() {
+  local i=$1 dir port
+  dir="$(HA_DIR)/sentinel$i"
+  port=${SENTINEL_PORT[$i]}
+  redis_ping "$port" && return 0
+  mkdir -p "$dir"
+  # Sentinel keeps what it learns (the current master, its peers) in its file: written once.
+  if [ ! -f "$dir/sentinel.conf" ]; then
+    cat >"$dir/sentinel.conf" <<EOF
+bind 127.0.0.1
+port $port
+dir $dir
+pidfile $dir/sentinel.pid
+logfile $dir/sentinel.log
+daemonize yes
+sentinel monitor $REDIS_SERVICE 127.0.0.1 ${REDIS_NODE_PORT[1]} 2
+sentinel down-after-milliseconds $REDIS_SERVICE 2000
+sentinel failover-timeout $REDIS_SERVICE 10000
+sentinel parallel-syncs $REDIS_SERVICE 1
+EOF
+  fi
+  redis-sentinel "$dir/sentinel.conf" >/dev/null
+  for _ in $(seq 1 50); do redis_ping "$port" && return 0; sleep 0.1; done
+  die "Sentinel $i did not start; see $dir/sentinel.log"
+}
+
+redis_master_node() {
+  local port i
+  port=$(sentinel_master_port) || return 1
+  for i in 1 2; do [ "${REDIS_NODE_PORT[$i]}" = "$port" ] && { echo "$i"; return 0; }; done
+  return 1
+}
+
+wait_redis_replica() {
+  for _ in $(seq 1 100); do
+    local m
+    m=$(redis_master_node || true)
+    if [ -n "$m" ] && redis-cli -p "${REDIS_NODE_PORT[$m]}" info replication 2>/dev/null \
+        | grep -q '^slave0:.*state=online'; then return 0; fi
+    sleep 0.2
+  done
+  die "the Redis replica is not online; see $(HA_DIR)/redis*/redis.log"
+}
+
+# --- RabbitMQ cluster -----------------------------------------------------------------------
+ha_rabbit_node() { printf 'betledger-ha%s@localhost' "$1"; }
+
+ha_rabbit_env() {
+  local i=$1 dir
+  dir="$(HA_DIR)/rabbit$i"
+  export ERL_EPMD_ADDRESS=127.0.0.1
+  export RABBITMQ_NODENAME="$(ha_rabbit_node "$i")"
+  export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+  export RABBITMQ_NODE_PORT="${AMQP_NODE_PORT[$i]}"
+  export RABBITMQ_DIST_PORT="$(( ${AMQP_NODE_PORT[$i]} + 1 ))"
+  export RABBITMQ_MNESIA_BASE="$dir/mnesia"
+  export RABBITMQ_LOG_BASE="$dir/log"
+  export RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins"
+  export RABBITMQ_CONFIG_FILE="$dir/rabbitmq"
+  export RABBITMQ_PID_FILE="$dir/rabbitmq.pid"
+  export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+}
+
+ha_rabbit_running() { ha_rabbit_env "$1"; rabbit_cmd rabbitmqctl -q -n "$(ha_rabbit_node "$1")" status >/dev/null 2>&1; }
+
+start_rabbit_node() {
+  local i=$1 dir
+  dir="$(HA_DIR)/rabbit$i"
+  ha_rabbit_running "$i" && return 0
+  ha_rabbit_env "$i"
+  mkdir -p "$RABBITMQ_MNESIA_BASE" "$RABBITMQ_LOG_BASE"
+  printf '[rabbitmq_consistent_hash_exchange].\n' >"$RABBITMQ_ENABLED_PLUGINS_FILE"
+  # pause_minority: a node cut off from the other two stops serving rather than split.
+  printf 'listeners.tcp.default = 127.0.0.1:%s\nloopback_users = none\ncluster_partition_handling = pause_minority\n' \
+    "${AMQP_NODE_PORT[$i]}" >"$RABBITMQ_CONFIG_FILE.conf"
+  [ "$(id -u)" -eq 0 ] && id rabbitmq >/dev/null 2>&1 && chown -R rabbitmq:rabbitmq "$dir"
+  (cd / && rabbit_cmd rabbitmq-server -detached >/dev/null 2>&1) || true
+}
+
+wait_rabbit_node() {
+  local i=$1
+  ha_rabbit_env "$i"
+  rabbit_cmd rabbitmqctl -q -n "$(ha_rabbit_node "$i")" wait --timeout 120 "$RABBITMQ_PID_FILE" >/dev/null 2>&1 \
+    || die "RabbitMQ node $i did not start; see $RABBITMQ_LOG_BASE"
+}
+
+join_rabbit_node() {
+  local i=$1 node seed
+  node="$(ha_rabbit_node "$i")"
+  seed="$(ha_rabbit_node 1)"
+  ha_rabbit_env "$i"
+  if rabbit_cmd rabbitmqctl -q -n "$node" cluster_status --formatter json 2>/dev/null | grep -q "\"$seed\""; then
+    return 0
+  fi
+  log "joining $node to the RabbitMQ cluster"
+  rabbit_cmd rabbitmqctl -q -n "$node" stop_app >/dev/null
+  rabbit_cmd rabbitmqctl -q -n "$node" join_cluster "$seed" >/dev/null
+  rabbit_cmd rabbitmqctl -q -n "$node" start_app >/dev/null
+}
+
+rabbit_pid() { ha_rabbit_env "$1"; cat "$RABBITMQ_PID_FILE" 2>/dev/null; }
+
+# --- Commands ----------------------------------------------------------------------------------
+up() {
+  install_ha
+  choose_data_dir
+  mkdir -p "$(HA_DIR)"
+  chmod 755 "$(HA_DIR)"
+  local i
+  for i in $NODES; do start_etcd "$i"; done
+  for _ in $(seq 1 60); do etcd_healthy && break; sleep 0.5; done
+  etcd_healthy || die "etcd is not healthy; see $(HA_DIR)/etcd*.log"
+  for i in $NODES; do start_patroni "$i"; done
+  start_haproxy
+  for i in 1 2; do start_redis_node "$i"; done
+  for i in $NODES; do start_sentinel "$i"; done
+  for i in $NODES; do start_rabbit_node "$i"; done
+  for i in $NODES; do wait_rabbit_node "$i"; done
+  for i in 2 3; do join_rabbit_node "$i"; done
+  wait_pg_primary
+  ensure_database
+  wait_pg_replicas
+  wait_redis_replica
+  log "up: PostgreSQL leader pg$(pg_leader) behind 127.0.0.1:$HAPROXY_PORT, Redis master redis$(redis_master_node), RabbitMQ $(ha_rabbit_node 1) + 2"
+}
+
+down() {
+  local ha i
+  ha="$(HA_DIR)"
+  for i in $NODES; do
+    ha_rabbit_env "$i"; rabbit_cmd rabbitmqctl -q -n "$(ha_rabbit_node "$i")" stop >/dev/null 2>&1 || true
+  done
+  for i in $NODES; do redis-cli -p "${SENTINEL_PORT[$i]}" shutdown >/dev/null 2>&1 || true; done
+  for i in 1 2; do redis-cli -p "${REDIS_NODE_PORT[$i]}" shutdown >/dev/null 2>&1 || true; done
+  pid_alive "$ha/haproxy.pid" && kill "$(cat "$ha/haproxy.pid")"
+  # Patroni stops its PostgreSQL on SIGTERM.
+  for i in $NODES; do pid_alive "$ha/pg$i/patroni.pid" && kill "$(cat "$ha/pg$i/patroni.pid")"; done
+  for _ in $(seq 1 60); do
+    local alive=0
+    for i in $NODES; do pid_alive "$ha/pg$i/patroni.pid" && alive=1; done
+    [ $alive = 0 ] && break
+    sleep 0.5
+  done
+  for i in $NODES; do pid_alive "$ha/etcd$i.pid" && kill "$(cat "$ha/etcd$i.pid")"; done
+  log "stopped (data kept in $ha)"
+}
+
+status() {
+  local i
+  for i in $NODES; do
+    pid_alive "$(HA_DIR)/etcd$i.pid" && log "etcd e$i: up" || log "etcd e$i: down"
+  done
+  for i in $NODES; do log "PostgreSQL pg$i: $(patroni_role "$i")"; done
+  pid_alive "$(HA_DIR)/haproxy.pid" && log "HAProxy :$HAPROXY_PORT: up" || log "HAProxy: down"
+  local master
+  master=$(redis_master_node || true)
+  for i in 1 2; do
+    local role=down
+    redis_ping "${REDIS_NODE_PORT[$i]}" && role=$([ "$master" = "$i" ] && echo master || echo replica)
+    log "Redis redis$i: $role"
+  done
+  for i in $NODES; do redis_ping "${SENTINEL_PORT[$i]}" && log "Sentinel $i: up" || log "Sentinel $i: down"; done
+  for i in $NODES; do ha_rabbit_running "$i" && log "RabbitMQ rabbit$i: up" || log "RabbitMQ rabbit$i: down"; done
+}
+
+print_env() {
+  local amqp="" i
+  for i in $NODES; do amqp+="${amqp:+,}amqp://guest:guest@127.0.0.1:${AMQP_NODE_PORT[$i]}/%2f"; done
+  cat <<EOF
+export BETLEDGER_DATABASE_URL=postgres://$PG_USER@127.0.0.1:$HAPROXY_PORT/$PG_DB
+export DATABASE_URL=postgres://$PG_USER@127.0.0.1:$HAPROXY_PORT/$PG_DB
+export BETLEDGER_REDIS_URL='redis-sentinel://127.0.0.1:${SENTINEL_PORT[1]}/0?sentinelServiceName=$REDIS_SERVICE&node=127.0.0.1:${SENTINEL_PORT[2]}&node=127.0.0.1:${SENTINEL_PORT[3]}'
+export BETLEDGER_AMQP_URL=$amqp
+EOF
+}
+
+kill_node() {
+  local node="${1:-}" ha
+  ha="$(HA_DIR)"
+  case "$node" in
+    pg-primary) kill_node "pg$(pg_leader || die 'no PostgreSQL leader to kill')"; return ;;
+    redis-master) kill_node "redis$(redis_master_node || die 'no Redis master to kill')"; return ;;
+    pg[123])
+      local i=${node#pg} pm
+      pm=$(head -n 1 "$ha/pg$i/data/postmaster.pid" 2>/dev/null || true)
+      # The node dies as a machine would: Patroni and PostgreSQL (all its processes) at once.
+      pid_alive "$ha/pg$i/patroni.pid" && kill -KILL "$(cat "$ha/pg$i/patroni.pid")" 2>/dev/null || true
+      pkill -KILL -f "patroni $ha/pg$i/patroni.yml" 2>/dev/null || true
+      if [ -n "$pm" ]; then
+        kill -KILL "$pm" 2>/dev/null || true
+        pkill -KILL -P "$pm" 2>/dev/null || true
+      fi
+      ;;
+    redis[12])
+      local i=${node#redis}
+      kill -KILL "$(cat "$ha/redis$i/redis.pid")" 2>/dev/null || die "redis$i is not running"
+      ;;
+    rabbit[123])
+      local i=${node#rabbit} pid
+      pid=$(rabbit_pid "$i")
+      [ -n "$pid" ] || die "rabbit$i has no pid file"
+      kill -KILL "$pid" 2>/dev/null || die "rabbit$i is not running"
+      ;;
+    *) die "kill what? pg1..pg3, pg-primary, redis1, redis2, redis-master, rabbit1..rabbit3" ;;
+  esac
+  log "killed $node (SIGKILL)"
+}
+
+primary() {
+  printf '{"postgres_leader":"pg%s","redis_master":"redis%s"}\n' "$(pg_leader || echo none)" "$(redis_master_node || echo none)"
+}
+
+case "${1:-up}" in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  env) print_env ;;
+  kill) kill_node "${2:-}" ;;
+  primary) primary ;;
+  *) die "usage: $0 up|down|status|env|kill NODE|primary" ;;
+esac
