@@ -17,6 +17,10 @@
 #   scripts/ha.sh kill NODE   SIGKILL a node: pg1..pg3, pg-primary (the node Patroni calls
 #                             leader: its Patroni and its PostgreSQL both, as a machine dies),
 #                             redis1, redis2, redis-master, rabbit1..rabbit3
+#   scripts/ha.sh pause|resume redis-replica
+#                             SIGSTOP / SIGCONT the Redis replica (a replica that falls behind)
+#   scripts/ha.sh restart rabbit1..rabbit3
+#                             stop a RabbitMQ node cleanly and start it again
 #   scripts/ha.sh primary     print the current PostgreSQL leader and Redis master (JSON)
 set -euo pipefail
 
@@ -477,12 +481,17 @@ kill_node() {
       local i=${node#pg} pm
       pm=$(head -n 1 "$ha/pg$i/data/postmaster.pid" 2>/dev/null || true)
       # The node dies as a machine would: Patroni and PostgreSQL (all its processes) at once.
-      pid_alive "$ha/pg$i/patroni.pid" && kill -KILL "$(cat "$ha/pg$i/patroni.pid")" 2>/dev/null || true
-      pkill -KILL -f "patroni $ha/pg$i/patroni.yml" 2>/dev/null || true
+      # One kill for all of them: children found after their postmaster died would have
+      # been orphaned first, and a backend left alive could still commit.
+      local pids=()
+      pid_alive "$ha/pg$i/patroni.pid" && pids+=("$(cat "$ha/pg$i/patroni.pid")")
+      mapfile -t -O "${#pids[@]}" pids < <(pgrep -f "patroni $ha/pg$i/patroni.yml" || true)
       if [ -n "$pm" ]; then
-        kill -KILL "$pm" 2>/dev/null || true
-        pkill -KILL -P "$pm" 2>/dev/null || true
+        pids+=("$pm")
+        mapfile -t -O "${#pids[@]}" pids < <(pgrep -P "$pm" || true)
       fi
+      [ ${#pids[@]} -gt 0 ] || die "pg$i is not running"
+      kill -KILL "${pids[@]}" 2>/dev/null || true
       ;;
     redis[12])
       local i=${node#redis}
@@ -499,8 +508,34 @@ kill_node() {
   log "killed $node (SIGKILL)"
 }
 
+redis_replica_node() {
+  local m
+  m=$(redis_master_node) || return 1
+  [ "$m" = 1 ] && echo 2 || echo 1
+}
+
+signal_redis_replica() {
+  local i
+  i=$(redis_replica_node) || die "no Redis master known to the Sentinels"
+  kill "-$1" "$(cat "$(HA_DIR)/redis$i/redis.pid")"
+  log "sent SIG$1 to redis$i (the replica)"
+}
+
+restart_rabbit() {
+  local i=${1#rabbit}
+  case "$1" in rabbit[123]) ;; *) die "restart what? rabbit1..rabbit3" ;; esac
+  ha_rabbit_env "$i"
+  rabbit_cmd rabbitmqctl -q -n "$(ha_rabbit_node "$i")" stop >/dev/null 2>&1 || true
+  start_rabbit_node "$i"
+  wait_rabbit_node "$i"
+  log "restarted $1"
+}
+
 primary() {
-  printf '{"postgres_leader":"pg%s","redis_master":"redis%s"}\n' "$(pg_leader || echo none)" "$(redis_master_node || echo none)"
+  local m
+  m=$(redis_master_node || echo 0)
+  printf '{"postgres_leader":"pg%s","redis_master":"redis%s","redis_master_port":%s}\n' \
+    "$(pg_leader || echo none)" "$m" "${REDIS_NODE_PORT[$m]}"
 }
 
 case "${1:-up}" in
@@ -509,6 +544,10 @@ case "${1:-up}" in
   status) status ;;
   env) print_env ;;
   kill) kill_node "${2:-}" ;;
+  pause|resume)
+    [ "${2:-}" = redis-replica ] || die "$1 what? redis-replica"
+    signal_redis_replica "$([ "$1" = pause ] && echo STOP || echo CONT)" ;;
+  restart) restart_rabbit "${2:-}" ;;
   primary) primary ;;
-  *) die "usage: $0 up|down|status|env|kill NODE|primary" ;;
+  *) die "usage: $0 up|down|status|env|kill NODE|pause|resume redis-replica|restart NODE|primary" ;;
 esac

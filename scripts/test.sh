@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite against real PostgreSQL, Redis and RabbitMQ on loopback.
 # Starts (and if needed installs) the services first; each test gets its own database.
-# Also the standing checks: rustfmt and clippy with warnings as errors; and last, an
-# outside fuzzer (schemathesis, scripts/schemathesis.sh) over the API's OpenAPI document.
+# Also the standing checks: rustfmt and clippy with warnings as errors; an outside fuzzer
+# (schemathesis, scripts/schemathesis.sh) over the API's OpenAPI document; and last, unless
+# BETLEDGER_HA_TESTS=0, the failover tests on the HA topology of scripts/ha.sh (about four
+# minutes: three PostgreSQL nodes, Redis with Sentinel, three RabbitMQ nodes, each killed
+# under load). The HA topology is stopped afterwards unless it was running before.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -32,5 +35,15 @@ scripts/ops-check.sh
 
 step "schemathesis against the API's OpenAPI document (every face, all checks)"
 scripts/schemathesis.sh
+
+if [ "${BETLEDGER_HA_TESTS:-1}" != 0 ]; then
+  step "failover tests on the HA topology (scripts/ha.sh; BETLEDGER_HA_TESTS=0 skips them)"
+  ha_was_up=0
+  scripts/ha.sh status 2>&1 | grep -q "PostgreSQL pg1: master\|PostgreSQL pg1: replica" && ha_was_up=1
+  scripts/ha.sh up
+  (eval "$(scripts/ha.sh env)" && cargo test --locked -p betledger-tests --test failover -- \
+    --ignored --test-threads=1 --nocapture)
+  [ "$ha_was_up" = 1 ] || scripts/ha.sh down
+fi
 
 step "all green"

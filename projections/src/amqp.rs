@@ -14,6 +14,7 @@
 //! consumers (an audit trail, a fraud feed) to bind by event type.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -200,22 +201,69 @@ pub fn header_str(value: &str) -> FieldValue {
     FieldValue::from(value)
 }
 
-/// Opens a connection to `url` (`amqp://user:pass@host:port/vhost`), named for the
-/// RabbitMQ management view. amqprs does not reconnect: callers watch
-/// `listen_network_io_failure` and start over.
-pub async fn connect(url: &str, connection_name: &str) -> Result<Connection, amqprs::error::Error> {
+/// Opens a connection named `connection_name` (for RabbitMQ's management view) to the
+/// broker at `urls`: one `amqp://user:pass@host:port/vhost`, or the nodes of a cluster
+/// separated by commas. Each call tries them in turn from the one after the node the last
+/// call started at, so a process whose node died reconnects to another at once and
+/// reconnecting processes spread over the nodes. amqprs does not reconnect: callers watch
+/// `listen_network_io_failure` and call this again.
+pub async fn connect(
+    urls: &str,
+    connection_name: &str,
+) -> Result<Connection, amqprs::error::Error> {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let nodes: Vec<&str> = urls
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .collect();
+    if nodes.is_empty() {
+        return Err(amqprs::error::Error::UriError(
+            "no AMQP address (BETLEDGER_AMQP_URL is empty)".into(),
+        ));
+    }
+    // One address may take as long as a busy broker needs; a cluster's dead node must not
+    // hold up the live ones.
+    let within = if nodes.len() == 1 {
+        Duration::from_secs(10)
+    } else {
+        Duration::from_secs(3)
+    };
+    let first = NEXT.fetch_add(1, Ordering::Relaxed);
+    let mut failures = Vec::new();
+    for k in 0..nodes.len() {
+        let node = nodes[(first + k) % nodes.len()];
+        match connect_one(node, connection_name, within).await {
+            Ok(connection) => return Ok(connection),
+            Err(e @ amqprs::error::Error::UriError(_)) => return Err(e),
+            // The address without its credentials.
+            Err(e) => failures.push(format!("{}: {e}", node.rsplit('@').next().unwrap_or(""))),
+        }
+    }
+    Err(amqprs::error::Error::NetworkError(format!(
+        "no AMQP node answered: {}",
+        failures.join("; ")
+    )))
+}
+
+async fn connect_one(
+    url: &str,
+    connection_name: &str,
+    within: Duration,
+) -> Result<Connection, amqprs::error::Error> {
     let mut args = OpenConnectionArguments::try_from(url)?;
     // amqprs keeps the vhost percent-encoded ("%2f" for "/"); the URI spec decodes it.
     let vhost = percent_decode(args.get_virtual_host());
     args.virtual_host(&vhost)
         .connection_name(connection_name)
         .heartbeat(10);
-    tokio::time::timeout(Duration::from_secs(10), Connection::open(&args))
+    tokio::time::timeout(within, Connection::open(&args))
         .await
         .map_err(|_| {
             amqprs::error::Error::NetworkError(format!(
-                "no AMQP connection to {} within 10 s",
-                args.get_host()
+                "no AMQP connection to {}:{} within {within:?}",
+                args.get_host(),
+                args.get_port()
             ))
         })?
 }
@@ -268,8 +316,10 @@ impl Confirms {
             .insert(tag);
     }
 
-    /// Waits until every published message is confirmed, at most `within`.
-    pub async fn wait_all(&self, within: Duration) -> Result<(), String> {
+    /// Waits until every published message is confirmed, at most `within`, and only while
+    /// `open()` (looked at every 200 ms) says the connection is up: a connection reset
+    /// by a dying node closes no channel, so no callback would say the confirms are gone.
+    pub async fn wait_all(&self, within: Duration, open: impl Fn() -> bool) -> Result<(), String> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let notified = self.changed.notified();
@@ -282,7 +332,14 @@ impl Confirms {
                     return Ok(());
                 }
             }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            if !open() {
+                return Err("the AMQP connection closed before the publisher confirms".into());
+            }
+            let look_again =
+                (tokio::time::Instant::now() + Duration::from_millis(200)).min(deadline);
+            if tokio::time::timeout_at(look_again, notified).await.is_err()
+                && tokio::time::Instant::now() >= deadline
+            {
                 return Err(format!("no publisher confirm within {within:?}"));
             }
         }
@@ -380,14 +437,20 @@ mod tests {
             confirms.published(tag);
         }
         confirms.settle(3, true, None);
-        assert!(confirms.wait_all(Duration::from_millis(20)).await.is_err());
+        assert!(confirms
+            .wait_all(Duration::from_millis(20), || true)
+            .await
+            .is_err());
         confirms.settle(5, false, None);
         confirms.settle(4, false, None);
-        assert_eq!(confirms.wait_all(Duration::from_millis(20)).await, Ok(()));
+        assert_eq!(
+            confirms.wait_all(Duration::from_millis(20), || true).await,
+            Ok(())
+        );
         confirms.published(6);
         confirms.settle(6, false, Some("nacked".into()));
         assert_eq!(
-            confirms.wait_all(Duration::from_millis(20)).await,
+            confirms.wait_all(Duration::from_millis(20), || true).await,
             Err("nacked".into())
         );
     }

@@ -10,6 +10,8 @@ pub struct ServiceUrls {
         hide_env_values = true
     )]
     pub database_url: String,
+    /// Redis: `redis://host:port/db`, or through Sentinel
+    /// `redis-sentinel://host:port/db?sentinelServiceName=NAME&node=host:port...`.
     #[arg(
         long,
         env = "BETLEDGER_REDIS_URL",
@@ -17,6 +19,7 @@ pub struct ServiceUrls {
         hide_env_values = true
     )]
     pub redis_url: String,
+    /// RabbitMQ: one AMQP URL, or a cluster's nodes' URLs separated by commas.
     #[arg(
         long,
         env = "BETLEDGER_AMQP_URL",

@@ -8,6 +8,8 @@
 //!   confirm.
 //! - [`worker`]: consumes a partition and projects each event with `readmodel::project`
 //!   (the sequence-fenced apply, gaps filled from the log); dead-letters poison.
+//! - [`heal`]: after a Redis failover, re-projects the wallets applied to lately that the
+//!   new master lacks (Redis replicates asynchronously).
 //! - [`shutdown`]: the stop signal and reconnect backoff both share.
 //! - [`watch`]: gauges of the read side's dependencies (log hold-back, relay lag in events,
 //!   queue depths, Redis, the last reconcile) for the operators' alerts.
@@ -18,6 +20,7 @@
 
 pub mod amqp;
 pub mod cli;
+pub mod heal;
 pub mod relay;
 pub mod shutdown;
 pub mod watch;

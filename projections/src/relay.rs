@@ -196,7 +196,9 @@ async fn publish_loop(
                 next_tag += 1;
             }
             confirms
-                .wait_all(CONFIRM_TIMEOUT)
+                .wait_all(CONFIRM_TIMEOUT, || {
+                    connection.is_open() && channel.is_open()
+                })
                 .await
                 .map_err(|e| anyhow::anyhow!(e))?;
             save_checkpoint(leader, &config.name, last.cursor(), page.len()).await?;

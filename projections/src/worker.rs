@@ -11,6 +11,8 @@
 //!   and counted (`projection_dead_letters_total`); the partition goes on. A dependency
 //!   that is down (Redis, Postgres) is not the message's fault: the worker retries the same
 //!   message with backoff and never dead-letters it for that.
+//! - After Redis fails over, the wallets applied to lately whose read model the new master
+//!   lacks are re-projected from the log ([`heal`]).
 //! - amqprs does not reconnect: when the connection fails, the session ends and starts
 //!   again after a backoff; unacked messages are redelivered by the broker.
 
@@ -30,6 +32,7 @@ use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 use crate::amqp::{self, Topology};
+use crate::heal::{self, Recent};
 use crate::shutdown::{supervise, Backoff, Shutdown};
 
 /// What a worker needs.
@@ -57,6 +60,8 @@ pub struct WorkerStats {
     pub dead_lettered: AtomicU64,
     /// Connected sessions started (more than one means it reconnected).
     pub sessions: AtomicU64,
+    /// The wallets applied to lately, for healing after a Redis failover ([`heal`]).
+    pub recent: Arc<Recent>,
 }
 
 impl WorkerStats {
@@ -76,6 +81,12 @@ pub async fn run(
     let what = format!("worker {}", config.name);
     // Present at zero from the start: an alert's increase() over it is then 0, not empty.
     metrics::counter!("projection_dead_letters_total").increment(0);
+    let healer = tokio::spawn(heal::watch(
+        pool.clone(),
+        applier.clone(),
+        stats.recent.clone(),
+        shutdown.clone(),
+    ));
     supervise(
         &what,
         "projection_worker_restarts_total",
@@ -86,7 +97,8 @@ pub async fn run(
             async move { session(&pool, &applier, &config, &stats, &mut stop).await }
         },
     )
-    .await
+    .await;
+    let _ = healer.await;
 }
 
 async fn session(
@@ -239,6 +251,12 @@ impl Consumer {
                 .fetch_add(projected.gap_filled, Ordering::Relaxed);
             metrics::counter!("projection_events_total", "outcome" => "gap_filled")
                 .increment(projected.gap_filled);
+        }
+        if matches!(
+            projected.outcome,
+            ApplyOutcome::Applied | ApplyOutcome::Duplicate { .. }
+        ) {
+            self.stats.recent.note(event.wallet_id, event.sequence);
         }
         match projected.outcome {
             ApplyOutcome::Applied => {

@@ -343,3 +343,28 @@ async fn after_a_burst_the_relay_reads_a_page_per_wake_not_one_per_notification(
     );
     side.teardown().await;
 }
+
+/// `BETLEDGER_AMQP_URL` may list a cluster's nodes: a dead node in the list is skipped,
+/// whichever node a connect starts at, and a list of dead nodes says what each answered.
+#[tokio::test]
+async fn a_list_of_amqp_nodes_connects_past_a_dead_one() {
+    let live = betledger_tests::amqp_url();
+    let dead = "amqp://guest:guest@127.0.0.1:1/%2f";
+    let list = format!("{dead},{live}");
+    for _ in 0..3 {
+        let connection = projections::amqp::connect(&list, "node-list-test")
+            .await
+            .expect("the live node of the list");
+        assert!(connection.is_open());
+        let _ = connection.close().await;
+    }
+    let e = projections::amqp::connect(&format!("{dead},amqp://guest:guest@127.0.0.1:2/%2f"), "t")
+        .await
+        .err()
+        .expect("no node answers");
+    let message = e.to_string();
+    assert!(
+        message.contains("no AMQP node answered") && message.contains("127.0.0.1:2"),
+        "{message}"
+    );
+}

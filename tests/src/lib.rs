@@ -8,10 +8,14 @@
 //! - this file: the API in-process (`spawn_app`, `TestApp`) and the test configuration.
 //! - [`readside`]: the relay and workers in-process over a test's own names, and the
 //!   check that the read models equal a fold of the log.
+//! - [`acked`]: steady load through the HTTP API with every acknowledged answer recorded,
+//!   retried under its id, and the check that the log holds exactly those once.
 //! - [`workload`]: the shared workload and fixtures (the `betledger-workload` crate).
 //!
-//! The tests themselves: `e2e/` (one binary, every module a face or a part) and
-//! `service_restarts/` (restarts the shared services, so a binary of its own).
+//! The tests themselves: `e2e/` (one binary, every module a face or a part),
+//! `service_restarts/` (restarts the shared services, so a binary of its own) and
+//! `failover/` (kills nodes of the HA topology of `scripts/ha.sh`; run only when
+//! `BETLEDGER_HA_TESTS=1`).
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
@@ -68,6 +72,7 @@ pub const PROVIDER_A_SECRET: &str = "alpha-secret-0123456789";
 pub const PROVIDER_B: &str = "beta";
 pub const PROVIDER_B_SECRET: &str = "beta-secret-9876543210";
 
+pub mod acked;
 pub mod readside;
 /// The workload and fixtures shared with the benchmarks (the `betledger-workload` crate).
 pub use workload;

@@ -1,0 +1,282 @@
+//! Steady mixed load through the HTTP API with every acknowledged answer recorded, and the
+//! check that the log holds exactly those: what the tests that kill something (an API
+//! instance, a database node, a broker node) prove with. A caller retries a 503 or a
+//! broken connection under the same transaction id until it is acknowledged, as a
+//! provider does, so nothing may be lost and nothing doubled.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+use sqlx::PgPool;
+
+/// Where the load goes: the live API base URLs (round-robin), changed as instances die.
+pub type Bases = Arc<Mutex<Vec<String>>>;
+
+/// One acknowledged command: its wallet, the cents it moved, and the answer's sequence
+/// and available balance.
+#[derive(Debug, Clone)]
+pub struct Ack {
+    pub wallet: String,
+    pub cents: i64,
+    pub sequence: u64,
+    pub available: String,
+    pub at: Instant,
+}
+
+/// What the load saw.
+#[derive(Debug, Default)]
+pub struct Seen {
+    /// By transaction id.
+    pub acknowledged: HashMap<String, Ack>,
+    /// Attempts after the first of a command (after a 503 or a broken connection).
+    pub retries: u64,
+    /// Attempts answered `503 UNAVAILABLE`.
+    pub refused_503: u64,
+    /// Attempts that got no answer (connection refused, reset, timed out).
+    pub no_answer: u64,
+}
+
+impl Seen {
+    /// The longest time without any acknowledgement from `from` on (the outage a fault
+    /// caused), and when it ended: the first command accepted after it.
+    pub fn longest_silence_from(&self, from: Instant) -> (Duration, Instant) {
+        let mut times: Vec<Instant> = self
+            .acknowledged
+            .values()
+            .map(|a| a.at)
+            .filter(|t| *t >= from)
+            .collect();
+        times.sort();
+        let mut last = from;
+        let mut longest = (Duration::ZERO, from);
+        for t in times {
+            if t.duration_since(last) > longest.0 {
+                longest = (t.duration_since(last), t);
+            }
+            last = t;
+        }
+        longest
+    }
+
+    /// Per wallet, the first acknowledgement at or after `mark`.
+    pub fn first_ack_per_wallet_after(&self, mark: Instant) -> HashMap<String, Instant> {
+        let mut first: HashMap<String, Instant> = HashMap::new();
+        for a in self.acknowledged.values().filter(|a| a.at >= mark) {
+            let t = first.entry(a.wallet.clone()).or_insert(a.at);
+            *t = (*t).min(a.at);
+        }
+        first
+    }
+}
+
+/// Opens `count` EUR wallets through `base` and funds each with 1,000.00 (transaction id
+/// `fund`), retrying as the load does.
+pub async fn open_funded(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    player: &str,
+    count: usize,
+) -> Vec<String> {
+    let mut wallets = Vec::new();
+    for w in 0..count {
+        let opened = send_until_acknowledged(
+            http,
+            &format!("{base}/v1/wallets"),
+            token,
+            &json!({"player_id": format!("{player}{w}"), "currency": "EUR"}),
+            201,
+        )
+        .await;
+        let id = opened["wallet_id"].as_str().unwrap().to_string();
+        send_until_acknowledged(
+            http,
+            &format!("{base}/v1/wallets/{id}/deposits"),
+            token,
+            &json!({"transaction_id": "fund", "amount": "1000"}),
+            200,
+        )
+        .await;
+        wallets.push(id);
+    }
+    wallets
+}
+
+async fn send_until_acknowledged(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: &Value,
+    status: u16,
+) -> Value {
+    for _ in 0..300 {
+        match http.post(url).bearer_auth(token).json(body).send().await {
+            Ok(r) if r.status() == status => return r.json().await.unwrap(),
+            Ok(r) if r.status() == 503 => {}
+            Ok(r) => panic!("{url}: {} {:?}", r.status(), r.text().await),
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{url} was never acknowledged");
+}
+
+/// Runs `clients` callers until `stop_at`, each sending deposits and withdrawals of 1.00
+/// (two deposits to one withdrawal) over `wallets`, round-robin over `bases`, every
+/// command retried under its id until acknowledged (for at most `patience`).
+pub async fn run_load(
+    http: reqwest::Client,
+    bases: Bases,
+    token: &'static str,
+    wallets: Vec<String>,
+    clients: usize,
+    stop_at: Instant,
+    patience: Duration,
+) -> Seen {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in 0..clients {
+        let (http, wallets, seen, bases) =
+            (http.clone(), wallets.clone(), seen.clone(), bases.clone());
+        tasks.spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < stop_at {
+                n += 1;
+                let wallet = &wallets[(c * 7 + n as usize) % wallets.len()];
+                let (kind, cents) = if n.is_multiple_of(3) {
+                    ("withdrawals", -100)
+                } else {
+                    ("deposits", 100)
+                };
+                let tx = format!("c{c}-{n}");
+                let body = json!({"transaction_id": tx, "amount": "1.00"});
+                let first = Instant::now();
+                let mut attempt = 0usize;
+                loop {
+                    let base = {
+                        let bases = bases.lock().unwrap();
+                        bases[(n as usize + attempt) % bases.len()].clone()
+                    };
+                    let answer = http
+                        .post(format!("{base}/v1/wallets/{wallet}/{kind}"))
+                        .bearer_auth(token)
+                        .json(&body)
+                        .send()
+                        .await;
+                    match answer {
+                        Ok(r) if r.status() == 200 => {
+                            let v: Value = r.json().await.unwrap();
+                            let ack = Ack {
+                                wallet: wallet.clone(),
+                                cents,
+                                sequence: v["sequence"].as_u64().unwrap(),
+                                available: v["balance"]["available"].as_str().unwrap().into(),
+                                at: Instant::now(),
+                            };
+                            seen.lock().unwrap().acknowledged.insert(tx.clone(), ack);
+                            break;
+                        }
+                        Ok(r) if r.status() == 503 => seen.lock().unwrap().refused_503 += 1,
+                        Ok(r) => panic!("{kind} {tx}: {} {:?}", r.status(), r.text().await),
+                        Err(_) => seen.lock().unwrap().no_answer += 1,
+                    }
+                    seen.lock().unwrap().retries += 1;
+                    attempt += 1;
+                    assert!(
+                        first.elapsed() < patience,
+                        "{tx} not acknowledged within {patience:?}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("a load client panicked");
+    }
+    Arc::try_unwrap(seen).unwrap().into_inner().unwrap()
+}
+
+/// An event as the log holds it: its sequence and the available balance it recorded.
+type Logged = (u64, Option<String>);
+
+/// What [`check_log`] found: acknowledged commands missing from the log, and commands
+/// the log holds more than once (both must be 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checked {
+    pub lost: usize,
+    pub doubled: usize,
+}
+
+/// Asserts that every acknowledged command is in the log exactly once, with the sequence
+/// and balance it was answered with, and that each wallet holds exactly its opening, its
+/// funding and the acknowledged commands, with the balance they make (1,000.00 each to
+/// start). Returns the counts it checked to be 0.
+pub async fn check_log(pool: &PgPool, seen: &Seen, wallets: &[String]) -> Checked {
+    let logged: Vec<(String, i64, Value)> = sqlx::query_as(
+        "SELECT aggregate_id, sequence, metadata FROM events WHERE metadata ? 'transaction_id'",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let mut in_log: HashMap<(String, String), Vec<Logged>> = HashMap::new();
+    for (wallet, sequence, metadata) in logged {
+        let tx = metadata["transaction_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let available = metadata["available"].as_str().map(str::to_string);
+        in_log
+            .entry((wallet, tx))
+            .or_default()
+            .push((sequence as u64, available));
+    }
+    let lost = seen
+        .acknowledged
+        .iter()
+        .filter(|(tx, a)| !in_log.contains_key(&(a.wallet.clone(), (*tx).clone())))
+        .count();
+    let doubled = in_log.values().filter(|rows| rows.len() > 1).count();
+    assert_eq!(lost, 0, "acknowledged commands missing from the log");
+    assert_eq!(doubled, 0, "commands in the log more than once");
+    let mut expected: HashMap<&str, (i64, i64)> =
+        wallets.iter().map(|w| (w.as_str(), (100_000, 2))).collect();
+    for (tx, a) in &seen.acknowledged {
+        let rows = &in_log[&(a.wallet.clone(), tx.clone())];
+        assert_eq!(rows[0].0, a.sequence, "{tx}: the sequence answered");
+        assert_eq!(
+            rows[0].1.as_deref(),
+            Some(a.available.as_str()),
+            "{tx}: the balance answered"
+        );
+        let e = expected
+            .get_mut(a.wallet.as_str())
+            .expect("a wallet of the load");
+        e.0 += a.cents;
+        e.1 += 1;
+    }
+    for (wallet, (cents, events)) in expected {
+        let (count, available): (i64, Option<String>) = sqlx::query_as(
+            "SELECT count(*), (array_agg(metadata->>'available' ORDER BY sequence DESC))[1]
+               FROM events WHERE aggregate_id = $1",
+        )
+        .bind(wallet)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            count, events,
+            "{wallet}: open, fund, and each acknowledged command once"
+        );
+        let available: Decimal = available.expect("a balance").parse().unwrap();
+        assert_eq!(
+            available,
+            Decimal::new(cents, 2),
+            "{wallet}: the balance the acknowledged commands make"
+        );
+    }
+    Checked { lost, doubled }
+}
