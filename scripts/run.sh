@@ -4,13 +4,17 @@
 # store on start) and the read side (relay and projection workers, one process). Ctrl-C
 # stops both; `scripts/services.sh down` stops the services.
 # Ports and data folder: see scripts/services.sh (BETLEDGER_*_PORT, BETLEDGER_DATA_DIR).
+# BETLEDGER_TOPOLOGY=ha runs it on the high-availability topology of scripts/ha.sh instead
+# (three PostgreSQL nodes under Patroni behind HAProxy, Redis with Sentinel, three RabbitMQ).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup first" >&2; exit 1; }
-scripts/services.sh up
-eval "$(scripts/services.sh env)"
+services=scripts/services.sh
+[ "${BETLEDGER_TOPOLOGY:-single}" = ha ] && services=scripts/ha.sh
+"$services" up
+eval "$("$services" env)"
 export BETLEDGER_API_ADDR="${BETLEDGER_API_ADDR:-127.0.0.1:8080}"
 export BETLEDGER_API_TOKENS="${BETLEDGER_API_TOKENS:-dev:dev-token:read+write+operator}"
 export BETLEDGER_PROJECTIONS_ADDR="${BETLEDGER_PROJECTIONS_ADDR:-127.0.0.1:9464}"
@@ -57,6 +61,6 @@ Try it:
   then read it back from Redis, as the projection workers keep it:
   curl -s http://$BETLEDGER_API_ADDR/v1/read/wallets/WALLET_ID -H 'Authorization: Bearer $token'
 
-Ctrl-C stops the API and the read side; scripts/services.sh down stops the services.
+Ctrl-C stops the API and the read side; $services down stops the services.
 BANNER
 wait -n "$api" "$projections"
