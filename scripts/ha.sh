@@ -22,6 +22,8 @@
 #   scripts/ha.sh restart rabbit1..rabbit3
 #                             stop a RabbitMQ node cleanly and start it again
 #   scripts/ha.sh primary     print the current PostgreSQL leader and Redis master (JSON)
+#   scripts/ha.sh cpu [S]     the CPU the topology's own processes use over S seconds
+#                             (default 30), per part, in % of one core (JSON): its cost at rest
 set -euo pipefail
 
 SCRIPTS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -53,8 +55,15 @@ install_ha() {
   apt_install "${pkgs[@]}"
 }
 
-# Starts a command detached from this shell (it outlives the script), its output in $1.
-detach() { local out="$1"; shift; setsid nohup "$@" >>"$out" 2>&1 </dev/null & }
+# Starts a command detached from this shell (it outlives the script), from /, its output
+# in $2 and its pid in $1. Every wrapper execs, so the pid is the server's own: a kill
+# reaches the server, not a parent that would leave it running.
+detach() {
+  local pidfile="$1" out="$2"
+  shift 2
+  (cd / && exec setsid nohup "$@" >>"$out" 2>&1 </dev/null) &
+  echo $! >"$pidfile"
+}
 
 pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
@@ -77,14 +86,13 @@ start_etcd() {
   mkdir -p "$dir"
   local state=new
   [ -d "$dir/member" ] && state=existing
-  detach "$dir.log" etcd --name "e$i" --data-dir "$dir" \
+  detach "$dir.pid" "$dir.log" etcd --name "e$i" --data-dir "$dir" \
     --listen-client-urls "http://127.0.0.1:${ETCD_CLIENT[$i]}" \
     --advertise-client-urls "http://127.0.0.1:${ETCD_CLIENT[$i]}" \
     --listen-peer-urls "http://127.0.0.1:${ETCD_PEER[$i]}" \
     --initial-advertise-peer-urls "http://127.0.0.1:${ETCD_PEER[$i]}" \
     --initial-cluster "$(etcd_cluster)" --initial-cluster-state "$state" \
     --initial-cluster-token betledger-ha --heartbeat-interval 250 --election-timeout 2500
-  echo $! >"$dir.pid"
 }
 
 etcd_healthy() { curl -fsS "http://127.0.0.1:${ETCD_CLIENT[1]}/health" 2>/dev/null | grep -q '"health":"true"'; }
@@ -129,11 +137,12 @@ start_patroni() {
   patroni_node_config "$i" >"$dir/config/10-node.yml"
   [ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$dir" && chmod 700 "$dir"
   if [ "$(id -u)" -eq 0 ]; then
-    (cd / && detach "$dir/patroni.log" runuser -u postgres -- patroni "$dir/config")
+    # setpriv execs (runuser would fork and stay Patroni's parent).
+    detach "$dir/patroni.pid" "$dir/patroni.log" \
+      setpriv --reuid postgres --regid postgres --init-groups patroni "$dir/config"
   else
-    detach "$dir/patroni.log" patroni "$dir/config"
+    detach "$dir/patroni.pid" "$dir/patroni.log" patroni "$dir/config"
   fi
-  echo $! >"$dir/patroni.pid"
 }
 
 patroni_role() { curl -fsS -m 2 "http://127.0.0.1:${PATRONI_PORT[$1]}/patroni" 2>/dev/null \
@@ -358,7 +367,7 @@ join_rabbit_node() {
   rabbit_cmd rabbitmqctl -q -n "$node" start_app >/dev/null
 }
 
-rabbit_pid() { ha_rabbit_env "$1"; cat "$RABBITMQ_PID_FILE" 2>/dev/null; }
+rabbit_pid() { ha_rabbit_env "$1"; [ -r "$RABBITMQ_PID_FILE" ] && printf "%s\n" "$(cat "$RABBITMQ_PID_FILE")"; }
 
 # --- Commands ----------------------------------------------------------------------------------
 up() {
@@ -402,6 +411,14 @@ down() {
     sleep 0.5
   done
   for i in $NODES; do pid_alive "$ha/etcd$i.pid" && kill "$(cat "$ha/etcd$i.pid")"; done
+  # Gone before this returns, so an `up` right after starts them afresh.
+  for _ in $(seq 1 60); do
+    local alive=0
+    for i in $NODES; do pid_alive "$ha/etcd$i.pid" && alive=1; done
+    pid_alive "$ha/haproxy.pid" && alive=1
+    [ $alive = 0 ] && break
+    sleep 0.5
+  done
   log "stopped (data kept in $ha)"
 }
 
@@ -501,8 +518,56 @@ primary() {
     "$(pg_leader || echo none)" "$m" "${REDIS_NODE_PORT[$m]}"
 }
 
+# The pids of each part of the topology, from their pid files and process titles.
+part_pids() {
+  local ha
+  ha="$(HA_DIR)"
+  case "$1" in
+    etcd) pgrep -f "etcd --name e[123] --data-dir $ha/" || true ;;
+    patroni) pgrep -f "patroni $ha/pg[123]/" || true ;;
+    postgres) for i in $NODES; do
+        local pm
+        pm=$(head -n 1 "$ha/pg$i/data/postmaster.pid" 2>/dev/null) || continue
+        echo "$pm"; pgrep -P "$pm" || true
+      done ;;
+    haproxy) cat "$ha/haproxy.pid" 2>/dev/null ;;
+    redis) for i in 1 2; do cat "$ha/redis$i/redis.pid" 2>/dev/null; done
+      for i in $NODES; do cat "$ha/sentinel$i/sentinel.pid" 2>/dev/null; done ;;
+    rabbitmq) for i in $NODES; do rabbit_pid "$i"; done ;;
+  esac
+}
+
+ticks_of() {
+  local total=0 p
+  for p in "$@"; do
+    [ -r "/proc/$p/stat" ] && total=$((total + $(awk '{print $14 + $15 + $16 + $17}' "/proc/$p/stat")))
+  done
+  echo "$total"
+}
+
+cpu() {
+  local seconds=${1:-30} part hz out=""
+  hz=$(getconf CLK_TCK)
+  declare -A before pids
+  for part in etcd patroni postgres haproxy redis rabbitmq; do
+    pids[$part]="$(part_pids "$part" | tr '\n' ' ' || true)"
+    # shellcheck disable=SC2086
+    before[$part]=$(ticks_of ${pids[$part]})
+  done
+  log "measuring the topology's CPU for ${seconds} s"
+  sleep "$seconds"
+  for part in etcd patroni postgres haproxy redis rabbitmq; do
+    # shellcheck disable=SC2086
+    local after
+    after=$(ticks_of ${pids[$part]})
+    out+="${out:+, }\"$part\": $(python3 -c "print(round(100.0 * ($after - ${before[$part]}) / $hz / $seconds, 2))")"
+  done
+  printf '{"seconds": %s, "cpu_pct_of_one_core": {%s}}\n' "$seconds" "$out"
+}
+
 case "${1:-up}" in
   up) up ;;
+  cpu) cpu "${2:-30}" ;;
   down) down ;;
   status) status ;;
   env) print_env ;;
@@ -512,5 +577,5 @@ case "${1:-up}" in
     signal_redis_replica "$([ "$1" = pause ] && echo STOP || echo CONT)" ;;
   restart) restart_rabbit "${2:-}" ;;
   primary) primary ;;
-  *) die "usage: $0 up|down|status|env|kill NODE|pause|resume redis-replica|restart NODE|primary" ;;
+  *) die "usage: $0 up|down|status|env|kill NODE|pause|resume redis-replica|restart NODE|primary|cpu [S]" ;;
 esac
