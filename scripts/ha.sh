@@ -67,6 +67,14 @@ detach() {
 
 pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
+# A server of ours that is not running must find its port free: else another checkout's
+# topology (or a leftover process) holds it, and starting would fail in a confusing way.
+port_free() {
+  if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+    die "127.0.0.1:$1 is taken, but not by this checkout's topology ($(HA_DIR)): stop the other one (its scripts/ha.sh down) or the process on that port"
+  fi
+}
+
 # --- etcd: Patroni's store ------------------------------------------------------------------
 etcd_cluster() {
   local i out=""
@@ -83,6 +91,7 @@ start_etcd() {
   local i=$1 dir
   dir="$(HA_DIR)/etcd$i"
   pid_alive "$dir.pid" && return 0
+  port_free "${ETCD_CLIENT[$i]}"
   mkdir -p "$dir"
   local state=new
   [ -d "$dir/member" ] && state=existing
@@ -131,6 +140,8 @@ start_patroni() {
   local i=$1 dir
   dir="$(HA_DIR)/pg$i"
   pid_alive "$dir/patroni.pid" && return 0
+  port_free "${PATRONI_PORT[$i]}"
+  port_free "${PG_NODE_PORT[$i]}"
   mkdir -p "$dir/config"
   rm -f "$dir/patroni.yml"
   cp "$ROOT/ops/patroni/cluster.yml" "$dir/config/00-cluster.yml"
