@@ -3,7 +3,7 @@
 # (no Docker), with its data under the project's data folder (.data/ha):
 #   PostgreSQL: three nodes under Patroni (etcd, three members, as its store), synchronous
 #     replication in strict mode (an acknowledged commit is on two nodes), HAProxy on
-#     127.0.0.1:57430 sending connections to whichever node Patroni's REST API calls primary;
+#     127.0.0.1:25430 sending connections to whichever node Patroni's REST API calls primary;
 #   Redis: a master and a replica, and three Sentinels (service name `betledger`);
 #   RabbitMQ: three nodes clustered (the partition queues are quorum queues on all three).
 # The failover itself is the engines' own: Patroni, Sentinel, RabbitMQ's Raft.
@@ -33,14 +33,17 @@ log() { printf '[ha] %s\n' "$*" >&2; }
 die() { printf '[ha] error: %s\n' "$*" >&2; exit 1; }
 
 NODES="1 2 3"
-ETCD_CLIENT=(0 57501 57511 57521)
-ETCD_PEER=(0 57502 57512 57522)
-PG_NODE_PORT=(0 57432 57433 57434)
-PATRONI_PORT=(0 57441 57442 57443)
-HAPROXY_PORT=57430
-REDIS_NODE_PORT=(0 57380 57381)
-SENTINEL_PORT=(0 57390 57391 57392)
-AMQP_NODE_PORT=(0 57672 57682 57692)
+# Below Linux's ephemeral range (32768-60999): a port there may be some client
+# connection's local port at the moment a server binds it (seen: etcd's peer port, taken
+# while the test suite ran before).
+ETCD_CLIENT=(0 23501 23511 23521)
+ETCD_PEER=(0 23502 23512 23522)
+PG_NODE_PORT=(0 25432 25433 25434)
+PATRONI_PORT=(0 28441 28442 28443)
+HAPROXY_PORT=25430
+REDIS_NODE_PORT=(0 26380 26381)
+SENTINEL_PORT=(0 26390 26391 26392)
+AMQP_NODE_PORT=(0 25672 25682 25692)
 REDIS_SERVICE=betledger
 HA_DIR() { printf '%s/ha' "$DATA"; }
 
