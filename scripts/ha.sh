@@ -214,32 +214,24 @@ start_haproxy() {
   local ha
   ha="$(HA_DIR)"
   pid_alive "$ha/haproxy.pid" && return 0
+  port_free "$HAPROXY_PORT"
   {
     cat <<EOF
-# Written by scripts/ha.sh. The engine's one PostgreSQL address: the node whose Patroni
-# answers 200 on /primary. A node marked down has its sessions cut, so no client keeps
-# writing to a demoted primary.
+# Written by scripts/ha.sh, loaded after ops/haproxy/postgres.cfg (the check and its
+# timings): the engine's one PostgreSQL address.
 global
   maxconn 4000
   pidfile $ha/haproxy.pid
   daemon
-defaults
-  mode tcp
-  timeout connect 2s
-  timeout client 30m
-  timeout server 30m
-  timeout check 1s
 listen postgres_primary
   bind 127.0.0.1:$HAPROXY_PORT
-  option httpchk GET /primary
-  http-check expect status 200
-  default-server inter 500ms fastinter 250ms fall 2 rise 1 on-marked-down shutdown-sessions
 EOF
     for i in $NODES; do
       echo "  server pg$i 127.0.0.1:${PG_NODE_PORT[$i]} check port ${PATRONI_PORT[$i]}"
     done
   } >"$ha/haproxy.cfg"
-  haproxy -f "$ha/haproxy.cfg" || die "HAProxy did not start ($ha/haproxy.cfg)"
+  haproxy -f "$ROOT/ops/haproxy/postgres.cfg" -f "$ha/haproxy.cfg" \
+    || die "HAProxy did not start ($ha/haproxy.cfg)"
 }
 
 # --- Redis and Sentinel ---------------------------------------------------------------------
@@ -259,7 +251,8 @@ start_redis_node() {
   local i=$1 dir port
   dir="$(HA_DIR)/redis$i"
   port=${REDIS_NODE_PORT[$i]}
-  redis_ping "$port" && return 0
+  redis_ping "$port" && [ -f "$dir/redis.pid" ] && kill -0 "$(cat "$dir/redis.pid")" 2>/dev/null && return 0
+  port_free "$port"
   mkdir -p "$dir"
   # Node 1 starts as master; a node that starts while the Sentinels know another master
   # (a killed master coming back) starts as that master's replica.
@@ -289,7 +282,8 @@ start_sentinel() {
   local i=$1 dir port
   dir="$(HA_DIR)/sentinel$i"
   port=${SENTINEL_PORT[$i]}
-  redis_ping "$port" && return 0
+  redis_ping "$port" && [ -f "$dir/sentinel.pid" ] && kill -0 "$(cat "$dir/sentinel.pid")" 2>/dev/null && return 0
+  port_free "$port"
   mkdir -p "$dir"
   # Sentinel keeps what it learns (the current master, its peers) in its file: written once.
   if [ ! -f "$dir/sentinel.conf" ]; then
@@ -351,6 +345,7 @@ start_rabbit_node() {
   local i=$1 dir
   dir="$(HA_DIR)/rabbit$i"
   ha_rabbit_running "$i" && return 0
+  port_free "${AMQP_NODE_PORT[$i]}"
   ha_rabbit_env "$i"
   mkdir -p "$RABBITMQ_MNESIA_BASE" "$RABBITMQ_LOG_BASE"
   printf '[rabbitmq_consistent_hash_exchange].\n' >"$RABBITMQ_ENABLED_PLUGINS_FILE"
@@ -395,8 +390,9 @@ up() {
   etcd_healthy || die "etcd is not healthy; see $(HA_DIR)/etcd*.log"
   for i in $NODES; do start_patroni "$i"; done
   start_haproxy
-  for i in 1 2; do start_redis_node "$i"; done
+  # The Sentinels first: a Redis node that starts asks them which node is master now.
   for i in $NODES; do start_sentinel "$i"; done
+  for i in 1 2; do start_redis_node "$i"; done
   for i in $NODES; do start_rabbit_node "$i"; done
   for i in $NODES; do wait_rabbit_node "$i"; done
   for i in 2 3; do join_rabbit_node "$i"; done
@@ -469,14 +465,22 @@ kill_node() {
   local node="${1:-}" ha
   ha="$(HA_DIR)"
   case "$node" in
-    pg-primary) kill_node "pg$(pg_leader || die 'no PostgreSQL leader to kill')"; return ;;
-    redis-master) kill_node "redis$(redis_master_node || die 'no Redis master to kill')"; return ;;
+    pg-primary)
+      local leader
+      leader=$(pg_leader) || die "no PostgreSQL leader to kill"
+      kill_node "pg$leader"; return ;;
+    redis-master)
+      local master
+      master=$(redis_master_node) || die "no Redis master to kill"
+      kill_node "redis$master"; return ;;
     pg[123])
       local i=${node#pg} pm
       pm=$(head -n 1 "$ha/pg$i/data/postmaster.pid" 2>/dev/null || true)
       # The node dies as a machine would: Patroni and PostgreSQL (all its processes) at once.
       # One kill for all of them: children found after their postmaster died would have
-      # been orphaned first, and a backend left alive could still commit.
+      # been orphaned first, and a backend left alive could still commit. The postmaster
+      # is stopped first, so it forks no backend between the listing and the kill.
+      [ -n "$pm" ] && { kill -STOP "$pm" 2>/dev/null || true; }
       local pids=()
       pid_alive "$ha/pg$i/patroni.pid" && pids+=("$(cat "$ha/pg$i/patroni.pid")")
       mapfile -t -O "${#pids[@]}" pids < <(pgrep -f "patroni $ha/pg$i/config" || true)
@@ -493,8 +497,7 @@ kill_node() {
       ;;
     rabbit[123])
       local i=${node#rabbit} pid
-      pid=$(rabbit_pid "$i")
-      [ -n "$pid" ] || die "rabbit$i has no pid file"
+      pid=$(rabbit_pid "$i") || die "rabbit$i has no pid file"
       kill -KILL "$pid" 2>/dev/null || die "rabbit$i is not running"
       ;;
     *) die "kill what? pg1..pg3, pg-primary, redis1, redis2, redis-master, rabbit1..rabbit3" ;;
@@ -519,7 +522,8 @@ restart_rabbit() {
   local i=${1#rabbit}
   case "$1" in rabbit[123]) ;; *) die "restart what? rabbit1..rabbit3" ;; esac
   ha_rabbit_env "$i"
-  rabbit_cmd rabbitmqctl -q -n "$(ha_rabbit_node "$i")" stop >/dev/null 2>&1 || true
+  # With the pid file, stop returns once the node's process has exited.
+  rabbit_cmd rabbitmqctl -q -n "$(ha_rabbit_node "$i")" stop "$RABBITMQ_PID_FILE" >/dev/null 2>&1 || true
   start_rabbit_node "$i"
   wait_rabbit_node "$i"
   log "restarted $1"

@@ -19,6 +19,7 @@ source "$ROOT/scripts/services.sh"   # its apt_install
 need=()
 command -v promtool >/dev/null || need+=(prometheus)
 command -v docker-compose >/dev/null || need+=(docker-compose)
+command -v haproxy >/dev/null || need+=(haproxy)
 apt_install "${need[@]}"
 
 echo "== promtool: the alert rules and their unit tests"
@@ -74,7 +75,9 @@ fi
 grep -q '^FROM .* AS build' docker/Dockerfile || { echo "Dockerfile: no build stage" >&2; exit 1; }
 grep -Eq '^USER [0-9]+' docker/Dockerfile || { echo "Dockerfile: no non-root USER" >&2; exit 1; }
 grep -q '^HEALTHCHECK ' docker/Dockerfile || { echo "Dockerfile: no HEALTHCHECK" >&2; exit 1; }
-for f in docker/entrypoint.sh docker/patroni/entrypoint.sh docker/redis/sentinel.sh docker/rabbitmq/start.sh; do
+haproxy -c -q -f ops/haproxy/postgres.cfg -f docker/haproxy/postgres.cfg
+for f in docker/entrypoint.sh docker/patroni/entrypoint.sh docker/patroni/post-init.sh \
+         docker/redis/redis.sh docker/redis/sentinel.sh docker/rabbitmq/start.sh; do
   sh -n "$f"
 done
 echo "   multi-stage, non-root, with a HEALTHCHECK; entrypoint parses"

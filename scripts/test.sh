@@ -5,7 +5,8 @@
 # (schemathesis, scripts/schemathesis.sh) over the API's OpenAPI document; and last, unless
 # BETLEDGER_HA_TESTS=0, the failover tests on the HA topology of scripts/ha.sh (about four
 # minutes: three PostgreSQL nodes, Redis with Sentinel, three RabbitMQ nodes, each killed
-# under load). The HA topology is stopped afterwards unless it was running before.
+# under load). The HA topology is stopped afterwards unless it was running before (and left
+# running when a test fails, to look at).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -39,7 +40,7 @@ scripts/schemathesis.sh
 if [ "${BETLEDGER_HA_TESTS:-1}" != 0 ]; then
   step "failover tests on the HA topology (scripts/ha.sh; BETLEDGER_HA_TESTS=0 skips them)"
   ha_was_up=0
-  scripts/ha.sh status 2>&1 | grep -q "PostgreSQL pg1: master\|PostgreSQL pg1: replica" && ha_was_up=1
+  scripts/ha.sh status 2>&1 | grep -q "etcd e1: up" && ha_was_up=1
   scripts/ha.sh up
   (eval "$(scripts/ha.sh env)" && cargo test --locked -p betledger-tests --test failover -- \
     --ignored --test-threads=1 --nocapture)

@@ -454,4 +454,29 @@ mod tests {
             Err("nacked".into())
         );
     }
+
+    /// A connection reset closes no channel: the wait ends on the connection's state,
+    /// long before its timeout, and says why.
+    #[tokio::test]
+    async fn confirms_stop_waiting_when_the_connection_closes() {
+        let confirms = Confirms::default();
+        confirms.published(1);
+        let open = std::sync::atomic::AtomicBool::new(true);
+        let started = std::time::Instant::now();
+        let wait = confirms.wait_all(Duration::from_secs(30), || open.load(Ordering::Relaxed));
+        let close = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            open.store(false, Ordering::Relaxed);
+        };
+        let (result, ()) = tokio::join!(wait, close);
+        assert_eq!(
+            result,
+            Err("the AMQP connection closed before the publisher confirms".into())
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
 }

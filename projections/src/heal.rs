@@ -13,9 +13,9 @@
 //! leaderboards and totals move with the wallet in the same script, so they heal with it.
 //!
 //! What it does not cover: a replica that lagged by more than [`WINDOW`] when its master
-//! died (on loopback it lags by milliseconds; `redis_connected_replicas` and the replica's
-//! lag are what operators watch), and writes of a worker process that died with the
-//! master. For those, each wallet's next event fills its gap, and `reconcile --repair`
+//! died (on a healthy link it lags by milliseconds; the replica's `master_link_status` in
+//! `INFO replication` is what operators check), and writes of a worker process that died
+//! with the master. For those, each wallet's next event fills its gap, and `reconcile --repair`
 //! finds the rest.
 
 use std::collections::HashMap;
@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use domain::WalletId;
 use eventstore::log;
 use fred::prelude::*;
-use readmodel::{project, Applier, ProjectError};
+use readmodel::{project, Applier, ApplyOutcome, ProjectError};
 use sqlx::PgPool;
 use tracing::{info, warn};
 
@@ -59,11 +59,28 @@ impl Recent {
         entry.1 = Instant::now();
     }
 
-    /// The wallets applied to within [`WINDOW`]; older ones are forgotten.
-    fn within_window(&self) -> Vec<(WalletId, u64)> {
+    /// Forgets the wallets not applied to within [`WINDOW`]: the map holds only those
+    /// active lately, however long the worker runs.
+    fn forget_old(&self) {
         let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
         applied.retain(|_, (_, at)| at.elapsed() < WINDOW);
+    }
+
+    /// The wallets applied to within [`WINDOW`].
+    fn within_window(&self) -> Vec<(WalletId, u64)> {
+        self.forget_old();
+        let applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
         applied.iter().map(|(id, (seq, _))| (*id, *seq)).collect()
+    }
+
+    /// How many wallets are remembered.
+    pub fn len(&self) -> usize {
+        self.applied.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether no wallet is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -78,26 +95,60 @@ async fn server_id(client: &Client) -> Result<String, fred::error::Error> {
         })
 }
 
+/// What one heal did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Healed {
+    /// Wallets whose read model was behind and now holds what the worker had applied.
+    pub healed: u64,
+    /// Wallets that could not be healed now (Redis or the log unavailable): the next
+    /// tick tries them again.
+    pub retry: u64,
+    /// Wallets that cannot be healed by projecting (the log does not hold what the worker
+    /// applied, or the event is poison): logged and left to `reconcile --repair`.
+    pub given_up: u64,
+}
+
 /// Re-projects every wallet of `recent` whose read model is behind what was applied to
-/// it; returns how many were.
-pub async fn heal(pool: &PgPool, applier: &Applier, recent: &Recent) -> Result<u64, ProjectError> {
-    let mut healed = 0;
+/// it. One wallet that fails does not stop the others.
+pub async fn heal(pool: &PgPool, applier: &Applier, recent: &Recent) -> Healed {
+    let mut done = Healed::default();
     for (wallet_id, sequence) in recent.within_window() {
-        let held = applier.last_sequence(wallet_id).await?;
-        if held >= sequence {
-            continue;
+        match heal_one(pool, applier, wallet_id, sequence).await {
+            Ok(true) => done.healed += 1,
+            Ok(false) => {}
+            Err(ProjectError::Unavailable(e)) => {
+                warn!(%wallet_id, error = %e, "healing a wallet: a dependency is down; trying again");
+                done.retry += 1;
+            }
+            Err(ProjectError::Poison(e)) => {
+                warn!(%wallet_id, error = %e, "healing a wallet failed; reconcile --repair will find it");
+                done.given_up += 1;
+            }
         }
-        // Projecting the last event it reached fills everything before it from the log.
-        let events = log::wallet_events(pool, wallet_id, sequence - 1, 1).await?;
-        let Some(event) = events.first() else {
-            return Err(ProjectError::Poison(format!(
-                "wallet {wallet_id} was applied at {sequence}, which the log does not hold"
-            )));
-        };
-        project(pool, applier, event).await?;
-        healed += 1;
     }
-    Ok(healed)
+    done
+}
+
+/// Whether the read model of `wallet_id` was behind `sequence` and was brought to it.
+async fn heal_one(
+    pool: &PgPool,
+    applier: &Applier,
+    wallet_id: WalletId,
+    sequence: u64,
+) -> Result<bool, ProjectError> {
+    if applier.last_sequence(wallet_id).await? >= sequence {
+        return Ok(false);
+    }
+    // Projecting the last event it reached fills everything before it from the log.
+    let events = log::wallet_events(pool, wallet_id, sequence - 1, 1).await?;
+    let Some(event) = events.first() else {
+        return Err(ProjectError::Poison(format!(
+            "wallet {wallet_id} was applied at {sequence}, which the log does not hold"
+        )));
+    };
+    let projected = project(pool, applier, event).await?;
+    // A worker may have got there first (a duplicate that filled nothing).
+    Ok(projected.outcome == ApplyOutcome::Applied || projected.gap_filled > 0)
 }
 
 /// Watches the Redis server behind `applier` until `shutdown`, and heals after each change.
@@ -121,21 +172,21 @@ pub async fn watch(pool: PgPool, applier: Applier, recent: Arc<Recent>, mut shut
             pending = true;
         }
         known = Some(id);
-        if pending {
-            let started = Instant::now();
-            match heal(&pool, &applier, &recent).await {
-                Ok(healed) => {
-                    pending = false;
-                    recent.healed.fetch_add(healed, Ordering::Relaxed);
-                    metrics::counter!("projection_healed_wallets_total").increment(healed);
-                    info!(
-                        healed,
-                        took_ms = started.elapsed().as_millis() as u64,
-                        "read models healed after the Redis change"
-                    );
-                }
-                Err(e) => warn!(error = %e, "healing after the Redis change failed; trying again"),
-            }
+        if !pending {
+            recent.forget_old();
+            continue;
         }
+        let started = Instant::now();
+        let done = heal(&pool, &applier, &recent).await;
+        recent.healed.fetch_add(done.healed, Ordering::Relaxed);
+        metrics::counter!("projection_healed_wallets_total").increment(done.healed);
+        info!(
+            healed = done.healed,
+            retry = done.retry,
+            given_up = done.given_up,
+            took_ms = started.elapsed().as_millis() as u64,
+            "read models healed after the Redis change"
+        );
+        pending = done.retry > 0;
     }
 }

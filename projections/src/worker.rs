@@ -252,11 +252,15 @@ impl Consumer {
             metrics::counter!("projection_events_total", "outcome" => "gap_filled")
                 .increment(projected.gap_filled);
         }
-        if matches!(
-            projected.outcome,
-            ApplyOutcome::Applied | ApplyOutcome::Duplicate { .. }
-        ) {
-            self.stats.recent.note(event.wallet_id, event.sequence);
+        // What the read model held once this message was done, for the heal after a
+        // Redis failover.
+        match projected.outcome {
+            ApplyOutcome::Applied => self.stats.recent.note(event.wallet_id, event.sequence),
+            ApplyOutcome::Duplicate { last } => self
+                .stats
+                .recent
+                .note(event.wallet_id, last.max(event.sequence)),
+            _ => {}
         }
         match projected.outcome {
             ApplyOutcome::Applied => {

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use betledger_tests::acked::{check_log, open_funded, run_load, Bases};
+use betledger_tests::acked::{check_log, expected, open_funded, run_load, Bases};
 use replay_tool::verify::{verify, VerifyConfig};
 use sqlx::PgPool;
 
@@ -140,6 +140,24 @@ async fn a_killed_instance_loses_nothing_and_its_wallets_are_served_again_within
     // command was retried until acknowledged, so the log holds exactly those (lost 0) and
     // nothing twice (doubled 0).
     let checked = check_log(&pool, &seen, &wallets).await;
+    // And a surviving instance answers each balance the acknowledged commands make.
+    for (wallet, (available, _)) in expected(&seen, &wallets) {
+        let v: serde_json::Value = http
+            .get(format!("{}/v1/wallets/{wallet}", bases[0]))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let answered: rust_decimal::Decimal =
+            v["balance"]["available"].as_str().unwrap().parse().unwrap();
+        assert_eq!(
+            answered, available,
+            "{wallet}: the balance a survivor answers"
+        );
+    }
     // Each wallet was served again soon after the kill.
     let served = seen.first_ack_per_wallet_after(kill_time);
     let slowest = served

@@ -37,6 +37,8 @@ pub struct Seen {
     pub refused_503: u64,
     /// Attempts that got no answer (connection refused, reset, timed out).
     pub no_answer: u64,
+    /// When the last caller stopped.
+    pub ended: Option<Instant>,
 }
 
 impl Seen {
@@ -197,7 +199,9 @@ pub async fn run_load(
     while let Some(done) = tasks.join_next().await {
         done.expect("a load client panicked");
     }
-    Arc::try_unwrap(seen).unwrap().into_inner().unwrap()
+    let mut seen = Arc::try_unwrap(seen).unwrap().into_inner().unwrap();
+    seen.ended = Some(Instant::now());
+    seen
 }
 
 /// An event as the log holds it: its sequence and the available balance it recorded.
@@ -242,8 +246,6 @@ pub async fn check_log(pool: &PgPool, seen: &Seen, wallets: &[String]) -> Checke
     let doubled = in_log.values().filter(|rows| rows.len() > 1).count();
     assert_eq!(lost, 0, "acknowledged commands missing from the log");
     assert_eq!(doubled, 0, "commands in the log more than once");
-    let mut expected: HashMap<&str, (i64, i64)> =
-        wallets.iter().map(|w| (w.as_str(), (100_000, 2))).collect();
     for (tx, a) in &seen.acknowledged {
         let rows = &in_log[&(a.wallet.clone(), tx.clone())];
         assert_eq!(rows[0].0, a.sequence, "{tx}: the sequence answered");
@@ -252,18 +254,13 @@ pub async fn check_log(pool: &PgPool, seen: &Seen, wallets: &[String]) -> Checke
             Some(a.available.as_str()),
             "{tx}: the balance answered"
         );
-        let e = expected
-            .get_mut(a.wallet.as_str())
-            .expect("a wallet of the load");
-        e.0 += a.cents;
-        e.1 += 1;
     }
-    for (wallet, (cents, events)) in expected {
-        let (count, available): (i64, Option<String>) = sqlx::query_as(
+    for (wallet, (available, events)) in expected(seen, wallets) {
+        let (count, available_in_log): (i64, Option<String>) = sqlx::query_as(
             "SELECT count(*), (array_agg(metadata->>'available' ORDER BY sequence DESC))[1]
                FROM events WHERE aggregate_id = $1",
         )
-        .bind(wallet)
+        .bind(&wallet)
         .fetch_one(pool)
         .await
         .unwrap();
@@ -271,12 +268,29 @@ pub async fn check_log(pool: &PgPool, seen: &Seen, wallets: &[String]) -> Checke
             count, events,
             "{wallet}: open, fund, and each acknowledged command once"
         );
-        let available: Decimal = available.expect("a balance").parse().unwrap();
+        let logged: Decimal = available_in_log.expect("a balance").parse().unwrap();
         assert_eq!(
-            available,
-            Decimal::new(cents, 2),
+            logged, available,
             "{wallet}: the balance the acknowledged commands make"
         );
     }
     Checked { lost, doubled }
+}
+
+/// Per wallet, the balance the acknowledged commands make (1,000.00 to start) and the
+/// number of events they leave (its opening and funding, and one each).
+pub fn expected(seen: &Seen, wallets: &[String]) -> HashMap<String, (Decimal, i64)> {
+    let mut cents: HashMap<&str, (i64, i64)> =
+        wallets.iter().map(|w| (w.as_str(), (100_000, 2))).collect();
+    for a in seen.acknowledged.values() {
+        let e = cents
+            .get_mut(a.wallet.as_str())
+            .expect("a wallet of the load");
+        e.0 += a.cents;
+        e.1 += 1;
+    }
+    cents
+        .into_iter()
+        .map(|(w, (c, n))| (w.to_string(), (Decimal::new(c, 2), n)))
+        .collect()
 }

@@ -14,8 +14,8 @@
 //!
 //! The tests themselves: `e2e/` (one binary, every module a face or a part),
 //! `service_restarts/` (restarts the shared services, so a binary of its own) and
-//! `failover/` (kills nodes of the HA topology of `scripts/ha.sh`; run only when
-//! `BETLEDGER_HA_TESTS=1`).
+//! `failover/` (kills nodes of the HA topology of `scripts/ha.sh`; `#[ignore]`d, run by
+//! `scripts/test.sh` unless `BETLEDGER_HA_TESTS=0`).
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
