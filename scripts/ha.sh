@@ -237,6 +237,16 @@ EOF
 # --- Redis and Sentinel ---------------------------------------------------------------------
 redis_ping() { redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null | grep -q PONG; }
 
+# Whether the Redis server (or Sentinel) of this checkout with pid file $2 answers on $1.
+redis_ours_up() { redis_ping "$1" && pid_alive "$2"; }
+
+# Starts `redis-server` or `redis-sentinel` ($1) with file $2, then waits for port $3.
+start_redis_like() {
+  "$1" "$2" >/dev/null
+  for _ in $(seq 1 50); do redis_ping "$3" && return 0; sleep 0.1; done
+  die "$1 on port $3 did not start; see the log beside $2"
+}
+
 sentinel_master_port() {
   local i
   for i in $NODES; do
@@ -251,7 +261,7 @@ start_redis_node() {
   local i=$1 dir port
   dir="$(HA_DIR)/redis$i"
   port=${REDIS_NODE_PORT[$i]}
-  redis_ping "$port" && [ -f "$dir/redis.pid" ] && kill -0 "$(cat "$dir/redis.pid")" 2>/dev/null && return 0
+  redis_ours_up "$port" "$dir/redis.pid" && return 0
   port_free "$port"
   mkdir -p "$dir"
   # Node 1 starts as master; a node that starts while the Sentinels know another master
@@ -273,16 +283,14 @@ appendfsync everysec
 save ""
 EOF
   [ -n "$master" ] && echo "replicaof 127.0.0.1 $master" >>"$dir/redis.conf"
-  redis-server "$dir/redis.conf" >/dev/null
-  for _ in $(seq 1 50); do redis_ping "$port" && return 0; sleep 0.1; done
-  die "Redis node $i did not start; see $dir/redis.log"
+  start_redis_like redis-server "$dir/redis.conf" "$port"
 }
 
 start_sentinel() {
   local i=$1 dir port
   dir="$(HA_DIR)/sentinel$i"
   port=${SENTINEL_PORT[$i]}
-  redis_ping "$port" && [ -f "$dir/sentinel.pid" ] && kill -0 "$(cat "$dir/sentinel.pid")" 2>/dev/null && return 0
+  redis_ours_up "$port" "$dir/sentinel.pid" && return 0
   port_free "$port"
   mkdir -p "$dir"
   # Sentinel keeps what it learns (the current master, its peers) in its file: written once.
@@ -297,9 +305,7 @@ daemonize yes
 EOF
     sed "s/@MASTER@/127.0.0.1 ${REDIS_NODE_PORT[1]}/" "$ROOT/ops/redis/sentinel.conf" >>"$dir/sentinel.conf"
   fi
-  redis-sentinel "$dir/sentinel.conf" >/dev/null
-  for _ in $(seq 1 50); do redis_ping "$port" && return 0; sleep 0.1; done
-  die "Sentinel $i did not start; see $dir/sentinel.log"
+  start_redis_like redis-sentinel "$dir/sentinel.conf" "$port"
 }
 
 redis_master_node() {
@@ -323,21 +329,7 @@ wait_redis_replica() {
 # --- RabbitMQ cluster -----------------------------------------------------------------------
 ha_rabbit_node() { printf 'betledger-ha%s@localhost' "$1"; }
 
-ha_rabbit_env() {
-  local i=$1 dir
-  dir="$(HA_DIR)/rabbit$i"
-  export ERL_EPMD_ADDRESS=127.0.0.1
-  export RABBITMQ_NODENAME="$(ha_rabbit_node "$i")"
-  export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
-  export RABBITMQ_NODE_PORT="${AMQP_NODE_PORT[$i]}"
-  export RABBITMQ_DIST_PORT="$(( ${AMQP_NODE_PORT[$i]} + 1 ))"
-  export RABBITMQ_MNESIA_BASE="$dir/mnesia"
-  export RABBITMQ_LOG_BASE="$dir/log"
-  export RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins"
-  export RABBITMQ_CONFIG_FILE="$dir/rabbitmq"
-  export RABBITMQ_PID_FILE="$dir/rabbitmq.pid"
-  export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
-}
+ha_rabbit_env() { rabbit_env_for "$(ha_rabbit_node "$1")" "${AMQP_NODE_PORT[$1]}" "$(HA_DIR)/rabbit$1"; }
 
 ha_rabbit_running() { ha_rabbit_env "$1"; rabbit_cmd rabbitmqctl -q -n "$(ha_rabbit_node "$1")" status >/dev/null 2>&1; }
 

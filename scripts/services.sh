@@ -143,19 +143,24 @@ start_redis() {
 stop_redis() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true; }
 
 # --- RabbitMQ -----------------------------------------------------------------------------
-rabbit_env() {
+# The environment RabbitMQ's scripts read for node $1 on AMQP port $2 (distribution on
+# the next port), its data, logs and files under $3, on loopback only. scripts/ha.sh uses
+# it for each of its three nodes.
+rabbit_env_for() {
   export ERL_EPMD_ADDRESS=127.0.0.1
-  export RABBITMQ_NODENAME="$RABBIT_NODE"
+  export RABBITMQ_NODENAME="$1"
   export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
-  export RABBITMQ_NODE_PORT="$AMQP_PORT"
-  export RABBITMQ_DIST_PORT="$((AMQP_PORT + 1))"
-  export RABBITMQ_MNESIA_BASE="$DATA/rabbitmq/mnesia"
-  export RABBITMQ_LOG_BASE="$DATA/rabbitmq/log"
-  export RABBITMQ_ENABLED_PLUGINS_FILE="$DATA/rabbitmq/enabled_plugins"
-  export RABBITMQ_CONFIG_FILE="$DATA/rabbitmq/rabbitmq"
-  export RABBITMQ_PID_FILE="$DATA/rabbitmq/rabbitmq.pid"
+  export RABBITMQ_NODE_PORT="$2"
+  export RABBITMQ_DIST_PORT="$(($2 + 1))"
+  export RABBITMQ_MNESIA_BASE="$3/mnesia"
+  export RABBITMQ_LOG_BASE="$3/log"
+  export RABBITMQ_ENABLED_PLUGINS_FILE="$3/enabled_plugins"
+  export RABBITMQ_CONFIG_FILE="$3/rabbitmq"
+  export RABBITMQ_PID_FILE="$3/rabbitmq.pid"
   export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
 }
+
+rabbit_env() { rabbit_env_for "$RABBIT_NODE" "$AMQP_PORT" "$DATA/rabbitmq"; }
 
 # Debian's wrappers (/usr/sbin/rabbitmq*) run only as root (they switch to the `rabbitmq`
 # user) or as `rabbitmq`; anyone else calls the real scripts, which run as the caller.
