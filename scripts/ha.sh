@@ -55,6 +55,8 @@ install_ha() {
   command -v etcd >/dev/null || pkgs+=(etcd-server)
   command -v haproxy >/dev/null || pkgs+=(haproxy)
   command -v redis-sentinel >/dev/null || pkgs+=(redis-sentinel)
+  # pgrep finds a node's processes for kill and cpu; slim images lack it.
+  command -v pgrep >/dev/null || pkgs+=(procps)
   apt_install "${pkgs[@]}"
 }
 
