@@ -53,34 +53,29 @@ pub struct Recent {
 impl Recent {
     /// Notes that the read model of `wallet_id` held `sequence` (applied, or already there).
     pub fn note(&self, wallet_id: WalletId, sequence: u64) {
+        let now = Instant::now();
         let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = applied.entry(wallet_id).or_insert((0, Instant::now()));
-        entry.0 = entry.0.max(sequence);
-        entry.1 = Instant::now();
+        let entry = applied.entry(wallet_id).or_insert((sequence, now));
+        *entry = (entry.0.max(sequence), now);
     }
 
     /// Forgets the wallets not applied to within [`WINDOW`]: the map holds only those
     /// active lately, however long the worker runs.
     fn forget_old(&self) {
-        let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
-        applied.retain(|_, (_, at)| at.elapsed() < WINDOW);
+        drop(self.recent_only());
     }
 
-    /// The wallets applied to within [`WINDOW`].
+    /// The wallets applied to within [`WINDOW`] (older ones are forgotten).
     fn within_window(&self) -> Vec<(WalletId, u64)> {
-        self.forget_old();
-        let applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+        let applied = self.recent_only();
         applied.iter().map(|(id, (seq, _))| (*id, *seq)).collect()
     }
 
-    /// How many wallets are remembered.
-    pub fn len(&self) -> usize {
-        self.applied.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    /// Whether no wallet is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    /// The map, locked, with the entries older than [`WINDOW`] dropped.
+    fn recent_only(&self) -> std::sync::MutexGuard<'_, HashMap<WalletId, (u64, Instant)>> {
+        let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+        applied.retain(|_, (_, at)| at.elapsed() < WINDOW);
+        applied
     }
 }
 
