@@ -5,7 +5,9 @@
 #      READ_SIDE=0, betledger-projections all (relay and workers, RabbitMQ, Redis);
 #   2. WALLETS wallets opened and funded over HTTP;
 #   3. a burst of SECONDS (default 15) of deposits from wrk, CONNECTIONS connections split
-#      over the instances, a REPEAT_SHARE of them exact retries (same id, same body);
+#      over the instances, a REPEAT_SHARE of them exact retries (same id, same body); the
+#      CPU each part used during it, and, with the read side on, the projection lag a probe
+#      sees (a deposit every 20 ms, answer to visible in Redis: p50, p99, max);
 #   4. the time until the read side has caught up (the relay's checkpoint at the log's
 #      head and every wallet's read model at its last sequence);
 #   5. 10 s later, the CPU used over IDLE_S seconds (default 60) by the API processes, the
@@ -15,7 +17,7 @@
 # (`POST /v1/wallets/{id}/bet-wins`, stake 1.00, payout 0.00 or 2.00, one of 20 games) in a
 # round of its own that it closes, so the read side applies round events, leaderboards
 # and totals.
-# Prints progress lines, then one JSON line.
+# Prints progress lines, then one JSON line (KEEP_WORK=1 prints the work directory too).
 # Usage: [INSTANCES=1] [CONNECTIONS=64] [WALLETS=1000] [REPEAT_SHARE=0] [READ_SIDE=1]
 #        [IDLE_S=60] [TRAFFIC=deposits|bet-wins] [TOPOLOGY=single|ha] scripts/pipeline-bench.sh [SECONDS]
 # TOPOLOGY=ha runs it on scripts/ha.sh's topology (synchronous replication, Sentinel, a
@@ -65,7 +67,7 @@ cleanup() {
     xargs -r -n 1000 redis-cli -u "$REDIS_CLI_URL" unlink >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
-trap cleanup EXIT
+trap cleanup EXIT; [ -n "${KEEP_WORK:-}" ] && echo "work dir $WORK"
 psql "$BETLEDGER_DATABASE_URL" -qc "CREATE DATABASE $DB" >/dev/null
 export BETLEDGER_DATABASE_URL="$BASE/$DB" BETLEDGER_REDIS_PREFIX="$PREFIX" \
   BETLEDGER_AMQP_PREFIX="$PREFIX" BETLEDGER_API_TOKENS="bench:$TOKEN:read+write" \
@@ -157,18 +159,115 @@ function request()
 end
 LUA
 
+ticks() {
+  # utime + stime of the given pids, in clock ticks
+  local sum=0
+  for p in "$@"; do
+    [ -r "/proc/$p/stat" ] || continue
+    t=$(awk '{print $14 + $15}' "/proc/$p/stat")
+    sum=$((sum + t))
+  done
+  echo "$sum"
+}
+# "pid ticks" per line, for a CPU figure over processes that may come and go (the
+# PostgreSQL backends of a growing pool): used_since FILE sums, over the pids alive now,
+# their ticks minus those recorded in FILE (0 for a pid born since).
+snapshot() { for p in "$@"; do [ -r "/proc/$p/stat" ] && awk -v p="$p" '{print p, $14 + $15}' "/proc/$p/stat"; done; true; }
+used_since() {
+  local file="$1"; shift
+  snapshot "$@" | awk 'NR == FNR {before[$1] = $2; next} {sum += $2 - ($1 in before ? before[$1] : 0)} END {print sum + 0}' "$file" -
+}
+backends() { psql "$BASE/postgres" -tAc "SELECT pid FROM pg_stat_activity WHERE datname = '$DB' AND pid <> pg_backend_pid()" 2>/dev/null | tr '\n' ' '; }
+rabbit=$(pgrep -f beam.smp | tr '\n' ' ')
+redis=$(pgrep -f "redis-server.*${REDIS_CLI_URL##*:}" | tr '\n' ' ')
+
+# The projection lag, from outside: during the burst a probe deposits 0.01 into a wallet
+# of its own every 20 ms through the first instance and, from the moment the answer (with
+# the event's sequence) arrives, reads the wallet's read model every 2 ms until it shows
+# that sequence. Answer-to-visible bounds commit-to-visible from below by the answer's own
+# transit (well under a millisecond here).
+lag_probe() {
+  python3 - "${addrs[0]}" "$TOKEN" "$BURST_S" >"$WORK/lag.json" <<'PY'
+import http.client, json, os, socket, sys, time
+addr, token, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+prefix = os.environ["BETLEDGER_REDIS_PREFIX"]
+rhost, rport = os.environ["REDIS_CLI_URL"].split("//")[1].split("/")[0].rsplit(":", 1)
+host, port = addr.split(":")
+c = http.client.HTTPConnection(host, int(port))
+h = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+c.request("POST", "/v1/wallets", json.dumps({"player_id": "lag-probe", "currency": "EUR"}), h)
+r = c.getresponse(); w = json.loads(r.read())["wallet_id"]
+red = socket.create_connection((rhost, int(rport)))
+red.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+rf = red.makefile("rb")
+def cmd(*args):
+    red.sendall(("*%d\r\n" % len(args) + "".join("$%d\r\n%s\r\n" % (len(a.encode()), a) for a in args)).encode())
+    line = rf.readline()
+    if line.startswith(b"$"):
+        n = int(line[1:])
+        if n < 0:
+            return None
+        data = rf.read(n + 2)[:-2]
+        return data.decode()
+    return line[1:].strip().decode()
+lags, missed, n = [], 0, 0
+end = time.time() + seconds
+while time.time() < end:
+    n += 1
+    c.request("POST", f"/v1/wallets/{w}/deposits", json.dumps({"transaction_id": f"probe-{n}", "amount": "0.01"}), h)
+    r = c.getresponse(); body = json.loads(r.read())
+    if r.status != 200:
+        missed += 1; time.sleep(0.02); continue
+    seq, t0 = body["sequence"], time.time()
+    while True:
+        gen = cmd("GET", f"{prefix}:generation") or "0"
+        got = cmd("HGET", f"{prefix}:g{gen}:wallet:{{{w}}}", "sequence")
+        if got is not None and int(got) >= seq:
+            lags.append(time.time() - t0); break
+        if time.time() - t0 > 30:
+            missed += 1; break
+        time.sleep(0.002)
+    time.sleep(0.02)
+lags.sort()
+q = lambda f: round(1000 * lags[min(len(lags) - 1, int(f * len(lags)))], 1) if lags else None
+print(json.dumps({"samples": len(lags), "missed": missed, "p50_ms": q(0.5), "p99_ms": q(0.99), "max_ms": q(1.0)}))
+PY
+}
 per=$((CONNECTIONS / INSTANCES))
 echo "== burst: ${BURST_S} s of $TRAFFIC, $CONNECTIONS connections over $INSTANCES instance(s), repeat share $REPEAT_SHARE"
 start_events=$(psql "$BETLEDGER_DATABASE_URL" -tAc "SELECT count(*) FROM events")
+hz=$(getconf CLK_TCK)
+# shellcheck disable=SC2046
+snapshot $(backends) >"$WORK/pg-before"
+b_api0=$(ticks "${api_pids[@]}"); b_proj0=$(ticks $projections_pid)
+b_r0=$(ticks $rabbit); b_d0=$(ticks $redis); b_t0=$(date +%s.%N)
 i=0
+wrk_pids=()
 for addr in "${addrs[@]}"; do
   i=$((i + 1))
   WALLETS_FILE="$WORK/wallets" REPEAT_SHARE="$REPEAT_SHARE" TOKEN="$TOKEN" TAG="$$-$i" TRAFFIC="$TRAFFIC" \
     wrk -t 1 -c "$per" -d "${BURST_S}s" -s "$WORK/deposits.lua" "http://$addr" >"$WORK/wrk-$i.txt" 2>&1 &
+  wrk_pids+=($!)
 done
-wait_wrk() { while pgrep -f "wrk -t 1 -c $per" >/dev/null; do sleep 0.2; done; }
-wait_wrk
+probe_pid=""
+if [ "$READ_SIDE" = 1 ]; then
+  lag_probe &
+  probe_pid=$!
+fi
+# Each wrk by its pid: a pgrep could run before a wrk has started and find none.
+wait "${wrk_pids[@]}"
 burst_end=$(date +%s.%N)
+burst_cpu() { python3 -c "print(round(100.0 * ($1) / $hz / ($burst_end - $b_t0), 1))"; }
+b_api=$(burst_cpu "$(ticks "${api_pids[@]}") - $b_api0"); b_proj=$(burst_cpu "$(ticks $projections_pid) - $b_proj0")
+# shellcheck disable=SC2046
+b_pg=$(burst_cpu "$(used_since "$WORK/pg-before" $(backends))"); b_r=$(burst_cpu "$(ticks $rabbit) - $b_r0"); b_d=$(burst_cpu "$(ticks $redis) - $b_d0")
+lag_json='{"samples": 0}'
+if [ -n "$probe_pid" ]; then
+  wait "$probe_pid"
+  lag_json=$(cat "$WORK/lag.json")
+  echo "== projection lag, answer to visible in Redis: $lag_json"
+fi
+echo "== CPU during the burst (% of one core): API ${b_api}, projections ${b_proj}, PostgreSQL backends ${b_pg}, RabbitMQ ${b_r}, Redis ${b_d}"
 total_rps=0
 non2xx=0
 for f in "$WORK"/wrk-*.txt; do
@@ -211,25 +310,11 @@ fi
 
 echo "== resting 10 s, then measuring CPU for ${IDLE_S} s"
 sleep 10
-ticks() {
-  # utime + stime of the given pids, in clock ticks
-  local sum=0
-  for p in "$@"; do
-    [ -r "/proc/$p/stat" ] || continue
-    t=$(awk '{print $14 + $15}' "/proc/$p/stat")
-    sum=$((sum + t))
-  done
-  echo "$sum"
-}
-backends() { psql "$BASE/postgres" -tAc "SELECT pid FROM pg_stat_activity WHERE datname = '$DB' AND pid <> pg_backend_pid()" 2>/dev/null | tr '\n' ' '; }
-rabbit=$(pgrep -f beam.smp | tr '\n' ' ')
-redis=$(pgrep -f "redis-server.*${REDIS_CLI_URL##*:}" | tr '\n' ' ')
 pg_pids=$(backends)
 e0=$(ticks "${api_pids[@]}" $projections_pid); p0=$(ticks $pg_pids); r0=$(ticks $rabbit); d0=$(ticks $redis)
 sleep "$IDLE_S"
 pg_pids_after=$(backends)
 e1=$(ticks "${api_pids[@]}" $projections_pid); p1=$(ticks $pg_pids); r1=$(ticks $rabbit); d1=$(ticks $redis)
-hz=$(getconf CLK_TCK)
 pct() { python3 -c "print(round(100.0 * ($1) / $hz / $IDLE_S, 2))"; }
 engine_pct=$(pct "$e1 - $e0")
 pg_pct=$(pct "$p1 - $p0")
@@ -238,5 +323,5 @@ redis_pct=$(pct "$d1 - $d0")
 [ "$pg_pids" = "$pg_pids_after" ] || echo "   (the set of PostgreSQL backends changed while measuring: $pg_pids -> $pg_pids_after)"
 echo "== at rest: engine processes ${engine_pct}% of one core, their PostgreSQL backends ${pg_pct}%; RabbitMQ ${rabbit_pct}%, Redis ${redis_pct}% (shared services)"
 cat <<JSON
-{"topology": "${TOPOLOGY:-single}", "traffic": "$TRAFFIC", "instances": $INSTANCES, "connections": $CONNECTIONS, "wallets": $WALLETS, "repeat_share": $REPEAT_SHARE, "read_side": $READ_SIDE, "burst_s": $BURST_S, "requests_per_s": $total_rps, "not_2xx": $non2xx, "events": $((events - start_events)), "catch_up_s": $catch_up_s, "idle_s": $IDLE_S, "idle_cpu_pct": {"engine": $engine_pct, "postgres_backends": $pg_pct, "rabbitmq": $rabbit_pct, "redis": $redis_pct}}
+{"topology": "${TOPOLOGY:-single}", "traffic": "$TRAFFIC", "instances": $INSTANCES, "connections": $CONNECTIONS, "wallets": $WALLETS, "repeat_share": $REPEAT_SHARE, "read_side": $READ_SIDE, "burst_s": $BURST_S, "requests_per_s": $total_rps, "not_2xx": $non2xx, "events": $((events - start_events)), "catch_up_s": $catch_up_s, "projection_lag": $lag_json, "burst_cpu_pct": {"api": $b_api, "projections": $b_proj, "postgres_backends": $b_pg, "rabbitmq": $b_r, "redis": $b_d}, "idle_s": $IDLE_S, "idle_cpu_pct": {"engine": $engine_pct, "postgres_backends": $pg_pct, "rabbitmq": $rabbit_pct, "redis": $redis_pct}}
 JSON
