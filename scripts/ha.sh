@@ -342,7 +342,7 @@ start_rabbit_node() {
   port_free "${AMQP_NODE_PORT[$i]}"
   ha_rabbit_env "$i"
   mkdir -p "$RABBITMQ_MNESIA_BASE" "$RABBITMQ_LOG_BASE"
-  printf '[rabbitmq_consistent_hash_exchange].\n' >"$RABBITMQ_ENABLED_PLUGINS_FILE"
+  printf '[].\n' >"$RABBITMQ_ENABLED_PLUGINS_FILE"
   { printf 'listeners.tcp.default = 127.0.0.1:%s\nloopback_users = none\n' "${AMQP_NODE_PORT[$i]}"
     cat "$ROOT/ops/rabbitmq/cluster.conf"; } >"$RABBITMQ_CONFIG_FILE.conf"
   [ "$(id -u)" -eq 0 ] && id rabbitmq >/dev/null 2>&1 && chown -R rabbitmq:rabbitmq "$dir"

@@ -18,7 +18,9 @@
 # round of its own that it closes, so the read side applies round events, leaderboards
 # and totals.
 # Prints progress lines, then one JSON line (KEEP_WORK=1 prints the work directory too).
-# Usage: [INSTANCES=1] [CONNECTIONS=64] [WALLETS=1000] [REPEAT_SHARE=0] [READ_SIDE=1]
+# KILL_S=S (with INSTANCES=2 or more) kills the last instance S seconds into the burst and
+# reports when the survivors served its wallets again (below).
+# Usage: [INSTANCES=1] [KILL_S=] [CONNECTIONS=64] [WALLETS=1000] [REPEAT_SHARE=0] [READ_SIDE=1]
 #        [IDLE_S=60] [TRAFFIC=deposits|bet-wins] [TOPOLOGY=single|ha] scripts/pipeline-bench.sh [SECONDS]
 # TOPOLOGY=ha runs it on scripts/ha.sh's topology (synchronous replication, Sentinel, a
 # RabbitMQ cluster) instead of scripts/services.sh's single nodes.
@@ -33,6 +35,11 @@ REPEAT_SHARE="${REPEAT_SHARE:-0}"
 READ_SIDE="${READ_SIDE:-1}"
 IDLE_S="${IDLE_S:-60}"
 TRAFFIC="${TRAFFIC:-deposits}"
+KILL_S="${KILL_S:-}"
+if [ -n "$KILL_S" ] && [ "$INSTANCES" -lt 2 ]; then
+  echo "KILL_S needs INSTANCES=2 or more: the survivors serve the killed one's wallets" >&2
+  exit 2
+fi
 case "$TRAFFIC" in
   deposits | bet-wins) ;;
   *) echo "TRAFFIC must be deposits or bet-wins, not $TRAFFIC" >&2; exit 2 ;;
@@ -51,7 +58,12 @@ if [ "${TOPOLOGY:-single}" = ha ]; then
   REDIS_CLI_URL="redis://127.0.0.1:$(scripts/ha.sh primary | python3 -c 'import json,sys; print(json.load(sys.stdin)["redis_master_port"])')"
 fi
 export REDIS_CLI_URL
-cargo build --release --locked --bin betledger-api --bin betledger-projections 2>&1 | tail -1
+# BIN_DIR=DIR runs the binaries in DIR instead (to compare two builds in one session).
+BIN_DIR="${BIN_DIR:-}"
+if [ -z "$BIN_DIR" ]; then
+  cargo build --release --locked --bin betledger-api --bin betledger-projections 2>&1 | tail -1
+  BIN_DIR=target/release
+fi
 
 DB="pipeline_bench_$$"
 PREFIX="pipeline-bench-$$"
@@ -82,7 +94,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 addrs=()
 for i in $(seq 1 "$INSTANCES"); do
   addr="127.0.0.1:$(free_port)"
-  BETLEDGER_API_ADDR="$addr" target/release/betledger-api >"$WORK/api-$i.log" 2>&1 &
+  BETLEDGER_API_ADDR="$addr" "$BIN_DIR/betledger-api" >"$WORK/api-$i.log" 2>&1 &
   pids+=($!)
   addrs+=("$addr")
 done
@@ -94,7 +106,7 @@ done
 projections_pid=""
 if [ "$READ_SIDE" = 1 ]; then
   projections_addr="127.0.0.1:$(free_port)"
-  BETLEDGER_PROJECTIONS_ADDR="$projections_addr" target/release/betledger-projections all \
+  BETLEDGER_PROJECTIONS_ADDR="$projections_addr" "$BIN_DIR/betledger-projections" all \
     >"$WORK/projections.log" 2>&1 &
   projections_pid=$!
   pids+=("$projections_pid")
@@ -233,6 +245,45 @@ q = lambda f: round(1000 * lags[min(len(lags) - 1, int(f * len(lags)))], 1) if l
 print(json.dumps({"samples": len(lags), "missed": missed, "p50_ms": q(0.5), "p99_ms": q(0.99), "max_ms": q(1.0)}))
 PY
 }
+# KILL_S: that many seconds into the burst the last instance is killed with SIGKILL, as
+# a machine dies. From then on a probe deposits, through the first instance, into 60 of
+# the wallets in turn (a third of them, about, owned by the killed one: docs/0011) until
+# each has been served; it reports how long after the kill the last of them was, and the
+# answers that were not 200 meanwhile.
+served_probe() {
+  python3 - "${addrs[0]}" "$TOKEN" "$WORK/wallets" "$WORK/killed_at" >"$WORK/served.json" <<'PY'
+import http.client, json, os, sys, time
+addr, token, wallets_file, killed_file = sys.argv[1:5]
+wallets = [l.strip() for l in open(wallets_file)][:60]
+host, port = addr.split(":")
+h = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+while not os.path.exists(killed_file):
+    time.sleep(0.01)
+time.sleep(0.05)
+killed_at = float(open(killed_file).read())
+c = http.client.HTTPConnection(host, int(port), timeout=10)
+served, statuses, n = {}, {}, 0
+while len(served) < len(wallets) and time.time() - killed_at < 60:
+    for w in wallets:
+        if w in served:
+            continue
+        n += 1
+        try:
+            c.request("POST", f"/v1/wallets/{w}/deposits", json.dumps({"transaction_id": f"served-{n}", "amount": "0.01"}), h)
+            r = c.getresponse(); r.read(); status = r.status
+        except Exception as e:
+            status = type(e).__name__
+            c = http.client.HTTPConnection(host, int(port), timeout=10)
+        if status == 200:
+            served[w] = time.time() - killed_at
+        else:
+            statuses[str(status)] = statuses.get(str(status), 0) + 1
+print(json.dumps({"wallets": len(wallets), "served": len(served),
+                  "last_served_after_kill_s": round(max(served.values()), 2) if served else None,
+                  "not_200": statuses}))
+PY
+}
+
 per=$((CONNECTIONS / INSTANCES))
 echo "== burst: ${BURST_S} s of $TRAFFIC, $CONNECTIONS connections over $INSTANCES instance(s), repeat share $REPEAT_SHARE"
 start_events=$(psql "$BETLEDGER_DATABASE_URL" -tAc "SELECT count(*) FROM events")
@@ -241,6 +292,9 @@ hz=$(getconf CLK_TCK)
 snapshot $(backends) >"$WORK/pg-before"
 b_api0=$(ticks "${api_pids[@]}"); b_proj0=$(ticks $projections_pid)
 b_r0=$(ticks $rabbit); b_d0=$(ticks $redis); b_t0=$(date +%s.%N)
+# The whole machine's busy ticks (all CPUs: everything but idle and iowait), and its iowait.
+machine() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $6}' /proc/stat; }
+read -r b_m0 b_w0 < <(machine)
 i=0
 wrk_pids=()
 for addr in "${addrs[@]}"; do
@@ -254,20 +308,51 @@ if [ "$READ_SIDE" = 1 ]; then
   lag_probe &
   probe_pid=$!
 fi
+served_pid=""
+if [ -n "$KILL_S" ]; then
+  served_probe &
+  served_pid=$!
+  victim="${api_pids[$((INSTANCES - 1))]}"
+  victim_wrk="${wrk_pids[$((INSTANCES - 1))]}"
+  # Its clients stop with it (wrk prints what it did when interrupted), as a balancer
+  # takes a dead instance out: a client spinning on refused connections would take the
+  # cores from the survivors.
+  (sleep "$KILL_S"; kill -KILL "$victim"; kill -INT "$victim_wrk"
+   date +%s.%N >"$WORK/killed_at.tmp"; mv "$WORK/killed_at.tmp" "$WORK/killed_at") &
+  echo "== instance $INSTANCES (pid $victim) will be killed ${KILL_S} s into the burst"
+fi
 # Each wrk by its pid: a pgrep could run before a wrk has started and find none.
 wait "${wrk_pids[@]}"
 burst_end=$(date +%s.%N)
 burst_cpu() { python3 -c "print(round(100.0 * ($1) / $hz / ($burst_end - $b_t0), 1))"; }
+read -r b_m1 b_w1 < <(machine)
+b_m=$(burst_cpu "$b_m1 - $b_m0"); b_w=$(burst_cpu "$b_w1 - $b_w0")
 b_api=$(burst_cpu "$(ticks "${api_pids[@]}") - $b_api0"); b_proj=$(burst_cpu "$(ticks $projections_pid) - $b_proj0")
 # shellcheck disable=SC2046
-b_pg=$(burst_cpu "$(used_since "$WORK/pg-before" $(backends))"); b_r=$(burst_cpu "$(ticks $rabbit) - $b_r0"); b_d=$(burst_cpu "$(ticks $redis) - $b_d0")
+b_pg=$(burst_cpu "$(used_since "$WORK/pg-before" $(backends))");
+# shellcheck disable=SC2046
+snapshot $(backends) >"$WORK/pg-after"
+b_r=$(burst_cpu "$(ticks $rabbit) - $b_r0"); b_d=$(burst_cpu "$(ticks $redis) - $b_d0")
 lag_json='{"samples": 0}'
+killed_json=null
+if [ -n "$served_pid" ]; then
+  wait "$served_pid"
+  killed_json="{\"at_s\": $KILL_S, \"probe\": $(cat "$WORK/served.json")}"
+  echo "== after the kill: $(cat "$WORK/served.json")"
+fi
 if [ -n "$probe_pid" ]; then
   wait "$probe_pid"
   lag_json=$(cat "$WORK/lag.json")
   echo "== projection lag, answer to visible in Redis: $lag_json"
 fi
-echo "== CPU during the burst (% of one core): API ${b_api}, projections ${b_proj}, PostgreSQL backends ${b_pg}, RabbitMQ ${b_r}, Redis ${b_d}"
+# The busiest backends of the burst, with what they ran last: where PostgreSQL's share went.
+psql "$BASE/postgres" -tA -F '|' -c "SELECT pid, backend_type, coalesce(application_name, ''), left(regexp_replace(query, '\s+', ' ', 'g'), 60) FROM pg_stat_activity WHERE datname = '$DB'" 2>/dev/null |
+  awk -F'|' -v hz="$hz" -v s="$(python3 -c "print($burst_end - $b_t0)")" '
+    FILENAME == ARGV[1] {split($0, a, " "); before[a[1]] = a[2]; next}
+    FILENAME == ARGV[2] {split($0, a, " "); after[a[1]] = a[2]; next}
+    ($1 in after) {printf "%6.1f%%  %s %s: %s\n", 100 * (after[$1] - before[$1]) / hz / s, $2, $3, $4}' \
+    "$WORK/pg-before" "$WORK/pg-after" - | sort -rn | head -5 | sed 's/^/   backend /'
+echo "== CPU during the burst (% of one core): API ${b_api}, projections ${b_proj}, PostgreSQL backends ${b_pg}, RabbitMQ ${b_r}, Redis ${b_d}; the machine ${b_m} of $(( $(nproc) * 100 )) busy, ${b_w} in iowait"
 total_rps=0
 non2xx=0
 for f in "$WORK"/wrk-*.txt; do
@@ -281,9 +366,15 @@ events=$(psql "$BETLEDGER_DATABASE_URL" -tAc "SELECT count(*) FROM events")
 echo "== $total_rps requests/s in all; $((events - start_events)) events written; $non2xx answers not 2xx"
 
 catch_up_s=null
+events_per_message=null
 if [ "$READ_SIDE" = 1 ]; then
   echo "== waiting for the read side to catch up"
   while :; do
+    if python3 -c "import sys, time; sys.exit(0 if time.time() - $burst_end > 120 else 1)"; then
+      echo "the read side did not catch up within 120 s of the burst; the projections log ends:" >&2
+      tail -20 "$WORK/projections.log" >&2
+      exit 1
+    fi
     lag=$(psql "$BETLEDGER_DATABASE_URL" -tAc "SELECT (SELECT count(*) FROM events) - coalesce((SELECT sum(events_relayed) FROM relay_checkpoints), 0)")
     if [ "$lag" -le 0 ]; then
       # Every wallet's read model at its last sequence.
@@ -306,6 +397,11 @@ PY
   done
   catch_up_s=$(python3 -c "import time; print(round(time.time() - $burst_end, 2))")
   echo "== caught up ${catch_up_s} s after the burst ended"
+  # Events per RabbitMQ message: the relay's batches (one per partition a page touches).
+  events_per_message=$(curl -fs "http://$projections_addr/metrics" | awk '
+    /^relay_events_published_total / {e = $2} /^relay_messages_published_total / {m = $2}
+    END {if (m > 0) printf "%.1f", e / m; else print "null"}')
+  echo "== the relay sent ${events_per_message} events per message"
 fi
 
 echo "== resting 10 s, then measuring CPU for ${IDLE_S} s"
@@ -323,5 +419,5 @@ redis_pct=$(pct "$d1 - $d0")
 [ "$pg_pids" = "$pg_pids_after" ] || echo "   (the set of PostgreSQL backends changed while measuring: $pg_pids -> $pg_pids_after)"
 echo "== at rest: engine processes ${engine_pct}% of one core, their PostgreSQL backends ${pg_pct}%; RabbitMQ ${rabbit_pct}%, Redis ${redis_pct}% (shared services)"
 cat <<JSON
-{"topology": "${TOPOLOGY:-single}", "traffic": "$TRAFFIC", "instances": $INSTANCES, "connections": $CONNECTIONS, "wallets": $WALLETS, "repeat_share": $REPEAT_SHARE, "read_side": $READ_SIDE, "burst_s": $BURST_S, "requests_per_s": $total_rps, "not_2xx": $non2xx, "events": $((events - start_events)), "catch_up_s": $catch_up_s, "projection_lag": $lag_json, "burst_cpu_pct": {"api": $b_api, "projections": $b_proj, "postgres_backends": $b_pg, "rabbitmq": $b_r, "redis": $b_d}, "idle_s": $IDLE_S, "idle_cpu_pct": {"engine": $engine_pct, "postgres_backends": $pg_pct, "rabbitmq": $rabbit_pct, "redis": $redis_pct}}
+{"topology": "${TOPOLOGY:-single}", "traffic": "$TRAFFIC", "instances": $INSTANCES, "connections": $CONNECTIONS, "wallets": $WALLETS, "repeat_share": $REPEAT_SHARE, "read_side": $READ_SIDE, "burst_s": $BURST_S, "requests_per_s": $total_rps, "not_2xx": $non2xx, "events": $((events - start_events)), "catch_up_s": $catch_up_s, "events_per_message": $events_per_message, "projection_lag": $lag_json, "killed": $killed_json, "burst_cpu_pct": {"api": $b_api, "projections": $b_proj, "postgres_backends": $b_pg, "rabbitmq": $b_r, "redis": $b_d, "machine": $b_m, "iowait": $b_w}, "idle_s": $IDLE_S, "idle_cpu_pct": {"engine": $engine_pct, "postgres_backends": $pg_pct, "rabbitmq": $rabbit_pct, "redis": $redis_pct}}
 JSON

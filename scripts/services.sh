@@ -175,8 +175,8 @@ start_rabbitmq() {
   if rabbit_running; then log "RabbitMQ already up on 127.0.0.1:$AMQP_PORT"; return 0; fi
   rabbit_env
   mkdir -p "$RABBITMQ_MNESIA_BASE" "$RABBITMQ_LOG_BASE"
-  # The consistent-hash exchange ships with RabbitMQ; it partitions events by wallet.
-  printf '[rabbitmq_consistent_hash_exchange].\n' >"$RABBITMQ_ENABLED_PLUGINS_FILE"
+  # No plugins: the relay partitions events by wallet itself (projections::amqp).
+  printf '[].\n' >"$RABBITMQ_ENABLED_PLUGINS_FILE"
   printf 'listeners.tcp.default = 127.0.0.1:%s\nloopback_users = none\n' "$AMQP_PORT" \
     >"$RABBITMQ_CONFIG_FILE.conf"
   if [ "$(id -u)" -eq 0 ] && id rabbitmq >/dev/null 2>&1; then

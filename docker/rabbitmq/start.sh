@@ -1,13 +1,12 @@
 #!/bin/sh
 # Before the image's own entrypoint:
-# - the consistent-hash exchange the topology declares (it ships with RabbitMQ, off by
-#   default);
+# - the Prometheus plugin (the relay partitions events itself: no other plugin);
 # - the `betledger` user's password from the compose secret, as a conf.d file (the
 #   image's RABBITMQ_DEFAULT_PASS_FILE is gone since 3.9);
 # - in the `ha` profile, the nodes' shared Erlang cookie from its secret, owned by
 #   rabbitmq and private, as Erlang wants it.
 set -eu
-echo '[rabbitmq_consistent_hash_exchange,rabbitmq_prometheus].' >/etc/rabbitmq/enabled_plugins
+echo '[rabbitmq_prometheus].' >/etc/rabbitmq/enabled_plugins
 [ -r /run/secrets/rabbitmq_password ] || { echo "start.sh: /run/secrets/rabbitmq_password is not readable" >&2; exit 1; }
 {
   echo "default_user = betledger"

@@ -2,11 +2,12 @@
 //! publisher confirms) and the projection workers (RabbitMQ to the Redis read models).
 //!
 //! # Layout
-//! - [`amqp`]: the RabbitMQ topology (topic exchange, consistent-hash partitions, quorum
-//!   queues, dead letters), connecting, publisher confirms.
-//! - [`relay`]: tails `eventstore::log` and publishes; checkpoint in Postgres after the
-//!   confirm.
-//! - [`worker`]: consumes a partition and projects each event with `readmodel::project`
+//! - [`amqp`]: the RabbitMQ topology (a topic exchange, partitions by wallet, quorum
+//!   queues, dead letters), the batch format, connecting, publisher confirms.
+//! - [`relay`]: tails `eventstore::log` and publishes each page as one batch per
+//!   partition; checkpoint in Postgres after the confirm.
+//! - [`worker`]: consumes a partition and projects each batch's events, wallets side by
+//!   side, with `readmodel::project`
 //!   (the sequence-fenced apply, gaps filled from the log); dead-letters poison.
 //! - [`heal`]: after a Redis failover, re-projects the wallets applied to lately that the
 //!   new master lacks (Redis replicates asynchronously).

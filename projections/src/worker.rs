@@ -1,21 +1,24 @@
 //! Projection workers: consume the partition queues and keep the Redis read models equal
 //! to the log.
 //!
-//! - Manual acks after the apply, a bounded prefetch, one message at a time per partition
-//!   (so one wallet's events apply in order).
-//! - Each message is projected with `readmodel::project`, as a rebuild's catch-up does:
+//! - Manual acks after the apply, a bounded prefetch, one message (a batch, `amqp`) at a
+//!   time per partition; in a batch, its wallets side by side and each wallet's events in
+//!   order (so one wallet's events apply in order).
+//! - Each event is projected with `readmodel::project`, as a rebuild's catch-up does:
 //!   idempotent and atomic, an old sequence acked and skipped, a gap filled by reading
 //!   the missing events from Postgres first.
-//! - A message that cannot be applied (it does not decode, or names a version this code
-//!   cannot read) is tried `attempts_max` times, then rejected to the dead-letter exchange
-//!   and counted (`projection_dead_letters_total`); the partition goes on. A dependency
-//!   that is down (Redis, Postgres) is not the message's fault: the worker retries the same
-//!   message with backoff and never dead-letters it for that.
+//! - A message whose body does not decode is rejected to the dead-letter exchange at once.
+//!   An event that cannot be applied (it names a version this code cannot read, say) is
+//!   tried `attempts_max` times; then the rest of the batch is applied and the message is
+//!   rejected, counted (`projection_dead_letters_total`); the partition goes on. A dependency
+//!   that is down (Redis, Postgres) is not the event's fault: the worker retries the same
+//!   event with backoff and never dead-letters it for that.
 //! - After Redis fails over, the wallets applied to lately whose read model the new master
 //!   lacks are re-projected from the log ([`heal`]).
 //! - amqprs does not reconnect: when the connection fails, the session ends and starts
 //!   again after a backoff; unacked messages are redelivered by the broker.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +27,9 @@ use amqprs::channel::ConsumerMessage;
 use amqprs::channel::{
     BasicAckArguments, BasicConsumeArguments, BasicQosArguments, BasicRejectArguments, Channel,
 };
+use domain::WalletId;
 use eventstore::log::LoggedEvent;
+use futures::stream::{self, StreamExt};
 use readmodel::{project, Applier, ApplyOutcome, ProjectError};
 use sqlx::PgPool;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -34,6 +39,9 @@ use tracing::{error, info, warn};
 use crate::amqp::{self, Topology};
 use crate::heal::{self, Recent};
 use crate::shutdown::{supervise, Backoff, Shutdown};
+
+/// Wallets of one batch projected at a time.
+pub const WALLETS_IN_FLIGHT: usize = 64;
 
 /// What a worker needs.
 #[derive(Clone)]
@@ -208,33 +216,81 @@ impl Consumer {
     }
 
     /// `Some(true)`: ack; `Some(false)`: dead-letter; `None`: shutting down.
+    ///
+    /// A batch's wallets are projected side by side (fred pipelines their scripts), each
+    /// wallet's events one after the other, in log order. A poison event stops its own
+    /// wallet only: the other wallets' events are applied, then the whole message goes to
+    /// the dead letters (re-applying its good events later changes nothing: the fence).
     async fn handle(&self, message: &ConsumerMessage, shutdown: &mut Shutdown) -> Option<bool> {
         let body = message.content.as_deref().unwrap_or_default();
+        let events = match amqp::decode_batch(body) {
+            Ok(events) => events,
+            Err(e) => {
+                error!(queue = %self.queue, reason = %e, "dead-lettering a message that is not a batch of logged events");
+                return Some(false);
+            }
+        };
+        // Each wallet's events, as positions in the batch.
+        let mut wallets: Vec<Vec<usize>> = Vec::new();
+        let mut index: HashMap<WalletId, usize> = HashMap::new();
+        for (at, event) in events.iter().enumerate() {
+            let wallet = *index.entry(event.wallet_id).or_insert_with(|| {
+                wallets.push(Vec::new());
+                wallets.len() - 1
+            });
+            wallets[wallet].push(at);
+        }
+        let events = &events;
+        let outcomes: Vec<Option<bool>> = stream::iter(wallets)
+            .map(|picks| self.handle_wallet(events, picks, shutdown.clone()))
+            .buffer_unordered(WALLETS_IN_FLIGHT)
+            .collect()
+            .await;
+        if outcomes.iter().any(Option::is_none) {
+            return None;
+        }
+        Some(outcomes.iter().all(|o| *o == Some(true)))
+    }
+
+    /// One wallet's events of a batch (`picks`, in log order), each after the one before;
+    /// stops at the first that is not applied.
+    async fn handle_wallet(
+        &self,
+        events: &[LoggedEvent],
+        picks: Vec<usize>,
+        mut shutdown: Shutdown,
+    ) -> Option<bool> {
+        for at in picks {
+            match self.handle_event(&events[at], &mut shutdown).await {
+                Some(true) => {}
+                other => return other,
+            }
+        }
+        Some(true)
+    }
+
+    /// One event, retried as its failure calls for: `Some(true)` applied (or a
+    /// duplicate), `Some(false)` poison after `attempts_max` tries, `None` shutting down.
+    async fn handle_event(&self, event: &LoggedEvent, shutdown: &mut Shutdown) -> Option<bool> {
         let mut attempts = 0;
         let mut backoff = Backoff::default();
         loop {
-            let result = match serde_json::from_slice::<LoggedEvent>(body) {
-                Ok(event) => self.apply(&event).await,
-                Err(e) => Err(ProjectError::Poison(format!(
-                    "body is not a logged event: {e}"
-                ))),
-            };
-            match result {
+            match self.apply(event).await {
                 Ok(()) => return Some(true),
                 Err(ProjectError::Poison(reason)) => {
                     attempts += 1;
                     if attempts >= self.attempts_max {
-                        error!(queue = %self.queue, %reason, attempts, "dead-lettering a message");
+                        error!(queue = %self.queue, wallet_id = %event.wallet_id, sequence = event.sequence, %reason, attempts, "dead-lettering the batch of a poison event");
                         return Some(false);
                     }
-                    warn!(queue = %self.queue, %reason, attempts, "message not applied; trying again");
+                    warn!(queue = %self.queue, wallet_id = %event.wallet_id, sequence = event.sequence, %reason, attempts, "event not applied; trying again");
                     if !shutdown.sleep(Duration::from_millis(100)).await {
                         return None;
                     }
                 }
                 Err(ProjectError::Unavailable(reason)) => {
                     let delay = backoff.next_delay();
-                    warn!(queue = %self.queue, %reason, retry_in_ms = delay.as_millis() as u64, "dependency down; retrying the same message");
+                    warn!(queue = %self.queue, %reason, retry_in_ms = delay.as_millis() as u64, "dependency down; retrying the same event");
                     if !shutdown.sleep(delay).await {
                         return None;
                     }

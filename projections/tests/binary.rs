@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use amqprs::channel::BasicPublishArguments;
-use amqprs::{BasicProperties, FieldTable, FieldValue};
+use amqprs::BasicProperties;
 use projections::Topology;
 use readmodel::{Applier, Keys};
 
@@ -117,18 +117,13 @@ async fn the_binary_projects_dead_letters_poison_and_stops_on_sigterm() {
         .await
         .unwrap();
     let channel = connection.open_channel(None).await.unwrap();
-    let mut headers = FieldTable::new();
-    headers.insert(
-        "wallet_id".try_into().unwrap(),
-        FieldValue::from(wallet.as_str()),
-    );
     let mut props = BasicProperties::default();
-    props.with_persistence(true).with_headers(headers);
+    props.with_persistence(true);
     channel
         .basic_publish(
             props.finish(),
             b"not json".to_vec(),
-            BasicPublishArguments::new(&topology.events_exchange(), "wallet.Garbage"),
+            BasicPublishArguments::new(&topology.log_exchange(), &Topology::routing_key(0)),
         )
         .await
         .unwrap();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use amqprs::channel::{BasicGetArguments, BasicPublishArguments};
-use amqprs::{BasicProperties, FieldTable, FieldValue};
+use amqprs::BasicProperties;
 use betledger_tests::readside::{logged_events, ReadSide};
 use betledger_tests::workload::{open_funded, run_mixed};
 use betledger_tests::{spawn_app_reading, unique_prefix};
@@ -221,27 +221,44 @@ async fn duplicate_and_out_of_order_messages_change_nothing(pool: PgPool) {
     let wallets = open_funded(store.as_ref(), "reorder", 4).await;
     run_mixed(store.clone(), &wallets, 200, 2, 6).await;
     side.start_worker();
-    // No relay: the test is the publisher. First every event in reverse log order (each
-    // wallet's last event arrives first: a gap, filled from the log)...
+    // No relay: the test is the publisher. First every event in reverse log order, each in
+    // a batch of its own (each wallet's last event arrives first: a gap, filled from the
+    // log)...
     let (connection, channel) = side.amqp().await;
+    let topology = side.topology.clone();
     let mut events = logged_events(&pool).await;
     events.reverse();
     for event in &events {
-        projections::relay::publish(&channel, &side.topology, event)
+        let partition = topology.partition_of(&event.wallet_id);
+        projections::relay::publish_batch(&channel, &topology, partition, &[event])
             .await
             .unwrap();
     }
     side.wait_projected().await;
     side.assert_matches_log().await;
-    // ...then every event twice more, in order.
+    // ...then the whole log twice more, in order, as the relay's pages (one batch per
+    // partition, many wallets in each), and one event in the single-event body relays
+    // published before batches.
     events.reverse();
-    for event in events.iter().chain(events.iter()) {
-        projections::relay::publish(&channel, &side.topology, event)
+    for _ in 0..2 {
+        projections::relay::publish_page(&channel, &topology, &events)
             .await
             .unwrap();
     }
+    let legacy = &events[events.len() / 2];
+    channel
+        .basic_publish(
+            BasicProperties::default().with_persistence(true).finish(),
+            serde_json::to_vec(legacy).unwrap(),
+            BasicPublishArguments::new(
+                &topology.log_exchange(),
+                &projections::Topology::routing_key(topology.partition_of(&legacy.wallet_id)),
+            ),
+        )
+        .await
+        .unwrap();
     let stats = side.stats.clone();
-    let expected_duplicates = (events.len() * 3) as u64
+    let expected_duplicates = (events.len() * 3 + 1) as u64
         - stats.applied.load(std::sync::atomic::Ordering::Relaxed)
         - stats.gap_filled.load(std::sync::atomic::Ordering::Relaxed);
     wait_for("every duplicate to be skipped", async || {
@@ -250,6 +267,66 @@ async fn duplicate_and_out_of_order_messages_change_nothing(pool: PgPool) {
     .await;
     assert!(stats.gap_filled.load(std::sync::atomic::Ordering::Relaxed) > 0);
     side.assert_matches_log().await;
+    let _ = connection.close().await;
+    side.teardown().await;
+}
+
+/// One batch (one partition: the whole log in one message) with an event of one wallet
+/// that this code cannot read: the other wallets' events are all applied, that wallet
+/// stops just before it, and the batch goes to the dead letters whole.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_poison_event_in_a_batch_holds_only_its_own_wallet(pool: PgPool) {
+    let mut side = ReadSide::new(pool.clone(), &unique_prefix("poisonbatch"), 1).await;
+    let store = store(&pool);
+    let wallets = open_funded(store.as_ref(), "poisonbatch", 6).await;
+    run_mixed(store, &wallets, 120, 2, 9).await;
+    side.start_worker();
+    let (connection, channel) = side.amqp().await;
+    let mut events = logged_events(&pool).await;
+    let bad_at = events.len() / 2;
+    events[bad_at].event_version = "99.0".into();
+    let bad = events[bad_at].clone();
+    projections::relay::publish_page(&channel, &side.topology, &events)
+        .await
+        .unwrap();
+    let stats = side.stats.clone();
+    wait_for("the batch to be dead-lettered", async || {
+        stats.dead_lettered() == 1
+    })
+    .await;
+    let heads: Vec<(String, i64)> =
+        sqlx::query_as("SELECT aggregate_id, max(sequence) FROM events GROUP BY aggregate_id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert!(heads.len() >= 6);
+    for (wallet, head) in heads {
+        let seen = side
+            .applier
+            .last_sequence(wallet.parse().unwrap())
+            .await
+            .unwrap();
+        if wallet == bad.wallet_id.to_string() {
+            assert_eq!(
+                seen,
+                bad.sequence - 1,
+                "the poison event's wallet stops before it"
+            );
+        } else {
+            assert_eq!(
+                seen, head as u64,
+                "wallet {wallet} is projected to its head"
+            );
+        }
+    }
+    let dead = channel
+        .basic_get(BasicGetArguments::new(&side.topology.dead_letter_queue()).finish())
+        .await
+        .unwrap()
+        .expect("the batch waits in the dead-letter queue");
+    let dead_events = projections::amqp::decode_batch(&dead.2).unwrap();
+    assert_eq!(dead_events.len(), events.len(), "the whole batch");
+    assert_eq!(dead_events[bad_at].event_version, "99.0");
     let _ = connection.close().await;
     side.teardown().await;
 }
@@ -269,18 +346,16 @@ async fn a_poison_message_is_dead_lettered_and_the_worker_goes_on(pool: PgPool) 
     let mut side = ReadSide::new(pool.clone(), &unique_prefix("poison"), 1).await;
     side.start_worker();
     let (connection, channel) = side.amqp().await;
-    let mut headers = FieldTable::new();
-    headers.insert(
-        "wallet_id".try_into().unwrap(),
-        FieldValue::from("00000000-0000-0000-0000-000000000000"),
-    );
     let mut props = BasicProperties::default();
-    props.with_persistence(true).with_headers(headers);
+    props.with_persistence(true);
     channel
         .basic_publish(
             props.finish(),
             b"{ this is not an event".to_vec(),
-            BasicPublishArguments::new(&side.topology.events_exchange(), "wallet.Garbage"),
+            BasicPublishArguments::new(
+                &side.topology.log_exchange(),
+                &projections::Topology::routing_key(0),
+            ),
         )
         .await
         .unwrap();
