@@ -577,6 +577,9 @@ cpu() {
   printf '{"seconds": %s, "cpu_pct_of_one_core": {%s}}\n' "$seconds" "$out"
 }
 
+# Sourced (by scripts/pipeline-bench.sh) for its helpers only: nothing below runs.
+[ "${BASH_SOURCE[0]}" = "$0" ] || return 0
+
 case "${1:-up}" in
   up) up ;;
   cpu) cpu "${2:-30}" ;;
