@@ -202,11 +202,19 @@ pub async fn repeats_of(
     let mut found: HashMap<usize, PriorCommand> = HashMap::new();
     if !keyed.is_empty() {
         let rows = sqlx::query(
+            // LATERAL, so that each request is one lookup in `events_transaction_id`: as
+            // a plain join, the generic plan that sqlx's prepared statement settles on
+            // while the log is small walks every wallet event of the index (75 ms on a
+            // 100,000-event log instead of 0.08 ms, EXPLAIN ANALYZE under
+            // force_generic_plan), and 1% of exact retries halved the HTTP rate.
             "SELECT m.n, e.sequence, e.metadata
                FROM UNNEST($2::text[], $3::text[], $4::bigint[]) AS m(id, tx, n)
-               JOIN events e ON e.aggregate_type = $1 AND e.aggregate_id = m.id
-                            AND e.metadata ? 'transaction_id'
-                            AND e.metadata ->> 'transaction_id' = m.tx",
+               CROSS JOIN LATERAL (
+                    SELECT e.sequence, e.metadata FROM events e
+                     WHERE e.aggregate_type = $1 AND e.aggregate_id = m.id
+                       AND e.metadata ? 'transaction_id'
+                       AND e.metadata ->> 'transaction_id' = m.tx
+                     LIMIT 1) e",
         )
         .bind(crate::WALLET_AGGREGATE_TYPE)
         .bind(

@@ -319,11 +319,22 @@ async fn a_poison_event_in_a_batch_holds_only_its_own_wallet(pool: PgPool) {
             );
         }
     }
-    let dead = channel
-        .basic_get(BasicGetArguments::new(&side.topology.dead_letter_queue()).finish())
-        .await
-        .unwrap()
-        .expect("the batch waits in the dead-letter queue");
+    // The broker routes a rejected message to the dead letters after the reject returns.
+    let started = Instant::now();
+    let dead = loop {
+        let got = channel
+            .basic_get(BasicGetArguments::new(&side.topology.dead_letter_queue()).finish())
+            .await
+            .unwrap();
+        if let Some(dead) = got {
+            break dead;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the batch never reached the dead-letter queue"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let dead_events = projections::amqp::decode_batch(&dead.2).unwrap();
     assert_eq!(dead_events.len(), events.len(), "the whole batch");
     assert_eq!(dead_events[bad_at].event_version, "99.0");
