@@ -13,9 +13,10 @@
 //! a function of the wallet id alone), so every event of one wallet goes to the same
 //! queue, and a partition has one active consumer at a time: a wallet's events reach
 //! their worker in log order even when several workers run side by side. One message per
-//! event cost RabbitMQ more than the whole write path (72% of a core at 4,350 events/s,
-//! `scripts/pipeline-bench.sh`); a batch costs what one message does. Other consumers (an
-//! audit trail, a fraud feed) bind `{P}.log` with `partition.*` and read the same batches.
+//! event cost RabbitMQ more than the whole write path (74-78% of a core at 3,000-4,000
+//! events/s, `scripts/pipeline-bench.sh`); a batch costs what one message does. Other
+//! consumers (an audit trail, a fraud feed) bind `{P}.log` with `partition.*` and read the
+//! same batches; binding by event type is no longer possible.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -17,6 +17,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use projections::{relay, shutdown, worker, RelayConfig, Topology, WorkerConfig, WorkerStats};
 
+/// Unacked messages per partition: each a batch of up to a page (500 events), so 16 hold
+/// up to 8,000 events per partition in a backlog. (256 was sized for one event a message.)
+const PREFETCH: u16 = 16;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "betledger-projections",
@@ -64,8 +68,8 @@ enum Role {
         /// Partitions to consume, e.g. `0,1` (default: all).
         #[arg(long, value_delimiter = ',')]
         partitions: Vec<u16>,
-        /// Unacked messages per partition.
-        #[arg(long, env = "BETLEDGER_WORKER_PREFETCH", default_value_t = 256)]
+        /// Unacked messages per partition (batches of up to a relay page each).
+        #[arg(long, env = "BETLEDGER_WORKER_PREFETCH", default_value_t = PREFETCH)]
         prefetch: u16,
     },
 }
@@ -100,7 +104,7 @@ async fn start() -> anyhow::Result<()> {
         Role::All => (
             Some("main".to_string()),
             (0..cli.partition_count).collect(),
-            256,
+            PREFETCH,
         ),
         Role::Relay { name } => (Some(name.clone()), Vec::new(), 0),
         Role::Worker {

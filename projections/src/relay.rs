@@ -199,11 +199,15 @@ async fn publish_loop(
         config.stats.reads.fetch_add(1, Ordering::Relaxed);
         if let Some(last) = page.last() {
             pending_polls = 0;
-            let messages = publish_page(&channel, &config.topology, &page).await?;
-            for _ in 0..messages {
+            // Each tag noted before its message goes out: a confirm that arrived before
+            // the note would be lost, and the page would wait out CONFIRM_TIMEOUT.
+            let batches = batches(&config.topology, &page);
+            for (partition, events) in &batches {
                 confirms.published(next_tag);
                 next_tag += 1;
+                publish_batch(&channel, &config.topology, *partition, events).await?;
             }
+            let messages = batches.len();
             confirms
                 .wait_all(CONFIRM_TIMEOUT, || {
                     connection.is_open() && channel.is_open()
@@ -267,26 +271,37 @@ async fn drain(listener: &mut PgListener) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// A page split as the relay publishes it: per partition that has events in it, in
+/// partition order, that partition's events in log order.
+pub fn batches<'a>(
+    topology: &Topology,
+    page: &'a [LoggedEvent],
+) -> Vec<(u16, Vec<&'a LoggedEvent>)> {
+    let mut by_partition: Vec<Vec<&LoggedEvent>> = vec![Vec::new(); topology.partitions.into()];
+    for event in page {
+        by_partition[usize::from(topology.partition_of(&event.wallet_id))].push(event);
+    }
+    by_partition
+        .into_iter()
+        .enumerate()
+        .filter(|(_, events)| !events.is_empty())
+        .map(|(partition, events)| (partition as u16, events))
+        .collect()
+}
+
 /// Publishes a page as the relay does: one persistent message per partition that has
-/// events in it, each the partition's events in log order ([`amqp::encode_batch`]).
-/// Returns how many messages it published; confirms are the caller's business.
+/// events in it ([`batches`], [`amqp::encode_batch`]). Returns how many messages it
+/// published; confirms are the caller's business.
 pub async fn publish_page(
     channel: &Channel,
     topology: &Topology,
     page: &[LoggedEvent],
 ) -> anyhow::Result<usize> {
-    let mut by_partition: Vec<Vec<&LoggedEvent>> = vec![Vec::new(); topology.partitions.into()];
-    for event in page {
-        by_partition[usize::from(topology.partition_of(&event.wallet_id))].push(event);
+    let batches = batches(topology, page);
+    for (partition, events) in &batches {
+        publish_batch(channel, topology, *partition, events).await?;
     }
-    let mut published = 0;
-    for (partition, events) in by_partition.iter().enumerate() {
-        if !events.is_empty() {
-            publish_batch(channel, topology, partition as u16, events).await?;
-            published += 1;
-        }
-    }
-    Ok(published)
+    Ok(batches.len())
 }
 
 /// Publishes `events` (in log order, all of `partition`) as one batch.

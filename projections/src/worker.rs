@@ -9,7 +9,8 @@
 //!   the missing events from Postgres first.
 //! - A message whose body does not decode is rejected to the dead-letter exchange at once.
 //!   An event that cannot be applied (it names a version this code cannot read, say) is
-//!   tried `attempts_max` times; then the rest of the batch is applied and the message is
+//!   tried `attempts_max` times; its wallet's later events in the batch are left, the
+//!   other wallets' events are applied (side by side with it), and the message is
 //!   rejected, counted (`projection_dead_letters_total`); the partition goes on. A dependency
 //!   that is down (Redis, Postgres) is not the event's fault: the worker retries the same
 //!   event with backoff and never dead-letters it for that.
@@ -55,7 +56,7 @@ pub struct WorkerConfig {
     pub partitions: Vec<u16>,
     /// Unacked messages per partition.
     pub prefetch: u16,
-    /// Tries of a message that cannot be applied before it is dead-lettered.
+    /// Tries of an event that cannot be applied before its batch is dead-lettered.
     pub attempts_max: u32,
 }
 
