@@ -188,20 +188,12 @@ function request()
 end
 LUA
 
-ticks() {
-  # utime + stime of the given pids, in clock ticks
-  local sum=0
-  for p in "$@"; do
-    [ -r "/proc/$p/stat" ] || continue
-    t=$(awk '{print $14 + $15}' "/proc/$p/stat")
-    sum=$((sum + t))
-  done
-  echo "$sum"
-}
 # "pid ticks" per line, for a CPU figure over processes that may come and go (the
 # PostgreSQL backends of a growing pool): used_since FILE sums, over the pids alive now,
 # their ticks minus those recorded in FILE (0 for a pid born since).
 snapshot() { for p in "$@"; do [ -r "/proc/$p/stat" ] && awk -v p="$p" '{print p, $14 + $15}' "/proc/$p/stat"; done; true; }
+# utime + stime of the given pids, in clock ticks.
+ticks() { snapshot "$@" | awk '{sum += $2} END {print sum + 0}'; }
 used_since() {
   local file="$1"; shift
   snapshot "$@" | awk 'NR == FNR {before[$1] = $2; next} {sum += $2 - ($1 in before ? before[$1] : 0)} END {print sum + 0}' "$file" -

@@ -201,13 +201,11 @@ async fn publish_loop(
             pending_polls = 0;
             // Each tag noted before its message goes out: a confirm that arrived before
             // the note would be lost, and the page would wait out CONFIRM_TIMEOUT.
-            let batches = batches(&config.topology, &page);
-            for (partition, events) in &batches {
+            let messages = publish_page(&channel, &config.topology, &page, || {
                 confirms.published(next_tag);
                 next_tag += 1;
-                publish_batch(&channel, &config.topology, *partition, events).await?;
-            }
-            let messages = batches.len();
+            })
+            .await?;
             confirms
                 .wait_all(CONFIRM_TIMEOUT, || {
                     connection.is_open() && channel.is_open()
@@ -290,15 +288,18 @@ pub fn batches<'a>(
 }
 
 /// Publishes a page as the relay does: one persistent message per partition that has
-/// events in it ([`batches`], [`amqp::encode_batch`]). Returns how many messages it
-/// published; confirms are the caller's business.
+/// events in it ([`batches`], [`amqp::encode_batch`]), calling `before_each` just before
+/// each message goes out (the relay notes its confirm tag there). Returns how many
+/// messages it published.
 pub async fn publish_page(
     channel: &Channel,
     topology: &Topology,
     page: &[LoggedEvent],
+    mut before_each: impl FnMut(),
 ) -> anyhow::Result<usize> {
     let batches = batches(topology, page);
     for (partition, events) in &batches {
+        before_each();
         publish_batch(channel, topology, *partition, events).await?;
     }
     Ok(batches.len())

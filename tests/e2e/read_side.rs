@@ -241,7 +241,7 @@ async fn duplicate_and_out_of_order_messages_change_nothing(pool: PgPool) {
     // published before batches.
     events.reverse();
     for _ in 0..2 {
-        projections::relay::publish_page(&channel, &topology, &events)
+        projections::relay::publish_page(&channel, &topology, &events, || {})
             .await
             .unwrap();
     }
@@ -286,7 +286,7 @@ async fn a_poison_event_in_a_batch_holds_only_its_own_wallet(pool: PgPool) {
     let bad_at = events.len() / 2;
     events[bad_at].event_version = "99.0".into();
     let bad = events[bad_at].clone();
-    projections::relay::publish_page(&channel, &side.topology, &events)
+    projections::relay::publish_page(&channel, &side.topology, &events, || {})
         .await
         .unwrap();
     let stats = side.stats.clone();
