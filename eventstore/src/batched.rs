@@ -31,13 +31,19 @@
 //!   does not remember takes its key and is found on its wallet's next round.
 //! - The cache is bounded (`cache_max` wallets per store); past it, the least recently
 //!   used tenth leaves. A cached wallet is compacted (`Wallet::compact`: closed
-//!   reservations forgotten), so its memory does not grow with its history; a command
-//!   naming a reservation the compacted state does not hold (a late win, a rollback of a
-//!   settled bet) is decided after the batch commits, on the full state from the log,
-//!   through the straightforward path, and so are the wallet's later commands in that
-//!   batch, in order. That runs beside the shard, not in it: loading a long history must
-//!   not hold the shard's other wallets. Until it is done the wallet is busy, and its
-//!   commands that arrive meanwhile wait, in order, to go first into the next batch.
+//!   reservations forgotten) after each batch that closed something, so its memory does
+//!   not grow with its history. A command naming what the compacted state forgot (a late
+//!   win, a rollback of a settled bet, a refund of a reservation refunded or never made)
+//!   is decided in the batch like any other, on that state with the reservation and its
+//!   rounds put back from the log first: a few index lookups for the whole batch
+//!   ([`payload::closed_reservations`], [`payload::round_states`]), whatever the
+//!   wallet's history, not a fold of it.
+//! - What cannot be decided that way (a command the state does not hold on a wallet the
+//!   batch itself opened) is decided after the batch commits, on the full state from the
+//!   log, through the straightforward path, and so are the wallet's later commands in
+//!   that batch, in order. That runs beside the shard, not in it: loading a long history
+//!   must not hold the shard's other wallets. Until it is done the wallet is busy, and
+//!   its commands that arrive meanwhile wait, in order, to go first into the next batch.
 //! - Rounds (docs/0012): a cached wallet forgets closed rounds and all but the latest
 //!   idle ones. An event that opens a round the cache does not hold records the round's
 //!   key, which the log takes once per wallet and round; a refusal of such a command is
@@ -119,6 +125,7 @@ struct Job {
 pub struct BatchedWalletStore {
     shards: Vec<mpsc::Sender<Job>>,
     cached: Arc<AtomicUsize>,
+    full_state: Arc<FullStateThread>,
     pool: PgPool,
 }
 
@@ -155,6 +162,7 @@ impl BatchedWalletStore {
         BatchedWalletStore {
             shards,
             cached,
+            full_state,
             pool,
         }
     }
@@ -162,6 +170,12 @@ impl BatchedWalletStore {
     /// Wallets held in memory now, over all shards.
     pub fn cached_wallets(&self) -> usize {
         self.cached.load(Ordering::Relaxed)
+    }
+
+    /// Commands decided so far through the straightforward path, on a wallet's whole
+    /// history (see the module's notes on what still goes that way).
+    pub fn full_state_runs(&self) -> usize {
+        self.full_state.runs.load(Ordering::Relaxed)
     }
 
     fn shard(&self, wallet_id: WalletId) -> &mpsc::Sender<Job> {
@@ -220,9 +234,13 @@ struct Cached {
     used: u64,
     /// Digests of the transaction ids of its last accepted commands (0: none).
     recent: [u64; RECENT_IDS],
-    /// Rounds were put back from the log for this batch: not compacted until the batch
-    /// is decided, or a busy wallet's other commands could forget them again first.
-    restored: bool,
+    /// An event of this batch left something to forget (`WalletEvent::leaves_to_forget`):
+    /// compacted once the batch is decided. Not before: until then the state only gains
+    /// what the batch's events and `Shard::restore` tell it, so a command that it held
+    /// when the batch began, or that was looked up for, is still decided as on the full
+    /// state (a second settle of a bet the batch settled is told "closed", not sent to
+    /// the full state).
+    compact_due: bool,
 }
 
 impl Cached {
@@ -333,9 +351,7 @@ fn accept(
     let rounds = idempotency::RoundKeys::of(&state.wallet, &event);
     let closes = event.leaves_to_forget();
     state.wallet.apply(event);
-    if closes && !state.restored {
-        state.wallet.compact();
-    }
+    state.compact_due |= closes;
     state.sequence += 1;
     let balance = state
         .wallet
@@ -448,19 +464,21 @@ impl Shard {
                 return;
             }
         };
-        let restored = match self.restore_rounds(&jobs).await {
+        let (restored, put_back) = match self.restore(&jobs).await {
             Ok(restored) => restored,
             Err(e) => {
                 fail_all(jobs, &e.to_string());
                 return;
             }
         };
-        let (decided, full) = self.decide_all(jobs);
-        // The rounds put back leave the cache again once the batch is decided.
-        for id in &restored {
+        let (decided, full) = self.decide_all(jobs, &put_back);
+        // What the batch closed, and what was put back for it, leave the cache again.
+        for id in &wallets {
             if let Some(cached) = self.cache.get_mut(id) {
-                cached.restored = false;
-                cached.wallet.compact();
+                if cached.compact_due || restored.contains(id) {
+                    cached.compact_due = false;
+                    cached.wallet.compact();
+                }
             }
         }
         let mut rows: Vec<&Row> = decided
@@ -602,12 +620,16 @@ impl Shard {
     /// does not commit, every wallet it touched leaves the cache and is reloaded from the
     /// log. Returns what each job led to, and the wallets whose remaining jobs need the
     /// full state.
-    fn decide_all(&mut self, jobs: Vec<Job>) -> (Vec<Decided>, HashSet<WalletId>) {
+    fn decide_all(
+        &mut self,
+        jobs: Vec<Job>,
+        put_back: &HashSet<usize>,
+    ) -> (Vec<Decided>, HashSet<WalletId>) {
         let mut seen: HashSet<(WalletId, String)> = HashSet::new();
         let mut full: HashSet<WalletId> = HashSet::new();
         let mut later: HashSet<WalletId> = HashSet::new();
         let mut decided = Vec::with_capacity(jobs.len());
-        for job in jobs {
+        for (i, job) in jobs.into_iter().enumerate() {
             self.tick += 1;
             let state = self.cache.entry(job.wallet_id).or_default();
             state.used = self.tick;
@@ -615,7 +637,10 @@ impl Shard {
                 decided.push(Decided::Later { job });
                 continue;
             }
-            if full.contains(&job.wallet_id) || !state.wallet.holds(&job.command) {
+            // What the command names was put back from the log (`restore`), and nothing
+            // has been compacted since: this state decides it as the full state would.
+            let holds = put_back.contains(&i) || state.wallet.holds(&job.command);
+            if full.contains(&job.wallet_id) || !holds {
                 full.insert(job.wallet_id);
                 decided.push(Decided::Full { job });
                 continue;
@@ -652,43 +677,86 @@ impl Shard {
         (decided, full)
     }
 
-    /// Puts back, as the log knows them (one query), the rounds that the cache forgot and
-    /// that the commands of a wallet back from a stale round name: the log refused to open
-    /// such a round again, or a refusal in it was decided without it. The wallet's new
-    /// commands in this batch are looked up too, so one forgotten round after another
-    /// cannot keep it behind. So those commands are decided here as on the full state,
-    /// without folding the wallet's history. Returns the wallets given a round back.
-    async fn restore_rounds(&mut self, jobs: &[Job]) -> Result<HashSet<WalletId>, StoreError> {
+    /// Puts back, as the log knows them, what the cache forgot and this batch's commands
+    /// need, so that they are decided here as on the full state, without folding the
+    /// wallet's history:
+    /// - for a command its wallet's cached state does not hold (a late win, a rollback of
+    ///   a settled bet, a refund of a reservation refunded or never made), the reservation
+    ///   and round it names and the round of that reservation (one query for the
+    ///   reservations, [`payload::closed_reservations`]);
+    /// - for the commands of a wallet back from a stale round, the rounds they name that
+    ///   the cache forgot: the log refused to open such a round again, or a refusal in it
+    ///   was decided without it. The wallet's new commands in this batch are looked up
+    ///   too, so one forgotten round after another cannot keep it behind.
+    ///
+    /// The rounds come in one query ([`payload::round_states`]). Returns the wallets whose
+    /// state was looked up (compacted once the batch is decided: see
+    /// [`Cached::compact_due`]), and the places in `jobs` of the commands that may be
+    /// decided though their state, compacted, would not hold them.
+    async fn restore(
+        &mut self,
+        jobs: &[Job],
+    ) -> Result<(HashSet<WalletId>, HashSet<usize>), StoreError> {
+        let mut looked_up: HashSet<WalletId> = HashSet::new();
+        let mut put_back: HashSet<usize> = HashSet::new();
+        let mut reservations: Vec<(WalletId, &domain::ReservationId, u64)> = Vec::new();
+        let mut rounds: HashSet<(WalletId, RoundId)> = HashSet::new();
         let again: HashSet<WalletId> = jobs
             .iter()
             .filter(|job| job.attempts > 0)
             .map(|job| job.wallet_id)
             .collect();
-        let wanted: HashSet<(WalletId, RoundId)> = jobs
-            .iter()
-            .filter(|job| again.contains(&job.wallet_id))
-            .filter_map(|job| {
-                let cached = self.cache.get(&job.wallet_id)?;
-                let round = cached.wallet.unheld_round(&job.command)?;
-                Some((job.wallet_id, round.clone()))
-            })
-            .collect();
-        let mut restored = HashSet::new();
-        if wanted.is_empty() {
-            return Ok(restored);
-        }
-        let asked: Vec<(WalletId, &RoundId)> = wanted.iter().map(|(w, r)| (*w, r)).collect();
-        for round in payload::round_states(&self.pool, &asked).await? {
-            if let Some(cached) = self.cache.get_mut(&round.wallet_id) {
-                cached
-                    .wallet
-                    .restore_round(&round.round_id, round.game_id, round.closed);
-                cached.restored = true;
-                restored.insert(round.wallet_id);
+        for (i, job) in jobs.iter().enumerate() {
+            let Some(cached) = self.cache.get(&job.wallet_id) else {
+                continue;
+            };
+            if cached.wallet.balance().is_none() {
+                continue;
+            }
+            if !cached.wallet.holds(&job.command) {
+                let (reservation, round) = Wallet::named(&job.command);
+                if let Some(reservation) = reservation {
+                    reservations.push((job.wallet_id, reservation, cached.sequence));
+                }
+                if let Some(round) = round {
+                    rounds.insert((job.wallet_id, round.clone()));
+                }
+                looked_up.insert(job.wallet_id);
+                put_back.insert(i);
+            } else if again.contains(&job.wallet_id) {
+                if let Some(round) = cached.wallet.unheld_round(&job.command) {
+                    rounds.insert((job.wallet_id, round.clone()));
+                    looked_up.insert(job.wallet_id);
+                }
             }
         }
-        metrics::counter!("write_path_rounds_restored_total").increment(restored.len() as u64);
-        Ok(restored)
+        if looked_up.is_empty() {
+            return Ok((looked_up, put_back));
+        }
+        if !reservations.is_empty() {
+            let closed = payload::closed_reservations(&self.pool, &reservations).await?;
+            metrics::counter!("write_path_reservations_restored_total")
+                .increment(closed.len() as u64);
+            for (wallet_id, id, bet) in closed {
+                if let Some(cached) = self.cache.get_mut(&wallet_id) {
+                    rounds.insert((wallet_id, bet.round_id.clone()));
+                    cached.wallet.restore_reservation(id, bet);
+                }
+            }
+        }
+        if !rounds.is_empty() {
+            let asked: Vec<(WalletId, &RoundId)> = rounds.iter().map(|(w, r)| (*w, r)).collect();
+            let known = payload::round_states(&self.pool, &asked).await?;
+            metrics::counter!("write_path_rounds_restored_total").increment(known.len() as u64);
+            for round in known {
+                if let Some(cached) = self.cache.get_mut(&round.wallet_id) {
+                    cached
+                        .wallet
+                        .restore_round(&round.round_id, round.game_id, round.closed);
+                }
+            }
+        }
+        Ok((looked_up, put_back))
     }
 
     /// After the commit: each caller gets its answer, refusals from the log when their
@@ -1047,6 +1115,8 @@ fn fail_all(jobs: impl IntoIterator<Item = Job>, message: &str) {
 /// for as long as it lasts. Here it takes only this thread.
 struct FullStateThread {
     requests: mpsc::UnboundedSender<(WalletId, WalletCommand, Reply)>,
+    /// Commands it was given.
+    runs: AtomicUsize,
 }
 
 impl FullStateThread {
@@ -1081,7 +1151,10 @@ impl FullStateThread {
                 });
             })
             .expect("the full-state thread starts");
-        FullStateThread { requests }
+        FullStateThread {
+            requests,
+            runs: AtomicUsize::new(0),
+        }
     }
 
     async fn execute(
@@ -1094,6 +1167,8 @@ impl FullStateThread {
                 "the full-state thread stopped".into(),
             ))
         };
+        self.runs.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("write_path_full_state_commands_total").increment(1);
         let (reply, answer) = oneshot::channel();
         self.requests
             .send((wallet_id, command, reply))

@@ -160,6 +160,89 @@ pub async fn reservation_origin(
     Ok(Some((game, round)))
 }
 
+/// The closed reservations among `asked` (wallet, reservation id, the wallet's sequence
+/// as its deciding state knows it), as the log had them at that sequence: the bet that
+/// placed each one, closed in the state its closing left it in. Two index lookups each
+/// (the bet by its transaction id, which is its reservation id; the event that returned
+/// its stake, by migration 0006's index), whatever the wallet's history. A reservation
+/// the log did not hold by then is left out. Ask only of reservations the deciding state
+/// does not hold: a compacted state holds every open one, so one placed by that sequence
+/// and not returned was settled.
+pub async fn closed_reservations(
+    pool: &PgPool,
+    asked: &[(WalletId, &ReservationId, u64)],
+) -> Result<Vec<(WalletId, ReservationId, domain::Reservation)>, StoreError> {
+    let returning = WalletEvent::RETURNING
+        .iter()
+        .map(|(name, _)| format!("'{name}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // LATERAL, so that each one is an index lookup under the generic plan too (see
+    // round_states); the event types are literals, so the planner can use the partial
+    // index.
+    let rows: Vec<(
+        String,
+        String,
+        String,
+        serde_json::Value,
+        i64,
+        Option<String>,
+    )> = sqlx::query_as(&format!(
+        "SELECT m.id, o.event_type, o.event_version, o.payload, o.sequence, r.event_type
+               FROM UNNEST($2::text[], $3::text[], $4::bigint[]) AS m(id, rid, upto)
+               CROSS JOIN LATERAL (
+                    SELECT e.event_type, e.event_version, e.payload, e.sequence FROM events e
+                     WHERE e.aggregate_type = $1 AND e.aggregate_id = m.id
+                       AND e.metadata ? 'transaction_id'
+                       AND e.metadata ->> 'transaction_id' = m.rid
+                       AND e.sequence <= m.upto
+                     LIMIT 1) o
+               LEFT JOIN LATERAL (
+                    SELECT c.event_type FROM events c
+                     WHERE c.aggregate_type = $1 AND c.aggregate_id = m.id
+                       AND c.event_type IN ({returning})
+                       AND c.payload -> c.event_type ->> 'reservation_id' = m.rid
+                       AND c.sequence <= m.upto
+                     LIMIT 1) r ON true"
+    ))
+    .bind(WALLET_AGGREGATE_TYPE)
+    .bind(
+        asked
+            .iter()
+            .map(|(w, _, _)| w.to_string())
+            .collect::<Vec<_>>(),
+    )
+    .bind(asked.iter().map(|(_, r, _)| r.as_str()).collect::<Vec<_>>())
+    .bind(asked.iter().map(|(_, _, s)| *s as i64).collect::<Vec<_>>())
+    .fetch_all(pool)
+    .await
+    .map_err(unavailable)?;
+    let mut closed = Vec::with_capacity(rows.len());
+    for (wallet, event_type, version, payload, sequence, returned) in rows {
+        let wallet_id: WalletId = wallet
+            .parse()
+            .map_err(|e| corrupt(format!("wallet id {wallet:?}: {e}")))?;
+        let event = decode(&event_type, &version, &payload)
+            .map_err(|e| corrupt(format!("{wallet} #{sequence}: {e}")))?;
+        // The id may be another command's transaction id: then no bet was placed under it.
+        let Some((id, mut bet)) = event.into_placed_bet() else {
+            continue;
+        };
+        if let Some(returned) = returned {
+            let (_, state) = WalletEvent::RETURNING
+                .iter()
+                .find(|(name, _)| *name == returned)
+                .ok_or_else(|| corrupt(format!("{returned} returns no stake")))?;
+            bet.state = *state;
+        } else {
+            // Placed, not returned, and (the caller asks only of those) not open: settled.
+            bet.state = domain::ReservationState::Settled;
+        }
+        closed.push((wallet_id, id, bet));
+    }
+    Ok(closed)
+}
+
 /// A round as the log knows it: its game (as its opening event named it) and whether an
 /// event closed it.
 #[derive(Debug, Clone, PartialEq)]

@@ -65,8 +65,10 @@ async fn a_killed_instance_loses_nothing_and_its_wallets_are_served_again_within
     let url = format!("{}/{database}", base_url.rsplit_once('/').unwrap().0);
     let binary = api_binary();
     let prefix = betledger_tests::unique_prefix("killed");
-    let start = |_: usize| {
+    let errors = std::env::temp_dir().join(format!("{prefix}-errors"));
+    let start = |n: usize| {
         let port = free_port();
+        let log = errors.with_extension(n.to_string());
         let child = Command::new(&binary)
             .env("BETLEDGER_DATABASE_URL", &url)
             .env("BETLEDGER_API_ADDR", format!("127.0.0.1:{port}"))
@@ -79,7 +81,7 @@ async fn a_killed_instance_loses_nothing_and_its_wallets_are_served_again_within
             .env("BETLEDGER_RATE_LIMIT_BURST", "1000000")
             .env("RUST_LOG", "error")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("a file for its errors"))
             .spawn()
             .expect("starting betledger-api");
         Instance {
@@ -92,9 +94,19 @@ async fn a_killed_instance_loses_nothing_and_its_wallets_are_served_again_within
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
-    for i in &instances {
+    for (n, i) in instances.iter_mut().enumerate() {
         let ready = async {
             loop {
+                if let Ok(Some(status)) = i.child.try_wait() {
+                    let log = errors.with_extension(n.to_string());
+                    panic!(
+                        "betledger-api ({}) exited with {status} before it was ready: {}\n\
+                         (a target/debug/betledger-api older than the migrations? \
+                         `cargo build --bin betledger-api`)",
+                        binary.display(),
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    );
+                }
                 if http
                     .get(format!("{}/ready", i.base))
                     .send()

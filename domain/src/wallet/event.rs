@@ -216,6 +216,40 @@ impl WalletEvent {
         }
     }
 
+    /// For an event that places a bet, the reservation it leaves: a `FundsReserved`'s open
+    /// one, a `BetSettled`'s settled one (its stake, game and round; its placing time as
+    /// the expiry); `None` for every other event.
+    pub fn into_placed_bet(self) -> Option<(ReservationId, Reservation)> {
+        match self {
+            WalletEvent::BetSettled {
+                reservation_id,
+                game_id,
+                round_id,
+                stake,
+                placed_at,
+                ..
+            } => Some((
+                reservation_id,
+                Reservation {
+                    amount: stake,
+                    game_id,
+                    round_id,
+                    expires_at: placed_at,
+                    state: ReservationState::Settled,
+                },
+            )),
+            other => other.into_opened_reservation(),
+        }
+    }
+
+    /// The names of the events that return a reservation's stake to the player, naming it
+    /// by their `reservation_id`, with the state each leaves it in. A closed reservation
+    /// that none of them names was settled (paid, lost, or born settled by a bet-win).
+    pub const RETURNING: [(&'static str, ReservationState); 2] = [
+        ("ReservationRefunded", ReservationState::Refunded),
+        ("ReservationExpired", ReservationState::Expired),
+    ];
+
     /// The names of the events that close a reservation named by their `reservation_id`
     /// (what SQL over the log matches).
     pub const CLOSING: [&'static str; 4] = [

@@ -166,6 +166,35 @@ impl Wallet {
         }
     }
 
+    /// What the full state knows for `command` and a compacted one may have forgotten
+    /// (see [`Wallet::holds`]): the reservation it names and the round it names. Put back
+    /// from the log ([`Wallet::restore_reservation`], and [`Wallet::restore_round`] for
+    /// this round and for the round of the reservation put back), they let this state
+    /// decide the command as the full state would.
+    pub fn named(command: &WalletCommand) -> (Option<&ReservationId>, Option<&RoundId>) {
+        match command {
+            WalletCommand::Settle { reservation_id, .. }
+            | WalletCommand::Refund { reservation_id, .. }
+            | WalletCommand::Expire { reservation_id, .. } => (Some(reservation_id), None),
+            WalletCommand::Rollback {
+                reservation_id,
+                round_id,
+                ..
+            }
+            | WalletCommand::Win {
+                target: WinTarget::Bet(reservation_id),
+                round_id,
+                ..
+            } => (Some(reservation_id), Some(round_id)),
+            WalletCommand::Win { round_id, .. }
+            | WalletCommand::Adjust {
+                round_id: Some(round_id),
+                ..
+            } => (None, Some(round_id)),
+            _ => (None, None),
+        }
+    }
+
     /// The round `id`, if this state knows it (see [`Wallet::compact`]).
     pub fn round(&self, id: &RoundId) -> Option<&Round> {
         self.opened.as_ref().and_then(|o| o.rounds.get(id))
@@ -232,6 +261,21 @@ impl Wallet {
             open_bets,
         });
         round.closed |= closed;
+    }
+
+    /// Puts back a closed reservation that a compacted state forgot, as the log knows it
+    /// (its bet, and the state its closing left it in), so a command naming it is decided
+    /// here as on the full state; its round must be put back too ([`Wallet::restore_round`]).
+    /// Changes no money; it leaves at the next compaction. An open reservation is never
+    /// forgotten, so one is not put back, and a held one is left as it is.
+    pub fn restore_reservation(&mut self, id: ReservationId, reservation: Reservation) {
+        let Some(o) = self.opened.as_mut() else {
+            return;
+        };
+        if reservation.state == ReservationState::Open {
+            return;
+        }
+        o.reservations.entry(id).or_insert(reservation);
     }
 
     /// The wallet's limits, exclusion and lock, if it ever had any.

@@ -456,27 +456,21 @@ impl Opened {
                 self.close_bets(round_id, true, lost);
             }
             WalletEvent::BetSettled {
-                reservation_id,
                 game_id,
                 round_id,
                 stake,
                 payout,
-                placed_at,
                 round_closed,
                 lost,
+                ..
             } => {
                 self.use_round(round_id, Some(game_id));
                 self.balance.available = self.balance.available - *stake + *payout;
-                self.reservations.insert(
-                    reservation_id.clone(),
-                    Reservation {
-                        amount: *stake,
-                        game_id: game_id.clone(),
-                        round_id: round_id.clone(),
-                        expires_at: *placed_at,
-                        state: ReservationState::Settled,
-                    },
-                );
+                let (id, bet) = event
+                    .clone()
+                    .into_placed_bet()
+                    .expect("a BetSettled places a bet");
+                self.reservations.insert(id, bet);
                 self.close_bets(round_id, *round_closed, lost);
             }
             WalletEvent::FundsAdjusted { amount, .. } => self.balance.available += *amount,
