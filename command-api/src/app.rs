@@ -67,7 +67,10 @@ impl Application {
             crate::config::WritePath::Cqrs => Arc::new(CqrsWalletStore::new(pool.clone())),
             crate::config::WritePath::Batched => Arc::new(eventstore::BatchedWalletStore::new(
                 pool.clone(),
-                eventstore::BatchConfig::default(),
+                eventstore::BatchConfig {
+                    shards: config.write_shards,
+                    ..eventstore::BatchConfig::default()
+                },
             )),
         };
         Self::with_store(config, pool, store).await

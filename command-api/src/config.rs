@@ -70,6 +70,9 @@ pub struct Config {
     /// 0 turns the expiry sweep off (another instance runs it).
     pub expiry_interval_ms: u64,
     pub write_path: WritePath,
+    /// Owner tasks of the batched write path (`BETLEDGER_WRITE_SHARDS`): each commits its
+    /// own batches, so this many transactions run at once (`eventstore::BatchConfig`).
+    pub write_shards: usize,
     /// Several instances on one database, each wallet decided by one of them
     /// (`crate::cluster`); `None`: this instance decides every wallet itself.
     pub cluster: Option<ClusterConfig>,
@@ -147,8 +150,8 @@ impl Config {
     /// Reads `BETLEDGER_API_ADDR`, `BETLEDGER_DATABASE_URL`, `BETLEDGER_DB_CONNECTIONS_MAX`,
     /// `BETLEDGER_API_TOKENS` (`name:token:scope+scope,...`, scopes `read`, `write` and
     /// `operator`), `BETLEDGER_LIMITS_TZ`, `BETLEDGER_LIMIT_COOLING_S` and
-    /// `BETLEDGER_LOG_FORMAT` (`text` or `json`), `BETLEDGER_REDIS_URL` and
-    /// `BETLEDGER_REDIS_PREFIX`.
+    /// `BETLEDGER_LOG_FORMAT` (`text` or `json`), `BETLEDGER_REDIS_URL`,
+    /// `BETLEDGER_REDIS_PREFIX`, `BETLEDGER_WRITE_PATH` and `BETLEDGER_WRITE_SHARDS`.
     pub fn from_env() -> Result<Self, ConfigError> {
         let listen_addr = var("BETLEDGER_API_ADDR", LISTEN_ADDR_DEFAULT)
             .parse()
@@ -218,6 +221,12 @@ impl Config {
                     variable: "BETLEDGER_WRITE_PATH",
                     problem,
                 })?,
+            write_shards: number(
+                "BETLEDGER_WRITE_SHARDS",
+                eventstore::BatchConfig::default().shards as u64,
+                1,
+                64,
+            )? as usize,
             cluster: cluster_from_env()?,
             protection: protection_from_env()?,
             hub88: parse_hub88(&var("BETLEDGER_HUB88_OPERATORS", ""))?,
@@ -382,7 +391,7 @@ impl fmt::Display for Config {
             "listen_addr={} database_url={} db_connections_max={} clients=[{}] log_json={} \
              redis_url={} redis_prefix={} providers=[{}] session_ttl_s={} \
              rate_limit_per_s={} rate_limit_burst={} concurrency_max={} expiry_interval_ms={} \
-             write_path={:?} cluster={}",
+             write_path={:?} write_shards={} cluster={}",
             self.listen_addr,
             mask_password(&self.database_url),
             self.db_connections_max,
@@ -401,6 +410,7 @@ impl fmt::Display for Config {
             self.concurrency_max,
             self.expiry_interval_ms,
             self.write_path,
+            self.write_shards,
             match &self.cluster {
                 None => "off".to_string(),
                 Some(c) => format!("{} (secret ****)", c.advertise.as_deref().unwrap_or("auto")),

@@ -38,10 +38,13 @@
 //!   rounds put back from the log first: a few index lookups for the whole batch
 //!   ([`payload::closed_reservations`], [`payload::round_states`]), whatever the
 //!   wallet's history, not a fold of it.
-//! - What cannot be decided that way (a command the state does not hold on a wallet the
-//!   batch itself opened) is decided after the batch commits, on the full state from the
-//!   log, through the straightforward path, and so are the wallet's later commands in
-//!   that batch, in order. That runs beside the shard, not in it: loading a long history
+//!   Nothing is compacted until the batch is decided, so a command held when the batch
+//!   began (a second win on a bet the batch settled) is still decided on the state.
+//! - What cannot be decided that way (a forgotten round whose opening event named no
+//!   game: a later event may have given it one, which the round index does not tell; a
+//!   command sent back [`ATTEMPTS_MAX`] times) is decided after the batch commits, on the
+//!   full state from the log, through the straightforward path, and so are the wallet's
+//!   later commands in that batch, in order. That runs beside the shard, not in it: loading a long history
 //!   must not hold the shard's other wallets. Until it is done the wallet is busy, and
 //!   its commands that arrive meanwhile wait, in order, to go first into the next batch.
 //! - Rounds (docs/0012): a cached wallet forgets closed rounds and all but the latest
@@ -293,6 +296,15 @@ struct Shard {
     full_state: Arc<FullStateThread>,
 }
 
+/// What [`Shard::restore`] did for a batch.
+#[derive(Default)]
+struct Restored {
+    /// Wallets whose state was looked up: compacted again once the batch is decided.
+    looked_up: HashSet<WalletId>,
+    /// Wallets whose commands of this batch go to the full state.
+    full: HashSet<WalletId>,
+}
+
 /// What deciding one job led to.
 enum Decided {
     /// An event to write; answered after the commit.
@@ -464,18 +476,18 @@ impl Shard {
                 return;
             }
         };
-        let (restored, put_back) = match self.restore(&jobs).await {
+        let restored = match self.restore(&jobs).await {
             Ok(restored) => restored,
             Err(e) => {
                 fail_all(jobs, &e.to_string());
                 return;
             }
         };
-        let (decided, full) = self.decide_all(jobs, &put_back);
+        let (decided, full) = self.decide_all(jobs, restored.full);
         // What the batch closed, and what was put back for it, leave the cache again.
         for id in &wallets {
             if let Some(cached) = self.cache.get_mut(id) {
-                if cached.compact_due || restored.contains(id) {
+                if cached.compact_due || restored.looked_up.contains(id) {
                     cached.compact_due = false;
                     cached.wallet.compact();
                 }
@@ -623,13 +635,12 @@ impl Shard {
     fn decide_all(
         &mut self,
         jobs: Vec<Job>,
-        put_back: &HashSet<usize>,
+        mut full: HashSet<WalletId>,
     ) -> (Vec<Decided>, HashSet<WalletId>) {
         let mut seen: HashSet<(WalletId, String)> = HashSet::new();
-        let mut full: HashSet<WalletId> = HashSet::new();
         let mut later: HashSet<WalletId> = HashSet::new();
         let mut decided = Vec::with_capacity(jobs.len());
-        for (i, job) in jobs.into_iter().enumerate() {
+        for job in jobs {
             self.tick += 1;
             let state = self.cache.entry(job.wallet_id).or_default();
             state.used = self.tick;
@@ -637,10 +648,9 @@ impl Shard {
                 decided.push(Decided::Later { job });
                 continue;
             }
-            // What the command names was put back from the log (`restore`), and nothing
-            // has been compacted since: this state decides it as the full state would.
-            let holds = put_back.contains(&i) || state.wallet.holds(&job.command);
-            if full.contains(&job.wallet_id) || !holds {
+            // No `Wallet::holds` here: `restore` put back what the batch's commands name,
+            // and nothing is compacted before the batch is decided.
+            if full.contains(&job.wallet_id) {
                 full.insert(job.wallet_id);
                 decided.push(Decided::Full { job });
                 continue;
@@ -689,16 +699,19 @@ impl Shard {
     ///   was decided without it. The wallet's new commands in this batch are looked up
     ///   too, so one forgotten round after another cannot keep it behind.
     ///
-    /// The rounds come in one query ([`payload::round_states`]). Returns the wallets whose
-    /// state was looked up (compacted once the batch is decided: see
-    /// [`Cached::compact_due`]), and the places in `jobs` of the commands that may be
-    /// decided though their state, compacted, would not hold them.
-    async fn restore(
-        &mut self,
-        jobs: &[Job],
-    ) -> Result<(HashSet<WalletId>, HashSet<usize>), StoreError> {
-        let mut looked_up: HashSet<WalletId> = HashSet::new();
-        let mut put_back: HashSet<usize> = HashSet::new();
+    /// The rounds come in one query ([`payload::round_states`]); the cache changes only
+    /// once both queries have answered, so a failed one leaves it as it was. Nothing is
+    /// compacted until the batch is decided ([`Cached::compact_due`]), so every command of
+    /// the batch is then decided on its wallet's state as on the full state: what it
+    /// names was held when the batch began, or is put back here, or was made by an
+    /// earlier command of the batch.
+    ///
+    /// Returns the wallets looked up (compacted once the batch is decided), and those
+    /// that go to the full state instead: a round put back whose opening event named no
+    /// game may have been given one by a later event (the full state keeps the first game
+    /// any event of the round names), which the round index does not tell.
+    async fn restore(&mut self, jobs: &[Job]) -> Result<Restored, StoreError> {
+        let mut restored = Restored::default();
         let mut reservations: Vec<(WalletId, &domain::ReservationId, u64)> = Vec::new();
         let mut rounds: HashSet<(WalletId, RoundId)> = HashSet::new();
         let again: HashSet<WalletId> = jobs
@@ -706,11 +719,12 @@ impl Shard {
             .filter(|job| job.attempts > 0)
             .map(|job| job.wallet_id)
             .collect();
-        for (i, job) in jobs.iter().enumerate() {
+        for job in jobs {
             let Some(cached) = self.cache.get(&job.wallet_id) else {
                 continue;
             };
             if cached.wallet.balance().is_none() {
+                // Not opened: its state, if this batch opens it, is its whole history.
                 continue;
             }
             if !cached.wallet.holds(&job.command) {
@@ -721,42 +735,48 @@ impl Shard {
                 if let Some(round) = round {
                     rounds.insert((job.wallet_id, round.clone()));
                 }
-                looked_up.insert(job.wallet_id);
-                put_back.insert(i);
+                restored.looked_up.insert(job.wallet_id);
             } else if again.contains(&job.wallet_id) {
                 if let Some(round) = cached.wallet.unheld_round(&job.command) {
                     rounds.insert((job.wallet_id, round.clone()));
-                    looked_up.insert(job.wallet_id);
+                    restored.looked_up.insert(job.wallet_id);
                 }
             }
         }
-        if looked_up.is_empty() {
-            return Ok((looked_up, put_back));
+        if restored.looked_up.is_empty() {
+            return Ok(restored);
         }
-        if !reservations.is_empty() {
-            let closed = payload::closed_reservations(&self.pool, &reservations).await?;
-            metrics::counter!("write_path_reservations_restored_total")
-                .increment(closed.len() as u64);
-            for (wallet_id, id, bet) in closed {
-                if let Some(cached) = self.cache.get_mut(&wallet_id) {
-                    rounds.insert((wallet_id, bet.round_id.clone()));
-                    cached.wallet.restore_reservation(id, bet);
-                }
-            }
+        let closed = if reservations.is_empty() {
+            Vec::new()
+        } else {
+            payload::closed_reservations(&self.pool, &reservations).await?
+        };
+        for (wallet_id, _, bet) in &closed {
+            rounds.insert((*wallet_id, bet.round_id.clone()));
         }
-        if !rounds.is_empty() {
+        let known = if rounds.is_empty() {
+            Vec::new()
+        } else {
             let asked: Vec<(WalletId, &RoundId)> = rounds.iter().map(|(w, r)| (*w, r)).collect();
-            let known = payload::round_states(&self.pool, &asked).await?;
-            metrics::counter!("write_path_rounds_restored_total").increment(known.len() as u64);
-            for round in known {
-                if let Some(cached) = self.cache.get_mut(&round.wallet_id) {
-                    cached
-                        .wallet
-                        .restore_round(&round.round_id, round.game_id, round.closed);
-                }
+            payload::round_states(&self.pool, &asked).await?
+        };
+        metrics::counter!("write_path_reservations_restored_total").increment(closed.len() as u64);
+        metrics::counter!("write_path_rounds_restored_total").increment(known.len() as u64);
+        for (wallet_id, id, bet) in closed {
+            if let Some(cached) = self.cache.get_mut(&wallet_id) {
+                cached.wallet.restore_reservation(id, bet);
             }
         }
-        Ok((looked_up, put_back))
+        for round in known {
+            if round.game_id.is_none() {
+                restored.full.insert(round.wallet_id);
+            } else if let Some(cached) = self.cache.get_mut(&round.wallet_id) {
+                cached
+                    .wallet
+                    .restore_round(&round.round_id, round.game_id, round.closed);
+            }
+        }
+        Ok(restored)
     }
 
     /// After the commit: each caller gets its answer, refusals from the log when their
@@ -880,8 +900,8 @@ impl Shard {
                 if cached.sequence < cached.snapshot_at + self.snapshot_every {
                     return None;
                 }
-                // `accept` compacts after every event that leaves something to forget, so
-                // the snapshot is compacted, as `reconcile` expects it.
+                // The batch compacts its wallets once it is decided (before this), so the
+                // snapshot is compacted, as `reconcile` expects it.
                 debug_assert_eq!(cached.wallet, cached.wallet.compacted());
                 let payload = serde_json::to_value(&cached.wallet).ok()?;
                 Some((*id, cached.sequence as i64, payload))

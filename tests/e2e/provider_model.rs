@@ -403,7 +403,17 @@ impl PlayerModel {
                 }
             }
             Call::Adjust { round, cents, .. } => {
-                if !self.rounds.contains_key(&round) {
+                // The amount is checked first: an adjustment of nothing is no adjustment
+                // (a resent call with another payload can come to 0.00). A 400 carries no
+                // balance (read as -1.00).
+                if cents == 0 {
+                    let invalid = Answer {
+                        available: -100,
+                        reserved: -100,
+                        ..self.answer(400, "INVALID_AMOUNT")
+                    };
+                    (invalid, false)
+                } else if !self.rounds.contains_key(&round) {
                     (self.answer(404, "RESERVATION_NOT_FOUND"), false)
                 } else if self.available + cents < 0 {
                     (self.answer(422, "INSUFFICIENT_FUNDS"), false)

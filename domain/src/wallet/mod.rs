@@ -243,7 +243,8 @@ impl Wallet {
 
     /// Puts back a round that a compacted state forgot, as the log knows it (its game and
     /// whether it is closed), so a command naming it is decided here as on the full state.
-    /// Changes no money; a closed round put back leaves at the next compaction.
+    /// Changes no money; a round put back leaves at the next compaction unless an event
+    /// names it meanwhile.
     pub fn restore_round(&mut self, round_id: &RoundId, game_id: Option<GameId>, closed: bool) {
         let Some(o) = self.opened.as_mut() else {
             return;
@@ -253,11 +254,12 @@ impl Wallet {
             .values()
             .filter(|r| r.state == ReservationState::Open && &r.round_id == round_id)
             .count() as u32;
-        let uses = o.round_uses;
+        // Used longest ago: unless an event names it now, the next compaction forgets it
+        // again before any idle round the state held.
         let round = o.rounds.get_or_insert(round_id, || Round {
             game_id,
             closed,
-            last_used: uses,
+            last_used: 0,
             open_bets,
         });
         round.closed |= closed;

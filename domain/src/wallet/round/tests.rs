@@ -779,97 +779,131 @@ proptest! {
 
     #[test]
     fn any_interleaving_of_round_traffic_matches_the_model_and_conserves_money(
-        ops in proptest::collection::vec(op(), 1..150)
+        ops in proptest::collection::vec(op(), 1..150),
+        batches in proptest::collection::vec(1usize..5, 150),
     ) {
         let mut full = wallet_of(funded());
         let mut cached = full.compacted();
         let mut model = Model { available: 10_000, flows: 10_000, ..Model::default() };
-        for (i, op) in ops.iter().enumerate() {
-            let Some(command) = command(op, i) else { continue };
-            let expected = model.step(op);
-            // The cache decides what it holds, as the batched path does. A round it would
-            // open that the log knows (the full state does) is refused by the log, and a
-            // refusal in such a round is checked against it: either way the command comes
-            // back and is decided with the round put back as the log knows it. What the
-            // cache does not hold goes to the full state.
-            let by_full = full.decide(command.clone());
-            if cached.holds(&command) {
-                let by_cache = cached.decide(command.clone());
-                // A refusal in a round the cache does not hold stands only where the log never
-                // opened that round (the batched path checks its round keys).
-                let refused_unheld = by_cache.is_err()
-                    && cached.unheld_round(&command).is_some_and(|r| full.round(r).is_some());
-                let reopens = by_cache.as_ref().ok()
-                    .and_then(|e| cached.round_opened_by(e))
-                    .is_some_and(|r| full.round(&r).is_some());
-                // An id the cache forgot is one the log holds: the store answers the
-                // command from the log (an accept takes a key the unique index refuses, a
-                // refusal is looked up), whatever the cache decided.
-                let taken = matches!(by_full, Err(WalletError::IdempotencyConflict { .. }));
-                if (reopens || refused_unheld) && !taken {
-                    let round_id = cached.unheld_round(&command).cloned().expect("a round named");
-                    let known = full.round(&round_id).expect("the log knows it");
-                    let mut restored = cached.clone();
-                    restored.restore_round(&round_id, known.game_id.clone(), known.closed);
-                    prop_assert!(restored.holds(&command));
-                    prop_assert_eq!(
-                        &restored.decide(command.clone()), &by_full,
-                        "step {} {:?}: with its round put back, the cache decides as the full state", i, op
-                    );
-                } else if !taken {
-                    prop_assert_eq!(&by_cache, &by_full, "step {} {:?}: the cache decides as the full state", i, op);
+        // The game each round's opening event named: what the log's round index tells.
+        let mut opened_with: HashMap<RoundId, Option<GameId>> = HashMap::new();
+        let commands: Vec<Option<WalletCommand>> =
+            ops.iter().enumerate().map(|(i, op)| command(op, i)).collect();
+        // Commands come in batches, as the batched path takes them: before a batch is
+        // decided, what its commands name that the cache forgot is put back as the log
+        // knows it (`Shard::restore`); then the cache decides every one of them, and is
+        // compacted once the batch is decided. A round put back whose opening event named
+        // no game sends the batch to the full state (a later event may have named one).
+        let (mut start, mut b) = (0, 0);
+        while start < ops.len() {
+            let end = (start + batches[b % batches.len()]).min(ops.len());
+            b += 1;
+            let mut to_full = false;
+            for c in commands[start..end].iter().flatten() {
+                if cached.holds(c) {
+                    continue;
                 }
-            } else {
-                // What the cache does not hold is put back as the log knows it (the
-                // batched path's `restore`: the reservation named, closed, and the rounds
-                // named and of that reservation), and then the cache decides it alone.
-                let mut restored = cached.clone();
-                let (reservation, round) = Wallet::named(&command);
+                let (reservation, round) = Wallet::named(c);
                 let mut rounds: Vec<RoundId> = round.into_iter().cloned().collect();
-                if let Some(bet) = reservation.and_then(|id| full.reservation(id).map(|r| (id, r))) {
-                    prop_assert!(bet.1.state != ReservationState::Open, "an open bet is never forgotten");
-                    rounds.push(bet.1.round_id.clone());
-                    restored.restore_reservation(bet.0.clone(), bet.1.clone());
+                if let Some((id, bet)) =
+                    reservation.and_then(|id| full.reservation(id).map(|r| (id.clone(), r.clone())))
+                {
+                    prop_assert!(bet.state != ReservationState::Open, "an open bet is never forgotten");
+                    rounds.push(bet.round_id.clone());
+                    cached.restore_reservation(id, bet);
                 }
                 for round_id in &rounds {
                     if let Some(known) = full.round(round_id) {
-                        restored.restore_round(round_id, known.game_id.clone(), known.closed);
+                        match opened_with.get(round_id).cloned().flatten() {
+                            Some(game) => cached.restore_round(round_id, Some(game), known.closed),
+                            None => to_full = true,
+                        }
                     }
                 }
-                prop_assert_eq!(
-                    &restored.decide(command.clone()), &by_full,
-                    "step {} {:?}: with what it names put back, the cache decides as the full state", i, op
-                );
             }
-            let before = full.clone();
-            let actual = match by_full {
-                Ok(event) => {
-                    // What the log records as opening a round, it opens for the first time.
-                    if let Some(r) = full.round_opened_by(&event) {
-                        prop_assert!(full.round(&r).is_none());
+            // Where the log finds the cache behind (below), the batch ends for the wallet:
+            // its later commands come in the next batch, on its state loaded again.
+            let mut behind_at = None;
+            for i in start..end {
+                let op = &ops[i];
+                let Some(command) = commands[i].clone() else { continue };
+                let expected = model.step(op);
+                let by_full = full.decide(command.clone());
+                if !to_full {
+                    let by_cache = cached.decide(command.clone());
+                    // A refusal in a round the cache does not hold stands only where the
+                    // log never opened that round (the batched path checks its round keys).
+                    let refused_unheld = by_cache.is_err()
+                        && cached.unheld_round(&command).is_some_and(|r| full.round(r).is_some());
+                    // A round it would open that the log knows is refused by the log.
+                    let reopens = by_cache.as_ref().ok()
+                        .and_then(|e| cached.round_opened_by(e))
+                        .is_some_and(|r| full.round(&r).is_some());
+                    // An id the cache forgot is one the log holds: the store answers the
+                    // command from the log (an accept takes a key the unique index refuses,
+                    // a refusal is looked up), whatever the cache decided.
+                    let taken = matches!(by_full, Err(WalletError::IdempotencyConflict { .. }));
+                    if (reopens || refused_unheld) && !taken {
+                        // The command comes back in the next batch, its round put back.
+                        behind_at = Some(i + 1);
+                        let round_id = cached.unheld_round(&command).cloned().expect("a round named");
+                        let known = full.round(&round_id).expect("the log knows it");
+                        if let Some(game) = opened_with.get(&round_id).cloned().flatten() {
+                            let mut restored = cached.clone();
+                            restored.restore_round(&round_id, Some(game), known.closed);
+                            prop_assert!(restored.holds(&command));
+                            prop_assert_eq!(
+                                &restored.decide(command.clone()), &by_full,
+                                "step {} {:?}: with its round put back, the cache decides as the full state", i, op
+                            );
+                        }
+                    } else if !taken {
+                        prop_assert_eq!(
+                            &by_cache, &by_full,
+                            "step {} {:?}: the cache, with what the batch names put back, decides as the full state", i, op
+                        );
                     }
-                    let closes = event.leaves_to_forget();
-                    cached.apply(event.clone());
-                    if closes { cached.compact(); }
-                    full.apply(event);
-                    Ok(())
                 }
-                Err(e) => {
-                    prop_assert_eq!(&full, &before, "a refusal changed nothing");
-                    Err(error_name(&e))
+                let before = full.clone();
+                let actual = match by_full {
+                    Ok(event) => {
+                        // What the log records as opening a round, it opens for the first time.
+                        if let Some(r) = full.round_opened_by(&event) {
+                            prop_assert!(full.round(&r).is_none());
+                            opened_with.insert(r, event.game_id().cloned());
+                        }
+                        cached.apply(event.clone());
+                        full.apply(event);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        prop_assert_eq!(&full, &before, "a refusal changed nothing");
+                        Err(error_name(&e))
+                    }
+                };
+                prop_assert_eq!(actual, expected, "step {} {:?}", i, op);
+                let b = full.balance().unwrap();
+                prop_assert!(b.available >= Decimal::ZERO && b.reserved >= Decimal::ZERO);
+                prop_assert_eq!((b.available, b.reserved), (cents(model.available), cents(model.reserved)));
+                prop_assert_eq!(b.total(), cents(model.flows), "money conserved with every flow counted");
+                let open_sum: Decimal = full.open_reservations().map(|(_, r)| r.amount).sum();
+                prop_assert_eq!(b.reserved, open_sum);
+                prop_assert_eq!(cached.balance(), full.balance());
+                for (_, r) in full.open_reservations() {
+                    prop_assert!(!full.round(&r.round_id).is_some_and(|round| round.closed), "no open bet in a closed round");
                 }
-            };
-            prop_assert_eq!(actual, expected, "step {} {:?}", i, op);
-            let b = full.balance().unwrap();
-            prop_assert!(b.available >= Decimal::ZERO && b.reserved >= Decimal::ZERO);
-            prop_assert_eq!((b.available, b.reserved), (cents(model.available), cents(model.reserved)));
-            prop_assert_eq!(b.total(), cents(model.flows), "money conserved with every flow counted");
-            let open_sum: Decimal = full.open_reservations().map(|(_, r)| r.amount).sum();
-            prop_assert_eq!(b.reserved, open_sum);
-            prop_assert_eq!(cached.balance(), full.balance());
-            for (_, r) in full.open_reservations() {
-                prop_assert!(!full.round(&r.round_id).is_some_and(|round| round.closed), "no open bet in a closed round");
+                if behind_at.is_some() {
+                    break;
+                }
             }
+            // The full state's run, or the log finding the cache behind, leaves the wallet
+            // to be loaded from the log again.
+            if to_full || behind_at.is_some() {
+                cached = full.compacted();
+            } else {
+                cached.compact();
+            }
+            start = behind_at.unwrap_or(end);
         }
     }
 }
