@@ -72,7 +72,8 @@ pub struct Config {
     pub write_path: WritePath,
     /// Owner tasks of the batched write path (`BETLEDGER_WRITE_SHARDS`): each commits its
     /// own batches, so this many transactions run at once (`eventstore::BatchConfig`).
-    pub write_shards: usize,
+    /// `None`: [`Config::shards`] chooses.
+    pub write_shards: Option<usize>,
     /// Several instances on one database, each wallet decided by one of them
     /// (`crate::cluster`); `None`: this instance decides every wallet itself.
     pub cluster: Option<ClusterConfig>,
@@ -146,7 +147,23 @@ fn var(name: &'static str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
 }
 
+/// Owner tasks of each instance's batched path in a cluster, unless configured: every
+/// instance's batches carry only its own wallets' commands, so with one task each they
+/// stay as large as one instance's are with several (docs/0011, "Shards per instance").
+pub const CLUSTER_WRITE_SHARDS_DEFAULT: usize = 1;
+
 impl Config {
+    /// The batched path's owner tasks: as configured, else
+    /// [`CLUSTER_WRITE_SHARDS_DEFAULT`] in a cluster and `eventstore::BatchConfig`'s
+    /// default alone.
+    pub fn shards(&self) -> usize {
+        self.write_shards.unwrap_or(if self.cluster.is_some() {
+            CLUSTER_WRITE_SHARDS_DEFAULT
+        } else {
+            eventstore::BatchConfig::default().shards
+        })
+    }
+
     /// Reads `BETLEDGER_API_ADDR`, `BETLEDGER_DATABASE_URL`, `BETLEDGER_DB_CONNECTIONS_MAX`,
     /// `BETLEDGER_API_TOKENS` (`name:token:scope+scope,...`, scopes `read`, `write` and
     /// `operator`), `BETLEDGER_LIMITS_TZ`, `BETLEDGER_LIMIT_COOLING_S` and
@@ -221,12 +238,10 @@ impl Config {
                     variable: "BETLEDGER_WRITE_PATH",
                     problem,
                 })?,
-            write_shards: number(
-                "BETLEDGER_WRITE_SHARDS",
-                eventstore::BatchConfig::default().shards as u64,
-                1,
-                64,
-            )? as usize,
+            write_shards: match std::env::var("BETLEDGER_WRITE_SHARDS") {
+                Err(_) => None,
+                Ok(_) => Some(number("BETLEDGER_WRITE_SHARDS", 0, 1, 64)? as usize),
+            },
             cluster: cluster_from_env()?,
             protection: protection_from_env()?,
             hub88: parse_hub88(&var("BETLEDGER_HUB88_OPERATORS", ""))?,
@@ -410,7 +425,7 @@ impl fmt::Display for Config {
             self.concurrency_max,
             self.expiry_interval_ms,
             self.write_path,
-            self.write_shards,
+            self.shards(),
             match &self.cluster {
                 None => "off".to_string(),
                 Some(c) => format!("{} (secret ****)", c.advertise.as_deref().unwrap_or("auto")),
