@@ -483,6 +483,21 @@ mod tests {
     }
 
     #[test]
+    fn shards_default_to_one_in_a_cluster_and_four_alone_unless_set() {
+        let mut config = Config::from_env().expect("the defaults parse");
+        config.write_shards = None;
+        config.cluster = None;
+        assert_eq!(config.shards(), eventstore::BatchConfig::default().shards);
+        config.cluster = Some(ClusterConfig {
+            advertise: None,
+            secret: "a-cluster-secret-of-16+".into(),
+        });
+        assert_eq!(config.shards(), CLUSTER_WRITE_SHARDS_DEFAULT);
+        config.write_shards = Some(3);
+        assert_eq!(config.shards(), 3);
+    }
+
+    #[test]
     fn database_password_is_masked() {
         assert_eq!(
             mask_password("postgres://u:pw@h:5432/db"),

@@ -537,8 +537,14 @@ impl Shard {
             }
             Err(e) => self.answer_unknown(decided, &wallets, &e),
         }
-        // A wallet no command opened is not kept: it may be opened elsewhere.
-        self.cache.retain(|_, c| c.sequence > 0);
+        // A wallet no command opened is not kept: it may be opened elsewhere. (Only this
+        // batch's wallets can be such: a pass over the whole cache per batch would cost
+        // what the cache holds, up to `cache_max` wallets.)
+        for id in &wallets {
+            if self.cache.get(id).is_some_and(|c| c.sequence == 0) {
+                self.cache.remove(id);
+            }
+        }
         self.trim_cache();
     }
 
@@ -754,6 +760,12 @@ impl Shard {
         for (wallet_id, _, bet) in &closed {
             rounds.insert((*wallet_id, bet.round_id.clone()));
         }
+        // A round the state holds is already as the full state has it.
+        rounds.retain(|(w, r)| {
+            self.cache
+                .get(w)
+                .is_none_or(|c| c.wallet.round(r).is_none())
+        });
         let known = if rounds.is_empty() {
             Vec::new()
         } else {
@@ -808,6 +820,7 @@ impl Shard {
             .collect();
         // Commands to run on the full state beside the shard, per wallet, in order.
         let mut beside: HashMap<WalletId, Vec<Job>> = HashMap::new();
+        let mut refusals: Vec<(Job, WalletError, String)> = Vec::new();
         for d in decided {
             let wallet_id = d.job().wallet_id;
             if behind.contains(&wallet_id) {
@@ -829,10 +842,7 @@ impl Shard {
                     error,
                     request_sha256,
                     ..
-                } => {
-                    let answer = self.refusal(&job, error, &request_sha256).await;
-                    let _ = job.reply.send(answer);
-                }
+                } => refusals.push((job, error, request_sha256)),
                 Decided::Full { job } => beside.entry(job.wallet_id).or_default().push(job),
                 Decided::Later { mut job } => {
                     // Looked up in the log first, as a job back from a stale round is.
@@ -841,6 +851,7 @@ impl Shard {
                 }
             }
         }
+        self.answer_refusals(refusals).await;
         // The straightforward path writes to these wallets: reload them next time.
         for id in full.iter().chain(&exhausted) {
             self.cache.remove(id);
@@ -1043,26 +1054,35 @@ impl Shard {
         Ok(behind)
     }
 
-    /// The answer to a refused command: the first answer if its transaction id is in the
-    /// log, else the refusal with the current balance.
-    async fn refusal(
-        &self,
-        job: &Job,
-        error: WalletError,
-        request_sha256: &str,
-    ) -> Result<CommandReceipt, ExecuteError> {
-        let current = self
-            .cache
-            .get(&job.wallet_id)
-            .and_then(|c| c.wallet.balance());
-        let repeat =
-            idempotency::repeat_of(&self.pool, job.wallet_id, &job.command, request_sha256).await?;
-        match repeat {
-            Repeat::New => Err(ExecuteError::Refused {
+    /// Answers the batch's refusals: from the log when a refused command's transaction id
+    /// was seen before (its first answer, or `IDEMPOTENCY_CONFLICT`), else with the
+    /// refusal and the current balance. One query for all of them.
+    async fn answer_refusals(&self, refusals: Vec<(Job, WalletError, String)>) {
+        if refusals.is_empty() {
+            return;
+        }
+        let requests: Vec<(WalletId, &WalletCommand, &str)> = refusals
+            .iter()
+            .map(|(job, _, digest)| (job.wallet_id, &job.command, digest.as_str()))
+            .collect();
+        let repeats = idempotency::repeats_of(&self.pool, &requests).await;
+        let repeats = match repeats {
+            Ok(repeats) => repeats,
+            Err(e) => {
+                fail_all(refusals.into_iter().map(|(job, ..)| job), &e.to_string());
+                return;
+            }
+        };
+        for ((job, error, _), repeat) in refusals.into_iter().zip(repeats) {
+            let current = self
+                .cache
+                .get(&job.wallet_id)
+                .and_then(|c| c.wallet.balance());
+            let answer = repeat.answer(current).unwrap_or(Err(ExecuteError::Refused {
                 error,
                 balance: current,
-            }),
-            repeat => repeat.answer(current).expect("a repeat has an answer"),
+            }));
+            let _ = job.reply.send(answer);
         }
     }
 

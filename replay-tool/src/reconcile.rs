@@ -338,11 +338,10 @@ impl Ctx<'_> {
                 fold_from_log(self.pool, snapshot.wallet_id, Some(snapshot.sequence)).await?;
             let stored = snapshot.wallet();
             // The batched path stores the compacted state its cache holds (closed
-            // reservations forgotten); either form must equal the fold.
+            // reservations and rounds forgotten, after each batch): it must stand for the
+            // fold (`Wallet::stands_for`).
             let matches = fold.sequence() == snapshot.sequence
-                && stored
-                    .as_ref()
-                    .is_ok_and(|w| w == fold.wallet() || *w == fold.wallet().compacted());
+                && stored.as_ref().is_ok_and(|w| w.stands_for(fold.wallet()));
             if !matches {
                 let repaired = self.repair
                     && snapshots::delete(self.pool, snapshot.wallet_id, snapshot.sequence).await?;

@@ -753,12 +753,25 @@ async fn commands_on_forgotten_reservations_are_decided_as_the_full_state_withou
         writer.execute(w, win("twice-1")),
         writer.execute(w, win("twice-2"))
     );
-    assert!(first.is_ok() && second.is_ok(), "{first:?} {second:?}");
     assert_eq!(
         store.full_state_runs(),
         0,
         "a second win in the batch of the first"
     );
+    // Each event written is what the full state, folded to just before it, decides.
+    for (command, receipt) in [(win("twice-1"), first), (win("twice-2"), second)] {
+        let receipt = receipt.unwrap();
+        let full = fold_until(&pool, w, receipt.sequence - 1).await;
+        let written = eventstore::log::wallet_events(&pool, w, receipt.sequence - 1, 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            written[0].decode().unwrap(),
+            full.wallet().decide(command).unwrap(),
+            "the win at {}",
+            receipt.sequence
+        );
+    }
 
     // Rounds the cache forgot: one closed, one idle and pushed out by two later idle
     // ones, and one opened by a bet-less win that named no game, given one by a later
@@ -841,6 +854,19 @@ async fn commands_on_forgotten_reservations_are_decided_as_the_full_state_withou
     assert!(
         store.full_state_runs() > 0,
         "the round with no game in its index went to the full state"
+    );
+    // The snapshots this traffic left (every 10 events) stand for the fold of the log,
+    // as `reconcile` checks them.
+    let snapshot = eventstore::snapshots::latest(&pool, &[w])
+        .await
+        .unwrap()
+        .remove(&w)
+        .expect("a snapshot");
+    let fold = fold_until(&pool, w, snapshot.sequence).await;
+    assert!(
+        snapshot.wallet().unwrap().stands_for(fold.wallet()),
+        "the snapshot at {} stands for the log",
+        snapshot.sequence
     );
 }
 

@@ -127,6 +127,46 @@ impl Wallet {
         }
     }
 
+    /// Whether this state, as a cache holds it, may stand for `full` (the log folded to the
+    /// same event): the same wallet, balance, voided ids, limits and round clock; every
+    /// reservation it holds equal to `full`'s, and every open one held; every round it
+    /// holds equal to `full`'s but for when it was last used (a round put back from the
+    /// log does not know it), and every round with an open bet held. A cache that forgets
+    /// step by step (after each batch) may keep other idle rounds than one compaction of
+    /// `full` would, and both decide what they hold as `full` does. What `reconcile`
+    /// checks a stored snapshot against.
+    pub fn stands_for(&self, full: &Wallet) -> bool {
+        let (o, f) = match (&self.opened, &full.opened) {
+            (None, None) => return true,
+            (Some(o), Some(f)) => (o, f),
+            _ => return false,
+        };
+        let same_wallet = o.wallet_id == f.wallet_id
+            && o.player_id == f.player_id
+            && o.balance == f.balance
+            && o.voided == f.voided
+            && o.round_uses == f.round_uses
+            && o.protection == f.protection;
+        let reservations = o
+            .reservations
+            .iter()
+            .all(|(id, r)| f.reservations.get(id) == Some(r))
+            && f.reservations
+                .iter()
+                .filter(|(_, r)| r.state == ReservationState::Open)
+                .all(|(id, _)| o.reservations.contains_key(id));
+        let rounds = o.rounds.iter().all(|(id, r)| {
+            f.rounds.get(id).is_some_and(|g| {
+                g.game_id == r.game_id && g.closed == r.closed && g.open_bets == r.open_bets
+            })
+        }) && f
+            .rounds
+            .iter()
+            .filter(|(_, r)| r.open_bets > 0)
+            .all(|(id, _)| o.rounds.contains_key(id));
+        same_wallet && reservations && rounds
+    }
+
     /// A compacted copy (see [`Wallet::compact`]).
     pub fn compacted(&self) -> Wallet {
         let mut wallet = self.clone();

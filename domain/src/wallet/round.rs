@@ -482,11 +482,14 @@ impl Opened {
     /// Forgets closed rounds, and idle open ones past the [`IDLE_ROUNDS_KEPT`] most
     /// recently used; rounds with an open bet stay.
     pub(super) fn compact_rounds(&mut self) {
-        let idle = |r: &Round| !r.closed && r.open_bets == 0;
-        let closed = self.rounds.iter().any(|(_, r)| r.closed);
+        // A round put back from the log (`Wallet::restore_round`) that no event has named
+        // since was last used at 0: it goes first, whatever the count of idle rounds.
+        let idle = |r: &Round| !r.closed && r.open_bets == 0 && r.last_used > 0;
+        let unused = |r: &Round| !r.closed && r.open_bets == 0 && r.last_used == 0;
+        let gone = self.rounds.iter().any(|(_, r)| r.closed || unused(r));
         let idle_count = self.rounds.iter().filter(|(_, r)| idle(r)).count();
         // The common case: nothing closed and few idle rounds, nothing to forget.
-        if !closed && idle_count <= IDLE_ROUNDS_KEPT {
+        if !gone && idle_count <= IDLE_ROUNDS_KEPT {
             return;
         }
         let oldest_kept = if idle_count > IDLE_ROUNDS_KEPT {
@@ -499,7 +502,7 @@ impl Opened {
             let at = uses.len() - IDLE_ROUNDS_KEPT;
             *uses.select_nth_unstable(at).1
         } else {
-            0
+            1
         };
         self.rounds
             .retain(|_, r| !r.closed && (r.open_bets > 0 || r.last_used >= oldest_kept));

@@ -903,6 +903,8 @@ proptest! {
             } else {
                 cached.compact();
             }
+            // What a snapshot of it would be, `reconcile` accepts.
+            prop_assert!(cached.stands_for(&full), "after step {}: the cache stands for the full state", end);
             start = behind_at.unwrap_or(end);
         }
     }
