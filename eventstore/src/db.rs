@@ -12,14 +12,27 @@ pub const POOL_ACQUIRE_TIMEOUT_MS: u64 = 3_000;
 /// seconds, so a statement stuck longer than this is answered `UNAVAILABLE`, not waited on.
 pub const STATEMENT_TIMEOUT_MS: u64 = 5_000;
 
+/// Longest a connection may hold a transaction open between statements before PostgreSQL
+/// ends its session: a process paused or cut off in the middle of a batch must not hold
+/// the keys it took (another instance's inserts on the same wallets wait on them) for
+/// longer than a statement may run. No transaction of ours idles for more than a round
+/// trip; a log scan, which waits on its reader between fetches, lifts it for itself.
+pub const IDLE_IN_TRANSACTION_TIMEOUT_MS: u64 = 5_000;
+
 /// Opens a pool of at most `connections_max` connections to `url`, each with the
-/// statement timeout set.
+/// statement and idle-in-transaction timeouts set.
 pub async fn connect(url: &str, connections_max: u32) -> Result<PgPool, sqlx::Error> {
     let options: PgConnectOptions = url.parse()?;
     PgPoolOptions::new()
         .max_connections(connections_max)
         .acquire_timeout(Duration::from_millis(POOL_ACQUIRE_TIMEOUT_MS))
-        .connect_with(options.options([("statement_timeout", format!("{STATEMENT_TIMEOUT_MS}ms"))]))
+        .connect_with(options.options([
+            ("statement_timeout", format!("{STATEMENT_TIMEOUT_MS}ms")),
+            (
+                "idle_in_transaction_session_timeout",
+                format!("{IDLE_IN_TRANSACTION_TIMEOUT_MS}ms"),
+            ),
+        ]))
         .await
 }
 

@@ -41,8 +41,13 @@ impl LogScan {
             .await
             .map_err(unavailable)?;
         // Counting, declaring and fetching can take longer than the pool's per-statement
-        // limit on a large log; this transaction only reads.
+        // limit on a large log, and the reader may take longer than the pool's idle limit
+        // between fetches (writing a page to Redis); this transaction only reads.
         sqlx::query("SET LOCAL statement_timeout = 0")
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        sqlx::query("SET LOCAL idle_in_transaction_session_timeout = 0")
             .execute(&mut *tx)
             .await
             .map_err(unavailable)?;

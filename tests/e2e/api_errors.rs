@@ -455,5 +455,21 @@ async fn every_pooled_connection_bounds_its_statements() {
             .await
             .unwrap();
         assert_eq!(shown, "5s", "PostgreSQL shows 5000 ms as 5s");
+        let idle: String = sqlx::query_scalar("SHOW idle_in_transaction_session_timeout")
+            .fetch_one(&store_pool)
+            .await
+            .unwrap();
+        assert_eq!(idle, "5s", "a transaction left open is ended after 5 s");
     }
+    // A transaction left open longer than that loses its session, and its locks.
+    let mut tx = store_pool.begin().await.unwrap();
+    sqlx::query("SELECT 1").execute(&mut *tx).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(
+        eventstore::db::IDLE_IN_TRANSACTION_TIMEOUT_MS + 1_000,
+    ))
+    .await;
+    assert!(
+        sqlx::query("SELECT 1").execute(&mut *tx).await.is_err(),
+        "the idle transaction's session was ended"
+    );
 }
