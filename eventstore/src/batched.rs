@@ -44,9 +44,10 @@
 //!   game: a later event may have given it one, which the round index does not tell; a
 //!   command sent back [`ATTEMPTS_MAX`] times) is decided after the batch commits, on the
 //!   full state from the log, through the straightforward path, and so are the wallet's
-//!   later commands in that batch, in order. That runs beside the shard, not in it: loading a long history
-//!   must not hold the shard's other wallets. Until it is done the wallet is busy, and
-//!   its commands that arrive meanwhile wait, in order, to go first into the next batch.
+//!   later commands in that batch, in order. That runs beside the shard, not in it:
+//!   loading a long history must not hold the shard's other wallets. Until it is done the
+//!   wallet is busy, and its commands that arrive meanwhile wait, in order, to go first
+//!   into the next batch.
 //! - Rounds (docs/0012): a cached wallet forgets closed rounds and all but the latest
 //!   idle ones. An event that opens a round the cache does not hold records the round's
 //!   key, which the log takes once per wallet and round; a refusal of such a command is
@@ -483,7 +484,7 @@ impl Shard {
                 return;
             }
         };
-        let (decided, full) = self.decide_all(jobs, restored.full);
+        let decided = self.decide_all(jobs, &restored.full);
         // What the batch closed, and what was put back for it, leave the cache again.
         for id in &wallets {
             if let Some(cached) = self.cache.get_mut(id) {
@@ -532,7 +533,7 @@ impl Shard {
             .record(commit_started.elapsed().as_secs_f64());
         match committed {
             Ok(behind) => {
-                self.answer_committed(decided, &snapshots, &full, &behind)
+                self.answer_committed(decided, &snapshots, &restored.full, &behind)
                     .await
             }
             Err(e) => self.answer_unknown(decided, &wallets, &e),
@@ -636,13 +637,9 @@ impl Shard {
 
     /// Decides every job against the cached state itself, in arrival order: if the batch
     /// does not commit, every wallet it touched leaves the cache and is reloaded from the
-    /// log. Returns what each job led to, and the wallets whose remaining jobs need the
-    /// full state.
-    fn decide_all(
-        &mut self,
-        jobs: Vec<Job>,
-        mut full: HashSet<WalletId>,
-    ) -> (Vec<Decided>, HashSet<WalletId>) {
+    /// log. The jobs of the `full` wallets (see [`Shard::restore`]) go to the full state.
+    /// Returns what each job led to.
+    fn decide_all(&mut self, jobs: Vec<Job>, full: &HashSet<WalletId>) -> Vec<Decided> {
         let mut seen: HashSet<(WalletId, String)> = HashSet::new();
         let mut later: HashSet<WalletId> = HashSet::new();
         let mut decided = Vec::with_capacity(jobs.len());
@@ -657,7 +654,6 @@ impl Shard {
             // No `Wallet::holds` here: `restore` put back what the batch's commands name,
             // and nothing is compacted before the batch is decided.
             if full.contains(&job.wallet_id) {
-                full.insert(job.wallet_id);
                 decided.push(Decided::Full { job });
                 continue;
             }
@@ -690,7 +686,7 @@ impl Shard {
                 },
             }
         }
-        (decided, full)
+        decided
     }
 
     /// Puts back, as the log knows them, what the cache forgot and this batch's commands

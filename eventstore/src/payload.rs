@@ -226,7 +226,7 @@ pub async fn closed_reservations(
         let event = decode(&event_type, &version, &payload)
             .map_err(|e| corrupt(format!("{wallet} #{sequence}: {e}")))?;
         // The id may be another command's transaction id: then no bet was placed under it.
-        let Some((id, mut bet)) = event.into_placed_bet() else {
+        let Some((id, mut bet)) = event.placed_bet() else {
             continue;
         };
         if let Some(returned) = returned {

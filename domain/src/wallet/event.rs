@@ -219,7 +219,7 @@ impl WalletEvent {
     /// For an event that places a bet, the reservation it leaves: a `FundsReserved`'s open
     /// one, a `BetSettled`'s settled one (its stake, game and round; its placing time as
     /// the expiry); `None` for every other event.
-    pub fn into_placed_bet(self) -> Option<(ReservationId, Reservation)> {
+    pub fn placed_bet(&self) -> Option<(ReservationId, Reservation)> {
         match self {
             WalletEvent::BetSettled {
                 reservation_id,
@@ -229,16 +229,19 @@ impl WalletEvent {
                 placed_at,
                 ..
             } => Some((
-                reservation_id,
+                reservation_id.clone(),
                 Reservation {
-                    amount: stake,
-                    game_id,
-                    round_id,
-                    expires_at: placed_at,
+                    amount: *stake,
+                    game_id: game_id.clone(),
+                    round_id: round_id.clone(),
+                    expires_at: *placed_at,
                     state: ReservationState::Settled,
                 },
             )),
-            other => other.into_opened_reservation(),
+            reserved @ WalletEvent::FundsReserved { .. } => {
+                reserved.clone().into_opened_reservation()
+            }
+            _ => None,
         }
     }
 

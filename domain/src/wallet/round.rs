@@ -466,10 +466,7 @@ impl Opened {
             } => {
                 self.use_round(round_id, Some(game_id));
                 self.balance.available = self.balance.available - *stake + *payout;
-                let (id, bet) = event
-                    .clone()
-                    .into_placed_bet()
-                    .expect("a BetSettled places a bet");
+                let (id, bet) = event.placed_bet().expect("a BetSettled places a bet");
                 self.reservations.insert(id, bet);
                 self.close_bets(round_id, *round_closed, lost);
             }
