@@ -85,7 +85,9 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  psql "$BETLEDGER_DATABASE_URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+  # From the maintenance database: BETLEDGER_DATABASE_URL names $DB itself by now, and a
+  # database cannot drop itself (every run used to leave its database behind).
+  psql "$BASE/postgres" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
   rabbitmqctl_of_topology delete_vhost "$VHOST" >/dev/null 2>&1 || true
   redis-cli -u "$REDIS_CLI_URL" --scan --pattern "$PREFIX:*" |
     xargs -r -n 1000 redis-cli -u "$REDIS_CLI_URL" unlink >/dev/null 2>&1 || true
@@ -297,6 +299,14 @@ per=$((CONNECTIONS / INSTANCES))
 echo "== burst: ${BURST_S} s of $TRAFFIC, $CONNECTIONS connections over $INSTANCES instance(s), repeat share $REPEAT_SHARE"
 start_events=$(psql "$BETLEDGER_DATABASE_URL" -tAc "SELECT count(*) FROM events")
 hz=$(getconf CLK_TCK)
+# The write path's own account of the burst, summed over the instances: batches, commands
+# per batch, and the shard loop's time deciding, committing and answering them.
+write_path() {
+  for addr in "${addrs[@]}"; do curl -fs "http://$addr/metrics" 2>/dev/null || true; done |
+    awk '/^write_path_(batch_commands|(decide|commit|answer)_duration_seconds)_(sum|count)/ {v[$1] += $2}
+         END {for (k in v) print k, v[k]}'
+}
+write_path >"$WORK/write-path-before"
 # shellcheck disable=SC2046
 snapshot $(backends) >"$WORK/pg-before"
 b_api0=$(ticks "${api_pids[@]}"); b_proj0=$(ticks $projections_pid)
@@ -333,6 +343,26 @@ fi
 # Each wrk by its pid: a pgrep could run before a wrk has started and find none.
 wait "${wrk_pids[@]}"
 burst_end=$(date +%s.%N)
+write_path >"$WORK/write-path-after"
+write_path_json=$(python3 - "$WORK/write-path-before" "$WORK/write-path-after" "$(python3 -c "print($burst_end - $b_t0)")" <<'PY'
+import json, sys
+def read(f):
+    return {k: float(v) for k, v in (l.split() for l in open(f) if l.strip())}
+a, b, seconds = read(sys.argv[1]), read(sys.argv[2]), float(sys.argv[3])
+d = lambda k: b.get(k, 0.0) - a.get(k, 0.0)
+batches = d("write_path_batch_commands_count")
+out = {"batches": int(batches)}
+if batches > 0:
+    out["commands_per_batch"] = round(d("write_path_batch_commands_sum") / batches, 1)
+    for phase in ("decide", "commit", "answer"):
+        out[f"{phase}_ms_mean"] = round(1000 * d(f"write_path_{phase}_duration_seconds_sum") / batches, 3)
+    # Share of the burst the shard loops spent in a batch (over all shards: can pass 1).
+    busy = sum(d(f"write_path_{p}_duration_seconds_sum") for p in ("decide", "commit", "answer"))
+    out["shard_loop_busy"] = round(busy / seconds, 2)
+print(json.dumps(out))
+PY
+)
+echo "== write path: $write_path_json"
 burst_cpu() { python3 -c "print(round(100.0 * ($1) / $hz / ($burst_end - $b_t0), 1))"; }
 read -r b_m1 b_w1 < <(machine)
 b_m=$(burst_cpu "$b_m1 - $b_m0"); b_w=$(burst_cpu "$b_w1 - $b_w0")
@@ -428,5 +458,5 @@ redis_pct=$(pct "$d1 - $d0")
 [ "$pg_pids" = "$pg_pids_after" ] || echo "   (the set of PostgreSQL backends changed while measuring: $pg_pids -> $pg_pids_after)"
 echo "== at rest: engine processes ${engine_pct}% of one core, their PostgreSQL backends ${pg_pct}%; RabbitMQ ${rabbit_pct}%, Redis ${redis_pct}% (shared services)"
 cat <<JSON
-{"topology": "${TOPOLOGY:-single}", "traffic": "$TRAFFIC", "instances": $INSTANCES, "connections": $CONNECTIONS, "wallets": $WALLETS, "repeat_share": $REPEAT_SHARE, "read_side": $READ_SIDE, "burst_s": $BURST_S, "requests_per_s": $total_rps, "not_2xx": $non2xx, "events": $((events - start_events)), "catch_up_s": $catch_up_s, "events_per_message": $events_per_message, "projection_lag": $lag_json, "killed": $killed_json, "burst_cpu_pct": {"api": $b_api, "projections": $b_proj, "postgres_backends": $b_pg, "rabbitmq": $b_r, "redis": $b_d, "machine": $b_m, "iowait": $b_w}, "idle_s": $IDLE_S, "idle_cpu_pct": {"engine": $engine_pct, "postgres_backends": $pg_pct, "rabbitmq": $rabbit_pct, "redis": $redis_pct}}
+{"topology": "${TOPOLOGY:-single}", "traffic": "$TRAFFIC", "instances": $INSTANCES, "connections": $CONNECTIONS, "wallets": $WALLETS, "repeat_share": $REPEAT_SHARE, "read_side": $READ_SIDE, "burst_s": $BURST_S, "requests_per_s": $total_rps, "not_2xx": $non2xx, "events": $((events - start_events)), "catch_up_s": $catch_up_s, "events_per_message": $events_per_message, "write_path": $write_path_json, "projection_lag": $lag_json, "killed": $killed_json, "burst_cpu_pct": {"api": $b_api, "projections": $b_proj, "postgres_backends": $b_pg, "rabbitmq": $b_r, "redis": $b_d, "machine": $b_m, "iowait": $b_w}, "idle_s": $IDLE_S, "idle_cpu_pct": {"engine": $engine_pct, "postgres_backends": $pg_pct, "rabbitmq": $rabbit_pct, "redis": $redis_pct}}
 JSON

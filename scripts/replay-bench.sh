@@ -19,7 +19,7 @@ DB="replay_bench_$$"
 PREFIX="replay-bench-$$"
 BASE="${BETLEDGER_DATABASE_URL%/*}"
 cleanup() {
-  psql "$BETLEDGER_DATABASE_URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+  psql "$BASE/postgres" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
   redis-cli -u "$BETLEDGER_REDIS_URL" --scan --pattern "$PREFIX:*" | xargs -r -n 1000 redis-cli -u "$BETLEDGER_REDIS_URL" unlink >/dev/null 2>&1 || true
   rm -f "/tmp/$PREFIX-report.json"
 }

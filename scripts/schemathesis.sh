@@ -49,7 +49,7 @@ api_pid=""
 cleanup() {
   [ -n "$api_pid" ] && kill "$api_pid" 2>/dev/null || true
   wait 2>/dev/null || true
-  psql "$BETLEDGER_DATABASE_URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+  psql "$BASE_DB/postgres" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
   redis-cli -u "$BETLEDGER_REDIS_URL" --scan --pattern "$PREFIX:*" |
     xargs -r -n 1000 redis-cli -u "$BETLEDGER_REDIS_URL" unlink >/dev/null 2>&1 || true
   rm -rf "$WORK"

@@ -464,6 +464,7 @@ impl Shard {
         if jobs.is_empty() {
             return;
         }
+        let deciding_started = std::time::Instant::now();
         let wallets: HashSet<WalletId> = jobs.iter().map(|j| j.wallet_id).collect();
         let loaded = self.load_missing(&wallets).await;
         let jobs = match loaded {
@@ -528,9 +529,12 @@ impl Shard {
         let snapshots = self.due_snapshots(&wallets);
         metrics::histogram!("write_path_batch_commands").record(decided.len() as f64);
         let commit_started = std::time::Instant::now();
+        metrics::histogram!("write_path_decide_duration_seconds")
+            .record((commit_started - deciding_started).as_secs_f64());
         let committed = self.commit(&rows, &refused, &unheld, &snapshots).await;
+        let answer_started = std::time::Instant::now();
         metrics::histogram!("write_path_commit_duration_seconds")
-            .record(commit_started.elapsed().as_secs_f64());
+            .record((answer_started - commit_started).as_secs_f64());
         match committed {
             Ok(behind) => {
                 self.answer_committed(decided, &snapshots, &restored.full, &behind)
@@ -538,6 +542,8 @@ impl Shard {
             }
             Err(e) => self.answer_unknown(decided, &wallets, &e),
         }
+        metrics::histogram!("write_path_answer_duration_seconds")
+            .record(answer_started.elapsed().as_secs_f64());
         // A wallet no command opened is not kept: it may be opened elsewhere. (Only this
         // batch's wallets can be such: a pass over the whole cache per batch would cost
         // what the cache holds, up to `cache_max` wallets.)

@@ -38,6 +38,10 @@ struct Cli {
     /// Prefix of the Redis read-model keys (the API must use the same).
     #[arg(long, env = "BETLEDGER_REDIS_PREFIX", default_value = "betledger")]
     redis_prefix: String,
+    /// Under traffic, the least milliseconds between the relay's reads of the log (fuller
+    /// pages, fewer messages; `relay::LINGER_DEFAULT`); 0 reads again at once.
+    #[arg(long, env = "BETLEDGER_RELAY_LINGER_MS", default_value_t = relay::LINGER_DEFAULT.as_millis() as u64)]
+    relay_linger_ms: u64,
     /// Number of partition queues; fixed for a deployment (changing it moves wallets).
     #[arg(long, env = "BETLEDGER_PARTITIONS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     partition_count: u16,
@@ -131,6 +135,7 @@ async fn start() -> anyhow::Result<()> {
             amqp_url: cli.urls.amqp_url.clone(),
             topology: topology.clone(),
             page_size: 500,
+            linger: std::time::Duration::from_millis(cli.relay_linger_ms),
             stats: Default::default(),
         };
         tasks.spawn(relay::run(pool.clone(), config, stop.clone()));

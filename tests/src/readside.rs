@@ -91,6 +91,7 @@ impl ReadSide {
             amqp_url: crate::amqp_url(),
             topology: self.topology.clone(),
             page_size: 200,
+            linger: projections::relay::LINGER_DEFAULT,
             stats: self.relay_stats.clone(),
         }
     }

@@ -106,6 +106,7 @@ async fn bench(args: &Args, name: &str, url: &str) -> anyhow::Result<()> {
         amqp_url: args.urls.amqp_url.clone(),
         topology: topology.clone(),
         page_size: 500,
+        linger: relay::LINGER_DEFAULT,
         stats: Default::default(),
     };
     let started = Instant::now();
