@@ -7,8 +7,9 @@
 //! - A shard takes the commands waiting for it (up to `batch_max`, or what arrives within
 //!   `batch_window` of the first), decides each with the domain's own `Wallet::decide`
 //!   against its cached state (loading the missing wallets of the batch in one query),
-//!   writes all the resulting events in one multi-row INSERT in one transaction, commits,
-//!   and only then answers each caller with the balance after its command.
+//!   writes all the resulting events in one multi-row INSERT (the usual batch: that one
+//!   statement, committing on its own; see [`Shard::commit`]), and only once it is
+//!   committed answers each caller with the balance after its command.
 //! - Idempotency records (event metadata) and the commit-ordered position (`tx_id`,
 //!   `global_position` defaults) are written by the same INSERT as the events.
 //! - A refusal is answered from the log when its transaction id was seen before (the
@@ -129,6 +130,8 @@ struct Job {
 pub struct BatchedWalletStore {
     shards: Vec<mpsc::Sender<Job>>,
     cached: Arc<AtomicUsize>,
+    /// Batches whose one-statement commit met a taken key (see [`Shard::commit`]).
+    taken_key_batches: Arc<AtomicUsize>,
     full_state: Arc<FullStateThread>,
     pool: PgPool,
 }
@@ -138,7 +141,9 @@ impl BatchedWalletStore {
     pub fn new(pool: PgPool, config: BatchConfig) -> Self {
         // Present at zero from the start: an alert's rate() over it is then 0, not empty.
         metrics::counter!("write_path_cache_evictions_total").increment(0);
+        metrics::counter!("write_path_batches_taken_key_total").increment(0);
         let cached = Arc::new(AtomicUsize::new(0));
+        let taken_key_batches = Arc::new(AtomicUsize::new(0));
         let full_state = Arc::new(FullStateThread::start(&pool));
         let shards = (0..config.shards.max(1))
             .map(|_| {
@@ -156,6 +161,7 @@ impl BatchedWalletStore {
                     snapshot_every: config.snapshot_every,
                     tick: 0,
                     cached: cached.clone(),
+                    taken_key_batches: taken_key_batches.clone(),
                     counted: 0,
                     again: VecDeque::new(),
                 };
@@ -166,6 +172,7 @@ impl BatchedWalletStore {
         BatchedWalletStore {
             shards,
             cached,
+            taken_key_batches,
             full_state,
             pool,
         }
@@ -180,6 +187,12 @@ impl BatchedWalletStore {
     /// history (see the module's notes on what still goes that way).
     pub fn full_state_runs(&self) -> usize {
         self.full_state.runs.load(Ordering::Relaxed)
+    }
+
+    /// Batches whose one-statement commit met a taken key and went the transactional way
+    /// (a repeat the cache did not remember, another instance's append).
+    pub fn taken_key_batches(&self) -> usize {
+        self.taken_key_batches.load(Ordering::Relaxed)
     }
 
     fn shard(&self, wallet_id: WalletId) -> &mpsc::Sender<Job> {
@@ -278,6 +291,7 @@ struct Shard {
     tick: u64,
     /// The store's count of cached wallets, and this shard's share of it.
     cached: Arc<AtomicUsize>,
+    taken_key_batches: Arc<AtomicUsize>,
     counted: usize,
     /// Jobs sent back because their wallet was behind the log: the next batch starts
     /// with them, in order.
@@ -938,36 +952,26 @@ impl Shard {
         if rows.is_empty() && refused.is_empty() {
             return Ok(behind);
         }
+        // The usual batch (only accepted rows, no snapshot due): one statement, which
+        // commits on its own, all of it or, when a key is taken, none of it. One round
+        // trip instead of three (BEGIN, INSERT, COMMIT); on a loaded machine each costs a
+        // wake of the backend and of this task. A taken key (a repeat the cache did not
+        // remember, another instance's append) is rare: the batch then goes the way below,
+        // which finds the wallets behind and commits the rest.
+        if refused.is_empty() && unheld.is_empty() && snapshots.is_empty() {
+            match insert_rows(&self.pool, rows, false).await {
+                Ok(_) => return Ok(behind),
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                    self.taken_key_batches.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("write_path_batches_taken_key_total").increment(1);
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let mut tx = self.pool.begin().await?;
         if !rows.is_empty() {
-            let inserted: Vec<(i32,)> = sqlx::query_as(
-                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
-                                     event_version, payload, metadata)
-                 SELECT $1, id, seq, ty, $2, p::jsonb, m::jsonb
-                   FROM UNNEST($3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[])
-                        WITH ORDINALITY AS r(id, seq, ty, p, m, n)
-                  ORDER BY n
-                 ON CONFLICT DO NOTHING
-                 RETURNING 1",
-            )
-            .bind(WALLET_AGGREGATE_TYPE)
-            .bind(domain::wallet::EVENT_VERSION)
-            .bind(
-                rows.iter()
-                    .map(|r| r.wallet_id.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(rows.iter().map(|r| r.sequence).collect::<Vec<_>>())
-            .bind(
-                rows.iter()
-                    .map(|r| r.event_type.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(rows.iter().map(|r| r.payload.as_str()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.metadata.as_str()).collect::<Vec<_>>())
-            .fetch_all(&mut *tx)
-            .await?;
-            if inserted.len() != rows.len() {
+            let inserted = insert_rows(&mut *tx, rows, true).await?;
+            if inserted != rows.len() as u64 {
                 // Rare: which wallets lost a row? Those with fewer rows written by this
                 // transaction than sent.
                 let mut sent: HashMap<&str, i64> = HashMap::new();
@@ -1148,6 +1152,51 @@ fn fail_all(jobs: impl IntoIterator<Item = Job>, message: &str) {
             StoreError::Unavailable(message.to_string().into()).into()
         ));
     }
+}
+
+/// Inserts `rows` (sorted by key: one order for every writer, so two instances' batches
+/// cannot deadlock) in one statement. With `skip_taken`, a row whose key is taken is left
+/// out (`ON CONFLICT DO NOTHING`); otherwise the statement fails with a unique violation
+/// and writes nothing. Returns how many rows were written.
+async fn insert_rows<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    rows: &[&Row],
+    skip_taken: bool,
+) -> Result<u64, sqlx::Error> {
+    macro_rules! insert {
+        () => {
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
+                                 event_version, payload, metadata)
+             SELECT $1, id, seq, ty, $2, p::jsonb, m::jsonb
+               FROM UNNEST($3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[])
+                    WITH ORDINALITY AS r(id, seq, ty, p, m, n)
+              ORDER BY n"
+        };
+    }
+    let sql = if skip_taken {
+        concat!(insert!(), " ON CONFLICT DO NOTHING")
+    } else {
+        insert!()
+    };
+    let done = sqlx::query(sql)
+        .bind(WALLET_AGGREGATE_TYPE)
+        .bind(domain::wallet::EVENT_VERSION)
+        .bind(
+            rows.iter()
+                .map(|r| r.wallet_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|r| r.sequence).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|r| r.event_type.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|r| r.payload.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.metadata.as_str()).collect::<Vec<_>>())
+        .execute(executor)
+        .await?;
+    Ok(done.rows_affected())
 }
 
 /// The straightforward path ([`CqrsWalletStore`]) on an OS thread, a runtime and two

@@ -449,3 +449,95 @@ async fn a_retry_within_a_batch_keeps_its_place_among_its_wallets_commands(pool:
     assert_eq!(retried.balance.available, Decimal::new(5_000, 2));
     assert!(refused(&answers[3]), "U after the retry: {:?}", answers[3]);
 }
+
+/// A batch of accepted commands commits in one statement; when a key is taken (here by
+/// another instance's append) that statement writes nothing, and the batch goes the
+/// transactional way: the other wallets' commands commit once, the stale wallet's are
+/// decided again on its new state. Nothing is written twice or lost.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_taken_key_in_a_one_statement_batch_costs_only_its_wallet(pool: PgPool) {
+    let config = BatchConfig {
+        shards: 1,
+        batch_window: Duration::from_millis(50),
+        snapshot_every: 0,
+        ..BatchConfig::default()
+    };
+    let a = Arc::new(BatchedWalletStore::new(pool.clone(), config.clone()));
+    let b = BatchedWalletStore::new(reopen(&pool).await, config);
+    let players = ["x", "y", "z"];
+    for p in players {
+        a.execute(wallet(p), open(p)).await.unwrap();
+        a.execute(wallet(p), deposit(&format!("{p}-0"), 10_00))
+            .await
+            .unwrap();
+    }
+    // One batch with nothing stale in it: one statement, no taken key.
+    let mut sent = tokio::task::JoinSet::new();
+    for p in players {
+        let a = a.clone();
+        sent.spawn(async move { a.execute(wallet(p), deposit(&format!("{p}-1"), 1_00)).await });
+    }
+    while let Some(r) = sent.join_next().await {
+        r.unwrap().unwrap();
+    }
+    assert_eq!(a.taken_key_batches(), 0, "a clean batch met a taken key");
+
+    // Another instance appends to y behind A's back; then one batch on x, y and z.
+    b.execute(wallet("y"), deposit("foreign", 5_00))
+        .await
+        .unwrap();
+    let mut sent = tokio::task::JoinSet::new();
+    for (p, id, cents) in [
+        ("x", "x-2", 2_00),
+        ("y", "y-2", 2_00),
+        ("y", "y-3", 3_00),
+        ("z", "z-2", 2_00),
+    ] {
+        let a = a.clone();
+        sent.spawn(async move { (p, id, a.execute(wallet(p), deposit(id, cents)).await) });
+    }
+    let mut answers = Vec::new();
+    while let Some(r) = sent.join_next().await {
+        answers.push(r.unwrap());
+    }
+    assert!(a.taken_key_batches() >= 1, "the foreign append was not met");
+    for (p, id, answer) in &answers {
+        let r = answer.as_ref().unwrap_or_else(|e| panic!("{id}: {e:?}"));
+        assert!(!r.replayed, "{id}");
+        assert_eq!(r.wallet_id, wallet(p));
+    }
+    // y's answers were decided after the foreign deposit: sequences 5 and 6, in order.
+    let mut y: Vec<_> = answers
+        .iter()
+        .filter(|(p, ..)| *p == "y")
+        .map(|(_, id, r)| (*id, r.as_ref().unwrap().sequence))
+        .collect();
+    y.sort();
+    assert_eq!(y, vec![("y-2", 5), ("y-3", 6)]);
+    let balances = [("x", 13_00), ("y", 21_00), ("z", 13_00)];
+    for (p, cents) in balances {
+        let held = a
+            .wallet(wallet(p))
+            .await
+            .unwrap()
+            .unwrap()
+            .balance
+            .available;
+        assert_eq!(held, Decimal::new(cents, 2), "{p}");
+    }
+    // The log: every transaction id once, each wallet's sequences without a gap.
+    let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT aggregate_id, count(*), count(DISTINCT metadata ->> 'transaction_id'),
+                max(sequence)
+           FROM events GROUP BY aggregate_id ORDER BY aggregate_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    for (p, events) in [("x", 4i64), ("y", 6), ("z", 4)] {
+        let id = wallet(p).to_string();
+        let row = rows.iter().find(|r| r.0 == id).unwrap();
+        // Opened has no transaction id: one id fewer than events.
+        assert_eq!((row.1, row.2, row.3), (events, events - 1, events), "{p}");
+    }
+}
