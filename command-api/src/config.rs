@@ -147,21 +147,17 @@ fn var(name: &'static str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
 }
 
-/// Owner tasks of each instance's batched path in a cluster, unless configured: every
-/// instance's batches carry only its own wallets' commands, so with one task each they
-/// stay as large as one instance's are with several (docs/0011, "Shards per instance").
-pub const CLUSTER_WRITE_SHARDS_DEFAULT: usize = 1;
+/// Owner tasks of an instance's batched path, unless configured, alone or in a cluster.
+/// One task's batches hold all the instance's commands, so they stay large: fewer
+/// transactions, less PostgreSQL work per event. With the read side on, one task was
+/// faster than four on this 2-core machine alone as in a cluster, and used less of it
+/// (docs/0011, "Shards per instance").
+pub const WRITE_SHARDS_DEFAULT: usize = 1;
 
 impl Config {
-    /// The batched path's owner tasks: as configured, else
-    /// [`CLUSTER_WRITE_SHARDS_DEFAULT`] in a cluster and `eventstore::BatchConfig`'s
-    /// default alone.
+    /// The batched path's owner tasks: as configured, else [`WRITE_SHARDS_DEFAULT`].
     pub fn shards(&self) -> usize {
-        self.write_shards.unwrap_or(if self.cluster.is_some() {
-            CLUSTER_WRITE_SHARDS_DEFAULT
-        } else {
-            eventstore::BatchConfig::default().shards
-        })
+        self.write_shards.unwrap_or(WRITE_SHARDS_DEFAULT)
     }
 
     /// Reads `BETLEDGER_API_ADDR`, `BETLEDGER_DATABASE_URL`, `BETLEDGER_DB_CONNECTIONS_MAX`,
@@ -483,16 +479,16 @@ mod tests {
     }
 
     #[test]
-    fn shards_default_to_one_in_a_cluster_and_four_alone_unless_set() {
+    fn shards_default_to_one_alone_and_in_a_cluster_unless_set() {
         let mut config = Config::from_env().expect("the defaults parse");
         config.write_shards = None;
         config.cluster = None;
-        assert_eq!(config.shards(), eventstore::BatchConfig::default().shards);
+        assert_eq!(config.shards(), WRITE_SHARDS_DEFAULT);
         config.cluster = Some(ClusterConfig {
             advertise: None,
             secret: "a-cluster-secret-of-16+".into(),
         });
-        assert_eq!(config.shards(), CLUSTER_WRITE_SHARDS_DEFAULT);
+        assert_eq!(config.shards(), WRITE_SHARDS_DEFAULT);
         config.write_shards = Some(3);
         assert_eq!(config.shards(), 3);
     }
