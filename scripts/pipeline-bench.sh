@@ -303,7 +303,7 @@ hz=$(getconf CLK_TCK)
 # per batch, and the shard loop's time deciding, committing and answering them.
 write_path() {
   for addr in "${addrs[@]}"; do curl -fs "http://$addr/metrics" 2>/dev/null || true; done |
-    awk '/^write_path_(batch_commands|(decide|commit|answer)_duration_seconds)_(sum|count)/ {v[$1] += $2}
+    awk '/^write_path_((batch_commands|(decide|commit|answer)_duration_seconds)_(sum|count)|batches_(one_statement|taken_key)_total) / {v[$1] += $2}
          END {for (k in v) print k, v[k]}'
 }
 write_path >"$WORK/write-path-before"
@@ -359,6 +359,9 @@ if batches > 0:
     # Share of the burst the shard loops spent in a batch (over all shards: can pass 1).
     busy = sum(d(f"write_path_{p}_duration_seconds_sum") for p in ("decide", "commit", "answer"))
     out["shard_loop_busy"] = round(busy / seconds, 2)
+    # Batches committed as one statement (no refusal, no snapshot due, no taken key).
+    out["one_statement_share"] = round(d("write_path_batches_one_statement_total") / batches, 2)
+    out["taken_key_batches"] = int(d("write_path_batches_taken_key_total"))
 print(json.dumps(out))
 PY
 )

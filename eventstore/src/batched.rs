@@ -130,7 +130,9 @@ struct Job {
 pub struct BatchedWalletStore {
     shards: Vec<mpsc::Sender<Job>>,
     cached: Arc<AtomicUsize>,
-    /// Batches whose one-statement commit met a taken key (see [`Shard::commit`]).
+    /// Batches committed in one statement, and those whose one statement met a taken key
+    /// (see [`Shard::commit`]).
+    one_statement_batches: Arc<AtomicUsize>,
     taken_key_batches: Arc<AtomicUsize>,
     full_state: Arc<FullStateThread>,
     pool: PgPool,
@@ -142,7 +144,9 @@ impl BatchedWalletStore {
         // Present at zero from the start: an alert's rate() over it is then 0, not empty.
         metrics::counter!("write_path_cache_evictions_total").increment(0);
         metrics::counter!("write_path_batches_taken_key_total").increment(0);
+        metrics::counter!("write_path_batches_one_statement_total").increment(0);
         let cached = Arc::new(AtomicUsize::new(0));
+        let one_statement_batches = Arc::new(AtomicUsize::new(0));
         let taken_key_batches = Arc::new(AtomicUsize::new(0));
         let full_state = Arc::new(FullStateThread::start(&pool));
         let shards = (0..config.shards.max(1))
@@ -161,6 +165,7 @@ impl BatchedWalletStore {
                     snapshot_every: config.snapshot_every,
                     tick: 0,
                     cached: cached.clone(),
+                    one_statement_batches: one_statement_batches.clone(),
                     taken_key_batches: taken_key_batches.clone(),
                     counted: 0,
                     again: VecDeque::new(),
@@ -172,6 +177,7 @@ impl BatchedWalletStore {
         BatchedWalletStore {
             shards,
             cached,
+            one_statement_batches,
             taken_key_batches,
             full_state,
             pool,
@@ -187,6 +193,11 @@ impl BatchedWalletStore {
     /// history (see the module's notes on what still goes that way).
     pub fn full_state_runs(&self) -> usize {
         self.full_state.runs.load(Ordering::Relaxed)
+    }
+
+    /// Batches committed in one statement, without a transaction around it.
+    pub fn one_statement_batches(&self) -> usize {
+        self.one_statement_batches.load(Ordering::Relaxed)
     }
 
     /// Batches whose one-statement commit met a taken key and went the transactional way
@@ -291,6 +302,7 @@ struct Shard {
     tick: u64,
     /// The store's count of cached wallets, and this shard's share of it.
     cached: Arc<AtomicUsize>,
+    one_statement_batches: Arc<AtomicUsize>,
     taken_key_batches: Arc<AtomicUsize>,
     counted: usize,
     /// Jobs sent back because their wallet was behind the log: the next batch starts
@@ -936,8 +948,9 @@ impl Shard {
             .collect()
     }
 
-    /// Writes `rows`, and the `snapshots` they bring due, in one transaction, but for the
-    /// wallets it finds behind the log: a row of theirs met a key already taken (another
+    /// Writes `rows`, and the `snapshots` they bring due, atomically (one statement, or
+    /// one transaction when there are refusals or a key is taken), but for the wallets it
+    /// finds behind the log: a row of theirs met a key already taken (another
     /// writer appended, or the command repeats a transaction id), or a wallet `refused`
     /// does not end at the sequence given (the refusal was decided on an old state).
     /// Their rows and snapshots are left out; returns them.
@@ -952,15 +965,21 @@ impl Shard {
         if rows.is_empty() && refused.is_empty() {
             return Ok(behind);
         }
-        // The usual batch (only accepted rows, no snapshot due): one statement, which
-        // commits on its own, all of it or, when a key is taken, none of it. One round
-        // trip instead of three (BEGIN, INSERT, COMMIT); on a loaded machine each costs a
-        // wake of the backend and of this task. A taken key (a repeat the cache did not
-        // remember, another instance's append) is rare: the batch then goes the way below,
-        // which finds the wallets behind and commits the rest.
-        if refused.is_empty() && unheld.is_empty() && snapshots.is_empty() {
-            match insert_rows(&self.pool, rows, false).await {
-                Ok(_) => return Ok(behind),
+        // The usual batch (accepted commands, and the snapshots they bring due): one
+        // statement, which commits on its own, all of it or, when a key is taken, none of
+        // it. One round trip instead of three or four (BEGIN, INSERT, the snapshots,
+        // COMMIT); on a loaded machine each costs a wake of the backend and of this task.
+        // A taken key (a repeat the cache did not remember, another instance's append) is
+        // rare: the batch then goes the way below, which finds the wallets behind and
+        // commits the rest. So does a batch with a refusal, which must be checked against
+        // the log in the transaction that commits it.
+        if refused.is_empty() && unheld.is_empty() && !rows.is_empty() {
+            match insert_rows(&self.pool, rows, Write::Whole { snapshots }).await {
+                Ok(_) => {
+                    self.one_statement_batches.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("write_path_batches_one_statement_total").increment(1);
+                    return Ok(behind);
+                }
                 Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
                     self.taken_key_batches.fetch_add(1, Ordering::Relaxed);
                     metrics::counter!("write_path_batches_taken_key_total").increment(1);
@@ -970,7 +989,7 @@ impl Shard {
         }
         let mut tx = self.pool.begin().await?;
         if !rows.is_empty() {
-            let inserted = insert_rows(&mut *tx, rows, true).await?;
+            let inserted = insert_rows(&mut *tx, rows, Write::SkippingTaken).await?;
             if inserted != rows.len() as u64 {
                 // Rare: which wallets lost a row? Those with fewer rows written by this
                 // transaction than sent.
@@ -1154,31 +1173,43 @@ fn fail_all(jobs: impl IntoIterator<Item = Job>, message: &str) {
     }
 }
 
+/// How [`insert_rows`] writes a batch's rows.
+enum Write<'a> {
+    /// All of them, and these `snapshots` with them, or, when a key is taken, nothing:
+    /// the statement fails with a unique violation.
+    Whole {
+        snapshots: &'a [(WalletId, i64, serde_json::Value)],
+    },
+    /// Each row whose key is free; a row whose key is taken is left out (`ON CONFLICT DO
+    /// NOTHING`).
+    SkippingTaken,
+}
+
 /// Inserts `rows` (sorted by key: one order for every writer, so two instances' batches
-/// cannot deadlock) in one statement. With `skip_taken`, a row whose key is taken is left
-/// out (`ON CONFLICT DO NOTHING`); otherwise the statement fails with a unique violation
-/// and writes nothing. Returns how many rows were written.
+/// cannot deadlock) in one statement, as `write` says. Returns how many rows were written.
 async fn insert_rows<'e>(
     executor: impl sqlx::PgExecutor<'e>,
     rows: &[&Row],
-    skip_taken: bool,
+    write: Write<'_>,
 ) -> Result<u64, sqlx::Error> {
-    macro_rules! insert {
-        () => {
-            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
+    const INSERT: &str = "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
                                  event_version, payload, metadata)
              SELECT $1, id, seq, ty, $2, p::jsonb, m::jsonb
                FROM UNNEST($3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[])
                     WITH ORDINALITY AS r(id, seq, ty, p, m, n)
-              ORDER BY n"
-        };
-    }
-    let sql = if skip_taken {
-        concat!(insert!(), " ON CONFLICT DO NOTHING")
-    } else {
-        insert!()
+              ORDER BY n";
+    static WITH_SNAPSHOTS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static SKIPPING_TAKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let sql: &str = match &write {
+        Write::Whole { snapshots: [] } => INSERT,
+        Write::Whole { .. } => {
+            WITH_SNAPSHOTS.get_or_init(|| format!("WITH {} {INSERT}", crate::snapshots::saving(8)))
+        }
+        Write::SkippingTaken => {
+            SKIPPING_TAKEN.get_or_init(|| format!("{INSERT} ON CONFLICT DO NOTHING"))
+        }
     };
-    let done = sqlx::query(sql)
+    let query = sqlx::query(sql)
         .bind(WALLET_AGGREGATE_TYPE)
         .bind(domain::wallet::EVENT_VERSION)
         .bind(
@@ -1193,10 +1224,14 @@ async fn insert_rows<'e>(
                 .collect::<Vec<_>>(),
         )
         .bind(rows.iter().map(|r| r.payload.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.metadata.as_str()).collect::<Vec<_>>())
-        .execute(executor)
-        .await?;
-    Ok(done.rows_affected())
+        .bind(rows.iter().map(|r| r.metadata.as_str()).collect::<Vec<_>>());
+    let query = match write {
+        Write::Whole { snapshots } if !snapshots.is_empty() => {
+            crate::snapshots::bind_saved(query, snapshots)
+        }
+        _ => query,
+    };
+    Ok(query.execute(executor).await?.rows_affected())
 }
 
 /// The straightforward path ([`CqrsWalletStore`]) on an OS thread, a runtime and two

@@ -78,7 +78,8 @@ pub async fn save(
 
 /// Stores many wallets' snapshots at once, `(wallet id, sequence, aggregate JSON)`, and
 /// drops their older ones: the batched path calls it in the transaction that commits the
-/// events up to those sequences, so a snapshot never runs ahead of the log.
+/// events up to those sequences, or puts [`saving`] in the statement that writes them, so
+/// a snapshot never runs ahead of the log.
 pub async fn save_many(
     tx: &mut sqlx::PgConnection,
     snapshots: &[(WalletId, i64, serde_json::Value)],
@@ -86,23 +87,50 @@ pub async fn save_many(
     if snapshots.is_empty() {
         return Ok(());
     }
-    sqlx::query(
-        "WITH s AS (SELECT * FROM UNNEST($2::text[], $3::bigint[], $4::jsonb[]) AS s(id, seq, p)),
-              saved AS (
-                INSERT INTO snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload)
-                SELECT $1, id, seq, seq, p FROM s
-                ON CONFLICT (aggregate_type, aggregate_id, last_sequence)
-                DO UPDATE SET payload = EXCLUDED.payload)
-         DELETE FROM snapshots d USING s
-          WHERE d.aggregate_type = $1 AND d.aggregate_id = s.id AND d.last_sequence < s.seq",
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(|| format!("WITH {} SELECT 1", saving(2)));
+    bind_saved(
+        sqlx::query(sql.as_str()).bind(WALLET_AGGREGATE_TYPE),
+        snapshots,
     )
-    .bind(WALLET_AGGREGATE_TYPE)
-    .bind(snapshots.iter().map(|s| s.0.to_string()).collect::<Vec<_>>())
-    .bind(snapshots.iter().map(|s| s.1).collect::<Vec<_>>())
-    .bind(snapshots.iter().map(|s| s.2.clone()).collect::<Vec<_>>())
     .execute(tx)
     .await?;
     Ok(())
+}
+
+/// The common table expressions that store snapshots and drop the older ones, for a
+/// statement's `WITH`: the aggregate type bound at `$1`, the snapshots' ids, sequences and
+/// payloads at `$first` and the two after it ([`bind_saved`] binds them). They take effect
+/// with the statement they are part of, or not at all.
+pub(crate) fn saving(first: usize) -> String {
+    let (ids, seqs, payloads) = (first, first + 1, first + 2);
+    format!(
+        "s AS (SELECT * FROM UNNEST(${ids}::text[], ${seqs}::bigint[], ${payloads}::jsonb[]) AS s(id, seq, p)),
+         saved AS (
+           INSERT INTO snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload)
+           SELECT $1, id, seq, seq, p FROM s
+           ON CONFLICT (aggregate_type, aggregate_id, last_sequence)
+           DO UPDATE SET payload = EXCLUDED.payload),
+         dropped AS (
+           DELETE FROM snapshots d USING s
+            WHERE d.aggregate_type = $1 AND d.aggregate_id = s.id AND d.last_sequence < s.seq)"
+    )
+}
+
+/// Binds `snapshots` for [`saving`], after what `query` has bound already.
+pub(crate) fn bind_saved<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    snapshots: &[(WalletId, i64, serde_json::Value)],
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    query
+        .bind(
+            snapshots
+                .iter()
+                .map(|s| s.0.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .bind(snapshots.iter().map(|s| s.1).collect::<Vec<_>>())
+        .bind(snapshots.iter().map(|s| s.2.clone()).collect::<Vec<_>>())
 }
 
 /// Deletes `wallet_id`'s snapshot at `sequence`: a wrong snapshot is dropped, and the

@@ -234,7 +234,8 @@ async fn publish_loop(
             metrics::gauge!("relay_lag_seconds").set(lag as f64 / 1000.0);
             // A page that was not full: the log's head is reached, so let the next one
             // gather (a full page means the relay is behind: read on at once).
-            if page.len() < config.page_size as usize && !config.linger.is_zero() {
+            let full = config.page_size.min(log::PAGE_SIZE_MAX) as usize;
+            if page.len() < full && !config.linger.is_zero() {
                 let wait = (read_at + config.linger)
                     .saturating_duration_since(tokio::time::Instant::now());
                 if !wait.is_zero() && !shutdown.sleep(wait).await {

@@ -481,6 +481,10 @@ async fn a_taken_key_in_a_one_statement_batch_costs_only_its_wallet(pool: PgPool
         r.unwrap().unwrap();
     }
     assert_eq!(a.taken_key_batches(), 0, "a clean batch met a taken key");
+    assert!(
+        a.one_statement_batches() >= 1,
+        "no batch went in one statement"
+    );
 
     // Another instance appends to y behind A's back; then one batch on x, y and z.
     b.execute(wallet("y"), deposit("foreign", 5_00))
@@ -500,6 +504,7 @@ async fn a_taken_key_in_a_one_statement_batch_costs_only_its_wallet(pool: PgPool
     while let Some(r) = sent.join_next().await {
         answers.push(r.unwrap());
     }
+    // (Whatever batches they landed in, the first with a command of y met its taken key.)
     assert!(a.taken_key_batches() >= 1, "the foreign append was not met");
     for (p, id, answer) in &answers {
         let r = answer.as_ref().unwrap_or_else(|e| panic!("{id}: {e:?}"));
@@ -540,4 +545,53 @@ async fn a_taken_key_in_a_one_statement_batch_costs_only_its_wallet(pool: PgPool
         // Opened has no transaction id: one id fewer than events.
         assert_eq!((row.1, row.2, row.3), (events, events - 1, events), "{p}");
     }
+}
+
+/// The snapshots a batch brings due go in its one statement: written with its events, or,
+/// when a key is taken, not at all. A snapshot decided on a state another instance had
+/// left must never be stored.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_snapshot_goes_with_its_batch_or_not_at_all(pool: PgPool) {
+    let config = BatchConfig {
+        shards: 1,
+        snapshot_every: 3,
+        ..BatchConfig::default()
+    };
+    let a = BatchedWalletStore::new(pool.clone(), config.clone());
+    let b = BatchedWalletStore::new(reopen(&pool).await, config);
+    let w = wallet("snap");
+    a.execute(w, open("snap")).await.unwrap();
+    // Sequences 2 to 8, one command per batch: snapshots at 3 and 6 (only the last kept).
+    for n in 2..=8 {
+        a.execute(w, deposit(&format!("d{n}"), 1_00)).await.unwrap();
+    }
+    assert_eq!(
+        a.one_statement_batches(),
+        8,
+        "every batch went in one statement"
+    );
+    let latest = |pool: PgPool| async move {
+        let snapshots = eventstore::snapshots::latest(&pool, &[w]).await.unwrap();
+        let s = snapshots.get(&w).expect("a snapshot").clone();
+        (s.sequence, s.wallet().unwrap().balance().unwrap().available)
+    };
+    assert_eq!(latest(pool.clone()).await, (6, Decimal::new(5_00, 2)));
+    // B appends sequence 9 behind A's back (and stores its snapshot at 9, 57.00). A's
+    // next deposit is decided as 9 on its stale state, which brings a snapshot due there
+    // too, of 8.00: its statement meets B's key and must store neither.
+    b.execute(w, deposit("foreign", 50_00)).await.unwrap();
+    assert_eq!(latest(pool.clone()).await, (9, Decimal::new(57_00, 2)));
+    let r = a.execute(w, deposit("d9", 1_00)).await.unwrap();
+    assert_eq!(a.taken_key_batches(), 1);
+    assert_eq!(
+        (r.sequence, r.balance.available),
+        (10, Decimal::new(58_00, 2))
+    );
+    // The snapshot at 9 is still B's, of the log's state, not A's stale one.
+    assert_eq!(latest(pool.clone()).await, (9, Decimal::new(57_00, 2)));
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM snapshots")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 1, "older snapshots are dropped");
 }

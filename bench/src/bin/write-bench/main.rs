@@ -88,8 +88,8 @@ pub(crate) struct Args {
     /// command was due) instead of at a fixed concurrency. Not for the ceiling.
     #[arg(long)]
     rate: Option<u32>,
-    /// Owner tasks of the batched path.
-    #[arg(long, default_value_t = BatchConfig::default().shards)]
+    /// Owner tasks of the batched path (the API's default unless given).
+    #[arg(long, default_value_t = command_api::config::WRITE_SHARDS_DEFAULT)]
     shards: usize,
     /// Commands per batch of the batched path, at most.
     #[arg(long, default_value_t = BatchConfig::default().batch_max)]
