@@ -14,6 +14,10 @@
 //!   holds them back, it polls every few milliseconds until they are readable; otherwise
 //!   it sleeps until the next notification (or a 1 s safety tick, in case one was lost
 //!   while reconnecting).
+//! - **Lingers under traffic**: after a page that was not full it waits until
+//!   [`LINGER_DEFAULT`] after that page's read before the next, so a page carries what
+//!   the commits of that time wrote, not the few events of one confirm's wait; a full page
+//!   (the relay is behind) reads on at once.
 //! - **One at a time**: a session-level advisory lock elects the active relay; others
 //!   stand by and take over when its connection goes away.
 //! - **Survives restarts** of RabbitMQ and Postgres: any failure ends the session, which
