@@ -263,6 +263,12 @@ pub async fn prewrite_funded(
     deposits: u32,
     amount: Decimal,
 ) -> Result<Vec<WalletId>, sqlx::Error> {
+    // One statement for every wallet: on a loaded machine 100,000 wallets take longer than
+    // the pool's statement timeout (`eventstore::db`), which a bulk load may pass.
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET LOCAL statement_timeout = 0")
+        .execute(&mut *tx)
+        .await?;
     sqlx::query(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
          SELECT 'wallet', md5('bench' || w)::uuid::text, s,
@@ -284,9 +290,10 @@ pub async fn prewrite_funded(
     .bind(wallets as i32)
     .bind(deposits as i32)
     .bind(amount)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
-    sqlx::query("ANALYZE events").execute(pool).await?;
+    sqlx::query("ANALYZE events").execute(&mut *tx).await?;
+    tx.commit().await?;
     let ids: Vec<String> = sqlx::query_scalar(
         "SELECT md5('bench' || w)::uuid::text FROM generate_series(1, $1::int) AS w",
     )
