@@ -68,7 +68,7 @@ impl Application {
             crate::config::WritePath::Batched => Arc::new(eventstore::BatchedWalletStore::new(
                 pool.clone(),
                 eventstore::BatchConfig {
-                    shards: config.shards(),
+                    shards: config.write_shards,
                     ..eventstore::BatchConfig::default()
                 },
             )),

@@ -72,8 +72,8 @@ pub struct Config {
     pub write_path: WritePath,
     /// Owner tasks of the batched write path (`BETLEDGER_WRITE_SHARDS`): each commits its
     /// own batches, so this many transactions run at once (`eventstore::BatchConfig`).
-    /// `None`: [`Config::shards`] chooses.
-    pub write_shards: Option<usize>,
+    /// [`WRITE_SHARDS_DEFAULT`] unless set.
+    pub write_shards: usize,
     /// Several instances on one database, each wallet decided by one of them
     /// (`crate::cluster`); `None`: this instance decides every wallet itself.
     pub cluster: Option<ClusterConfig>,
@@ -155,11 +155,6 @@ fn var(name: &'static str, default: &str) -> String {
 pub const WRITE_SHARDS_DEFAULT: usize = 1;
 
 impl Config {
-    /// The batched path's owner tasks: as configured, else [`WRITE_SHARDS_DEFAULT`].
-    pub fn shards(&self) -> usize {
-        self.write_shards.unwrap_or(WRITE_SHARDS_DEFAULT)
-    }
-
     /// Reads `BETLEDGER_API_ADDR`, `BETLEDGER_DATABASE_URL`, `BETLEDGER_DB_CONNECTIONS_MAX`,
     /// `BETLEDGER_API_TOKENS` (`name:token:scope+scope,...`, scopes `read`, `write` and
     /// `operator`), `BETLEDGER_LIMITS_TZ`, `BETLEDGER_LIMIT_COOLING_S` and
@@ -234,10 +229,8 @@ impl Config {
                     variable: "BETLEDGER_WRITE_PATH",
                     problem,
                 })?,
-            write_shards: match std::env::var("BETLEDGER_WRITE_SHARDS") {
-                Err(_) => None,
-                Ok(_) => Some(number("BETLEDGER_WRITE_SHARDS", 0, 1, 64)? as usize),
-            },
+            write_shards: number("BETLEDGER_WRITE_SHARDS", WRITE_SHARDS_DEFAULT as u64, 1, 64)?
+                as usize,
             cluster: cluster_from_env()?,
             protection: protection_from_env()?,
             hub88: parse_hub88(&var("BETLEDGER_HUB88_OPERATORS", ""))?,
@@ -421,7 +414,7 @@ impl fmt::Display for Config {
             self.concurrency_max,
             self.expiry_interval_ms,
             self.write_path,
-            self.shards(),
+            self.write_shards,
             match &self.cluster {
                 None => "off".to_string(),
                 Some(c) => format!("{} (secret ****)", c.advertise.as_deref().unwrap_or("auto")),
@@ -480,17 +473,14 @@ mod tests {
 
     #[test]
     fn shards_default_to_one_alone_and_in_a_cluster_unless_set() {
-        let mut config = Config::from_env().expect("the defaults parse");
-        config.write_shards = None;
-        config.cluster = None;
-        assert_eq!(config.shards(), WRITE_SHARDS_DEFAULT);
-        config.cluster = Some(ClusterConfig {
-            advertise: None,
-            secret: "a-cluster-secret-of-16+".into(),
-        });
-        assert_eq!(config.shards(), WRITE_SHARDS_DEFAULT);
-        config.write_shards = Some(3);
-        assert_eq!(config.shards(), 3);
+        // One default, whatever the cluster: the field does not depend on it.
+        let config = Config::from_env().expect("the defaults parse");
+        assert!(
+            std::env::var("BETLEDGER_WRITE_SHARDS").is_err(),
+            "BETLEDGER_WRITE_SHARDS is set in the test's environment"
+        );
+        assert_eq!(config.write_shards, WRITE_SHARDS_DEFAULT);
+        assert_eq!(WRITE_SHARDS_DEFAULT, 1);
     }
 
     #[test]

@@ -1203,6 +1203,7 @@ async fn insert_rows<'e>(
     let sql: &str = match &write {
         Write::Whole { snapshots: [] } => INSERT,
         Write::Whole { .. } => {
+            // The snapshots' parameters after the INSERT's seven.
             WITH_SNAPSHOTS.get_or_init(|| format!("WITH {} {INSERT}", crate::snapshots::saving(8)))
         }
         Write::SkippingTaken => {

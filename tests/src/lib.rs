@@ -131,7 +131,7 @@ pub fn test_config() -> Config {
             .ok()
             .and_then(|p| p.parse().ok())
             .unwrap_or(command_api::config::WritePath::Batched),
-        write_shards: None,
+        write_shards: command_api::config::WRITE_SHARDS_DEFAULT,
         cluster: None,
         protection: Default::default(),
         hub88: vec![

@@ -138,7 +138,7 @@ impl Http {
             concurrency_max: 10_000,
             expiry_interval_ms: 0,
             write_path: command_api::config::WritePath::Cqrs,
-            write_shards: Some(args.shards),
+            write_shards: args.shards,
             cluster: cluster.then(|| command_api::config::ClusterConfig {
                 advertise: None,
                 secret: "write-bench-cluster-secret".into(),
