@@ -1362,15 +1362,19 @@ async fn answer_retries(
 /// Wallets as the log has them now: each one's latest snapshot, then the events after it,
 /// each step one query for all of `wallets`. A wallet with neither is not in the answer
 /// (not opened).
+///
+/// A snapshot is a compacted state: an event after it may name a round it forgot,
+/// decided on a state that held the round (`Wallet::apply_logged`). Those rounds are put
+/// back as the log knows them, in one more query ([`payload::round_states`]); a wallet
+/// with such a round whose opening event named no game (a later event may have given it
+/// one, which the round index does not tell) is folded again from its first event.
 async fn load(
     pool: &PgPool,
     wallets: &[WalletId],
 ) -> Result<HashMap<WalletId, Cached>, StoreError> {
     let snapshots = crate::snapshots::latest(pool, wallets).await?;
-    let ids: Vec<String> = wallets.iter().map(|id| id.to_string()).collect();
-    let mut after = Vec::with_capacity(wallets.len());
-    let mut loaded: HashMap<String, (WalletId, Cached)> = HashMap::with_capacity(wallets.len());
-    for (id, text) in wallets.iter().zip(&ids) {
+    let mut loaded: HashMap<WalletId, Cached> = HashMap::with_capacity(wallets.len());
+    for id in wallets {
         let from_snapshot = snapshots.get(id).and_then(|s| match s.wallet() {
             Ok(wallet) => Some(Cached {
                 wallet,
@@ -1384,16 +1388,79 @@ async fn load(
                 None
             }
         });
-        let cached = from_snapshot.unwrap_or_default();
-        after.push(cached.sequence as i64);
-        loaded.insert(text.clone(), (*id, cached));
+        loaded.insert(*id, from_snapshot.unwrap_or_default());
     }
-    let rows: Vec<(String, i64, String, String, serde_json::Value)> = sqlx::query_as(
-        "SELECT e.aggregate_id, e.sequence, e.event_type, e.event_version, e.payload
-           FROM UNNEST($2::text[], $3::bigint[]) AS m(id, after)
-           JOIN events e ON e.aggregate_type = $1 AND e.aggregate_id = m.id
-                        AND e.sequence > m.after
-          ORDER BY e.aggregate_id, e.sequence",
+    let forgotten = fold_after(pool, &mut loaded).await?;
+    if !forgotten.is_empty() {
+        let asked: Vec<(WalletId, &RoundId)> = forgotten.iter().map(|(w, r)| (*w, r)).collect();
+        let known = payload::round_states(pool, &asked).await?;
+        let mut again: HashSet<WalletId> = forgotten.iter().map(|(w, _)| *w).collect();
+        let mut told: HashSet<(WalletId, &RoundId)> = HashSet::new();
+        for round in &known {
+            if round.game_id.is_some() {
+                told.insert((round.wallet_id, &round.round_id));
+            }
+        }
+        // A wallet all of whose forgotten rounds the log tells is put right in place.
+        again.retain(|w| {
+            forgotten
+                .iter()
+                .any(|(fw, r)| fw == w && !told.contains(&(*w, r)))
+        });
+        for round in &known {
+            if !again.contains(&round.wallet_id) {
+                if let Some(cached) = loaded.get_mut(&round.wallet_id) {
+                    cached.wallet.restore_round(
+                        &round.round_id,
+                        round.game_id.clone(),
+                        round.closed,
+                    );
+                }
+            }
+        }
+        metrics::counter!("write_path_loads_refolded_total").increment(again.len() as u64);
+        if !again.is_empty() {
+            let mut whole: HashMap<WalletId, Cached> =
+                again.iter().map(|w| (*w, Cached::default())).collect();
+            fold_after(pool, &mut whole).await?;
+            for (id, mut cached) in whole {
+                if let Some(old) = loaded.get(&id) {
+                    cached.snapshot_at = old.snapshot_at;
+                }
+                loaded.insert(id, cached);
+            }
+        }
+    }
+    Ok(loaded
+        .into_iter()
+        .filter(|(_, cached)| cached.sequence > 0)
+        .collect())
+}
+
+/// Folds into each of `wallets` the events after its `sequence`, in one query. Returns
+/// the forgotten rounds they named (see [`load`]).
+async fn fold_after(
+    pool: &PgPool,
+    wallets: &mut HashMap<WalletId, Cached>,
+) -> Result<HashSet<(WalletId, RoundId)>, StoreError> {
+    let (ids, after): (Vec<String>, Vec<i64>) = wallets
+        .iter()
+        .map(|(id, cached)| (id.to_string(), cached.sequence as i64))
+        .unzip();
+    let rows: Vec<(
+        String,
+        i64,
+        String,
+        String,
+        serde_json::Value,
+        Option<String>,
+    )> = sqlx::query_as(
+        "SELECT e.aggregate_id, e.sequence, e.event_type, e.event_version, e.payload,
+                    e.metadata ->> 'round_opened'
+               FROM UNNEST($2::text[], $3::bigint[]) AS m(id, after)
+               JOIN events e ON e.aggregate_type = $1 AND e.aggregate_id = m.id
+                            AND e.sequence > m.after
+              ORDER BY e.aggregate_id, e.sequence",
     )
     .bind(WALLET_AGGREGATE_TYPE)
     .bind(&ids)
@@ -1401,16 +1468,19 @@ async fn load(
     .fetch_all(pool)
     .await
     .map_err(unavailable)?;
-    for (id, sequence, event_type, event_version, payload) in rows {
+    let mut forgotten = HashSet::new();
+    for (id, sequence, event_type, event_version, payload, opened) in rows {
         let event = payload::decode(&event_type, &event_version, &payload).map_err(|e| {
             StoreError::Corrupt(format!("wallet {id} sequence {sequence}: {e}").into())
         })?;
-        let (_, entry) = loaded.get_mut(&id).expect("queried for these ids only");
-        entry.wallet.apply(event);
+        let wallet_id: WalletId = id.parse().expect("queried for these ids only");
+        let entry = wallets
+            .get_mut(&wallet_id)
+            .expect("queried for these ids only");
+        if let Some(round) = entry.wallet.apply_logged(event, opened.as_deref()) {
+            forgotten.insert((wallet_id, round));
+        }
         entry.sequence = sequence as u64;
     }
-    Ok(loaded
-        .into_values()
-        .filter(|(_, cached)| cached.sequence > 0)
-        .collect())
+    Ok(forgotten)
 }

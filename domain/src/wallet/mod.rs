@@ -260,6 +260,24 @@ impl Wallet {
         }
     }
 
+    /// Folds `event`, read from the log after this state (a snapshot's, or a cache's
+    /// behind the log), as [`Aggregate::apply`] does; `opened` is the round the log
+    /// recorded the event as opening (its `round_opened` key), if any.
+    ///
+    /// Returns the round the event names that this state did not hold and that the event
+    /// did not open: a round a compacted state forgot, named by an event decided on a
+    /// state that held it (another instance's cache, a command decided on the full
+    /// state). Folding it puts the round back with what the event names (a bet's game),
+    /// which need not be the round's own game, so the loader must put the round back as
+    /// the log knows it ([`Wallet::restore_round`]) before this state decides anything.
+    pub fn apply_logged(&mut self, event: WalletEvent, opened: Option<&str>) -> Option<RoundId> {
+        let forgotten = self
+            .round_opened_by(&event)
+            .filter(|round| opened != Some(round.as_str()));
+        self.apply(event);
+        forgotten
+    }
+
     /// The round `command` names (for a win on a bet held here, that bet's own round)
     /// when this state does not hold it. A command that would open it is decided here
     /// when accepted (see [`Wallet::round_opened_by`]); the write path checks a refusal of
@@ -283,8 +301,9 @@ impl Wallet {
 
     /// Puts back a round that a compacted state forgot, as the log knows it (its game and
     /// whether it is closed), so a command naming it is decided here as on the full state.
-    /// Changes no money; a round put back leaves at the next compaction unless an event
-    /// names it meanwhile.
+    /// A round held already takes the log's game (see [`Wallet::apply_logged`]). Changes
+    /// no money; a round put back leaves at the next compaction unless an event names it
+    /// meanwhile.
     pub fn restore_round(&mut self, round_id: &RoundId, game_id: Option<GameId>, closed: bool) {
         let Some(o) = self.opened.as_mut() else {
             return;
@@ -297,12 +316,15 @@ impl Wallet {
         // Used longest ago: unless an event names it now, the next compaction forgets it
         // again before any idle round the state held.
         let round = o.rounds.get_or_insert(round_id, || Round {
-            game_id,
+            game_id: None,
             closed,
             last_used: 0,
             open_bets,
         });
         round.closed |= closed;
+        if game_id.is_some() {
+            round.game_id = game_id;
+        }
     }
 
     /// Puts back a closed reservation that a compacted state forgot, as the log knows it

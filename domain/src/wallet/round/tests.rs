@@ -686,6 +686,8 @@ fn command(op: &Op, i: usize) -> Option<WalletCommand> {
     let t = tx(&format!("t{i}"));
     let b = |id: u8| rid(&format!("b{id}"));
     let r = |n: u8| round(&format!("r{n}"));
+    // Bets of one round may name different games: the round keeps its first one.
+    let game_of = |id: u8| GameId::new(format!("g{}", id % 3)).unwrap();
     Some(match *op {
         Op::Deposit(c) => WalletCommand::Deposit {
             transaction_id: t,
@@ -701,7 +703,7 @@ fn command(op: &Op, i: usize) -> Option<WalletCommand> {
             reservation_id: b(id),
             amount: cents(c),
             currency: None,
-            game_id: game(),
+            game_id: game_of(id),
             round_id: r(round),
             timeout_s: 60,
             now: t0(),
@@ -754,7 +756,7 @@ fn command(op: &Op, i: usize) -> Option<WalletCommand> {
             amount: cents(stake),
             payout: cents(payout),
             currency: None,
-            game_id: game(),
+            game_id: game_of(id),
             round_id: r(round),
             round_closed: closing,
             now: t0(),
@@ -781,9 +783,15 @@ proptest! {
     fn any_interleaving_of_round_traffic_matches_the_model_and_conserves_money(
         ops in proptest::collection::vec(op(), 1..150),
         batches in proptest::collection::vec(1usize..5, 150),
+        snapshots in proptest::collection::vec(proptest::bool::weighted(0.3), 150),
     ) {
         let mut full = wallet_of(funded());
         let mut cached = full.compacted();
+        // The latest stored snapshot (a compacted cache's state) and the events logged
+        // after it, each with the round the log recorded it as opening: what a wallet
+        // that leaves the cache is loaded from again.
+        let mut snapshot = cached.clone();
+        let mut tail: Vec<(WalletEvent, Option<RoundId>)> = Vec::new();
         let mut model = Model { available: 10_000, flows: 10_000, ..Model::default() };
         // The game each round's opening event named: what the log's round index tells.
         let mut opened_with: HashMap<RoundId, Option<GameId>> = HashMap::new();
@@ -868,10 +876,12 @@ proptest! {
                 let actual = match by_full {
                     Ok(event) => {
                         // What the log records as opening a round, it opens for the first time.
-                        if let Some(r) = full.round_opened_by(&event) {
-                            prop_assert!(full.round(&r).is_none());
-                            opened_with.insert(r, event.game_id().cloned());
+                        let opened = full.round_opened_by(&event);
+                        if let Some(r) = &opened {
+                            prop_assert!(full.round(r).is_none());
+                            opened_with.insert(r.clone(), event.game_id().cloned());
                         }
+                        tail.push((event.clone(), opened));
                         cached.apply(event.clone());
                         full.apply(event);
                         Ok(())
@@ -899,13 +909,56 @@ proptest! {
             // The full state's run, or the log finding the cache behind, leaves the wallet
             // to be loaded from the log again.
             if to_full || behind_at.is_some() {
-                cached = full.compacted();
+                cached = loaded(&snapshot, &tail, &full, &opened_with);
             } else {
                 cached.compact();
             }
             // What a snapshot of it would be, `reconcile` accepts.
             prop_assert!(cached.stands_for(&full), "after step {}: the cache stands for the full state", end);
+            if snapshots[b % snapshots.len()] {
+                snapshot = cached.clone();
+                tail.clear();
+            }
             start = behind_at.unwrap_or(end);
         }
     }
+}
+
+/// A wallet as the batched path loads it: `snapshot`, the events logged after it
+/// (`Wallet::apply_logged`), the forgotten rounds they named put back as the log's round
+/// index tells them, or, where it cannot tell a round's game, the whole log folded again;
+/// then compacted, as the cache holds it.
+fn loaded(
+    snapshot: &Wallet,
+    tail: &[(WalletEvent, Option<RoundId>)],
+    full: &Wallet,
+    opened_with: &HashMap<RoundId, Option<GameId>>,
+) -> Wallet {
+    let mut wallet = snapshot.clone();
+    let mut forgotten = Vec::new();
+    for (event, opened) in tail {
+        if let Some(round) =
+            wallet.apply_logged(event.clone(), opened.as_ref().map(RoundId::as_str))
+        {
+            forgotten.push(round);
+        }
+    }
+    for round in &forgotten {
+        match opened_with.get(round).cloned().flatten() {
+            Some(game) => {
+                let closed = full
+                    .round(round)
+                    .expect("the log knows a round named")
+                    .closed;
+                wallet.restore_round(round, Some(game), closed);
+            }
+            None => return full.compacted(),
+        }
+    }
+    assert_eq!(
+        wallet.balance(),
+        full.balance(),
+        "a snapshot and its tail hold the log's balance"
+    );
+    wallet.compacted()
 }
