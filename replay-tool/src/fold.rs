@@ -25,12 +25,12 @@
 //! An event that cannot be applied stops the wallet's fold (it is "broken"); the checks
 //! that only compare figures report and go on.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use cqrs_es::Aggregate;
 use domain::wallet::protection::{self, LimitKind, LimitPeriod, Window};
 use domain::{
-    Balance, Currency, GameId, PlayerId, ReservationState, Wallet, WalletEvent, WalletId,
+    Balance, Currency, GameId, PlayerId, ReservationState, RoundId, Wallet, WalletEvent, WalletId,
 };
 use eventstore::log::LoggedEvent;
 use readmodel::change::closed_by;
@@ -174,6 +174,9 @@ pub struct WalletFold {
     flows: Flows,
     /// The sum of open reservations, kept by this fold's own arithmetic.
     open_sum: Decimal,
+    /// Open bets per round, kept by this fold's own arithmetic, so that checking a
+    /// closed round costs a lookup, not a walk over every bet the wallet ever made.
+    open_by_round: HashMap<RoundId, u32>,
     broken: bool,
     /// Forget closed reservations after each event (see [`WalletFold::compacted`]).
     compact: bool,
@@ -199,6 +202,7 @@ impl WalletFold {
             sequence: 0,
             flows: Flows::default(),
             open_sum: Decimal::ZERO,
+            open_by_round: HashMap::new(),
             broken: false,
             compact: false,
             tallies: BTreeMap::new(),
@@ -348,6 +352,17 @@ impl WalletFold {
         };
         self.flows.add(&deltas.flows);
         self.open_sum += deltas.open;
+        for (round_id, opened) in deltas.bets {
+            if opened {
+                *self.open_by_round.entry(round_id).or_default() += 1;
+            } else if let Some(count) = self.open_by_round.get_mut(&round_id) {
+                *count -= 1;
+                if *count == 0 {
+                    // Only rounds with an open bet are kept: memory as the open bets.
+                    self.open_by_round.remove(&round_id);
+                }
+            }
+        }
         let closed_round = payload.closes_round().then(|| payload.round_id().cloned());
         let protection = self.check_protection(event, &payload);
         step.violations.extend(
@@ -357,11 +372,7 @@ impl WalletFold {
         );
         self.wallet.apply(payload);
         if let Some(Some(round_id)) = closed_round {
-            if self
-                .wallet
-                .open_reservations()
-                .any(|(_, r)| r.round_id == round_id)
-            {
+            if self.open_by_round.contains_key(&round_id) {
                 step.violations.push(violation(
                     ViolationKind::OpenBetInClosedRound,
                     format!("round {round_id} closed with a bet still open"),
@@ -672,10 +683,12 @@ impl WalletFold {
             WalletEvent::FundsReserved {
                 reservation_id,
                 amount,
+                round_id,
                 ..
             } => {
                 positive("stake", *amount, false)?;
                 self.check_unused(reservation_id)?;
+                d.bets.push((round_id.clone(), true));
                 d.available = -*amount;
                 d.reserved = *amount;
                 d.open = *amount;
@@ -712,6 +725,7 @@ impl WalletFold {
                         ),
                     ));
                 }
+                d.bets.push((held.round_id.clone(), false));
                 d.available = held.amount;
                 d.reserved = -held.amount;
                 d.open = -held.amount;
@@ -830,6 +844,7 @@ impl WalletFold {
                 ),
             ));
         }
+        d.bets.push((held.round_id.clone(), false));
         d.reserved -= held.amount;
         d.open -= held.amount;
         d.flows.stakes_settled += stake;
@@ -875,6 +890,8 @@ struct Deltas {
     flows: Flows,
     /// The game the event's bets belong to, for its net win on the boards.
     game: Option<GameId>,
+    /// Bets it opens (true) and closes (false), by round.
+    bets: Vec<(RoundId, bool)>,
     mismatches: Vec<(ViolationKind, String)>,
 }
 
@@ -887,6 +904,7 @@ impl Deltas {
             open: Decimal::ZERO,
             flows: Flows::default(),
             game: None,
+            bets: Vec::new(),
             mismatches: Vec::new(),
         }
     }

@@ -306,6 +306,59 @@ pub async fn prewrite_funded(
         .collect())
 }
 
+/// Writes `per_wallet` bet-wins (stake 1.00, payout 1.00, each in a round of its own that
+/// it opens and closes) after the events of each of `wallets` written by
+/// [`prewrite_funded`] with `deposits` deposits of `amount`, straight in SQL, as the write
+/// paths record them: the event from the domain's own type, the balance after it and the
+/// round keys in the metadata. For benchmarks of long histories (the balance stays as it
+/// was, so the log verifies clean).
+pub async fn prewrite_bet_wins(
+    pool: &PgPool,
+    wallets: &[WalletId],
+    deposits: u32,
+    amount: Decimal,
+    per_wallet: u32,
+) -> Result<(), sqlx::Error> {
+    let template = serde_json::to_value(domain::WalletEvent::BetSettled {
+        reservation_id: ReservationId::new("x").expect("a valid id"),
+        game_id: GameId::new("bench-game").expect("a valid id"),
+        round_id: RoundId::new("x").expect("a valid id"),
+        stake: Decimal::new(100, 2),
+        payout: Decimal::new(100, 2),
+        placed_at: chrono::DateTime::UNIX_EPOCH,
+        round_closed: true,
+        lost: Vec::new(),
+    })
+    .expect("an event serialises");
+    let available = (amount * Decimal::from(deposits)).to_string();
+    let ids: Vec<String> = wallets.iter().map(|w| w.to_string()).collect();
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET LOCAL statement_timeout = 0")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         SELECT 'wallet', w, $2::int + 1 + k, 'BetSettled', $4,
+                jsonb_set(jsonb_set($3::jsonb, '{BetSettled,reservation_id}', to_jsonb('bw-' || k)),
+                          '{BetSettled,round_id}', to_jsonb('r-' || k)),
+                jsonb_build_object('command', 'bet_win', 'transaction_id', 'bw-' || k,
+                                   'request_sha256', 'bench', 'available', $5::text,
+                                   'reserved', '0.00', 'currency', 'EUR',
+                                   'round_opened', 'r-' || k, 'round_closed', 'r-' || k)
+           FROM UNNEST($1::text[]) AS w, generate_series(1, $6::int) AS k",
+    )
+    .bind(&ids)
+    .bind(deposits as i32)
+    .bind(template)
+    .bind(domain::wallet::EVENT_VERSION)
+    .bind(available)
+    .bind(per_wallet as i32)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("ANALYZE events").execute(&mut *tx).await?;
+    tx.commit().await
+}
+
 /// Runs `commands` commands of the mix over `wallets` from `tasks` concurrent tasks (each
 /// task owns a share of the wallets, picked uniformly, and spreads its bets over 3
 /// games). Returns how many were accepted; refusals (insufficient funds) are part of the
