@@ -16,9 +16,10 @@ use crate::config::Config;
 use crate::json::BODY_BYTES_MAX;
 use crate::state::{AppState, ReadModels, Services};
 
-/// The whole HTTP surface. A request passes, in order: the metrics, the gate (who is
-/// calling, from the head alone: an unauthenticated request ends here, its body unread),
-/// the slots (its principal's share, then the server's), then its route.
+/// The whole HTTP surface. A request passes, in order: the check that marks an answer
+/// given before its body was read (`Connection: close`), the metrics, the gate (who is
+/// calling, from the head alone: an unauthenticated request ends here, its body drained
+/// but not parsed), the slots (its principal's share, then the server's), then its route.
 pub fn router(state: AppState, concurrency_max: usize) -> Router {
     let slots = Arc::new(crate::limits::Slots::new(concurrency_max));
     crate::routes::router()
@@ -31,6 +32,7 @@ pub fn router(state: AppState, concurrency_max: usize) -> Router {
             crate::gate::gate,
         ))
         .layer(axum::middleware::from_fn(crate::metrics::track))
+        .layer(axum::middleware::from_fn(crate::json::close_unread))
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .with_state(state)
 }
@@ -41,6 +43,7 @@ pub struct Application {
     router: Router,
     expiry: Option<crate::expiry::Expiry>,
     cluster: Option<Arc<crate::cluster::Cluster>>,
+    header_read_timeout: std::time::Duration,
 }
 
 impl Application {
@@ -170,6 +173,7 @@ impl Application {
             router: router(state, config.concurrency_max),
             expiry,
             cluster,
+            header_read_timeout: std::time::Duration::from_millis(config.header_read_timeout_ms),
         })
     }
 
@@ -191,9 +195,13 @@ impl Application {
         // So does the cluster heartbeat; stopping, the instance leaves the cluster.
         let (stop_beat, beat_stopped) = tokio::sync::oneshot::channel::<()>();
         let beat = self.cluster.map(|c| tokio::spawn(c.run(beat_stopped)));
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = crate::serve::serve(
+            self.listener,
+            self.router,
+            self.header_read_timeout,
+            shutdown,
+        )
+        .await;
         let _ = stop_sweep.send(());
         let _ = stop_beat.send(());
         if let Some(sweep) = sweep {

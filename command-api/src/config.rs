@@ -80,7 +80,14 @@ pub struct Config {
     pub protection: ProtectionConfig,
     /// Operators of the Hub88-style face and their public keys.
     pub hub88: Vec<crate::hub88::Hub88Operator>,
+    /// How long a client may take to send a request's head
+    /// (`BETLEDGER_HEADER_READ_TIMEOUT_MS`); then its connection is closed.
+    pub header_read_timeout_ms: u64,
 }
+
+/// A request head's time, unless configured: ample for any client, short enough that
+/// half-sent heads cannot pile up (each holds a connection and its buffers).
+pub const HEADER_READ_TIMEOUT_MS_DEFAULT: u64 = 10_000;
 
 /// The deployment's player-protection settings (`BETLEDGER_LIMITS_TZ`,
 /// `BETLEDGER_LIMIT_COOLING_S`), placed in each limit change.
@@ -159,7 +166,8 @@ impl Config {
     /// `BETLEDGER_API_TOKENS` (`name:token:scope+scope,...`, scopes `read`, `write` and
     /// `operator`), `BETLEDGER_LIMITS_TZ`, `BETLEDGER_LIMIT_COOLING_S` and
     /// `BETLEDGER_LOG_FORMAT` (`text` or `json`), `BETLEDGER_REDIS_URL`,
-    /// `BETLEDGER_REDIS_PREFIX`, `BETLEDGER_WRITE_PATH` and `BETLEDGER_WRITE_SHARDS`.
+    /// `BETLEDGER_REDIS_PREFIX`, `BETLEDGER_WRITE_PATH`, `BETLEDGER_WRITE_SHARDS` and
+    /// `BETLEDGER_HEADER_READ_TIMEOUT_MS`.
     pub fn from_env() -> Result<Self, ConfigError> {
         let listen_addr = var("BETLEDGER_API_ADDR", LISTEN_ADDR_DEFAULT)
             .parse()
@@ -234,6 +242,12 @@ impl Config {
             cluster: cluster_from_env()?,
             protection: protection_from_env()?,
             hub88: parse_hub88(&var("BETLEDGER_HUB88_OPERATORS", ""))?,
+            header_read_timeout_ms: number(
+                "BETLEDGER_HEADER_READ_TIMEOUT_MS",
+                HEADER_READ_TIMEOUT_MS_DEFAULT,
+                100,
+                600_000,
+            )?,
         })
     }
 }

@@ -52,6 +52,7 @@ pub async fn gate(State(state): State<AppState>, mut request: Request, next: Nex
     if let Some(rest) = request.uri().path().strip_prefix("/hub88/") {
         let operator = rest.split('/').next().unwrap_or_default();
         if !state.hub88.contains_key(operator) {
+            crate::json::drain(request.into_body()).await;
             return crate::routes::hub88::unknown_partner();
         }
     }
@@ -60,7 +61,10 @@ pub async fn gate(State(state): State<AppState>, mut request: Request, next: Nex
             request.extensions_mut().insert(principal);
             next.run(request).await
         }
-        Err(e) => e.into_response(),
+        Err(e) => {
+            crate::json::drain(request.into_body()).await;
+            e.into_response()
+        }
     }
 }
 
@@ -115,12 +119,7 @@ fn identify(state: &AppState, request: &Request) -> Result<Principal, ApiError> 
     // The Hub88 face reads any body's bytes and answers a malformed one in its own body.
     // A request without a body is left to the router (a wrong method is 405) and to the
     // handler (a missing body is 400).
-    let has_body = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim() != "0")
-        || request.headers().contains_key(header::TRANSFER_ENCODING);
+    let has_body = crate::json::has_body(request);
     if request.method() == Method::POST
         && principal != Principal::Public
         && !path.starts_with("/hub88/")

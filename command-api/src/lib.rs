@@ -8,6 +8,8 @@
 //! - [`routes`]: one module per face or group of endpoints (native wallets, native
 //!   rounds and the round view, player protection, read models, sessions, the provider
 //!   face, the Hub88-style face, health).
+//! - [`serve`]: the server loop over hyper's connections, with a bound on how long a
+//!   request's head may take.
 //! - [`expiry`]: the background sweep that expires reservations past their timeout.
 //! - [`runner`]: the command runner every face calls (span, write path, outcome metric).
 //! - [`state`]: `AppState`, what every handler can reach.
@@ -47,6 +49,7 @@ pub mod openapi;
 pub mod providers;
 pub mod routes;
 pub mod runner;
+pub mod serve;
 pub mod sessions;
 pub mod state;
 

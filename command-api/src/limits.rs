@@ -117,6 +117,7 @@ pub async fn admit(State(slots): State<Arc<Slots>>, request: Request, next: Next
         Ok(Some(_permits)) => next.run(request).await,
         _ => {
             metrics::counter!("http_overloaded_total").increment(1);
+            crate::json::drain(request.into_body()).await;
             ApiError::Unavailable("the server is at its concurrency limit; retry".into())
                 .into_response()
         }

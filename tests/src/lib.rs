@@ -138,6 +138,7 @@ pub fn test_config() -> Config {
             command_api::hub88::Hub88Operator::new(HUB88_OPERATOR, HUB88_PUBLIC_KEY)
                 .expect("the test key"),
         ],
+        header_read_timeout_ms: command_api::config::HEADER_READ_TIMEOUT_MS_DEFAULT,
     }
 }
 
