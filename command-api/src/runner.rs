@@ -49,3 +49,33 @@ pub async fn execute(
     }
     result
 }
+
+/// The answer the log holds for `command` on `wallet_id`: the first receipt of the same
+/// request under its transaction id, or `IDEMPOTENCY_CONFLICT` for another request under
+/// it; `None` when the id is new there. For a repeat that must be answered before checks
+/// the first call passed and a repeat may no longer pass (a session that has ended): a
+/// repeat gets its first answer for as long as the log lives.
+pub async fn repeat_in_log(
+    state: &AppState,
+    wallet_id: WalletId,
+    command: &WalletCommand,
+) -> Result<Option<CommandReceipt>, ApiError> {
+    use eventstore::idempotency::{self, Repeat};
+    let digest = idempotency::request_digest(&command.fingerprint());
+    match idempotency::repeat_of(&state.pool, wallet_id, command, &digest).await? {
+        Repeat::New => Ok(None),
+        Repeat::Same(receipt) => {
+            crate::metrics::command_outcome(command.name(), "replayed");
+            Ok(Some(receipt))
+        }
+        Repeat::Conflict(transaction_id) => {
+            let balance = state.store.wallet(wallet_id).await?.map(|w| w.balance);
+            let error = ApiError::from(eventstore::ExecuteError::Refused {
+                error: domain::WalletError::IdempotencyConflict { transaction_id },
+                balance,
+            });
+            crate::metrics::command_outcome(command.name(), error.status_and_code().1);
+            Err(error)
+        }
+    }
+}

@@ -123,6 +123,43 @@ pub async fn find(
     parse_prior(&metadata, sequence).map(Some)
 }
 
+/// The wallets whose log holds `transaction_id`, each with its currency, at most two
+/// (more would say no more than two do): one lookup in the index of scoped ids across
+/// wallets (migration 0008). Only ids scoped to a provider or a Hub88 operator (they
+/// contain `:`) are indexed; a native id is held by no wallet here.
+pub async fn holders(
+    pool: &PgPool,
+    transaction_id: &TransactionId,
+) -> Result<Vec<(WalletId, Currency)>, StoreError> {
+    if !transaction_id.as_str().contains(':') {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT DISTINCT aggregate_id, metadata ->> 'currency' FROM events
+          WHERE (metadata ->> 'transaction_id') LIKE '%:%'
+            AND metadata ->> 'transaction_id' = $1
+            AND aggregate_type = $2
+          LIMIT 2",
+    )
+    .bind(transaction_id.as_str())
+    .bind(crate::WALLET_AGGREGATE_TYPE)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+    rows.into_iter()
+        .map(|(wallet, currency)| {
+            let corrupt = |what: String| StoreError::Corrupt(what.into());
+            Ok((
+                wallet
+                    .parse()
+                    .map_err(|e| corrupt(format!("wallet id {wallet:?}: {e}")))?,
+                Currency::from_str(&currency)
+                    .map_err(|e| corrupt(format!("currency {currency:?}: {e}")))?,
+            ))
+        })
+        .collect()
+}
+
 /// What the log says of a command's transaction id: the one reading of a repeat, for
 /// both write paths.
 #[derive(Debug, Clone, PartialEq)]

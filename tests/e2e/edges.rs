@@ -5,7 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-use betledger_tests::{spawn_app, spawn_app_with, test_config, WRITER_TOKEN};
+use betledger_tests::{
+    spawn_app, spawn_app_with, test_config, TestApp, HUB88_OPERATOR as OP, PROVIDER_A as A,
+    PROVIDER_A_SECRET as A_KEY, PROVIDER_B as B, PROVIDER_B_SECRET as B_KEY, WRITER_TOKEN,
+};
+use serde_json::{json, Value};
 use sqlx::PgPool;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -133,5 +137,212 @@ async fn an_early_refusal_without_its_body_says_the_connection_closes(pool: PgPo
         started.elapsed() < Duration::from_secs(2),
         "not after the body's 5 s"
     );
+    app.stop().await;
+}
+
+/// Ends the game session of `token`.
+async fn end_session(app: &TestApp, token: &str) {
+    let r = app
+        .send_with(
+            reqwest::Method::DELETE,
+            &format!("/v1/sessions/{token}"),
+            json!({}),
+            Some(WRITER_TOKEN),
+        )
+        .await;
+    assert!(
+        r.status < 300,
+        "ending a session: {} {:?}",
+        r.status,
+        r.body
+    );
+}
+
+/// Defect 4, provider face. Before: bet (200), the session ended, the same bytes again:
+/// `401 INVALID_TOKEN`, and the provider rolled back a bet that stands.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_provider_repeat_after_the_session_ended_gets_its_first_answer(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let wallet = app.open_wallet("repeat-p", "EUR").await;
+    app.deposit(&wallet, "fund", "100.00").await;
+    let token = app.session("repeat-p", A, "g1").await;
+    let now = chrono::Utc::now().timestamp();
+    let bet = json!({"token": token, "transaction_id": "b1", "round_id": "r1", "game_id": "g1",
+                     "amount": "5.00", "timestamp": now});
+    let bet_win = json!({"token": token, "transaction_id": "bw1", "round_id": "r2",
+                         "game_id": "g1", "amount": "2.00", "payout": "3.00", "timestamp": now});
+    let first = app.provider(A, A_KEY, "bet", bet.clone()).await;
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    let first_bw = app.provider(A, A_KEY, "bet-win", bet_win.clone()).await;
+    assert_eq!(first_bw.status, 200, "{:?}", first_bw.body);
+    end_session(&app, &token).await;
+    let events = app.event_count().await;
+
+    let again = app.provider(A, A_KEY, "bet", bet.clone()).await;
+    assert_eq!(again.status, 200, "{:?}", again.body);
+    assert_eq!(again.body["balance"], first.body["balance"]);
+    assert_eq!(again.body["transaction_id"], "b1");
+    let again_bw = app.provider(A, A_KEY, "bet-win", bet_win.clone()).await;
+    assert_eq!(again_bw.status, 200, "{:?}", again_bw.body);
+    assert_eq!(again_bw.body["balance"], first_bw.body["balance"]);
+    // Another request under the id is a conflict; a new id needs a live session.
+    let mut other = bet.clone();
+    other["amount"] = json!("6.00");
+    let conflict = app.provider(A, A_KEY, "bet", other).await;
+    assert_eq!(
+        (conflict.status, conflict.code()),
+        (409, "IDEMPOTENCY_CONFLICT")
+    );
+    let mut new = bet.clone();
+    new["transaction_id"] = json!("b2");
+    let refused = app.provider(A, A_KEY, "bet", new).await;
+    assert_eq!((refused.status, refused.code()), (401, "INVALID_TOKEN"));
+    // Another provider's same id is not this one's bet.
+    let stranger = app.provider(B, B_KEY, "bet", bet).await;
+    assert_eq!((stranger.status, stranger.code()), (401, "INVALID_TOKEN"));
+    assert_eq!(app.event_count().await, events, "nothing moved");
+    app.stop().await;
+}
+
+/// A Hub88 session for `player`'s `currency` wallet in game `g88`.
+async fn hub88_session(app: &TestApp, player: &str, currency: &str) -> String {
+    let r = app
+        .post(
+            "/v1/sessions",
+            json!({"player_id": player, "currency": currency,
+                   "provider_id": format!("hub88.{OP}"), "game_id": "g88"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    r.body["token"].as_str().unwrap().to_string()
+}
+
+fn hub88_bet(user: &str, currency: &str, token: &str, uuid: &str, amount: i64) -> Value {
+    json!({"user": user, "transaction_uuid": uuid, "supplier_transaction_id": format!("s-{uuid}"),
+           "token": token, "supplier_user": "su", "round": format!("round-{uuid}"),
+           "round_closed": false, "reward_uuid": null, "request_uuid": format!("req-{uuid}"),
+           "is_free": false, "is_supplier_promo": false, "is_aggregated": false,
+           "game_code": "g88", "currency": currency, "bet": "base", "amount": amount,
+           "meta": {}})
+}
+
+fn hub88_rollback(user: &str, uuid: &str, reference: &str) -> Value {
+    json!({"user": user, "transaction_uuid": uuid, "supplier_transaction_id": format!("s-{uuid}"),
+           "token": "none", "round": format!("round-{reference}"), "round_closed": false,
+           "request_uuid": format!("req-{uuid}"), "reference_transaction_uuid": reference,
+           "game_code": "g88", "meta": {}})
+}
+
+fn status(r: &betledger_tests::Reply) -> &str {
+    r.body["status"].as_str().unwrap_or("")
+}
+
+/// Defect 4, Hub88 face. Before: bet `RS_OK`, the session ended, the same bet:
+/// `RS_ERROR_TOKEN_EXPIRED`.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_hub88_repeat_after_the_session_ended_gets_its_first_answer(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let wallet = app.open_wallet("repeat-h", "EUR").await;
+    app.deposit(&wallet, "fund", "100.00").await;
+    let token = hub88_session(&app, "repeat-h", "EUR").await;
+    let bet = hub88_bet("repeat-h", "EUR", &token, "hb1", 500_000);
+    let first = app.hub88("transaction/bet", bet.clone()).await;
+    assert_eq!(status(&first), "RS_OK", "{:?}", first.body);
+    end_session(&app, &token).await;
+    let events = app.event_count().await;
+    let again = app.hub88("transaction/bet", bet.clone()).await;
+    assert_eq!(status(&again), "RS_OK", "{:?}", again.body);
+    assert_eq!(again.body["balance"], first.body["balance"]);
+    let mut other = bet.clone();
+    other["amount"] = json!(600_000);
+    let duplicate = app.hub88("transaction/bet", other).await;
+    assert_eq!(status(&duplicate), "RS_ERROR_DUPLICATE_TRANSACTION");
+    let new = hub88_bet("repeat-h", "EUR", &token, "hb2", 500_000);
+    let expired = app.hub88("transaction/bet", new).await;
+    assert_eq!(status(&expired), "RS_ERROR_TOKEN_EXPIRED");
+    assert_eq!(app.event_count().await, events, "nothing moved");
+    app.stop().await;
+}
+
+/// Defect 5. Before: a player with EUR and USD wallets and no session; rollback `rb1` of
+/// bet `RB1` came first (`RS_OK`, the id voided in EUR), the USD bet `RB1` was charged,
+/// and `rb1` re-sent refunded it in USD: one id wrote in two wallets. And the same
+/// `transaction_uuid` under another user was taken as new.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_hub88_id_names_one_wallet(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let eur = app.open_wallet("two-cur", "EUR").await;
+    let usd = app.open_wallet("two-cur", "USD").await;
+    app.deposit(&eur, "fund-eur", "100.00").await;
+    app.deposit(&usd, "fund-usd", "100.00").await;
+    let other = app.open_wallet("someone-else", "EUR").await;
+    app.deposit(&other, "fund-other", "100.00").await;
+
+    // No session, two wallets, a bet not seen yet: no wallet to decide it in.
+    let early = app
+        .hub88(
+            "transaction/rollback",
+            hub88_rollback("two-cur", "rb1", "RB1"),
+        )
+        .await;
+    assert_eq!(status(&early), "RS_ERROR_TRANSACTION_DOES_NOT_EXIST");
+    let usd_token = hub88_session(&app, "two-cur", "USD").await;
+    end_session(&app, &usd_token).await;
+    let usd_token = hub88_session(&app, "two-cur", "USD").await;
+    let bet = app
+        .hub88(
+            "transaction/bet",
+            hub88_bet("two-cur", "USD", &usd_token, "RB1", 1_000_000),
+        )
+        .await;
+    assert_eq!(status(&bet), "RS_OK", "{:?}", bet.body);
+    assert_eq!(bet.body["balance"], 9_000_000);
+    // The same id in the player's other currency, or under another user: a duplicate.
+    let eur_token = hub88_session(&app, "two-cur", "EUR").await;
+    let twice = app
+        .hub88(
+            "transaction/bet",
+            hub88_bet("two-cur", "EUR", &eur_token, "RB1", 1_000_000),
+        )
+        .await;
+    assert_eq!(status(&twice), "RS_ERROR_DUPLICATE_TRANSACTION");
+    let other_token = hub88_session(&app, "someone-else", "EUR").await;
+    let stranger = app
+        .hub88(
+            "transaction/bet",
+            hub88_bet("someone-else", "EUR", &other_token, "RB1", 1_000_000),
+        )
+        .await;
+    assert_eq!(status(&stranger), "RS_ERROR_DUPLICATE_TRANSACTION");
+    let stranger_rollback = app
+        .hub88(
+            "transaction/rollback",
+            hub88_rollback("someone-else", "rb1", "RB1"),
+        )
+        .await;
+    assert_eq!(status(&stranger_rollback), "RS_ERROR_DUPLICATE_TRANSACTION");
+    // The rollback re-sent finds the bet where it is, and refunds it there.
+    let rollback = app
+        .hub88(
+            "transaction/rollback",
+            hub88_rollback("two-cur", "rb1", "RB1"),
+        )
+        .await;
+    assert_eq!(status(&rollback), "RS_OK", "{:?}", rollback.body);
+    assert_eq!(rollback.body["balance"], 10_000_000);
+    assert_eq!(rollback.body["currency"], "USD");
+    for (wallet, available) in [(&eur, "100.00"), (&usd, "100.00"), (&other, "100.00")] {
+        let r = app.get(&format!("/v1/wallets/{wallet}")).await;
+        assert_eq!(r.body["balance"]["available"], available, "{wallet}");
+    }
+    let in_eur: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE aggregate_id = $1 AND metadata->>'command' <> 'open'
+            AND metadata->>'command' <> 'deposit'",
+    )
+    .bind(&eur)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(in_eur, 0, "nothing written in EUR");
     app.stop().await;
 }

@@ -45,6 +45,9 @@ struct Args {
     /// Reads of one round per log.
     #[arg(long, default_value_t = 200)]
     samples: usize,
+    /// Keep the two databases (printed) instead of dropping them, to look into a figure.
+    #[arg(long)]
+    keep_databases: bool,
     #[arg(
         long,
         env = "BETLEDGER_DATABASE_URL",
@@ -82,7 +85,11 @@ async fn main() -> anyhow::Result<()> {
         db::create(&mut admin, &database).await?;
         let url = db::with_database(&args.database_url, &database);
         let outcome = measure(&args, &replay, &url, name, wallets).await;
-        db::drop(&mut admin, &database).await?;
+        if args.keep_databases && outcome.is_ok() {
+            println!("history-bench: kept database {database}");
+        } else {
+            db::drop(&mut admin, &database).await?;
+        }
         report.insert(name.into(), outcome?);
     }
     let ratio = |path: &[&str]| {

@@ -16,7 +16,12 @@
 //!   is checked on balance and bet only: wins and rollbacks name `user` and `currency` and
 //!   work after the session ends.
 //! - A repeated `transaction_uuid` with the same content answers as the first time (the
-//!   balance as it was then); with other content it is `RS_ERROR_DUPLICATE_TRANSACTION`.
+//!   balance as it was then), a bet's too after its session ended (the log is read before
+//!   the token); with other content it is `RS_ERROR_DUPLICATE_TRANSACTION`.
+//! - One id, one wallet: a `transaction_uuid` the log holds in another wallet (another
+//!   user's, or the user's in another currency) is `RS_ERROR_DUPLICATE_TRANSACTION` and
+//!   moves nothing; a rollback, which names no currency, is decided only where that is
+//!   unambiguous (`rollback_wallet`).
 //! - A bet with `is_free` takes no money and records nothing; a win with `is_free` or
 //!   `is_supplier_promo` and no `reference_transaction_uuid` is a bet-less win of kind
 //!   `free_spin` or `promo` (campaign `reward_uuid`); `round_closed` closes the round.
@@ -404,15 +409,54 @@ async fn bet(
     let wallet_id = named.as_ref().ok().map(|(w, _)| *w);
     let outcome = async {
         let (wallet_id, currency) = named?;
+        let game = valid(GameId::new, r.game_code.clone()).map_err(Refusal::from)?;
+        let amount = money(r.amount, currency)?;
+        let reservation_id: domain::ReservationId =
+            scoped(&scope, "transaction_uuid", &r.transaction_uuid)
+                .map_err(Refusal::from)?
+                .into();
+        let round_id = scoped_round(&scope, &r.round).map_err(Refusal::from)?;
+        let command = || {
+            if r.round_closed {
+                // A bet that closes its round is lost at once, as on the provider face.
+                WalletCommand::BetWin {
+                    reservation_id: reservation_id.clone(),
+                    amount,
+                    payout: Decimal::ZERO,
+                    currency: Some(currency),
+                    game_id: game.clone(),
+                    round_id: round_id.clone(),
+                    round_closed: true,
+                    now: Utc::now(),
+                }
+            } else {
+                WalletCommand::Reserve {
+                    reservation_id: reservation_id.clone(),
+                    amount,
+                    currency: Some(currency),
+                    game_id: game.clone(),
+                    round_id: round_id.clone(),
+                    timeout_s: RESERVATION_TIMEOUT_S_DEFAULT,
+                    now: Utc::now(),
+                }
+            }
+        };
+        // The log first: a repeat is answered as the first time even after its session
+        // ended, and an id held by another wallet moves nothing.
+        if !r.is_free {
+            if let Some(receipt) =
+                logged(&state, wallet_id, reservation_id.clone().into(), &command()).await?
+            {
+                return Ok(receipt.balance);
+            }
+        }
         let session = session_of(&state, &op, &r.token).await?;
         if session.wallet_id != wallet_id {
             return Err(Refusal::new("RS_ERROR_INVALID_TOKEN"));
         }
-        let game = valid(GameId::new, r.game_code.clone()).map_err(Refusal::from)?;
         if game != session.game_id {
             return Err(Refusal::new("RS_ERROR_INVALID_GAME"));
         }
-        let amount = money(r.amount, currency)?;
         if r.is_free {
             // A free spin takes no money: nothing to record; its win comes as a bet-less
             // win (`is_free` on the win).
@@ -420,34 +464,7 @@ async fn bet(
                 .await
                 .ok_or_else(|| Refusal::from(ApiError::wallet_not_found()));
         }
-        let reservation_id = scoped(&scope, "transaction_uuid", &r.transaction_uuid)
-            .map_err(Refusal::from)?
-            .into();
-        let round_id = scoped_round(&scope, &r.round).map_err(Refusal::from)?;
-        let command = if r.round_closed {
-            // A bet that closes its round is lost at once, as on the provider face.
-            WalletCommand::BetWin {
-                reservation_id,
-                amount,
-                payout: Decimal::ZERO,
-                currency: Some(currency),
-                game_id: game,
-                round_id,
-                round_closed: true,
-                now: Utc::now(),
-            }
-        } else {
-            WalletCommand::Reserve {
-                reservation_id,
-                amount,
-                currency: Some(currency),
-                game_id: game,
-                round_id,
-                timeout_s: RESERVATION_TIMEOUT_S_DEFAULT,
-                now: Utc::now(),
-            }
-        };
-        let receipt = execute(&state, wallet_id, command).await?;
+        let receipt = execute(&state, wallet_id, command()).await?;
         Ok(receipt.balance)
     }
     .await;
@@ -460,6 +477,38 @@ async fn bet(
         outcome,
     )
     .await
+}
+
+/// Whether the log holds `transaction_id` on `wallet_id`. An operator's id names one
+/// wallet: held by another (another user's, or the user's in another currency) it is
+/// `RS_ERROR_DUPLICATE_TRANSACTION`, and the call moves nothing.
+async fn held_here(
+    state: &AppState,
+    wallet_id: WalletId,
+    transaction_id: &domain::TransactionId,
+) -> Result<bool, Refusal> {
+    let holders = eventstore::idempotency::holders(&state.pool, transaction_id)
+        .await
+        .map_err(ApiError::from)?;
+    match holders[..] {
+        [] => Ok(false),
+        [(holder, _)] if holder == wallet_id => Ok(true),
+        _ => Err(Refusal::new("RS_ERROR_DUPLICATE_TRANSACTION")),
+    }
+}
+
+/// The answer the log holds for `command` under `transaction_id` on `wallet_id` (see
+/// [`held_here`] and `runner::repeat_in_log`), before any session is checked.
+async fn logged(
+    state: &AppState,
+    wallet_id: WalletId,
+    transaction_id: domain::TransactionId,
+    command: &WalletCommand,
+) -> Result<Option<eventstore::CommandReceipt>, Refusal> {
+    if !held_here(state, wallet_id, &transaction_id).await? {
+        return Ok(None);
+    }
+    Ok(crate::runner::repeat_in_log(state, wallet_id, command).await?)
 }
 
 #[utoipa::path(
@@ -507,6 +556,7 @@ async fn win(
             Some(bet) => closing_id(&scope, "win", &r.transaction_uuid, bet)?,
             None => scoped(&scope, "transaction_uuid", &r.transaction_uuid)?,
         };
+        held_here(&state, wallet_id, &transaction_id).await?;
         let command = WalletCommand::Win {
             transaction_id,
             round_id: scoped_round(&scope, &r.round)?,
@@ -594,12 +644,18 @@ async fn rollback(
     .await
 }
 
-/// The wallet a rollback is for: its token's, while the session lasts and is this user's;
-/// else the user's wallet that holds the referenced bet, or the user's first wallet (in
-/// [`Currency::ALL`] order) when none holds it (a rollback of a bet never seen then voids
-/// it there). For a player with wallets in several currencies whose session has ended, a
-/// rollback that arrives before its bet can void the id in another currency's wallet than
-/// the bet's: the call names no currency (docs/0014).
+/// The wallet a rollback is for. It names a user but no currency, so it is decided only
+/// where that is unambiguous (an operator's id names one wallet):
+/// - the wallet whose log holds the rollback's own id (a repeat), or else the referenced
+///   bet's id, when that wallet is the user's; another user's is
+///   `RS_ERROR_DUPLICATE_TRANSACTION`;
+/// - for a bet the log does not hold (a rollback before its bet, which voids the id): the
+///   wallet of the call's token while its session lasts and is this user's, or else the
+///   user's only wallet;
+/// - a user with wallets in several currencies, no live session and no such bet:
+///   `RS_ERROR_TRANSACTION_DOES_NOT_EXIST`, moving nothing. Voiding the id in one of them
+///   could leave the bet, arriving later in another, charged and never refunded; the
+///   aggregator retries the rollback, which finds the bet once it has come (docs/0014).
 async fn rollback_wallet(
     state: &AppState,
     op: &Hub88Operator,
@@ -607,6 +663,34 @@ async fn rollback_wallet(
     r: &RollbackRequest,
 ) -> Result<WalletId, Refusal> {
     let player = valid(PlayerId::new, r.user.clone())?;
+    let users = |wallet_id: WalletId, currency: Currency| {
+        if WalletId::for_player(&player, currency) == wallet_id {
+            Ok(wallet_id)
+        } else {
+            Err(Refusal::new("RS_ERROR_DUPLICATE_TRANSACTION"))
+        }
+    };
+    let own = closing_id(
+        scope,
+        "rollback",
+        &r.transaction_uuid,
+        &r.reference_transaction_uuid,
+    )?;
+    let bet = scoped(
+        scope,
+        "reference_transaction_uuid",
+        &r.reference_transaction_uuid,
+    )?;
+    for id in [&own, &bet] {
+        let holders = eventstore::idempotency::holders(&state.pool, id)
+            .await
+            .map_err(ApiError::from)?;
+        match holders[..] {
+            [] => {}
+            [(wallet_id, currency)] => return users(wallet_id, currency),
+            _ => return Err(Refusal::new("RS_ERROR_DUPLICATE_TRANSACTION")),
+        }
+    }
     if let Some(token) = &r.token {
         if let Ok(session) = session_of(state, op, token).await {
             if session.player_id == player {
@@ -614,13 +698,7 @@ async fn rollback_wallet(
             }
         }
     }
-    let bet: domain::ReservationId = scoped(
-        scope,
-        "reference_transaction_uuid",
-        &r.reference_transaction_uuid,
-    )?
-    .into();
-    let mut first = None;
+    let mut wallets = Vec::new();
     for currency in Currency::ALL {
         if currency.scale() > hub88::AMOUNT_SCALE {
             continue;
@@ -631,21 +709,14 @@ async fn rollback_wallet(
             .wallet(wallet_id)
             .await
             .map_err(ApiError::from)?
-            .is_none()
-        {
-            continue;
-        }
-        first.get_or_insert(wallet_id);
-        // The bet's id is its transaction id, for a reserve and a bet-win alike: one
-        // lookup in the transaction id's unique index.
-        let bet_id = domain::TransactionId::from(bet.clone());
-        if eventstore::idempotency::find(&state.pool, wallet_id, &bet_id)
-            .await
-            .map_err(ApiError::from)?
             .is_some()
         {
-            return Ok(wallet_id);
+            wallets.push(wallet_id);
         }
     }
-    first.ok_or_else(|| Refusal::from(ApiError::wallet_not_found()))
+    match wallets[..] {
+        [] => Err(Refusal::from(ApiError::wallet_not_found())),
+        [wallet_id] => Ok(wallet_id),
+        _ => Err(Refusal::new("RS_ERROR_TRANSACTION_DOES_NOT_EXIST")),
+    }
 }

@@ -8,6 +8,10 @@
 //! scoped by its id (`{pid}:{transaction_id}`), so one provider can never reach another's
 //! bets, and so are its round ids (`{pid}:{round_id}`). The rules themselves live in the
 //! domain (`Reserve`, `Win`, `Rollback`, `BetWin`, `Adjust`).
+//!
+//! A bet (or bet-win) whose session has ended is answered from the log when the log holds
+//! its id: the same request gets its first answer, another one `IDEMPOTENCY_CONFLICT`
+//! (`repeat_without_session`); a new id needs a live session.
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -311,37 +315,75 @@ async fn bet(
     RawBody(body): RawBody,
 ) -> Result<Json<CommandResponse>, ApiError> {
     let (provider, request) = verified::<BetRequest>(&state, &pid, &headers, &body)?;
-    let (session, game_id) =
-        session_for_game(&state, &provider, &request.token, request.game_id).await?;
     let reservation_id: ReservationId =
         scoped(&pid, "transaction_id", &request.transaction_id)?.into();
     let round_id = scoped_round(&pid, &request.round_id)?;
     let amount = amount("amount", &request.amount)?;
-    let command = if request.round_closed {
-        // A bet that closes its round is lost at once: its round has no win to come.
-        WalletCommand::BetWin {
-            reservation_id,
-            amount,
-            payout: rust_decimal::Decimal::ZERO,
-            currency: Some(session.currency),
-            game_id,
-            round_id,
-            round_closed: true,
-            now: Utc::now(),
-        }
-    } else {
-        WalletCommand::Reserve {
-            reservation_id,
-            amount,
-            currency: Some(session.currency),
-            game_id,
-            round_id,
-            timeout_s: RESERVATION_TIMEOUT_S_DEFAULT,
-            now: Utc::now(),
+    let command = |currency, game_id| {
+        if request.round_closed {
+            // A bet that closes its round is lost at once: its round has no win to come.
+            WalletCommand::BetWin {
+                reservation_id: reservation_id.clone(),
+                amount,
+                payout: rust_decimal::Decimal::ZERO,
+                currency: Some(currency),
+                game_id,
+                round_id: round_id.clone(),
+                round_closed: true,
+                now: Utc::now(),
+            }
+        } else {
+            WalletCommand::Reserve {
+                reservation_id: reservation_id.clone(),
+                amount,
+                currency: Some(currency),
+                game_id,
+                round_id: round_id.clone(),
+                timeout_s: RESERVATION_TIMEOUT_S_DEFAULT,
+                now: Utc::now(),
+            }
         }
     };
-    let receipt = execute(&state, session.wallet_id, command).await?;
+    let (session, game_id) =
+        match session_for_game(&state, &provider, &request.token, request.game_id.clone()).await {
+            Ok(found) => found,
+            Err(refusal @ ApiError::InvalidToken(_)) => {
+                let game_id = valid(GameId::new, request.game_id.clone())?;
+                let receipt =
+                    repeat_without_session(&state, reservation_id.clone().into(), |currency| {
+                        command(currency, game_id)
+                    })
+                    .await?;
+                return receipt
+                    .map(|r| answer(r, request.transaction_id.clone()))
+                    .ok_or(refusal);
+            }
+            Err(e) => return Err(e),
+        };
+    let receipt = execute(
+        &state,
+        session.wallet_id,
+        command(session.currency, game_id),
+    )
+    .await?;
     Ok(answer(receipt, request.transaction_id))
+}
+
+/// The first answer to a bet whose session has ended (or was never this one's), when the
+/// log holds its transaction id: a provider re-sends a bet whose answer it lost, and a
+/// refusal would make it roll back a bet that stands. The wallet is the one holding the
+/// id (the ended session's, which the call no longer names); `command` is the call as
+/// that wallet's currency makes it. `None` when no wallet holds the id.
+pub(crate) async fn repeat_without_session(
+    state: &AppState,
+    transaction_id: TransactionId,
+    command: impl FnOnce(domain::Currency) -> WalletCommand,
+) -> Result<Option<eventstore::CommandReceipt>, ApiError> {
+    let holders = eventstore::idempotency::holders(&state.pool, &transaction_id).await?;
+    let [(wallet_id, currency)] = holders[..] else {
+        return Ok(None);
+    };
+    crate::runner::repeat_in_log(state, wallet_id, &command(currency)).await
 }
 
 /// The wallet a win or rollback names (they work after the session has ended).
@@ -408,19 +450,45 @@ async fn bet_win(
     RawBody(body): RawBody,
 ) -> Result<Json<CommandResponse>, ApiError> {
     let (provider, request) = verified::<BetWinRequest>(&state, &pid, &headers, &body)?;
-    let (session, game_id) =
-        session_for_game(&state, &provider, &request.token, request.game_id).await?;
-    let command = WalletCommand::BetWin {
-        reservation_id: scoped(&pid, "transaction_id", &request.transaction_id)?.into(),
-        amount: amount("amount", &request.amount)?,
-        payout: amount("payout", &request.payout)?,
-        currency: Some(session.currency),
+    let reservation_id: ReservationId =
+        scoped(&pid, "transaction_id", &request.transaction_id)?.into();
+    let round_id = scoped_round(&pid, &request.round_id)?;
+    let (stake, payout) = (
+        amount("amount", &request.amount)?,
+        amount("payout", &request.payout)?,
+    );
+    let command = |currency, game_id| WalletCommand::BetWin {
+        reservation_id: reservation_id.clone(),
+        amount: stake,
+        payout,
+        currency: Some(currency),
         game_id,
-        round_id: scoped_round(&pid, &request.round_id)?,
+        round_id: round_id.clone(),
         round_closed: request.round_closed,
         now: Utc::now(),
     };
-    let receipt = execute(&state, session.wallet_id, command).await?;
+    let (session, game_id) =
+        match session_for_game(&state, &provider, &request.token, request.game_id.clone()).await {
+            Ok(found) => found,
+            Err(refusal @ ApiError::InvalidToken(_)) => {
+                let game_id = valid(GameId::new, request.game_id.clone())?;
+                let receipt =
+                    repeat_without_session(&state, reservation_id.clone().into(), |currency| {
+                        command(currency, game_id)
+                    })
+                    .await?;
+                return receipt
+                    .map(|r| answer(r, request.transaction_id.clone()))
+                    .ok_or(refusal);
+            }
+            Err(e) => return Err(e),
+        };
+    let receipt = execute(
+        &state,
+        session.wallet_id,
+        command(session.currency, game_id),
+    )
+    .await?;
     Ok(answer(receipt, request.transaction_id))
 }
 
