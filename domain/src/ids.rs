@@ -31,12 +31,50 @@ pub enum IdError {
     /// hyphens...) would let two ids that look the same name different things.
     #[error("{field} must not contain invisible formatting characters (U+{code:04X})")]
     FormatCharacter { field: &'static str, code: u32 },
+    /// White space at either end (or only white space), or a combining mark first: ids
+    /// that look like another id, or like none.
+    #[error("{field} must not {why}")]
+    LookAlike {
+        field: &'static str,
+        why: &'static str,
+    },
     #[error("{field} must not contain {character:?}: {why}")]
     Reserved {
         field: &'static str,
         character: char,
         why: &'static str,
     },
+}
+
+/// A new id from a caller: [`canonical_id`], and neither white space at either end nor a
+/// combining mark first (`" "`, `"a "`, a lone U+0301), which would look like another id
+/// or like none. Ids read back from the log take the older rule alone, so what was
+/// accepted before stays readable.
+fn new_id(field: &'static str, value: String, max: usize) -> Result<String, IdError> {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    let value = canonical_id(field, value, max)?;
+    let (first, last) = match (value.chars().next(), value.chars().next_back()) {
+        (Some(first), Some(last)) => (first, last),
+        _ => unreachable!("canonical_id refuses an empty id"),
+    };
+    if first.is_whitespace() || last.is_whitespace() {
+        return Err(IdError::LookAlike {
+            field,
+            why: "begin or end with white space",
+        });
+    }
+    if matches!(
+        first.general_category(),
+        GeneralCategory::NonspacingMark
+            | GeneralCategory::SpacingMark
+            | GeneralCategory::EnclosingMark
+    ) {
+        return Err(IdError::LookAlike {
+            field,
+            why: "begin with a combining mark",
+        });
+    }
+    Ok(value)
 }
 
 /// The one form of an id: Unicode NFC (so a composed "é" and "e" + U+0301 are the same
@@ -84,7 +122,7 @@ macro_rules! string_id {
         impl $name {
             /// Validates and wraps a caller-chosen id (in its canonical form: NFC).
             pub fn new(value: impl Into<String>) -> Result<Self, IdError> {
-                canonical_id($field, value.into(), ID_LEN_MAX).map(Self)
+                new_id($field, value.into(), ID_LEN_MAX).map(Self)
             }
 
             /// The id as text.
@@ -172,7 +210,7 @@ impl TransactionId {
     /// [`SCOPE_LEN_MAX`] characters without `:`, and native ids never contain `:`, so no
     /// caller can name an id in another's space.
     pub fn scoped(scope: &str, id: &str) -> Result<Self, IdError> {
-        let id = canonical_id("transaction_id", id.to_string(), ID_LEN_MAX)?;
+        let id = new_id("transaction_id", id.to_string(), ID_LEN_MAX)?;
         if scope.is_empty() || scope.chars().count() > SCOPE_LEN_MAX || scope.contains(':') {
             return Err(IdError::Reserved {
                 field: "scope",
@@ -301,6 +339,35 @@ mod tests {
         ] {
             assert_eq!(other.parse::<WalletId>(), Err(WalletIdError), "{other:?}");
         }
+    }
+
+    #[test]
+    fn ids_of_white_space_or_a_lone_combining_mark_are_refused() {
+        // Issue 28: " " and a lone U+0301 were accepted as transaction ids.
+        for odd in [
+            " ",
+            "   ",
+            "a ",
+            " a",
+            "\u{301}",
+            "\u{301}abc",
+            "\u{20dd}x",
+            "\u{3000}",
+        ] {
+            assert!(
+                matches!(TransactionId::new(odd), Err(IdError::LookAlike { .. })),
+                "{odd:?}"
+            );
+            assert!(TransactionId::scoped("alpha", odd).is_err(), "{odd:?}");
+        }
+        // White space inside an id, and a mark after a letter, are fine.
+        assert!(TransactionId::new("bet 1").is_ok());
+        assert_eq!(
+            TransactionId::new("e\u{301}").unwrap(),
+            TransactionId::new("\u{e9}").unwrap()
+        );
+        // What the log holds is read as it was accepted then.
+        assert!(TransactionId::try_from(" old ".to_string()).is_ok());
     }
 
     #[test]

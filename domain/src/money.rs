@@ -124,7 +124,8 @@ pub enum AmountError {
 
 /// Parses the text of an amount: an optional `-`, digits, optionally `.` and digits.
 ///
-/// No exponent, no sign `+`, no spaces, no thousands separators: what a caller sends is
+/// No exponent, no sign `+`, no spaces, no thousands separators, no leading zeros
+/// (`"01.00"`; `"0.50"` is fine): what a caller sends is
 /// exactly what is booked or it is refused. The value is exact: trailing zeros after the
 /// point are dropped, and a value a `Decimal` cannot hold exactly (more than 28 digits
 /// after the point, or too many digits in all) is refused, never rounded. Sign and scale
@@ -140,7 +141,9 @@ pub fn parse_decimal(text: &str) -> Result<Decimal, AmountError> {
         None => (unsigned, None),
     };
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(int) || frac.is_some_and(|f| !digits(f)) {
+    // One written form of each value: "01.00" is not "1.00" written another way.
+    let leading_zero = int.len() > 1 && int.starts_with('0');
+    if !digits(int) || frac.is_some_and(|f| !digits(f)) || leading_zero {
         return Err(AmountError::Malformed);
     }
     // Trailing zeros after the point are the same value: drop them, so only digits that
@@ -264,9 +267,11 @@ mod tests {
         assert_eq!(parse_decimal("12.50"), Ok(dec("12.50")));
         assert_eq!(parse_decimal("7"), Ok(dec("7")));
         assert_eq!(parse_decimal("-1.5"), Ok(dec("-1.5")));
+        assert_eq!(parse_decimal("0.50"), Ok(dec("0.5")));
+        assert_eq!(parse_decimal("0"), Ok(dec("0")));
         for bad in [
             "", "1e30", "1E3", "+1", " 1", "1 ", "1,00", ".5", "5.", "0x10", "NaN", "inf", "--1",
-            "1.2.3",
+            "1.2.3", "01.00", "00", "-01", "007",
         ] {
             assert_eq!(parse_decimal(bad), Err(AmountError::Malformed), "{bad:?}");
         }
@@ -317,6 +322,7 @@ mod tests {
         }
         let (int, frac) = text.split_once('.').unwrap_or((text, ""));
         if int.is_empty()
+            || (int.len() > 1 && int.starts_with('0'))
             || (text.contains('.') && frac.is_empty())
             || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
         {

@@ -346,3 +346,71 @@ async fn a_hub88_id_names_one_wallet(pool: PgPool) {
     assert_eq!(in_eur, 0, "nothing written in EUR");
     app.stop().await;
 }
+
+/// Defect 9. Before: the amount `"01.00"` was accepted, so were the transaction ids
+/// `" "` and a lone U+0301, and a settle with a negative payout on an unknown
+/// reservation answered 404 instead of 400.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn small_input_oddities_are_refused_as_bad_requests(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let wallet = app.open_wallet("oddities", "EUR").await;
+    app.deposit(&wallet, "fund", "10.00").await;
+    let events = app.event_count().await;
+    let deposits = format!("/v1/wallets/{wallet}/deposits");
+    for (tx, amount, code) in [
+        ("d-lead", "01.00", "INVALID_AMOUNT"),
+        ("d-lead-2", "00.50", "INVALID_AMOUNT"),
+        (" ", "1.00", "INVALID_REQUEST"),
+        ("\u{301}", "1.00", "INVALID_REQUEST"),
+        ("trailing ", "1.00", "INVALID_REQUEST"),
+    ] {
+        let r = app
+            .post(&deposits, json!({"transaction_id": tx, "amount": amount}))
+            .await;
+        assert_eq!(
+            (r.status, r.code()),
+            (400, code),
+            "{tx:?} {amount:?}: {:?}",
+            r.body
+        );
+    }
+    let settle = app
+        .post(
+            &format!("/v1/wallets/{wallet}/reservations/never/settle"),
+            json!({"transaction_id": "s1", "payout": "-1.00"}),
+        )
+        .await;
+    assert_eq!(
+        (settle.status, settle.code()),
+        (400, "INVALID_AMOUNT"),
+        "{:?}",
+        settle.body
+    );
+    // The same through a provider: an id of white space only.
+    let token = app.session("oddities", A, "g1").await;
+    let bet = app
+        .provider(
+            A,
+            A_KEY,
+            "bet",
+            json!({"token": token, "transaction_id": " ", "round_id": "r", "game_id": "g1",
+                   "amount": "1.00"}),
+        )
+        .await;
+    assert_eq!(
+        (bet.status, bet.code()),
+        (400, "INVALID_REQUEST"),
+        "{:?}",
+        bet.body
+    );
+    assert_eq!(app.event_count().await, events, "nothing written");
+    // "0.50" is one written form, and fine.
+    let r = app
+        .post(
+            &deposits,
+            json!({"transaction_id": "d-half", "amount": "0.50"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    app.stop().await;
+}

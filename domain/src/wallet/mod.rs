@@ -465,8 +465,10 @@ impl Opened {
                 currency,
                 now,
             } => {
-                let stake = self.open_reservation(&reservation_id)?.amount;
+                // What the call says is checked before what it names: a negative payout
+                // is a bad request whatever the reservation.
                 let payout = self.money(payout, currency, Money::non_negative)?;
+                let stake = self.open_reservation(&reservation_id)?.amount;
                 // The stake leaves the total and the payout joins it.
                 if payout > stake {
                     self.check_total(payout - stake)?;

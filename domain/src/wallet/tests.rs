@@ -373,6 +373,18 @@ fn settle_with_a_negative_or_too_precise_payout_is_refused() {
 }
 
 #[test]
+fn a_negative_payout_is_a_bad_request_even_for_an_unknown_reservation() {
+    // Issue 28: this answered 404 (reservation not found) instead of 400.
+    WalletTest::with(WalletServices)
+        .given(funded())
+        .when(settle("nope", "-1"))
+        .then_expect_error(WalletError::InvalidAmount {
+            amount: d("-1"),
+            reason: AmountError::Negative,
+        });
+}
+
+#[test]
 fn settle_after_refund_is_refused() {
     let mut events = funded();
     events.push(reserved("r1", "10.00"));
