@@ -128,6 +128,7 @@ impl Application {
         };
         let state = AppState::new(Services {
             protection: config.protection,
+            credit_caps: config.credit_caps.clone(),
             hub88: Arc::new(
                 config
                     .hub88

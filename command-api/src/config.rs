@@ -83,6 +83,8 @@ pub struct Config {
     /// How long a client may take to send a request's head
     /// (`BETLEDGER_HEADER_READ_TIMEOUT_MS`); then its connection is closed.
     pub header_read_timeout_ms: u64,
+    /// What a provider may credit without a stake in one call (`BETLEDGER_CREDIT_CAPS`).
+    pub credit_caps: crate::caps::CreditCaps,
 }
 
 /// A request head's time, unless configured: ample for any client, short enough that
@@ -166,8 +168,8 @@ impl Config {
     /// `BETLEDGER_API_TOKENS` (`name:token:scope+scope,...`, scopes `read`, `write` and
     /// `operator`), `BETLEDGER_LIMITS_TZ`, `BETLEDGER_LIMIT_COOLING_S` and
     /// `BETLEDGER_LOG_FORMAT` (`text` or `json`), `BETLEDGER_REDIS_URL`,
-    /// `BETLEDGER_REDIS_PREFIX`, `BETLEDGER_WRITE_PATH`, `BETLEDGER_WRITE_SHARDS` and
-    /// `BETLEDGER_HEADER_READ_TIMEOUT_MS`.
+    /// `BETLEDGER_REDIS_PREFIX`, `BETLEDGER_WRITE_PATH`, `BETLEDGER_WRITE_SHARDS`,
+    /// `BETLEDGER_HEADER_READ_TIMEOUT_MS` and `BETLEDGER_CREDIT_CAPS`.
     pub fn from_env() -> Result<Self, ConfigError> {
         let listen_addr = var("BETLEDGER_API_ADDR", LISTEN_ADDR_DEFAULT)
             .parse()
@@ -248,6 +250,11 @@ impl Config {
                 100,
                 600_000,
             )?,
+            credit_caps: crate::caps::CreditCaps::parse(&var("BETLEDGER_CREDIT_CAPS", ""))
+                .map_err(|problem| ConfigError {
+                    variable: "BETLEDGER_CREDIT_CAPS",
+                    problem: format!("{problem}; e.g. EUR=50000.00,alpha/EUR=2000000.00"),
+                })?,
         })
     }
 }

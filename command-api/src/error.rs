@@ -104,6 +104,10 @@ impl ApiError {
                     (S::UNPROCESSABLE_ENTITY, "EXCLUSION_NOT_SHORTENED")
                 }
                 WalletError::ExclusionInPast { .. } => (S::BAD_REQUEST, "INVALID_REQUEST"),
+                WalletError::NotServed { .. } => (S::FORBIDDEN, "PROVIDER_NOT_SERVED"),
+                WalletError::CreditOverCap { .. } => {
+                    (S::UNPROCESSABLE_ENTITY, "CREDIT_CAP_EXCEEDED")
+                }
             },
         }
     }

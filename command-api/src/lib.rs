@@ -20,6 +20,7 @@
 //!   slot is taken; refuses the unauthenticated.
 //! - [`auth`]: bearer tokens per client, with scopes.
 //! - [`providers`]: the configured game providers and their request signatures.
+//! - [`caps`]: the caps on what a provider may credit without a stake in one call.
 //! - [`hub88`]: the Hub88 operators' RSA keys, signature checks and integer amounts.
 //! - [`sessions`]: game sessions in Redis.
 //! - [`limits`]: per-client rate limits, and the request slots (per principal and in all).
@@ -35,6 +36,7 @@
 pub mod app;
 pub mod auth;
 pub mod body;
+pub mod caps;
 pub mod cluster;
 pub mod config;
 pub mod error;

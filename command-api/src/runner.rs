@@ -79,3 +79,23 @@ pub async fn repeat_in_log(
         }
     }
 }
+
+/// `Ok` when `amount` is within what `scope` (a provider, or `hub88.{operator}`) may
+/// credit in `currency` without a stake in one call (`crate::caps`); else the refusal,
+/// with `wallet_id`'s balance as every refusal on a known wallet carries.
+pub async fn within_cap(
+    state: &AppState,
+    scope: &str,
+    wallet_id: WalletId,
+    currency: domain::Currency,
+    amount: rust_decimal::Decimal,
+) -> Result<(), ApiError> {
+    let Err(error) = state.credit_caps.check(scope, currency, amount) else {
+        return Ok(());
+    };
+    let balance = state.store.wallet(wallet_id).await?.map(|w| w.balance);
+    Err(ApiError::from(eventstore::ExecuteError::Refused {
+        error,
+        balance,
+    }))
+}

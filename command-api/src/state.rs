@@ -53,6 +53,8 @@ pub struct Services {
     pub hub88: Arc<std::collections::HashMap<String, crate::hub88::Hub88Operator>>,
     /// The deployment's zone and cooling-off for limit changes.
     pub protection: crate::config::ProtectionConfig,
+    /// What a provider may credit without a stake in one call.
+    pub credit_caps: crate::caps::CreditCaps,
 }
 
 /// A Redis client and the key layout the projection workers write.

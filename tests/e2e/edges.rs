@@ -6,8 +6,9 @@
 use std::time::{Duration, Instant};
 
 use betledger_tests::{
-    spawn_app, spawn_app_with, test_config, TestApp, HUB88_OPERATOR as OP, PROVIDER_A as A,
-    PROVIDER_A_SECRET as A_KEY, PROVIDER_B as B, PROVIDER_B_SECRET as B_KEY, WRITER_TOKEN,
+    spawn_app, spawn_app_with, test_config, TestApp, HUB88_OPERATOR as OP, OPERATOR_TOKEN,
+    PROVIDER_A as A, PROVIDER_A_SECRET as A_KEY, PROVIDER_B as B, PROVIDER_B_SECRET as B_KEY,
+    WRITER_TOKEN,
 };
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -412,5 +413,129 @@ async fn small_input_oddities_are_refused_as_bad_requests(pool: PgPool) {
         )
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
+    app.stop().await;
+}
+
+/// Defect 8. Before: a write token without the operator scope posted a native adjustment
+/// of +1000.00; a provider paid a bet-less win to a player who never played its games; a
+/// provider adjustment of +1,000,000.00 was accepted without any cap; Hub88 paid an
+/// `is_free` win to a user who never had a session.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn money_without_a_stake_needs_the_operator_a_served_player_and_a_cap(pool: PgPool) {
+    let mut config = test_config();
+    config.credit_caps = command_api::caps::CreditCaps::parse("alpha/EUR=50.00").unwrap();
+    let app = spawn_app_with(pool, config).await;
+    let wallet = app.open_wallet("risk", "EUR").await;
+    app.deposit(&wallet, "fund", "100.00").await;
+    let events = app.event_count().await;
+
+    // Native: adjustments and bet-less wins are the operator's.
+    let adjust = json!({"transaction_id": "adj", "amount": "1000.00", "reason": "goodwill"});
+    let r = app
+        .post(&format!("/v1/wallets/{wallet}/adjustments"), adjust.clone())
+        .await;
+    assert_eq!((r.status, r.code()), (403, "FORBIDDEN"), "{:?}", r.body);
+    let promo = json!({"transaction_id": "promo", "amount": "5.00", "kind": "promo"});
+    let r = app
+        .post(
+            &format!("/v1/wallets/{wallet}/rounds/n1/wins"),
+            promo.clone(),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (403, "FORBIDDEN"), "{:?}", r.body);
+    assert_eq!(app.event_count().await, events, "nothing moved");
+    for (path, body) in [
+        (format!("/v1/wallets/{wallet}/adjustments"), adjust),
+        (format!("/v1/wallets/{wallet}/rounds/n1/wins"), promo),
+    ] {
+        let r = app
+            .send_with(reqwest::Method::POST, &path, body, Some(OPERATOR_TOKEN))
+            .await;
+        assert_eq!(r.status, 200, "{path}: {:?}", r.body);
+    }
+
+    // A provider that took no stake from the player may create no money for it.
+    let named = |mut body: Value| {
+        body["player_id"] = json!("risk");
+        body["currency"] = json!("EUR");
+        body
+    };
+    let jackpot = named(
+        json!({"transaction_id": "j1", "round_id": "jr", "amount": "10.00",
+                               "kind": "jackpot"}),
+    );
+    let r = app.provider(A, A_KEY, "win", jackpot.clone()).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "PROVIDER_NOT_SERVED"),
+        "{:?}",
+        r.body
+    );
+    assert_eq!(
+        r.body["balance"]["available"], "1105.00",
+        "the refusal shows the balance"
+    );
+    // A round it closed without a stake serves nothing either.
+    let close = named(
+        json!({"transaction_id": "c1", "round_id": "cr", "amount": "0",
+                             "bet_transaction_id": "never", "round_closed": true}),
+    );
+    let _ = app.provider(A, A_KEY, "win", close).await;
+    let adjust = named(
+        json!({"transaction_id": "pa1", "round_id": "cr", "amount": "20.00",
+                              "reason": "provider correction"}),
+    );
+    let r = app.provider(A, A_KEY, "adjust", adjust).await;
+    assert!(
+        matches!(r.code(), "PROVIDER_NOT_SERVED" | "RESERVATION_NOT_FOUND"),
+        "{:?}",
+        r.body
+    );
+    // Once it has taken a stake, it may, within its cap (50.00 for alpha here).
+    let token = app.session("risk", A, "g1").await;
+    let bet = json!({"token": token, "transaction_id": "b1", "round_id": "br", "game_id": "g1",
+                     "amount": "1.00"});
+    assert_eq!(app.provider(A, A_KEY, "bet", bet).await.status, 200);
+    let r = app.provider(A, A_KEY, "win", jackpot).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let over = named(
+        json!({"transaction_id": "pa2", "round_id": "br", "amount": "1000000.00",
+                            "reason": "fat finger"}),
+    );
+    let r = app.provider(A, A_KEY, "adjust", over).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (422, "CREDIT_CAP_EXCEEDED"),
+        "{:?}",
+        r.body
+    );
+    let within = named(
+        json!({"transaction_id": "pa3", "round_id": "br", "amount": "50.00",
+                              "reason": "provider correction"}),
+    );
+    assert_eq!(app.provider(A, A_KEY, "adjust", within).await.status, 200);
+    // A debit is no credit: not capped.
+    let debit = named(
+        json!({"transaction_id": "pa4", "round_id": "br", "amount": "-60.00",
+                             "reason": "provider correction"}),
+    );
+    assert_eq!(app.provider(A, A_KEY, "adjust", debit).await.status, 200);
+
+    // Hub88: an is_free win for a user the operator never took a stake from.
+    let user = app.open_wallet("never-played", "EUR").await;
+    app.deposit(&user, "fund", "10.00").await;
+    let before = app.event_count().await;
+    let free = json!({"user": "never-played", "transaction_uuid": "free-1",
+                      "supplier_transaction_id": "s", "token": "none", "round": "fr",
+                      "round_closed": false, "request_uuid": "q", "is_free": true,
+                      "is_supplier_promo": false, "game_code": "g88", "currency": "EUR",
+                      "amount": 500_000, "reference_transaction_uuid": "fb-1", "meta": {}});
+    let r = app.hub88("transaction/win", free).await;
+    assert_eq!(status(&r), "RS_ERROR_UNKNOWN", "{:?}", r.body);
+    assert_eq!(
+        r.body["balance"], 1_000_000,
+        "the refusal shows the balance"
+    );
+    assert_eq!(app.event_count().await, before, "nothing moved");
     app.stop().await;
 }

@@ -6,7 +6,8 @@
 use std::time::{Duration, Instant};
 
 use betledger_tests::{
-    spawn_app, unique_prefix, TestApp, PROVIDER_A as A, PROVIDER_A_SECRET as A_KEY, WRITER_TOKEN,
+    spawn_app, unique_prefix, TestApp, OPERATOR_TOKEN, PROVIDER_A as A, PROVIDER_A_SECRET as A_KEY,
+    WRITER_TOKEN,
 };
 use chrono::Utc;
 use domain::{Balance, Currency, PlayerId, ReservationId, WalletId};
@@ -231,7 +232,10 @@ async fn native_and_provider_transaction_ids_never_meet(pool: PgPool) {
                    "round_id": round}),
         ),
     ] {
-        let r = app.post(&path, body).await;
+        // As the operator: a bet-less win and an adjustment need its scope.
+        let r = app
+            .send_with(reqwest::Method::POST, &path, body, Some(OPERATOR_TOKEN))
+            .await;
         assert_eq!(
             (r.status, r.code()),
             (400, "INVALID_REQUEST"),

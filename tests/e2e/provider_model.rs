@@ -244,6 +244,9 @@ struct PlayerModel {
     /// First answers of accepted calls and their payloads, by (kind, transaction id):
     /// repeats get them again, another payload is a conflict.
     recorded: HashMap<(&'static str, usize), (Answer, i64)>,
+    /// Whether the provider has taken a stake from the player: only then may it pay a win
+    /// without a bet or an adjustment.
+    served: bool,
 }
 
 impl PlayerModel {
@@ -306,6 +309,7 @@ impl PlayerModel {
                     self.reserved += cents;
                     self.bets.insert(bet, (BetState::Open(cents), round));
                     self.open_round(round);
+                    self.served = true;
                     ok(self)
                 }
             },
@@ -387,6 +391,7 @@ impl PlayerModel {
                 } else {
                     self.available += payout - stake;
                     self.open_round(round);
+                    self.served = true;
                     if closing {
                         self.close(round);
                     }
@@ -394,7 +399,9 @@ impl PlayerModel {
                 }
             }
             Call::Betless { round, cents, .. } => {
-                if self.closed(round) {
+                if !self.served {
+                    (self.answer(403, "PROVIDER_NOT_SERVED"), false)
+                } else if self.closed(round) {
                     (self.answer(422, "ROUND_CLOSED"), false)
                 } else {
                     self.available += cents;
@@ -413,6 +420,8 @@ impl PlayerModel {
                         ..self.answer(400, "INVALID_AMOUNT")
                     };
                     (invalid, false)
+                } else if !self.served {
+                    (self.answer(403, "PROVIDER_NOT_SERVED"), false)
                 } else if !self.rounds.contains_key(&round) {
                     (self.answer(404, "RESERVATION_NOT_FOUND"), false)
                 } else if self.available + cents < 0 {

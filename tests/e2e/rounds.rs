@@ -5,7 +5,8 @@
 
 use betledger_tests::readside::ReadSide;
 use betledger_tests::{
-    spawn_app_reading, unique_prefix, TestApp, PROVIDER_A as A, PROVIDER_A_SECRET as A_KEY,
+    spawn_app_reading, unique_prefix, TestApp, OPERATOR_TOKEN, PROVIDER_A as A,
+    PROVIDER_A_SECRET as A_KEY,
 };
 use replay_tool::verify::{verify, VerifyConfig};
 use serde_json::{json, Value};
@@ -250,10 +251,13 @@ async fn provider_rounds_as_aggregators_send_them_and_the_read_side_and_verify_a
         )
         .await;
     assert_eq!((r.status, r.code()), (422, "ROUND_CLOSED"), "{:?}", r.body);
+    // A back-office correction: the operator's scope.
     let r = app
-        .post(
+        .send_with(
+            reqwest::Method::POST,
             &format!("/v1/wallets/{wallet}/adjustments"),
             json!({"transaction_id": "na1", "amount": "-0.50", "reason": "goodwill reversed"}),
+            Some(OPERATOR_TOKEN),
         )
         .await;
     assert_eq!(

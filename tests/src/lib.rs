@@ -139,6 +139,7 @@ pub fn test_config() -> Config {
                 .expect("the test key"),
         ],
         header_read_timeout_ms: command_api::config::HEADER_READ_TIMEOUT_MS_DEFAULT,
+        credit_caps: Default::default(),
     }
 }
 

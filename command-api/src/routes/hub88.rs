@@ -162,7 +162,9 @@ fn status_of(e: &ApiError) -> &'static str {
                 "RS_ERROR_TRANSACTION_DOES_NOT_EXIST"
             }
             WalletError::IdempotencyConflict { .. } => "RS_ERROR_DUPLICATE_TRANSACTION",
-            WalletError::LimitReached { .. } => "RS_ERROR_LIMIT_REACHED",
+            WalletError::LimitReached { .. } | WalletError::CreditOverCap { .. } => {
+                "RS_ERROR_LIMIT_REACHED"
+            }
             WalletError::SelfExcluded { .. } | WalletError::AccountLocked { .. } => {
                 "RS_ERROR_USER_DISABLED"
             }
@@ -175,7 +177,9 @@ fn status_of(e: &ApiError) -> &'static str {
             | WalletError::RoundClosed { .. }
             | WalletError::LimitNotFound { .. }
             | WalletError::ExclusionNotShortened { .. }
-            | WalletError::ExclusionInPast { .. } => "RS_ERROR_UNKNOWN",
+            | WalletError::ExclusionInPast { .. }
+            // A user the operator never took a stake from: no status says so.
+            | WalletError::NotServed { .. } => "RS_ERROR_UNKNOWN",
         },
         ApiError::Unavailable(_)
         | ApiError::RateLimited { .. }
@@ -551,6 +555,9 @@ async fn win(
             .transpose()?
             .map(domain::ReservationId::from);
         let campaign_id = kind.and(r.reward_uuid.clone());
+        if kind.is_some() {
+            crate::runner::within_cap(&state, &scope, wallet_id, currency, amount).await?;
+        }
         let target = crate::routes::rounds::win_target(bet, kind, campaign_id)?;
         let transaction_id = match reference {
             Some(bet) => closing_id(&scope, "win", &r.transaction_uuid, bet)?,

@@ -419,14 +419,21 @@ async fn win(
         Some(bet) => closing_id(&pid, "win", &request.transaction_id, bet)?,
         None => scoped(&pid, "transaction_id", &request.transaction_id)?,
     };
+    let (credit, currency) = (
+        amount("amount", &request.amount)?,
+        currency(&request.currency)?,
+    );
+    if request.kind.is_some() {
+        crate::runner::within_cap(&state, &pid, wallet_id, currency, credit).await?;
+    }
     let command = WalletCommand::Win {
         transaction_id,
         round_id: scoped_round(&pid, &request.round_id)?,
         target: super::rounds::win_target(bet, request.kind.as_deref(), request.campaign_id)?,
-        amount: amount("amount", &request.amount)?,
+        amount: credit,
         game_id: request.game_id.map(|g| valid(GameId::new, g)).transpose()?,
         round_closed: request.round_closed,
-        currency: Some(currency(&request.currency)?),
+        currency: Some(currency),
         now: Utc::now(),
     };
     let receipt = execute(&state, wallet_id, command).await?;
@@ -510,12 +517,19 @@ async fn adjust(
 ) -> Result<Json<CommandResponse>, ApiError> {
     let (_, request) = verified::<AdjustRequest>(&state, &pid, &headers, &body)?;
     let wallet_id = named_wallet(request.player_id, &request.currency)?;
+    let (signed, currency) = (
+        super::rounds::signed_amount(&request.amount)?,
+        currency(&request.currency)?,
+    );
+    if signed > rust_decimal::Decimal::ZERO {
+        crate::runner::within_cap(&state, &pid, wallet_id, currency, signed).await?;
+    }
     let command = WalletCommand::Adjust {
         transaction_id: scoped(&pid, "transaction_id", &request.transaction_id)?,
-        amount: super::rounds::signed_amount(&request.amount)?,
+        amount: signed,
         reason: valid(domain::AdjustmentReason::new, request.reason)?,
         round_id: Some(scoped_round(&pid, &request.round_id)?),
-        currency: Some(currency(&request.currency)?),
+        currency: Some(currency),
     };
     let receipt = execute(&state, wallet_id, command).await?;
     Ok(answer(receipt, request.transaction_id))

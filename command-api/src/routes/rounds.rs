@@ -140,7 +140,12 @@ async fn win(
     Path((path_id, round)): Path<(String, String)>,
     JsonBody(body): JsonBody<WinRequest>,
 ) -> Result<Json<CommandResponse>, ApiError> {
-    caller.require(Scope::Write)?;
+    // A win without a bet creates money no stake paid for: the operator's to give.
+    caller.require(if body.kind.is_some() {
+        Scope::Operator
+    } else {
+        Scope::Write
+    })?;
     let wallet_id = wallet_id(&path_id)?;
     let bet = body.bet_transaction_id.map(reservation_id).transpose()?;
     let command = WalletCommand::Win {
@@ -235,7 +240,8 @@ async fn adjust(
     Path(path_id): Path<String>,
     JsonBody(body): JsonBody<AdjustRequest>,
 ) -> Result<Json<CommandResponse>, ApiError> {
-    caller.require(Scope::Write)?;
+    // A correction moves money no game decided: the back office's, with the operator scope.
+    caller.require(Scope::Operator)?;
     let wallet_id = wallet_id(&path_id)?;
     let command = WalletCommand::Adjust {
         transaction_id: transaction_id(body.transaction_id)?,

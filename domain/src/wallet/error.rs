@@ -114,4 +114,23 @@ pub enum WalletError {
     ExclusionNotShortened { until: Option<DateTime<Utc>> },
     #[error("a self-exclusion must end after now, not at {until}")]
     ExclusionInPast { until: DateTime<Utc> },
+    /// A win without a bet, or an adjustment, from a provider (or Hub88 operator) that has
+    /// taken no stake from this wallet: money it may not create for a player it never
+    /// served.
+    #[error(
+        "{provider} has taken no bet from this wallet, so it may not pay it a win without \
+         a bet or an adjustment"
+    )]
+    NotServed { provider: String },
+    /// A win without a bet, or a credit, from a provider over the cap its deployment
+    /// configured for the provider and currency (command-api's `BETLEDGER_CREDIT_CAPS`).
+    #[error(
+        "{amount} is over the cap of {cap} on one win without a bet or one credit from \
+         {provider}"
+    )]
+    CreditOverCap {
+        provider: String,
+        cap: Decimal,
+        amount: Decimal,
+    },
 }

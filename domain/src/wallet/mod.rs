@@ -75,6 +75,12 @@ struct Opened {
     /// Limits, exclusion and lock, once the wallet has had any (see [`protection`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     protection: Option<Box<protection::Protection>>,
+    /// The providers (and Hub88 operators) that have taken a stake from this wallet, by
+    /// the scope of their rounds, in order: only they may pay it a win without a bet or an
+    /// adjustment (see [`round`]). A few at most, kept by a compacted state too.
+    /// Required in a snapshot: one written before it (migration 0009) cannot be read, and
+    /// the wallet is folded from its log instead.
+    served: Vec<String>,
 }
 
 /// The aggregate. `Default` is a wallet not yet opened.
@@ -146,7 +152,8 @@ impl Wallet {
             && o.balance == f.balance
             && o.voided == f.voided
             && o.round_uses == f.round_uses
-            && o.protection == f.protection;
+            && o.protection == f.protection
+            && o.served == f.served;
         let reservations = o
             .reservations
             .iter()
@@ -649,6 +656,7 @@ impl Aggregate for Wallet {
                 rounds: round::Rounds::default(),
                 round_uses: 0,
                 protection: None,
+                served: Vec::new(),
             });
             return;
         }
@@ -678,6 +686,7 @@ impl Opened {
                     .expect("a FundsReserved opens a reservation");
                 o.use_round(&reservation.round_id, Some(&reservation.game_id))
                     .open_bets += 1;
+                o.serve(&reservation.round_id);
                 o.balance.available -= reservation.amount;
                 o.balance.reserved += reservation.amount;
                 o.reservations.insert(id, reservation);

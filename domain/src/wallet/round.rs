@@ -193,6 +193,7 @@ impl Opened {
         let amount = self.money(amount, currency, Money::non_negative)?;
         let (round_id, reservation_id, settled_stake, kind, campaign_id) = match target {
             WinTarget::Betless { kind, campaign_id } => {
+                self.check_served(&named_round)?;
                 (named_round, None, None, Some(kind), campaign_id)
             }
             WinTarget::Round => {
@@ -353,6 +354,9 @@ impl Opened {
         } else {
             size
         };
+        if let Some(round_id) = &round_id {
+            self.check_served(round_id)?;
+        }
         let game_id = match &round_id {
             None => None,
             Some(round_id) => match self.rounds.get(round_id) {
@@ -400,6 +404,36 @@ impl Opened {
             });
         }
         self.check_round_open(round_id)
+    }
+
+    /// Notes that the provider of `round_id` (its scope; none for a native round) has
+    /// taken a stake from this wallet.
+    pub(super) fn serve(&mut self, round_id: &RoundId) {
+        if let Some(provider) = round_id.provider() {
+            if let Err(at) = self.served.binary_search_by(|p| p.as_str().cmp(provider)) {
+                self.served.reserve_exact(1);
+                self.served.insert(at, provider.to_string());
+            }
+        }
+    }
+
+    /// `Err(NotServed)` when `round_id` is a provider's and that provider has taken no
+    /// stake from this wallet: it may not create money here (a win without a bet, an
+    /// adjustment). A native round (no scope) is the operator's, checked by its API.
+    fn check_served(&self, round_id: &RoundId) -> Result<(), WalletError> {
+        match round_id.provider() {
+            Some(provider)
+                if self
+                    .served
+                    .binary_search_by(|p| p.as_str().cmp(provider))
+                    .is_err() =>
+            {
+                Err(WalletError::NotServed {
+                    provider: provider.to_string(),
+                })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Notes that `round_id` was named by an event (opening it, with `game_id`, if new).
@@ -465,6 +499,7 @@ impl Opened {
                 ..
             } => {
                 self.use_round(round_id, Some(game_id));
+                self.serve(round_id);
                 self.balance.available = self.balance.available - *stake + *payout;
                 let (id, bet) = event.placed_bet().expect("a BetSettled places a bet");
                 self.reservations.insert(id, bet);

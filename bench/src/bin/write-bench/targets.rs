@@ -146,6 +146,7 @@ impl Http {
             protection: Default::default(),
             hub88: Vec::new(),
             header_read_timeout_ms: command_api::config::HEADER_READ_TIMEOUT_MS_DEFAULT,
+            credit_caps: Default::default(),
         };
         let store: Arc<dyn WalletStore> = if batched {
             Arc::new(BatchedWalletStore::new(

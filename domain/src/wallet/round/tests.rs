@@ -428,6 +428,93 @@ fn a_compacted_wallet_forgets_closed_and_long_idle_rounds_and_says_when_an_event
     assert!(cached.holds(&win("w", "busy", on("open"), "1.00", true)));
 }
 
+// ---- who may create money: providers that served the wallet (issue 28) -----------------
+
+fn promo() -> WinTarget {
+    WinTarget::Betless {
+        kind: BetlessKind::Promo,
+        campaign_id: None,
+    }
+}
+
+#[test]
+fn a_provider_that_took_no_stake_may_not_pay_a_win_without_a_bet() {
+    WalletTest::with(WalletServices)
+        .given(funded())
+        .when(win("w1", "alpha:r1", promo(), "50.00", false))
+        .then_expect_error(WalletError::NotServed {
+            provider: "alpha".into(),
+        });
+}
+
+#[test]
+fn a_provider_that_took_a_stake_may_pay_a_win_without_a_bet_in_any_of_its_rounds() {
+    let mut events = funded();
+    events.push(reserved("b1", "alpha:r1", "1.00"));
+    let w = wallet_of(events.clone());
+    assert!(w
+        .decide(win("w1", "alpha:r9", promo(), "50.00", false))
+        .is_ok());
+    // A bet-win serves too; another provider's stake does not.
+    let mut by_bet_win = funded();
+    let bw = wallet_of(by_bet_win.clone())
+        .decide(bet_win("b2", "beta:r1", "1.00", "0", true))
+        .unwrap();
+    by_bet_win.push(bw);
+    let w = wallet_of(by_bet_win);
+    assert!(w
+        .decide(win("w2", "beta:r2", promo(), "5.00", false))
+        .is_ok());
+    assert_eq!(
+        w.decide(win("w3", "alpha:r2", promo(), "5.00", false)),
+        Err(WalletError::NotServed {
+            provider: "alpha".into()
+        })
+    );
+}
+
+#[test]
+fn a_provider_that_took_no_stake_may_not_adjust_even_a_round_it_closed() {
+    // A close of a round never seen opens it, closed, moving nothing; it serves nobody.
+    let mut events = funded();
+    events.push(closed_round("c1", "alpha:never", Vec::new()));
+    WalletTest::with(WalletServices)
+        .given(events)
+        .when(adjust("a1", "1000000.00", Some("alpha:never")))
+        .then_expect_error(WalletError::NotServed {
+            provider: "alpha".into(),
+        });
+}
+
+#[test]
+fn a_native_round_is_the_operators_and_needs_no_stake_first() {
+    let w = wallet_of(funded());
+    assert!(w
+        .decide(win("w1", "native-r", promo(), "5.00", false))
+        .is_ok());
+    assert!(w.decide(adjust("a1", "5.00", None)).is_ok());
+}
+
+#[test]
+fn who_was_served_survives_compaction_and_a_snapshot() {
+    let mut events = funded();
+    events.push(reserved("b1", "alpha:r1", "1.00"));
+    events.push(settled("b1", "1.00", "0"));
+    let full = wallet_of(events);
+    let cached = full.compacted();
+    assert!(cached.stands_for(&full));
+    assert!(cached
+        .decide(win("w1", "alpha:r2", promo(), "5.00", false))
+        .is_ok());
+    let stored = serde_json::to_value(&cached).unwrap();
+    let read: Wallet = serde_json::from_value(stored.clone()).unwrap();
+    assert_eq!(read, cached);
+    // A snapshot from before the record cannot be read: the log is folded instead.
+    let mut old = stored;
+    old["opened"].as_object_mut().unwrap().remove("served");
+    assert!(serde_json::from_value::<Wallet>(old).is_err());
+}
+
 // ---- the property test -----------------------------------------------------------------
 
 #[derive(Debug, Clone)]
