@@ -60,9 +60,8 @@ pub async fn repeat_in_log(
     wallet_id: WalletId,
     command: &WalletCommand,
 ) -> Result<Option<CommandReceipt>, ApiError> {
-    use eventstore::idempotency::{self, Repeat};
-    let digest = idempotency::request_digest(&command.fingerprint());
-    match idempotency::repeat_of(&state.pool, wallet_id, command, &digest).await? {
+    use eventstore::idempotency::Repeat;
+    match logged(state, wallet_id, command).await? {
         Repeat::New => Ok(None),
         Repeat::Same(receipt) => {
             crate::metrics::command_outcome(command.name(), "replayed");
@@ -98,4 +97,31 @@ pub async fn within_cap(
         error,
         balance,
     }))
+}
+
+/// The first receipt of `command` on `wallet_id` when the log holds the same request under
+/// its transaction id; `None` otherwise, another request under the id included.
+pub async fn same_in_log(
+    state: &AppState,
+    wallet_id: WalletId,
+    command: &WalletCommand,
+) -> Result<Option<CommandReceipt>, ApiError> {
+    match logged(state, wallet_id, command).await? {
+        eventstore::idempotency::Repeat::Same(receipt) => {
+            crate::metrics::command_outcome(command.name(), "replayed");
+            Ok(Some(receipt))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// What the log says of `command`'s transaction id on `wallet_id`.
+async fn logged(
+    state: &AppState,
+    wallet_id: WalletId,
+    command: &WalletCommand,
+) -> Result<eventstore::idempotency::Repeat, ApiError> {
+    use eventstore::idempotency;
+    let digest = idempotency::request_digest(&command.fingerprint());
+    Ok(idempotency::repeat_of(&state.pool, wallet_id, command, &digest).await?)
 }

@@ -370,10 +370,13 @@ async fn bet(
 }
 
 /// The first answer to a bet whose session has ended (or was never this one's), when the
-/// log holds its transaction id: a provider re-sends a bet whose answer it lost, and a
-/// refusal would make it roll back a bet that stands. The wallet is the one holding the
-/// id (the ended session's, which the call no longer names); `command` is the call as
-/// that wallet's currency makes it. `None` when no wallet holds the id.
+/// log holds the same request under its transaction id: a provider re-sends a bet whose
+/// answer it lost, and a refusal would make it roll back a bet that stands. The call no
+/// longer names its wallet, so it is the one wallet holding the id; `command` is the call
+/// as that wallet's currency makes it. A provider's ids are unique per wallet, not per
+/// provider, so another request under the id may be another player's: that is not told
+/// (`None`, and the call is refused as without a session), nor is an id several wallets
+/// hold. The answer is one the provider was given before, so it tells it nothing new.
 pub(crate) async fn repeat_without_session(
     state: &AppState,
     transaction_id: TransactionId,
@@ -383,7 +386,7 @@ pub(crate) async fn repeat_without_session(
     let [(wallet_id, currency)] = holders[..] else {
         return Ok(None);
     };
-    crate::runner::repeat_in_log(state, wallet_id, &command(currency)).await
+    crate::runner::same_in_log(state, wallet_id, &command(currency)).await
 }
 
 /// The wallet a win or rollback names (they work after the session has ended).
