@@ -2,8 +2,8 @@
 //! bet (free spin, promotion, jackpot) or a positive adjustment. A provider's stake makes
 //! it a party to the player's money; a credit without one is money out of nothing, so the
 //! deployment bounds it, per provider and currency (`BETLEDGER_CREDIT_CAPS`), and a call
-//! over its cap is `422 CREDIT_CAP_EXCEEDED` (Hub88: `RS_ERROR_LIMIT_REACHED`), moving
-//! nothing. Who may create money at all (only a provider that took a stake from the
+//! over its cap is `422 CREDIT_CAP_EXCEEDED` (Hub88: `RS_ERROR_UNKNOWN`), moving nothing;
+//! a repeat of a call the log holds is answered as the first time whatever the cap is now. Who may create money at all (only a provider that took a stake from the
 //! wallet) is the domain's rule (`WalletError::NotServed`).
 
 use std::collections::HashMap;

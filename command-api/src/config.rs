@@ -88,8 +88,11 @@ pub struct Config {
 }
 
 /// A request head's time, unless configured: ample for any client, short enough that
-/// half-sent heads cannot pile up (each holds a connection and its buffers).
-pub const HEADER_READ_TIMEOUT_MS_DEFAULT: u64 = 10_000;
+/// half-sent heads cannot pile up (each holds a connection and its buffers). hyper starts
+/// it again after each answer, so it is also how long a kept-alive connection may idle:
+/// hyper's own default, and about what clients keep an idle connection for (a client
+/// that keeps one longer must retry a request the close meets, as with any server).
+pub const HEADER_READ_TIMEOUT_MS_DEFAULT: u64 = 30_000;
 
 /// The deployment's player-protection settings (`BETLEDGER_LIMITS_TZ`,
 /// `BETLEDGER_LIMIT_COOLING_S`), placed in each limit change.

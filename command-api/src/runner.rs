@@ -80,18 +80,26 @@ pub async fn repeat_in_log(
 }
 
 /// `Ok` when `amount` is within what `scope` (a provider, or `hub88.{operator}`) may
-/// credit in `currency` without a stake in one call (`crate::caps`); else the refusal,
-/// with `wallet_id`'s balance as every refusal on a known wallet carries.
+/// credit in `currency` without a stake in one call (`crate::caps`), or when the log holds
+/// `command`'s transaction id on `wallet_id` (a repeat is answered as the first time, by
+/// the write path, whatever the cap is now); else the refusal, with the wallet's balance
+/// as every refusal on a known wallet carries.
 pub async fn within_cap(
     state: &AppState,
     scope: &str,
     wallet_id: WalletId,
-    currency: domain::Currency,
-    amount: rust_decimal::Decimal,
+    command: &WalletCommand,
+    (currency, amount): (domain::Currency, rust_decimal::Decimal),
 ) -> Result<(), ApiError> {
     let Err(error) = state.credit_caps.check(scope, currency, amount) else {
         return Ok(());
     };
+    if !matches!(
+        logged(state, wallet_id, command).await?,
+        eventstore::idempotency::Repeat::New
+    ) {
+        return Ok(());
+    }
     let balance = state.store.wallet(wallet_id).await?.map(|w| w.balance);
     Err(ApiError::from(eventstore::ExecuteError::Refused {
         error,

@@ -1390,7 +1390,10 @@ async fn load(
         });
         loaded.insert(*id, from_snapshot.unwrap_or_default());
     }
-    let forgotten = fold_after(pool, &mut loaded).await?;
+    let mut forgotten = fold_after(pool, &mut loaded).await?;
+    // A wallet folded from its first event knows every round (an older log's events may
+    // lack the opening key: nothing to put back).
+    forgotten.retain(|(w, _)| loaded.get(w).is_some_and(|c| c.snapshot_at > 0));
     if !forgotten.is_empty() {
         let asked: Vec<(WalletId, &RoundId)> = forgotten.iter().map(|(w, r)| (*w, r)).collect();
         let known = payload::round_states(pool, &asked).await?;

@@ -120,7 +120,8 @@ pub async fn due_reservations(
                 wallet_id: wallet
                     .parse()
                     .map_err(|e| corrupt(format!("wallet id {wallet:?}: {e}")))?,
-                reservation_id: ReservationId::new(rid).map_err(|e| corrupt(e.to_string()))?,
+                // As stored: an id accepted under an older rule stays readable.
+                reservation_id: ReservationId::try_from(rid).map_err(|e| corrupt(e.to_string()))?,
                 expires_at: expires
                     .parse()
                     .map_err(|e| corrupt(format!("expires_at {expires:?}: {e}")))?,
@@ -164,8 +165,8 @@ pub async fn reservation_origin(
 /// as its deciding state knows it), as the log had them at that sequence: the bet that
 /// placed each one, closed in the state its closing left it in. Two index lookups each
 /// (the bet by its transaction id, which is its reservation id; the event that returned
-/// its stake, by migration 0006's index), whatever the wallet's history. A reservation
-/// the log did not hold by then is left out. Ask only of reservations the deciding state
+/// its stake, by migration 0007's `events_reservation_closed`), whatever the wallet's
+/// history. A reservation the log did not hold by then is left out. Ask only of reservations the deciding state
 /// does not hold: a compacted state holds every open one, so one placed by that sequence
 /// and not returned was settled.
 pub async fn closed_reservations(

@@ -81,7 +81,8 @@ impl WalletModel {
         });
         let player_id = match fields.get(FIELD_PLAYER_ID) {
             None => None,
-            Some(p) => Some(PlayerId::new(p.clone()).map_err(|e| corrupt(&e.to_string()))?),
+            // As stored: an id accepted under an older rule stays readable.
+            Some(p) => Some(PlayerId::try_from(p.clone()).map_err(|e| corrupt(&e.to_string()))?),
         };
         let protection = match fields.get(FIELD_PROTECTION) {
             None => None,

@@ -144,7 +144,8 @@ pub async fn leaderboard(
             };
             Ok(LeaderboardEntry {
                 rank: i as u32 + 1,
-                player_id: PlayerId::new(player_id)
+                // As stored: an id accepted under an older rule stays readable.
+                player_id: PlayerId::try_from(player_id)
                     .map_err(|e| ReadModelError::Corrupt(format!("leaderboard member: {e}")))?,
                 net_win: from_minor(minor, currency),
             })

@@ -428,30 +428,22 @@ async fn money_without_a_stake_needs_the_operator_a_served_player_and_a_cap(pool
     app.deposit(&wallet, "fund", "100.00").await;
     let events = app.event_count().await;
 
-    // Native: adjustments and bet-less wins are the operator's.
+    // Native: a correction is the back office's, with the operator scope. (A bet-less win
+    // stays the casino's own game services', with the write scope.)
     let adjust = json!({"transaction_id": "adj", "amount": "1000.00", "reason": "goodwill"});
-    let r = app
-        .post(&format!("/v1/wallets/{wallet}/adjustments"), adjust.clone())
-        .await;
-    assert_eq!((r.status, r.code()), (403, "FORBIDDEN"), "{:?}", r.body);
-    let promo = json!({"transaction_id": "promo", "amount": "5.00", "kind": "promo"});
-    let r = app
-        .post(
-            &format!("/v1/wallets/{wallet}/rounds/n1/wins"),
-            promo.clone(),
-        )
-        .await;
+    let path = format!("/v1/wallets/{wallet}/adjustments");
+    let r = app.post(&path, adjust.clone()).await;
     assert_eq!((r.status, r.code()), (403, "FORBIDDEN"), "{:?}", r.body);
     assert_eq!(app.event_count().await, events, "nothing moved");
-    for (path, body) in [
-        (format!("/v1/wallets/{wallet}/adjustments"), adjust),
-        (format!("/v1/wallets/{wallet}/rounds/n1/wins"), promo),
-    ] {
-        let r = app
-            .send_with(reqwest::Method::POST, &path, body, Some(OPERATOR_TOKEN))
-            .await;
-        assert_eq!(r.status, 200, "{path}: {:?}", r.body);
-    }
+    let r = app
+        .send_with(reqwest::Method::POST, &path, adjust, Some(OPERATOR_TOKEN))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let promo = json!({"transaction_id": "promo", "amount": "5.00", "kind": "promo"});
+    let r = app
+        .post(&format!("/v1/wallets/{wallet}/rounds/n1/wins"), promo)
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
 
     // A provider that took no stake from the player may create no money for it.
     let named = |mut body: Value| {
@@ -495,8 +487,8 @@ async fn money_without_a_stake_needs_the_operator_a_served_player_and_a_cap(pool
     let bet = json!({"token": token, "transaction_id": "b1", "round_id": "br", "game_id": "g1",
                      "amount": "1.00"});
     assert_eq!(app.provider(A, A_KEY, "bet", bet).await.status, 200);
-    let r = app.provider(A, A_KEY, "win", jackpot).await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
+    let paid = app.provider(A, A_KEY, "win", jackpot.clone()).await;
+    assert_eq!(paid.status, 200, "{:?}", paid.body);
     let over = named(
         json!({"transaction_id": "pa2", "round_id": "br", "amount": "1000000.00",
                             "reason": "fat finger"}),
@@ -519,6 +511,26 @@ async fn money_without_a_stake_needs_the_operator_a_served_player_and_a_cap(pool
                              "reason": "provider correction"}),
     );
     assert_eq!(app.provider(A, A_KEY, "adjust", debit).await.status, 200);
+
+    // A repeat is answered as the first time whatever the cap is now: another instance
+    // with a cap below what was paid.
+    let mut lower = test_config();
+    lower.credit_caps = command_api::caps::CreditCaps::parse("alpha/EUR=5.00").unwrap();
+    let strict = spawn_app_with(app.pool.clone(), lower).await;
+    let again = strict.provider(A, A_KEY, "win", jackpot).await;
+    assert_eq!((again.status, &again.body), (200, &paid.body));
+    let new = named(
+        json!({"transaction_id": "j2", "round_id": "jr", "amount": "10.00",
+                           "kind": "jackpot"}),
+    );
+    let r = strict.provider(A, A_KEY, "win", new).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (422, "CREDIT_CAP_EXCEEDED"),
+        "{:?}",
+        r.body
+    );
+    strict.stop().await;
 
     // Hub88: an is_free win for a user the operator never took a stake from.
     let user = app.open_wallet("never-played", "EUR").await;

@@ -162,9 +162,7 @@ fn status_of(e: &ApiError) -> &'static str {
                 "RS_ERROR_TRANSACTION_DOES_NOT_EXIST"
             }
             WalletError::IdempotencyConflict { .. } => "RS_ERROR_DUPLICATE_TRANSACTION",
-            WalletError::LimitReached { .. } | WalletError::CreditOverCap { .. } => {
-                "RS_ERROR_LIMIT_REACHED"
-            }
+            WalletError::LimitReached { .. } => "RS_ERROR_LIMIT_REACHED",
             WalletError::SelfExcluded { .. } | WalletError::AccountLocked { .. } => {
                 "RS_ERROR_USER_DISABLED"
             }
@@ -178,8 +176,10 @@ fn status_of(e: &ApiError) -> &'static str {
             | WalletError::LimitNotFound { .. }
             | WalletError::ExclusionNotShortened { .. }
             | WalletError::ExclusionInPast { .. }
-            // A user the operator never took a stake from: no status says so.
-            | WalletError::NotServed { .. } => "RS_ERROR_UNKNOWN",
+            // A user the operator never took a stake from, a credit over the operator's
+            // cap: no status says so (RS_ERROR_LIMIT_REACHED is the player's protection).
+            | WalletError::NotServed { .. }
+            | WalletError::CreditOverCap { .. } => "RS_ERROR_UNKNOWN",
         },
         ApiError::Unavailable(_)
         | ApiError::RateLimited { .. }
@@ -494,9 +494,13 @@ async fn held_here(
     let holders = eventstore::idempotency::holders(&state.pool, transaction_id)
         .await
         .map_err(ApiError::from)?;
+    // An id that an older build let into two wallets is still this one's where it is
+    // here: its repeat is answered as the first time.
+    if holders.iter().any(|(holder, _)| *holder == wallet_id) {
+        return Ok(true);
+    }
     match holders[..] {
         [] => Ok(false),
-        [(holder, _)] if holder == wallet_id => Ok(true),
         _ => Err(Refusal::new("RS_ERROR_DUPLICATE_TRANSACTION")),
     }
 }
@@ -555,9 +559,6 @@ async fn win(
             .transpose()?
             .map(domain::ReservationId::from);
         let campaign_id = kind.and(r.reward_uuid.clone());
-        if kind.is_some() {
-            crate::runner::within_cap(&state, &scope, wallet_id, currency, amount).await?;
-        }
         let target = crate::routes::rounds::win_target(bet, kind, campaign_id)?;
         let transaction_id = match reference {
             Some(bet) => closing_id(&scope, "win", &r.transaction_uuid, bet)?,
@@ -578,6 +579,10 @@ async fn win(
             currency: Some(currency),
             now: Utc::now(),
         };
+        if kind.is_some() {
+            crate::runner::within_cap(&state, &scope, wallet_id, &command, (currency, amount))
+                .await?;
+        }
         let receipt = execute(&state, wallet_id, command).await?;
         Ok::<_, Refusal>(receipt.balance)
     }
@@ -692,10 +697,15 @@ async fn rollback_wallet(
         let holders = eventstore::idempotency::holders(&state.pool, id)
             .await
             .map_err(ApiError::from)?;
-        match holders[..] {
-            [] => {}
-            [(wallet_id, currency)] => return users(wallet_id, currency),
-            _ => return Err(Refusal::new("RS_ERROR_DUPLICATE_TRANSACTION")),
+        // The user's own holder first: an older build let some ids into two wallets.
+        let own = holders
+            .iter()
+            .find(|(w, c)| WalletId::for_player(&player, *c) == *w);
+        match (own, &holders[..]) {
+            (Some((wallet_id, _)), _) => return Ok(*wallet_id),
+            (None, []) => {}
+            (None, [(wallet_id, currency)]) => return users(*wallet_id, *currency),
+            (None, _) => return Err(Refusal::new("RS_ERROR_DUPLICATE_TRANSACTION")),
         }
     }
     if let Some(token) = &r.token {

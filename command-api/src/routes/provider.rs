@@ -426,9 +426,7 @@ async fn win(
         amount("amount", &request.amount)?,
         currency(&request.currency)?,
     );
-    if request.kind.is_some() {
-        crate::runner::within_cap(&state, &pid, wallet_id, currency, credit).await?;
-    }
+    let betless = request.kind.is_some();
     let command = WalletCommand::Win {
         transaction_id,
         round_id: scoped_round(&pid, &request.round_id)?,
@@ -439,6 +437,9 @@ async fn win(
         currency: Some(currency),
         now: Utc::now(),
     };
+    if betless {
+        crate::runner::within_cap(&state, &pid, wallet_id, &command, (currency, credit)).await?;
+    }
     let receipt = execute(&state, wallet_id, command).await?;
     Ok(answer(receipt, request.transaction_id))
 }
@@ -524,9 +525,6 @@ async fn adjust(
         super::rounds::signed_amount(&request.amount)?,
         currency(&request.currency)?,
     );
-    if signed > rust_decimal::Decimal::ZERO {
-        crate::runner::within_cap(&state, &pid, wallet_id, currency, signed).await?;
-    }
     let command = WalletCommand::Adjust {
         transaction_id: scoped(&pid, "transaction_id", &request.transaction_id)?,
         amount: signed,
@@ -534,6 +532,9 @@ async fn adjust(
         round_id: Some(scoped_round(&pid, &request.round_id)?),
         currency: Some(currency),
     };
+    if signed > rust_decimal::Decimal::ZERO {
+        crate::runner::within_cap(&state, &pid, wallet_id, &command, (currency, signed)).await?;
+    }
     let receipt = execute(&state, wallet_id, command).await?;
     Ok(answer(receipt, request.transaction_id))
 }

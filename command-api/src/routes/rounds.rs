@@ -140,12 +140,7 @@ async fn win(
     Path((path_id, round)): Path<(String, String)>,
     JsonBody(body): JsonBody<WinRequest>,
 ) -> Result<Json<CommandResponse>, ApiError> {
-    // A win without a bet creates money no stake paid for: the operator's to give.
-    caller.require(if body.kind.is_some() {
-        Scope::Operator
-    } else {
-        Scope::Write
-    })?;
+    caller.require(Scope::Write)?;
     let wallet_id = wallet_id(&path_id)?;
     let bet = body.bet_transaction_id.map(reservation_id).transpose()?;
     let command = WalletCommand::Win {

@@ -686,7 +686,7 @@ impl Opened {
                     .expect("a FundsReserved opens a reservation");
                 o.use_round(&reservation.round_id, Some(&reservation.game_id))
                     .open_bets += 1;
-                o.serve(&reservation.round_id);
+                o.serve(&id);
                 o.balance.available -= reservation.amount;
                 o.balance.reserved += reservation.amount;
                 o.reservations.insert(id, reservation);

@@ -406,10 +406,11 @@ impl Opened {
         self.check_round_open(round_id)
     }
 
-    /// Notes that the provider of `round_id` (its scope; none for a native round) has
-    /// taken a stake from this wallet.
-    pub(super) fn serve(&mut self, round_id: &RoundId) {
-        if let Some(provider) = round_id.provider() {
+    /// Notes that the provider of the bet `id` (its scope, `{pid}:{id}`; none for a native
+    /// bet) has taken a stake from this wallet. The bet's id, not its round's: a provider's
+    /// bet ids were scoped before its round ids were (docs/0012), so its older bets count.
+    pub(super) fn serve(&mut self, id: &ReservationId) {
+        if let Some((provider, _)) = id.as_str().split_once(':') {
             if let Err(at) = self.served.binary_search_by(|p| p.as_str().cmp(provider)) {
                 self.served.reserve_exact(1);
                 self.served.insert(at, provider.to_string());
@@ -490,6 +491,7 @@ impl Opened {
                 self.close_bets(round_id, true, lost);
             }
             WalletEvent::BetSettled {
+                reservation_id,
                 game_id,
                 round_id,
                 stake,
@@ -499,7 +501,7 @@ impl Opened {
                 ..
             } => {
                 self.use_round(round_id, Some(game_id));
-                self.serve(round_id);
+                self.serve(reservation_id);
                 self.balance.available = self.balance.available - *stake + *payout;
                 let (id, bet) = event.placed_bet().expect("a BetSettled places a bet");
                 self.reservations.insert(id, bet);
