@@ -472,7 +472,7 @@ fn canonical(body: &Value) -> Result<(), String> {
             let first = text.chars().next();
             let odd = text.starts_with(char::is_whitespace)
                 || text.ends_with(char::is_whitespace)
-                || first.is_some_and(|c| unicode_normalization::char::is_combining_mark(c));
+                || first.is_some_and(unicode_normalization::char::is_combining_mark);
             if odd {
                 return Err(format!("{name} {text:?}: not an id's one written form"));
             }
