@@ -1,6 +1,8 @@
 //! What the benchmarks share. The binaries: `write-bench` (the write paths against the
-//! PostgreSQL ceiling) and `read-side-bench` (relay throughput and projection lag); the
-//! workload they drive is the `betledger-workload` crate's, the same the tests use.
+//! PostgreSQL ceiling), `read-side-bench` (relay throughput and projection lag) and
+//! `history-bench` (the replay tool and the round view on one long wallet against many
+//! small ones); the workload they drive is the `betledger-workload` crate's, the same the
+//! tests use.
 //!
 //! # Layout
 //! - [`db`]: a fresh database per measured phase, beside the configured one.

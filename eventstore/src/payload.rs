@@ -308,28 +308,38 @@ pub async fn round_states(
 
 /// Events of one round on `wallet_id`, in order, at most `limit`: those that name the
 /// round, and the settles, refunds and expiries of its bets (which name only the bet).
-/// Each part reads one index (migration 0007), so an old round of a long history costs
-/// what a new one does.
+/// Each part reads one index (the event that opened the round by `events_round_opened`,
+/// the others that name it by `events_round`, the closings by
+/// `events_reservation_closed`), so an old round of a long history costs what a new one
+/// does.
 pub async fn round_events(
     pool: &PgPool,
     wallet_id: WalletId,
     round_id: &RoundId,
     limit: u32,
 ) -> Result<Vec<LoggedEvent>, StoreError> {
-    let rows = sqlx::query(&format!(
-        "SELECT * FROM (
+    // The round's events: its opener, and those after it (the two partial indexes'
+    // predicates are written out so that a generic plan can use them).
+    const NAMED: &str = "(SELECT {COLUMNS} FROM events e
+            WHERE e.aggregate_type = $1 AND e.aggregate_id = $2
+              AND e.metadata ? 'round_opened' AND e.metadata ->> 'round_opened' = $3
+           UNION ALL
            SELECT {COLUMNS} FROM events e
             WHERE e.aggregate_type = $1 AND e.aggregate_id = $2
               AND e.payload -> e.event_type ->> 'round_id' = $3
+              AND NOT (e.metadata ? 'round_opened'))";
+    let named = NAMED.replace("{COLUMNS}", crate::log::COLUMNS);
+    let rows = sqlx::query(&format!(
+        "WITH named AS {named}
+         SELECT * FROM (
+           SELECT * FROM named
            UNION ALL
            SELECT {COLUMNS} FROM events e
             WHERE e.aggregate_type = $1 AND e.aggregate_id = $2
               AND e.event_type IN ('ReservationSettled', 'ReservationRefunded', 'ReservationExpired')
               AND e.payload -> e.event_type ->> 'reservation_id' IN (
-                  SELECT b.payload -> b.event_type ->> 'reservation_id' FROM events b
-                   WHERE b.aggregate_type = $1 AND b.aggregate_id = $2
-                     AND b.payload -> b.event_type ->> 'round_id' = $3
-                     AND b.event_type = 'FundsReserved')
+                  SELECT n.payload -> 'FundsReserved' ->> 'reservation_id' FROM named n
+                   WHERE n.event_type = 'FundsReserved')
          ) r ORDER BY sequence LIMIT $4",
         COLUMNS = crate::log::COLUMNS
     ))
