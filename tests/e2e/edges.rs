@@ -141,24 +141,6 @@ async fn an_early_refusal_without_its_body_says_the_connection_closes(pool: PgPo
     app.stop().await;
 }
 
-/// Ends the game session of `token`.
-async fn end_session(app: &TestApp, token: &str) {
-    let r = app
-        .send_with(
-            reqwest::Method::DELETE,
-            &format!("/v1/sessions/{token}"),
-            json!({}),
-            Some(WRITER_TOKEN),
-        )
-        .await;
-    assert!(
-        r.status < 300,
-        "ending a session: {} {:?}",
-        r.status,
-        r.body
-    );
-}
-
 /// Defect 4, provider face. Before: bet (200), the session ended, the same bytes again:
 /// `401 INVALID_TOKEN`, and the provider rolled back a bet that stands.
 #[sqlx::test(migrator = "MIGRATOR")]
@@ -176,7 +158,7 @@ async fn a_provider_repeat_after_the_session_ended_gets_its_first_answer(pool: P
     assert_eq!(first.status, 200, "{:?}", first.body);
     let first_bw = app.provider(A, A_KEY, "bet-win", bet_win.clone()).await;
     assert_eq!(first_bw.status, 200, "{:?}", first_bw.body);
-    end_session(&app, &token).await;
+    app.end_session(&token).await;
     let events = app.event_count().await;
 
     let again = app.provider(A, A_KEY, "bet", bet.clone()).await;
@@ -248,7 +230,7 @@ async fn a_hub88_repeat_after_the_session_ended_gets_its_first_answer(pool: PgPo
     let bet = hub88_bet("repeat-h", "EUR", &token, "hb1", 500_000);
     let first = app.hub88("transaction/bet", bet.clone()).await;
     assert_eq!(status(&first), "RS_OK", "{:?}", first.body);
-    end_session(&app, &token).await;
+    app.end_session(&token).await;
     let events = app.event_count().await;
     let again = app.hub88("transaction/bet", bet.clone()).await;
     assert_eq!(status(&again), "RS_OK", "{:?}", again.body);
@@ -287,7 +269,7 @@ async fn a_hub88_id_names_one_wallet(pool: PgPool) {
         .await;
     assert_eq!(status(&early), "RS_ERROR_TRANSACTION_DOES_NOT_EXIST");
     let usd_token = hub88_session(&app, "two-cur", "USD").await;
-    end_session(&app, &usd_token).await;
+    app.end_session(&usd_token).await;
     let usd_token = hub88_session(&app, "two-cur", "USD").await;
     let bet = app
         .hub88(

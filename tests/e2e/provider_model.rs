@@ -666,18 +666,6 @@ async fn send(app: &TestApp, case: usize, tokens: &[String], call: Call) -> Answ
     }
 }
 
-async fn end_session(app: &TestApp, token: &str) {
-    let r = app
-        .send_with(
-            reqwest::Method::DELETE,
-            &format!("/v1/sessions/{token}"),
-            json!({}),
-            Some(betledger_tests::WRITER_TOKEN),
-        )
-        .await;
-    assert!(r.status < 300, "ending a session: {:?}", r.body);
-}
-
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn random_provider_interleavings_match_the_reference_model(pool: PgPool) {
     let app = spawn_app(pool).await;
@@ -705,7 +693,7 @@ async fn random_provider_interleavings_match_the_reference_model(pool: PgPool) {
             // Halfway, the first player's session ends: its repeats are answered from the
             // log, its new bets refused (issue 28).
             if n == calls.len() / 2 {
-                end_session(&app, &tokens[0]).await;
+                app.end_session(&tokens[0]).await;
                 models[0].session_ended = true;
             }
             let want = models[call.player()].play(call);

@@ -349,6 +349,19 @@ impl TestApp {
         self.send(request).await
     }
 
+    /// Ends the game session of `token`, asserting success.
+    pub async fn end_session(&self, token: &str) {
+        let reply = self
+            .send_with(
+                reqwest::Method::DELETE,
+                &format!("/v1/sessions/{token}"),
+                serde_json::json!({}),
+                Some(WRITER_TOKEN),
+            )
+            .await;
+        assert!(reply.status < 300, "ending a session: {:?}", reply.body);
+    }
+
     /// Starts a game session for `player` (EUR) with provider `pid` on game `game`.
     pub async fn session(&self, player: &str, pid: &str, game: &str) -> String {
         let reply = self

@@ -30,7 +30,6 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::Json;
 use chrono::Utc;
-use domain::wallet::RESERVATION_TIMEOUT_S_DEFAULT;
 use domain::{Currency, GameId, PlayerId, WalletCommand, WalletError, WalletId};
 use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
@@ -42,7 +41,7 @@ use crate::error::ApiError;
 use crate::hub88::{self, AmountProblem, Hub88Operator};
 use crate::input::valid;
 use crate::json::RawBody;
-use crate::routes::provider::{closing_id, run_rollback, scoped, scoped_round};
+use crate::routes::provider::{bet_command, closing_id, run_rollback, scoped, scoped_round};
 use crate::runner::execute;
 use crate::state::AppState;
 
@@ -421,29 +420,13 @@ async fn bet(
                 .into();
         let round_id = scoped_round(&scope, &r.round).map_err(Refusal::from)?;
         let command = || {
-            if r.round_closed {
-                // A bet that closes its round is lost at once, as on the provider face.
-                WalletCommand::BetWin {
-                    reservation_id: reservation_id.clone(),
-                    amount,
-                    payout: Decimal::ZERO,
-                    currency: Some(currency),
-                    game_id: game.clone(),
-                    round_id: round_id.clone(),
-                    round_closed: true,
-                    now: Utc::now(),
-                }
-            } else {
-                WalletCommand::Reserve {
-                    reservation_id: reservation_id.clone(),
-                    amount,
-                    currency: Some(currency),
-                    game_id: game.clone(),
-                    round_id: round_id.clone(),
-                    timeout_s: RESERVATION_TIMEOUT_S_DEFAULT,
-                    now: Utc::now(),
-                }
-            }
+            bet_command(
+                reservation_id.clone(),
+                amount,
+                (currency, game.clone()),
+                round_id.clone(),
+                r.round_closed,
+            )
         };
         // The log first: a repeat is answered as the first time even after its session
         // ended, and an id held by another wallet moves nothing.

@@ -319,54 +319,84 @@ async fn bet(
         scoped(&pid, "transaction_id", &request.transaction_id)?.into();
     let round_id = scoped_round(&pid, &request.round_id)?;
     let amount = amount("amount", &request.amount)?;
-    let command = |currency, game_id| {
-        if request.round_closed {
-            // A bet that closes its round is lost at once: its round has no win to come.
-            WalletCommand::BetWin {
-                reservation_id: reservation_id.clone(),
-                amount,
-                payout: rust_decimal::Decimal::ZERO,
-                currency: Some(currency),
-                game_id,
-                round_id: round_id.clone(),
-                round_closed: true,
-                now: Utc::now(),
-            }
-        } else {
-            WalletCommand::Reserve {
-                reservation_id: reservation_id.clone(),
-                amount,
-                currency: Some(currency),
-                game_id,
-                round_id: round_id.clone(),
-                timeout_s: RESERVATION_TIMEOUT_S_DEFAULT,
-                now: Utc::now(),
-            }
-        }
-    };
-    let (session, game_id) =
-        match session_for_game(&state, &provider, &request.token, request.game_id.clone()).await {
-            Ok(found) => found,
-            Err(refusal @ ApiError::InvalidToken(_)) => {
-                let game_id = valid(GameId::new, request.game_id.clone())?;
-                let receipt =
-                    repeat_without_session(&state, reservation_id.clone().into(), |currency| {
-                        command(currency, game_id)
-                    })
-                    .await?;
-                return receipt
-                    .map(|r| answer(r, request.transaction_id.clone()))
-                    .ok_or(refusal);
-            }
-            Err(e) => return Err(e),
-        };
-    let receipt = execute(
+    let receipt = run_bet(
         &state,
-        session.wallet_id,
-        command(session.currency, game_id),
+        &provider,
+        (&request.token, &request.game_id),
+        &reservation_id,
+        |currency, game_id| {
+            bet_command(
+                reservation_id.clone(),
+                amount,
+                (currency, game_id),
+                round_id.clone(),
+                request.round_closed,
+            )
+        },
     )
     .await?;
     Ok(answer(receipt, request.transaction_id))
+}
+
+/// A bet as a command: a reservation; with `round_closed`, a bet lost at once (a bet-win
+/// paying nothing that closes its round: the round has no win to come). What a bet means,
+/// for the provider and Hub88 faces alike.
+pub(crate) fn bet_command(
+    reservation_id: ReservationId,
+    amount: rust_decimal::Decimal,
+    (currency, game_id): (domain::Currency, GameId),
+    round_id: RoundId,
+    round_closed: bool,
+) -> WalletCommand {
+    if round_closed {
+        WalletCommand::BetWin {
+            reservation_id,
+            amount,
+            payout: rust_decimal::Decimal::ZERO,
+            currency: Some(currency),
+            game_id,
+            round_id,
+            round_closed: true,
+            now: Utc::now(),
+        }
+    } else {
+        WalletCommand::Reserve {
+            reservation_id,
+            amount,
+            currency: Some(currency),
+            game_id,
+            round_id,
+            timeout_s: RESERVATION_TIMEOUT_S_DEFAULT,
+            now: Utc::now(),
+        }
+    }
+}
+
+/// Runs a bet or bet-win on its session's wallet, as `command` makes it for the session's
+/// currency and game (which must be the one the call names). When the session has ended,
+/// a repeat is answered from the log ([`repeat_without_session`]); anything else is
+/// refused as without a session.
+async fn run_bet(
+    state: &AppState,
+    provider: &Provider,
+    (token, game): (&str, &str),
+    reservation_id: &ReservationId,
+    command: impl Fn(domain::Currency, GameId) -> WalletCommand,
+) -> Result<eventstore::CommandReceipt, ApiError> {
+    match session_for_game(state, provider, token, game.to_string()).await {
+        Ok((session, game_id)) => {
+            execute(state, session.wallet_id, command(session.currency, game_id)).await
+        }
+        Err(refusal @ ApiError::InvalidToken(_)) => {
+            let game_id = valid(GameId::new, game.to_string())?;
+            repeat_without_session(state, reservation_id.clone().into(), |currency| {
+                command(currency, game_id)
+            })
+            .await?
+            .ok_or(refusal)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The first answer to a bet whose session has ended (or was never this one's), when the
@@ -468,36 +498,21 @@ async fn bet_win(
         amount("amount", &request.amount)?,
         amount("payout", &request.payout)?,
     );
-    let command = |currency, game_id| WalletCommand::BetWin {
-        reservation_id: reservation_id.clone(),
-        amount: stake,
-        payout,
-        currency: Some(currency),
-        game_id,
-        round_id: round_id.clone(),
-        round_closed: request.round_closed,
-        now: Utc::now(),
-    };
-    let (session, game_id) =
-        match session_for_game(&state, &provider, &request.token, request.game_id.clone()).await {
-            Ok(found) => found,
-            Err(refusal @ ApiError::InvalidToken(_)) => {
-                let game_id = valid(GameId::new, request.game_id.clone())?;
-                let receipt =
-                    repeat_without_session(&state, reservation_id.clone().into(), |currency| {
-                        command(currency, game_id)
-                    })
-                    .await?;
-                return receipt
-                    .map(|r| answer(r, request.transaction_id.clone()))
-                    .ok_or(refusal);
-            }
-            Err(e) => return Err(e),
-        };
-    let receipt = execute(
+    let receipt = run_bet(
         &state,
-        session.wallet_id,
-        command(session.currency, game_id),
+        &provider,
+        (&request.token, &request.game_id),
+        &reservation_id,
+        |currency, game_id| WalletCommand::BetWin {
+            reservation_id: reservation_id.clone(),
+            amount: stake,
+            payout,
+            currency: Some(currency),
+            game_id,
+            round_id: round_id.clone(),
+            round_closed: request.round_closed,
+            now: Utc::now(),
+        },
     )
     .await?;
     Ok(answer(receipt, request.transaction_id))
