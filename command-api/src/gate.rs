@@ -16,32 +16,8 @@ use axum::response::{IntoResponse, Response};
 
 use crate::auth::Authenticates;
 use crate::error::ApiError;
+use crate::principal::Principal;
 use crate::state::AppState;
-
-/// Who a request claims to be, from its head.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Principal {
-    /// A native client, by name.
-    Client(String),
-    /// A provider call, by provider id (its signature not checked yet).
-    Provider(String),
-    /// Another instance of the cluster, passing on a command (`crate::cluster`).
-    Peer,
-    /// Health, readiness, metrics and unknown paths.
-    Public,
-}
-
-impl Principal {
-    /// The key its share of the slots is counted under.
-    pub fn key(&self) -> String {
-        match self {
-            Principal::Client(name) => format!("client:{name}"),
-            Principal::Provider(pid) => format!("provider:{pid}"),
-            Principal::Peer => "peer".into(),
-            Principal::Public => "public".into(),
-        }
-    }
-}
 
 /// Middleware: names the caller or refuses the request (401, or 400 for a body that is
 /// not JSON) without reading its body.
@@ -53,7 +29,7 @@ pub async fn gate(State(state): State<AppState>, mut request: Request, next: Nex
         let operator = rest.split('/').next().unwrap_or_default();
         if !state.hub88.contains_key(operator) {
             crate::json::drain(request.into_body()).await;
-            return crate::routes::hub88::unknown_partner();
+            return crate::hub88::unknown_partner();
         }
     }
     match identify(&state, &request) {

@@ -1,8 +1,9 @@
 //! What the Hub88-style face needs besides the engine (`../shared/hub88-wallet.md`): each
 //! operator's RSA public key and the check of `X-Hub88-Signature` (RSA-SHA256, PKCS#1
 //! v1.5, over the raw body, base64), and the conversion of its integer amounts (1/100000
-//! of the currency unit) to and from the ledger's decimals. The endpoints are in
-//! `routes::hub88`.
+//! of the currency unit) to and from the ledger's decimals; and the answer every call gets
+//! (HTTP 200 and an `RS_*` status, [`respond`]), here so that the gate can give it to an
+//! unknown operator without reaching up to the endpoints, which are in `routes::hub88`.
 //!
 //! Verification is `ring`'s (already in the tree through rustls): no RSA of our own. A
 //! PEM key is decoded here: `BEGIN PUBLIC KEY` (SubjectPublicKeyInfo, what `openssl pkey
@@ -15,6 +16,40 @@ use rust_decimal::Decimal;
 
 /// The scale of Hub88 amounts: integers in 1/100000 of the unit.
 pub const AMOUNT_SCALE: u32 = 5;
+
+/// The answer of every call: HTTP 200, the status, and the balance when known.
+pub fn respond(
+    user: Option<&str>,
+    request_uuid: Option<&str>,
+    status: &str,
+    balance: Option<domain::Balance>,
+) -> axum::Json<serde_json::Value> {
+    let mut body = serde_json::json!({
+        "user": user,
+        "status": status,
+        "request_uuid": request_uuid,
+    });
+    if let Some(b) = balance {
+        body["currency"] = serde_json::json!(b.currency.code());
+        body["balance"] = serde_json::json!(to_units(b.available));
+    }
+    axum::Json(body)
+}
+
+/// Counts an answer of the face by operator and status: its refusals travel in HTTP 200,
+/// out of reach of the 5xx and 4xx rates.
+pub fn count(operator: &str, status: &'static str) {
+    metrics::counter!("hub88_responses_total", "operator" => operator.to_string(), "status" => status)
+        .increment(1);
+}
+
+/// The answer to a call for an operator that is not configured (the gate gives it before
+/// the body is read).
+pub fn unknown_partner() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    count("unknown", "RS_ERROR_INVALID_PARTNER");
+    respond(None, None, "RS_ERROR_INVALID_PARTNER", None).into_response()
+}
 
 /// The scope of an operator's ids (transactions, rounds, sessions): `hub88.{id}`. A
 /// provider id has no `.`, so the two faces' ids never meet.

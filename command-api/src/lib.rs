@@ -2,7 +2,9 @@
 //! the Hub88-style face, game sessions, health, metrics.
 //!
 //! # Layout
-//! Dependencies point down this list; no module uses one above it.
+//! Dependencies point down this list; no module uses one above it (the test
+//! `tests/layering.rs` reads every `crate::` path outside comments and tests and fails
+//! on one that points up, or on a module missing here).
 //! - [`app`]: builds the state and the router over a [`eventstore::WalletStore`] and runs
 //!   the server; `Application` lets tests start the real server in-process on port 0.
 //! - [`routes`]: one module per face or group of endpoints (native wallets, native
@@ -12,25 +14,28 @@
 //!   request's head may take.
 //! - [`expiry`]: the background sweep that expires reservations past their timeout.
 //! - [`runner`]: the command runner every face calls (span, write path, outcome metric).
+//! - [`metrics`]: Prometheus counters and histograms per route and outcome.
+//! - [`gate`]: names the caller from the request's head, before its body is read or a
+//!   slot is taken; refuses the unauthenticated.
 //! - [`state`]: `AppState`, what every handler can reach.
 //! - [`cluster`]: several instances on one database: members, each wallet's owner, and
 //!   the write path that passes a command to its owner.
 //! - [`config`]: the `Config` read from the environment, printed with secrets masked.
-//! - [`gate`]: names the caller from the request's head, before its body is read or a
-//!   slot is taken; refuses the unauthenticated.
 //! - [`auth`]: bearer tokens per client, with scopes.
 //! - [`providers`]: the configured game providers and their request signatures.
 //! - [`caps`]: the caps on what a provider may credit without a stake in one call.
-//! - [`hub88`]: the Hub88 operators' RSA keys, signature checks and integer amounts.
+//! - [`hub88`]: the Hub88 operators' RSA keys, signature checks, integer amounts, and
+//!   the `RS_*` answer every call of that face gets.
 //! - [`sessions`]: game sessions in Redis.
 //! - [`limits`]: per-client rate limits, and the request slots (per principal and in all).
+//! - [`principal`]: who a request claims to be, as the gate names it and the slots count
+//!   it.
 //! - [`json`]: strict bodies and query strings (size and time bounds, unknown or repeated
 //!   fields refused).
 //! - [`input`]: parsing ids, currencies and amounts into the domain's types.
 //! - [`error`]: `ApiError`, the one place where outcomes become HTTP codes and bodies.
 //! - [`body`]: the response bodies the faces share.
 //! - [`openapi`]: the OpenAPI 3.1 document, collected from the handlers' annotations.
-//! - [`metrics`]: Prometheus counters and histograms per route and outcome.
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -48,6 +53,7 @@ pub mod json;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod principal;
 pub mod providers;
 pub mod routes;
 pub mod runner;

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
 
 use crate::error::ApiError;
-use crate::gate::Principal;
+use crate::principal::Principal;
 
 /// How long a request waits for a free slot before it is answered `503 UNAVAILABLE`.
 pub const CONCURRENCY_WAIT: Duration = Duration::from_secs(2);

@@ -34,11 +34,11 @@ use domain::{Currency, GameId, PlayerId, WalletCommand, WalletError, WalletId};
 use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::error::ApiError;
-use crate::hub88::{self, AmountProblem, Hub88Operator};
+use crate::hub88::{self, count, respond, AmountProblem, Hub88Operator};
 use crate::input::valid;
 use crate::json::RawBody;
 use crate::routes::provider::{bet_command, closing_id, run_rollback, scoped, scoped_round};
@@ -188,25 +188,6 @@ fn status_of(e: &ApiError) -> &'static str {
     }
 }
 
-/// The answer of every call: HTTP 200, the status, and the balance when known.
-fn respond(
-    user: Option<&str>,
-    request_uuid: Option<&str>,
-    status: &str,
-    balance: Option<domain::Balance>,
-) -> Json<Value> {
-    let mut body = json!({
-        "user": user,
-        "status": status,
-        "request_uuid": request_uuid,
-    });
-    if let Some(b) = balance {
-        body["currency"] = json!(b.currency.code());
-        body["balance"] = json!(hub88::to_units(b.available));
-    }
-    Json(body)
-}
-
 /// The operator named by the path, the signature checked, the body parsed; or the
 /// status to answer (`request_uuid` echoed when the body says it).
 fn verified<T: DeserializeOwned>(
@@ -245,21 +226,6 @@ fn verified<T: DeserializeOwned>(
     let parsed =
         serde_json::from_value(value).map_err(|_| (request_uuid(), "RS_ERROR_WRONG_TYPES"))?;
     Ok((op.clone(), parsed))
-}
-
-/// The answer to a call for an operator that is not configured (the gate gives it before
-/// the body is read).
-pub(crate) fn unknown_partner() -> axum::response::Response {
-    use axum::response::IntoResponse;
-    count("unknown", "RS_ERROR_INVALID_PARTNER");
-    respond(None, None, "RS_ERROR_INVALID_PARTNER", None).into_response()
-}
-
-/// Counts an answer of the face by operator and status: its refusals travel in HTTP 200,
-/// out of reach of the 5xx and 4xx rates.
-fn count(operator: &str, status: &'static str) {
-    metrics::counter!("hub88_responses_total", "operator" => operator.to_string(), "status" => status)
-        .increment(1);
 }
 
 /// Answers a call that failed before any wallet was known.

@@ -1,0 +1,150 @@
+//! The layering rule of `src/lib.rs`'s `# Layout` list, kept by a test instead of a
+//! review: dependencies point down the list, no module uses one above it. An import circle
+//! removed once (issue 11) came back two issues later because nothing checked it (issue
+//! 29); this fails on the first `crate::` path that points up.
+//!
+//! Read as text: every `crate::name` path (and each name of a `crate::{a, b}` group) in a
+//! module's files, outside comments and outside its `#[cfg(test)]` part (tests may reach
+//! anywhere). A module is a file `src/name.rs` with its folder `src/name/`, if any.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+/// The modules in the order of the `# Layout` list.
+fn layout() -> Vec<String> {
+    let lib = std::fs::read_to_string(src().join("lib.rs")).expect("reading src/lib.rs");
+    lib.lines()
+        .filter_map(|line| line.strip_prefix("//! - [`"))
+        .filter_map(|rest| rest.split_once("`]").map(|(name, _)| name.to_string()))
+        .collect()
+}
+
+/// The modules `lib.rs` declares.
+fn declared() -> Vec<String> {
+    let lib = std::fs::read_to_string(src().join("lib.rs")).expect("reading src/lib.rs");
+    lib.lines()
+        .filter_map(|line| line.strip_prefix("pub mod ").or(line.strip_prefix("mod ")))
+        .map(|rest| rest.trim_end_matches(';').to_string())
+        .collect()
+}
+
+/// A module's source files: `src/name.rs` and everything under `src/name/`.
+fn files_of(module: &str) -> Vec<PathBuf> {
+    let mut files = vec![src().join(format!("{module}.rs"))];
+    let mut folders = vec![src().join(module)];
+    while let Some(folder) = folders.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    files.retain(|f| f.exists());
+    files
+}
+
+/// The modules `text` names through `crate::`, outside comments and its test part.
+fn uses(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for line in text.lines() {
+        let code = line.trim_start();
+        if code.starts_with("#[cfg(test)]") {
+            break;
+        }
+        if code.starts_with("//") {
+            continue;
+        }
+        let code = code.split("//").next().unwrap_or_default();
+        let mut rest = code;
+        while let Some(at) = rest.find("crate::") {
+            rest = &rest[at + "crate::".len()..];
+            if let Some(group) = rest.strip_prefix('{') {
+                let inner = group.split('}').next().unwrap_or_default();
+                names.extend(
+                    inner
+                        .split(',')
+                        .filter_map(|item| item.trim().split("::").next())
+                        .filter(|name| !name.is_empty())
+                        .map(str::to_string),
+                );
+            } else {
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                names.push(name);
+            }
+        }
+    }
+    names
+}
+
+#[test]
+fn every_module_is_in_the_layout_list_once() {
+    let mut listed = layout();
+    let mut modules = declared();
+    assert!(
+        !listed.is_empty(),
+        "no `//! - [`name`]` lines in src/lib.rs"
+    );
+    listed.sort();
+    modules.sort();
+    assert_eq!(
+        listed, modules,
+        "src/lib.rs's # Layout list and its `mod` lines name different modules"
+    );
+}
+
+#[test]
+fn no_module_uses_one_above_it_in_the_layout_list() {
+    let order: BTreeMap<String, usize> = layout()
+        .into_iter()
+        .enumerate()
+        .map(|(i, name)| (name, i))
+        .collect();
+    let mut upward = Vec::new();
+    for (module, at) in &order {
+        for file in files_of(module) {
+            let text = std::fs::read_to_string(&file).expect("reading a module's file");
+            for used in uses(&text) {
+                // `crate::Config` and other re-exports at the root name no module.
+                let Some(used_at) = order.get(&used) else {
+                    continue;
+                };
+                if used_at < at {
+                    upward.push(format!(
+                        "{} uses crate::{used}, which is above {module} in the list",
+                        file.strip_prefix(src()).unwrap_or(&file).display()
+                    ));
+                }
+            }
+        }
+    }
+    upward.sort();
+    upward.dedup();
+    assert!(
+        upward.is_empty(),
+        "dependencies must point down src/lib.rs's # Layout list; move the shared part \
+         down, or the module up if nothing below uses it:\n{}",
+        upward.join("\n")
+    );
+}
+
+#[test]
+fn the_reading_of_paths_sees_groups_and_skips_comments_and_tests() {
+    let text = "use crate::{auth::Scope, error::ApiError};\n\
+                // crate::app is in a comment\n\
+                let x = crate::json::drain(b); // crate::routes after code\n\
+                #[cfg(test)]\nmod tests { use crate::app; }\n";
+    assert_eq!(uses(text), vec!["auth", "error", "json"]);
+}
