@@ -64,6 +64,15 @@ impl Application {
     /// Binds the listen address over an already migrated pool, with the configured
     /// write path.
     pub async fn with_pool(config: &Config, pool: PgPool) -> anyhow::Result<Self> {
+        Self::with_clock(config, pool, Arc::new(crate::clock::SystemClock)).await
+    }
+
+    /// As [`Application::with_pool`], reading "now" from `clock` (a test's).
+    pub async fn with_clock(
+        config: &Config,
+        pool: PgPool,
+        clock: Arc<dyn crate::clock::Clock>,
+    ) -> anyhow::Result<Self> {
         // The recorder first: what the write path registers as it starts must reach it.
         crate::metrics::handle();
         let store: Arc<dyn WalletStore> = match config.write_path {
@@ -76,7 +85,7 @@ impl Application {
                 },
             )),
         };
-        Self::with_store(config, pool, store).await
+        Self::assemble(config, pool, store, clock).await
     }
 
     /// Binds the listen address over a given write path.
@@ -84,6 +93,15 @@ impl Application {
         config: &Config,
         pool: PgPool,
         store: Arc<dyn WalletStore>,
+    ) -> anyhow::Result<Self> {
+        Self::assemble(config, pool, store, Arc::new(crate::clock::SystemClock)).await
+    }
+
+    async fn assemble(
+        config: &Config,
+        pool: PgPool,
+        store: Arc<dyn WalletStore>,
+        clock: Arc<dyn crate::clock::Clock>,
     ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(config.listen_addr)
             .await
@@ -129,6 +147,7 @@ impl Application {
         let state = AppState::new(Services {
             protection: config.protection,
             credit_caps: config.credit_caps.clone(),
+            clock,
             hub88: Arc::new(
                 config
                     .hub88
@@ -168,6 +187,7 @@ impl Application {
             pool: state.pool.clone(),
             store: state.store.clone(),
             interval: std::time::Duration::from_millis(config.expiry_interval_ms),
+            clock: state.clock.clone(),
         });
         Ok(Self {
             listener,

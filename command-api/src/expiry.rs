@@ -26,6 +26,7 @@ pub struct Expiry {
     pub pool: PgPool,
     pub store: Arc<dyn WalletStore>,
     pub interval: Duration,
+    pub clock: Arc<dyn crate::clock::Clock>,
 }
 
 /// What one sweep did.
@@ -40,8 +41,8 @@ impl Expiry {
     /// Sweeps every `interval` until `stop` fires.
     pub async fn run(self, mut stop: oneshot::Receiver<()>) {
         // The first sweep looks back over the longest timeout a reservation can have.
-        let mut since =
-            Utc::now() - chrono::Duration::seconds(i64::from(RESERVATION_TIMEOUT_S_MAX) + 3_600);
+        let mut since = self.clock.now()
+            - chrono::Duration::seconds(i64::from(RESERVATION_TIMEOUT_S_MAX) + 3_600);
         loop {
             tokio::select! {
                 _ = &mut stop => return,
@@ -69,7 +70,7 @@ impl Expiry {
         &self,
         since: DateTime<Utc>,
     ) -> Result<(SweepReport, DateTime<Utc>), StoreError> {
-        let now = Utc::now();
+        let now = self.clock.now();
         // Text order of expires_at is exact to the second: look one second past now.
         let due = payload::due_reservations(
             &self.pool,

@@ -36,12 +36,14 @@
 //! - [`error`]: `ApiError`, the one place where outcomes become HTTP codes and bodies.
 //! - [`body`]: the response bodies the faces share.
 //! - [`openapi`]: the OpenAPI 3.1 document, collected from the handlers' annotations.
+//! - [`clock`]: where "now" comes from: the system's clock, or one a test sets.
 #![forbid(unsafe_code)]
 
 pub mod app;
 pub mod auth;
 pub mod body;
 pub mod caps;
+pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod error;

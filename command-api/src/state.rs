@@ -55,6 +55,8 @@ pub struct Services {
     pub protection: crate::config::ProtectionConfig,
     /// What a provider may credit without a stake in one call.
     pub credit_caps: crate::caps::CreditCaps,
+    /// Where every handler reads "now".
+    pub clock: Arc<dyn crate::clock::Clock>,
 }
 
 /// A Redis client and the key layout the projection workers write.

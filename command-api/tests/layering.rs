@@ -1,11 +1,14 @@
-//! The layering rule of `src/lib.rs`'s `# Layout` list, kept by a test instead of a
-//! review: dependencies point down the list, no module uses one above it. An import circle
-//! removed once (issue 11) came back two issues later because nothing checked it (issue
-//! 29); this fails on the first `crate::` path that points up.
+//! Structure rules of command-api kept by tests instead of a review: the layering of
+//! `src/lib.rs`'s `# Layout` list (dependencies point down it, no module uses one above
+//! it), and one clock (no `Utc::now()` outside `crate::clock`). An import circle removed
+//! once (issue 11) came back two issues later because nothing checked it (issue 29); this
+//! fails on the first `crate::` path that points up.
 //!
 //! Read as text: every `crate::name` path (and each name of a `crate::{a, b}` group) in a
 //! module's files, outside comments and outside its `#[cfg(test)]` part (tests may reach
-//! anywhere). A module is a file `src/name.rs` with its folder `src/name/`, if any.
+//! anywhere; the reading stops at a file's first `#[cfg(test)]`). A module is a file
+//! `src/name.rs` with its folder `src/name/`, if any; `routes`' own files may use each
+//! other.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -147,4 +150,36 @@ fn the_reading_of_paths_sees_groups_and_skips_comments_and_tests() {
                 let x = crate::json::drain(b); // crate::routes after code\n\
                 #[cfg(test)]\nmod tests { use crate::app; }\n";
     assert_eq!(uses(text), vec!["auth", "error", "json"]);
+}
+
+#[test]
+fn time_is_read_from_the_clock_alone() {
+    // Handlers and background tasks read "now" from `AppState::clock` (`crate::clock`), so
+    // tests can set it; a `Utc::now()` elsewhere would escape them.
+    let mut found = Vec::new();
+    for module in layout() {
+        if module == "clock" {
+            continue;
+        }
+        for file in files_of(&module) {
+            let text = std::fs::read_to_string(&file).expect("reading a module's file");
+            for (n, line) in text.lines().enumerate() {
+                if line.trim_start().starts_with("#[cfg(test)]") {
+                    break;
+                }
+                let code = line.split("//").next().unwrap_or_default();
+                if code.contains("Utc::now()") {
+                    found.push(format!(
+                        "{}:{}",
+                        file.strip_prefix(src()).unwrap_or(&file).display(),
+                        n + 1
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "read the time from state.clock (crate::clock), not Utc::now(): {found:?}"
+    );
 }

@@ -448,3 +448,29 @@ async fn redis_down_is_unavailable_and_moves_nothing(pool: PgPool) {
     assert_eq!(app.get("/health").await.status, 200);
     app.stop().await;
 }
+
+/// Issue 29: the handlers read "now" from the application's clock, so time-bound rules
+/// are tested at a chosen time. The provider's timestamp window follows that clock, not
+/// the machine's.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn the_timestamp_window_follows_the_servers_clock(pool: PgPool) {
+    use command_api::clock::{Clock, FixedClock};
+    let clock = FixedClock::at("2030-06-01T12:00:00Z".parse().unwrap());
+    let app = betledger_tests::spawn_app_at(pool, clock.clone()).await;
+    app.open_wallet("clocked", "EUR").await;
+    let token = app.session("clocked", A, "g1").await;
+    let at = |t: i64| json!({"token": token, "timestamp": t});
+    let machine = app
+        .provider(A, A_KEY, "balance", at(chrono::Utc::now().timestamp()))
+        .await;
+    assert_eq!((machine.status, machine.code()), (401, "UNAUTHORIZED"));
+    let server = clock.now().timestamp();
+    assert_eq!(
+        app.provider(A, A_KEY, "balance", at(server)).await.status,
+        200
+    );
+    clock.advance(chrono::Duration::seconds(301));
+    let late = app.provider(A, A_KEY, "balance", at(server)).await;
+    assert_eq!((late.status, late.code()), (401, "UNAUTHORIZED"));
+    app.stop().await;
+}

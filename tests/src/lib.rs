@@ -160,6 +160,18 @@ pub async fn spawn_app(pool: PgPool) -> TestApp {
     start_app(app, pool)
 }
 
+/// Starts the real API over `pool`, reading "now" from `clock` (a `FixedClock` the test
+/// sets and moves).
+pub async fn spawn_app_at(
+    pool: PgPool,
+    clock: std::sync::Arc<dyn command_api::clock::Clock>,
+) -> TestApp {
+    let app = Application::with_clock(&test_config(), pool.clone(), clock)
+        .await
+        .expect("the API binds a loopback port");
+    start_app(app, pool)
+}
+
 /// Starts the real API over `pool` with `config` (from [`test_config`], changed).
 pub async fn spawn_app_with(pool: PgPool, config: Config) -> TestApp {
     let app = Application::with_pool(&config, pool.clone())

@@ -29,7 +29,6 @@
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::Json;
-use chrono::Utc;
 use domain::{Currency, GameId, PlayerId, WalletCommand, WalletError, WalletId};
 use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
@@ -390,8 +389,8 @@ async fn bet(
                 reservation_id.clone(),
                 amount,
                 (currency, game.clone()),
-                round_id.clone(),
-                r.round_closed,
+                (round_id.clone(), r.round_closed),
+                state.clock.now(),
             )
         };
         // The log first: a repeat is answered as the first time even after its session
@@ -526,7 +525,7 @@ async fn win(
                 .transpose()?,
             round_closed: r.round_closed,
             currency: Some(currency),
-            now: Utc::now(),
+            now: state.clock.now(),
         };
         if kind.is_some() {
             crate::runner::within_cap(&state, &scope, wallet_id, &command, (currency, amount))

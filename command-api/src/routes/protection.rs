@@ -156,7 +156,7 @@ async fn change_limit(
         currency,
         zone: state.protection.zone,
         cooling_s: state.protection.cooling_s,
-        now: Utc::now(),
+        now: state.clock.now(),
         by: client_of(caller)?,
     };
     execute(state, wallet_id, command)
@@ -202,7 +202,7 @@ async fn exclude(
     let command = WalletCommand::Exclude {
         transaction_id: transaction_id(body.transaction_id)?,
         until,
-        now: Utc::now(),
+        now: state.clock.now(),
         by: client_of(&caller)?,
     };
     execute(&state, wallet_id, command)
@@ -301,7 +301,7 @@ async fn limits(
         .wallet(wallet_id)
         .await?
         .ok_or_else(ApiError::wallet_not_found)?;
-    let now = Utc::now();
+    let now = state.clock.now();
     let view = wallet
         .protection
         .as_ref()

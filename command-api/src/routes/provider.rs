@@ -182,7 +182,7 @@ fn verified<T: DeserializeOwned + Timestamped>(
     let request: T = serde_json::from_slice(body)
         .map_err(|e| ApiError::InvalidRequest(format!("invalid JSON body: {e}")))?;
     // In i128: a timestamp near i64::MIN or MAX must not wrap into the window.
-    let skew = i128::from(Utc::now().timestamp()) - i128::from(request.timestamp());
+    let skew = i128::from(state.clock.now().timestamp()) - i128::from(request.timestamp());
     if skew.abs() > i128::from(TIMESTAMP_WINDOW_S) {
         return Err(ApiError::Unauthorized(format!(
             "timestamp is {skew} s from now; at most {TIMESTAMP_WINDOW_S} s are accepted"
@@ -329,8 +329,8 @@ async fn bet(
                 reservation_id.clone(),
                 amount,
                 (currency, game_id),
-                round_id.clone(),
-                request.round_closed,
+                (round_id.clone(), request.round_closed),
+                state.clock.now(),
             )
         },
     )
@@ -345,8 +345,8 @@ pub(crate) fn bet_command(
     reservation_id: ReservationId,
     amount: rust_decimal::Decimal,
     (currency, game_id): (domain::Currency, GameId),
-    round_id: RoundId,
-    round_closed: bool,
+    (round_id, round_closed): (RoundId, bool),
+    now: chrono::DateTime<Utc>,
 ) -> WalletCommand {
     if round_closed {
         WalletCommand::BetWin {
@@ -357,7 +357,7 @@ pub(crate) fn bet_command(
             game_id,
             round_id,
             round_closed: true,
-            now: Utc::now(),
+            now,
         }
     } else {
         WalletCommand::Reserve {
@@ -367,7 +367,7 @@ pub(crate) fn bet_command(
             game_id,
             round_id,
             timeout_s: RESERVATION_TIMEOUT_S_DEFAULT,
-            now: Utc::now(),
+            now,
         }
     }
 }
@@ -465,7 +465,7 @@ async fn win(
         game_id: request.game_id.map(|g| valid(GameId::new, g)).transpose()?,
         round_closed: request.round_closed,
         currency: Some(currency),
-        now: Utc::now(),
+        now: state.clock.now(),
     };
     if betless {
         crate::runner::within_cap(&state, &pid, wallet_id, &command, (currency, credit)).await?;
@@ -511,7 +511,7 @@ async fn bet_win(
             game_id,
             round_id: round_id.clone(),
             round_closed: request.round_closed,
-            now: Utc::now(),
+            now: state.clock.now(),
         },
     )
     .await?;

@@ -4,7 +4,6 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
-use chrono::Utc;
 use domain::Currency;
 use readmodel::{query, Period};
 use serde::Deserialize;
@@ -78,7 +77,7 @@ async fn wallet(
     // The limits and what is used, as of the last event applied; a period that has ended
     // since shows nothing used (the view is taken now).
     if let Some(p) = &view.protection {
-        let v = p.view(Utc::now(), view.balance.reserved);
+        let v = p.view(state.clock.now(), view.balance.reserved);
         body["protection"] = crate::body::protection_body(Some(&v), scale);
     }
     Ok(Json(body))
@@ -138,7 +137,7 @@ async fn leaderboard(
         })?],
         None => query::leaderboard_currencies(&rm.client, &generation, &game_id).await?,
     };
-    let now = Utc::now();
+    let now = state.clock.now();
     let mut boards = Vec::with_capacity(currencies.len());
     for currency in currencies {
         let entries = query::leaderboard(

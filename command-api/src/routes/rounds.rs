@@ -4,7 +4,6 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
-use chrono::Utc;
 use domain::{
     AdjustmentReason, BetlessKind, CampaignId, GameId, RoundId, WalletCommand, WalletEvent,
     WinTarget,
@@ -151,7 +150,7 @@ async fn win(
         game_id: body.game_id.map(|g| valid(GameId::new, g)).transpose()?,
         round_closed: body.round_closed,
         currency: optional_currency(body.currency)?,
-        now: Utc::now(),
+        now: state.clock.now(),
     };
     execute(&state, wallet_id, command)
         .await
@@ -179,7 +178,7 @@ async fn close(
     let command = WalletCommand::CloseRound {
         transaction_id: transaction_id(body.transaction_id)?,
         round_id: round_id(round)?,
-        now: Utc::now(),
+        now: state.clock.now(),
     };
     execute(&state, wallet_id, command)
         .await
@@ -212,7 +211,7 @@ async fn bet_win(
         game_id: valid(GameId::new, body.game_id)?,
         round_id: round_id(body.round_id)?,
         round_closed: body.round_closed,
-        now: Utc::now(),
+        now: state.clock.now(),
     };
     execute(&state, wallet_id, command)
         .await

@@ -5,7 +5,6 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use chrono::Utc;
 use domain::wallet::RESERVATION_TIMEOUT_S_DEFAULT;
 use domain::{Currency, GameId, PlayerId, TransactionId, WalletCommand, WalletId};
 use rust_decimal::Decimal;
@@ -158,7 +157,7 @@ async fn deposit(
         transaction_id,
         amount,
         currency,
-        now: Utc::now(),
+        now: state.clock.now(),
     };
     move_funds(&state, &caller, &path_id, body, command).await
 }
@@ -193,7 +192,7 @@ async fn move_funds(
     caller: &Caller,
     path_id: &str,
     body: AmountRequest,
-    command: fn(TransactionId, Decimal, Option<Currency>) -> WalletCommand,
+    command: impl FnOnce(TransactionId, Decimal, Option<Currency>) -> WalletCommand,
 ) -> Result<Json<CommandResponse>, ApiError> {
     caller.require(Scope::Write)?;
     let wallet_id = wallet_id(path_id)?;
@@ -232,7 +231,7 @@ async fn reserve(
         game_id: valid(GameId::new, body.game_id)?,
         round_id: round_id(body.round_id)?,
         timeout_s: body.timeout_s.unwrap_or(RESERVATION_TIMEOUT_S_DEFAULT),
-        now: Utc::now(),
+        now: state.clock.now(),
     };
     execute(&state, wallet_id, command)
         .await
@@ -262,7 +261,7 @@ async fn settle(
         transaction_id: transaction_id(body.transaction_id)?,
         payout: amount("payout", &body.payout)?,
         currency: optional_currency(body.currency)?,
-        now: Utc::now(),
+        now: state.clock.now(),
     };
     execute(&state, wallet_id, command)
         .await
