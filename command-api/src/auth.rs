@@ -85,6 +85,55 @@ impl Caller {
     }
 }
 
+/// The scope a route requires, as a type: a native route takes `Authorized<needs::X>`, so
+/// the scope is checked before the handler runs and a route cannot forget it.
+pub mod needs {
+    use super::Scope;
+
+    /// A scope as a type, for [`super::Authorized`].
+    pub trait Needed: Send + Sync + 'static {
+        const SCOPE: Scope;
+    }
+
+    /// The `read` scope.
+    pub struct Read;
+    /// The `write` scope.
+    pub struct Write;
+    /// The `operator` scope.
+    pub struct Operator;
+
+    impl Needed for Read {
+        const SCOPE: Scope = Scope::Read;
+    }
+    impl Needed for Write {
+        const SCOPE: Scope = Scope::Write;
+    }
+    impl Needed for Operator {
+        const SCOPE: Scope = Scope::Operator;
+    }
+}
+
+/// A caller that holds the scope `S` names (403 `FORBIDDEN` otherwise), authenticated and
+/// rate-limited as [`Caller`], to which it derefs.
+pub struct Authorized<S: needs::Needed>(pub Caller, std::marker::PhantomData<S>);
+
+impl<S: needs::Needed> std::ops::Deref for Authorized<S> {
+    type Target = Caller;
+    fn deref(&self) -> &Caller {
+        &self.0
+    }
+}
+
+impl<St: Authenticates + Send + Sync, S: needs::Needed> FromRequestParts<St> for Authorized<S> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require(S::SCOPE)?;
+        Ok(Authorized(caller, std::marker::PhantomData))
+    }
+}
+
 /// What a state must offer for a request to be authenticated: the configured clients and
 /// the per-client rate limiter. (The application's state implements it, so this module
 /// does not depend on it.)

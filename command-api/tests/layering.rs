@@ -183,3 +183,37 @@ fn time_is_read_from_the_clock_alone() {
         "read the time from state.clock (crate::clock), not Utc::now(): {found:?}"
     );
 }
+
+#[test]
+fn every_bearer_route_names_its_scope_in_its_extractor() {
+    // A native route takes `Authorized<needs::X>`: its scope is checked before it runs,
+    // and a route without one does not compile into this list (issue 29).
+    let mut bare = Vec::new();
+    for file in files_of("routes") {
+        let text = std::fs::read_to_string(&file).expect("reading a route's file");
+        for block in text.split("#[utoipa::path(").skip(1) {
+            let Some((attribute, rest)) = block.split_once(")]\n") else {
+                continue;
+            };
+            if !attribute.contains("(\"bearer\"") {
+                continue;
+            }
+            let signature = rest.split(") ->").next().unwrap_or_default();
+            if !signature.contains("Authorized<needs::") {
+                let name = signature
+                    .split("fn ")
+                    .nth(1)
+                    .and_then(|s| s.split('(').next())
+                    .unwrap_or("?");
+                bare.push(format!(
+                    "{}: {name}",
+                    file.strip_prefix(src()).unwrap_or(&file).display()
+                ));
+            }
+        }
+    }
+    assert!(
+        bare.is_empty(),
+        "bearer routes without an Authorized<needs::X> extractor: {bare:?}"
+    );
+}

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::auth::{Caller, Scope};
+use crate::auth::{needs, Authorized, Caller};
 use crate::body::{command_response, protection_body, BalanceBody, CommandResponse};
 use crate::error::ApiError;
 use crate::input::{amount, optional_currency, transaction_id, valid, wallet_id};
@@ -96,12 +96,11 @@ fn client_of(caller: &Caller) -> Result<ClientId, ApiError> {
 )]
 async fn set_limit(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<needs::Write>,
     Path((path_id, kind, period)): Path<(String, String, String)>,
     JsonBody(body): JsonBody<LimitRequest>,
 ) -> Result<Json<CommandResponse>, ApiError> {
     // The scope first: a read-only token learns nothing about the amount's checks.
-    caller.require(Scope::Write)?;
     let amount = amount("amount", &body.amount)?;
     let currency = optional_currency(body.currency)?;
     let path = (path_id, kind, period);
@@ -128,7 +127,7 @@ async fn set_limit(
 )]
 async fn remove_limit(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<needs::Write>,
     Path((path_id, kind, period)): Path<(String, String, String)>,
     JsonBody(body): JsonBody<RemoveRequest>,
 ) -> Result<Json<CommandResponse>, ApiError> {
@@ -139,13 +138,12 @@ async fn remove_limit(
 /// Sets (`Some`) or removes (`None`) the limit the path names, as `caller`.
 async fn change_limit(
     state: &AppState,
-    caller: &Caller,
+    caller: &Authorized<needs::Write>,
     (path_id, kind, period): (String, String, String),
     transaction: String,
     amount: Option<rust_decimal::Decimal>,
     currency: Option<domain::Currency>,
 ) -> Result<Json<CommandResponse>, ApiError> {
-    caller.require(Scope::Write)?;
     let wallet_id = wallet_id(&path_id)?;
     let (kind, period) = limit_path(&kind, &period)?;
     let command = WalletCommand::SetLimit {
@@ -176,11 +174,10 @@ async fn change_limit(
 )]
 async fn exclude(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<needs::Write>,
     Path(path_id): Path<String>,
     JsonBody(body): JsonBody<ExcludeRequest>,
 ) -> Result<Json<CommandResponse>, ApiError> {
-    caller.require(Scope::Write)?;
     let wallet_id = wallet_id(&path_id)?;
     let until = match (body.until, body.indefinite) {
         (Some(text), false) => Some(
@@ -222,7 +219,7 @@ async fn exclude(
 )]
 async fn lock(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<needs::Operator>,
     Path(path_id): Path<String>,
     JsonBody(body): JsonBody<LockRequest>,
 ) -> Result<Json<CommandResponse>, ApiError> {
@@ -241,7 +238,7 @@ async fn lock(
 )]
 async fn unlock(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<needs::Operator>,
     Path(path_id): Path<String>,
     JsonBody(body): JsonBody<LockRequest>,
 ) -> Result<Json<CommandResponse>, ApiError> {
@@ -250,12 +247,11 @@ async fn unlock(
 
 async fn lock_or_unlock(
     state: AppState,
-    caller: Caller,
+    caller: Authorized<needs::Operator>,
     path_id: String,
     body: LockRequest,
     lock: bool,
 ) -> Result<Json<CommandResponse>, ApiError> {
-    caller.require(Scope::Operator)?;
     let wallet_id = wallet_id(&path_id)?;
     let transaction_id = transaction_id(body.transaction_id)?;
     let reason = valid(LockReason::new, body.reason)?;
@@ -291,10 +287,9 @@ async fn lock_or_unlock(
 )]
 async fn limits(
     State(state): State<AppState>,
-    caller: Caller,
+    _caller: Authorized<needs::Read>,
     Path(path_id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    caller.require(Scope::Read)?;
     let wallet_id = wallet_id(&path_id)?;
     let wallet = state
         .store

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::auth::{Caller, Scope};
+use crate::auth::{needs, Authorized};
 use crate::body::BalanceBody;
 use crate::error::ApiError;
 use crate::input;
@@ -42,10 +42,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
 )]
 async fn wallet(
     State(state): State<AppState>,
-    caller: Caller,
+    _caller: Authorized<needs::Read>,
     Path(path_id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    caller.require(Scope::Read)?;
     let wallet_id = input::wallet_id(&path_id)?;
     let rm = &state.read_models;
     let view = query::wallet(&rm.client, &rm.keys, wallet_id)
@@ -103,11 +102,10 @@ struct LeaderboardQuery {
 )]
 async fn leaderboard(
     State(state): State<AppState>,
-    caller: Caller,
+    _caller: Authorized<needs::Read>,
     Path(game_id): Path<String>,
     QueryParams(q): QueryParams<LeaderboardQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    caller.require(Scope::Read)?;
     domain::GameId::new(game_id.clone()).map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
     let period: Period = q
         .period
@@ -200,10 +198,9 @@ struct TotalsQuery {
 )]
 async fn totals(
     State(state): State<AppState>,
-    caller: Caller,
+    _caller: Authorized<needs::Read>,
     QueryParams(q): QueryParams<TotalsQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    caller.require(Scope::Read)?;
     let date = |field: &str, text: &str| {
         chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
             ApiError::InvalidRequest(format!("{field} must be a UTC day like 2026-12-01"))

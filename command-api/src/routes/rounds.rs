@@ -12,7 +12,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::auth::{Caller, Scope};
+use crate::auth::{needs, Authorized};
 use crate::body::{command_response, CommandResponse};
 use crate::error::ApiError;
 use crate::input::{
@@ -135,11 +135,10 @@ pub(crate) fn signed_amount(value: &serde_json::Value) -> Result<Decimal, ApiErr
 )]
 async fn win(
     State(state): State<AppState>,
-    caller: Caller,
+    _caller: Authorized<needs::Write>,
     Path((path_id, round)): Path<(String, String)>,
     JsonBody(body): JsonBody<WinRequest>,
 ) -> Result<Json<CommandResponse>, ApiError> {
-    caller.require(Scope::Write)?;
     let wallet_id = wallet_id(&path_id)?;
     let bet = body.bet_transaction_id.map(reservation_id).transpose()?;
     let command = WalletCommand::Win {
@@ -169,11 +168,10 @@ async fn win(
 )]
 async fn close(
     State(state): State<AppState>,
-    caller: Caller,
+    _caller: Authorized<needs::Write>,
     Path((path_id, round)): Path<(String, String)>,
     JsonBody(body): JsonBody<CloseRequest>,
 ) -> Result<Json<CommandResponse>, ApiError> {
-    caller.require(Scope::Write)?;
     let wallet_id = wallet_id(&path_id)?;
     let command = WalletCommand::CloseRound {
         transaction_id: transaction_id(body.transaction_id)?,
@@ -197,11 +195,10 @@ async fn close(
 )]
 async fn bet_win(
     State(state): State<AppState>,
-    caller: Caller,
+    _caller: Authorized<needs::Write>,
     Path(path_id): Path<String>,
     JsonBody(body): JsonBody<BetWinRequest>,
 ) -> Result<Json<CommandResponse>, ApiError> {
-    caller.require(Scope::Write)?;
     let wallet_id = wallet_id(&path_id)?;
     let command = WalletCommand::BetWin {
         reservation_id: reservation_id(body.transaction_id)?,
@@ -230,12 +227,11 @@ async fn bet_win(
 )]
 async fn adjust(
     State(state): State<AppState>,
-    caller: Caller,
+    _caller: Authorized<needs::Operator>,
     Path(path_id): Path<String>,
     JsonBody(body): JsonBody<AdjustRequest>,
 ) -> Result<Json<CommandResponse>, ApiError> {
     // A correction moves money no game decided: the back office's, with the operator scope.
-    caller.require(Scope::Operator)?;
     let wallet_id = wallet_id(&path_id)?;
     let command = WalletCommand::Adjust {
         transaction_id: transaction_id(body.transaction_id)?,
@@ -481,10 +477,9 @@ impl RoundView {
 )]
 async fn round(
     State(state): State<AppState>,
-    caller: Caller,
+    _caller: Authorized<needs::Read>,
     Path((path_id, round)): Path<(String, String)>,
 ) -> Result<Json<RoundView>, ApiError> {
-    caller.require(Scope::Read)?;
     let wallet_id = wallet_id(&path_id)?;
     let round_id = valid(RoundId::new, round)?;
     let wallet = state

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::auth::{Caller, Scope};
+use crate::auth::{needs, Authorized};
 use crate::error::ApiError;
 use crate::input::{currency, valid};
 use crate::json::JsonBody;
@@ -42,10 +42,9 @@ struct SessionRequest {
 )]
 async fn create(
     State(state): State<AppState>,
-    caller: Caller,
+    _caller: Authorized<needs::Write>,
     JsonBody(body): JsonBody<SessionRequest>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    caller.require(Scope::Write)?;
     let player_id = valid(PlayerId::new, body.player_id)?;
     let currency = currency(&body.currency)?;
     let game_id = valid(GameId::new, body.game_id)?;
@@ -93,10 +92,9 @@ async fn create(
 )]
 async fn end(
     State(state): State<AppState>,
-    caller: Caller,
+    _caller: Authorized<needs::Write>,
     Path(token): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Scope::Write)?;
     // Ending a session that is gone already is not an error: the outcome is the same.
     state.sessions.end(&token).await?;
     Ok(StatusCode::NO_CONTENT)

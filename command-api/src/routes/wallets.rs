@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::auth::{Caller, Scope};
+use crate::auth::{needs, Authorized};
 use crate::body::{command_response, BalanceBody, CommandResponse};
 use crate::error::ApiError;
 use crate::input::{
@@ -110,10 +110,9 @@ struct EventsQuery {
 )]
 async fn open(
     State(state): State<AppState>,
-    caller: Caller,
+    _caller: Authorized<needs::Write>,
     JsonBody(body): JsonBody<OpenRequest>,
 ) -> Result<(StatusCode, Json<WalletResponse>), ApiError> {
-    caller.require(Scope::Write)?;
     let player_id = valid(PlayerId::new, body.player_id)?;
     let currency = currency(&body.currency)?;
     let wallet_id = WalletId::for_player(&player_id, currency);
@@ -149,7 +148,7 @@ async fn open(
 )]
 async fn deposit(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<needs::Write>,
     Path(path_id): Path<String>,
     JsonBody(body): JsonBody<AmountRequest>,
 ) -> Result<Json<CommandResponse>, ApiError> {
@@ -174,7 +173,7 @@ async fn deposit(
 )]
 async fn withdraw(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<needs::Write>,
     Path(path_id): Path<String>,
     JsonBody(body): JsonBody<AmountRequest>,
 ) -> Result<Json<CommandResponse>, ApiError> {
@@ -189,12 +188,11 @@ async fn withdraw(
 /// A deposit or a withdrawal: the same body, another command.
 async fn move_funds(
     state: &AppState,
-    caller: &Caller,
+    _caller: &Authorized<needs::Write>,
     path_id: &str,
     body: AmountRequest,
     command: impl FnOnce(TransactionId, Decimal, Option<Currency>) -> WalletCommand,
 ) -> Result<Json<CommandResponse>, ApiError> {
-    caller.require(Scope::Write)?;
     let wallet_id = wallet_id(path_id)?;
     let command = command(
         transaction_id(body.transaction_id)?,
@@ -218,11 +216,10 @@ async fn move_funds(
 )]
 async fn reserve(
     State(state): State<AppState>,
-    caller: Caller,
+    _caller: Authorized<needs::Write>,
     Path(path_id): Path<String>,
     JsonBody(body): JsonBody<ReserveRequest>,
 ) -> Result<Json<CommandResponse>, ApiError> {
-    caller.require(Scope::Write)?;
     let wallet_id = wallet_id(&path_id)?;
     let command = WalletCommand::Reserve {
         reservation_id: reservation_id(body.transaction_id)?,
@@ -250,11 +247,10 @@ async fn reserve(
 )]
 async fn settle(
     State(state): State<AppState>,
-    caller: Caller,
+    _caller: Authorized<needs::Write>,
     Path((path_id, rid)): Path<(String, String)>,
     JsonBody(body): JsonBody<SettleRequest>,
 ) -> Result<Json<CommandResponse>, ApiError> {
-    caller.require(Scope::Write)?;
     let wallet_id = wallet_id(&path_id)?;
     let command = WalletCommand::Settle {
         reservation_id: reservation_id(rid)?,
@@ -280,11 +276,10 @@ async fn settle(
 )]
 async fn refund(
     State(state): State<AppState>,
-    caller: Caller,
+    _caller: Authorized<needs::Write>,
     Path((path_id, rid)): Path<(String, String)>,
     JsonBody(body): JsonBody<RefundRequest>,
 ) -> Result<Json<CommandResponse>, ApiError> {
-    caller.require(Scope::Write)?;
     let wallet_id = wallet_id(&path_id)?;
     let command = WalletCommand::Refund {
         reservation_id: reservation_id(rid)?,
@@ -306,10 +301,9 @@ async fn refund(
 )]
 async fn wallet(
     State(state): State<AppState>,
-    caller: Caller,
+    _caller: Authorized<needs::Read>,
     Path(path_id): Path<String>,
 ) -> Result<Json<WalletResponse>, ApiError> {
-    caller.require(Scope::Read)?;
     let wallet_id = wallet_id(&path_id)?;
     let snapshot = state
         .store
@@ -335,11 +329,10 @@ async fn wallet(
 )]
 async fn events(
     State(state): State<AppState>,
-    caller: Caller,
+    _caller: Authorized<needs::Read>,
     Path(path_id): Path<String>,
     QueryParams(query): QueryParams<EventsQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    caller.require(Scope::Read)?;
     let wallet_id = wallet_id(&path_id)?;
     let number = |name: &str, text: Option<String>, default: u64, min: u64, max: u64| match text {
         None => Ok(default),
