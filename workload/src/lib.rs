@@ -253,6 +253,18 @@ pub async fn open_funded_with(
     wallets
 }
 
+/// A transaction for one bulk statement: on a loaded machine 100,000 wallets take longer
+/// than the pool's statement timeout (`eventstore::db`), which a bulk load may pass.
+async fn bulk_load(
+    pool: &PgPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET LOCAL statement_timeout = 0")
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
 /// Writes `wallets` EUR wallets straight in SQL, for benchmarks that need many: per
 /// wallet an open (player `bench-{w}`) and `deposits` deposits of `amount`, with the
 /// balance after each in the metadata exactly as the write paths record it. Returns the
@@ -263,12 +275,7 @@ pub async fn prewrite_funded(
     deposits: u32,
     amount: Decimal,
 ) -> Result<Vec<WalletId>, sqlx::Error> {
-    // One statement for every wallet: on a loaded machine 100,000 wallets take longer than
-    // the pool's statement timeout (`eventstore::db`), which a bulk load may pass.
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET LOCAL statement_timeout = 0")
-        .execute(&mut *tx)
-        .await?;
+    let mut tx = bulk_load(pool).await?;
     sqlx::query(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
          SELECT 'wallet', md5('bench' || w)::uuid::text, s,
@@ -332,10 +339,7 @@ pub async fn prewrite_bet_wins(
     .expect("an event serialises");
     let available = (amount * Decimal::from(deposits)).to_string();
     let ids: Vec<String> = wallets.iter().map(|w| w.to_string()).collect();
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET LOCAL statement_timeout = 0")
-        .execute(&mut *tx)
-        .await?;
+    let mut tx = bulk_load(pool).await?;
     sqlx::query(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
          SELECT 'wallet', w, $2::int + 1 + k, 'BetSettled', $4,

@@ -411,11 +411,16 @@ impl Opened {
     /// bet ids were scoped before its round ids were (docs/0012), so its older bets count.
     pub(super) fn serve(&mut self, id: &ReservationId) {
         if let Some((provider, _)) = id.as_str().split_once(':') {
-            if let Err(at) = self.served.binary_search_by(|p| p.as_str().cmp(provider)) {
+            if let Err(at) = self.served_at(provider) {
                 self.served.reserve_exact(1);
                 self.served.insert(at, provider.to_string());
             }
         }
+    }
+
+    /// Where `provider` stands in the sorted list of providers served (`Err`: where it would).
+    fn served_at(&self, provider: &str) -> Result<usize, usize> {
+        self.served.binary_search_by(|p| p.as_str().cmp(provider))
     }
 
     /// `Err(NotServed)` when `round_id` is a provider's and that provider has taken no
@@ -423,16 +428,9 @@ impl Opened {
     /// adjustment). A native round (no scope) is the operator's, checked by its API.
     fn check_served(&self, round_id: &RoundId) -> Result<(), WalletError> {
         match round_id.provider() {
-            Some(provider)
-                if self
-                    .served
-                    .binary_search_by(|p| p.as_str().cmp(provider))
-                    .is_err() =>
-            {
-                Err(WalletError::NotServed {
-                    provider: provider.to_string(),
-                })
-            }
+            Some(provider) if self.served_at(provider).is_err() => Err(WalletError::NotServed {
+                provider: provider.to_string(),
+            }),
             _ => Ok(()),
         }
     }
