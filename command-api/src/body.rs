@@ -6,25 +6,52 @@ use domain::Balance;
 use eventstore::CommandReceipt;
 use serde::Serialize;
 
-/// A balance as the contract shows it: decimal strings at the currency's scale.
-#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
-pub struct BalanceBody {
-    pub available: String,
-    pub reserved: String,
-    pub currency: &'static str,
-}
+/// A balance as the contract shows it: each part of it (`domain::Part`) by name, as a
+/// decimal string at the currency's scale, then the currency. Written from the domain's
+/// balance alone, so a new part appears in every body; its OpenAPI schema (`Balance`) is
+/// built from the same parts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BalanceBody(pub Balance);
 
 impl From<Balance> for BalanceBody {
     fn from(b: Balance) -> Self {
-        let scaled = |mut d: rust_decimal::Decimal| {
-            d.rescale(b.currency.scale());
-            d.to_string()
-        };
-        Self {
-            available: scaled(b.available),
-            reserved: scaled(b.reserved),
-            currency: b.currency.code(),
+        Self(b)
+    }
+}
+
+impl Serialize for BalanceBody {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(domain::Part::ALL.len() + 1))?;
+        for (name, amount) in self.0.named_parts() {
+            map.serialize_entry(name, &amount)?;
         }
+        map.serialize_entry("currency", self.0.currency.code())?;
+        map.end()
+    }
+}
+
+impl utoipa::PartialSchema for BalanceBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let mut object = ObjectBuilder::new()
+            .description(Some("A balance: decimal strings at the currency's scale."));
+        for name in domain::Part::ALL
+            .map(domain::Part::name)
+            .into_iter()
+            .chain(["currency"])
+        {
+            object = object
+                .property(name, ObjectBuilder::new().schema_type(Type::String))
+                .required(name);
+        }
+        object.into()
+    }
+}
+
+impl utoipa::ToSchema for BalanceBody {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("Balance")
     }
 }
 

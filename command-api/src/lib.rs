@@ -34,8 +34,9 @@
 //!   fields refused).
 //! - [`input`]: parsing ids, currencies and amounts into the domain's types.
 //! - [`error`]: `ApiError`, the one place where outcomes become HTTP codes and bodies.
-//! - [`body`]: the response bodies the faces share.
 //! - [`openapi`]: the OpenAPI 3.1 document, collected from the handlers' annotations.
+//! - [`body`]: the response bodies the faces share (a balance written from the domain's
+//!   parts, with its schema).
 //! - [`clock`]: where "now" comes from: the system's clock, or one a test sets.
 #![forbid(unsafe_code)]
 

@@ -23,7 +23,7 @@ pub const HUB88_SIGNATURE: &str = "hub88_signature";
 #[allow(dead_code)]
 pub struct ErrorBody {
     error: ErrorDetail,
-    balance: Option<BalanceSchema>,
+    balance: Option<crate::body::BalanceBody>,
     /// A second open: the wallet that exists.
     wallet_id: Option<String>,
     /// `LIMIT_REACHED`: the limit, what is used and when it resets.
@@ -44,16 +44,6 @@ struct ErrorDetail {
     /// `PROVIDER_NOT_SERVED`, `CREDIT_CAP_EXCEEDED`, `RATE_LIMITED`, `UNAVAILABLE`.
     code: String,
     message: String,
-}
-
-/// A balance: decimal strings at the currency's scale.
-#[derive(ToSchema)]
-#[schema(as = Balance)]
-#[allow(dead_code)]
-pub struct BalanceSchema {
-    available: String,
-    reserved: String,
-    currency: String,
 }
 
 #[derive(ToSchema)]
@@ -171,7 +161,7 @@ impl Modify for Base {
         );
         for (name, schema) in [
             ("ErrorBody", ErrorBody::schema()),
-            ("Balance", BalanceSchema::schema()),
+            ("Balance", crate::body::BalanceBody::schema()),
             ("Limit", LimitSchema::schema()),
             ("ErrorDetail", ErrorDetail::schema()),
             ("Hub88Response", Hub88Response::schema()),

@@ -23,7 +23,7 @@ pub use ids::{
     AdjustmentReason, CampaignId, ClientId, GameId, IdError, LockReason, PlayerId, ReservationId,
     RoundId, TransactionId, WalletId,
 };
-pub use money::{AmountError, Balance, Currency, Money};
+pub use money::{AmountError, Balance, Currency, Money, Part};
 pub use wallet::{
     BetlessKind, LostBet, Reservation, ReservationState, Round, Wallet, WalletCommand, WalletError,
     WalletEvent, WalletServices, WinTarget,

@@ -224,6 +224,40 @@ impl Money {
     }
 }
 
+/// A part of a wallet's balance. Every store and face writes a balance as its parts by
+/// name ([`Balance::parts`], [`Balance::from_parts`]), and every event says what it does to
+/// each part (`WalletEvent::postings`): a new kind of money is a new variant here, a field
+/// in [`Balance`], and the arms the compiler then asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Part {
+    /// What the player can spend or withdraw.
+    Available,
+    /// Held for open bets.
+    Reserved,
+}
+
+impl Part {
+    /// Every part, in the order balances are written.
+    pub const ALL: [Part; 2] = [Part::Available, Part::Reserved];
+
+    /// Its name: the key in the log's metadata, the Redis hash field, the JSON field.
+    pub fn name(self) -> &'static str {
+        match self {
+            Part::Available => "available",
+            Part::Reserved => "reserved",
+        }
+    }
+
+    /// Whether every event ever logged records it. A part added later is absent from
+    /// older events' metadata and older read models, and reads as zero there.
+    pub fn always_recorded(self) -> bool {
+        match self {
+            Part::Available | Part::Reserved => true,
+        }
+    }
+}
+
 /// A wallet's balance: what the player can spend and what is held for open bets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Balance {
@@ -242,9 +276,64 @@ impl Balance {
         }
     }
 
-    /// Available plus reserved: all the player's money in this wallet.
+    /// One part of it.
+    pub fn get(&self, part: Part) -> Decimal {
+        match part {
+            Part::Available => self.available,
+            Part::Reserved => self.reserved,
+        }
+    }
+
+    fn get_mut(&mut self, part: Part) -> &mut Decimal {
+        match part {
+            Part::Available => &mut self.available,
+            Part::Reserved => &mut self.reserved,
+        }
+    }
+
+    /// Adds `amount` (signed) to `part`.
+    pub fn post(&mut self, part: Part, amount: Decimal) {
+        *self.get_mut(part) += amount;
+    }
+
+    /// Its parts with their amounts, in [`Part::ALL`] order.
+    pub fn parts(&self) -> impl Iterator<Item = (Part, Decimal)> + '_ {
+        Part::ALL.into_iter().map(|part| (part, self.get(part)))
+    }
+
+    /// Its parts by name with their amounts as text, at the currency's scale: the form
+    /// the log's metadata, the read model and the HTTP bodies write.
+    pub fn named_parts(&self) -> impl Iterator<Item = (&'static str, String)> + '_ {
+        self.parts().map(|(part, mut amount)| {
+            amount.rescale(self.currency.scale());
+            (part.name(), amount.to_string())
+        })
+    }
+
+    /// The balance in `currency` whose parts `read` finds by name (`None`: not there),
+    /// the reader of every form [`Balance::named_parts`] wrote. A part missing where
+    /// [`Part::always_recorded`] says it must be is an error naming it; the first error
+    /// `read` gives stops it.
+    pub fn from_parts(
+        currency: Currency,
+        mut read: impl FnMut(&'static str) -> Result<Option<Decimal>, String>,
+    ) -> Result<Self, String> {
+        let mut balance = Balance::zero(currency);
+        for part in Part::ALL {
+            match read(part.name())? {
+                Some(amount) => *balance.get_mut(part) = amount,
+                None if part.always_recorded() => {
+                    return Err(format!("balance lacks {:?}", part.name()))
+                }
+                None => {}
+            }
+        }
+        Ok(balance)
+    }
+
+    /// Every part summed: all the player's money in this wallet.
     pub fn total(&self) -> Decimal {
-        self.available + self.reserved
+        self.parts().map(|(_, amount)| amount).sum()
     }
 }
 

@@ -21,8 +21,7 @@ use crate::store::{CommandReceipt, ExecuteError, StoreError};
 pub const KEY_TRANSACTION_ID: &str = "transaction_id";
 pub const KEY_REQUEST_SHA256: &str = "request_sha256";
 pub const KEY_COMMAND: &str = "command";
-pub const KEY_AVAILABLE: &str = "available";
-pub const KEY_RESERVED: &str = "reserved";
+// The balance's parts are recorded under their names (`domain::Part::name`).
 pub const KEY_CURRENCY: &str = "currency";
 /// The round an event opens, as far as the deciding state knew: unique per wallet in the
 /// log (migration 0005), so a round is never opened twice (see `Wallet::round_opened_by`).
@@ -86,8 +85,9 @@ pub fn metadata(
         m.insert(KEY_TRANSACTION_ID.into(), id.to_string());
     }
     m.insert(KEY_REQUEST_SHA256.into(), request_sha256.into());
-    m.insert(KEY_AVAILABLE.into(), balance_after.available.to_string());
-    m.insert(KEY_RESERVED.into(), balance_after.reserved.to_string());
+    for (name, amount) in balance_after.named_parts() {
+        m.insert(name.into(), amount);
+    }
     m.insert(KEY_CURRENCY.into(), balance_after.currency.code().into());
     m
 }
@@ -305,13 +305,18 @@ pub fn balance_after(metadata: &serde_json::Value) -> Result<Balance, String> {
             .and_then(|v| v.as_str())
             .ok_or_else(|| format!("event metadata lacks {key:?}"))
     };
-    let decimal =
-        |key: &str| Decimal::from_str(field(key)?).map_err(|e| format!("metadata {key:?}: {e}"));
-    Ok(Balance {
-        available: decimal(KEY_AVAILABLE)?,
-        reserved: decimal(KEY_RESERVED)?,
-        currency: Currency::from_str(field(KEY_CURRENCY)?).map_err(|e| e.to_string())?,
+    let currency = Currency::from_str(field(KEY_CURRENCY)?).map_err(|e| e.to_string())?;
+    Balance::from_parts(currency, |key| {
+        metadata
+            .get(key)
+            .map(|v| {
+                v.as_str()
+                    .and_then(|text| Decimal::from_str(text).ok())
+                    .ok_or_else(|| format!("metadata {key:?}: {v} is not a decimal"))
+            })
+            .transpose()
     })
+    .map_err(|e| format!("event metadata: {e}"))
 }
 
 /// The protections an event's metadata recorded (see [`KEY_PROTECTION`]); `None` for a

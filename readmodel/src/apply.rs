@@ -29,15 +29,16 @@ pub enum ApplyOutcome {
 
 // KEYS[1] the generation pointer.
 // ARGV[1] the deployment prefix, [2] the generation to write or '' for the one in use,
-// [3] wallet id, [4] sequence, [5] available, [6] reserved, [7] currency,
-// [8] player id or '', [9] 'open' | 'close' | '', [10] reservation id,
-// [11] reservation JSON, [12] net win in minor units or '',
-// [13] the game id when the caller knows it or '', [14] global position,
-// [15] recorded_at, [16] a JSON array of further reservation ids to close or '',
-// [17] the totals' day (YYYY-MM-DD) or '' when the event adds nothing to them,
-// [18] 'known' when [19] is the provider ('' for a native round), '' to take it from the
-// reservation closed, [20] a JSON array of the totals' measure names and values in turn,
-// [21] the wallet's protections (JSON) or '', [22..] leaderboard buckets.
+// [3] wallet id, [4] sequence, [5] the balance: a JSON array of its parts' names and
+// amounts in turn (`Balance::named_parts`), [6] currency,
+// [7] player id or '', [8] 'open' | 'close' | '', [9] reservation id,
+// [10] reservation JSON, [11] net win in minor units or '',
+// [12] the game id when the caller knows it or '', [13] global position,
+// [14] recorded_at, [15] a JSON array of further reservation ids to close or '',
+// [16] the totals' day (YYYY-MM-DD) or '' when the event adds nothing to them,
+// [17] 'known' when [18] is the provider ('' for a native round), '' to take it from the
+// reservation closed, [19] a JSON array of the totals' measure names and values in turn,
+// [20] the wallet's protections (JSON) or '', [21..] leaderboard buckets.
 // Returns {code, last sequence}: 1 applied, 0 duplicate, 2 gap, 3 unknown reservation.
 // The key names built here are those of `Generation` in keys.rs (totals fields as
 // `keys::totals_field`), the fields those of `WalletModel` in model.rs.
@@ -51,13 +52,13 @@ local last = tonumber(redis.call('HGET', wallet, 'sequence') or '0')
 local seq = tonumber(ARGV[4])
 if seq <= last then return {0, last} end
 if seq ~= last + 1 then return {2, last} end
-local game = ARGV[13]
-local provider = ARGV[19]
-local provider_known = ARGV[18] == 'known'
-local totals = ARGV[17] ~= ''
-if (ARGV[12] ~= '' and game == '')
-   or (totals and ARGV[9] == 'close' and (game == '' or not provider_known)) then
-  local open = redis.call('HGET', reservations, ARGV[10])
+local game = ARGV[12]
+local provider = ARGV[18]
+local provider_known = ARGV[17] == 'known'
+local totals = ARGV[16] ~= ''
+if (ARGV[11] ~= '' and game == '')
+   or (totals and ARGV[8] == 'close' and (game == '' or not provider_known)) then
+  local open = redis.call('HGET', reservations, ARGV[9])
   if not open then return {3, last} end
   local r = cjson.decode(open)
   if game == '' then game = r['game_id'] end
@@ -67,47 +68,47 @@ if (ARGV[12] ~= '' and game == '')
     if r['provider'] == cjson.null then provider = '' else provider = r['provider'] end
   end
 end
-redis.call('HSET', wallet, 'sequence', ARGV[4], 'available', ARGV[5],
-           'reserved', ARGV[6], 'currency', ARGV[7])
-if ARGV[8] ~= '' then redis.call('HSET', wallet, 'player_id', ARGV[8]) end
-if ARGV[21] ~= '' then redis.call('HSET', wallet, 'protection', ARGV[21]) end
-if ARGV[9] == 'open' then
-  redis.call('HSET', reservations, ARGV[10], ARGV[11])
-elseif ARGV[9] == 'close' then
-  redis.call('HDEL', reservations, ARGV[10])
+redis.call('HSET', wallet, 'sequence', ARGV[4], 'currency', ARGV[6],
+           unpack(cjson.decode(ARGV[5])))
+if ARGV[7] ~= '' then redis.call('HSET', wallet, 'player_id', ARGV[7]) end
+if ARGV[20] ~= '' then redis.call('HSET', wallet, 'protection', ARGV[20]) end
+if ARGV[8] == 'open' then
+  redis.call('HSET', reservations, ARGV[9], ARGV[10])
+elseif ARGV[8] == 'close' then
+  redis.call('HDEL', reservations, ARGV[9])
 end
-if ARGV[16] ~= '' then
-  for _, id in ipairs(cjson.decode(ARGV[16])) do redis.call('HDEL', reservations, id) end
+if ARGV[15] ~= '' then
+  for _, id in ipairs(cjson.decode(ARGV[15])) do redis.call('HDEL', reservations, id) end
 end
-if ARGV[12] ~= '' then
+if ARGV[11] ~= '' then
   local player = redis.call('HGET', wallet, 'player_id') or ''
-  for i = 22, #ARGV do
-    local board = ARGV[7] .. ':' .. ARGV[i] .. ':' .. game
+  for i = 21, #ARGV do
+    local board = ARGV[6] .. ':' .. ARGV[i] .. ':' .. game
     local ordered = p .. ':leaderboard:' .. board
     local exact = p .. ':leaderboard-net:' .. board
     -- A board built before the exact figures existed has a score and no exact entry:
     -- when the exact entry starts (it equals this change alone), add the score it had
     -- (exact below 2^53 minor units), so it does not count only what came after.
-    if redis.call('HINCRBY', exact, player, ARGV[12]) == tonumber(ARGV[12]) then
+    if redis.call('HINCRBY', exact, player, ARGV[11]) == tonumber(ARGV[11]) then
       local before = tonumber(redis.call('ZSCORE', ordered, player) or '0')
       if before ~= 0 then
         redis.call('HINCRBY', exact, player, string.format('%.0f', before))
       end
     end
-    redis.call('ZINCRBY', ordered, ARGV[12], player)
+    redis.call('ZINCRBY', ordered, ARGV[11], player)
   end
-  redis.call('SADD', p .. ':leaderboard-currencies:' .. game, ARGV[7])
+  redis.call('SADD', p .. ':leaderboard-currencies:' .. game, ARGV[6])
 end
 if totals then
-  local key = p .. ':totals:' .. ARGV[17]
-  local base = ARGV[7] .. '\31' .. provider .. '\31' .. game .. '\31'
-  local add = cjson.decode(ARGV[20])
+  local key = p .. ':totals:' .. ARGV[16]
+  local base = ARGV[6] .. '\31' .. provider .. '\31' .. game .. '\31'
+  local add = cjson.decode(ARGV[19])
   for i = 1, #add, 2 do redis.call('HINCRBY', key, base .. add[i], add[i + 1]) end
 end
 local meta = p .. ':meta'
 local gp = tonumber(redis.call('HGET', meta, 'global_position') or '0')
-if tonumber(ARGV[14]) > gp then
-  redis.call('HSET', meta, 'global_position', ARGV[14], 'recorded_at', ARGV[15])
+if tonumber(ARGV[13]) > gp then
+  redis.call('HSET', meta, 'global_position', ARGV[13], 'recorded_at', ARGV[14])
 end
 return {1, seq}
 "#;
@@ -181,8 +182,14 @@ impl Applier {
             self.target.map(|n| n.to_string()).unwrap_or_default(),
             change.wallet_id.to_string(),
             change.sequence.to_string(),
-            change.balance.available.to_string(),
-            change.balance.reserved.to_string(),
+            serde_json::to_string(
+                &change
+                    .balance
+                    .named_parts()
+                    .flat_map(|(name, amount)| [name.to_string(), amount])
+                    .collect::<Vec<_>>(),
+            )
+            .expect("a list of strings"),
             change.balance.currency.code().to_string(),
             change
                 .player_id

@@ -17,6 +17,8 @@
 //! - [`totals`]: the per day, currency, provider and game totals: what each event adds,
 //!   and the rows the API shows.
 //! - [`query`]: the reads the API, reconcile and the tests make.
+//! - [`round`]: the round view, folded on request from the round's events in the log
+//!   (kept nowhere; its totals are the events' postings).
 //! - [`connect`]: a client that reconnects on its own and never waits forever.
 //!
 //! Redis holds no money of its own: every figure here is a copy of the log, and
@@ -29,6 +31,7 @@ pub mod keys;
 pub mod model;
 pub mod project;
 pub mod query;
+pub mod round;
 pub mod totals;
 pub mod write;
 
@@ -38,6 +41,7 @@ pub use keys::{Generation, Keys, Period};
 pub use model::{ReservationView, WalletModel};
 pub use project::{project, ProjectError, Projected};
 pub use query::LeaderboardEntry;
+pub use round::RoundView;
 
 use std::time::Duration;
 

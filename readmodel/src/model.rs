@@ -18,8 +18,7 @@ use crate::ReadModelError;
 
 /// The wallet hash's fields.
 pub const FIELD_SEQUENCE: &str = "sequence";
-pub const FIELD_AVAILABLE: &str = "available";
-pub const FIELD_RESERVED: &str = "reserved";
+// The balance's parts are fields under their names (`domain::Part::name`).
 pub const FIELD_CURRENCY: &str = "currency";
 pub const FIELD_PLAYER_ID: &str = "player_id";
 /// A protected wallet's limits, exclusion and lock (JSON of `Protection`), as the last
@@ -69,8 +68,6 @@ impl WalletModel {
         }
         let corrupt = |what: &str| ReadModelError::Corrupt(format!("wallet {wallet_id}: {what}"));
         let get = |k: &str| fields.get(k).ok_or_else(|| corrupt(&format!("no {k}")));
-        let decimal =
-            |k: &str| Decimal::from_str(get(k)?).map_err(|e| corrupt(&format!("{k}: {e}")));
         let mut reservations = open
             .iter()
             .map(|json| serde_json::from_str::<ReservationView>(json))
@@ -94,12 +91,16 @@ impl WalletModel {
             protection,
             wallet_id,
             player_id,
-            balance: Balance {
-                available: decimal(FIELD_AVAILABLE)?,
-                reserved: decimal(FIELD_RESERVED)?,
-                currency: Currency::from_str(get(FIELD_CURRENCY)?)
-                    .map_err(|e| corrupt(&e.to_string()))?,
-            },
+            balance: Balance::from_parts(
+                Currency::from_str(get(FIELD_CURRENCY)?).map_err(|e| corrupt(&e.to_string()))?,
+                |k| {
+                    fields
+                        .get(k)
+                        .map(|v| Decimal::from_str(v).map_err(|e| format!("{k}: {e}")))
+                        .transpose()
+                },
+            )
+            .map_err(|e| corrupt(&e))?,
             sequence: get(FIELD_SEQUENCE)?
                 .parse()
                 .map_err(|e| corrupt(&format!("{FIELD_SEQUENCE}: {e}")))?,
@@ -109,12 +110,9 @@ impl WalletModel {
 
     /// The wallet hash's fields.
     pub fn hash_fields(&self) -> Vec<(&'static str, String)> {
-        let mut fields = vec![
-            (FIELD_SEQUENCE, self.sequence.to_string()),
-            (FIELD_AVAILABLE, self.balance.available.to_string()),
-            (FIELD_RESERVED, self.balance.reserved.to_string()),
-            (FIELD_CURRENCY, self.balance.currency.code().to_string()),
-        ];
+        let mut fields = vec![(FIELD_SEQUENCE, self.sequence.to_string())];
+        fields.extend(self.balance.named_parts());
+        fields.push((FIELD_CURRENCY, self.balance.currency.code().to_string()));
         if let Some(player) = &self.player_id {
             fields.push((FIELD_PLAYER_ID, player.to_string()));
         }

@@ -20,6 +20,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use domain::wallet::Flow;
 use domain::{BetlessKind, Currency, GameId, RoundId, WalletEvent};
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -166,48 +167,21 @@ pub fn contributions(
             .ok_or_else(|| format!("{} overflows", measure.as_str()))?;
         Ok(())
     };
-    let lost_stakes =
-        |lost: &[domain::wallet::round::LostBet]| -> Decimal { lost.iter().map(|l| l.stake).sum() };
+    // What it moves, as the domain describes it (`WalletEvent::postings`): each stake
+    // posting is one bet settled (won, lost, lost with its round, or a bet-win).
     let mut bets: i64 = 0;
-    match event {
-        WalletEvent::ReservationSettled { stake, payout, .. } => {
-            bets = 1;
-            money(Measure::Stakes, *stake)?;
-            money(Measure::Payouts, *payout)?;
-        }
-        WalletEvent::WinCredited {
-            settled_stake,
-            amount,
-            kind,
-            lost,
-            ..
-        } => {
-            bets = i64::from(settled_stake.is_some()) + lost.len() as i64;
-            let stakes = settled_stake.unwrap_or_default() + lost_stakes(lost);
-            if bets > 0 {
-                money(Measure::Stakes, stakes)?;
+    for posting in event.postings() {
+        match posting.flow {
+            Flow::Stake => {
+                bets += 1;
+                money(Measure::Stakes, -posting.amount)?;
             }
-            match kind {
-                Some(kind) => money(Measure::of_kind(*kind), *amount)?,
-                None => money(Measure::Payouts, *amount)?,
-            }
+            Flow::Payout(None) => money(Measure::Payouts, posting.amount)?,
+            Flow::Payout(Some(kind)) => money(Measure::of_kind(kind), posting.amount)?,
+            Flow::Adjustment => money(Measure::Adjustments, posting.amount)?,
+            // Money in and out of the wallet, and stakes held and returned, are no game's.
+            Flow::Deposit | Flow::Withdrawal | Flow::Reserve | Flow::Refund | Flow::Expiry => {}
         }
-        WalletEvent::BetSettled {
-            stake,
-            payout,
-            lost,
-            ..
-        } => {
-            bets = 1 + lost.len() as i64;
-            money(Measure::Stakes, *stake + lost_stakes(lost))?;
-            money(Measure::Payouts, *payout)?;
-        }
-        WalletEvent::RoundClosed { lost, .. } if !lost.is_empty() => {
-            bets = lost.len() as i64;
-            money(Measure::Stakes, lost_stakes(lost))?;
-        }
-        WalletEvent::FundsAdjusted { amount, .. } => money(Measure::Adjustments, *amount)?,
-        _ => {}
     }
     if bets > 0 {
         add.insert(Measure::Bets, bets);

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use chrono::{DateTime, Utc};
-use domain::{Balance, WalletId};
+use domain::{Balance, Part, WalletId};
 use eventstore::log::{self, LoggedEvent};
 use readmodel::ReservationView;
 use rust_decimal::Decimal;
@@ -29,13 +29,25 @@ pub struct AuditRow {
     pub amount: Option<Decimal>,
     /// A settle's payout.
     pub payout: Option<Decimal>,
-    pub available: Decimal,
-    pub reserved: Decimal,
+    /// The balance after it, written as its parts (`available`, `reserved`, ...).
+    #[serde(flatten)]
+    pub balance: Parts,
     /// The API client that made a change of the player's protections.
     pub by: Option<String>,
     /// What a protection change set: the limit and when it applies, the exclusion's end,
     /// the lock's reason.
     pub detail: Option<String>,
+}
+
+/// A balance written as its parts alone, by name (the row says its currency once, in
+/// [`Audit::balance`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parts(pub Balance);
+
+impl Serialize for Parts {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.named_parts())
+    }
 }
 
 /// A wallet's history up to a moment.
@@ -128,8 +140,7 @@ fn row(event: &LoggedEvent, fold: &WalletFold) -> AuditRow {
         round_id: None,
         amount: None,
         payout: None,
-        available: balance.available,
-        reserved: balance.reserved,
+        balance: Parts(balance),
         by: None,
         detail: None,
     };
@@ -205,42 +216,50 @@ pub enum AuditFormat {
     Csv,
 }
 
-const COLUMNS: [&str; 13] = [
-    "sequence",
-    "recorded_at",
-    "event",
-    "reservation_id",
-    "transaction_id",
-    "amount",
-    "payout",
-    "available",
-    "reserved",
-    "global_position",
-    // Added with rounds, last, so a reader of the earlier columns by place still reads them.
-    "round_id",
-    // Added with player protection, after it for the same reason.
-    "by",
-    "detail",
-];
+/// The columns: the balance's parts where `available` and `reserved` always were, and a
+/// part added later (`Part::always_recorded`) last, so a reader of the earlier columns
+/// by place still reads them.
+fn columns() -> Vec<&'static str> {
+    let (original, later): (Vec<Part>, Vec<Part>) =
+        Part::ALL.into_iter().partition(|p| p.always_recorded());
+    let mut columns = vec![
+        "sequence",
+        "recorded_at",
+        "event",
+        "reservation_id",
+        "transaction_id",
+        "amount",
+        "payout",
+    ];
+    columns.extend(original.into_iter().map(Part::name));
+    // Added with rounds, then with player protection, each last for the same reason.
+    columns.extend(["global_position", "round_id", "by", "detail"]);
+    columns.extend(later.into_iter().map(Part::name));
+    columns
+}
 
-fn cells(row: &AuditRow) -> [String; 13] {
+fn cells(row: &AuditRow) -> Vec<String> {
     let opt = |d: &Option<Decimal>| d.map(|d| d.to_string()).unwrap_or_default();
-    [
-        row.sequence.to_string(),
-        row.recorded_at
-            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        row.event.clone(),
-        row.reservation_id.clone().unwrap_or_default(),
-        row.transaction_id.clone().unwrap_or_default(),
-        opt(&row.amount),
-        opt(&row.payout),
-        row.available.to_string(),
-        row.reserved.to_string(),
-        row.global_position.to_string(),
-        row.round_id.clone().unwrap_or_default(),
-        row.by.clone().unwrap_or_default(),
-        row.detail.clone().unwrap_or_default(),
-    ]
+    let parts: std::collections::HashMap<&str, String> = row.balance.0.named_parts().collect();
+    columns()
+        .into_iter()
+        .map(|column| match column {
+            "sequence" => row.sequence.to_string(),
+            "recorded_at" => row
+                .recorded_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            "event" => row.event.clone(),
+            "reservation_id" => row.reservation_id.clone().unwrap_or_default(),
+            "transaction_id" => row.transaction_id.clone().unwrap_or_default(),
+            "amount" => opt(&row.amount),
+            "payout" => opt(&row.payout),
+            "global_position" => row.global_position.to_string(),
+            "round_id" => row.round_id.clone().unwrap_or_default(),
+            "by" => row.by.clone().unwrap_or_default(),
+            "detail" => row.detail.clone().unwrap_or_default(),
+            part => parts[part].clone(),
+        })
+        .collect()
 }
 
 /// Writes `audit` to `out` in `format`.
@@ -252,15 +271,16 @@ pub fn render(audit: &Audit, format: AuditFormat, out: &mut dyn Write) -> std::i
         }
         AuditFormat::Csv => {
             let mut writer = csv::Writer::from_writer(out);
-            writer.write_record(COLUMNS)?;
+            writer.write_record(columns())?;
             for row in &audit.events {
                 writer.write_record(cells(row))?;
             }
             writer.flush()
         }
         AuditFormat::Table => {
-            let rows: Vec<[String; 13]> = audit.events.iter().map(cells).collect();
-            let mut widths = COLUMNS.map(str::len);
+            let rows: Vec<Vec<String>> = audit.events.iter().map(cells).collect();
+            let header: Vec<String> = columns().into_iter().map(str::to_string).collect();
+            let mut widths: Vec<usize> = header.iter().map(String::len).collect();
             for row in &rows {
                 for (w, cell) in widths.iter_mut().zip(row) {
                     *w = (*w).max(cell.len());
@@ -269,14 +289,14 @@ pub fn render(audit: &Audit, format: AuditFormat, out: &mut dyn Write) -> std::i
             let line = |cells: &[String]| {
                 cells
                     .iter()
-                    .zip(widths)
-                    .map(|(c, w)| format!("{c:<w$}"))
+                    .zip(&widths)
+                    .map(|(c, &w)| format!("{c:<w$}"))
                     .collect::<Vec<_>>()
                     .join("  ")
                     .trim_end()
                     .to_string()
             };
-            writeln!(out, "{}", line(&COLUMNS.map(str::to_string)))?;
+            writeln!(out, "{}", line(&header))?;
             for row in &rows {
                 writeln!(out, "{}", line(row))?;
             }
@@ -288,14 +308,14 @@ pub fn render(audit: &Audit, format: AuditFormat, out: &mut dyn Write) -> std::i
             match &audit.balance {
                 Some(b) => writeln!(
                     out,
-                    "wallet {} (player {}) as of {as_of}: sequence {}, available {} {}, reserved {} {}, {} open reservation(s)",
+                    "wallet {} (player {}) as of {as_of}: sequence {}, {}, {} open reservation(s)",
                     audit.wallet_id,
                     audit.player_id.as_deref().unwrap_or("?"),
                     audit.sequence,
-                    b.available,
-                    b.currency.code(),
-                    b.reserved,
-                    b.currency.code(),
+                    b.named_parts()
+                        .map(|(name, amount)| format!("{name} {amount} {}", b.currency.code()))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     audit.open_reservations.len()
                 )?,
                 None => writeln!(out, "wallet {} was not open as of {as_of}", audit.wallet_id)?,

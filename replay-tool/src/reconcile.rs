@@ -71,8 +71,8 @@ impl Default for ReconcileConfig {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Difference {
     pub wallet_id: String,
-    /// `wallet` (the read model is missing or extra), `sequence`, `available`,
-    /// `reserved`, `currency`, `player_id`, `open_reservations`, `protection`, `snapshot`,
+    /// `wallet` (the read model is missing or extra), `sequence`, each part of the
+    /// balance by name (`available`, `reserved`, ...), `currency`, `player_id`, `open_reservations`, `protection`, `snapshot`,
     /// `log_invariant` (the log itself is wrong: run `verify`), or `totals` (one row of
     /// the totals read model; `wallet_id` is then empty).
     pub field: String,
@@ -635,19 +635,14 @@ fn compare(fold: &WalletFold, model: Option<&WalletModel>) -> Vec<Difference> {
             json!(model.sequence),
         ));
     }
-    if model.balance.available != balance.available {
-        out.push(diff(
-            "available",
-            json!(balance.available.to_string()),
-            json!(model.balance.available.to_string()),
-        ));
-    }
-    if model.balance.reserved != balance.reserved {
-        out.push(diff(
-            "reserved",
-            json!(balance.reserved.to_string()),
-            json!(model.balance.reserved.to_string()),
-        ));
+    for part in domain::Part::ALL {
+        if model.balance.get(part) != balance.get(part) {
+            out.push(diff(
+                part.name(),
+                json!(balance.get(part).to_string()),
+                json!(model.balance.get(part).to_string()),
+            ));
+        }
     }
     if model.balance.currency != balance.currency {
         out.push(diff(

@@ -5,11 +5,10 @@
 use axum::extract::{Path, State};
 use axum::Json;
 use domain::{
-    AdjustmentReason, BetlessKind, CampaignId, GameId, RoundId, WalletCommand, WalletEvent,
-    WinTarget,
+    AdjustmentReason, BetlessKind, CampaignId, GameId, RoundId, WalletCommand, WinTarget,
 };
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::{needs, Authorized};
@@ -21,6 +20,7 @@ use crate::input::{
 use crate::json::JsonBody;
 use crate::runner::execute;
 use crate::state::AppState;
+use readmodel::RoundView;
 
 /// Events of one round that the view reads, at most: far past any real round.
 const ROUND_EVENTS_MAX: u32 = 1_000;
@@ -245,227 +245,6 @@ async fn adjust(
         .map(command_response)
 }
 
-// ---- the round view ------------------------------------------------------------------
-
-#[derive(Serialize, Default, utoipa::ToSchema)]
-struct RoundView {
-    wallet_id: String,
-    round_id: String,
-    status: &'static str,
-    game_id: Option<String>,
-    currency: String,
-    bets: Vec<BetView>,
-    wins: Vec<WinView>,
-    adjustments: Vec<AdjustmentView>,
-    totals: RoundTotals,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-struct BetView {
-    transaction_id: String,
-    amount: String,
-    /// open, settled, lost, refunded, expired.
-    state: &'static str,
-    sequence: u64,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-struct WinView {
-    transaction_id: String,
-    amount: String,
-    bet_transaction_id: Option<String>,
-    kind: Option<&'static str>,
-    campaign_id: Option<String>,
-    sequence: u64,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-struct AdjustmentView {
-    transaction_id: String,
-    amount: String,
-    reason: String,
-    sequence: u64,
-}
-
-#[derive(Serialize, Default, utoipa::ToSchema)]
-struct RoundTotals {
-    /// Stakes taken (settled or lost).
-    #[schema(value_type = String)]
-    stakes: Decimal,
-    /// Wins of bets, the round's bet-wins included.
-    #[schema(value_type = String)]
-    wins: Decimal,
-    /// Wins without a bet.
-    #[schema(value_type = String)]
-    betless_wins: Decimal,
-    #[schema(value_type = String)]
-    adjustments: Decimal,
-    /// What the round moved in all: wins + bet-less wins + adjustments - stakes.
-    #[schema(value_type = String)]
-    net: Decimal,
-}
-
-impl RoundView {
-    fn bet(&mut self, id: &domain::ReservationId) -> Option<&mut BetView> {
-        self.bets
-            .iter_mut()
-            .find(|b| b.transaction_id == id.as_str())
-    }
-
-    fn lose(&mut self, lost: &[domain::LostBet]) {
-        for l in lost {
-            self.totals.stakes += l.stake;
-            if let Some(bet) = self.bet(&l.reservation_id) {
-                bet.state = "lost";
-            }
-        }
-    }
-
-    fn win(&mut self, transaction_id: String, amount: Decimal, bet: Option<String>, sequence: u64) {
-        self.totals.wins += amount;
-        self.wins.push(WinView {
-            transaction_id,
-            amount: amount.to_string(),
-            bet_transaction_id: bet,
-            kind: None,
-            campaign_id: None,
-            sequence,
-        });
-    }
-
-    /// Folds one event of the round into the view.
-    fn fold(&mut self, event: WalletEvent, sequence: u64) {
-        if self.game_id.is_none() {
-            self.game_id = event.game_id().map(|g| g.to_string());
-        }
-        if event.closes_round() {
-            self.status = "closed";
-        }
-        match event {
-            WalletEvent::FundsReserved {
-                reservation_id,
-                amount,
-                ..
-            } => self.bets.push(BetView {
-                transaction_id: reservation_id.into(),
-                amount: amount.to_string(),
-                state: "open",
-                sequence,
-            }),
-            WalletEvent::ReservationSettled {
-                reservation_id,
-                transaction_id,
-                stake,
-                payout,
-                ..
-            } => {
-                self.totals.stakes += stake;
-                if let Some(bet) = self.bet(&reservation_id) {
-                    bet.state = "settled";
-                }
-                self.win(
-                    transaction_id.into(),
-                    payout,
-                    Some(reservation_id.into()),
-                    sequence,
-                );
-            }
-            WalletEvent::ReservationRefunded { reservation_id, .. } => {
-                if let Some(bet) = self.bet(&reservation_id) {
-                    bet.state = "refunded";
-                }
-            }
-            WalletEvent::ReservationExpired { reservation_id, .. } => {
-                if let Some(bet) = self.bet(&reservation_id) {
-                    bet.state = "expired";
-                }
-            }
-            WalletEvent::WinCredited {
-                transaction_id,
-                reservation_id,
-                settled_stake,
-                amount,
-                kind,
-                campaign_id,
-                lost,
-                ..
-            } => {
-                if let (Some(id), Some(stake)) = (&reservation_id, settled_stake) {
-                    self.totals.stakes += stake;
-                    if let Some(bet) = self.bet(id) {
-                        bet.state = "settled";
-                    }
-                }
-                match kind {
-                    Some(kind) => {
-                        self.totals.betless_wins += amount;
-                        self.wins.push(WinView {
-                            transaction_id: transaction_id.into(),
-                            amount: amount.to_string(),
-                            bet_transaction_id: None,
-                            kind: Some(kind.as_str()),
-                            campaign_id: campaign_id.map(String::from),
-                            sequence,
-                        });
-                    }
-                    None => self.win(
-                        transaction_id.into(),
-                        amount,
-                        reservation_id.map(String::from),
-                        sequence,
-                    ),
-                }
-                self.lose(&lost);
-            }
-            WalletEvent::RoundClosed { lost, .. } => self.lose(&lost),
-            WalletEvent::BetSettled {
-                reservation_id,
-                stake,
-                payout,
-                lost,
-                ..
-            } => {
-                self.totals.stakes += stake;
-                self.bets.push(BetView {
-                    transaction_id: reservation_id.to_string(),
-                    amount: stake.to_string(),
-                    state: "settled",
-                    sequence,
-                });
-                self.win(
-                    reservation_id.clone().into(),
-                    payout,
-                    Some(reservation_id.into()),
-                    sequence,
-                );
-                self.lose(&lost);
-            }
-            WalletEvent::FundsAdjusted {
-                transaction_id,
-                amount,
-                reason,
-                ..
-            } => {
-                self.totals.adjustments += amount;
-                self.adjustments.push(AdjustmentView {
-                    transaction_id: transaction_id.into(),
-                    amount: amount.to_string(),
-                    reason: reason.into(),
-                    sequence,
-                });
-            }
-            WalletEvent::WalletOpened { .. }
-            | WalletEvent::FundsDeposited { .. }
-            | WalletEvent::FundsWithdrawn { .. }
-            | WalletEvent::ReservationVoided { .. }
-            | WalletEvent::LimitChanged { .. }
-            | WalletEvent::SelfExcluded { .. }
-            | WalletEvent::AccountLocked { .. }
-            | WalletEvent::AccountUnlocked { .. } => {}
-        }
-    }
-}
-
 #[utoipa::path(
     get,
     path = "/v1/wallets/{id}/rounds/{round_id}",
@@ -495,20 +274,12 @@ async fn round(
             "wallet {wallet_id} has no round {round_id}"
         )));
     }
-    let mut view = RoundView {
-        wallet_id: wallet_id.to_string(),
-        round_id: round_id.to_string(),
-        status: "open",
-        currency: wallet.balance.currency.code().to_string(),
-        ..RoundView::default()
-    };
+    let mut view = RoundView::new(wallet_id, &round_id, wallet.balance.currency);
     for logged in events {
         let event = logged
             .decode()
             .map_err(|e| ApiError::from(eventstore::StoreError::Corrupt(Box::new(e))))?;
         view.fold(event, logged.sequence);
     }
-    let t = &mut view.totals;
-    t.net = t.wins + t.betless_wins + t.adjustments - t.stakes;
     Ok(Json(view))
 }

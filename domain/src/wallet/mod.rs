@@ -16,6 +16,7 @@
 mod command;
 mod error;
 mod event;
+mod posting;
 pub mod protection;
 pub mod round;
 
@@ -33,6 +34,7 @@ pub use command::{
 };
 pub use error::{ReservationState, WalletError};
 pub use event::{WalletEvent, EVENT_VERSION};
+pub use posting::{Flow, Posting};
 pub use round::{BetlessKind, LostBet, Round, IDLE_ROUNDS_KEPT};
 
 use crate::ids::{GameId, PlayerId, ReservationId, RoundId, WalletId};
@@ -607,18 +609,20 @@ impl Opened {
         }
     }
 
-    fn close(&mut self, id: &ReservationId, state: ReservationState) -> Decimal {
+    /// Marks an open reservation `state`; `logged` is the stake the event says it held
+    /// (the event's postings move the money).
+    fn close(&mut self, id: &ReservationId, state: ReservationState, logged: Decimal) {
         let reservation = self
             .reservations
             .get_mut(id)
             .expect("an event closes only a reservation that decide found open");
+        debug_assert_eq!(reservation.amount, logged, "{id}: the event's stake");
         reservation.state = state;
         // A bet placed before rounds were counted (a snapshot older than them) may find
         // its round uncounted: compaction then forgets that round sooner, which is safe.
         if let Some(round) = self.rounds.get_mut(&reservation.round_id) {
             round.open_bets = round.open_bets.saturating_sub(1);
         }
-        reservation.amount
     }
 }
 
@@ -665,6 +669,9 @@ impl Aggregate for Wallet {
             .as_mut()
             .expect("every later event follows WalletOpened in the log");
         o.apply_protection(&event);
+        for posting in event.postings() {
+            o.balance.post(posting.part, posting.amount);
+        }
         if !o.apply_round(&event) {
             o.apply_plain(event);
         }
@@ -678,8 +685,8 @@ impl Opened {
         let o = self;
         match event {
             WalletEvent::WalletOpened { .. } => unreachable!("handled above"),
-            WalletEvent::FundsDeposited { amount, .. } => o.balance.available += amount,
-            WalletEvent::FundsWithdrawn { amount, .. } => o.balance.available -= amount,
+            // Money moves by the event's postings (see `apply`).
+            WalletEvent::FundsDeposited { .. } | WalletEvent::FundsWithdrawn { .. } => {}
             reserved @ WalletEvent::FundsReserved { .. } => {
                 let (id, reservation) = reserved
                     .into_opened_reservation()
@@ -687,29 +694,23 @@ impl Opened {
                 o.use_round(&reservation.round_id, Some(&reservation.game_id))
                     .open_bets += 1;
                 o.serve(&id);
-                o.balance.available -= reservation.amount;
-                o.balance.reserved += reservation.amount;
                 o.reservations.insert(id, reservation);
             }
             WalletEvent::ReservationSettled {
                 reservation_id,
-                payout,
+                stake,
                 ..
-            } => {
-                let stake = o.close(&reservation_id, ReservationState::Settled);
-                o.balance.reserved -= stake;
-                o.balance.available += payout;
-            }
-            WalletEvent::ReservationRefunded { reservation_id, .. } => {
-                let stake = o.close(&reservation_id, ReservationState::Refunded);
-                o.balance.reserved -= stake;
-                o.balance.available += stake;
-            }
-            WalletEvent::ReservationExpired { reservation_id, .. } => {
-                let stake = o.close(&reservation_id, ReservationState::Expired);
-                o.balance.reserved -= stake;
-                o.balance.available += stake;
-            }
+            } => o.close(&reservation_id, ReservationState::Settled, stake),
+            WalletEvent::ReservationRefunded {
+                reservation_id,
+                amount,
+                ..
+            } => o.close(&reservation_id, ReservationState::Refunded, amount),
+            WalletEvent::ReservationExpired {
+                reservation_id,
+                amount,
+                ..
+            } => o.close(&reservation_id, ReservationState::Expired, amount),
             WalletEvent::ReservationVoided { reservation_id, .. } => {
                 o.voided.insert(reservation_id);
             }

@@ -455,8 +455,7 @@ impl Opened {
     /// Loses `lost` and, if `closed`, closes `round_id`.
     fn close_bets(&mut self, round_id: &RoundId, closed: bool, lost: &[LostBet]) {
         for bet in lost {
-            let stake = self.close(&bet.reservation_id, ReservationState::Settled);
-            self.balance.reserved -= stake;
+            self.close(&bet.reservation_id, ReservationState::Settled, bet.stake);
         }
         if closed {
             self.use_round(round_id, None).closed = true;
@@ -471,17 +470,14 @@ impl Opened {
                 game_id,
                 reservation_id,
                 settled_stake,
-                amount,
                 round_closed,
                 lost,
                 ..
             } => {
                 self.use_round(round_id, game_id.as_ref());
-                if let (Some(id), Some(_)) = (reservation_id, settled_stake) {
-                    let stake = self.close(id, ReservationState::Settled);
-                    self.balance.reserved -= stake;
+                if let (Some(id), Some(stake)) = (reservation_id, settled_stake) {
+                    self.close(id, ReservationState::Settled, *stake);
                 }
-                self.balance.available += *amount;
                 self.close_bets(round_id, *round_closed, lost);
             }
             WalletEvent::RoundClosed { round_id, lost, .. } => {
@@ -492,20 +488,18 @@ impl Opened {
                 reservation_id,
                 game_id,
                 round_id,
-                stake,
-                payout,
                 round_closed,
                 lost,
                 ..
             } => {
                 self.use_round(round_id, Some(game_id));
                 self.serve(reservation_id);
-                self.balance.available = self.balance.available - *stake + *payout;
                 let (id, bet) = event.placed_bet().expect("a BetSettled places a bet");
                 self.reservations.insert(id, bet);
                 self.close_bets(round_id, *round_closed, lost);
             }
-            WalletEvent::FundsAdjusted { amount, .. } => self.balance.available += *amount,
+            // Its money moves by its postings alone.
+            WalletEvent::FundsAdjusted { .. } => {}
             _ => return false,
         }
         true
