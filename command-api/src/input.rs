@@ -1,7 +1,10 @@
 //! Parsing what callers send, for every face: ids, currencies and amounts, each refused
 //! with the contract's error before any command runs, so bad input changes nothing.
 
-use domain::{Currency, IdError, ReservationId, RoundId, TransactionId, WalletId};
+use domain::{
+    BetlessKind, CampaignId, Currency, IdError, ReservationId, RoundId, TransactionId, WalletId,
+    WinTarget,
+};
 use rust_decimal::Decimal;
 
 use crate::error::ApiError;
@@ -77,4 +80,43 @@ pub fn amount(field: &str, value: &serde_json::Value) -> Result<Decimal, ApiErro
             "{field} must be a decimal string like \"12.50\""
         ))),
     }
+}
+
+/// What a win pays against, from its optional bet id, kind and campaign: shared by the
+/// native and the provider face, which differ only in how ids are scoped.
+pub fn win_target(
+    bet: Option<domain::ReservationId>,
+    kind: Option<&str>,
+    campaign_id: Option<String>,
+) -> Result<WinTarget, ApiError> {
+    let campaign_id = campaign_id.map(|c| valid(CampaignId::new, c)).transpose()?;
+    match (bet, kind) {
+        (Some(_), Some(_)) => Err(ApiError::InvalidRequest(
+            "a win with a kind has no bet: leave out bet_transaction_id or kind".into(),
+        )),
+        (None, Some(kind)) => {
+            let kind = BetlessKind::parse(kind).ok_or_else(|| {
+                ApiError::InvalidRequest(
+                    "kind must be \"free_spin\", \"promo\" or \"jackpot\"".into(),
+                )
+            })?;
+            Ok(WinTarget::Betless { kind, campaign_id })
+        }
+        _ if campaign_id.is_some() => Err(ApiError::InvalidRequest(
+            "campaign_id goes with a win of a kind (free_spin, promo, jackpot)".into(),
+        )),
+        (Some(bet), None) => Ok(WinTarget::Bet(bet)),
+        (None, None) => Ok(WinTarget::Round),
+    }
+}
+
+/// An adjustment's signed amount: a decimal string, not zero.
+pub fn signed_amount(value: &serde_json::Value) -> Result<Decimal, ApiError> {
+    let amount = amount("amount", value)?;
+    if amount.is_zero() {
+        return Err(ApiError::InvalidAmount(
+            "amount: an adjustment credits (positive) or debits (negative), never zero".into(),
+        ));
+    }
+    Ok(amount)
 }

@@ -10,6 +10,8 @@
 //! - [`routes`]: one module per face or group of endpoints (native wallets, native
 //!   rounds and the round view, player protection, read models, sessions, the provider
 //!   face, the Hub88-style face, health).
+//! - [`seamless`]: the calls providers make (bet, bet-win, win, rollback, adjustment)
+//!   as domain commands, with their id scope and rules, for the provider and Hub88 faces.
 //! - [`serve`]: the server loop over hyper's connections, with a bound on how long a
 //!   request's head may take.
 //! - [`expiry`]: the background sweep that expires reservations past their timeout.
@@ -60,6 +62,7 @@ pub mod principal;
 pub mod providers;
 pub mod routes;
 pub mod runner;
+pub mod seamless;
 pub mod serve;
 pub mod sessions;
 pub mod state;

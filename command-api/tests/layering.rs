@@ -144,6 +144,40 @@ fn no_module_uses_one_above_it_in_the_layout_list() {
 }
 
 #[test]
+fn no_face_uses_another_face() {
+    // Each file under `routes/` is one face or group of endpoints; what two of them share
+    // lives below them (`seamless`, `input`, `body`, ...), so a face can change without
+    // touching another (issue 29: Hub88 reached into the provider's file, which reached
+    // into the rounds'). `routes.rs` itself only gathers them.
+    let mut crossing = Vec::new();
+    for file in files_of("routes") {
+        if file == src().join("routes.rs") || file == src().join("routes").join("mod.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).expect("reading a route's file");
+        for (n, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with("#[cfg(test)]") {
+                break;
+            }
+            let code = line.split("//").next().unwrap_or_default();
+            if code.contains("super::") || code.contains("crate::routes::") {
+                crossing.push(format!(
+                    "{}:{}: {}",
+                    file.strip_prefix(src()).unwrap_or(&file).display(),
+                    n + 1,
+                    line.trim()
+                ));
+            }
+        }
+    }
+    assert!(
+        crossing.is_empty(),
+        "a face uses another face's file; move what they share below routes:\n{}",
+        crossing.join("\n")
+    );
+}
+
+#[test]
 fn the_reading_of_paths_sees_groups_and_skips_comments_and_tests() {
     let text = "use crate::{auth::Scope, error::ApiError};\n\
                 // crate::app is in a comment\n\

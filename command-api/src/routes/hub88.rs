@@ -40,8 +40,8 @@ use crate::error::ApiError;
 use crate::hub88::{self, count, respond, AmountProblem, Hub88Operator};
 use crate::input::valid;
 use crate::json::RawBody;
-use crate::routes::provider::{bet_command, closing_id, run_rollback, scoped, scoped_round};
 use crate::runner::execute;
+use crate::seamless::{self, Scope, Win};
 use crate::state::AppState;
 
 /// The header carrying the body's signature (base64).
@@ -373,19 +373,17 @@ async fn bet(
         Err(e) => return early(&operator, e),
     };
     let scope = hub88::scope(&op.id);
+    let scope = Scope(&scope);
     let named = wallet_of(&r.user, &r.currency);
     let wallet_id = named.as_ref().ok().map(|(w, _)| *w);
     let outcome = async {
         let (wallet_id, currency) = named?;
         let game = valid(GameId::new, r.game_code.clone()).map_err(Refusal::from)?;
         let amount = money(r.amount, currency)?;
-        let reservation_id: domain::ReservationId =
-            scoped(&scope, "transaction_uuid", &r.transaction_uuid)
-                .map_err(Refusal::from)?
-                .into();
-        let round_id = scoped_round(&scope, &r.round).map_err(Refusal::from)?;
+        let reservation_id = scope.bet("transaction_uuid", &r.transaction_uuid)?;
+        let round_id = scope.round(&r.round)?;
         let command = || {
-            bet_command(
+            seamless::bet(
                 reservation_id.clone(),
                 amount,
                 (currency, game.clone()),
@@ -488,50 +486,44 @@ async fn win(
         Err(e) => return early(&operator, e),
     };
     let scope = hub88::scope(&op.id);
+    let scope = Scope(&scope);
     let named = wallet_of(&r.user, &r.currency);
     let wallet_id = named.as_ref().ok().map(|(w, _)| *w);
     let outcome = async {
         let (wallet_id, currency) = named?;
         let amount = money(r.amount, currency)?;
-        // A free spin's bet took nothing and was not recorded: its win, which names that bet,
-        // is a bet-less free-spin win. A promo win has no bet. The rest is the provider
-        // face's mapping (`rounds::win_target`).
-        let reference = r.reference_transaction_uuid.as_ref().filter(|_| !r.is_free);
+        // A free spin's bet took nothing and was not recorded: its win, which names that
+        // bet, is a bet-less free-spin win. A promo win has no bet.
+        let reference = r
+            .reference_transaction_uuid
+            .as_deref()
+            .filter(|_| !r.is_free);
         let kind = match (r.is_free, r.is_supplier_promo, reference) {
             (true, _, _) => Some("free_spin"),
             (false, true, None) => Some("promo"),
             _ => None,
         };
-        let bet = reference
-            .map(|bet| scoped(&scope, "reference_transaction_uuid", bet))
-            .transpose()?
-            .map(domain::ReservationId::from);
-        let campaign_id = kind.and(r.reward_uuid.clone());
-        let target = crate::routes::rounds::win_target(bet, kind, campaign_id)?;
-        let transaction_id = match reference {
-            Some(bet) => closing_id(&scope, "win", &r.transaction_uuid, bet)?,
-            None => scoped(&scope, "transaction_uuid", &r.transaction_uuid)?,
-        };
-        held_here(&state, wallet_id, &transaction_id).await?;
-        let command = WalletCommand::Win {
-            transaction_id,
-            round_id: scoped_round(&scope, &r.round)?,
-            target,
-            amount,
-            game_id: r
-                .game_code
-                .clone()
-                .map(|g| valid(GameId::new, g))
-                .transpose()?,
-            round_closed: r.round_closed,
-            currency: Some(currency),
-            now: state.clock.now(),
-        };
-        if kind.is_some() {
-            crate::runner::within_cap(&state, &scope, wallet_id, &command, (currency, amount))
-                .await?;
-        }
-        let receipt = execute(&state, wallet_id, command).await?;
+        let command = scope.win(
+            Win {
+                transaction_id: &r.transaction_uuid,
+                bet: reference.map(|bet| ("reference_transaction_uuid", bet)),
+                kind,
+                campaign_id: kind.and(r.reward_uuid.clone()),
+                round_id: &r.round,
+                game_id: r.game_code.clone(),
+                amount,
+                currency,
+                round_closed: r.round_closed,
+            },
+            state.clock.now(),
+        )?;
+        held_here(
+            &state,
+            wallet_id,
+            &command.transaction_id().expect("a win has one"),
+        )
+        .await?;
+        let receipt = seamless::run_credit(&state, scope, wallet_id, command).await?;
         Ok::<_, Refusal>(receipt.balance)
     }
     .await;
@@ -570,22 +562,12 @@ async fn rollback(
     // A rollback names no currency, and its token may have expired: see `rollback_wallet`.
     let outcome = async {
         let wallet_id = rollback_wallet(&state, &op, &scope, &r).await?;
-        let command = WalletCommand::Rollback {
-            reservation_id: scoped(
-                &scope,
-                "reference_transaction_uuid",
-                &r.reference_transaction_uuid,
-            )?
-            .into(),
-            transaction_id: closing_id(
-                &scope,
-                "rollback",
-                &r.transaction_uuid,
-                &r.reference_transaction_uuid,
-            )?,
-            round_id: scoped_round(&scope, &r.round)?,
-        };
-        let receipt = run_rollback(&state, wallet_id, command).await?;
+        let command = Scope(&scope).rollback(
+            &r.transaction_uuid,
+            ("reference_transaction_uuid", &r.reference_transaction_uuid),
+            &r.round,
+        )?;
+        let receipt = seamless::run_rollback(&state, wallet_id, command).await?;
         Ok::<_, Refusal>((wallet_id, receipt.balance))
     }
     .await;
@@ -630,17 +612,13 @@ async fn rollback_wallet(
             Err(Refusal::new("RS_ERROR_DUPLICATE_TRANSACTION"))
         }
     };
-    let own = closing_id(
-        scope,
+    let scope = Scope(scope);
+    let own = scope.closing(
         "rollback",
         &r.transaction_uuid,
         &r.reference_transaction_uuid,
     )?;
-    let bet = scoped(
-        scope,
-        "reference_transaction_uuid",
-        &r.reference_transaction_uuid,
-    )?;
+    let bet = scope.transaction("reference_transaction_uuid", &r.reference_transaction_uuid)?;
     for id in [&own, &bet] {
         let holders = eventstore::idempotency::holders(&state.pool, id)
             .await

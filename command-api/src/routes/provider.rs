@@ -16,12 +16,7 @@
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::Json;
-use chrono::Utc;
-use domain::wallet::RESERVATION_TIMEOUT_S_DEFAULT;
-use domain::{
-    GameId, PlayerId, ReservationId, ReservationState, RoundId, TransactionId, WalletCommand,
-    WalletError, WalletId,
-};
+use domain::{GameId, PlayerId, ReservationId, WalletCommand, WalletId};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
@@ -33,6 +28,7 @@ use crate::input::{amount, currency, valid};
 use crate::json::RawBody;
 use crate::providers::{Provider, SIGNATURE_HEADER};
 use crate::runner::execute;
+use crate::seamless::{self, Scope, Win};
 use crate::sessions::Session;
 use crate::state::AppState;
 
@@ -191,40 +187,6 @@ fn verified<T: DeserializeOwned + Timestamped>(
     Ok((provider.clone(), request))
 }
 
-/// `{pid}:{id}`: a provider's id in the wallet's space. The caller's id keeps its whole
-/// length (128); native ids never contain `:`, so they never meet a provider's.
-pub(crate) fn scoped(pid: &str, field: &str, id: &str) -> Result<TransactionId, ApiError> {
-    scoped_in(pid, field, id)
-}
-
-/// `{pid}:{round_id}`: a provider's round in the wallet's space, so two providers' rounds
-/// of one player never meet.
-pub(crate) fn scoped_round(pid: &str, round_id: &str) -> Result<RoundId, ApiError> {
-    RoundId::scoped(pid, round_id).map_err(|e| ApiError::InvalidRequest(format!("round_id: {e}")))
-}
-
-fn scoped_in(scope: &str, field: &str, id: &str) -> Result<TransactionId, ApiError> {
-    TransactionId::scoped(scope, id).map_err(|e| ApiError::InvalidRequest(format!("{field}: {e}")))
-}
-
-/// The transaction id a win or rollback is recorded under. A provider that reuses the
-/// bet's id as the win's or rollback's (some do) gets that movement recorded in a scope of
-/// its own, `{pid}/win:{id}` or `{pid}/rollback:{id}`: no caller can name an id there (a
-/// provider id has no `/`, a native id no `:`), a retry finds the same id, and the stake is
-/// closed as asked instead of the call being refused as a conflict (docs/0010).
-pub(crate) fn closing_id(
-    pid: &str,
-    role: &str,
-    transaction_id: &str,
-    bet_transaction_id: &str,
-) -> Result<TransactionId, ApiError> {
-    if transaction_id == bet_transaction_id {
-        scoped_in(&format!("{pid}/{role}"), "transaction_id", transaction_id)
-    } else {
-        scoped(pid, "transaction_id", transaction_id)
-    }
-}
-
 /// The session of `token`, which must be this provider's.
 async fn session_of(
     state: &AppState,
@@ -315,9 +277,9 @@ async fn bet(
     RawBody(body): RawBody,
 ) -> Result<Json<CommandResponse>, ApiError> {
     let (provider, request) = verified::<BetRequest>(&state, &pid, &headers, &body)?;
-    let reservation_id: ReservationId =
-        scoped(&pid, "transaction_id", &request.transaction_id)?.into();
-    let round_id = scoped_round(&pid, &request.round_id)?;
+    let scope = Scope(&pid);
+    let reservation_id = scope.bet("transaction_id", &request.transaction_id)?;
+    let round_id = scope.round(&request.round_id)?;
     let amount = amount("amount", &request.amount)?;
     let receipt = run_bet(
         &state,
@@ -325,7 +287,7 @@ async fn bet(
         (&request.token, &request.game_id),
         &reservation_id,
         |currency, game_id| {
-            bet_command(
+            seamless::bet(
                 reservation_id.clone(),
                 amount,
                 (currency, game_id),
@@ -336,40 +298,6 @@ async fn bet(
     )
     .await?;
     Ok(answer(receipt, request.transaction_id))
-}
-
-/// A bet as a command: a reservation; with `round_closed`, a bet lost at once (a bet-win
-/// paying nothing that closes its round: the round has no win to come). What a bet means,
-/// for the provider and Hub88 faces alike.
-pub(crate) fn bet_command(
-    reservation_id: ReservationId,
-    amount: rust_decimal::Decimal,
-    (currency, game_id): (domain::Currency, GameId),
-    (round_id, round_closed): (RoundId, bool),
-    now: chrono::DateTime<Utc>,
-) -> WalletCommand {
-    if round_closed {
-        WalletCommand::BetWin {
-            reservation_id,
-            amount,
-            payout: rust_decimal::Decimal::ZERO,
-            currency: Some(currency),
-            game_id,
-            round_id,
-            round_closed: true,
-            now,
-        }
-    } else {
-        WalletCommand::Reserve {
-            reservation_id,
-            amount,
-            currency: Some(currency),
-            game_id,
-            round_id,
-            timeout_s: RESERVATION_TIMEOUT_S_DEFAULT,
-            now,
-        }
-    }
 }
 
 /// Runs a bet or bet-win on its session's wallet, as `command` makes it for the session's
@@ -389,7 +317,7 @@ async fn run_bet(
         }
         Err(refusal @ ApiError::InvalidToken(_)) => {
             let game_id = valid(GameId::new, game.to_string())?;
-            repeat_without_session(state, reservation_id.clone().into(), |currency| {
+            seamless::repeat_without_session(state, reservation_id.clone().into(), |currency| {
                 command(currency, game_id)
             })
             .await?
@@ -397,26 +325,6 @@ async fn run_bet(
         }
         Err(e) => Err(e),
     }
-}
-
-/// The first answer to a bet whose session has ended (or was never this one's), when the
-/// log holds the same request under its transaction id: a provider re-sends a bet whose
-/// answer it lost, and a refusal would make it roll back a bet that stands. The call no
-/// longer names its wallet, so it is the one wallet holding the id; `command` is the call
-/// as that wallet's currency makes it. A provider's ids are unique per wallet, not per
-/// provider, so another request under the id may be another player's: that is not told
-/// (`None`, and the call is refused as without a session), nor is an id several wallets
-/// hold. The answer is one the provider was given before, so it tells it nothing new.
-pub(crate) async fn repeat_without_session(
-    state: &AppState,
-    transaction_id: TransactionId,
-    command: impl FnOnce(domain::Currency) -> WalletCommand,
-) -> Result<Option<eventstore::CommandReceipt>, ApiError> {
-    let holders = eventstore::idempotency::holders(&state.pool, &transaction_id).await?;
-    let [(wallet_id, currency)] = holders[..] else {
-        return Ok(None);
-    };
-    crate::runner::same_in_log(state, wallet_id, &command(currency)).await
 }
 
 /// The wallet a win or rollback names (they work after the session has ended).
@@ -443,34 +351,25 @@ async fn win(
 ) -> Result<Json<CommandResponse>, ApiError> {
     let (_, request) = verified::<WinRequest>(&state, &pid, &headers, &body)?;
     let wallet_id = named_wallet(request.player_id, &request.currency)?;
-    let bet = request
-        .bet_transaction_id
-        .as_deref()
-        .map(|bet| scoped(&pid, "bet_transaction_id", bet).map(ReservationId::from))
-        .transpose()?;
-    let transaction_id = match &request.bet_transaction_id {
-        Some(bet) => closing_id(&pid, "win", &request.transaction_id, bet)?,
-        None => scoped(&pid, "transaction_id", &request.transaction_id)?,
-    };
-    let (credit, currency) = (
-        amount("amount", &request.amount)?,
-        currency(&request.currency)?,
-    );
-    let betless = request.kind.is_some();
-    let command = WalletCommand::Win {
-        transaction_id,
-        round_id: scoped_round(&pid, &request.round_id)?,
-        target: super::rounds::win_target(bet, request.kind.as_deref(), request.campaign_id)?,
-        amount: credit,
-        game_id: request.game_id.map(|g| valid(GameId::new, g)).transpose()?,
-        round_closed: request.round_closed,
-        currency: Some(currency),
-        now: state.clock.now(),
-    };
-    if betless {
-        crate::runner::within_cap(&state, &pid, wallet_id, &command, (currency, credit)).await?;
-    }
-    let receipt = execute(&state, wallet_id, command).await?;
+    let scope = Scope(&pid);
+    let command = scope.win(
+        Win {
+            transaction_id: &request.transaction_id,
+            bet: request
+                .bet_transaction_id
+                .as_deref()
+                .map(|bet| ("bet_transaction_id", bet)),
+            kind: request.kind.as_deref(),
+            campaign_id: request.campaign_id,
+            round_id: &request.round_id,
+            game_id: request.game_id,
+            amount: amount("amount", &request.amount)?,
+            currency: currency(&request.currency)?,
+            round_closed: request.round_closed,
+        },
+        state.clock.now(),
+    )?;
+    let receipt = seamless::run_credit(&state, scope, wallet_id, command).await?;
     Ok(answer(receipt, request.transaction_id))
 }
 
@@ -491,9 +390,9 @@ async fn bet_win(
     RawBody(body): RawBody,
 ) -> Result<Json<CommandResponse>, ApiError> {
     let (provider, request) = verified::<BetWinRequest>(&state, &pid, &headers, &body)?;
-    let reservation_id: ReservationId =
-        scoped(&pid, "transaction_id", &request.transaction_id)?.into();
-    let round_id = scoped_round(&pid, &request.round_id)?;
+    let scope = Scope(&pid);
+    let reservation_id = scope.bet("transaction_id", &request.transaction_id)?;
+    let round_id = scope.round(&request.round_id)?;
     let (stake, payout) = (
         amount("amount", &request.amount)?,
         amount("payout", &request.payout)?,
@@ -503,15 +402,14 @@ async fn bet_win(
         &provider,
         (&request.token, &request.game_id),
         &reservation_id,
-        |currency, game_id| WalletCommand::BetWin {
-            reservation_id: reservation_id.clone(),
-            amount: stake,
-            payout,
-            currency: Some(currency),
-            game_id,
-            round_id: round_id.clone(),
-            round_closed: request.round_closed,
-            now: state.clock.now(),
+        |currency, game_id| {
+            seamless::bet_win(
+                reservation_id.clone(),
+                (stake, payout),
+                (currency, game_id),
+                (round_id.clone(), request.round_closed),
+                state.clock.now(),
+            )
         },
     )
     .await?;
@@ -536,21 +434,15 @@ async fn adjust(
 ) -> Result<Json<CommandResponse>, ApiError> {
     let (_, request) = verified::<AdjustRequest>(&state, &pid, &headers, &body)?;
     let wallet_id = named_wallet(request.player_id, &request.currency)?;
-    let (signed, currency) = (
-        super::rounds::signed_amount(&request.amount)?,
+    let scope = Scope(&pid);
+    let command = scope.adjust(
+        &request.transaction_id,
+        crate::input::signed_amount(&request.amount)?,
+        request.reason,
+        &request.round_id,
         currency(&request.currency)?,
-    );
-    let command = WalletCommand::Adjust {
-        transaction_id: scoped(&pid, "transaction_id", &request.transaction_id)?,
-        amount: signed,
-        reason: valid(domain::AdjustmentReason::new, request.reason)?,
-        round_id: Some(scoped_round(&pid, &request.round_id)?),
-        currency: Some(currency),
-    };
-    if signed > rust_decimal::Decimal::ZERO {
-        crate::runner::within_cap(&state, &pid, wallet_id, &command, (currency, signed)).await?;
-    }
-    let receipt = execute(&state, wallet_id, command).await?;
+    )?;
+    let receipt = seamless::run_credit(&state, scope, wallet_id, command).await?;
     Ok(answer(receipt, request.transaction_id))
 }
 
@@ -572,55 +464,11 @@ async fn rollback(
 ) -> Result<Json<CommandResponse>, ApiError> {
     let (_, request) = verified::<RollbackRequest>(&state, &pid, &headers, &body)?;
     let wallet_id = named_wallet(request.player_id, &request.currency)?;
-    let command = WalletCommand::Rollback {
-        reservation_id: scoped(&pid, "bet_transaction_id", &request.bet_transaction_id)?.into(),
-        transaction_id: closing_id(
-            &pid,
-            "rollback",
-            &request.transaction_id,
-            &request.bet_transaction_id,
-        )?,
-        round_id: scoped_round(&pid, &request.round_id)?,
-    };
-    let receipt = run_rollback(&state, wallet_id, command).await?;
+    let command = Scope(&pid).rollback(
+        &request.transaction_id,
+        ("bet_transaction_id", &request.bet_transaction_id),
+        &request.round_id,
+    )?;
+    let receipt = seamless::run_rollback(&state, wallet_id, command).await?;
     Ok(answer(receipt, request.transaction_id))
-}
-
-/// Runs a provider's rollback. A rollback of a bet whose stake is already back (refunded,
-/// expired, or the bet voided before) keeps its intent: it succeeds, moves nothing, and
-/// answers with the balance now. Shared by the provider and Hub88 faces.
-pub(crate) async fn run_rollback(
-    state: &AppState,
-    wallet_id: WalletId,
-    command: WalletCommand,
-) -> Result<eventstore::CommandReceipt, ApiError> {
-    let transaction_id = command.transaction_id();
-    match execute(state, wallet_id, command).await {
-        Ok(receipt) => Ok(receipt),
-        Err(ApiError::Refused {
-            error:
-                WalletError::ReservationClosed {
-                    state:
-                        ReservationState::Refunded
-                        | ReservationState::Expired
-                        | ReservationState::Voided,
-                    ..
-                },
-            ..
-        }) => {
-            let snapshot = state
-                .store
-                .wallet(wallet_id)
-                .await?
-                .ok_or_else(ApiError::wallet_not_found)?;
-            Ok(eventstore::CommandReceipt {
-                wallet_id,
-                transaction_id,
-                balance: snapshot.balance,
-                sequence: snapshot.sequence,
-                replayed: true,
-            })
-        }
-        Err(e) => Err(e),
-    }
 }

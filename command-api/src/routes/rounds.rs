@@ -4,10 +4,7 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
-use domain::{
-    AdjustmentReason, BetlessKind, CampaignId, GameId, RoundId, WalletCommand, WinTarget,
-};
-use rust_decimal::Decimal;
+use domain::{AdjustmentReason, GameId, RoundId, WalletCommand};
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -84,45 +81,6 @@ struct AdjustRequest {
     currency: Option<String>,
 }
 
-/// What a win pays against, from its optional bet id, kind and campaign: shared by the
-/// native and the provider face, which differ only in how ids are scoped.
-pub(crate) fn win_target(
-    bet: Option<domain::ReservationId>,
-    kind: Option<&str>,
-    campaign_id: Option<String>,
-) -> Result<WinTarget, ApiError> {
-    let campaign_id = campaign_id.map(|c| valid(CampaignId::new, c)).transpose()?;
-    match (bet, kind) {
-        (Some(_), Some(_)) => Err(ApiError::InvalidRequest(
-            "a win with a kind has no bet: leave out bet_transaction_id or kind".into(),
-        )),
-        (None, Some(kind)) => {
-            let kind = BetlessKind::parse(kind).ok_or_else(|| {
-                ApiError::InvalidRequest(
-                    "kind must be \"free_spin\", \"promo\" or \"jackpot\"".into(),
-                )
-            })?;
-            Ok(WinTarget::Betless { kind, campaign_id })
-        }
-        _ if campaign_id.is_some() => Err(ApiError::InvalidRequest(
-            "campaign_id goes with a win of a kind (free_spin, promo, jackpot)".into(),
-        )),
-        (Some(bet), None) => Ok(WinTarget::Bet(bet)),
-        (None, None) => Ok(WinTarget::Round),
-    }
-}
-
-/// An adjustment's signed amount: a decimal string, not zero.
-pub(crate) fn signed_amount(value: &serde_json::Value) -> Result<Decimal, ApiError> {
-    let amount = amount("amount", value)?;
-    if amount.is_zero() {
-        return Err(ApiError::InvalidAmount(
-            "amount: an adjustment credits (positive) or debits (negative), never zero".into(),
-        ));
-    }
-    Ok(amount)
-}
-
 #[utoipa::path(
     post,
     path = "/v1/wallets/{id}/rounds/{round_id}/wins",
@@ -144,7 +102,7 @@ async fn win(
     let command = WalletCommand::Win {
         transaction_id: transaction_id(body.transaction_id)?,
         round_id: round_id(round)?,
-        target: win_target(bet, body.kind.as_deref(), body.campaign_id)?,
+        target: crate::input::win_target(bet, body.kind.as_deref(), body.campaign_id)?,
         amount: amount("amount", &body.amount)?,
         game_id: body.game_id.map(|g| valid(GameId::new, g)).transpose()?,
         round_closed: body.round_closed,
@@ -235,7 +193,7 @@ async fn adjust(
     let wallet_id = wallet_id(&path_id)?;
     let command = WalletCommand::Adjust {
         transaction_id: transaction_id(body.transaction_id)?,
-        amount: signed_amount(&body.amount)?,
+        amount: crate::input::signed_amount(&body.amount)?,
         reason: valid(AdjustmentReason::new, body.reason)?,
         round_id: body.round_id.map(round_id).transpose()?,
         currency: optional_currency(body.currency)?,

@@ -1,0 +1,284 @@
+//! The seamless-wallet layer: the calls a game provider makes (bet, bet-win, win,
+//! rollback, adjustment) turned into domain commands and run, in one place for every face
+//! that speaks for providers. The provider face (`routes::provider`) and the Hub88 face
+//! (`routes::hub88`) only parse their wire format into these calls and shape the answer
+//! (HTTP errors, or HTTP 200 with an `RS_*` status); what a call means is decided here:
+//!
+//! - **ids in a scope** ([`Scope`]): a provider's ids live in the wallet's id space as
+//!   `{scope}:{id}`, its rounds as `{scope}:{round}`, where the scope is the provider's id
+//!   or `hub88.{operator}`. No caller reaches another's bets, and a native id (never
+//!   containing `:`) never meets a provider's.
+//! - **an id reused** for the win or rollback of its own bet ([`Scope::closing`]) is
+//!   recorded in a scope of its own, `{scope}/win:` or `{scope}/rollback:` (docs/0010).
+//! - **a bet** that closes its round is a bet lost at once ([`bet`]).
+//! - **a rollback** of a stake already back succeeds and moves nothing ([`run_rollback`]).
+//! - **a credit without a stake** (a bet-less win, a positive adjustment) is capped per
+//!   call ([`run_credit`], `caps`).
+//! - **a repeat after the session** is answered from the log ([`repeat_without_session`]).
+
+use chrono::{DateTime, Utc};
+use domain::wallet::RESERVATION_TIMEOUT_S_DEFAULT;
+use domain::{
+    AdjustmentReason, Currency, GameId, ReservationId, ReservationState, RoundId, TransactionId,
+    WalletCommand, WalletError, WalletId, WinTarget,
+};
+use eventstore::CommandReceipt;
+use rust_decimal::Decimal;
+
+use crate::error::ApiError;
+use crate::input::{valid, win_target};
+use crate::runner::execute;
+use crate::state::AppState;
+
+/// The id space of one provider, or of one Hub88 operator (`hub88.{operator}`).
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a>(pub &'a str);
+
+impl Scope<'_> {
+    /// `{scope}:{id}`: the caller's id (of request field `field`) in the wallet's space. It
+    /// keeps its whole length (128).
+    pub fn transaction(&self, field: &str, id: &str) -> Result<TransactionId, ApiError> {
+        TransactionId::scoped(self.0, id)
+            .map_err(|e| ApiError::InvalidRequest(format!("{field}: {e}")))
+    }
+
+    /// A bet's id (of request field `field`), as the reservation it makes.
+    pub fn bet(&self, field: &str, id: &str) -> Result<ReservationId, ApiError> {
+        self.transaction(field, id).map(ReservationId::from)
+    }
+
+    /// `{scope}:{round_id}`: two providers' rounds of one player never meet.
+    pub fn round(&self, round_id: &str) -> Result<RoundId, ApiError> {
+        RoundId::scoped(self.0, round_id)
+            .map_err(|e| ApiError::InvalidRequest(format!("round_id: {e}")))
+    }
+
+    /// The transaction id a win or rollback (`role`) is recorded under. A provider that
+    /// reuses the bet's id as the win's or rollback's (some do) gets that movement
+    /// recorded in a scope of its own, `{scope}/{role}:{id}`: no caller can name an id
+    /// there (a provider id has no `/`, a native id no `:`), a retry finds the same id,
+    /// and the stake is closed as asked instead of the call being refused as a conflict.
+    pub fn closing(
+        &self,
+        role: &str,
+        transaction_id: &str,
+        bet_transaction_id: &str,
+    ) -> Result<TransactionId, ApiError> {
+        if transaction_id == bet_transaction_id {
+            Scope(&format!("{}/{role}", self.0)).transaction("transaction_id", transaction_id)
+        } else {
+            self.transaction("transaction_id", transaction_id)
+        }
+    }
+}
+
+/// A bet as a command: a reservation; with `round_closed`, a bet lost at once (a bet-win
+/// paying nothing that closes its round: the round has no win to come).
+pub fn bet(
+    reservation_id: ReservationId,
+    amount: Decimal,
+    (currency, game_id): (Currency, GameId),
+    (round_id, round_closed): (RoundId, bool),
+    now: DateTime<Utc>,
+) -> WalletCommand {
+    if round_closed {
+        WalletCommand::BetWin {
+            reservation_id,
+            amount,
+            payout: Decimal::ZERO,
+            currency: Some(currency),
+            game_id,
+            round_id,
+            round_closed: true,
+            now,
+        }
+    } else {
+        WalletCommand::Reserve {
+            reservation_id,
+            amount,
+            currency: Some(currency),
+            game_id,
+            round_id,
+            timeout_s: RESERVATION_TIMEOUT_S_DEFAULT,
+            now,
+        }
+    }
+}
+
+/// A bet and its result in one call: `stake` taken, `payout` credited; with
+/// `round_closed`, its round closes after it.
+pub fn bet_win(
+    reservation_id: ReservationId,
+    (stake, payout): (Decimal, Decimal),
+    (currency, game_id): (Currency, GameId),
+    (round_id, round_closed): (RoundId, bool),
+    now: DateTime<Utc>,
+) -> WalletCommand {
+    WalletCommand::BetWin {
+        reservation_id,
+        amount: stake,
+        payout,
+        currency: Some(currency),
+        game_id,
+        round_id,
+        round_closed,
+        now,
+    }
+}
+
+/// A win as a provider reports it, with its ids as the call names them.
+pub struct Win<'a> {
+    pub transaction_id: &'a str,
+    /// The bet it pays, with the request field that named it.
+    pub bet: Option<(&'static str, &'a str)>,
+    /// `free_spin`, `promo` or `jackpot` for a win without a bet.
+    pub kind: Option<&'a str>,
+    pub campaign_id: Option<String>,
+    pub round_id: &'a str,
+    pub game_id: Option<String>,
+    pub amount: Decimal,
+    pub currency: Currency,
+    pub round_closed: bool,
+}
+
+impl Scope<'_> {
+    /// The command of a win.
+    pub fn win(&self, win: Win<'_>, now: DateTime<Utc>) -> Result<WalletCommand, ApiError> {
+        let bet = win
+            .bet
+            .map(|(field, bet)| self.bet(field, bet))
+            .transpose()?;
+        let transaction_id = match win.bet {
+            Some((_, bet)) => self.closing("win", win.transaction_id, bet)?,
+            None => self.transaction("transaction_id", win.transaction_id)?,
+        };
+        Ok(WalletCommand::Win {
+            transaction_id,
+            round_id: self.round(win.round_id)?,
+            target: win_target(bet, win.kind, win.campaign_id)?,
+            amount: win.amount,
+            game_id: win.game_id.map(|g| valid(GameId::new, g)).transpose()?,
+            round_closed: win.round_closed,
+            currency: Some(win.currency),
+            now,
+        })
+    }
+
+    /// The command of a rollback of bet `bet` (named by request field `field`).
+    pub fn rollback(
+        &self,
+        transaction_id: &str,
+        (field, bet): (&str, &str),
+        round_id: &str,
+    ) -> Result<WalletCommand, ApiError> {
+        Ok(WalletCommand::Rollback {
+            reservation_id: self.bet(field, bet)?,
+            transaction_id: self.closing("rollback", transaction_id, bet)?,
+            round_id: self.round(round_id)?,
+        })
+    }
+
+    /// The command of an adjustment in round `round_id`.
+    pub fn adjust(
+        &self,
+        transaction_id: &str,
+        amount: Decimal,
+        reason: String,
+        round_id: &str,
+        currency: Currency,
+    ) -> Result<WalletCommand, ApiError> {
+        Ok(WalletCommand::Adjust {
+            transaction_id: self.transaction("transaction_id", transaction_id)?,
+            amount,
+            reason: valid(AdjustmentReason::new, reason)?,
+            round_id: Some(self.round(round_id)?),
+            currency: Some(currency),
+        })
+    }
+}
+
+/// Runs a win or an adjustment. One that credits without a stake (a bet-less win, a
+/// positive adjustment) must fit the scope's cap per call (`caps`), checked only for a new
+/// request: a repeat is answered as the first time whatever the cap is now.
+pub async fn run_credit(
+    state: &AppState,
+    scope: Scope<'_>,
+    wallet_id: WalletId,
+    command: WalletCommand,
+) -> Result<CommandReceipt, ApiError> {
+    let unstaked = match &command {
+        WalletCommand::Win {
+            target: WinTarget::Betless { .. },
+            amount,
+            currency,
+            ..
+        }
+        | WalletCommand::Adjust {
+            amount, currency, ..
+        } if *amount > Decimal::ZERO => currency.map(|c| (c, *amount)),
+        _ => None,
+    };
+    if let Some(credit) = unstaked {
+        crate::runner::within_cap(state, scope.0, wallet_id, &command, credit).await?;
+    }
+    execute(state, wallet_id, command).await
+}
+
+/// Runs a rollback. A rollback of a bet whose stake is already back (refunded, expired,
+/// or the bet voided before) keeps its intent: it succeeds, moves nothing, and answers
+/// with the balance now.
+pub async fn run_rollback(
+    state: &AppState,
+    wallet_id: WalletId,
+    command: WalletCommand,
+) -> Result<CommandReceipt, ApiError> {
+    let transaction_id = command.transaction_id();
+    match execute(state, wallet_id, command).await {
+        Ok(receipt) => Ok(receipt),
+        Err(ApiError::Refused {
+            error:
+                WalletError::ReservationClosed {
+                    state:
+                        ReservationState::Refunded
+                        | ReservationState::Expired
+                        | ReservationState::Voided,
+                    ..
+                },
+            ..
+        }) => {
+            let snapshot = state
+                .store
+                .wallet(wallet_id)
+                .await?
+                .ok_or_else(ApiError::wallet_not_found)?;
+            Ok(CommandReceipt {
+                wallet_id,
+                transaction_id,
+                balance: snapshot.balance,
+                sequence: snapshot.sequence,
+                replayed: true,
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The first answer to a bet whose session has ended (or was never this one's), when the
+/// log holds the same request under its transaction id: a provider re-sends a bet whose
+/// answer it lost, and a refusal would make it roll back a bet that stands. The call no
+/// longer names its wallet, so it is the one wallet holding the id; `command` is the call
+/// as that wallet's currency makes it. A provider's ids are unique per wallet, not per
+/// provider, so another request under the id may be another player's: that is not told
+/// (`None`, and the call is refused as without a session), nor is an id several wallets
+/// hold. The answer is one the provider was given before, so it tells it nothing new.
+pub async fn repeat_without_session(
+    state: &AppState,
+    transaction_id: TransactionId,
+    command: impl FnOnce(Currency) -> WalletCommand,
+) -> Result<Option<CommandReceipt>, ApiError> {
+    let holders = eventstore::idempotency::holders(&state.pool, &transaction_id).await?;
+    let [(wallet_id, currency)] = holders[..] else {
+        return Ok(None);
+    };
+    crate::runner::same_in_log(state, wallet_id, &command(currency)).await
+}
