@@ -212,7 +212,21 @@ impl WalletEvent {
                     state: ReservationState::Open,
                 },
             )),
-            _ => None,
+            WalletEvent::WalletOpened { .. }
+            | WalletEvent::FundsDeposited { .. }
+            | WalletEvent::FundsWithdrawn { .. }
+            | WalletEvent::ReservationSettled { .. }
+            | WalletEvent::ReservationRefunded { .. }
+            | WalletEvent::ReservationExpired { .. }
+            | WalletEvent::ReservationVoided { .. }
+            | WalletEvent::WinCredited { .. }
+            | WalletEvent::RoundClosed { .. }
+            | WalletEvent::BetSettled { .. }
+            | WalletEvent::FundsAdjusted { .. }
+            | WalletEvent::LimitChanged { .. }
+            | WalletEvent::SelfExcluded { .. }
+            | WalletEvent::AccountLocked { .. }
+            | WalletEvent::AccountUnlocked { .. } => None,
         }
     }
 
@@ -241,7 +255,20 @@ impl WalletEvent {
             reserved @ WalletEvent::FundsReserved { .. } => {
                 reserved.clone().into_opened_reservation()
             }
-            _ => None,
+            WalletEvent::WalletOpened { .. }
+            | WalletEvent::FundsDeposited { .. }
+            | WalletEvent::FundsWithdrawn { .. }
+            | WalletEvent::ReservationSettled { .. }
+            | WalletEvent::ReservationRefunded { .. }
+            | WalletEvent::ReservationExpired { .. }
+            | WalletEvent::ReservationVoided { .. }
+            | WalletEvent::WinCredited { .. }
+            | WalletEvent::RoundClosed { .. }
+            | WalletEvent::FundsAdjusted { .. }
+            | WalletEvent::LimitChanged { .. }
+            | WalletEvent::SelfExcluded { .. }
+            | WalletEvent::AccountLocked { .. }
+            | WalletEvent::AccountUnlocked { .. } => None,
         }
     }
 
@@ -276,7 +303,19 @@ impl WalletEvent {
             } => settled_stake.is_some() || !lost.is_empty(),
             WalletEvent::RoundClosed { lost, .. } => !lost.is_empty(),
             WalletEvent::BetSettled { .. } => true,
-            other => Self::CLOSING.contains(&other.name()),
+            WalletEvent::ReservationSettled { .. }
+            | WalletEvent::ReservationRefunded { .. }
+            | WalletEvent::ReservationExpired { .. } => true,
+            WalletEvent::WalletOpened { .. }
+            | WalletEvent::FundsDeposited { .. }
+            | WalletEvent::FundsWithdrawn { .. }
+            | WalletEvent::FundsReserved { .. }
+            | WalletEvent::ReservationVoided { .. }
+            | WalletEvent::FundsAdjusted { .. }
+            | WalletEvent::LimitChanged { .. }
+            | WalletEvent::SelfExcluded { .. }
+            | WalletEvent::AccountLocked { .. }
+            | WalletEvent::AccountUnlocked { .. } => false,
         }
     }
 
@@ -294,25 +333,23 @@ impl WalletEvent {
     /// without a bet (free spins, promotions, jackpots), which are not a bet's result and
     /// are reported apart, so a promotion cannot top a board.
     pub fn net_win(&self) -> Option<Decimal> {
-        let lost = |lost: &[LostBet]| lost.iter().map(|l| l.stake).sum::<Decimal>();
-        match self {
-            WalletEvent::ReservationSettled { stake, payout, .. } => Some(*payout - *stake),
-            WalletEvent::WinCredited { kind: Some(_), .. } => None,
-            WalletEvent::WinCredited {
-                settled_stake,
-                amount,
-                lost: l,
-                ..
-            } => Some(*amount - settled_stake.unwrap_or_default() - lost(l)),
-            WalletEvent::BetSettled {
-                stake,
-                payout,
-                lost: l,
-                ..
-            } => Some(*payout - *stake - lost(l)),
-            WalletEvent::RoundClosed { lost: l, .. } if !l.is_empty() => Some(-lost(l)),
-            _ => None,
+        use crate::wallet::Flow;
+        let mut net = None;
+        for posting in self.postings() {
+            match posting.flow {
+                Flow::Payout(Some(_)) => return None,
+                Flow::Stake | Flow::Payout(None) => {
+                    *net.get_or_insert(Decimal::ZERO) += posting.amount
+                }
+                Flow::Deposit
+                | Flow::Withdrawal
+                | Flow::Reserve
+                | Flow::Refund
+                | Flow::Expiry
+                | Flow::Adjustment => {}
+            }
         }
+        net
     }
 
     /// The game the event names, when it names one (a plain settle names only its bet).
@@ -323,7 +360,17 @@ impl WalletEvent {
             WalletEvent::WinCredited { game_id, .. }
             | WalletEvent::RoundClosed { game_id, .. }
             | WalletEvent::FundsAdjusted { game_id, .. } => game_id.as_ref(),
-            _ => None,
+            WalletEvent::WalletOpened { .. }
+            | WalletEvent::FundsDeposited { .. }
+            | WalletEvent::FundsWithdrawn { .. }
+            | WalletEvent::ReservationSettled { .. }
+            | WalletEvent::ReservationRefunded { .. }
+            | WalletEvent::ReservationExpired { .. }
+            | WalletEvent::ReservationVoided { .. }
+            | WalletEvent::LimitChanged { .. }
+            | WalletEvent::SelfExcluded { .. }
+            | WalletEvent::AccountLocked { .. }
+            | WalletEvent::AccountUnlocked { .. } => None,
         }
     }
 
@@ -333,7 +380,19 @@ impl WalletEvent {
             WalletEvent::RoundClosed { .. } => true,
             WalletEvent::WinCredited { round_closed, .. }
             | WalletEvent::BetSettled { round_closed, .. } => *round_closed,
-            _ => false,
+            WalletEvent::WalletOpened { .. }
+            | WalletEvent::FundsDeposited { .. }
+            | WalletEvent::FundsWithdrawn { .. }
+            | WalletEvent::FundsReserved { .. }
+            | WalletEvent::ReservationSettled { .. }
+            | WalletEvent::ReservationRefunded { .. }
+            | WalletEvent::ReservationExpired { .. }
+            | WalletEvent::ReservationVoided { .. }
+            | WalletEvent::FundsAdjusted { .. }
+            | WalletEvent::LimitChanged { .. }
+            | WalletEvent::SelfExcluded { .. }
+            | WalletEvent::AccountLocked { .. }
+            | WalletEvent::AccountUnlocked { .. } => false,
         }
     }
 
@@ -343,7 +402,19 @@ impl WalletEvent {
             WalletEvent::WinCredited { lost, .. }
             | WalletEvent::RoundClosed { lost, .. }
             | WalletEvent::BetSettled { lost, .. } => lost,
-            _ => &[],
+            WalletEvent::WalletOpened { .. }
+            | WalletEvent::FundsDeposited { .. }
+            | WalletEvent::FundsWithdrawn { .. }
+            | WalletEvent::FundsReserved { .. }
+            | WalletEvent::ReservationSettled { .. }
+            | WalletEvent::ReservationRefunded { .. }
+            | WalletEvent::ReservationExpired { .. }
+            | WalletEvent::ReservationVoided { .. }
+            | WalletEvent::FundsAdjusted { .. }
+            | WalletEvent::LimitChanged { .. }
+            | WalletEvent::SelfExcluded { .. }
+            | WalletEvent::AccountLocked { .. }
+            | WalletEvent::AccountUnlocked { .. } => &[],
         }
     }
 
@@ -356,7 +427,16 @@ impl WalletEvent {
             | WalletEvent::RoundClosed { round_id, .. }
             | WalletEvent::BetSettled { round_id, .. } => Some(round_id),
             WalletEvent::FundsAdjusted { round_id, .. } => round_id.as_ref(),
-            _ => None,
+            WalletEvent::WalletOpened { .. }
+            | WalletEvent::FundsDeposited { .. }
+            | WalletEvent::FundsWithdrawn { .. }
+            | WalletEvent::ReservationSettled { .. }
+            | WalletEvent::ReservationRefunded { .. }
+            | WalletEvent::ReservationExpired { .. }
+            | WalletEvent::LimitChanged { .. }
+            | WalletEvent::SelfExcluded { .. }
+            | WalletEvent::AccountLocked { .. }
+            | WalletEvent::AccountUnlocked { .. } => None,
         }
     }
 

@@ -211,7 +211,21 @@ impl Wallet {
                 round_id: Some(round_id),
                 ..
             } => self.round(round_id).is_some(),
-            _ => true,
+            WalletCommand::Win {
+                target: WinTarget::Betless { .. },
+                ..
+            }
+            | WalletCommand::Adjust { round_id: None, .. }
+            | WalletCommand::Open { .. }
+            | WalletCommand::Deposit { .. }
+            | WalletCommand::Withdraw { .. }
+            | WalletCommand::Reserve { .. }
+            | WalletCommand::CloseRound { .. }
+            | WalletCommand::BetWin { .. }
+            | WalletCommand::SetLimit { .. }
+            | WalletCommand::Exclude { .. }
+            | WalletCommand::Lock { .. }
+            | WalletCommand::Unlock { .. } => true,
         }
     }
 
@@ -240,7 +254,18 @@ impl Wallet {
                 round_id: Some(round_id),
                 ..
             } => (None, Some(round_id)),
-            _ => (None, None),
+            // A bet or a close names a round it may open: see `unheld_round`.
+            WalletCommand::Adjust { round_id: None, .. }
+            | WalletCommand::Open { .. }
+            | WalletCommand::Deposit { .. }
+            | WalletCommand::Withdraw { .. }
+            | WalletCommand::Reserve { .. }
+            | WalletCommand::CloseRound { .. }
+            | WalletCommand::BetWin { .. }
+            | WalletCommand::SetLimit { .. }
+            | WalletCommand::Exclude { .. }
+            | WalletCommand::Lock { .. }
+            | WalletCommand::Unlock { .. } => (None, None),
         }
     }
 
@@ -265,7 +290,22 @@ impl Wallet {
             {
                 Some(round_id.clone())
             }
-            _ => None,
+            WalletEvent::FundsReserved { .. }
+            | WalletEvent::WinCredited { .. }
+            | WalletEvent::RoundClosed { .. }
+            | WalletEvent::BetSettled { .. }
+            | WalletEvent::WalletOpened { .. }
+            | WalletEvent::FundsDeposited { .. }
+            | WalletEvent::FundsWithdrawn { .. }
+            | WalletEvent::ReservationSettled { .. }
+            | WalletEvent::ReservationRefunded { .. }
+            | WalletEvent::ReservationExpired { .. }
+            | WalletEvent::ReservationVoided { .. }
+            | WalletEvent::FundsAdjusted { .. }
+            | WalletEvent::LimitChanged { .. }
+            | WalletEvent::SelfExcluded { .. }
+            | WalletEvent::AccountLocked { .. }
+            | WalletEvent::AccountUnlocked { .. } => None,
         }
     }
 
@@ -303,7 +343,18 @@ impl Wallet {
                 ..
             } => self.reservation(bet).map_or(round_id, |r| &r.round_id),
             WalletCommand::Win { round_id, .. } => round_id,
-            _ => return None,
+            WalletCommand::Open { .. }
+            | WalletCommand::Deposit { .. }
+            | WalletCommand::Withdraw { .. }
+            | WalletCommand::Settle { .. }
+            | WalletCommand::Refund { .. }
+            | WalletCommand::Rollback { .. }
+            | WalletCommand::Expire { .. }
+            | WalletCommand::Adjust { .. }
+            | WalletCommand::SetLimit { .. }
+            | WalletCommand::Exclude { .. }
+            | WalletCommand::Lock { .. }
+            | WalletCommand::Unlock { .. } => return None,
         };
         self.round(round_id).is_none().then_some(round_id)
     }

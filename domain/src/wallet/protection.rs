@@ -315,7 +315,22 @@ pub fn counted(event: &WalletEvent) -> Vec<Counted> {
             c(LimitKind::Wager, *stake, *placed_at),
             c(LimitKind::Loss, *stake + lost(l) - *payout, *placed_at),
         ],
-        _ => Vec::new(),
+        // Decided without protection: nothing counted.
+        WalletEvent::FundsDeposited { at: None, .. }
+        | WalletEvent::FundsReserved { at: None, .. }
+        | WalletEvent::ReservationSettled { at: None, .. }
+        | WalletEvent::WinCredited { at: None, .. } => Vec::new(),
+        WalletEvent::WalletOpened { .. }
+        | WalletEvent::FundsWithdrawn { .. }
+        | WalletEvent::ReservationRefunded { .. }
+        | WalletEvent::ReservationExpired { .. }
+        | WalletEvent::ReservationVoided { .. }
+        | WalletEvent::RoundClosed { .. }
+        | WalletEvent::FundsAdjusted { .. }
+        | WalletEvent::LimitChanged { .. }
+        | WalletEvent::SelfExcluded { .. }
+        | WalletEvent::AccountLocked { .. }
+        | WalletEvent::AccountUnlocked { .. } => Vec::new(),
     }
 }
 
@@ -492,7 +507,18 @@ impl Protection {
             }
             WalletEvent::AccountLocked { reason, .. } => self.lock = Some(reason.to_string()),
             WalletEvent::AccountUnlocked { .. } => self.lock = None,
-            _ => {}
+            WalletEvent::WalletOpened { .. }
+            | WalletEvent::FundsDeposited { .. }
+            | WalletEvent::FundsWithdrawn { .. }
+            | WalletEvent::FundsReserved { .. }
+            | WalletEvent::ReservationSettled { .. }
+            | WalletEvent::ReservationRefunded { .. }
+            | WalletEvent::ReservationExpired { .. }
+            | WalletEvent::ReservationVoided { .. }
+            | WalletEvent::WinCredited { .. }
+            | WalletEvent::RoundClosed { .. }
+            | WalletEvent::BetSettled { .. }
+            | WalletEvent::FundsAdjusted { .. } => {}
         }
     }
 

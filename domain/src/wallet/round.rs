@@ -500,7 +500,18 @@ impl Opened {
             }
             // Its money moves by its postings alone.
             WalletEvent::FundsAdjusted { .. } => {}
-            _ => return false,
+            WalletEvent::WalletOpened { .. }
+            | WalletEvent::FundsDeposited { .. }
+            | WalletEvent::FundsWithdrawn { .. }
+            | WalletEvent::FundsReserved { .. }
+            | WalletEvent::ReservationSettled { .. }
+            | WalletEvent::ReservationRefunded { .. }
+            | WalletEvent::ReservationExpired { .. }
+            | WalletEvent::ReservationVoided { .. }
+            | WalletEvent::LimitChanged { .. }
+            | WalletEvent::SelfExcluded { .. }
+            | WalletEvent::AccountLocked { .. }
+            | WalletEvent::AccountUnlocked { .. } => return false,
         }
         true
     }
