@@ -2,14 +2,18 @@
 //!
 //! # Layout
 //! - [`money`]: currencies with their fixed scale, validated amounts, the decimal parser
-//!   every face of the API uses.
+//!   every face of the API uses, and the balance with its parts (`Part`), written and read
+//!   by name everywhere.
 //! - [`ids`]: typed identifiers (wallet, player, transaction, reservation, game, round,
 //!   campaign, API client) and the reasons of an adjustment and a lock.
 //! - [`wallet`]: the `Wallet` cqrs-es aggregate: its commands, events, errors and the one
 //!   `decide` function where every rule lives; `wallet::round` holds the rules of game
 //!   rounds (several bets and wins, closing, bet-and-win, wins without a bet, adjustments);
 //!   `wallet::protection` those of player protection (limits per calendar period in a time
-//!   zone, self-exclusion, an operator's lock).
+//!   zone, self-exclusion, an operator's lock); `wallet::posting` says what each event
+//!   moves (its postings on the balance's parts: the one description of money per event);
+//!   `wallet::compaction` what a compacted state (the write path's cache) holds and how
+//!   what it forgot is put back.
 //!
 //! Outside data (the time, a command's ids) is looked up by the caller and placed in the
 //! command, so the aggregate stays a pure function of its history and the command.

@@ -39,6 +39,9 @@ use readmodel::{ReservationView, WalletModel};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
+mod check;
+mod protection_check;
+
 /// What rule an event breaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -265,7 +268,8 @@ impl WalletFold {
         })
     }
 
-    /// Checks `event` and, if it can be applied, applies it.
+    /// Checks `event` and, if it can be applied, applies it. Long because it is the list
+    /// of checks of the module's documentation, in that order, each a few lines.
     pub fn apply(&mut self, event: &LoggedEvent) -> Step {
         let mut step = Step::default();
         if self.broken {
@@ -445,469 +449,6 @@ impl WalletFold {
             ),
         })
     }
-
-    /// The protection rules `payload` breaks, checked on the state before it (the lock,
-    /// the exclusion, the limits in force at its time) with this fold's own sums of what
-    /// each limit's period used. Moves the sums on.
-    fn check_protection(
-        &mut self,
-        event: &LoggedEvent,
-        payload: &WalletEvent,
-    ) -> Vec<(ViolationKind, String)> {
-        let mut found = Vec::new();
-        let Some(p) = self.wallet.protection() else {
-            if let WalletEvent::LimitChanged { .. } = payload {
-                self.tally_limit(payload);
-            }
-            return found;
-        };
-        let counted = protection::counted(payload);
-        let (staking, depositing, withdrawing) = match payload {
-            WalletEvent::FundsReserved { .. } | WalletEvent::BetSettled { .. } => {
-                (true, false, false)
-            }
-            WalletEvent::FundsDeposited { .. } => (false, true, false),
-            WalletEvent::FundsWithdrawn { .. } => (false, false, true),
-            _ => (false, false, false),
-        };
-        let decided_at = match payload {
-            WalletEvent::LimitChanged { at, .. } | WalletEvent::SelfExcluded { at, .. } => {
-                Some(*at)
-            }
-            _ => counted.first().map(|c| c.at),
-        };
-        if (staking || depositing) && decided_at.is_none() {
-            found.push((
-                ViolationKind::EventTime,
-                format!("{} of a protected wallet without its time", payload.name()),
-            ));
-        }
-        if let (Some(at), Some(last)) = (decided_at, self.last_at) {
-            if at < last {
-                found.push((
-                    ViolationKind::EventTime,
-                    format!(
-                        "{} decided at {at}, before an earlier event's {last}",
-                        payload.name()
-                    ),
-                ));
-            }
-        }
-        if let Some(at) = decided_at {
-            self.last_at = Some(self.last_at.map_or(at, |l| l.max(at)));
-        }
-        let at = decided_at.unwrap_or(event.recorded_at);
-        if (staking || depositing || withdrawing) && p.is_locked() {
-            found.push((
-                ViolationKind::WhileLocked,
-                format!("{} while the account was locked", payload.name()),
-            ));
-        }
-        if (staking || depositing) && p.excluded_at(at).is_some() {
-            found.push((
-                ViolationKind::WhileExcluded,
-                format!(
-                    "{} at {at} while the player was self-excluded",
-                    payload.name()
-                ),
-            ));
-        }
-        // What was in force before the event (a change applies from its event on).
-        let caps: Vec<(LimitKind, LimitPeriod, Option<Decimal>)> = p
-            .limits
-            .iter()
-            .map(|l| (l.kind, l.period, l.in_force(at)))
-            .collect();
-        // A bet is checked as if it lost, with every stake still open, against what the
-        // period had lost before it (its wins making no room: see the domain's rule).
-        let loss_before: BTreeMap<LimitPeriod, Decimal> = self
-            .tallies
-            .iter()
-            .filter(|((k, _), _)| *k == LimitKind::Loss)
-            .map(|((_, period), t)| {
-                let used = if at >= t.window.end {
-                    Decimal::ZERO
-                } else {
-                    t.used
-                };
-                (*period, used.max(Decimal::ZERO))
-            })
-            .collect();
-        let reserved_before = self.wallet.balance().map_or(Decimal::ZERO, |b| b.reserved);
-        let bet_loss = match payload {
-            WalletEvent::FundsReserved { amount, .. } => *amount,
-            WalletEvent::BetSettled { stake, payout, .. } => *stake - *payout,
-            _ => Decimal::ZERO,
-        };
-        self.tally_limit(payload);
-        for c in &counted {
-            // Time moves every limit on, not only those of the movement's kind.
-            for ((kind, period), tally) in self.tallies.iter_mut() {
-                if c.at >= tally.window.end {
-                    let zone = self
-                        .wallet
-                        .protection()
-                        .and_then(|p| p.limit(*kind, *period))
-                        .map_or(chrono_tz::Tz::UTC, |l| l.zone);
-                    tally.window = period.window(zone, c.at);
-                    tally.used = Decimal::ZERO;
-                }
-                if *kind == c.kind {
-                    tally.used += c.amount;
-                }
-            }
-        }
-        // A deposit or bet is checked against the limits of what it adds to; a settle that
-        // loses is never refused, so a loss limit is checked only when a bet is placed.
-        let checked: &[LimitKind] = match payload {
-            WalletEvent::FundsDeposited { .. } => &[LimitKind::Deposit],
-            WalletEvent::FundsReserved { .. } => &[LimitKind::Wager, LimitKind::Loss],
-            WalletEvent::BetSettled { stake, payout, .. } if stake > payout => {
-                &[LimitKind::Wager, LimitKind::Loss]
-            }
-            WalletEvent::BetSettled { .. } => &[LimitKind::Wager],
-            _ => &[],
-        };
-        for (kind, period, cap) in caps {
-            let (Some(cap), true) = (cap, checked.contains(&kind)) else {
-                continue;
-            };
-            let Some(tally) = self.tallies.get(&(kind, period)) else {
-                continue;
-            };
-            let used = if kind == LimitKind::Loss {
-                loss_before.get(&period).copied().unwrap_or_default() + reserved_before + bet_loss
-            } else if at >= tally.window.end {
-                Decimal::ZERO
-            } else {
-                tally.used
-            };
-            if used > cap {
-                found.push((
-                    ViolationKind::LimitPassed,
-                    format!(
-                        "{} takes the {} {} limit of {cap} to {used}",
-                        payload.name(),
-                        period.as_str(),
-                        kind.as_str()
-                    ),
-                ));
-            }
-        }
-        found
-    }
-
-    /// Starts the fold's own sum for a limit that `payload` creates; drops the sums of
-    /// limits that are gone.
-    fn tally_limit(&mut self, payload: &WalletEvent) {
-        if let WalletEvent::LimitChanged {
-            kind,
-            period,
-            amount: Some(_),
-            zone,
-            at,
-            ..
-        } = payload
-        {
-            let exists = self
-                .wallet
-                .protection()
-                .and_then(|p| p.limit(*kind, *period))
-                .is_some_and(|l| l.in_force(*at).is_some());
-            if !exists {
-                self.tallies.insert(
-                    (*kind, *period),
-                    Tally {
-                        window: period.window(*zone, *at),
-                        used: Decimal::ZERO,
-                    },
-                );
-            }
-        }
-    }
-
-    /// Parses `event` and works out what it does, or the rule that stops it.
-    fn parse(&self, event: &LoggedEvent) -> Result<(WalletEvent, Deltas), (ViolationKind, String)> {
-        use ViolationKind::*;
-        if event.wallet_id != self.wallet_id {
-            return Err((Malformed, format!("an event of wallet {}", event.wallet_id)));
-        }
-        let payload = event.decode().map_err(|e| (Malformed, e.to_string()))?;
-        let currency = match (&payload, self.wallet.balance()) {
-            (
-                WalletEvent::WalletOpened {
-                    wallet_id,
-                    currency,
-                    ..
-                },
-                None,
-            ) => {
-                if *wallet_id != self.wallet_id {
-                    return Err((Malformed, format!("opens wallet {wallet_id}")));
-                }
-                *currency
-            }
-            (WalletEvent::WalletOpened { .. }, Some(_)) => {
-                return Err((OpenedTwice, "the wallet is already open".into()))
-            }
-            (_, None) => {
-                return Err((NotOpened, format!("{} before WalletOpened", payload.name())))
-            }
-            (_, Some(balance)) => balance.currency,
-        };
-        let mut d = Deltas::new(currency);
-        let positive = |what: &str, amount: Decimal, zero_ok: bool| {
-            let ok = (amount > Decimal::ZERO || (zero_ok && amount.is_zero()))
-                && amount.normalize().scale() <= currency.scale();
-            if ok {
-                Ok(())
-            } else {
-                Err((
-                    BadAmount,
-                    format!("{what} {amount} is not a valid {} amount", currency.code()),
-                ))
-            }
-        };
-        match &payload {
-            WalletEvent::WalletOpened { .. } => {}
-            WalletEvent::FundsDeposited { amount, .. } => {
-                positive("deposit", *amount, false)?;
-                d.available = *amount;
-                d.flows.deposited = *amount;
-            }
-            WalletEvent::FundsWithdrawn { amount, .. } => {
-                positive("withdrawal", *amount, false)?;
-                d.available = -*amount;
-                d.flows.withdrawn = *amount;
-            }
-            WalletEvent::FundsReserved {
-                reservation_id,
-                amount,
-                round_id,
-                ..
-            } => {
-                positive("stake", *amount, false)?;
-                self.check_unused(reservation_id)?;
-                d.bets.push((round_id.clone(), true));
-                d.available = -*amount;
-                d.reserved = *amount;
-                d.open = *amount;
-            }
-            WalletEvent::ReservationSettled {
-                reservation_id,
-                stake,
-                payout,
-                ..
-            } => {
-                positive("stake", *stake, false)?;
-                positive("payout", *payout, true)?;
-                d.game = Some(self.take_stake(&mut d, reservation_id, *stake, "settles")?);
-                d.available = *payout;
-                d.flows.payouts = *payout;
-            }
-            WalletEvent::ReservationRefunded {
-                reservation_id,
-                amount,
-                ..
-            }
-            | WalletEvent::ReservationExpired {
-                reservation_id,
-                amount,
-            } => {
-                let held = self.open_amount(reservation_id, "closes")?;
-                if *amount != held.amount {
-                    d.mismatches.push((
-                        AmountMismatch,
-                        format!(
-                            "{} names {amount}, the reservation holds {}",
-                            payload.name(),
-                            held.amount
-                        ),
-                    ));
-                }
-                d.bets.push((held.round_id.clone(), false));
-                d.available = held.amount;
-                d.reserved = -held.amount;
-                d.open = -held.amount;
-            }
-            WalletEvent::ReservationVoided { reservation_id, .. } => {
-                if self.wallet.reservation(reservation_id).is_some() {
-                    d.mismatches.push((
-                        ReservationReused,
-                        format!("voids reservation {reservation_id}, which was made"),
-                    ));
-                }
-            }
-            WalletEvent::WinCredited {
-                reservation_id,
-                settled_stake,
-                amount,
-                kind,
-                ..
-            } => {
-                positive("win", *amount, true)?;
-                match (reservation_id, settled_stake) {
-                    (Some(id), Some(stake)) => {
-                        positive("stake", *stake, false)?;
-                        d.game = Some(self.take_stake(&mut d, id, *stake, "settles")?);
-                    }
-                    (Some(id), None) => match self.wallet.reservation(id) {
-                        Some(r) if r.state == ReservationState::Settled => {
-                            d.game = Some(r.game_id.clone());
-                        }
-                        // A compacted fold has forgotten settled bets: it cannot tell.
-                        None if self.compact => {}
-                        other => d.mismatches.push((
-                            WinForUnsettledBet,
-                            format!(
-                                "a later win for bet {id}, which is {}",
-                                other.map_or("unknown".to_string(), |r| r.state.to_string())
-                            ),
-                        )),
-                    },
-                    (None, Some(_)) => {
-                        return Err((Malformed, "a settled stake without its bet".into()))
-                    }
-                    (None, None) => {}
-                }
-                d.available += *amount;
-                if kind.is_some() {
-                    d.flows.betless_wins = *amount;
-                } else {
-                    d.flows.payouts = *amount;
-                }
-            }
-            WalletEvent::RoundClosed { .. } => {}
-            WalletEvent::BetSettled {
-                reservation_id,
-                game_id,
-                stake,
-                payout,
-                ..
-            } => {
-                positive("stake", *stake, false)?;
-                positive("payout", *payout, true)?;
-                self.check_unused(reservation_id)?;
-                d.available = *payout - *stake;
-                d.flows.stakes_settled = *stake;
-                d.flows.payouts = *payout;
-                d.game = Some(game_id.clone());
-            }
-            WalletEvent::FundsAdjusted { amount, .. } => {
-                positive("adjustment", amount.abs(), false)?;
-                d.available = *amount;
-                d.flows.adjustments = *amount;
-            }
-            // They move no money; `check_protection` checks what they allow.
-            WalletEvent::LimitChanged { .. }
-            | WalletEvent::SelfExcluded { .. }
-            | WalletEvent::AccountLocked { .. }
-            | WalletEvent::AccountUnlocked { .. } => {}
-        }
-        // A bet, win or rollback in a closed round (closing it again is a repeat).
-        if let Some(round_id) = payload.round_id() {
-            let closed = self.wallet.round(round_id).is_some_and(|r| r.closed);
-            let repeat_close =
-                matches!(&payload, WalletEvent::RoundClosed { lost, .. } if lost.is_empty());
-            let adjustment = matches!(&payload, WalletEvent::FundsAdjusted { .. });
-            if closed && !repeat_close && !adjustment {
-                d.mismatches.push((
-                    InClosedRound,
-                    format!("{} in round {round_id}, which is closed", payload.name()),
-                ));
-            }
-        }
-        for lost in payload.lost() {
-            let game = self.take_stake(&mut d, &lost.reservation_id, lost.stake, "loses")?;
-            d.game.get_or_insert(game);
-        }
-        d.game = payload.game_id().cloned().or(d.game.take());
-        Ok((payload, d))
-    }
-
-    /// A bet's stake leaves the wallet (settled or lost): the bet must be open and hold
-    /// `stake`. Returns the bet's game.
-    fn take_stake(
-        &self,
-        d: &mut Deltas,
-        id: &domain::ReservationId,
-        stake: Decimal,
-        verb: &str,
-    ) -> Result<GameId, (ViolationKind, String)> {
-        let held = self.open_amount(id, verb)?;
-        if stake != held.amount {
-            d.mismatches.push((
-                ViolationKind::AmountMismatch,
-                format!(
-                    "{verb} bet {id} for stake {stake}, the bet holds {}",
-                    held.amount
-                ),
-            ));
-        }
-        d.bets.push((held.round_id.clone(), false));
-        d.reserved -= held.amount;
-        d.open -= held.amount;
-        d.flows.stakes_settled += stake;
-        Ok(held.game_id.clone())
-    }
-
-    /// A new bet's id (a reserve's, a bet-win's) was never used nor voided.
-    fn check_unused(&self, id: &domain::ReservationId) -> Result<(), (ViolationKind, String)> {
-        if self.wallet.reservation(id).is_some() || self.wallet.is_voided(id) {
-            return Err((
-                ViolationKind::ReservationReused,
-                format!("bet id {id} was used before"),
-            ));
-        }
-        Ok(())
-    }
-
-    fn open_amount(
-        &self,
-        id: &domain::ReservationId,
-        verb: &str,
-    ) -> Result<&domain::Reservation, (ViolationKind, String)> {
-        match self.wallet.reservation(id) {
-            None => Err((
-                ViolationKind::UnknownReservation,
-                format!("{verb} reservation {id}, which was never made"),
-            )),
-            Some(r) if r.state != ReservationState::Open => Err((
-                ViolationKind::ClosedReservation,
-                format!("{verb} reservation {id}, which is already {:?}", r.state),
-            )),
-            Some(r) => Ok(r),
-        }
-    }
-}
-
-/// What one event moves, by this fold's own arithmetic.
-struct Deltas {
-    currency: Currency,
-    available: Decimal,
-    reserved: Decimal,
-    open: Decimal,
-    flows: Flows,
-    /// The game the event's bets belong to, for its net win on the boards.
-    game: Option<GameId>,
-    /// Bets it opens (true) and closes (false), by round.
-    bets: Vec<(RoundId, bool)>,
-    mismatches: Vec<(ViolationKind, String)>,
-}
-
-impl Deltas {
-    fn new(currency: Currency) -> Self {
-        Deltas {
-            currency,
-            available: Decimal::ZERO,
-            reserved: Decimal::ZERO,
-            open: Decimal::ZERO,
-            flows: Flows::default(),
-            game: None,
-            bets: Vec::new(),
-            mismatches: Vec::new(),
-        }
-    }
 }
 
 /// Totals per currency over many wallets: the flows and what the wallets hold. Equal when
@@ -947,5 +488,34 @@ impl Totals {
             .filter(|(_, t)| t.available + t.reserved != t.flows.net())
             .map(|(c, t)| (c.clone(), t.available + t.reserved, t.flows.net()))
             .collect()
+    }
+}
+
+/// What one event moves, by this fold's own arithmetic.
+struct Deltas {
+    currency: Currency,
+    available: Decimal,
+    reserved: Decimal,
+    open: Decimal,
+    flows: Flows,
+    /// The game the event's bets belong to, for its net win on the boards.
+    game: Option<GameId>,
+    /// Bets it opens (true) and closes (false), by round.
+    bets: Vec<(RoundId, bool)>,
+    mismatches: Vec<(ViolationKind, String)>,
+}
+
+impl Deltas {
+    fn new(currency: Currency) -> Self {
+        Deltas {
+            currency,
+            available: Decimal::ZERO,
+            reserved: Decimal::ZERO,
+            open: Decimal::ZERO,
+            flows: Flows::default(),
+            game: None,
+            bets: Vec::new(),
+            mismatches: Vec::new(),
+        }
     }
 }
