@@ -417,13 +417,9 @@ impl WalletFold {
             Ok(recorded) => step.violations.push(violation(
                 ViolationKind::RecordedBalance,
                 format!(
-                    "metadata records available {} reserved {} {}, the fold has {} {} {}",
-                    recorded.available,
-                    recorded.reserved,
-                    recorded.currency.code(),
-                    after.available,
-                    after.reserved,
-                    after.currency.code()
+                    "metadata records {}, the fold has {}",
+                    written(&recorded),
+                    written(&after)
                 ),
             )),
             Err(problem) => step
@@ -518,4 +514,13 @@ impl Deltas {
             mismatches: Vec::new(),
         }
     }
+}
+
+/// A balance as a violation names it: each part, then the currency.
+fn written(balance: &Balance) -> String {
+    let parts: Vec<String> = balance
+        .named_parts()
+        .map(|(name, amount)| format!("{name} {amount}"))
+        .collect();
+    format!("{} {}", parts.join(" "), balance.currency.code())
 }
