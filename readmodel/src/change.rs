@@ -72,41 +72,6 @@ pub enum ChangeError {
     },
 }
 
-/// The reservations `event` closes, the one it names first: a settle's, refund's or
-/// expiry's, a first win's, then the bets a round's close lost. A bet-win's bet is never
-/// open. The read models take a settle's game (and provider) from the first.
-pub fn closed_by(event: &WalletEvent) -> Vec<ReservationId> {
-    let mut closed: Vec<ReservationId> = event
-        .lost()
-        .iter()
-        .map(|l| l.reservation_id.clone())
-        .collect();
-    match event {
-        WalletEvent::ReservationSettled { reservation_id, .. }
-        | WalletEvent::ReservationRefunded { reservation_id, .. }
-        | WalletEvent::ReservationExpired { reservation_id, .. }
-        | WalletEvent::WinCredited {
-            reservation_id: Some(reservation_id),
-            settled_stake: Some(_),
-            ..
-        } => closed.insert(0, reservation_id.clone()),
-        WalletEvent::WalletOpened { .. }
-        | WalletEvent::FundsDeposited { .. }
-        | WalletEvent::FundsWithdrawn { .. }
-        | WalletEvent::FundsReserved { .. }
-        | WalletEvent::ReservationVoided { .. }
-        | WalletEvent::WinCredited { .. }
-        | WalletEvent::RoundClosed { .. }
-        | WalletEvent::BetSettled { .. }
-        | WalletEvent::FundsAdjusted { .. }
-        | WalletEvent::LimitChanged { .. }
-        | WalletEvent::SelfExcluded { .. }
-        | WalletEvent::AccountLocked { .. }
-        | WalletEvent::AccountUnlocked { .. } => {}
-    }
-    closed
-}
-
 impl Change {
     /// The change that `event` makes.
     pub fn of(event: &LoggedEvent) -> Result<Change, ChangeError> {
@@ -152,7 +117,7 @@ impl Change {
                     .ok_or_else(|| malformed(format!("net win {net} out of range")))?,
             );
         }
-        let closed = closed_by(&payload);
+        let closed = payload.closed_reservations();
         if let WalletEvent::WalletOpened { player_id, .. } = &payload {
             change.player_id = Some(player_id.clone());
         }

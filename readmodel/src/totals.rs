@@ -103,7 +103,7 @@ impl Origin {
 }
 
 /// Where `event`'s figures count: the game and provider it names, else those of `bet`,
-/// the game and round of the reservation it closes first ([`crate::change::closed_by`])
+/// the game and round of the reservation it closes first (`WalletEvent::closed_reservations`)
 /// as the wallet held it before the event. What the live apply works out in Redis, for the
 /// folds of the replay tool.
 pub fn origin(

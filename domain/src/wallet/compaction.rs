@@ -171,32 +171,10 @@ impl Wallet {
     /// refused by the log and the command decided again on the full state.
     pub fn round_opened_by(&self, event: &WalletEvent) -> Option<RoundId> {
         let opened = self.opened.as_ref()?;
-        match event {
-            WalletEvent::FundsReserved { round_id, .. }
-            | WalletEvent::WinCredited { round_id, .. }
-            | WalletEvent::RoundClosed { round_id, .. }
-            | WalletEvent::BetSettled { round_id, .. }
-                if !opened.rounds.contains_key(round_id) =>
-            {
-                Some(round_id.clone())
-            }
-            WalletEvent::FundsReserved { .. }
-            | WalletEvent::WinCredited { .. }
-            | WalletEvent::RoundClosed { .. }
-            | WalletEvent::BetSettled { .. }
-            | WalletEvent::WalletOpened { .. }
-            | WalletEvent::FundsDeposited { .. }
-            | WalletEvent::FundsWithdrawn { .. }
-            | WalletEvent::ReservationSettled { .. }
-            | WalletEvent::ReservationRefunded { .. }
-            | WalletEvent::ReservationExpired { .. }
-            | WalletEvent::ReservationVoided { .. }
-            | WalletEvent::FundsAdjusted { .. }
-            | WalletEvent::LimitChanged { .. }
-            | WalletEvent::SelfExcluded { .. }
-            | WalletEvent::AccountLocked { .. }
-            | WalletEvent::AccountUnlocked { .. } => None,
-        }
+        event
+            .may_open_round()
+            .filter(|round_id| !opened.rounds.contains_key(round_id))
+            .cloned()
     }
 
     /// Folds `event`, read from the log after this state (a snapshot's, or a cache's

@@ -440,6 +440,63 @@ impl WalletEvent {
         }
     }
 
+    /// The round the event opens when the wallet does not hold it yet: a bet's, a
+    /// bet-win's, a win's or a close's round. An adjustment or a void naming a round never
+    /// opens it.
+    pub fn may_open_round(&self) -> Option<&RoundId> {
+        match self {
+            WalletEvent::FundsReserved { round_id, .. }
+            | WalletEvent::WinCredited { round_id, .. }
+            | WalletEvent::RoundClosed { round_id, .. }
+            | WalletEvent::BetSettled { round_id, .. } => Some(round_id),
+            WalletEvent::WalletOpened { .. }
+            | WalletEvent::FundsDeposited { .. }
+            | WalletEvent::FundsWithdrawn { .. }
+            | WalletEvent::ReservationSettled { .. }
+            | WalletEvent::ReservationRefunded { .. }
+            | WalletEvent::ReservationExpired { .. }
+            | WalletEvent::ReservationVoided { .. }
+            | WalletEvent::FundsAdjusted { .. }
+            | WalletEvent::LimitChanged { .. }
+            | WalletEvent::SelfExcluded { .. }
+            | WalletEvent::AccountLocked { .. }
+            | WalletEvent::AccountUnlocked { .. } => None,
+        }
+    }
+
+    /// The reservations the event closes, the one it names first: a settle's, refund's or
+    /// expiry's, a first win's, then the bets a round's close lost. A bet-win's bet is
+    /// never open. The read models take a settle's game (and provider) from the first.
+    pub fn closed_reservations(&self) -> Vec<ReservationId> {
+        let named = match self {
+            WalletEvent::ReservationSettled { reservation_id, .. }
+            | WalletEvent::ReservationRefunded { reservation_id, .. }
+            | WalletEvent::ReservationExpired { reservation_id, .. }
+            | WalletEvent::WinCredited {
+                reservation_id: Some(reservation_id),
+                settled_stake: Some(_),
+                ..
+            } => Some(reservation_id.clone()),
+            WalletEvent::WalletOpened { .. }
+            | WalletEvent::FundsDeposited { .. }
+            | WalletEvent::FundsWithdrawn { .. }
+            | WalletEvent::FundsReserved { .. }
+            | WalletEvent::ReservationVoided { .. }
+            | WalletEvent::WinCredited { .. }
+            | WalletEvent::RoundClosed { .. }
+            | WalletEvent::BetSettled { .. }
+            | WalletEvent::FundsAdjusted { .. }
+            | WalletEvent::LimitChanged { .. }
+            | WalletEvent::SelfExcluded { .. }
+            | WalletEvent::AccountLocked { .. }
+            | WalletEvent::AccountUnlocked { .. } => None,
+        };
+        named
+            .into_iter()
+            .chain(self.lost().iter().map(|l| l.reservation_id.clone()))
+            .collect()
+    }
+
     /// The reservation the event opens, closes or voids, if any.
     pub fn reservation_id(&self) -> Option<&ReservationId> {
         match self {

@@ -438,12 +438,33 @@ impl Aggregate for Wallet {
             .opened
             .as_mut()
             .expect("every later event follows WalletOpened in the log");
-        o.apply_protection(&event);
         for posting in event.postings() {
             o.balance.post(posting.part, posting.amount);
         }
-        if !o.apply_round(&event) {
-            o.apply_plain(event);
+        // Where each event is folded: the one place a new event must be sent.
+        match event {
+            WalletEvent::WalletOpened { .. } => unreachable!("folded above"),
+            WalletEvent::LimitChanged { .. }
+            | WalletEvent::SelfExcluded { .. }
+            | WalletEvent::AccountLocked { .. }
+            | WalletEvent::AccountUnlocked { .. } => o.change_protection(&event),
+            WalletEvent::WinCredited { .. }
+            | WalletEvent::RoundClosed { .. }
+            | WalletEvent::BetSettled { .. }
+            | WalletEvent::FundsAdjusted { .. } => {
+                o.count_limits(&event);
+                o.apply_round(&event);
+            }
+            WalletEvent::FundsDeposited { .. }
+            | WalletEvent::FundsWithdrawn { .. }
+            | WalletEvent::FundsReserved { .. }
+            | WalletEvent::ReservationSettled { .. }
+            | WalletEvent::ReservationRefunded { .. }
+            | WalletEvent::ReservationExpired { .. }
+            | WalletEvent::ReservationVoided { .. } => {
+                o.count_limits(&event);
+                o.apply_plain(event);
+            }
         }
         debug_assert!(o.balance.available >= Decimal::ZERO && o.balance.reserved >= Decimal::ZERO);
     }
@@ -454,7 +475,6 @@ impl Opened {
     fn apply_plain(&mut self, event: WalletEvent) {
         let o = self;
         match event {
-            WalletEvent::WalletOpened { .. } => unreachable!("handled above"),
             // Money moves by the event's postings (see `apply`).
             WalletEvent::FundsDeposited { .. } | WalletEvent::FundsWithdrawn { .. } => {}
             reserved @ WalletEvent::FundsReserved { .. } => {
@@ -484,15 +504,7 @@ impl Opened {
             WalletEvent::ReservationVoided { reservation_id, .. } => {
                 o.voided.insert(reservation_id);
             }
-            WalletEvent::WinCredited { .. }
-            | WalletEvent::RoundClosed { .. }
-            | WalletEvent::BetSettled { .. }
-            | WalletEvent::FundsAdjusted { .. } => unreachable!("folded by apply_round"),
-            // Folded by apply_protection; they move no money.
-            WalletEvent::LimitChanged { .. }
-            | WalletEvent::SelfExcluded { .. }
-            | WalletEvent::AccountLocked { .. }
-            | WalletEvent::AccountUnlocked { .. } => {}
+            other => unreachable!("not a plain event: {}", other.name()),
         }
     }
 }

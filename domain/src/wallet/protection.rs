@@ -507,18 +507,7 @@ impl Protection {
             }
             WalletEvent::AccountLocked { reason, .. } => self.lock = Some(reason.to_string()),
             WalletEvent::AccountUnlocked { .. } => self.lock = None,
-            WalletEvent::WalletOpened { .. }
-            | WalletEvent::FundsDeposited { .. }
-            | WalletEvent::FundsWithdrawn { .. }
-            | WalletEvent::FundsReserved { .. }
-            | WalletEvent::ReservationSettled { .. }
-            | WalletEvent::ReservationRefunded { .. }
-            | WalletEvent::ReservationExpired { .. }
-            | WalletEvent::ReservationVoided { .. }
-            | WalletEvent::WinCredited { .. }
-            | WalletEvent::RoundClosed { .. }
-            | WalletEvent::BetSettled { .. }
-            | WalletEvent::FundsAdjusted { .. } => {}
+            other => unreachable!("not a protection event: {}", other.name()),
         }
     }
 
@@ -710,19 +699,16 @@ impl Opened {
         }
     }
 
-    /// Folds `event` into the protections: a change of them, or a movement they count.
-    pub(super) fn apply_protection(&mut self, event: &WalletEvent) {
-        if matches!(
-            event,
-            WalletEvent::LimitChanged { .. }
-                | WalletEvent::SelfExcluded { .. }
-                | WalletEvent::AccountLocked { .. }
-                | WalletEvent::AccountUnlocked { .. }
-        ) {
-            self.protection
-                .get_or_insert_with(Default::default)
-                .apply_change(event);
-        } else if let Some(p) = self.protection.as_deref_mut() {
+    /// Folds a change of the protections (`Wallet::apply` sends them here).
+    pub(super) fn change_protection(&mut self, event: &WalletEvent) {
+        self.protection
+            .get_or_insert_with(Default::default)
+            .apply_change(event);
+    }
+
+    /// Counts what `event` moved towards the wallet's limits, if it has any.
+    pub(super) fn count_limits(&mut self, event: &WalletEvent) {
+        if let Some(p) = self.protection.as_deref_mut() {
             p.count(event);
         }
     }

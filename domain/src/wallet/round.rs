@@ -462,8 +462,8 @@ impl Opened {
         }
     }
 
-    /// Folds a round event (one only rounds have); `false` for the other events.
-    pub(super) fn apply_round(&mut self, event: &WalletEvent) -> bool {
+    /// Folds a round event (one only rounds have; `Wallet::apply` sends them here).
+    pub(super) fn apply_round(&mut self, event: &WalletEvent) {
         match event {
             WalletEvent::WinCredited {
                 round_id,
@@ -500,20 +500,8 @@ impl Opened {
             }
             // Its money moves by its postings alone.
             WalletEvent::FundsAdjusted { .. } => {}
-            WalletEvent::WalletOpened { .. }
-            | WalletEvent::FundsDeposited { .. }
-            | WalletEvent::FundsWithdrawn { .. }
-            | WalletEvent::FundsReserved { .. }
-            | WalletEvent::ReservationSettled { .. }
-            | WalletEvent::ReservationRefunded { .. }
-            | WalletEvent::ReservationExpired { .. }
-            | WalletEvent::ReservationVoided { .. }
-            | WalletEvent::LimitChanged { .. }
-            | WalletEvent::SelfExcluded { .. }
-            | WalletEvent::AccountLocked { .. }
-            | WalletEvent::AccountUnlocked { .. } => return false,
+            other => unreachable!("not a round event: {}", other.name()),
         }
-        true
     }
 
     /// Forgets closed rounds, and idle open ones past the [`IDLE_ROUNDS_KEPT`] most

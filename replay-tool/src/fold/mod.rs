@@ -33,7 +33,6 @@ use domain::{
     Balance, Currency, GameId, PlayerId, ReservationState, RoundId, Wallet, WalletEvent, WalletId,
 };
 use eventstore::log::LoggedEvent;
-use readmodel::change::closed_by;
 use readmodel::totals::{self, Contribution, Slot};
 use readmodel::{ReservationView, WalletModel};
 use rust_decimal::Decimal;
@@ -326,7 +325,8 @@ impl WalletFold {
         match totals::contributions(&payload, deltas.currency, opened_round) {
             Ok(contribution) if contribution.is_empty() => {}
             Ok(contribution) => {
-                let bet = closed_by(&payload)
+                let bet = payload
+                    .closed_reservations()
                     .first()
                     .and_then(|id| self.wallet.reservation(id))
                     .map(|r| (&r.game_id, &r.round_id));
