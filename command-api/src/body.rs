@@ -23,8 +23,9 @@ impl Serialize for BalanceBody {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut map = serializer.serialize_map(Some(domain::Part::ALL.len() + 1))?;
-        for (name, amount) in self.0.named_parts() {
-            map.serialize_entry(name, &amount)?;
+        for (part, mut amount) in self.0.parts() {
+            amount.rescale(self.0.currency.scale());
+            map.serialize_entry(part.name(), &amount.to_string())?;
         }
         map.serialize_entry("currency", self.0.currency.code())?;
         map.end()

@@ -26,7 +26,7 @@ use eventstore::CommandReceipt;
 use rust_decimal::Decimal;
 
 use crate::error::ApiError;
-use crate::input::{valid, win_target};
+use crate::input::valid;
 use crate::runner::execute;
 use crate::state::AppState;
 
@@ -126,42 +126,51 @@ pub fn bet_win(
     }
 }
 
-/// A win as a provider reports it, with its ids as the call names them.
-pub struct Win<'a> {
-    pub transaction_id: &'a str,
-    /// The bet it pays, with the request field that named it.
-    pub bet: Option<(&'static str, &'a str)>,
-    /// `free_spin`, `promo` or `jackpot` for a win without a bet.
-    pub kind: Option<&'a str>,
-    pub campaign_id: Option<String>,
-    pub round_id: &'a str,
-    pub game_id: Option<String>,
+/// A win as a provider reports it, its ids already in the scope ([`Scope::win_ids`]).
+pub struct Win {
+    pub transaction_id: TransactionId,
+    pub round_id: RoundId,
+    /// What it pays against: its bet, its round, or nothing (`input::win_target`).
+    pub target: WinTarget,
     pub amount: Decimal,
+    pub game_id: Option<GameId>,
     pub currency: Currency,
     pub round_closed: bool,
 }
 
-impl Scope<'_> {
-    /// The command of a win.
-    pub fn win(&self, win: Win<'_>, now: DateTime<Utc>) -> Result<WalletCommand, ApiError> {
-        let bet = win
-            .bet
-            .map(|(field, bet)| self.bet(field, bet))
-            .transpose()?;
-        let transaction_id = match win.bet {
-            Some((_, bet)) => self.closing("win", win.transaction_id, bet)?,
-            None => self.transaction("transaction_id", win.transaction_id)?,
-        };
-        Ok(WalletCommand::Win {
-            transaction_id,
-            round_id: self.round(win.round_id)?,
-            target: win_target(bet, win.kind, win.campaign_id)?,
-            amount: win.amount,
-            game_id: win.game_id.map(|g| valid(GameId::new, g)).transpose()?,
-            round_closed: win.round_closed,
-            currency: Some(win.currency),
+impl Win {
+    /// The command of the win.
+    pub fn command(self, now: DateTime<Utc>) -> WalletCommand {
+        WalletCommand::Win {
+            transaction_id: self.transaction_id,
+            round_id: self.round_id,
+            target: self.target,
+            amount: self.amount,
+            game_id: self.game_id,
+            round_closed: self.round_closed,
+            currency: Some(self.currency),
             now,
-        })
+        }
+    }
+}
+
+impl Scope<'_> {
+    /// A win's ids: the bet it pays, if it names one (request field and id), and the id
+    /// it is recorded under (request field and id; see [`Scope::closing`]). Checked in
+    /// that order; each face checks its other fields in its own order around this.
+    pub fn win_ids(
+        &self,
+        (field, transaction_id): (&str, &str),
+        bet: Option<(&str, &str)>,
+    ) -> Result<(Option<ReservationId>, TransactionId), ApiError> {
+        let reservation_id = bet
+            .map(|(bet_field, bet)| self.bet(bet_field, bet))
+            .transpose()?;
+        let transaction_id = match bet {
+            Some((_, bet)) => self.closing("win", transaction_id, bet)?,
+            None => self.transaction(field, transaction_id)?,
+        };
+        Ok((reservation_id, transaction_id))
     }
 
     /// The command of a rollback of bet `bet` (named by request field `field`).

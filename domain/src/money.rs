@@ -301,13 +301,12 @@ impl Balance {
         Part::ALL.into_iter().map(|part| (part, self.get(part)))
     }
 
-    /// Its parts by name with their amounts as text, at the currency's scale: the form
-    /// the log's metadata, the read model and the HTTP bodies write.
+    /// Its parts by name with their amounts as text, as they are (a balance folded from
+    /// events is at its currency's scale): the form the log's metadata, the read model
+    /// and the audit write. The HTTP bodies write them at the currency's scale.
     pub fn named_parts(&self) -> impl Iterator<Item = (&'static str, String)> + '_ {
-        self.parts().map(|(part, mut amount)| {
-            amount.rescale(self.currency.scale());
-            (part.name(), amount.to_string())
-        })
+        self.parts()
+            .map(|(part, amount)| (part.name(), amount.to_string()))
     }
 
     /// The balance in `currency` whose parts `read` finds by name (`None`: not there),

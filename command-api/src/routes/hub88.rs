@@ -503,26 +503,26 @@ async fn win(
             (false, true, None) => Some("promo"),
             _ => None,
         };
-        let command = scope.win(
-            Win {
-                transaction_id: &r.transaction_uuid,
-                bet: reference.map(|bet| ("reference_transaction_uuid", bet)),
-                kind,
-                campaign_id: kind.and(r.reward_uuid.clone()),
-                round_id: &r.round,
-                game_id: r.game_code.clone(),
-                amount,
-                currency,
-                round_closed: r.round_closed,
-            },
-            state.clock.now(),
+        let (bet, transaction_id) = scope.win_ids(
+            ("transaction_uuid", &r.transaction_uuid),
+            reference.map(|bet| ("reference_transaction_uuid", bet)),
         )?;
-        held_here(
-            &state,
-            wallet_id,
-            &command.transaction_id().expect("a win has one"),
-        )
-        .await?;
+        let target = crate::input::win_target(bet, kind, kind.and(r.reward_uuid.clone()))?;
+        held_here(&state, wallet_id, &transaction_id).await?;
+        let command = Win {
+            transaction_id,
+            round_id: scope.round(&r.round)?,
+            target,
+            amount,
+            game_id: r
+                .game_code
+                .clone()
+                .map(|g| valid(GameId::new, g))
+                .transpose()?,
+            currency,
+            round_closed: r.round_closed,
+        }
+        .command(state.clock.now());
         let receipt = seamless::run_credit(&state, scope, wallet_id, command).await?;
         Ok::<_, Refusal>(receipt.balance)
     }

@@ -352,23 +352,27 @@ async fn win(
     let (_, request) = verified::<WinRequest>(&state, &pid, &headers, &body)?;
     let wallet_id = named_wallet(request.player_id, &request.currency)?;
     let scope = Scope(&pid);
-    let command = scope.win(
-        Win {
-            transaction_id: &request.transaction_id,
-            bet: request
-                .bet_transaction_id
-                .as_deref()
-                .map(|bet| ("bet_transaction_id", bet)),
-            kind: request.kind.as_deref(),
-            campaign_id: request.campaign_id,
-            round_id: &request.round_id,
-            game_id: request.game_id,
-            amount: amount("amount", &request.amount)?,
-            currency: currency(&request.currency)?,
-            round_closed: request.round_closed,
-        },
-        state.clock.now(),
+    let (bet, transaction_id) = scope.win_ids(
+        ("transaction_id", &request.transaction_id),
+        request
+            .bet_transaction_id
+            .as_deref()
+            .map(|bet| ("bet_transaction_id", bet)),
     )?;
+    let (credit, currency) = (
+        amount("amount", &request.amount)?,
+        currency(&request.currency)?,
+    );
+    let command = Win {
+        transaction_id,
+        round_id: scope.round(&request.round_id)?,
+        target: crate::input::win_target(bet, request.kind.as_deref(), request.campaign_id)?,
+        amount: credit,
+        game_id: request.game_id.map(|g| valid(GameId::new, g)).transpose()?,
+        currency,
+        round_closed: request.round_closed,
+    }
+    .command(state.clock.now());
     let receipt = seamless::run_credit(&state, scope, wallet_id, command).await?;
     Ok(answer(receipt, request.transaction_id))
 }
