@@ -21,13 +21,14 @@
 # KILL_S=S (with INSTANCES=2 or more) kills the last instance S seconds into the burst and
 # reports when the survivors served its wallets again (below).
 # Usage: [INSTANCES=1] [KILL_S=] [CONNECTIONS=64] [WALLETS=1000] [REPEAT_SHARE=0] [READ_SIDE=1]
-#        [IDLE_S=60] [TRAFFIC=deposits|bet-wins] [TOPOLOGY=single|ha] scripts/pipeline-bench.sh [SECONDS]
-# TOPOLOGY=ha runs it on scripts/ha.sh's topology (synchronous replication, Sentinel, a
+#        [IDLE_S=60] [TRAFFIC=deposits|bet-wins] [BETLEDGER_TOPOLOGY=single|ha] scripts/pipeline-bench.sh [SECONDS]
+# BETLEDGER_TOPOLOGY=ha (as for scripts/run.sh; TOPOLOGY is still read) runs it on scripts/ha.sh's topology (synchronous replication, Sentinel, a
 # RabbitMQ cluster) instead of scripts/services.sh's single nodes.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 BURST_S="${1:-15}"
+TOPOLOGY="${BETLEDGER_TOPOLOGY:-${TOPOLOGY:-single}}"
 INSTANCES="${INSTANCES:-1}"
 CONNECTIONS="${CONNECTIONS:-64}"
 WALLETS="${WALLETS:-1000}"
@@ -49,12 +50,12 @@ command -v wrk >/dev/null || {
   exit 2
 }
 services=scripts/services.sh
-[ "${TOPOLOGY:-single}" = ha ] && services=scripts/ha.sh
+[ "$TOPOLOGY" = ha ] && services=scripts/ha.sh
 "$services" up >/dev/null
 eval "$("$services" env)"
 # redis-cli reads plain redis:// URLs: on the HA topology, the master the Sentinels name.
 REDIS_CLI_URL="$BETLEDGER_REDIS_URL"
-if [ "${TOPOLOGY:-single}" = ha ]; then
+if [ "$TOPOLOGY" = ha ]; then
   REDIS_CLI_URL="redis://127.0.0.1:$(scripts/ha.sh primary | python3 -c 'import json,sys; print(json.load(sys.stdin)["redis_master_port"])')"
 fi
 export REDIS_CLI_URL
@@ -72,7 +73,7 @@ PREFIX="pipeline-bench-$$"
 # broker used more CPU at rest and, after some dozens of runs, stopped answering.
 VHOST="$PREFIX"
 rabbitmqctl_of_topology() {
-  if [ "${TOPOLOGY:-single}" = ha ]; then
+  if [ "$TOPOLOGY" = ha ]; then
     (source scripts/ha.sh; ha_rabbit_env 1; rabbit_cmd rabbitmqctl -q -n "$(ha_rabbit_node 1)" "$@")
   else
     (source scripts/services.sh; rabbit_env; rabbit_cmd rabbitmqctl -q -n "$RABBIT_NODE" "$@")
@@ -461,5 +462,5 @@ redis_pct=$(pct "$d1 - $d0")
 [ "$pg_pids" = "$pg_pids_after" ] || echo "   (the set of PostgreSQL backends changed while measuring: $pg_pids -> $pg_pids_after)"
 echo "== at rest: engine processes ${engine_pct}% of one core, their PostgreSQL backends ${pg_pct}%; RabbitMQ ${rabbit_pct}%, Redis ${redis_pct}% (shared services)"
 cat <<JSON
-{"topology": "${TOPOLOGY:-single}", "traffic": "$TRAFFIC", "instances": $INSTANCES, "connections": $CONNECTIONS, "wallets": $WALLETS, "repeat_share": $REPEAT_SHARE, "read_side": $READ_SIDE, "burst_s": $BURST_S, "requests_per_s": $total_rps, "not_2xx": $non2xx, "events": $((events - start_events)), "catch_up_s": $catch_up_s, "events_per_message": $events_per_message, "write_path": $write_path_json, "projection_lag": $lag_json, "killed": $killed_json, "burst_cpu_pct": {"api": $b_api, "projections": $b_proj, "postgres_backends": $b_pg, "rabbitmq": $b_r, "redis": $b_d, "machine": $b_m, "iowait": $b_w}, "idle_s": $IDLE_S, "idle_cpu_pct": {"engine": $engine_pct, "postgres_backends": $pg_pct, "rabbitmq": $rabbit_pct, "redis": $redis_pct}}
+{"topology": "$TOPOLOGY", "traffic": "$TRAFFIC", "instances": $INSTANCES, "connections": $CONNECTIONS, "wallets": $WALLETS, "repeat_share": $REPEAT_SHARE, "read_side": $READ_SIDE, "burst_s": $BURST_S, "requests_per_s": $total_rps, "not_2xx": $non2xx, "events": $((events - start_events)), "catch_up_s": $catch_up_s, "events_per_message": $events_per_message, "write_path": $write_path_json, "projection_lag": $lag_json, "killed": $killed_json, "burst_cpu_pct": {"api": $b_api, "projections": $b_proj, "postgres_backends": $b_pg, "rabbitmq": $b_r, "redis": $b_d, "machine": $b_m, "iowait": $b_w}, "idle_s": $IDLE_S, "idle_cpu_pct": {"engine": $engine_pct, "postgres_backends": $pg_pct, "rabbitmq": $rabbit_pct, "redis": $redis_pct}}
 JSON

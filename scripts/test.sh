@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite against real PostgreSQL, Redis and RabbitMQ on loopback.
 # Starts (and if needed installs) the services first; each test gets its own database.
-# Also the standing checks: rustfmt and clippy with warnings as errors; an outside fuzzer
+# Also the standing checks: rustfmt and clippy with warnings as errors; the README's quick
+# start run as written (scripts/quickstart-check.sh); an outside fuzzer
 # (schemathesis, scripts/schemathesis.sh) over the API's OpenAPI document; and last, unless
 # BETLEDGER_HA_TESTS=0, the failover tests on the HA topology of scripts/ha.sh (about four
 # minutes: three PostgreSQL nodes, Redis with Sentinel, three RabbitMQ nodes, each killed
@@ -33,6 +34,9 @@ BETLEDGER_WRITE_PATH=cqrs cargo test --workspace --locked --test e2e
 
 step "operations files: alert rules (promtool), dashboard, compose, Dockerfile"
 scripts/ops-check.sh
+
+step "the README's quick start, run as written, each answer compared (scripts/quickstart-check.sh)"
+scripts/quickstart-check.sh
 
 step "schemathesis against the API's OpenAPI document (every face, all checks)"
 scripts/schemathesis.sh

@@ -43,6 +43,7 @@ pub struct Application {
     router: Router,
     expiry: Option<crate::expiry::Expiry>,
     cluster: Option<Arc<crate::cluster::Cluster>>,
+    presence: Arc<crate::presence::Presence>,
     header_read_timeout: std::time::Duration,
 }
 
@@ -144,7 +145,9 @@ impl Application {
                 cluster: cluster.clone(),
             }),
         };
+        let presence = crate::presence::Presence::new(pool.clone(), cluster.is_some());
         let state = AppState::new(Services {
+            presence: presence.clone(),
             protection: config.protection,
             credit_caps: config.credit_caps.clone(),
             clock,
@@ -194,6 +197,7 @@ impl Application {
             router: router(state, config.concurrency_max),
             expiry,
             cluster,
+            presence,
             header_read_timeout: std::time::Duration::from_millis(config.header_read_timeout_ms),
         })
     }
@@ -216,6 +220,9 @@ impl Application {
         // So does the cluster heartbeat; stopping, the instance leaves the cluster.
         let (stop_beat, beat_stopped) = tokio::sync::oneshot::channel::<()>();
         let beat = self.cluster.map(|c| tokio::spawn(c.run(beat_stopped)));
+        // And the count of instances beside it outside a cluster (`presence`).
+        let (stop_presence, presence_stopped) = tokio::sync::oneshot::channel::<()>();
+        let presence = tokio::spawn(self.presence.run(presence_stopped));
         let served = crate::serve::serve(
             self.listener,
             self.router,
@@ -225,6 +232,8 @@ impl Application {
         .await;
         let _ = stop_sweep.send(());
         let _ = stop_beat.send(());
+        let _ = stop_presence.send(());
+        let _ = presence.await;
         if let Some(sweep) = sweep {
             let _ = sweep.await;
         }

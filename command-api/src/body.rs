@@ -65,14 +65,42 @@ pub struct CommandResponse {
     pub sequence: u64,
 }
 
+/// The header on an answer that repeats an earlier one (the same transaction id and
+/// request): Stripe's name for it, the one most clients know. The body is the first
+/// answer's either way.
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+
+/// The answer to a money-moving call: its body, and `Idempotent-Replayed: true` when it
+/// repeats an earlier answer.
+pub struct CommandAnswer {
+    pub body: CommandResponse,
+    pub replayed: bool,
+}
+
+impl axum::response::IntoResponse for CommandAnswer {
+    fn into_response(self) -> axum::response::Response {
+        let mut response = Json(self.body).into_response();
+        if self.replayed {
+            response.headers_mut().insert(
+                REPLAYED_HEADER,
+                axum::http::HeaderValue::from_static("true"),
+            );
+        }
+        response
+    }
+}
+
 /// The answer to an executed command, under the transaction id the caller knows.
-pub fn command_response(receipt: CommandReceipt) -> Json<CommandResponse> {
-    Json(CommandResponse {
-        wallet_id: receipt.wallet_id.to_string(),
-        transaction_id: receipt.transaction_id.map(String::from).unwrap_or_default(),
-        balance: receipt.balance.into(),
-        sequence: receipt.sequence,
-    })
+pub fn command_response(receipt: CommandReceipt) -> CommandAnswer {
+    CommandAnswer {
+        body: CommandResponse {
+            wallet_id: receipt.wallet_id.to_string(),
+            transaction_id: receipt.transaction_id.map(String::from).unwrap_or_default(),
+            balance: receipt.balance.into(),
+            sequence: receipt.sequence,
+        },
+        replayed: receipt.replayed,
+    }
 }
 
 /// A wallet's protections as both faces that show them write them: each limit in force

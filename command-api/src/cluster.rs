@@ -4,8 +4,9 @@
 //! not own to the owner (docs/0011-several-instances.md).
 //!
 //! - **Members**: each instance keeps a row in `api_instances` (its id and the address the
-//!   others reach it at) fresh every [`HEARTBEAT`]; the members are the rows seen within
-//!   [`MEMBER_TTL`]. A stopping instance deletes its row; a killed one drops out when its
+//!   others reach it at) fresh every [`HEARTBEAT`]; the members are the rows with an
+//!   address seen within [`MEMBER_TTL`] (an instance outside a cluster keeps a row with
+//!   none, `crate::presence`). A stopping instance deletes its row; a killed one drops out when its
 //!   row goes stale.
 //! - **Owner**: rendezvous hashing of the wallet id over the members: every instance that
 //!   sees the same members picks the same owner, and a member leaving moves only its own
@@ -177,7 +178,8 @@ impl Cluster {
                  DELETE FROM api_instances WHERE heartbeat_at < now() - interval '1 hour'
                  RETURNING 1)
              SELECT instance_id, address FROM api_instances
-              WHERE instance_id <> $1 AND heartbeat_at > now() - make_interval(secs => $3)",
+              WHERE instance_id <> $1 AND address <> ''
+                AND heartbeat_at > now() - make_interval(secs => $3)",
         )
         .bind(self.me.id)
         .bind(&self.me.address)

@@ -20,6 +20,8 @@
 //! - [`gate`]: names the caller from the request's head, before its body is read or a
 //!   slot is taken; refuses the unauthenticated.
 //! - [`state`]: `AppState`, what every handler can reach.
+//! - [`presence`]: every instance says it is there; instances beside this one outside a
+//!   cluster are counted, logged, exported and named by `/ready`.
 //! - [`cluster`]: several instances on one database: members, each wallet's owner, and
 //!   the write path that passes a command to its owner.
 //! - [`config`]: the `Config` read from the environment, printed with secrets masked.
@@ -58,6 +60,7 @@ pub mod json;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod presence;
 pub mod principal;
 pub mod providers;
 pub mod routes;

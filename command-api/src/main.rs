@@ -1,6 +1,6 @@
-//! `betledger-api`: reads its configuration from the environment and serves the wallet API.
-//! `betledger-api openapi` prints the OpenAPI document of every face instead (what
-//! `docs/openapi.json` holds).
+//! `betledger-api [serve]`: reads its configuration from the environment and serves the
+//! wallet API. `betledger-api openapi` prints the OpenAPI document of every face instead
+//! (what `docs/openapi.json` holds); `--help` and `--version` say what they say.
 #![forbid(unsafe_code)]
 
 use anyhow::Context;
@@ -10,24 +10,38 @@ use anyhow::Context;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The BetLedger wallet API: the native, provider and Hub88-style faces over one event log.
+#[derive(clap::Parser)]
+#[command(
+    name = "betledger-api",
+    version,
+    after_help = "Configuration comes from the environment (BETLEDGER_API_ADDR, \
+                  BETLEDGER_DATABASE_URL, BETLEDGER_API_TOKENS, ...): see the README's \
+                  Configuration section. The settings in use are printed at start, secrets \
+                  masked."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Migrate the event store and serve the API until SIGTERM or Ctrl-C (the default).
+    Serve,
+    /// Print the OpenAPI 3.1 document of every face (what docs/openapi.json holds) and exit.
+    Openapi,
+}
+
 #[tokio::main]
 async fn main() {
-    match std::env::args().nth(1).as_deref() {
-        None => {}
-        Some("openapi") => {
-            print!(
-                "{}",
-                command_api::openapi::json(&command_api::routes::openapi())
-            );
-            return;
-        }
-        Some(other) => {
-            eprintln!(
-                "betledger-api: error: unknown command {other:?}; run it with no argument to \
-                 serve, or `openapi` to print the OpenAPI document"
-            );
-            std::process::exit(2);
-        }
+    let cli = <Cli as clap::Parser>::parse();
+    if let Some(Command::Openapi) = cli.command {
+        print!(
+            "{}",
+            command_api::openapi::json(&command_api::routes::openapi())
+        );
+        return;
     }
     if let Err(error) = start().await {
         // One line that says what was wrong and what to do; no backtrace for an operator.

@@ -60,6 +60,7 @@ pub fn command_outcome(command: &'static str, outcome: &'static str) {
 /// be absent, and `rate()` over it empty rather than zero.
 pub fn register_at_zero(config: &crate::Config) {
     metrics::counter!("http_overloaded_total").increment(0);
+    metrics::gauge!("api_unclustered_instances").set(0.0);
     for client in &config.clients {
         metrics::counter!("http_rate_limited_total", "client" => client.name().to_string())
             .increment(0);

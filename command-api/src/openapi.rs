@@ -140,6 +140,48 @@ impl Modify for Base {
              1/100000)."
                 .into(),
         );
+        // BetLedger's own, not the defaults utoipa fills in from its own crate's metadata
+        // (which named utoipa's author and licence).
+        openapi.info.contact = Some(
+            utoipa::openapi::ContactBuilder::new()
+                .name(Some("BetLedger"))
+                .build(),
+        );
+        openapi.info.license = Some(
+            utoipa::openapi::LicenseBuilder::new()
+                .name("Proprietary (UNLICENSED): all rights reserved")
+                .build(),
+        );
+        openapi.servers = Some(vec![utoipa::openapi::ServerBuilder::new()
+            .url("http://127.0.0.1:8080")
+            .description(Some("scripts/run.sh on this machine"))
+            .build()]);
+        openapi.tags = Some(
+            [
+                (
+                    "native",
+                    "The casino's own platform: wallets, money, rounds, player protection, \
+                     sessions and read models. Bearer tokens with scopes read, write, operator.",
+                ),
+                (
+                    "provider",
+                    "Game providers (seamless wallet): bets, wins, rollbacks, signed with \
+                     HMAC-SHA256 of the raw body in X-Signature; ids scoped per provider.",
+                ),
+                (
+                    "hub88",
+                    "Aggregators speaking Hub88's operator wallet API: RSA-SHA256 in \
+                     X-Hub88-Signature, HTTP 200 with an RS_* status, integer amounts.",
+                ),
+            ]
+            .map(|(name, description)| {
+                utoipa::openapi::tag::TagBuilder::new()
+                    .name(name)
+                    .description(Some(description))
+                    .build()
+            })
+            .into(),
+        );
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             BEARER,

@@ -49,6 +49,8 @@ pub struct Services {
     pub providers: Arc<Providers>,
     /// Requests per second per client.
     pub limiter: Arc<RateLimiter>,
+    /// The other instances on this database that this one is not clustered with.
+    pub presence: Arc<crate::presence::Presence>,
     /// Operators of the Hub88 face by id.
     pub hub88: Arc<std::collections::HashMap<String, crate::hub88::Hub88Operator>>,
     /// The deployment's zone and cooling-off for limit changes.

@@ -163,3 +163,47 @@ async fn racing_duplicates_on_two_instances_move_money_once(pool: PgPool) {
         "25.00"
     );
 }
+
+/// A repeat says it is one (`Idempotent-Replayed: true`, Stripe's header); a first answer
+/// does not; an open answers `201` with the wallet's `Location`.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_repeat_is_marked_and_an_open_says_where_the_wallet_is(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let open = app
+        .http
+        .post(app.url("/v1/wallets"))
+        .bearer_auth(betledger_tests::WRITER_TOKEN)
+        .json(&json!({"player_id": "loc", "currency": "EUR"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(open.status(), 201);
+    let location = open.headers()["location"].to_str().unwrap().to_string();
+    let body: serde_json::Value = open.json().await.unwrap();
+    let wallet = body["wallet_id"].as_str().unwrap();
+    assert_eq!(location, format!("/v1/wallets/{wallet}"));
+    let read = app.get(&location).await;
+    assert_eq!(
+        read.status, 200,
+        "the Location is the wallet: {:?}",
+        read.body
+    );
+
+    let deposit = || {
+        app.http
+            .post(app.url(&format!("/v1/wallets/{wallet}/deposits")))
+            .bearer_auth(betledger_tests::WRITER_TOKEN)
+            .json(&json!({"transaction_id": "rep-1", "amount": "5.00"}))
+            .send()
+    };
+    let first = deposit().await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first: serde_json::Value = first.json().await.unwrap();
+    let again = deposit().await.unwrap();
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again: serde_json::Value = again.json().await.unwrap();
+    assert_eq!(again, first, "the first answer, again");
+    app.stop().await;
+}

@@ -768,3 +768,63 @@ async fn snapshots_stand_for_the_log_after_mixed_rounds_through_two_instances(po
     .unwrap();
     assert!(report.ok, "{:?}", report.listed);
 }
+
+/// Two instances on one database without the cluster settings are correct but slow
+/// (docs/deploy/several-instances.md): each says so on `/ready` and in
+/// `api_unclustered_instances` while the other runs, and stops saying it once it is gone.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn instances_outside_a_cluster_are_told_of_each_other(pool: PgPool) {
+    let a = betledger_tests::spawn_app(pool.clone()).await;
+    let warnings = |reply: &betledger_tests::Reply| reply.body["warnings"].clone();
+    // Alone: nothing to say (its first look happens at start).
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let alone = a.get("/ready").await;
+    assert_eq!(alone.status, 200);
+    assert!(warnings(&alone).is_null(), "{:?}", alone.body);
+
+    let b = betledger_tests::spawn_app(betledger_tests::reopen(&pool).await).await;
+    let mut seen = None;
+    for _ in 0..50 {
+        let ready = a.get("/ready").await;
+        assert_eq!(ready.status, 200, "still ready: the instances are correct");
+        if !warnings(&ready).is_null() {
+            seen = Some(ready);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let seen = seen.expect("the first instance saw the second within 5 s");
+    let text = warnings(&seen)[0].as_str().unwrap_or_default().to_string();
+    assert!(
+        text.contains("1 other API instance") && text.contains("BETLEDGER_CLUSTER_ADDR"),
+        "{text}"
+    );
+    let metrics = a
+        .http
+        .get(a.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.lines().any(|l| l == "api_unclustered_instances 1"),
+        "the gauge counts the other instance"
+    );
+
+    b.stop().await;
+    let mut cleared = false;
+    for _ in 0..60 {
+        if warnings(&a.get("/ready").await).is_null() {
+            cleared = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        cleared,
+        "the warning ends once the other instance has stopped"
+    );
+    a.stop().await;
+}

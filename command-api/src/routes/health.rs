@@ -29,7 +29,11 @@ async fn health() -> Json<serde_json::Value> {
 async fn ready(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     let ping = sqlx::query("SELECT 1").execute(&state.pool);
     match tokio::time::timeout(Duration::from_millis(READY_TIMEOUT_MS), ping).await {
-        Ok(Ok(_)) => Ok(Json(json!({ "status": "ready" }))),
+        Ok(Ok(_)) => Ok(Json(match state.presence.warning() {
+            None => json!({ "status": "ready" }),
+            // Ready all the same: the instances are correct, only slow together.
+            Some(warning) => json!({ "status": "ready", "warnings": [warning] }),
+        })),
         Ok(Err(e)) => Err(ApiError::Unavailable(format!("PostgreSQL: {e}"))),
         Err(_) => Err(ApiError::Unavailable(format!(
             "PostgreSQL did not answer within {READY_TIMEOUT_MS} ms"

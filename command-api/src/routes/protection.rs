@@ -15,7 +15,7 @@ use serde_json::json;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::{needs, Authorized, Caller};
-use crate::body::{command_response, protection_body, BalanceBody, CommandResponse};
+use crate::body::{command_response, protection_body, BalanceBody, CommandAnswer, CommandResponse};
 use crate::error::ApiError;
 use crate::input::{amount, optional_currency, transaction_id, valid, wallet_id};
 use crate::json::JsonBody;
@@ -99,7 +99,7 @@ async fn set_limit(
     caller: Authorized<needs::Write>,
     Path((path_id, kind, period)): Path<(String, String, String)>,
     JsonBody(body): JsonBody<LimitRequest>,
-) -> Result<Json<CommandResponse>, ApiError> {
+) -> Result<CommandAnswer, ApiError> {
     // The scope first: a read-only token learns nothing about the amount's checks.
     let amount = amount("amount", &body.amount)?;
     let currency = optional_currency(body.currency)?;
@@ -130,7 +130,7 @@ async fn remove_limit(
     caller: Authorized<needs::Write>,
     Path((path_id, kind, period)): Path<(String, String, String)>,
     JsonBody(body): JsonBody<RemoveRequest>,
-) -> Result<Json<CommandResponse>, ApiError> {
+) -> Result<CommandAnswer, ApiError> {
     let path = (path_id, kind, period);
     change_limit(&state, &caller, path, body.transaction_id, None, None).await
 }
@@ -143,7 +143,7 @@ async fn change_limit(
     transaction: String,
     amount: Option<rust_decimal::Decimal>,
     currency: Option<domain::Currency>,
-) -> Result<Json<CommandResponse>, ApiError> {
+) -> Result<CommandAnswer, ApiError> {
     let wallet_id = wallet_id(&path_id)?;
     let (kind, period) = limit_path(&kind, &period)?;
     let command = WalletCommand::SetLimit {
@@ -177,7 +177,7 @@ async fn exclude(
     caller: Authorized<needs::Write>,
     Path(path_id): Path<String>,
     JsonBody(body): JsonBody<ExcludeRequest>,
-) -> Result<Json<CommandResponse>, ApiError> {
+) -> Result<CommandAnswer, ApiError> {
     let wallet_id = wallet_id(&path_id)?;
     let until = match (body.until, body.indefinite) {
         (Some(text), false) => Some(
@@ -222,7 +222,7 @@ async fn lock(
     caller: Authorized<needs::Operator>,
     Path(path_id): Path<String>,
     JsonBody(body): JsonBody<LockRequest>,
-) -> Result<Json<CommandResponse>, ApiError> {
+) -> Result<CommandAnswer, ApiError> {
     lock_or_unlock(state, caller, path_id, body, true).await
 }
 
@@ -241,7 +241,7 @@ async fn unlock(
     caller: Authorized<needs::Operator>,
     Path(path_id): Path<String>,
     JsonBody(body): JsonBody<LockRequest>,
-) -> Result<Json<CommandResponse>, ApiError> {
+) -> Result<CommandAnswer, ApiError> {
     lock_or_unlock(state, caller, path_id, body, false).await
 }
 
@@ -251,7 +251,7 @@ async fn lock_or_unlock(
     path_id: String,
     body: LockRequest,
     lock: bool,
-) -> Result<Json<CommandResponse>, ApiError> {
+) -> Result<CommandAnswer, ApiError> {
     let wallet_id = wallet_id(&path_id)?;
     let transaction_id = transaction_id(body.transaction_id)?;
     let reason = valid(LockReason::new, body.reason)?;

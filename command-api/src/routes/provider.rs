@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::body::{command_response, BalanceBody, CommandResponse};
+use crate::body::{command_response, BalanceBody, CommandAnswer, CommandResponse};
 use crate::error::ApiError;
 use crate::input::{amount, currency, valid};
 use crate::json::RawBody;
@@ -221,9 +221,9 @@ async fn session_for_game(
 }
 
 /// The answer to a money-moving provider call: the provider's own transaction id.
-fn answer(receipt: eventstore::CommandReceipt, transaction_id: String) -> Json<CommandResponse> {
+fn answer(receipt: eventstore::CommandReceipt, transaction_id: String) -> CommandAnswer {
     let mut response = command_response(receipt);
-    response.0.transaction_id = transaction_id;
+    response.body.transaction_id = transaction_id;
     response
 }
 
@@ -275,7 +275,7 @@ async fn bet(
     Path(pid): Path<String>,
     headers: HeaderMap,
     RawBody(body): RawBody,
-) -> Result<Json<CommandResponse>, ApiError> {
+) -> Result<CommandAnswer, ApiError> {
     let (provider, request) = verified::<BetRequest>(&state, &pid, &headers, &body)?;
     let scope = Scope(&pid);
     let reservation_id = scope.bet("transaction_id", &request.transaction_id)?;
@@ -348,7 +348,7 @@ async fn win(
     Path(pid): Path<String>,
     headers: HeaderMap,
     RawBody(body): RawBody,
-) -> Result<Json<CommandResponse>, ApiError> {
+) -> Result<CommandAnswer, ApiError> {
     let (_, request) = verified::<WinRequest>(&state, &pid, &headers, &body)?;
     let wallet_id = named_wallet(request.player_id, &request.currency)?;
     let scope = Scope(&pid);
@@ -392,7 +392,7 @@ async fn bet_win(
     Path(pid): Path<String>,
     headers: HeaderMap,
     RawBody(body): RawBody,
-) -> Result<Json<CommandResponse>, ApiError> {
+) -> Result<CommandAnswer, ApiError> {
     let (provider, request) = verified::<BetWinRequest>(&state, &pid, &headers, &body)?;
     let scope = Scope(&pid);
     let reservation_id = scope.bet("transaction_id", &request.transaction_id)?;
@@ -435,7 +435,7 @@ async fn adjust(
     Path(pid): Path<String>,
     headers: HeaderMap,
     RawBody(body): RawBody,
-) -> Result<Json<CommandResponse>, ApiError> {
+) -> Result<CommandAnswer, ApiError> {
     let (_, request) = verified::<AdjustRequest>(&state, &pid, &headers, &body)?;
     let wallet_id = named_wallet(request.player_id, &request.currency)?;
     let scope = Scope(&pid);
@@ -465,7 +465,7 @@ async fn rollback(
     Path(pid): Path<String>,
     headers: HeaderMap,
     RawBody(body): RawBody,
-) -> Result<Json<CommandResponse>, ApiError> {
+) -> Result<CommandAnswer, ApiError> {
     let (_, request) = verified::<RollbackRequest>(&state, &pid, &headers, &body)?;
     let wallet_id = named_wallet(request.player_id, &request.currency)?;
     let command = Scope(&pid).rollback(

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::{needs, Authorized};
-use crate::body::{command_response, CommandResponse};
+use crate::body::{command_response, CommandAnswer, CommandResponse};
 use crate::error::ApiError;
 use crate::input::{
     amount, optional_currency, reservation_id, round_id, transaction_id, valid, wallet_id,
@@ -96,7 +96,7 @@ async fn win(
     _caller: Authorized<needs::Write>,
     Path((path_id, round)): Path<(String, String)>,
     JsonBody(body): JsonBody<WinRequest>,
-) -> Result<Json<CommandResponse>, ApiError> {
+) -> Result<CommandAnswer, ApiError> {
     let wallet_id = wallet_id(&path_id)?;
     let bet = body.bet_transaction_id.map(reservation_id).transpose()?;
     let command = WalletCommand::Win {
@@ -129,7 +129,7 @@ async fn close(
     _caller: Authorized<needs::Write>,
     Path((path_id, round)): Path<(String, String)>,
     JsonBody(body): JsonBody<CloseRequest>,
-) -> Result<Json<CommandResponse>, ApiError> {
+) -> Result<CommandAnswer, ApiError> {
     let wallet_id = wallet_id(&path_id)?;
     let command = WalletCommand::CloseRound {
         transaction_id: transaction_id(body.transaction_id)?,
@@ -156,7 +156,7 @@ async fn bet_win(
     _caller: Authorized<needs::Write>,
     Path(path_id): Path<String>,
     JsonBody(body): JsonBody<BetWinRequest>,
-) -> Result<Json<CommandResponse>, ApiError> {
+) -> Result<CommandAnswer, ApiError> {
     let wallet_id = wallet_id(&path_id)?;
     let command = WalletCommand::BetWin {
         reservation_id: reservation_id(body.transaction_id)?,
@@ -188,7 +188,7 @@ async fn adjust(
     _caller: Authorized<needs::Operator>,
     Path(path_id): Path<String>,
     JsonBody(body): JsonBody<AdjustRequest>,
-) -> Result<Json<CommandResponse>, ApiError> {
+) -> Result<CommandAnswer, ApiError> {
     // A correction moves money no game decided: the back office's, with the operator scope.
     let wallet_id = wallet_id(&path_id)?;
     let command = WalletCommand::Adjust {

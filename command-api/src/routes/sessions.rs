@@ -44,7 +44,14 @@ async fn create(
     State(state): State<AppState>,
     _caller: Authorized<needs::Write>,
     JsonBody(body): JsonBody<SessionRequest>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<
+    (
+        StatusCode,
+        [(axum::http::HeaderName, String); 1],
+        Json<serde_json::Value>,
+    ),
+    ApiError,
+> {
     let player_id = valid(PlayerId::new, body.player_id)?;
     let currency = currency(&body.currency)?;
     let game_id = valid(GameId::new, body.game_id)?;
@@ -73,6 +80,10 @@ async fn create(
     let token = state.sessions.create(&session).await?;
     Ok((
         StatusCode::CREATED,
+        [(
+            axum::http::header::LOCATION,
+            format!("/v1/sessions/{token}"),
+        )],
         Json(json!({
             "token": token,
             "wallet_id": wallet_id.to_string(),

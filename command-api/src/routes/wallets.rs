@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::{needs, Authorized};
-use crate::body::{command_response, BalanceBody, CommandResponse};
+use crate::body::{command_response, BalanceBody, CommandAnswer, CommandResponse};
 use crate::error::ApiError;
 use crate::input::{
     amount, currency, optional_currency, reservation_id, round_id, transaction_id, valid, wallet_id,
@@ -112,7 +112,14 @@ async fn open(
     State(state): State<AppState>,
     _caller: Authorized<needs::Write>,
     JsonBody(body): JsonBody<OpenRequest>,
-) -> Result<(StatusCode, Json<WalletResponse>), ApiError> {
+) -> Result<
+    (
+        StatusCode,
+        [(axum::http::HeaderName, String); 1],
+        Json<WalletResponse>,
+    ),
+    ApiError,
+> {
     let player_id = valid(PlayerId::new, body.player_id)?;
     let currency = currency(&body.currency)?;
     let wallet_id = WalletId::for_player(&player_id, currency);
@@ -127,6 +134,10 @@ async fn open(
     .await?;
     Ok((
         StatusCode::CREATED,
+        [(
+            axum::http::header::LOCATION,
+            format!("/v1/wallets/{wallet_id}"),
+        )],
         Json(WalletResponse {
             wallet_id: wallet_id.to_string(),
             player_id: player_id.into(),
@@ -151,7 +162,7 @@ async fn deposit(
     caller: Authorized<needs::Write>,
     Path(path_id): Path<String>,
     JsonBody(body): JsonBody<AmountRequest>,
-) -> Result<Json<CommandResponse>, ApiError> {
+) -> Result<CommandAnswer, ApiError> {
     let command = |transaction_id, amount, currency| WalletCommand::Deposit {
         transaction_id,
         amount,
@@ -176,7 +187,7 @@ async fn withdraw(
     caller: Authorized<needs::Write>,
     Path(path_id): Path<String>,
     JsonBody(body): JsonBody<AmountRequest>,
-) -> Result<Json<CommandResponse>, ApiError> {
+) -> Result<CommandAnswer, ApiError> {
     let command = |transaction_id, amount, currency| WalletCommand::Withdraw {
         transaction_id,
         amount,
@@ -192,7 +203,7 @@ async fn move_funds(
     path_id: &str,
     body: AmountRequest,
     command: impl FnOnce(TransactionId, Decimal, Option<Currency>) -> WalletCommand,
-) -> Result<Json<CommandResponse>, ApiError> {
+) -> Result<CommandAnswer, ApiError> {
     let wallet_id = wallet_id(path_id)?;
     let command = command(
         transaction_id(body.transaction_id)?,
@@ -219,7 +230,7 @@ async fn reserve(
     _caller: Authorized<needs::Write>,
     Path(path_id): Path<String>,
     JsonBody(body): JsonBody<ReserveRequest>,
-) -> Result<Json<CommandResponse>, ApiError> {
+) -> Result<CommandAnswer, ApiError> {
     let wallet_id = wallet_id(&path_id)?;
     let command = WalletCommand::Reserve {
         reservation_id: reservation_id(body.transaction_id)?,
@@ -250,7 +261,7 @@ async fn settle(
     _caller: Authorized<needs::Write>,
     Path((path_id, rid)): Path<(String, String)>,
     JsonBody(body): JsonBody<SettleRequest>,
-) -> Result<Json<CommandResponse>, ApiError> {
+) -> Result<CommandAnswer, ApiError> {
     let wallet_id = wallet_id(&path_id)?;
     let command = WalletCommand::Settle {
         reservation_id: reservation_id(rid)?,
@@ -279,7 +290,7 @@ async fn refund(
     _caller: Authorized<needs::Write>,
     Path((path_id, rid)): Path<(String, String)>,
     JsonBody(body): JsonBody<RefundRequest>,
-) -> Result<Json<CommandResponse>, ApiError> {
+) -> Result<CommandAnswer, ApiError> {
     let wallet_id = wallet_id(&path_id)?;
     let command = WalletCommand::Refund {
         reservation_id: reservation_id(rid)?,
