@@ -1,7 +1,7 @@
 //! `betledger-replay`: audit, rebuild, reconcile and verify from the log.
 //!
-//! Exit status: 0 when all is well; 1 when `reconcile` found a difference, `verify` a
-//! violation, or `rebuild` a violation after it switched readers; 2 when the work could
+//! Exit status: 0 when all is well; 1 when `reconcile` found a difference, `verify` or
+//! `audit` a violation, or `rebuild` a violation after it switched readers; 2 when the work could
 //! not be done (bad input, a service down).
 
 use std::path::PathBuf;
@@ -53,8 +53,23 @@ struct Cli {
     /// none.
     #[arg(long, global = true, value_enum, default_value = "auto")]
     progress: ProgressArg,
+    /// How the result is written on stdout: text for people, json for tools, csv (audit
+    /// only). Default: text, but json for rebuild (its summary has always been JSON).
+    #[arg(long, global = true, value_enum)]
+    format: Option<OutputFormat>,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OutputFormat {
+    /// Lines (and for audit, aligned columns) for people.
+    #[value(alias = "table")]
+    Text,
+    /// One JSON document.
+    Json,
+    /// One row per event, with a header (audit only).
+    Csv,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -73,8 +88,6 @@ enum Command {
         /// 2026-11-24T10:00:00Z).
         #[arg(long)]
         as_of: Option<DateTime<Utc>>,
-        #[arg(long, value_enum, default_value = "table")]
-        format: AuditFormat,
     },
     /// Fold the whole log into a new generation of read models and switch readers to it.
     /// Prints a JSON summary on stdout.
@@ -110,8 +123,6 @@ enum Command {
     },
     /// Check the ledger's invariants over the whole log; exits 1 on any violation.
     Verify {
-        #[arg(long, value_enum, default_value = "text")]
-        format: VerifyFormat,
         /// Most violations listed (all are counted).
         #[arg(long, default_value_t = 1_000)]
         listed_max: usize,
@@ -119,12 +130,6 @@ enum Command {
         #[arg(long, default_value_t = 5_000)]
         page_size: u32,
     },
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum VerifyFormat {
-    Text,
-    Json,
 }
 
 #[tokio::main]
@@ -163,12 +168,19 @@ async fn run(cli: Cli) -> Result<bool, ReplayError> {
             ))
         })?;
     let keys = readmodel::Keys::new(&cli.redis_prefix);
+    let format = cli.format;
+    if format == Some(OutputFormat::Csv) && !matches!(cli.command, Command::Audit { .. }) {
+        return Err(ReplayError::Invalid(
+            "--format csv fits audit only: use text or json".into(),
+        ));
+    }
     match cli.command {
-        Command::Audit {
-            wallet_id,
-            as_of,
-            format,
-        } => {
+        Command::Audit { wallet_id, as_of } => {
+            let format = match format.unwrap_or(OutputFormat::Text) {
+                OutputFormat::Text => AuditFormat::Table,
+                OutputFormat::Json => AuditFormat::Json,
+                OutputFormat::Csv => AuditFormat::Csv,
+            };
             let id: WalletId = wallet_id.parse().map_err(|_| {
                 ReplayError::Invalid(format!("wallet id {wallet_id:?} is not a UUID"))
             })?;
@@ -194,10 +206,30 @@ async fn run(cli: Cli) -> Result<bool, ReplayError> {
                 ..RebuildConfig::default()
             };
             let report = rebuild::rebuild(&pool, &redis, &keys, &config).await?;
-            println!(
-                "{}",
-                serde_json::to_string(&report).expect("a report serialises")
-            );
+            if format == Some(OutputFormat::Text) {
+                println!(
+                    "rebuild: generation {} (was {}): {} events, {} wallets, {} open \
+                     reservations, {} leaderboards, {} totals rows, in {:.1} s ({:.0} events/s \
+                     scanned)",
+                    report.generation,
+                    report.previous_generation,
+                    report.events,
+                    report.wallets,
+                    report.open_reservations,
+                    report.leaderboards,
+                    report.totals_slots,
+                    report.seconds,
+                    report.scan_events_per_second
+                );
+                for v in &report.violations_after_switch {
+                    println!("VIOLATION after the switch (left to the workers): {v}");
+                }
+            } else {
+                println!(
+                    "{}",
+                    serde_json::to_string(&report).expect("a report serialises")
+                );
+            }
             Ok(report.violations_after_switch.is_empty())
         }
         Command::Reconcile {
@@ -217,6 +249,13 @@ async fn run(cli: Cli) -> Result<bool, ReplayError> {
                 progress,
             };
             let s = reconcile::reconcile(&pool, &redis, &keys, &config).await?;
+            if format == Some(OutputFormat::Json) {
+                println!(
+                    "{}",
+                    serde_json::to_string(&s).expect("a summary serialises")
+                );
+                return Ok(s.ok);
+            }
             println!(
                 "reconcile: generation {}, {} events, {} wallets in the log, {} read-model keys \
                  scanned, {} snapshots checked, in {:.1} s ({:.0} events/s)",
@@ -255,7 +294,6 @@ async fn run(cli: Cli) -> Result<bool, ReplayError> {
             Ok(s.ok)
         }
         Command::Verify {
-            format,
             listed_max,
             page_size,
         } => {
@@ -265,14 +303,14 @@ async fn run(cli: Cli) -> Result<bool, ReplayError> {
                 progress,
             };
             let r = verify::verify(&pool, &config).await?;
-            match format {
-                VerifyFormat::Json => {
+            match format.unwrap_or(OutputFormat::Text) {
+                OutputFormat::Json => {
                     println!(
                         "{}",
                         serde_json::to_string(&r).expect("a report serialises")
                     )
                 }
-                VerifyFormat::Text => {
+                OutputFormat::Text | OutputFormat::Csv => {
                     for v in &r.listed {
                         println!("VIOLATION {v}");
                     }

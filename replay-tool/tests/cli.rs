@@ -167,3 +167,52 @@ async fn the_binary_answers_with_exit_statuses_json_and_progress(pool: PgPool) {
         .unwrap();
     let _ = std::fs::remove_file(report);
 }
+
+/// One `--format` for every subcommand: text for people, json for tools, csv where it
+/// fits (audit); what does not fit is refused with exit status 2, doing nothing.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn every_subcommand_takes_one_format_option(pool: PgPool) {
+    let prefix = format!("replay-format-{}", uuid::Uuid::new_v4().simple());
+    let refused = run(&pool, &prefix, &["verify", "--format", "csv"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("csv fits audit only"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let verify = run(&pool, &prefix, &["--format", "json", "verify"]);
+    assert_eq!(verify.status.code(), Some(0));
+    assert_eq!(json(&verify)["ok"], true);
+    let rebuild = run(
+        &pool,
+        &prefix,
+        &["rebuild", "--grace-s", "0", "--format", "text"],
+    );
+    assert_eq!(
+        rebuild.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&rebuild.stderr)
+    );
+    assert!(String::from_utf8_lossy(&rebuild.stdout).starts_with("rebuild: generation"));
+    let report = std::env::temp_dir().join(format!("{prefix}.json"));
+    let reconcile = run(
+        &pool,
+        &prefix,
+        &[
+            "reconcile",
+            "--format",
+            "json",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        reconcile.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&reconcile.stderr)
+    );
+    assert_eq!(json(&reconcile)["ok"], true);
+    let _ = std::fs::remove_file(report);
+}
