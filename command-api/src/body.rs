@@ -58,6 +58,12 @@ impl utoipa::ToSchema for BalanceBody {
 
 /// The answer to every money-moving call: the balance right after it.
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(examples(json!({
+    "wallet_id": "5e981edd-2830-5883-87b8-66d5add01da4",
+    "transaction_id": "dep-1",
+    "balance": {"available": "100.00", "reserved": "0.00", "currency": "EUR"},
+    "sequence": 2
+})))]
 pub struct CommandResponse {
     pub wallet_id: String,
     pub transaction_id: String,

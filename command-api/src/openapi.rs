@@ -20,6 +20,10 @@ pub const HUB88_SIGNATURE: &str = "hub88_signature";
 /// The contract's error: `{"error": {"code", "message"}}`, with the balance for a
 /// refusal on a known wallet, and the details some refusals add.
 #[derive(ToSchema)]
+#[schema(examples(json!({
+    "error": {"code": "INSUFFICIENT_FUNDS", "message": "insufficient funds: available 5.00, requested 12.50"},
+    "balance": {"available": "5.00", "reserved": "0.00", "currency": "EUR"}
+})))]
 #[allow(dead_code)]
 pub struct ErrorBody {
     error: ErrorDetail,

@@ -56,6 +56,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({"user": "alice", "request_uuid": "5f1c2a9e-0000-4000-8000-000000000001", "token": "1e13025f9cd744d1962337eec2c64155dbf85d9dea504975a1c1728acea13cc5", "game_code": "slots-1"})))]
 #[schema(as = Hub88BalanceRequest)]
 struct BalanceRequest {
     user: Option<String>,
@@ -66,6 +67,7 @@ struct BalanceRequest {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({"user": "alice", "transaction_uuid": "8a4b2c1d-0000-4000-8000-000000000002", "token": "1e13025f9cd744d1962337eec2c64155dbf85d9dea504975a1c1728acea13cc5", "round": "r-77", "request_uuid": "5f1c2a9e-0000-4000-8000-000000000002", "game_code": "slots-1", "currency": "EUR", "amount": 100000})))]
 #[schema(as = Hub88BetRequest)]
 struct BetRequest {
     user: String,
@@ -83,6 +85,7 @@ struct BetRequest {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({"user": "alice", "transaction_uuid": "8a4b2c1d-0000-4000-8000-000000000003", "round": "r-77", "round_closed": true, "request_uuid": "5f1c2a9e-0000-4000-8000-000000000003", "game_code": "slots-1", "currency": "EUR", "amount": 250000, "reference_transaction_uuid": "8a4b2c1d-0000-4000-8000-000000000002"})))]
 #[schema(as = Hub88WinRequest)]
 struct WinRequest {
     user: String,
@@ -103,6 +106,7 @@ struct WinRequest {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({"user": "alice", "transaction_uuid": "8a4b2c1d-0000-4000-8000-000000000004", "round": "r-77", "request_uuid": "5f1c2a9e-0000-4000-8000-000000000004", "reference_transaction_uuid": "8a4b2c1d-0000-4000-8000-000000000002"})))]
 #[schema(as = Hub88RollbackRequest)]
 struct RollbackRequest {
     user: String,

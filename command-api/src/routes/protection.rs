@@ -33,6 +33,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({"transaction_id": "limit-1", "amount": "500.00"})))]
 #[serde(deny_unknown_fields)]
 struct LimitRequest {
     transaction_id: String,
@@ -42,12 +43,14 @@ struct LimitRequest {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({"transaction_id": "limit-2"})))]
 #[serde(deny_unknown_fields)]
 struct RemoveRequest {
     transaction_id: String,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({"transaction_id": "excl-1", "until": "2027-06-01T00:00:00Z"})))]
 #[serde(deny_unknown_fields)]
 struct ExcludeRequest {
     transaction_id: String,
@@ -57,6 +60,7 @@ struct ExcludeRequest {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({"transaction_id": "lock-1", "reason": "chargeback under review"})))]
 #[serde(deny_unknown_fields)]
 struct LockRequest {
     transaction_id: String,

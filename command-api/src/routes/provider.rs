@@ -48,6 +48,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 // ---- bodies --------------------------------------------------------------------------
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({"token": "1e13025f9cd744d1962337eec2c64155dbf85d9dea504975a1c1728acea13cc5", "timestamp": 1796659200})))]
 #[schema(as = ProviderBalanceRequest)]
 #[serde(deny_unknown_fields)]
 struct BalanceRequest {
@@ -56,6 +57,7 @@ struct BalanceRequest {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({"token": "1e13025f9cd744d1962337eec2c64155dbf85d9dea504975a1c1728acea13cc5", "transaction_id": "p-bet-1", "round_id": "p-round-1", "game_id": "slots-1", "amount": "1.00", "timestamp": 1796659200})))]
 #[schema(as = ProviderBetRequest)]
 #[serde(deny_unknown_fields)]
 struct BetRequest {
@@ -71,6 +73,7 @@ struct BetRequest {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({"player_id": "alice", "currency": "EUR", "transaction_id": "p-win-1", "bet_transaction_id": "p-bet-1", "round_id": "p-round-1", "amount": "3.00", "round_closed": true, "timestamp": 1796659200})))]
 #[schema(as = ProviderWinRequest)]
 #[serde(deny_unknown_fields)]
 struct WinRequest {
@@ -90,6 +93,7 @@ struct WinRequest {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({"token": "1e13025f9cd744d1962337eec2c64155dbf85d9dea504975a1c1728acea13cc5", "transaction_id": "p-bw-1", "round_id": "p-round-2", "game_id": "slots-1", "amount": "1.00", "payout": "0.00", "round_closed": true, "timestamp": 1796659200})))]
 #[schema(as = ProviderBetWinRequest)]
 #[serde(deny_unknown_fields)]
 struct BetWinRequest {
@@ -107,6 +111,7 @@ struct BetWinRequest {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({"player_id": "alice", "currency": "EUR", "transaction_id": "p-adj-1", "round_id": "p-round-1", "amount": "-0.50", "reason": "wrong paytable", "timestamp": 1796659200})))]
 #[schema(as = ProviderAdjustRequest)]
 #[serde(deny_unknown_fields)]
 struct AdjustRequest {
@@ -121,6 +126,7 @@ struct AdjustRequest {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({"player_id": "alice", "currency": "EUR", "transaction_id": "p-rb-1", "bet_transaction_id": "p-bet-1", "round_id": "p-round-1", "timestamp": 1796659200})))]
 #[schema(as = ProviderRollbackRequest)]
 #[serde(deny_unknown_fields)]
 struct RollbackRequest {

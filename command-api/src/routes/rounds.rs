@@ -32,6 +32,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({"transaction_id": "win-1", "amount": "10.00", "bet_transaction_id": "bet-1", "round_closed": true})))]
 #[schema(as = NativeWinRequest)]
 #[serde(deny_unknown_fields)]
 struct WinRequest {
@@ -48,12 +49,14 @@ struct WinRequest {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({"transaction_id": "close-1"})))]
 #[serde(deny_unknown_fields)]
 struct CloseRequest {
     transaction_id: String,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({"transaction_id": "bw-1", "game_id": "slots-1", "round_id": "round-2", "amount": "1.00", "payout": "2.00", "round_closed": true})))]
 #[schema(as = NativeBetWinRequest)]
 #[serde(deny_unknown_fields)]
 struct BetWinRequest {
@@ -70,6 +73,7 @@ struct BetWinRequest {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({"transaction_id": "adj-1", "amount": "5.00", "reason": "goodwill"})))]
 #[schema(as = NativeAdjustRequest)]
 #[serde(deny_unknown_fields)]
 struct AdjustRequest {

@@ -23,6 +23,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({"player_id": "alice", "currency": "EUR", "provider_id": "devgames", "game_id": "slots-1"})))]
 #[serde(deny_unknown_fields)]
 struct SessionRequest {
     player_id: String,

@@ -39,6 +39,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 // ---- bodies --------------------------------------------------------------------------
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({"player_id": "alice", "currency": "EUR"})))]
 #[serde(deny_unknown_fields)]
 struct OpenRequest {
     player_id: String,
@@ -46,6 +47,7 @@ struct OpenRequest {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({"transaction_id": "dep-1", "amount": "100.00"})))]
 #[serde(deny_unknown_fields)]
 struct AmountRequest {
     transaction_id: String,
@@ -55,6 +57,7 @@ struct AmountRequest {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({"transaction_id": "bet-1", "amount": "2.50", "game_id": "slots-1", "round_id": "round-1"})))]
 #[serde(deny_unknown_fields)]
 struct ReserveRequest {
     transaction_id: String,
@@ -67,6 +70,7 @@ struct ReserveRequest {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({"transaction_id": "settle-1", "payout": "10.00"})))]
 #[serde(deny_unknown_fields)]
 struct SettleRequest {
     transaction_id: String,
@@ -76,12 +80,19 @@ struct SettleRequest {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({"transaction_id": "refund-1"})))]
 #[serde(deny_unknown_fields)]
 struct RefundRequest {
     transaction_id: String,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(examples(json!({
+    "wallet_id": "5e981edd-2830-5883-87b8-66d5add01da4",
+    "player_id": "alice",
+    "balance": {"available": "0.00", "reserved": "0.00", "currency": "EUR"},
+    "sequence": 1
+})))]
 struct WalletResponse {
     wallet_id: String,
     player_id: String,
