@@ -14,33 +14,10 @@ command -v openssl >/dev/null || { echo "openssl is missing: sudo apt-get instal
 command -v python3 >/dev/null || { echo "python3 is missing: sudo apt-get install -y python3" >&2; exit 2; }
 
 eval "$(scripts/services.sh env)"
-cargo build --locked --bin betledger-api 2>&1 | tail -1
-
-DB="quickstart_$$"
-PREFIX="quickstart-$$"
-WORK="$(mktemp -d)"
-BASE_DB="${BETLEDGER_DATABASE_URL%/*}"
-api_pid=""
-cleanup() {
-  [ -n "$api_pid" ] && kill "$api_pid" 2>/dev/null || true
-  wait 2>/dev/null || true
-  psql "$BASE_DB/postgres" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
-  redis-cli -u "$BETLEDGER_REDIS_URL" --scan --pattern "$PREFIX:*" |
-    xargs -r -n 1000 redis-cli -u "$BETLEDGER_REDIS_URL" unlink >/dev/null 2>&1 || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-psql "$BETLEDGER_DATABASE_URL" -qc "CREATE DATABASE $DB" >/dev/null
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+. scripts/fresh-api.sh
 # The development defaults the README's examples use (token, provider and its secret).
-env -u BETLEDGER_API_TOKENS -u BETLEDGER_PROVIDERS \
-  BETLEDGER_DATABASE_URL="$BASE_DB/$DB" BETLEDGER_REDIS_PREFIX="$PREFIX" \
-  BETLEDGER_API_ADDR="127.0.0.1:$port" RUST_LOG=warn \
-  target/debug/betledger-api >"$WORK/api.log" 2>&1 &
-api_pid=$!
-API="http://127.0.0.1:$port"
-for _ in $(seq 1 300); do curl -fs "$API/ready" >/dev/null 2>&1 && break; sleep 0.1; done
-curl -fs "$API/ready" >/dev/null || { echo "the API did not start:" >&2; cat "$WORK/api.log" >&2; exit 1; }
+unset BETLEDGER_API_TOKENS BETLEDGER_PROVIDERS
+fresh_api quickstart
 
 API="$API" WORK="$WORK" python3 - "$README" <<'PY'
 import json, os, re, subprocess, sys

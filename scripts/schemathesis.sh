@@ -38,35 +38,13 @@ command -v openssl >/dev/null || { echo "openssl is missing (Hub88 signatures): 
 
 scripts/services.sh up >/dev/null
 eval "$(scripts/services.sh env)"
-cargo build --locked --bin betledger-api 2>&1 | tail -1
-
-DB="schemathesis_$$"
-PREFIX="schemathesis-$$"
-WORK="$(mktemp -d)"
 TOKEN="schemathesis-token-0001"
-BASE_DB="${BETLEDGER_DATABASE_URL%/*}"
-api_pid=""
-cleanup() {
-  [ -n "$api_pid" ] && kill "$api_pid" 2>/dev/null || true
-  wait 2>/dev/null || true
-  psql "$BASE_DB/postgres" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
-  redis-cli -u "$BETLEDGER_REDIS_URL" --scan --pattern "$PREFIX:*" |
-    xargs -r -n 1000 redis-cli -u "$BETLEDGER_REDIS_URL" unlink >/dev/null 2>&1 || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-psql "$BETLEDGER_DATABASE_URL" -qc "CREATE DATABASE $DB" >/dev/null
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-export BETLEDGER_DATABASE_URL="$BASE_DB/$DB" BETLEDGER_REDIS_PREFIX="$PREFIX" \
-  BETLEDGER_API_ADDR="127.0.0.1:$port" BETLEDGER_API_TOKENS="fuzzer:$TOKEN:read+write+operator" \
+. scripts/fresh-api.sh
+fresh_api schemathesis BETLEDGER_API_TOKENS="fuzzer:$TOKEN:read+write+operator" \
   BETLEDGER_PROVIDERS="stp:schemathesis-provider-secret" \
   BETLEDGER_HUB88_OPERATORS="st88:$ROOT/tests/fixtures/hub88-test-key.pub.pem" \
-  BETLEDGER_RATE_LIMIT_PER_S=1000000 BETLEDGER_RATE_LIMIT_BURST=1000000 RUST_LOG=warn
-target/debug/betledger-api >"$WORK/api.log" 2>&1 &
-api_pid=$!
-BASE="http://127.0.0.1:$port"
-for _ in $(seq 1 300); do curl -fs "$BASE/ready" >/dev/null 2>&1 && break; sleep 0.1; done
-curl -fs "$BASE/ready" >/dev/null || { echo "the API did not start:" >&2; cat "$WORK/api.log" >&2; exit 1; }
+  BETLEDGER_RATE_LIMIT_PER_S=1000000 BETLEDGER_RATE_LIMIT_BURST=1000000
+BASE="$API"
 
 # A funded wallet for the generated calls to reach, and a session for each signed face.
 auth=(-H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json")
@@ -87,7 +65,7 @@ PYTHONPATH="$ROOT/scripts" SCHEMATHESIS_HOOKS=schemathesis_hooks \
   --max-examples "$MAX_EXAMPLES" --seed "$SEED" --workers 1 \
   --header "Authorization: Bearer $TOKEN" --no-color \
   --report-dir "$WORK/report" || status=$?
-events=$(psql "$BETLEDGER_DATABASE_URL" -tAc "SELECT count(*) FROM events")
+events=$(psql "$FRESH_DATABASE_URL" -tAc "SELECT count(*) FROM events")
 sequence=$(curl -fs -H "Authorization: Bearer $TOKEN" "$BASE/v1/wallets/$wallet" |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["sequence"])')
 echo "== the run left $events events in its log; the funded wallet is at sequence $sequence (2 before the run)"
