@@ -61,61 +61,80 @@ struct LimitSchema {
     resets_at: String,
 }
 
-/// Every error status a call of the native or provider face may answer, each with the
-/// contract's error body.
-pub struct Errors;
-
-impl utoipa::IntoResponses for Errors {
-    fn responses() -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<Response>> {
-        let error = |description: &str| {
+/// The error statuses an operation may answer, each with the contract's error body, by
+/// kind of operation: only those it can answer are documented (schemathesis checks that
+/// no other is answered).
+fn error_responses(
+    codes: &[u16],
+) -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<Response>> {
+    let description = |code: u16| match code {
+        400 => "the request is malformed or its input invalid; nothing moved",
+        401 => "no or a wrong token or signature; nothing moved",
+        403 => "the caller may not do this, or the player may not play now",
+        404 => "no such wallet, reservation, round or limit",
+        409 => "the transaction id was used for another request, or the wallet exists",
+        422 => "refused by a rule of the wallet; nothing moved",
+        429 => "over the client's rate; retry after Retry-After",
+        503 => "a dependency is down or the instance is busy; retry with the same transaction id",
+        other => unreachable!("no description for {other}"),
+    };
+    let mut responses = ResponsesBuilder::new();
+    for &code in codes {
+        responses = responses.response(
+            code.to_string(),
             ResponseBuilder::new()
-                .description(description)
+                .description(description(code))
                 .content(
                     "application/json",
                     utoipa::openapi::ContentBuilder::new()
                         .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
                         .build(),
                 )
-                .build()
-        };
-        ResponsesBuilder::new()
-            .response(
-                "400",
-                error("the request is malformed or its input invalid; nothing moved"),
-            )
-            .response(
-                "401",
-                error("no or a wrong token or signature; nothing moved"),
-            )
-            .response(
-                "403",
-                error("the caller may not do this, or the player may not play now"),
-            )
-            .response(
-                "404",
-                error("no such wallet, reservation, round, limit or endpoint"),
-            )
-            .response("405", error("the path does not take this method"))
-            .response(
-                "409",
-                error("the transaction id was used for another request, or the wallet exists"),
-            )
-            .response(
-                "422",
-                error("refused by a rule of the wallet; nothing moved"),
-            )
-            .response(
-                "429",
-                error("over the client's rate; retry after Retry-After"),
-            )
-            .response(
-                "503",
-                error("a dependency is down; retry with the same transaction id"),
-            )
-            .build()
-            .into()
+                .build(),
+        );
     }
+    responses.build().into()
 }
+
+macro_rules! error_set {
+    ($(#[$doc:meta])* $name:ident: $($code:literal),+) => {
+        $(#[$doc])*
+        pub struct $name;
+
+        impl utoipa::IntoResponses for $name {
+            fn responses(
+            ) -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<Response>> {
+                error_responses(&[$($code),+])
+            }
+        }
+    };
+}
+
+error_set!(
+    /// A command on a wallet (money, rounds, limits, exclusion, lock) of the native or
+    /// provider face.
+    Errors: 400, 401, 403, 404, 409, 422, 429, 503
+);
+error_set!(
+    /// A read (`GET`): no conflict, no rule refuses it.
+    ReadErrors: 400, 401, 403, 404, 429, 503
+);
+error_set!(
+    /// A query over all wallets (leaderboards, totals): no wallet to miss.
+    QueryErrors: 400, 401, 403, 429, 503
+);
+error_set!(
+    /// Opening a wallet: a second open conflicts; no wallet to miss.
+    OpenErrors: 400, 401, 403, 409, 429, 503
+);
+error_set!(
+    /// Starting a game session: the wallet must exist.
+    SessionErrors: 400, 401, 403, 404, 429, 503
+);
+error_set!(
+    /// Ending a game session (`204` also when it was already gone).
+    EndSessionErrors: 400, 401, 403, 429, 503
+);
 
 /// The answer of every Hub88 call (HTTP 200 for every well-formed call).
 #[derive(ToSchema)]
@@ -322,19 +341,12 @@ fn requests_as_strict_as_the_contract(openapi: &mut OpenApi) {
     }
 }
 
-/// The statuses any call may meet before its handler answers: a body that cannot be read
-/// (400), no request slot (429, 503). The Hub88 face answers everything else in its body.
-pub struct TransportErrors;
-
-impl utoipa::IntoResponses for TransportErrors {
-    fn responses() -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<Response>> {
-        let all = Errors::responses();
-        ["400", "429", "503"]
-            .into_iter()
-            .filter_map(|code| all.get(code).map(|r| (code.to_string(), r.clone())))
-            .collect()
-    }
-}
+error_set!(
+    /// The statuses any call may meet before its handler answers: a body that cannot be
+    /// read (400), no request slot (429, 503). The Hub88 face answers everything else in
+    /// its body.
+    TransportErrors: 400, 429, 503
+);
 
 /// The document as served and as written to `docs/openapi.json`.
 pub fn json(openapi: &OpenApi) -> String {

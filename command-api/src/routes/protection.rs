@@ -286,7 +286,7 @@ async fn lock_or_unlock(
     tag = "native",
     summary = "A wallet's limits, use, exclusion and lock",
     params(("id" = String, Path, description = "the wallet's id (a lowercase hyphenated UUID)")),
-    responses((status = 200, description = "the protections", body = serde_json::Value), crate::openapi::Errors),
+    responses((status = 200, description = "the protections", body = serde_json::Value), crate::openapi::ReadErrors),
     security(("bearer" = []))
 )]
 async fn limits(

@@ -242,7 +242,7 @@ fn answer(receipt: eventstore::CommandReceipt, transaction_id: String) -> Comman
     summary = "The session's balance",
     params(("pid" = String, Path, description = "the provider's id")),
     request_body = BalanceRequest,
-    responses((status = 200, description = "the balance", body = serde_json::Value), crate::openapi::Errors),
+    responses((status = 200, description = "the balance", body = serde_json::Value), crate::openapi::ReadErrors),
     security(("provider_signature" = []))
 )]
 async fn balance(

@@ -37,7 +37,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     tag = "read",
     summary = "A wallet's read model",
     params(("id" = String, Path, description = "the wallet's id (a lowercase hyphenated UUID)")),
-    responses((status = 200, description = "the read model", body = serde_json::Value), crate::openapi::Errors),
+    responses((status = 200, description = "the read model", body = serde_json::Value), crate::openapi::ReadErrors),
     security(("bearer" = []))
 )]
 async fn wallet(
@@ -97,7 +97,7 @@ struct LeaderboardQuery {
     tag = "read",
     summary = "A game's leaderboards",
     params(("game_id" = String, Path, description = "the game"), LeaderboardQuery),
-    responses((status = 200, description = "the boards", body = serde_json::Value), crate::openapi::Errors),
+    responses((status = 200, description = "the boards", body = serde_json::Value), crate::openapi::QueryErrors),
     security(("bearer" = []))
 )]
 async fn leaderboard(
@@ -193,7 +193,7 @@ struct TotalsQuery {
     tag = "read",
     summary = "Totals per day, currency, provider and game",
     params(TotalsQuery),
-    responses((status = 200, description = "the rows", body = serde_json::Value), crate::openapi::Errors),
+    responses((status = 200, description = "the rows", body = serde_json::Value), crate::openapi::QueryErrors),
     security(("bearer" = []))
 )]
 async fn totals(

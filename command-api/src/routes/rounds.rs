@@ -213,7 +213,7 @@ async fn adjust(
     tag = "native",
     summary = "A round's bets, wins, adjustments and totals",
     params(("id" = String, Path, description = "the wallet's id (a lowercase hyphenated UUID)"), ("round_id" = String, Path, description = "the round's id")),
-    responses((status = 200, description = "the round", body = RoundView), crate::openapi::Errors),
+    responses((status = 200, description = "the round", body = RoundView), crate::openapi::ReadErrors),
     security(("bearer" = []))
 )]
 async fn round(

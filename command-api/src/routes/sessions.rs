@@ -38,7 +38,7 @@ struct SessionRequest {
     tag = "native",
     summary = "Start a game session for a provider or Hub88 operator",
     request_body = SessionRequest,
-    responses((status = 201, description = "the token", body = serde_json::Value), crate::openapi::Errors),
+    responses((status = 201, description = "the token", body = serde_json::Value), crate::openapi::SessionErrors),
     security(("bearer" = []))
 )]
 async fn create(
@@ -99,7 +99,7 @@ async fn create(
     tag = "native",
     summary = "End a session",
     params(("token" = String, Path, description = "the session token")),
-    responses((status = 204, description = "ended"), crate::openapi::Errors),
+    responses((status = 204, description = "ended"), crate::openapi::EndSessionErrors),
     security(("bearer" = []))
 )]
 async fn end(

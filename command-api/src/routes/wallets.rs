@@ -116,7 +116,7 @@ struct EventsQuery {
     tag = "native",
     summary = "Open a wallet",
     request_body = OpenRequest,
-    responses((status = 201, description = "opened", body = WalletResponse), crate::openapi::Errors),
+    responses((status = 201, description = "opened", body = WalletResponse), crate::openapi::OpenErrors),
     security(("bearer" = []))
 )]
 async fn open(
@@ -318,7 +318,7 @@ async fn refund(
     tag = "native",
     summary = "A wallet's balance from the write side",
     params(("id" = String, Path, description = "the wallet's id (a lowercase hyphenated UUID)")),
-    responses((status = 200, description = "the wallet", body = WalletResponse), crate::openapi::Errors),
+    responses((status = 200, description = "the wallet", body = WalletResponse), crate::openapi::ReadErrors),
     security(("bearer" = []))
 )]
 async fn wallet(
@@ -346,7 +346,7 @@ async fn wallet(
     tag = "native",
     summary = "A wallet's events in order",
     params(("id" = String, Path, description = "the wallet's id (a lowercase hyphenated UUID)"), EventsQuery),
-    responses((status = 200, description = "the events", body = serde_json::Value), crate::openapi::Errors),
+    responses((status = 200, description = "the events", body = serde_json::Value), crate::openapi::ReadErrors),
     security(("bearer" = []))
 )]
 async fn events(
