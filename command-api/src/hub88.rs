@@ -84,9 +84,18 @@ impl Hub88Operator {
                 "operator id {id:?} must be 1 to 32 of A-Z a-z 0-9 _ -"
             ));
         }
+        let key = rsa_public_key(pem)?;
+        // `ring` verifies with keys of 2048 to 8192 bits only: a key outside that range
+        // would be taken here and then fail every call's signature.
+        let bits = modulus_bits(&key).ok_or("the RSA key has no readable modulus")?;
+        if !(2048..=8192).contains(&bits) {
+            return Err(format!(
+                "the RSA key has {bits} bits; the Hub88 face takes keys of 2048 to 8192 bits"
+            ));
+        }
         Ok(Hub88Operator {
             id: id.to_string(),
-            key: rsa_public_key(pem)?,
+            key,
         })
     }
 
@@ -148,6 +157,16 @@ fn spki_rsa_key(der: &[u8]) -> Result<Vec<u8>, String> {
         Some((0, key)) => Ok(key.to_vec()),
         _ => Err("the key's BIT STRING is malformed".into()),
     }
+}
+
+/// The size in bits of the modulus of a PKCS#1 `RSAPublicKey` (SEQUENCE { INTEGER n,
+/// INTEGER e }).
+fn modulus_bits(key: &[u8]) -> Option<usize> {
+    let (sequence, _) = der_element(key, 0x30)?;
+    let (modulus, _) = der_element(sequence, 0x02)?;
+    let significant = modulus.iter().position(|b| *b != 0)?;
+    let first = modulus[significant];
+    Some((modulus.len() - significant - 1) * 8 + (8 - first.leading_zeros() as usize))
 }
 
 /// The contents of the DER element of `tag` at the start of `input`, and what follows it.
@@ -249,5 +268,9 @@ mod tests {
             Hub88Operator::new("op1", private).is_err(),
             "a private key is refused"
         );
+        assert_eq!(modulus_bits(&op.key), Some(2048));
+        let short = include_str!("../../tests/fixtures/hub88-1024-bit.pub.pem");
+        let refused = Hub88Operator::new("op1", short).unwrap_err();
+        assert!(refused.contains("1024 bits"), "{refused}");
     }
 }
