@@ -265,7 +265,9 @@ pub async fn run_rollback(
                 transaction_id,
                 balance: snapshot.balance,
                 sequence: snapshot.sequence,
-                replayed: true,
+                // Not a repeat of an earlier answer (`Idempotent-Replayed` would say so):
+                // a first rollback that finds nothing left to return.
+                replayed: false,
             })
         }
         Err(e) => Err(e),
