@@ -72,6 +72,11 @@ fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
 pub struct Caller(pub ApiClient);
 
 impl Caller {
+    /// The client's name, as an operator action records it.
+    pub fn client_id(&self) -> Result<domain::ClientId, ApiError> {
+        domain::ClientId::new(self.0.name()).map_err(|e| ApiError::InvalidRequest(e.to_string()))
+    }
+
     /// Refuses with 403 unless the caller holds `scope`.
     pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
         if self.0.has(scope) {

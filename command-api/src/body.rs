@@ -4,6 +4,7 @@
 use axum::Json;
 use domain::Balance;
 use eventstore::CommandReceipt;
+use rust_decimal::Decimal;
 use serde::Serialize;
 
 /// A balance as the contract shows it: each part of it (`domain::Part`) by name, as a
@@ -61,7 +62,7 @@ impl utoipa::ToSchema for BalanceBody {
 #[schema(examples(json!({
     "wallet_id": "5e981edd-2830-5883-87b8-66d5add01da4",
     "transaction_id": "dep-1",
-    "balance": {"available": "100.00", "reserved": "0.00", "currency": "EUR"},
+    "balance": {"available": "100.00", "reserved": "0.00", "bonus": "0.00", "bonus_reserved": "0.00", "currency": "EUR"},
     "sequence": 2
 })))]
 pub struct CommandResponse {
@@ -69,6 +70,32 @@ pub struct CommandResponse {
     pub transaction_id: String,
     pub balance: BalanceBody,
     pub sequence: u64,
+    /// A bet's answer: how its stake was paid, cash first, then the active bonus award.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub funded: Option<Funded>,
+}
+
+/// How a bet's stake was paid: decimal strings at the currency's scale.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Funded {
+    pub cash: String,
+    pub bonus: String,
+}
+
+impl Funded {
+    /// The split of `stake` whose bonus part is `bonus`, in `currency`.
+    pub fn of(stake: Decimal, bonus: Decimal, currency: domain::Currency) -> Funded {
+        Funded {
+            cash: at_scale(stake - bonus, currency.scale()),
+            bonus: at_scale(bonus, currency.scale()),
+        }
+    }
+}
+
+/// `amount` as the contract writes money: a decimal string at `scale`.
+pub fn at_scale(mut amount: Decimal, scale: u32) -> String {
+    amount.rescale(scale);
+    amount.to_string()
 }
 
 /// The header on an answer that repeats an earlier one (the same transaction id and
@@ -104,9 +131,18 @@ pub fn command_response(receipt: CommandReceipt) -> CommandAnswer {
             transaction_id: receipt.transaction_id.map(String::from).unwrap_or_default(),
             balance: receipt.balance.into(),
             sequence: receipt.sequence,
+            funded: None,
         },
         replayed: receipt.replayed,
     }
+}
+
+/// [`command_response`] for a bet of `stake`: with how it was paid.
+pub fn bet_response(receipt: CommandReceipt, stake: Decimal) -> CommandAnswer {
+    let funded = Funded::of(stake, receipt.funded_bonus, receipt.balance.currency);
+    let mut answer = command_response(receipt);
+    answer.body.funded = Some(funded);
+    answer
 }
 
 /// A wallet's protections as both faces that show them write them: each limit in force
@@ -116,10 +152,7 @@ pub fn protection_body(
     view: Option<&domain::wallet::protection::ProtectionView>,
     scale: u32,
 ) -> serde_json::Value {
-    let at_scale = |mut d: rust_decimal::Decimal| {
-        d.rescale(scale);
-        d.to_string()
-    };
+    let at_scale = |d: Decimal| at_scale(d, scale);
     let limits: Vec<serde_json::Value> = view
         .iter()
         .flat_map(|v| v.limits.iter())

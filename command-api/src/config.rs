@@ -95,13 +95,16 @@ pub struct Config {
 pub const HEADER_READ_TIMEOUT_MS_DEFAULT: u64 = 30_000;
 
 /// The deployment's player-protection settings (`BETLEDGER_LIMITS_TZ`,
-/// `BETLEDGER_LIMIT_COOLING_S`), placed in each limit change.
+/// `BETLEDGER_LIMIT_COOLING_S`, `BETLEDGER_BONUS_WAGERING_MAX`), placed in each limit
+/// change and bonus grant.
 #[derive(Debug, Clone, Copy)]
 pub struct ProtectionConfig {
     /// The zone of new limits' calendar periods (an IANA name; default `UTC`).
     pub zone: chrono_tz::Tz,
     /// How long a looser limit or a removal waits before it applies (default 24 h).
     pub cooling_s: u32,
+    /// The highest wagering multiplier a bonus may carry (default 10, UK SR 5.1.1).
+    pub wagering_max: u32,
 }
 
 impl Default for ProtectionConfig {
@@ -109,6 +112,7 @@ impl Default for ProtectionConfig {
         ProtectionConfig {
             zone: chrono_tz::Tz::UTC,
             cooling_s: LIMIT_COOLING_S_DEFAULT,
+            wagering_max: domain::wallet::bonus::WAGERING_MULTIPLIER_MAX_DEFAULT,
         }
     }
 }
@@ -130,7 +134,17 @@ fn protection_from_env() -> Result<ProtectionConfig, ConfigError> {
         0,
         366 * 24 * 3_600,
     )? as u32;
-    Ok(ProtectionConfig { zone, cooling_s })
+    let wagering_max = number(
+        "BETLEDGER_BONUS_WAGERING_MAX",
+        domain::wallet::bonus::WAGERING_MULTIPLIER_MAX_DEFAULT.into(),
+        1,
+        1_000,
+    )? as u32;
+    Ok(ProtectionConfig {
+        zone,
+        cooling_s,
+        wagering_max,
+    })
 }
 
 /// How this instance joins the others on its database (`BETLEDGER_CLUSTER_ADDR`,
@@ -169,7 +183,8 @@ pub const WRITE_SHARDS_DEFAULT: usize = 1;
 impl Config {
     /// Reads `BETLEDGER_API_ADDR`, `BETLEDGER_DATABASE_URL`, `BETLEDGER_DB_CONNECTIONS_MAX`,
     /// `BETLEDGER_API_TOKENS` (`name:token:scope+scope,...`, scopes `read`, `write` and
-    /// `operator`), `BETLEDGER_LIMITS_TZ`, `BETLEDGER_LIMIT_COOLING_S` and
+    /// `operator`), `BETLEDGER_LIMITS_TZ`, `BETLEDGER_LIMIT_COOLING_S`,
+    /// `BETLEDGER_BONUS_WAGERING_MAX` and
     /// `BETLEDGER_LOG_FORMAT` (`text` or `json`), `BETLEDGER_REDIS_URL`,
     /// `BETLEDGER_REDIS_PREFIX`, `BETLEDGER_WRITE_PATH`, `BETLEDGER_WRITE_SHARDS`,
     /// `BETLEDGER_HEADER_READ_TIMEOUT_MS` and `BETLEDGER_CREDIT_CAPS`.

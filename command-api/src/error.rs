@@ -108,6 +108,14 @@ impl ApiError {
                 WalletError::CreditOverCap { .. } => {
                     (S::UNPROCESSABLE_ENTITY, "CREDIT_CAP_EXCEEDED")
                 }
+                WalletError::BonusTermsInvalid { .. } => {
+                    (S::UNPROCESSABLE_ENTITY, "BONUS_TERMS_INVALID")
+                }
+                WalletError::BonusNotFound { .. } => (S::NOT_FOUND, "BONUS_NOT_FOUND"),
+                WalletError::BonusActive { .. } => (S::CONFLICT, "BONUS_ACTIVE"),
+                WalletError::BonusNotExpired { .. } => {
+                    (S::UNPROCESSABLE_ENTITY, "BONUS_NOT_EXPIRED")
+                }
             },
         }
     }

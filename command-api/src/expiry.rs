@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use domain::wallet::RESERVATION_TIMEOUT_S_MAX;
-use domain::WalletCommand;
+use domain::{WalletCommand, WalletId};
 use eventstore::payload;
 use eventstore::{ExecuteError, StoreError, WalletStore};
 use sqlx::PgPool;
@@ -43,10 +43,21 @@ impl Expiry {
         // The first sweep looks back over the longest timeout a reservation can have.
         let mut since = self.clock.now()
             - chrono::Duration::seconds(i64::from(RESERVATION_TIMEOUT_S_MAX) + 3_600);
+        // Awards may run for months: the first bonus sweep looks back a year.
+        let mut bonuses_since = self.clock.now() - chrono::Duration::days(366);
         loop {
             tokio::select! {
                 _ = &mut stop => return,
                 _ = tokio::time::sleep(self.interval) => {}
+            }
+            match self.sweep_bonuses(bonuses_since).await {
+                Ok((report, next)) => {
+                    bonuses_since = next;
+                    if report.expired > 0 {
+                        tracing::info!(expired = report.expired, "expired bonus awards");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "bonus expiry sweep failed; will retry"),
             }
             match self.sweep(since).await {
                 Ok((report, next)) => {
@@ -64,6 +75,32 @@ impl Expiry {
         }
     }
 
+    /// Expires the bonus awards whose `expires_at` lies after `since` and is past (one
+    /// that ended meanwhile is refused by its wallet and skipped); returns what it did and
+    /// where the next sweep starts.
+    pub async fn sweep_bonuses(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<(SweepReport, DateTime<Utc>), StoreError> {
+        let now = self.clock.now();
+        // Text order of expires_at is exact to the second: look one second past now.
+        let due = payload::due_bonuses(
+            &self.pool,
+            since,
+            now + chrono::Duration::seconds(1),
+            SWEEP_BATCH_MAX,
+        )
+        .await?;
+        let due = due.into_iter().map(|d| {
+            let command = WalletCommand::ExpireBonus {
+                bonus_id: d.bonus_id,
+                now,
+            };
+            (d.wallet_id, d.expires_at, command)
+        });
+        Ok(self.expire(now, due, "bonuses_expired_total").await)
+    }
+
     /// Expires the open reservations whose `expires_at` lies after `since` and is past;
     /// returns what it did and where the next sweep starts.
     pub async fn sweep(
@@ -79,35 +116,53 @@ impl Expiry {
             SWEEP_BATCH_MAX,
         )
         .await?;
-        let mut report = SweepReport::default();
-        let mut next = now;
-        for (i, reservation) in due.iter().enumerate() {
-            if reservation.expires_at > now {
-                continue;
-            }
-            let (wallet_id, reservation_id) = (reservation.wallet_id, &reservation.reservation_id);
+        let due = due.into_iter().map(|d| {
             let command = WalletCommand::Expire {
-                reservation_id: reservation_id.clone(),
+                reservation_id: d.reservation_id,
                 now,
             };
+            (d.wallet_id, d.expires_at, command)
+        });
+        Ok(self.expire(now, due, "reservations_expired_total").await)
+    }
+
+    /// Issues each due `(wallet, expires_at, command)` that is past at `now`, oldest
+    /// first, counting the accepted ones in `counter`; a refusal (closed or ended
+    /// meanwhile, or expired by another instance) is skipped. Returns what it did and
+    /// where the next sweep starts: at the first that failed, so none is passed over.
+    async fn expire(
+        &self,
+        now: DateTime<Utc>,
+        due: impl ExactSizeIterator<Item = (WalletId, DateTime<Utc>, WalletCommand)>,
+        counter: &'static str,
+    ) -> (SweepReport, DateTime<Utc>) {
+        let full = due.len() as i64 == SWEEP_BATCH_MAX;
+        let mut report = SweepReport::default();
+        let mut next = now;
+        let mut last = now;
+        for (wallet_id, expires_at, command) in due {
+            last = expires_at;
+            if expires_at > now {
+                continue;
+            }
+            let what = command.name();
             match self.store.execute(wallet_id, command).await {
                 Ok(_) => {
                     report.expired += 1;
-                    metrics::counter!("reservations_expired_total").increment(1);
+                    metrics::counter!(counter).increment(1);
                 }
                 Err(ExecuteError::Refused { .. }) => report.skipped += 1,
                 Err(e) => {
-                    // Start the next sweep at this reservation so none is passed over.
-                    tracing::warn!(error = %e, %wallet_id, %reservation_id, "expiry failed");
-                    next = due.get(i).map_or(since, |d| d.expires_at);
+                    tracing::warn!(error = %e, %wallet_id, command = what, "expiry failed");
+                    next = expires_at;
                     break;
                 }
             }
         }
-        if due.len() as i64 == SWEEP_BATCH_MAX {
-            next = next.min(due.last().map_or(now, |d| d.expires_at));
+        if full {
+            next = next.min(last);
         }
         // Text order of expires_at is exact to the second only: look a little back.
-        Ok((report, next - chrono::Duration::seconds(2)))
+        (report, next - chrono::Duration::seconds(2))
     }
 }

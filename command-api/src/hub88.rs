@@ -31,7 +31,8 @@ pub fn respond(
     });
     if let Some(b) = balance {
         body["currency"] = serde_json::json!(b.currency.code());
-        body["balance"] = serde_json::json!(to_units(b.available));
+        // The playable total: cash and the active bonus award (the contract's "Bonus money").
+        body["balance"] = serde_json::json!(to_units(b.playable()));
     }
     axum::Json(body)
 }

@@ -120,3 +120,14 @@ pub fn signed_amount(value: &serde_json::Value) -> Result<Decimal, ApiError> {
     }
     Ok(amount)
 }
+
+/// A time in RFC 3339 (`2027-01-31T00:00:00Z`), in UTC.
+pub fn time(field: &str, text: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| {
+            ApiError::InvalidRequest(format!(
+                "{field} must be an RFC 3339 time like 2027-01-31T00:00:00Z: {e}"
+            ))
+        })
+}

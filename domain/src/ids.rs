@@ -202,6 +202,17 @@ string_id!(
     LockReason,
     "reason"
 );
+string_id!(
+    /// A bonus award's id: the transaction id of its grant (or of the free-rounds grant
+    /// whose winnings it holds).
+    BonusId,
+    "bonus_id"
+);
+string_id!(
+    /// Why an operator forfeited a bonus award, as the operator wrote it.
+    ForfeitReason,
+    "reason"
+);
 
 impl TransactionId {
     /// `{scope}:{id}`: a caller's id (validated as any caller id, up to 128 characters)
@@ -242,6 +253,13 @@ impl RoundId {
     /// for a provider's round logged before rounds were scoped, docs/0012).
     pub fn provider(&self) -> Option<&str> {
         self.0.split_once(':').map(|(provider, _)| provider)
+    }
+}
+
+impl From<TransactionId> for BonusId {
+    /// A grant's transaction id names its award.
+    fn from(id: TransactionId) -> Self {
+        Self(id.0)
     }
 }
 

@@ -13,7 +13,8 @@
 //!   zone, self-exclusion, an operator's lock); `wallet::posting` says what each event
 //!   moves (its postings on the balance's parts: the one description of money per event);
 //!   `wallet::compaction` what a compacted state (the write path's cache) holds and how
-//!   what it forgot is put back.
+//!   what it forgot is put back; `wallet::bonus` the rules of bonus money (awards,
+//!   funding cash first, payouts split, wagering, completion, forfeiture).
 //!
 //! Outside data (the time, a command's ids) is looked up by the caller and placed in the
 //! command, so the aggregate stays a pure function of its history and the command.
@@ -24,11 +25,11 @@ pub mod money;
 pub mod wallet;
 
 pub use ids::{
-    AdjustmentReason, CampaignId, ClientId, GameId, IdError, LockReason, PlayerId, ReservationId,
-    RoundId, TransactionId, WalletId,
+    AdjustmentReason, BonusId, CampaignId, ClientId, ForfeitReason, GameId, IdError, LockReason,
+    PlayerId, ReservationId, RoundId, TransactionId, WalletId,
 };
 pub use money::{AmountError, Balance, Currency, Money, Part};
 pub use wallet::{
-    BetlessKind, LostBet, Reservation, ReservationState, Round, Wallet, WalletCommand, WalletError,
-    WalletEvent, WalletServices, WinTarget,
+    Award, AwardStatus, BetlessKind, BonusTerms, LostBet, Reservation, ReservationState, Round,
+    Wallet, WalletCommand, WalletError, WalletEvent, WalletServices, WinTarget,
 };

@@ -235,17 +235,29 @@ pub enum Part {
     Available,
     /// Held for open bets.
     Reserved,
+    /// The active bonus award's balance: money the player may stake but not withdraw
+    /// until its wagering is done (see `wallet::bonus`).
+    Bonus,
+    /// The bonus parts of open bets' stakes, whatever award funded them.
+    BonusReserved,
 }
 
 impl Part {
     /// Every part, in the order balances are written.
-    pub const ALL: [Part; 2] = [Part::Available, Part::Reserved];
+    pub const ALL: [Part; 4] = [
+        Part::Available,
+        Part::Reserved,
+        Part::Bonus,
+        Part::BonusReserved,
+    ];
 
     /// Its name: the key in the log's metadata, the Redis hash field, the JSON field.
     pub fn name(self) -> &'static str {
         match self {
             Part::Available => "available",
             Part::Reserved => "reserved",
+            Part::Bonus => "bonus",
+            Part::BonusReserved => "bonus_reserved",
         }
     }
 
@@ -254,15 +266,22 @@ impl Part {
     pub fn always_recorded(self) -> bool {
         match self {
             Part::Available | Part::Reserved => true,
+            Part::Bonus | Part::BonusReserved => false,
         }
     }
 }
 
-/// A wallet's balance: what the player can spend and what is held for open bets.
+/// A wallet's balance: what the player can spend and what is held for open bets, in
+/// cash and in bonus money.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Balance {
     pub available: Decimal,
     pub reserved: Decimal,
+    /// Absent from a snapshot written before bonus money: zero.
+    #[serde(default)]
+    pub bonus: Decimal,
+    #[serde(default)]
+    pub bonus_reserved: Decimal,
     pub currency: Currency,
 }
 
@@ -272,6 +291,8 @@ impl Balance {
         Self {
             available: currency.zero(),
             reserved: currency.zero(),
+            bonus: currency.zero(),
+            bonus_reserved: currency.zero(),
             currency,
         }
     }
@@ -281,6 +302,8 @@ impl Balance {
         match part {
             Part::Available => self.available,
             Part::Reserved => self.reserved,
+            Part::Bonus => self.bonus,
+            Part::BonusReserved => self.bonus_reserved,
         }
     }
 
@@ -288,12 +311,19 @@ impl Balance {
         match part {
             Part::Available => &mut self.available,
             Part::Reserved => &mut self.reserved,
+            Part::Bonus => &mut self.bonus,
+            Part::BonusReserved => &mut self.bonus_reserved,
         }
     }
 
     /// Adds `amount` (signed) to `part`.
     pub fn post(&mut self, part: Part, amount: Decimal) {
-        *self.get_mut(part) += amount;
+        let sum = self.get_mut(part);
+        *sum += amount;
+        // A zero is written "0.00", never "-0.00" (a part emptied by a negative posting).
+        if sum.is_zero() {
+            sum.set_sign_positive(true);
+        }
     }
 
     /// Its parts with their amounts, in [`Part::ALL`] order.
@@ -307,6 +337,20 @@ impl Balance {
     pub fn named_parts(&self) -> impl Iterator<Item = (&'static str, String)> + '_ {
         self.parts()
             .map(|(part, amount)| (part.name(), amount.to_string()))
+    }
+
+    /// Like [`Balance::named_parts`], without the parts added later while they are zero:
+    /// what one event's record keeps (a reader takes a missing later part as zero), so
+    /// a wallet without bonus money writes what it always wrote.
+    pub fn recorded_parts(&self) -> impl Iterator<Item = (&'static str, String)> + '_ {
+        self.parts()
+            .filter(|(part, amount)| part.always_recorded() || !amount.is_zero())
+            .map(|(part, amount)| (part.name(), amount.to_string()))
+    }
+
+    /// What the player can stake: cash available and the active award's balance.
+    pub fn playable(&self) -> Decimal {
+        self.available + self.bonus
     }
 
     /// The balance in `currency` whose parts `read` finds by name (`None`: not there),

@@ -123,6 +123,7 @@ impl WalletStore for CqrsWalletStore {
                 }
             };
             let rounds = idempotency::RoundKeys::of(&context.aggregate, &event);
+            let funded_bonus = event.funded_bonus();
             sink.write(event, &mut context.aggregate).await;
             let events = sink.collect().await;
             debug_assert_eq!(events.len(), 1, "every accepted command is one event");
@@ -137,6 +138,7 @@ impl WalletStore for CqrsWalletStore {
                 &balance,
                 &rounds,
                 context.aggregate.protection(),
+                funded_bonus,
             );
             match self.store.commit(events, context, metadata).await {
                 Ok(committed) => {
@@ -147,6 +149,7 @@ impl WalletStore for CqrsWalletStore {
                         balance,
                         sequence,
                         replayed: false,
+                        funded_bonus,
                     });
                 }
                 // Another process appended first: either the same transaction id (answer

@@ -32,6 +32,9 @@ pub const KEY_ROUND_CLOSED: &str = "round_closed";
 /// A protected wallet's limits, exclusion and lock after the event (JSON): what the read
 /// model shows, copied as the balance is, so it never counts a limit's use itself.
 pub const KEY_PROTECTION: &str = "protection";
+/// The part of a bet's stake a bonus award paid, when one did: the `funded` of its answer
+/// (the cash part is the rest of the stake the request named).
+pub const KEY_FUNDED_BONUS: &str = "funded_bonus";
 
 /// The round keys an accepted event is recorded with (docs/0012).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -66,8 +69,12 @@ pub fn metadata(
     balance_after: &Balance,
     rounds: &RoundKeys,
     protection_after: Option<&domain::wallet::protection::Protection>,
+    funded_bonus: Decimal,
 ) -> HashMap<String, String> {
     let mut m = HashMap::with_capacity(8);
+    if !funded_bonus.is_zero() {
+        m.insert(KEY_FUNDED_BONUS.into(), funded_bonus.to_string());
+    }
     if let Some(p) = protection_after {
         m.insert(
             KEY_PROTECTION.into(),
@@ -85,7 +92,7 @@ pub fn metadata(
         m.insert(KEY_TRANSACTION_ID.into(), id.to_string());
     }
     m.insert(KEY_REQUEST_SHA256.into(), request_sha256.into());
-    for (name, amount) in balance_after.named_parts() {
+    for (name, amount) in balance_after.recorded_parts() {
         m.insert(name.into(), amount);
     }
     m.insert(KEY_CURRENCY.into(), balance_after.currency.code().into());
@@ -98,6 +105,7 @@ pub struct PriorCommand {
     pub request_sha256: String,
     pub balance_after: Balance,
     pub sequence: u64,
+    pub funded_bonus: Decimal,
 }
 
 /// Finds the event recorded under `transaction_id` on `wallet_id`, if any.
@@ -219,6 +227,7 @@ impl Repeat {
                 balance: prior.balance_after,
                 sequence: prior.sequence,
                 replayed: true,
+                funded_bonus: prior.funded_bonus,
             }),
             Some(_) => Repeat::Conflict(transaction_id),
         }
@@ -293,6 +302,13 @@ fn parse_prior(metadata: &serde_json::Value, sequence: i64) -> Result<PriorComma
             .to_string(),
         balance_after: balance_after(metadata).map_err(corrupt)?,
         sequence: u64::try_from(sequence).map_err(|e| corrupt(e.to_string()))?,
+        funded_bonus: match metadata.get(KEY_FUNDED_BONUS) {
+            None => Decimal::ZERO,
+            Some(v) => v
+                .as_str()
+                .and_then(|t| Decimal::from_str(t).ok())
+                .ok_or_else(|| corrupt(format!("metadata {KEY_FUNDED_BONUS:?}: {v}")))?,
+        },
     })
 }
 
@@ -350,6 +366,8 @@ mod tests {
         let balance = Balance {
             available: Decimal::new(1050, 2),
             reserved: Decimal::new(200, 2),
+            bonus: Decimal::new(300, 2),
+            bonus_reserved: Decimal::ZERO,
             currency: Currency::Eur,
         };
         let tx = TransactionId::new("t-1").unwrap();
@@ -360,9 +378,15 @@ mod tests {
             &balance,
             &RoundKeys::default(),
             None,
+            Decimal::new(150, 2),
+        );
+        assert!(
+            !m.contains_key("bonus_reserved"),
+            "a later part at zero is not recorded"
         );
         let prior = parse_prior(&serde_json::to_value(&m).unwrap(), 7).unwrap();
         assert_eq!(prior.balance_after, balance);
+        assert_eq!(prior.funded_bonus, Decimal::new(150, 2));
         assert_eq!(prior.balance_after.available.to_string(), "10.50");
         assert_eq!(prior.sequence, 7);
         assert_eq!(prior.request_sha256, request_digest("x"));

@@ -73,6 +73,58 @@ pub struct DueReservation {
     pub expires_at: DateTime<Utc>,
 }
 
+/// A bonus award the expiry sweep may expire (it may have ended meanwhile: the wallet
+/// then refuses the expiry).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueBonus {
+    pub wallet_id: WalletId,
+    pub bonus_id: domain::BonusId,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Awards granted with an `expires_at` after `since` and before `until`, compared to the
+/// second (the index of migration 0010 holds RFC 3339 text), oldest first, at most
+/// `limit`. Ended awards are among them: the wallet knows which ended.
+pub async fn due_bonuses(
+    pool: &PgPool,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<DueBonus>, StoreError> {
+    let lower = since.format("%Y-%m-%dT%H:%M:%S").to_string();
+    let upper = until.format("%Y-%m-%dT%H:%M:%S").to_string();
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT aggregate_id,
+                payload -> 'BonusGranted' ->> 'bonus_id',
+                payload -> 'BonusGranted' -> 'terms' ->> 'expires_at'
+           FROM events
+          WHERE event_type = 'BonusGranted'
+            AND payload -> 'BonusGranted' -> 'terms' ->> 'expires_at' > $1
+            AND payload -> 'BonusGranted' -> 'terms' ->> 'expires_at' < $2
+          ORDER BY 3
+          LIMIT $3",
+    )
+    .bind(lower)
+    .bind(upper)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .map_err(unavailable)?;
+    rows.into_iter()
+        .map(|(wallet, id, expires)| {
+            Ok(DueBonus {
+                wallet_id: wallet
+                    .parse()
+                    .map_err(|e| corrupt(format!("wallet id {wallet:?}: {e}")))?,
+                bonus_id: domain::BonusId::try_from(id).map_err(|e| corrupt(e.to_string()))?,
+                expires_at: expires
+                    .parse()
+                    .map_err(|e| corrupt(format!("expires_at {expires:?}: {e}")))?,
+            })
+        })
+        .collect()
+}
+
 /// Open reservations whose `expires_at` lies after `since` and before `until`, compared
 /// to the second (the index holds RFC 3339 text), oldest first, at most `limit`.
 pub async fn due_reservations(

@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 use domain::{Balance, PlayerId, TransactionId, WalletCommand, WalletError, WalletId};
+use rust_decimal::Decimal;
 
 /// The answer to an accepted command: the wallet's balance right after it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -15,6 +16,8 @@ pub struct CommandReceipt {
     pub sequence: u64,
     /// True when this is the recorded answer to an earlier, identical request.
     pub replayed: bool,
+    /// The part of a bet's stake a bonus award paid (zero for every other command).
+    pub funded_bonus: Decimal,
 }
 
 /// A wallet's current state from the write side.
@@ -26,6 +29,8 @@ pub struct WalletSnapshot {
     pub sequence: u64,
     /// The wallet's limits, exclusion and lock, if it ever had any.
     pub protection: Option<domain::wallet::protection::Protection>,
+    /// Its bonus awards, in grant order.
+    pub awards: Vec<domain::Award>,
 }
 
 impl WalletSnapshot {
@@ -40,6 +45,7 @@ impl WalletSnapshot {
                 balance,
                 sequence,
                 protection: wallet.protection().cloned(),
+                awards: wallet.awards().cloned().collect(),
             })
     }
 }

@@ -196,6 +196,8 @@ mod tests {
                 available: Decimal::new(1050, 2),
                 reserved: Decimal::new(200, 2),
                 currency: Currency::Eur,
+                bonus: Decimal::ZERO,
+                bonus_reserved: Decimal::ZERO,
             },
             sequence: 7,
             reservations: vec![ReservationView {

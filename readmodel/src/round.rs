@@ -121,11 +121,19 @@ impl RoundView {
         let t = &mut self.totals;
         for posting in event.postings() {
             match posting.flow {
-                Flow::Stake => t.stakes -= posting.amount,
-                Flow::Payout(None) => t.wins += posting.amount,
+                // A bet's stake and payout, both their cash and bonus parts.
+                Flow::Stake | Flow::BonusStake => t.stakes -= posting.amount,
+                Flow::Payout(None) | Flow::BonusPayout => t.wins += posting.amount,
                 Flow::Payout(Some(_)) => t.betless_wins += posting.amount,
                 Flow::Adjustment => t.adjustments += posting.amount,
-                Flow::Deposit | Flow::Withdrawal | Flow::Reserve | Flow::Refund | Flow::Expiry => {}
+                Flow::Deposit
+                | Flow::Withdrawal
+                | Flow::Reserve
+                | Flow::Refund
+                | Flow::Expiry
+                | Flow::BonusGrant
+                | Flow::BonusConversion
+                | Flow::BonusForfeit => {}
             }
         }
         t.net = t.wins + t.betless_wins + t.adjustments - t.stakes;
@@ -231,7 +239,9 @@ impl RoundView {
             | WalletEvent::LimitChanged { .. }
             | WalletEvent::SelfExcluded { .. }
             | WalletEvent::AccountLocked { .. }
-            | WalletEvent::AccountUnlocked { .. } => {}
+            | WalletEvent::AccountUnlocked { .. }
+            | WalletEvent::BonusGranted { .. }
+            | WalletEvent::BonusForfeited { .. } => {}
         }
     }
 }

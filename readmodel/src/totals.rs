@@ -44,10 +44,20 @@ pub enum Measure {
     /// Rounds opened by a bet, a bet-win or a win (a count; a close of a round never seen
     /// opens none).
     Rounds,
+    /// The bonus parts of `Stakes` and `Payouts` (bonus money staked, and paid back to
+    /// awards), in minor units.
+    BonusStakes,
+    BonusPayouts,
+    /// Awards entering balances as they activate, in minor units.
+    BonusGranted,
+    /// Bonus money become cash at completion: the bonus cost of NGR.
+    BonusConverted,
+    /// Bonus money forfeited.
+    BonusForfeited,
 }
 
 impl Measure {
-    pub const ALL: [Measure; 8] = [
+    pub const ALL: [Measure; 13] = [
         Measure::Bets,
         Measure::Stakes,
         Measure::Payouts,
@@ -56,6 +66,11 @@ impl Measure {
         Measure::JackpotWins,
         Measure::Adjustments,
         Measure::Rounds,
+        Measure::BonusStakes,
+        Measure::BonusPayouts,
+        Measure::BonusGranted,
+        Measure::BonusConverted,
+        Measure::BonusForfeited,
     ];
 
     /// Its name, in Redis fields and in the API's answer.
@@ -69,6 +84,11 @@ impl Measure {
             Measure::JackpotWins => "jackpot_wins",
             Measure::Adjustments => "adjustments",
             Measure::Rounds => "rounds",
+            Measure::BonusStakes => "bonus_stakes",
+            Measure::BonusPayouts => "bonus_payouts",
+            Measure::BonusGranted => "bonus_granted",
+            Measure::BonusConverted => "bonus_converted",
+            Measure::BonusForfeited => "bonus_forfeited",
         }
     }
 
@@ -179,6 +199,22 @@ pub fn contributions(
             Flow::Payout(None) => money(Measure::Payouts, posting.amount)?,
             Flow::Payout(Some(kind)) => money(Measure::of_kind(kind), posting.amount)?,
             Flow::Adjustment => money(Measure::Adjustments, posting.amount)?,
+            // A bet's bonus part counts in its stake and payout, and apart.
+            Flow::BonusStake => {
+                money(Measure::Stakes, -posting.amount)?;
+                money(Measure::BonusStakes, -posting.amount)?;
+            }
+            Flow::BonusPayout => {
+                money(Measure::Payouts, posting.amount)?;
+                money(Measure::BonusPayouts, posting.amount)?;
+            }
+            Flow::BonusGrant => money(Measure::BonusGranted, posting.amount)?,
+            // Two postings (out of bonus, into available): counted once.
+            Flow::BonusConversion if posting.part == domain::Part::Available => {
+                money(Measure::BonusConverted, posting.amount)?
+            }
+            Flow::BonusConversion => {}
+            Flow::BonusForfeit => money(Measure::BonusForfeited, -posting.amount)?,
             // Money in and out of the wallet, and stakes held and returned, are no game's.
             Flow::Deposit | Flow::Withdrawal | Flow::Reserve | Flow::Refund | Flow::Expiry => {}
         }
@@ -275,6 +311,7 @@ mod tests {
             stake: eur(500),
             payout: eur(1250),
             at: None,
+            bonus: None,
         };
         let c = contributions(&settle, Currency::Eur, false).unwrap();
         assert_eq!(
@@ -301,6 +338,7 @@ mod tests {
                 },
             ],
             at: None,
+            bonus: None,
         };
         let c = contributions(&close, Currency::Eur, false).unwrap();
         assert_eq!(c.add, vec![(Measure::Bets, 2), (Measure::Stakes, 350)]);
@@ -321,6 +359,7 @@ mod tests {
             round_closed: false,
             lost: vec![],
             at: None,
+            bonus: None,
         };
         let c = contributions(&win, Currency::Eur, true).unwrap();
         assert_eq!(

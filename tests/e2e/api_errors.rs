@@ -200,7 +200,7 @@ async fn unknown_currencies_are_refused(pool: PgPool) {
 async fn rule_refusals_carry_the_current_balance(pool: PgPool) {
     let app = spawn_app(pool).await;
     let w = wallet_with_history(&app).await;
-    let balance = json!({"available": "22.00", "reserved": "5.00", "currency": "EUR"});
+    let balance = json!({"available": "22.00", "reserved": "5.00", "bonus": "0.00", "bonus_reserved": "0.00", "currency": "EUR"});
 
     let body = refused(
         &app,

@@ -16,7 +16,7 @@ async fn open_returns_the_wallet_with_a_zero_balance(pool: PgPool) {
     assert_eq!(reply.body["player_id"], "p1");
     assert_eq!(
         reply.body["balance"],
-        json!({"available": "0.00000000", "reserved": "0.00000000", "currency": "BTC"})
+        json!({"available": "0.00000000", "reserved": "0.00000000", "bonus": "0.00000000", "bonus_reserved": "0.00000000", "currency": "BTC"})
     );
     assert_eq!(reply.body["sequence"], 1);
     let id = reply.body["wallet_id"].as_str().unwrap();
@@ -34,7 +34,7 @@ async fn a_round_moves_money_as_the_contract_says(pool: PgPool) {
     assert_eq!(
         r.body,
         json!({"wallet_id": w, "transaction_id": "dep-1", "sequence": 2,
-               "balance": {"available": "100.00", "reserved": "0.00", "currency": "EUR"}})
+               "balance": {"available": "100.00", "reserved": "0.00", "bonus": "0.00", "bonus_reserved": "0.00", "currency": "EUR"}})
     );
 
     let r = app
@@ -57,7 +57,7 @@ async fn a_round_moves_money_as_the_contract_says(pool: PgPool) {
     assert_eq!(r.body["transaction_id"], "bet-1");
     assert_eq!(
         r.body["balance"],
-        json!({"available": "69.50", "reserved": "20.00", "currency": "EUR"})
+        json!({"available": "69.50", "reserved": "20.00", "bonus": "0.00", "bonus_reserved": "0.00", "currency": "EUR"})
     );
 
     let r = app
@@ -69,7 +69,7 @@ async fn a_round_moves_money_as_the_contract_says(pool: PgPool) {
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(
         r.body["balance"],
-        json!({"available": "124.75", "reserved": "0.00", "currency": "EUR"})
+        json!({"available": "124.75", "reserved": "0.00", "bonus": "0.00", "bonus_reserved": "0.00", "currency": "EUR"})
     );
 
     let r = app
@@ -89,7 +89,7 @@ async fn a_round_moves_money_as_the_contract_says(pool: PgPool) {
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(
         r.body["balance"],
-        json!({"available": "124.75", "reserved": "0.00", "currency": "EUR"})
+        json!({"available": "124.75", "reserved": "0.00", "bonus": "0.00", "bonus_reserved": "0.00", "currency": "EUR"})
     );
     assert_eq!(r.body["sequence"], 7);
 

@@ -60,6 +60,7 @@ async fn two_instances_on_the_same_wallets_match_a_reference_model(pool: PgPool)
                         transaction_id,
                         amount,
                         currency: None,
+                        forfeit_bonuses: false,
                     }
                 } else {
                     WalletCommand::Deposit {

@@ -45,7 +45,7 @@ async fn fifty_reserves_on_twenty(apps: &[&TestApp]) {
     let balance = apps[0].get(&format!("/v1/wallets/{w}")).await.body["balance"].clone();
     assert_eq!(
         balance,
-        json!({"available": "0.00", "reserved": "20.00", "currency": "EUR"})
+        json!({"available": "0.00", "reserved": "20.00", "bonus": "0.00", "bonus_reserved": "0.00", "currency": "EUR"})
     );
     // The sequences the successful answers name are exactly 3..=22, each once.
     let mut sequences: Vec<u64> = replies

@@ -86,7 +86,7 @@ async fn a_reservation_past_its_timeout_is_refunded_by_the_engine(pool: PgPool) 
     let r = app.get(&format!("/v1/wallets/{wallet}")).await;
     assert_eq!(
         r.body["balance"],
-        json!({"available": "99.00", "reserved": "1.00", "currency": "EUR"}),
+        json!({"available": "99.00", "reserved": "1.00", "bonus": "0.00", "bonus_reserved": "0.00", "currency": "EUR"}),
         "only the expired stake came back"
     );
     let events = app.get(&format!("/v1/wallets/{wallet}/events")).await;

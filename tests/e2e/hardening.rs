@@ -599,6 +599,8 @@ async fn a_leaderboard_shows_exact_net_wins() {
         available: Decimal::new(99_999_999_999_999_999, 8),
         reserved: Decimal::ZERO,
         currency: Currency::Btc,
+        bonus: rust_decimal::Decimal::ZERO,
+        bonus_reserved: rust_decimal::Decimal::ZERO,
     };
     let change = |sequence: u64| Change {
         wallet_id: wallet,
@@ -660,6 +662,8 @@ async fn a_board_built_before_the_exact_figures_keeps_its_total() {
             available: Decimal::new(1000, 2),
             reserved: Decimal::ZERO,
             currency: Currency::Eur,
+            bonus: rust_decimal::Decimal::ZERO,
+            bonus_reserved: rust_decimal::Decimal::ZERO,
         },
         player_id: (sequence == 1).then(|| player.clone()),
         reservation: match net {
@@ -716,6 +720,8 @@ async fn a_settle_of_a_view_without_provider_asks_the_log_for_its_totals() {
         available: Decimal::new(1000, 2),
         reserved: Decimal::ZERO,
         currency: Currency::Eur,
+        bonus: rust_decimal::Decimal::ZERO,
+        bonus_reserved: rust_decimal::Decimal::ZERO,
     };
     let base = Change {
         wallet_id: wallet,

@@ -40,6 +40,7 @@ fn withdraw(id: &str, cents: i64) -> WalletCommand {
         transaction_id: TransactionId::new(id).unwrap(),
         amount: Decimal::new(cents, 2),
         currency: None,
+        forfeit_bonuses: false,
     }
 }
 

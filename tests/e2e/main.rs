@@ -5,6 +5,7 @@
 mod api_errors;
 mod api_wallets;
 mod batched;
+mod bonus;
 mod concurrency;
 mod edges;
 mod expiry_limits;

@@ -112,7 +112,9 @@ async fn audit_as_of_a_moment_equals_what_the_api_answered_then(pool: PgPool) {
             d.to_string()
         };
         assert_eq!(
-            json!({"available": text(balance.available), "reserved": text(balance.reserved), "currency": balance.currency.code()}),
+            json!({"available": text(balance.available), "reserved": text(balance.reserved),
+                   "bonus": text(balance.bonus), "bonus_reserved": text(balance.bonus_reserved),
+                   "currency": balance.currency.code()}),
             *answered,
             "as of the answer to call {n}"
         );

@@ -182,6 +182,7 @@ impl Mix {
                 transaction_id: tx,
                 amount,
                 currency: None,
+                forfeit_bonuses: false,
             }
         };
         Next {
@@ -335,6 +336,7 @@ pub async fn prewrite_bet_wins(
         placed_at: chrono::DateTime::UNIX_EPOCH,
         round_closed: true,
         lost: Vec::new(),
+        bonus: None,
     })
     .expect("an event serialises");
     let available = (amount * Decimal::from(deposits)).to_string();

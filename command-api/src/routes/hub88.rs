@@ -181,7 +181,12 @@ fn status_of(e: &ApiError) -> &'static str {
             // A user the operator never took a stake from, a credit over the operator's
             // cap: no status says so (RS_ERROR_LIMIT_REACHED is the player's protection).
             | WalletError::NotServed { .. }
-            | WalletError::CreditOverCap { .. } => "RS_ERROR_UNKNOWN",
+            | WalletError::CreditOverCap { .. }
+            // Operator commands, never called through Hub88.
+            | WalletError::BonusTermsInvalid { .. }
+            | WalletError::BonusNotFound { .. }
+            | WalletError::BonusActive { .. }
+            | WalletError::BonusNotExpired { .. } => "RS_ERROR_UNKNOWN",
         },
         ApiError::Unavailable(_)
         | ApiError::RateLimited { .. }

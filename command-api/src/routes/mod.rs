@@ -1,7 +1,8 @@
 //! The endpoints, one module per face or group: the native wallet commands, the native
-//! round commands and round view, player protection, the read models, game sessions, the
+//! round commands and round view, player protection, bonus money, the read models, game sessions, the
 //! provider face, the Hub88-style face, health, and calls between instances.
 
+mod bonuses;
 mod health;
 pub(crate) mod hub88;
 mod internal;
@@ -23,6 +24,7 @@ pub fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(wallets::routes())
         .merge(rounds::routes())
         .merge(protection::routes())
+        .merge(bonuses::routes())
         .merge(read::routes())
         .merge(sessions::routes())
         .merge(provider::routes())

@@ -7,7 +7,6 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
-use chrono::{DateTime, Utc};
 use domain::wallet::protection::{LimitKind, LimitPeriod};
 use domain::{ClientId, LockReason, WalletCommand};
 use serde::Deserialize;
@@ -17,7 +16,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::auth::{needs, Authorized, Caller};
 use crate::body::{command_response, protection_body, BalanceBody, CommandAnswer, CommandResponse};
 use crate::error::ApiError;
-use crate::input::{amount, optional_currency, transaction_id, valid, wallet_id};
+use crate::input::{amount, optional_currency, time, transaction_id, valid, wallet_id};
 use crate::json::JsonBody;
 use crate::runner::execute;
 use crate::state::AppState;
@@ -85,7 +84,7 @@ fn limit_path(kind: &str, period: &str) -> Result<(LimitKind, LimitPeriod), ApiE
 }
 
 fn client_of(caller: &Caller) -> Result<ClientId, ApiError> {
-    ClientId::new(caller.0.name()).map_err(|e| ApiError::InvalidRequest(e.to_string()))
+    caller.client_id()
 }
 
 #[utoipa::path(
@@ -184,15 +183,7 @@ async fn exclude(
 ) -> Result<CommandAnswer, ApiError> {
     let wallet_id = wallet_id(&path_id)?;
     let until = match (body.until, body.indefinite) {
-        (Some(text), false) => Some(
-            DateTime::parse_from_rfc3339(&text)
-                .map_err(|e| {
-                    ApiError::InvalidRequest(format!(
-                        "until must be an RFC 3339 time like 2027-01-31T00:00:00Z: {e}"
-                    ))
-                })?
-                .with_timezone(&Utc),
-        ),
+        (Some(text), false) => Some(time("until", &text)?),
         (None, true) => None,
         _ => {
             return Err(ApiError::InvalidRequest(

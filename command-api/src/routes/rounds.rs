@@ -162,9 +162,10 @@ async fn bet_win(
     JsonBody(body): JsonBody<BetWinRequest>,
 ) -> Result<CommandAnswer, ApiError> {
     let wallet_id = wallet_id(&path_id)?;
+    let stake = amount("amount", &body.amount)?;
     let command = WalletCommand::BetWin {
         reservation_id: reservation_id(body.transaction_id)?,
-        amount: amount("amount", &body.amount)?,
+        amount: stake,
         payout: amount("payout", &body.payout)?,
         currency: optional_currency(body.currency)?,
         game_id: valid(GameId::new, body.game_id)?,
@@ -174,7 +175,7 @@ async fn bet_win(
     };
     execute(&state, wallet_id, command)
         .await
-        .map(command_response)
+        .map(|receipt| crate::body::bet_response(receipt, stake))
 }
 
 #[utoipa::path(

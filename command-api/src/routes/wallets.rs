@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::{needs, Authorized};
-use crate::body::{command_response, BalanceBody, CommandAnswer, CommandResponse};
+use crate::body::{bet_response, command_response, BalanceBody, CommandAnswer, CommandResponse};
 use crate::error::ApiError;
 use crate::input::{
     amount, currency, optional_currency, reservation_id, round_id, transaction_id, valid, wallet_id,
@@ -54,6 +54,20 @@ struct AmountRequest {
     #[schema(value_type = String)]
     amount: serde_json::Value,
     currency: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({"transaction_id": "wd-1", "amount": "50.00"})))]
+#[serde(deny_unknown_fields)]
+struct WithdrawRequest {
+    transaction_id: String,
+    #[schema(value_type = String)]
+    amount: serde_json::Value,
+    currency: Option<String>,
+    /// Forfeit every active and queued bonus award in the same event: without it, a
+    /// withdrawal while one is pending is `409 BONUS_ACTIVE`.
+    #[serde(default)]
+    forfeit_bonuses: bool,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -189,7 +203,7 @@ async fn deposit(
     tag = "native",
     summary = "Withdraw",
     params(("id" = String, Path, description = "the wallet's id (a lowercase hyphenated UUID)")),
-    request_body = AmountRequest,
+    request_body = WithdrawRequest,
     responses((status = 200, description = "withdrawn", body = CommandResponse), crate::openapi::Errors),
     security(("bearer" = []))
 )]
@@ -197,12 +211,19 @@ async fn withdraw(
     State(state): State<AppState>,
     caller: Authorized<needs::Write>,
     Path(path_id): Path<String>,
-    JsonBody(body): JsonBody<AmountRequest>,
+    JsonBody(body): JsonBody<WithdrawRequest>,
 ) -> Result<CommandAnswer, ApiError> {
+    let forfeit_bonuses = body.forfeit_bonuses;
+    let body = AmountRequest {
+        transaction_id: body.transaction_id,
+        amount: body.amount,
+        currency: body.currency,
+    };
     let command = |transaction_id, amount, currency| WalletCommand::Withdraw {
         transaction_id,
         amount,
         currency,
+        forfeit_bonuses,
     };
     move_funds(&state, &caller, &path_id, body, command).await
 }
@@ -243,9 +264,10 @@ async fn reserve(
     JsonBody(body): JsonBody<ReserveRequest>,
 ) -> Result<CommandAnswer, ApiError> {
     let wallet_id = wallet_id(&path_id)?;
+    let stake = amount("amount", &body.amount)?;
     let command = WalletCommand::Reserve {
         reservation_id: reservation_id(body.transaction_id)?,
-        amount: amount("amount", &body.amount)?,
+        amount: stake,
         currency: optional_currency(body.currency)?,
         game_id: valid(GameId::new, body.game_id)?,
         round_id: round_id(body.round_id)?,
@@ -254,7 +276,7 @@ async fn reserve(
     };
     execute(&state, wallet_id, command)
         .await
-        .map(command_response)
+        .map(|receipt| bet_response(receipt, stake))
 }
 
 #[utoipa::path(

@@ -7,10 +7,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::ids::{
-    AdjustmentReason, CampaignId, ClientId, GameId, LockReason, PlayerId, ReservationId, RoundId,
-    TransactionId,
+    AdjustmentReason, BonusId, CampaignId, ClientId, ForfeitReason, GameId, LockReason, PlayerId,
+    ReservationId, RoundId, TransactionId,
 };
 use crate::money::Currency;
+use crate::wallet::bonus::Terms;
 use crate::wallet::protection::{LimitKind, LimitPeriod};
 use crate::wallet::round::BetlessKind;
 use chrono_tz::Tz;
@@ -53,11 +54,13 @@ pub enum WalletCommand {
         currency: Option<Currency>,
         now: DateTime<Utc>,
     },
-    /// Debit available.
+    /// Debit available. Refused while a bonus award is active or queued, unless
+    /// `forfeit_bonuses`, which forfeits them in the same event.
     Withdraw {
         transaction_id: TransactionId,
         amount: Decimal,
         currency: Option<Currency>,
+        forfeit_bonuses: bool,
     },
     /// Move a bet's stake from available to reserved until the round's result.
     Reserve {
@@ -167,6 +170,29 @@ pub enum WalletCommand {
         reason: LockReason,
         by: ClientId,
     },
+    /// An operator grants a bonus award (its id is the transaction id) on `terms`;
+    /// `multiplier_max` is the deployment's highest wagering multiplier.
+    GrantBonus {
+        transaction_id: TransactionId,
+        amount: Decimal,
+        terms: Terms,
+        currency: Option<Currency>,
+        multiplier_max: u32,
+        now: DateTime<Utc>,
+        by: ClientId,
+    },
+    /// An operator forfeits an active or queued award.
+    ForfeitBonus {
+        transaction_id: TransactionId,
+        bonus_id: BonusId,
+        reason: ForfeitReason,
+        by: ClientId,
+    },
+    /// The engine ends an award whose `expires_at` has passed.
+    ExpireBonus {
+        bonus_id: BonusId,
+        now: DateTime<Utc>,
+    },
 }
 
 impl WalletCommand {
@@ -174,7 +200,9 @@ impl WalletCommand {
     /// `Open` has none (a second open is `WalletExists`); `Expire` is the engine's own.
     pub fn transaction_id(&self) -> Option<TransactionId> {
         match self {
-            WalletCommand::Open { .. } | WalletCommand::Expire { .. } => None,
+            WalletCommand::Open { .. }
+            | WalletCommand::Expire { .. }
+            | WalletCommand::ExpireBonus { .. } => None,
             WalletCommand::Deposit { transaction_id, .. }
             | WalletCommand::Withdraw { transaction_id, .. }
             | WalletCommand::Settle { transaction_id, .. }
@@ -186,7 +214,9 @@ impl WalletCommand {
             | WalletCommand::SetLimit { transaction_id, .. }
             | WalletCommand::Exclude { transaction_id, .. }
             | WalletCommand::Lock { transaction_id, .. }
-            | WalletCommand::Unlock { transaction_id, .. } => Some(transaction_id.clone()),
+            | WalletCommand::Unlock { transaction_id, .. }
+            | WalletCommand::GrantBonus { transaction_id, .. }
+            | WalletCommand::ForfeitBonus { transaction_id, .. } => Some(transaction_id.clone()),
             WalletCommand::Reserve { reservation_id, .. }
             | WalletCommand::BetWin { reservation_id, .. } => Some(reservation_id.clone().into()),
         }
@@ -214,6 +244,9 @@ impl WalletCommand {
             WalletCommand::Exclude { .. } => "exclude",
             WalletCommand::Lock { .. } => "lock",
             WalletCommand::Unlock { .. } => "unlock",
+            WalletCommand::GrantBonus { .. } => "grant_bonus",
+            WalletCommand::ForfeitBonus { .. } => "forfeit_bonus",
+            WalletCommand::ExpireBonus { .. } => "expire_bonus",
         }
     }
 
@@ -234,11 +267,25 @@ impl WalletCommand {
                 currency,
                 now: _,
             } => json!(["deposit", transaction_id, amount(a), currency]),
+            // Without `forfeit_bonuses`, the text withdrawals always had.
             WalletCommand::Withdraw {
                 transaction_id,
                 amount: a,
                 currency,
+                forfeit_bonuses: false,
             } => json!(["withdraw", transaction_id, amount(a), currency]),
+            WalletCommand::Withdraw {
+                transaction_id,
+                amount: a,
+                currency,
+                forfeit_bonuses: true,
+            } => json!([
+                "withdraw",
+                transaction_id,
+                amount(a),
+                currency,
+                "forfeit_bonuses"
+            ]),
             WalletCommand::Reserve {
                 reservation_id,
                 amount: a,
@@ -393,6 +440,31 @@ impl WalletCommand {
                 reason,
                 ..
             } => json!(["unlock", transaction_id, reason]),
+            // The deployment's cap, the time and the client are not the caller's request.
+            WalletCommand::GrantBonus {
+                transaction_id,
+                amount: a,
+                terms,
+                currency,
+                ..
+            } => json!([
+                "grant_bonus",
+                transaction_id,
+                amount(a),
+                terms.wagering_multiplier,
+                terms.expires_at,
+                terms.max_conversion.as_ref().map(amount),
+                terms.max_bet.as_ref().map(amount),
+                terms.contributions,
+                currency
+            ]),
+            WalletCommand::ForfeitBonus {
+                transaction_id,
+                bonus_id,
+                reason,
+                ..
+            } => json!(["forfeit_bonus", transaction_id, bonus_id, reason]),
+            WalletCommand::ExpireBonus { bonus_id, .. } => json!(["expire_bonus", bonus_id]),
         };
         value.to_string()
     }

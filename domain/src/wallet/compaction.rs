@@ -50,7 +50,8 @@ impl Wallet {
             && o.voided == f.voided
             && o.round_uses == f.round_uses
             && o.protection == f.protection
-            && o.served == f.served;
+            && o.served == f.served
+            && o.awards == f.awards;
         let reservations = o
             .reservations
             .iter()
@@ -120,7 +121,10 @@ impl Wallet {
             | WalletCommand::SetLimit { .. }
             | WalletCommand::Exclude { .. }
             | WalletCommand::Lock { .. }
-            | WalletCommand::Unlock { .. } => true,
+            | WalletCommand::Unlock { .. }
+            | WalletCommand::GrantBonus { .. }
+            | WalletCommand::ForfeitBonus { .. }
+            | WalletCommand::ExpireBonus { .. } => true,
         }
     }
 
@@ -160,7 +164,10 @@ impl Wallet {
             | WalletCommand::SetLimit { .. }
             | WalletCommand::Exclude { .. }
             | WalletCommand::Lock { .. }
-            | WalletCommand::Unlock { .. } => (None, None),
+            | WalletCommand::Unlock { .. }
+            | WalletCommand::GrantBonus { .. }
+            | WalletCommand::ForfeitBonus { .. }
+            | WalletCommand::ExpireBonus { .. } => (None, None),
         }
     }
 
@@ -222,7 +229,10 @@ impl Wallet {
             | WalletCommand::SetLimit { .. }
             | WalletCommand::Exclude { .. }
             | WalletCommand::Lock { .. }
-            | WalletCommand::Unlock { .. } => return None,
+            | WalletCommand::Unlock { .. }
+            | WalletCommand::GrantBonus { .. }
+            | WalletCommand::ForfeitBonus { .. }
+            | WalletCommand::ExpireBonus { .. } => return None,
         };
         self.round(round_id).is_none().then_some(round_id)
     }

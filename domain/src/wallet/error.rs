@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{ReservationId, RoundId, TransactionId, WalletId};
+use crate::ids::{BonusId, ReservationId, RoundId, TransactionId, WalletId};
 use crate::money::{AmountError, Currency};
 use crate::wallet::protection::{LimitKind, LimitPeriod};
 
@@ -132,5 +132,27 @@ pub enum WalletError {
         provider: String,
         cap: Decimal,
         amount: Decimal,
+    },
+    /// A grant's terms out of range; `reason` says which.
+    #[error("the bonus terms are invalid: {reason}")]
+    BonusTermsInvalid { reason: String },
+    /// No award of that id that is active or queued.
+    #[error("bonus {bonus_id} {}", match state { Some(s) => format!("has already ended ({s})"), None => "not found".to_string() })]
+    BonusNotFound {
+        bonus_id: BonusId,
+        /// Its status, when it exists but has ended.
+        state: Option<String>,
+    },
+    /// A withdrawal while an award is active or queued, without `forfeit_bonuses`.
+    #[error(
+        "bonus {bonus_id} is {status}: a withdrawal must say forfeit_bonuses (which forfeits \
+         every active and queued award) while one is"
+    )]
+    BonusActive { bonus_id: BonusId, status: String },
+    /// An award not yet at its `expires_at` (the engine's expiry arrived early).
+    #[error("bonus {bonus_id} expires at {expires_at}, not yet")]
+    BonusNotExpired {
+        bonus_id: BonusId,
+        expires_at: DateTime<Utc>,
     },
 }

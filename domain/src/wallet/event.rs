@@ -9,10 +9,11 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{
-    AdjustmentReason, CampaignId, ClientId, GameId, LockReason, PlayerId, ReservationId, RoundId,
-    TransactionId, WalletId,
+    AdjustmentReason, BonusId, CampaignId, ClientId, ForfeitReason, GameId, LockReason, PlayerId,
+    ReservationId, RoundId, TransactionId, WalletId,
 };
 use crate::money::Currency;
+use crate::wallet::bonus::{AwardAmount, BonusMoves, Terms};
 use crate::wallet::protection::{LimitKind, LimitPeriod};
 use crate::wallet::round::{BetlessKind, LostBet};
 use crate::wallet::{Reservation, ReservationState};
@@ -41,6 +42,9 @@ pub enum WalletEvent {
     FundsWithdrawn {
         transaction_id: TransactionId,
         amount: Decimal,
+        /// What it did to bonus money (absent: nothing; see `bonus`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bonus: Option<Box<BonusMoves>>,
     },
     FundsReserved {
         reservation_id: ReservationId,
@@ -52,6 +56,9 @@ pub enum WalletEvent {
         /// towards their limits; see `protection`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         at: Option<DateTime<Utc>>,
+        /// What it did to bonus money (absent: nothing; see `bonus`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bonus: Option<Box<BonusMoves>>,
     },
     ReservationSettled {
         reservation_id: ReservationId,
@@ -62,15 +69,24 @@ pub enum WalletEvent {
         /// towards their limits; see `protection`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         at: Option<DateTime<Utc>>,
+        /// What it did to bonus money (absent: nothing; see `bonus`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bonus: Option<Box<BonusMoves>>,
     },
     ReservationRefunded {
         reservation_id: ReservationId,
         transaction_id: TransactionId,
         amount: Decimal,
+        /// What it did to bonus money (absent: nothing; see `bonus`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bonus: Option<Box<BonusMoves>>,
     },
     ReservationExpired {
         reservation_id: ReservationId,
         amount: Decimal,
+        /// What it did to bonus money (absent: nothing; see `bonus`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bonus: Option<Box<BonusMoves>>,
     },
     /// A rollback arrived for a reservation the wallet never saw: its id is void, and a
     /// bet arriving later under it is refused. Moves no money.
@@ -98,6 +114,9 @@ pub enum WalletEvent {
         /// towards their limits; see `protection`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         at: Option<DateTime<Utc>>,
+        /// What it did to bonus money (absent: nothing; see `bonus`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bonus: Option<Box<BonusMoves>>,
     },
     /// A round closed: its bets still open were lost. Closing a closed round, or one the
     /// wallet never saw (which then stays closed), loses nothing.
@@ -110,6 +129,9 @@ pub enum WalletEvent {
         /// towards their limits; see `protection`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         at: Option<DateTime<Utc>>,
+        /// What it did to bonus money (absent: nothing; see `bonus`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bonus: Option<Box<BonusMoves>>,
     },
     /// A bet and its result in one: `stake` taken, `payout` credited. With
     /// `round_closed`, the round closed after it and `lost` are its other open bets.
@@ -122,6 +144,9 @@ pub enum WalletEvent {
         placed_at: DateTime<Utc>,
         round_closed: bool,
         lost: Vec<LostBet>,
+        /// What it did to bonus money (absent: nothing; see `bonus`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bonus: Option<Box<BonusMoves>>,
     },
     /// A correction credited (positive) or debited (negative) to available.
     FundsAdjusted {
@@ -164,6 +189,29 @@ pub enum WalletEvent {
         reason: LockReason,
         by: ClientId,
     },
+    /// An operator (`by`) granted a bonus award on `terms`. It activates at once (in
+    /// `bonus.activated`) when no other award is active, else it waits, queued.
+    BonusGranted {
+        bonus_id: BonusId,
+        amount: Decimal,
+        terms: Terms,
+        by: ClientId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bonus: Option<Box<BonusMoves>>,
+    },
+    /// An award ended before completion: forfeited by an operator (`by`, `reason`, its
+    /// `transaction_id`), or expired at its `expires_at` (none of them). `bonus` says what
+    /// it forfeited and which award activated after it.
+    BonusForfeited {
+        bonus_id: BonusId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        transaction_id: Option<TransactionId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<ForfeitReason>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<ClientId>,
+        bonus: Box<BonusMoves>,
+    },
 }
 
 impl WalletEvent {
@@ -186,6 +234,8 @@ impl WalletEvent {
             WalletEvent::SelfExcluded { .. } => "SelfExcluded",
             WalletEvent::AccountLocked { .. } => "AccountLocked",
             WalletEvent::AccountUnlocked { .. } => "AccountUnlocked",
+            WalletEvent::BonusGranted { .. } => "BonusGranted",
+            WalletEvent::BonusForfeited { .. } => "BonusForfeited",
         }
     }
 }
@@ -202,6 +252,7 @@ impl WalletEvent {
                 round_id,
                 expires_at,
                 at: _,
+                bonus,
             } => Some((
                 reservation_id,
                 Reservation {
@@ -210,6 +261,12 @@ impl WalletEvent {
                     round_id,
                     expires_at,
                     state: ReservationState::Open,
+                    bonus: bonus
+                        .and_then(|b| b.stakes.into_iter().next())
+                        .map(|s| AwardAmount {
+                            bonus_id: s.bonus_id,
+                            amount: s.amount,
+                        }),
                 },
             )),
             WalletEvent::WalletOpened { .. }
@@ -226,7 +283,9 @@ impl WalletEvent {
             | WalletEvent::LimitChanged { .. }
             | WalletEvent::SelfExcluded { .. }
             | WalletEvent::AccountLocked { .. }
-            | WalletEvent::AccountUnlocked { .. } => None,
+            | WalletEvent::AccountUnlocked { .. }
+            | WalletEvent::BonusGranted { .. }
+            | WalletEvent::BonusForfeited { .. } => None,
         }
     }
 
@@ -241,6 +300,7 @@ impl WalletEvent {
                 round_id,
                 stake,
                 placed_at,
+                bonus,
                 ..
             } => Some((
                 reservation_id.clone(),
@@ -250,6 +310,15 @@ impl WalletEvent {
                     round_id: round_id.clone(),
                     expires_at: *placed_at,
                     state: ReservationState::Settled,
+                    bonus: bonus.as_ref().and_then(|b| {
+                        b.stakes
+                            .iter()
+                            .find(|s| &s.reservation_id == reservation_id)
+                            .map(|s| AwardAmount {
+                                bonus_id: s.bonus_id.clone(),
+                                amount: s.amount,
+                            })
+                    }),
                 },
             )),
             reserved @ WalletEvent::FundsReserved { .. } => {
@@ -268,8 +337,18 @@ impl WalletEvent {
             | WalletEvent::LimitChanged { .. }
             | WalletEvent::SelfExcluded { .. }
             | WalletEvent::AccountLocked { .. }
-            | WalletEvent::AccountUnlocked { .. } => None,
+            | WalletEvent::AccountUnlocked { .. }
+            | WalletEvent::BonusGranted { .. }
+            | WalletEvent::BonusForfeited { .. } => None,
         }
+    }
+
+    /// The part of the stake of the bet the event places that a bonus award paid (zero
+    /// for a cash bet and for every other event).
+    pub fn funded_bonus(&self) -> Decimal {
+        self.placed_bet()
+            .and_then(|(_, bet)| bet.bonus)
+            .map_or(Decimal::ZERO, |b| b.amount)
     }
 
     /// The names of the events that return a reservation's stake to the player, naming it
@@ -315,7 +394,9 @@ impl WalletEvent {
             | WalletEvent::LimitChanged { .. }
             | WalletEvent::SelfExcluded { .. }
             | WalletEvent::AccountLocked { .. }
-            | WalletEvent::AccountUnlocked { .. } => false,
+            | WalletEvent::AccountUnlocked { .. }
+            | WalletEvent::BonusGranted { .. }
+            | WalletEvent::BonusForfeited { .. } => false,
         }
     }
 
@@ -338,7 +419,7 @@ impl WalletEvent {
         for posting in self.postings() {
             match posting.flow {
                 Flow::Payout(Some(_)) => return None,
-                Flow::Stake | Flow::Payout(None) => {
+                Flow::Stake | Flow::Payout(None) | Flow::BonusStake | Flow::BonusPayout => {
                     *net.get_or_insert(Decimal::ZERO) += posting.amount
                 }
                 Flow::Deposit
@@ -346,7 +427,10 @@ impl WalletEvent {
                 | Flow::Reserve
                 | Flow::Refund
                 | Flow::Expiry
-                | Flow::Adjustment => {}
+                | Flow::Adjustment
+                | Flow::BonusGrant
+                | Flow::BonusConversion
+                | Flow::BonusForfeit => {}
             }
         }
         net
@@ -370,7 +454,9 @@ impl WalletEvent {
             | WalletEvent::LimitChanged { .. }
             | WalletEvent::SelfExcluded { .. }
             | WalletEvent::AccountLocked { .. }
-            | WalletEvent::AccountUnlocked { .. } => None,
+            | WalletEvent::AccountUnlocked { .. }
+            | WalletEvent::BonusGranted { .. }
+            | WalletEvent::BonusForfeited { .. } => None,
         }
     }
 
@@ -392,7 +478,9 @@ impl WalletEvent {
             | WalletEvent::LimitChanged { .. }
             | WalletEvent::SelfExcluded { .. }
             | WalletEvent::AccountLocked { .. }
-            | WalletEvent::AccountUnlocked { .. } => false,
+            | WalletEvent::AccountUnlocked { .. }
+            | WalletEvent::BonusGranted { .. }
+            | WalletEvent::BonusForfeited { .. } => false,
         }
     }
 
@@ -414,7 +502,9 @@ impl WalletEvent {
             | WalletEvent::LimitChanged { .. }
             | WalletEvent::SelfExcluded { .. }
             | WalletEvent::AccountLocked { .. }
-            | WalletEvent::AccountUnlocked { .. } => &[],
+            | WalletEvent::AccountUnlocked { .. }
+            | WalletEvent::BonusGranted { .. }
+            | WalletEvent::BonusForfeited { .. } => &[],
         }
     }
 
@@ -436,7 +526,9 @@ impl WalletEvent {
             | WalletEvent::LimitChanged { .. }
             | WalletEvent::SelfExcluded { .. }
             | WalletEvent::AccountLocked { .. }
-            | WalletEvent::AccountUnlocked { .. } => None,
+            | WalletEvent::AccountUnlocked { .. }
+            | WalletEvent::BonusGranted { .. }
+            | WalletEvent::BonusForfeited { .. } => None,
         }
     }
 
@@ -460,7 +552,9 @@ impl WalletEvent {
             | WalletEvent::LimitChanged { .. }
             | WalletEvent::SelfExcluded { .. }
             | WalletEvent::AccountLocked { .. }
-            | WalletEvent::AccountUnlocked { .. } => None,
+            | WalletEvent::AccountUnlocked { .. }
+            | WalletEvent::BonusGranted { .. }
+            | WalletEvent::BonusForfeited { .. } => None,
         }
     }
 
@@ -489,7 +583,9 @@ impl WalletEvent {
             | WalletEvent::LimitChanged { .. }
             | WalletEvent::SelfExcluded { .. }
             | WalletEvent::AccountLocked { .. }
-            | WalletEvent::AccountUnlocked { .. } => None,
+            | WalletEvent::AccountUnlocked { .. }
+            | WalletEvent::BonusGranted { .. }
+            | WalletEvent::BonusForfeited { .. } => None,
         };
         named
             .into_iter()
@@ -508,7 +604,9 @@ impl WalletEvent {
             | WalletEvent::LimitChanged { .. }
             | WalletEvent::SelfExcluded { .. }
             | WalletEvent::AccountLocked { .. }
-            | WalletEvent::AccountUnlocked { .. } => None,
+            | WalletEvent::AccountUnlocked { .. }
+            | WalletEvent::BonusGranted { .. }
+            | WalletEvent::BonusForfeited { .. } => None,
             WalletEvent::FundsReserved { reservation_id, .. }
             | WalletEvent::ReservationSettled { reservation_id, .. }
             | WalletEvent::ReservationRefunded { reservation_id, .. }
@@ -529,7 +627,9 @@ impl WalletEvent {
             | WalletEvent::LimitChanged { .. }
             | WalletEvent::SelfExcluded { .. }
             | WalletEvent::AccountLocked { .. }
-            | WalletEvent::AccountUnlocked { .. } => (None, None),
+            | WalletEvent::AccountUnlocked { .. }
+            | WalletEvent::BonusForfeited { .. } => (None, None),
+            WalletEvent::BonusGranted { amount, .. } => (Some(*amount), None),
             WalletEvent::RoundClosed { lost, .. } => {
                 (Some(lost.iter().map(|l| l.stake).sum()), None)
             }

@@ -13,6 +13,7 @@
 //!   wins, bet-wins) + adjustments = available + reserved;
 //! - nothing is staked, won or rolled back in a closed round (see [`round`]).
 
+pub mod bonus;
 mod command;
 mod compaction;
 mod error;
@@ -29,6 +30,7 @@ use cqrs_es::Aggregate;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+pub use bonus::{Award, AwardStatus, Terms as BonusTerms};
 pub use command::{
     WalletCommand, WinTarget, RESERVATION_TIMEOUT_S_DEFAULT, RESERVATION_TIMEOUT_S_MAX,
     RESERVATION_TIMEOUT_S_MIN,
@@ -40,6 +42,7 @@ pub use round::{BetlessKind, LostBet, Round, IDLE_ROUNDS_KEPT};
 
 use crate::ids::{GameId, PlayerId, ReservationId, RoundId, WalletId};
 use crate::money::{Balance, Currency, Money, BALANCE_MAX};
+use bonus::{BetBonus, BonusMoves, StakeMove};
 use protection::Movement;
 
 /// Services the aggregate needs: none. Outside data is placed in the command instead.
@@ -54,6 +57,9 @@ pub struct Reservation {
     pub round_id: RoundId,
     pub expires_at: DateTime<Utc>,
     pub state: ReservationState,
+    /// The part of `amount` an award paid, and which (absent: all cash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bonus: Option<bonus::AwardAmount>,
 }
 
 /// The state of an opened wallet.
@@ -84,6 +90,9 @@ struct Opened {
     /// Required in a snapshot: one written before it (migration 0009) cannot be read, and
     /// the wallet is folded from its log instead.
     served: Vec<String>,
+    /// Bonus awards, in grant order (see [`bonus`]).
+    #[serde(default, skip_serializing_if = "bonus::Awards::is_empty")]
+    awards: bonus::Awards,
 }
 
 /// The aggregate. `Default` is a wallet not yet opened.
@@ -133,6 +142,11 @@ impl Wallet {
         Some(o.protection.as_deref()?.view(now, o.balance.reserved))
     }
 
+    /// The wallet's bonus awards, in grant order.
+    pub fn awards(&self) -> impl Iterator<Item = &Award> {
+        self.opened.iter().flat_map(|o| o.awards.iter())
+    }
+
     /// Whether `id` was voided by a rollback before any bet under it.
     pub fn is_voided(&self, id: &ReservationId) -> bool {
         self.opened.as_ref().is_some_and(|o| o.voided.contains(id))
@@ -171,6 +185,9 @@ impl Opened {
             | WalletCommand::Exclude { .. }
             | WalletCommand::Lock { .. }
             | WalletCommand::Unlock { .. }) => self.decide_protection(change),
+            bonus @ (WalletCommand::GrantBonus { .. }
+            | WalletCommand::ForfeitBonus { .. }
+            | WalletCommand::ExpireBonus { .. }) => self.decide_bonus(bonus),
             WalletCommand::Open { .. } => Err(WalletError::WalletExists {
                 wallet_id: self.wallet_id,
             }),
@@ -193,13 +210,28 @@ impl Opened {
                 transaction_id,
                 amount,
                 currency,
+                forfeit_bonuses,
             } => {
                 let amount = self.money(amount, currency, Money::new)?;
                 self.check_unlocked()?;
+                let pending: Vec<&Award> =
+                    self.awards.iter().filter(|a| !a.status.ended()).collect();
+                if let (Some(award), false) = (pending.first(), forfeit_bonuses) {
+                    return Err(WalletError::BonusActive {
+                        bonus_id: award.bonus_id.clone(),
+                        status: award.status.as_str().to_string(),
+                    });
+                }
                 self.check_available(amount)?;
+                let mut moves = BonusMoves::default();
+                for award in pending {
+                    self.awards
+                        .end(&mut moves, &award.bonus_id, AwardStatus::Forfeited);
+                }
                 Ok(WalletEvent::FundsWithdrawn {
                     transaction_id,
                     amount,
+                    bonus: moves.recorded(),
                 })
             }
             WalletCommand::Reserve {
@@ -220,14 +252,26 @@ impl Opened {
                     });
                 }
                 let amount = self.money(amount, currency, Money::new)?;
+                let funded = self.awards.fund(amount, self.balance.available);
                 self.check_protection(
                     now,
                     Movement::Bet {
-                        stake: amount,
+                        stake: funded.as_ref().map_or(amount, |(cash, _)| *cash),
                         payout: Decimal::ZERO,
                     },
                 )?;
-                self.check_available(amount)?;
+                let (_, from_award) = self.funded(funded, amount)?;
+                let moves = BonusMoves {
+                    stakes: from_award
+                        .map(|f| BetBonus {
+                            reservation_id: reservation_id.clone(),
+                            bonus_id: f.bonus_id,
+                            amount: f.amount,
+                        })
+                        .into_iter()
+                        .collect(),
+                    ..BonusMoves::default()
+                };
                 Ok(WalletEvent::FundsReserved {
                     reservation_id,
                     amount,
@@ -235,6 +279,7 @@ impl Opened {
                     round_id,
                     expires_at: now + chrono::Duration::seconds(i64::from(timeout_s)),
                     at: self.stamp(now),
+                    bonus: moves.recorded(),
                 })
             }
             WalletCommand::Settle {
@@ -247,30 +292,32 @@ impl Opened {
                 // What the call says is checked before what it names: a negative payout
                 // is a bad request whatever the reservation.
                 let payout = self.money(payout, currency, Money::non_negative)?;
-                let stake = self.open_reservation(&reservation_id)?.amount;
+                let bet = self.open_reservation(&reservation_id)?;
+                let stake = bet.amount;
                 // The stake leaves the total and the payout joins it.
                 if payout > stake {
                     self.check_total(payout - stake)?;
                 }
+                let mut moves = BonusMoves::default();
+                let currency = self.balance.currency;
+                self.awards
+                    .settle(&mut moves, (&reservation_id, bet), None, payout, currency);
                 Ok(WalletEvent::ReservationSettled {
                     reservation_id,
                     transaction_id,
                     stake,
                     payout,
                     at: self.stamp(now),
+                    bonus: self
+                        .awards
+                        .finish(moves, StakeMove::Settle, None)
+                        .recorded(),
                 })
             }
             WalletCommand::Refund {
                 reservation_id,
                 transaction_id,
-            } => {
-                let amount = self.open_reservation(&reservation_id)?.amount;
-                Ok(WalletEvent::ReservationRefunded {
-                    reservation_id,
-                    transaction_id,
-                    amount,
-                })
-            }
+            } => self.refund(reservation_id, transaction_id),
             WalletCommand::Rollback {
                 reservation_id,
                 transaction_id,
@@ -291,12 +338,7 @@ impl Opened {
                         round_id,
                     });
                 }
-                let amount = self.open_reservation(&reservation_id)?.amount;
-                Ok(WalletEvent::ReservationRefunded {
-                    reservation_id,
-                    transaction_id,
-                    amount,
-                })
+                self.refund(reservation_id, transaction_id)
             }
             WalletCommand::Expire {
                 reservation_id,
@@ -309,9 +351,15 @@ impl Opened {
                         expires_at: reservation.expires_at,
                     });
                 }
-                debug_assert!(self.balance.reserved >= reservation.amount);
+                let mut moves = BonusMoves::default();
+                self.awards
+                    .give_back(&mut moves, &reservation_id, reservation);
                 Ok(WalletEvent::ReservationExpired {
                     amount: reservation.amount,
+                    bonus: self
+                        .awards
+                        .finish(moves, StakeMove::Return, None)
+                        .recorded(),
                     reservation_id,
                 })
             }
@@ -335,6 +383,39 @@ impl Opened {
         validate(amount, currency)
             .map(|m| m.amount())
             .map_err(|reason| WalletError::InvalidAmount { amount, reason })
+    }
+
+    /// A rollback's or refund's event: the stake returns, each part where it came from.
+    fn refund(
+        &self,
+        reservation_id: ReservationId,
+        transaction_id: crate::ids::TransactionId,
+    ) -> Result<WalletEvent, WalletError> {
+        let bet = self.open_reservation(&reservation_id)?;
+        let mut moves = BonusMoves::default();
+        self.awards.give_back(&mut moves, &reservation_id, bet);
+        Ok(WalletEvent::ReservationRefunded {
+            amount: bet.amount,
+            bonus: self
+                .awards
+                .finish(moves, StakeMove::Return, None)
+                .recorded(),
+            reservation_id,
+            transaction_id,
+        })
+    }
+
+    /// A new stake's funding (see [`bonus::Awards::fund`]), or the refusal when cash and
+    /// the active award together do not cover `stake`.
+    fn funded(
+        &self,
+        funded: Option<(Decimal, Option<bonus::AwardAmount>)>,
+        stake: Decimal,
+    ) -> Result<(Decimal, Option<bonus::AwardAmount>), WalletError> {
+        funded.ok_or(WalletError::InsufficientFunds {
+            available: self.balance.playable(),
+            requested: stake,
+        })
     }
 
     fn check_available(&self, requested: Decimal) -> Result<(), WalletError> {
@@ -431,6 +512,7 @@ impl Aggregate for Wallet {
                 round_uses: 0,
                 protection: None,
                 served: Vec::new(),
+                awards: bonus::Awards::default(),
             });
             return;
         }
@@ -441,9 +523,23 @@ impl Aggregate for Wallet {
         for posting in event.postings() {
             o.balance.post(posting.part, posting.amount);
         }
+        if let WalletEvent::BonusGranted {
+            bonus_id,
+            amount,
+            terms,
+            ..
+        } = &event
+        {
+            o.awards.grant(bonus_id.clone(), *amount, terms.clone());
+        }
+        if let Some((moves, how, own)) = event.bonus_moves() {
+            o.awards.apply(moves, how, own);
+        }
         // Where each event is folded: the one place a new event must be sent.
         match event {
             WalletEvent::WalletOpened { .. } => unreachable!("folded above"),
+            // Awards and their money are folded above.
+            WalletEvent::BonusGranted { .. } | WalletEvent::BonusForfeited { .. } => {}
             WalletEvent::LimitChanged { .. }
             | WalletEvent::SelfExcluded { .. }
             | WalletEvent::AccountLocked { .. }
@@ -466,7 +562,7 @@ impl Aggregate for Wallet {
                 o.apply_plain(event);
             }
         }
-        debug_assert!(o.balance.available >= Decimal::ZERO && o.balance.reserved >= Decimal::ZERO);
+        debug_assert!(o.balance.parts().all(|(_, amount)| amount >= Decimal::ZERO));
     }
 }
 

@@ -9,7 +9,9 @@
 
 use rust_decimal::Decimal;
 
+use crate::ids::ReservationId;
 use crate::money::Part;
+use crate::wallet::bonus::{BonusMoves, StakeMove};
 use crate::wallet::round::{BetlessKind, LostBet};
 use crate::wallet::WalletEvent;
 
@@ -31,6 +33,18 @@ pub enum Flow {
     Payout(Option<BetlessKind>),
     /// A correction, signed.
     Adjustment,
+    /// A settled or lost bet's bonus part leaving the wallet (besides its cash `Stake`,
+    /// which every settled bet posts, zero when bonus money paid it all).
+    BonusStake,
+    /// A payout's bonus share, to the award that funded the bet.
+    BonusPayout,
+    /// An award's amount entering the balance as it activates.
+    BonusGrant,
+    /// An award's balance becoming cash at completion (two postings that sum to zero).
+    BonusConversion,
+    /// Bonus money forfeited: an award's balance when it ends without converting, the
+    /// rest above `max_conversion`, or money that reached an award already ended.
+    BonusForfeit,
 }
 
 /// One movement of money: `amount` (signed) on `part`, counted as `flow`.
@@ -47,75 +61,233 @@ impl Posting {
     }
 }
 
-fn lost_stakes(lost: &[LostBet]) -> impl Iterator<Item = Posting> + '_ {
-    lost.iter()
-        .map(|bet| Posting::new(Part::Reserved, -bet.stake, Flow::Stake))
+/// The cash part of each lost bet leaving reserved (its bonus part is in the moves).
+fn lost_stakes<'a>(
+    lost: &'a [LostBet],
+    bonus: &'a Option<Box<BonusMoves>>,
+) -> impl Iterator<Item = Posting> + 'a {
+    lost.iter().map(move |bet| {
+        let from_bonus = bonus
+            .as_deref()
+            .map_or(Decimal::ZERO, |b| b.stake_of(&bet.reservation_id));
+        Posting::new(Part::Reserved, -(bet.stake - from_bonus), Flow::Stake)
+    })
+}
+
+/// The bonus share of the payout that `bonus` records (zero without one).
+fn bonus_share(bonus: &Option<Box<BonusMoves>>) -> Decimal {
+    bonus
+        .as_deref()
+        .and_then(|b| b.payout.as_ref())
+        .map_or(Decimal::ZERO, |p| p.amount)
+}
+
+/// The cash part of a bet's `stake` whose bonus part `bonus` names.
+fn cash(stake: Decimal, bet: &ReservationId, bonus: &Option<Box<BonusMoves>>) -> Decimal {
+    stake - bonus.as_deref().map_or(Decimal::ZERO, |b| b.stake_of(bet))
 }
 
 impl WalletEvent {
+    /// What its bonus moves post (see [`WalletEvent::bonus_moves`]): the bonus half of the
+    /// event's money.
+    fn bonus_postings(&self) -> impl Iterator<Item = Posting> {
+        use Part::{Available, Bonus, BonusReserved};
+        let mut out = Vec::new();
+        let Some((m, stake, own)) = self.bonus_moves() else {
+            return out.into_iter();
+        };
+        let returned = if matches!(self, WalletEvent::ReservationExpired { .. }) {
+            Flow::Expiry
+        } else {
+            Flow::Refund
+        };
+        for s in &m.stakes {
+            let a = s.amount;
+            match stake {
+                StakeMove::Reserve => {
+                    out.push(Posting::new(Bonus, -a, Flow::Reserve));
+                    out.push(Posting::new(BonusReserved, a, Flow::Reserve));
+                }
+                StakeMove::Settle if Some(&s.reservation_id) == own => {
+                    out.push(Posting::new(Bonus, -a, Flow::BonusStake))
+                }
+                StakeMove::Take => out.push(Posting::new(Bonus, -a, Flow::BonusStake)),
+                StakeMove::Settle => out.push(Posting::new(BonusReserved, -a, Flow::BonusStake)),
+                StakeMove::Return => {
+                    out.push(Posting::new(BonusReserved, -a, returned));
+                    out.push(Posting::new(Bonus, a, returned));
+                }
+            }
+        }
+        if let Some(p) = &m.payout {
+            out.push(Posting::new(Bonus, p.amount, Flow::BonusPayout));
+        }
+        for l in &m.lapsed {
+            out.push(Posting::new(Bonus, -l.amount, Flow::BonusForfeit));
+        }
+        for e in &m.ended {
+            if !e.converted.is_zero() {
+                out.push(Posting::new(Bonus, -e.converted, Flow::BonusConversion));
+                out.push(Posting::new(Available, e.converted, Flow::BonusConversion));
+            }
+            if !e.forfeited.is_zero() {
+                out.push(Posting::new(Bonus, -e.forfeited, Flow::BonusForfeit));
+            }
+        }
+        if let Some(a) = &m.activated {
+            out.push(Posting::new(Bonus, a.amount, Flow::BonusGrant));
+        }
+        out.into_iter()
+    }
+}
+
+impl WalletEvent {
+    /// What the event does to bonus awards, with how its stakes move and the bet-win
+    /// whose stake it takes at once: what the aggregate's fold and the postings read.
+    pub fn bonus_moves(&self) -> Option<(&BonusMoves, StakeMove, Option<&ReservationId>)> {
+        let (moves, how, own) = match self {
+            WalletEvent::FundsReserved { bonus, .. } => (bonus, StakeMove::Reserve, None),
+            WalletEvent::ReservationRefunded { bonus, .. }
+            | WalletEvent::ReservationExpired { bonus, .. } => (bonus, StakeMove::Return, None),
+            WalletEvent::BetSettled {
+                bonus,
+                reservation_id,
+                ..
+            } => (bonus, StakeMove::Settle, Some(reservation_id)),
+            WalletEvent::FundsWithdrawn { bonus, .. }
+            | WalletEvent::ReservationSettled { bonus, .. }
+            | WalletEvent::WinCredited { bonus, .. }
+            | WalletEvent::RoundClosed { bonus, .. }
+            | WalletEvent::BonusGranted { bonus, .. } => (bonus, StakeMove::Settle, None),
+            WalletEvent::BonusForfeited { bonus, .. } => {
+                return Some((bonus, StakeMove::Settle, None))
+            }
+            WalletEvent::WalletOpened { .. }
+            | WalletEvent::FundsDeposited { .. }
+            | WalletEvent::ReservationVoided { .. }
+            | WalletEvent::FundsAdjusted { .. }
+            | WalletEvent::LimitChanged { .. }
+            | WalletEvent::SelfExcluded { .. }
+            | WalletEvent::AccountLocked { .. }
+            | WalletEvent::AccountUnlocked { .. } => return None,
+        };
+        moves.as_deref().map(|m| (m, how, own))
+    }
+
     /// What the event moves, in the order it moves it. Events that move no money have
     /// none. A zero-amount stake or payout is still a posting: a bet settled for 0 is a
     /// bet.
     pub fn postings(&self) -> Vec<Posting> {
         use Flow::*;
         use Part::{Available, Reserved};
-        match self {
+        // The cash half, then the bonus half (`bonus_postings`).
+        let mut postings = match self {
             WalletEvent::WalletOpened { .. }
             | WalletEvent::ReservationVoided { .. }
             | WalletEvent::LimitChanged { .. }
             | WalletEvent::SelfExcluded { .. }
             | WalletEvent::AccountLocked { .. }
-            | WalletEvent::AccountUnlocked { .. } => Vec::new(),
+            | WalletEvent::AccountUnlocked { .. }
+            | WalletEvent::BonusGranted { .. }
+            | WalletEvent::BonusForfeited { .. } => Vec::new(),
             WalletEvent::FundsDeposited { amount, .. } => {
                 vec![Posting::new(Available, *amount, Deposit)]
             }
             WalletEvent::FundsWithdrawn { amount, .. } => {
                 vec![Posting::new(Available, -*amount, Withdrawal)]
             }
-            WalletEvent::FundsReserved { amount, .. } => vec![
-                Posting::new(Available, -*amount, Reserve),
-                Posting::new(Reserved, *amount, Reserve),
+            WalletEvent::FundsReserved {
+                reservation_id,
+                amount,
+                bonus,
+                ..
+            } => {
+                let cash = cash(*amount, reservation_id, bonus);
+                vec![
+                    Posting::new(Available, -cash, Reserve),
+                    Posting::new(Reserved, cash, Reserve),
+                ]
+            }
+            WalletEvent::ReservationSettled {
+                reservation_id,
+                stake,
+                payout,
+                bonus,
+                ..
+            } => vec![
+                Posting::new(Reserved, -cash(*stake, reservation_id, bonus), Stake),
+                Posting::new(Available, *payout - bonus_share(bonus), Payout(None)),
             ],
-            WalletEvent::ReservationSettled { stake, payout, .. } => vec![
-                Posting::new(Reserved, -*stake, Stake),
-                Posting::new(Available, *payout, Payout(None)),
-            ],
-            WalletEvent::ReservationRefunded { amount, .. } => vec![
-                Posting::new(Reserved, -*amount, Refund),
-                Posting::new(Available, *amount, Refund),
-            ],
-            WalletEvent::ReservationExpired { amount, .. } => vec![
-                Posting::new(Reserved, -*amount, Expiry),
-                Posting::new(Available, *amount, Expiry),
-            ],
+            WalletEvent::ReservationRefunded {
+                reservation_id,
+                amount,
+                bonus,
+                ..
+            }
+            | WalletEvent::ReservationExpired {
+                reservation_id,
+                amount,
+                bonus,
+            } => {
+                let cash = cash(*amount, reservation_id, bonus);
+                let flow = self.returned_as();
+                vec![
+                    Posting::new(Reserved, -cash, flow),
+                    Posting::new(Available, cash, flow),
+                ]
+            }
             WalletEvent::WinCredited {
+                reservation_id,
                 settled_stake,
                 amount,
                 kind,
                 lost,
+                bonus,
                 ..
             } => settled_stake
                 .iter()
-                .map(|stake| Posting::new(Reserved, -*stake, Stake))
-                .chain([Posting::new(Available, *amount, Payout(*kind))])
-                .chain(lost_stakes(lost))
+                .map(|stake| {
+                    let bet = reservation_id
+                        .as_ref()
+                        .expect("a settled stake names its bet");
+                    Posting::new(Reserved, -cash(*stake, bet, bonus), Stake)
+                })
+                .chain([Posting::new(
+                    Available,
+                    *amount - bonus_share(bonus),
+                    Payout(*kind),
+                )])
+                .chain(lost_stakes(lost, bonus))
                 .collect(),
-            WalletEvent::RoundClosed { lost, .. } => lost_stakes(lost).collect(),
+            WalletEvent::RoundClosed { lost, bonus, .. } => lost_stakes(lost, bonus).collect(),
             WalletEvent::BetSettled {
+                reservation_id,
                 stake,
                 payout,
                 lost,
+                bonus,
                 ..
             } => [
-                Posting::new(Available, -*stake, Stake),
-                Posting::new(Available, *payout, Payout(None)),
+                Posting::new(Available, -cash(*stake, reservation_id, bonus), Stake),
+                Posting::new(Available, *payout - bonus_share(bonus), Payout(None)),
             ]
             .into_iter()
-            .chain(lost_stakes(lost))
+            .chain(lost_stakes(lost, bonus))
             .collect(),
             WalletEvent::FundsAdjusted { amount, .. } => {
                 vec![Posting::new(Available, *amount, Adjustment)]
             }
+        };
+        postings.extend(self.bonus_postings());
+        postings
+    }
+
+    /// How a refund or an expiry counts the stake it returns.
+    fn returned_as(&self) -> Flow {
+        if matches!(self, WalletEvent::ReservationExpired { .. }) {
+            Flow::Expiry
+        } else {
+            Flow::Refund
         }
     }
 }
@@ -142,15 +314,18 @@ mod tests {
                 round_id: RoundId::new("o").unwrap(),
                 expires_at: Utc::now(),
                 at: None,
+                bonus: None,
             },
             WalletEvent::ReservationRefunded {
                 reservation_id: r.clone(),
                 transaction_id: t.clone(),
                 amount: dec("2.50"),
+                bonus: None,
             },
             WalletEvent::ReservationExpired {
                 reservation_id: r.clone(),
                 amount: dec("2.50"),
+                bonus: None,
             },
         ] {
             let postings = event.postings();
@@ -177,6 +352,7 @@ mod tests {
             placed_at: Utc::now(),
             round_closed: true,
             lost: vec![lost("l1", "2.00"), lost("l2", "3.00")],
+            bonus: None,
         };
         let postings = event.postings();
         let stakes: Vec<_> = postings.iter().filter(|p| p.flow == Flow::Stake).collect();

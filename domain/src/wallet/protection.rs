@@ -262,59 +262,55 @@ pub struct Counted {
 /// The movements of `event` that count towards limits, with the event's time. `None` of
 /// them for an event decided without protection (no `at`).
 pub fn counted(event: &WalletEvent) -> Vec<Counted> {
+    use crate::money::Part;
+    use crate::wallet::Flow;
     let c = |kind, amount, at| Counted { kind, amount, at };
-    let lost = |lost: &[crate::wallet::LostBet]| lost.iter().map(|l| l.stake).sum::<Decimal>();
+    // Limits count cash only (the contract's "Bonus money"): the cash postings.
+    let postings = event.postings();
+    // What the event's bets lost in cash: their cash stakes, less what bets paid in cash
+    // (a win without a bet is not counted).
+    let loss = || -> Decimal {
+        postings
+            .iter()
+            .map(|p| match p.flow {
+                Flow::Stake => -p.amount,
+                Flow::Payout(None) if p.part == Part::Available => -p.amount,
+                _ => Decimal::ZERO,
+            })
+            .sum()
+    };
     match event {
         WalletEvent::FundsDeposited {
             amount,
             at: Some(at),
             ..
         } => vec![c(LimitKind::Deposit, *amount, *at)],
-        WalletEvent::FundsReserved {
-            amount,
-            at: Some(at),
-            ..
-        } => vec![c(LimitKind::Wager, *amount, *at)],
-        WalletEvent::ReservationSettled {
-            stake,
-            payout,
-            at: Some(at),
-            ..
-        } => vec![c(LimitKind::Loss, *stake - *payout, *at)],
-        WalletEvent::WinCredited {
-            settled_stake,
-            amount,
-            kind,
-            lost: l,
-            at: Some(at),
-            ..
-        } => {
-            let paid = if kind.is_some() {
-                Decimal::ZERO
-            } else {
-                *amount
-            };
-            vec![c(
-                LimitKind::Loss,
-                settled_stake.unwrap_or_default() + lost(l) - paid,
-                *at,
-            )]
+        WalletEvent::FundsReserved { at: Some(at), .. } => {
+            let cash = postings
+                .iter()
+                .filter(|p| p.part == Part::Reserved && p.flow == Flow::Reserve)
+                .map(|p| p.amount)
+                .sum();
+            vec![c(LimitKind::Wager, cash, *at)]
         }
+        WalletEvent::ReservationSettled { at: Some(at), .. }
+        | WalletEvent::WinCredited { at: Some(at), .. } => vec![c(LimitKind::Loss, loss(), *at)],
         WalletEvent::RoundClosed {
             lost: l,
             at: Some(at),
             ..
-        } if !l.is_empty() => vec![c(LimitKind::Loss, lost(l), *at)],
-        WalletEvent::BetSettled {
-            stake,
-            payout,
-            lost: l,
-            placed_at,
-            ..
-        } => vec![
-            c(LimitKind::Wager, *stake, *placed_at),
-            c(LimitKind::Loss, *stake + lost(l) - *payout, *placed_at),
-        ],
+        } if !l.is_empty() => vec![c(LimitKind::Loss, loss(), *at)],
+        WalletEvent::BetSettled { placed_at, .. } => {
+            // Its own stake is the first cash stake posted (from available).
+            let cash = postings
+                .iter()
+                .find(|p| p.flow == Flow::Stake && p.part == Part::Available)
+                .map_or(Decimal::ZERO, |p| -p.amount);
+            vec![
+                c(LimitKind::Wager, cash, *placed_at),
+                c(LimitKind::Loss, loss(), *placed_at),
+            ]
+        }
         // Decided without protection: nothing counted.
         WalletEvent::FundsDeposited { at: None, .. }
         | WalletEvent::FundsReserved { at: None, .. }
@@ -330,7 +326,9 @@ pub fn counted(event: &WalletEvent) -> Vec<Counted> {
         | WalletEvent::LimitChanged { .. }
         | WalletEvent::SelfExcluded { .. }
         | WalletEvent::AccountLocked { .. }
-        | WalletEvent::AccountUnlocked { .. } => Vec::new(),
+        | WalletEvent::AccountUnlocked { .. }
+        | WalletEvent::BonusGranted { .. }
+        | WalletEvent::BonusForfeited { .. } => Vec::new(),
     }
 }
 

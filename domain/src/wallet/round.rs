@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use super::bonus::{BonusMoves, StakeMove};
 use super::{Opened, WalletCommand, WalletError, WalletEvent, WinTarget};
 use crate::ids::{AdjustmentReason, GameId, ReservationId, RoundId, TransactionId};
 use crate::money::{Currency, Money};
@@ -258,6 +259,27 @@ impl Opened {
                     .map(|r| r.game_id.clone())
             })
             .or(game_id);
+        // A win for a bet (its first, or a further one) is split as the bet was funded.
+        let mut moves = BonusMoves::default();
+        let currency = self.balance.currency;
+        if let Some(id) = &reservation_id {
+            let bet = &self.reservations[id];
+            match settled_stake {
+                Some(_) => {
+                    self.awards
+                        .settle(&mut moves, (id, bet), None, amount, currency);
+                }
+                None => {
+                    self.awards
+                        .pay(&mut moves, bet, bet.bonus.as_ref(), amount, currency);
+                }
+            }
+        }
+        self.lose(&mut moves, &lost);
+        let bonus = self
+            .awards
+            .finish(moves, StakeMove::Settle, None)
+            .recorded();
         if let (Some(stake), None, false) = (settled_stake, kind, round_closed) {
             // A bet's first win that leaves the round open is the plain settle it has
             // always been.
@@ -267,6 +289,7 @@ impl Opened {
                 stake,
                 payout: amount,
                 at: self.stamp(now),
+                bonus,
             });
         }
         Ok(WalletEvent::WinCredited {
@@ -281,7 +304,24 @@ impl Opened {
             round_closed,
             lost,
             at: self.stamp(now),
+            bonus,
         })
+    }
+
+    /// Adds to `moves` what losing `lost` does to bonus money (their bonus parts leave,
+    /// their stakes count toward wagering).
+    fn lose(&self, moves: &mut BonusMoves, lost: &[LostBet]) {
+        let currency = self.balance.currency;
+        for l in lost {
+            let bet = &self.reservations[&l.reservation_id];
+            self.awards.settle(
+                moves,
+                (&l.reservation_id, bet),
+                None,
+                Decimal::ZERO,
+                currency,
+            );
+        }
     }
 
     fn close_round(
@@ -299,12 +339,18 @@ impl Opened {
                 .and_then(|l| self.reservations.get(&l.reservation_id))
                 .map(|r| r.game_id.clone())
         });
+        let mut moves = BonusMoves::default();
+        self.lose(&mut moves, &lost);
         WalletEvent::RoundClosed {
             transaction_id,
             round_id,
             game_id,
             lost,
             at: self.stamp(now),
+            bonus: self
+                .awards
+                .finish(moves, StakeMove::Settle, None)
+                .recorded(),
         }
     }
 
@@ -320,13 +366,42 @@ impl Opened {
         self.check_new_bet(&reservation_id, &round_id)?;
         let stake = self.money(amount, currency, Money::new)?;
         let payout = self.money(payout, currency, Money::non_negative)?;
-        self.check_protection(now, super::protection::Movement::Bet { stake, payout })?;
-        self.check_available(stake)?;
+        // The bet as it will be: funded cash first, then by the active award.
+        let funded = self.awards.fund(stake, self.balance.available);
+        let bet = Reservation {
+            amount: stake,
+            game_id: game_id.clone(),
+            round_id: round_id.clone(),
+            expires_at: now,
+            state: ReservationState::Settled,
+            bonus: funded.as_ref().and_then(|(_, f)| f.clone()),
+        };
+        let mut moves = BonusMoves::default();
+        let cash_payout = self.awards.settle(
+            &mut moves,
+            (&reservation_id, &bet),
+            None,
+            payout,
+            self.balance.currency,
+        );
+        self.check_protection(
+            now,
+            super::protection::Movement::Bet {
+                stake: funded.as_ref().map_or(stake, |(cash, _)| *cash),
+                payout: cash_payout,
+            },
+        )?;
+        self.funded(funded, stake)?;
         let lost = self.lost_if(round_closed, &round_id, None);
         let leaving = stake + lost.iter().map(|l| l.stake).sum::<Decimal>();
         if payout > leaving {
             self.check_total(payout - leaving)?;
         }
+        self.lose(&mut moves, &lost);
+        let bonus = self
+            .awards
+            .finish(moves, StakeMove::Settle, Some(&reservation_id))
+            .recorded();
         Ok(WalletEvent::BetSettled {
             reservation_id,
             game_id,
@@ -336,6 +411,7 @@ impl Opened {
             placed_at: self.stamp(now).unwrap_or(now),
             round_closed,
             lost,
+            bonus,
         })
     }
 

@@ -48,6 +48,7 @@ fn reserved(id: &str, amount: &str) -> WalletEvent {
         round_id: RoundId::new("r").unwrap(),
         expires_at: t0() + chrono::Duration::seconds(60),
         at: None,
+        bonus: None,
     }
 }
 fn deposit(id: &str, amount: &str) -> WalletCommand {
@@ -63,6 +64,7 @@ fn withdraw(id: &str, amount: &str) -> WalletCommand {
         transaction_id: tx(id),
         amount: d(amount),
         currency: None,
+        forfeit_bonuses: false,
     }
 }
 fn reserve(id: &str, amount: &str) -> WalletCommand {
@@ -234,6 +236,7 @@ fn withdraw_debits_available() {
         .then_expect_events(vec![WalletEvent::FundsWithdrawn {
             transaction_id: tx("w1"),
             amount: d("40.00"),
+            bonus: None,
         }]);
 }
 
@@ -328,6 +331,7 @@ fn settle_captures_the_stake_and_credits_the_payout() {
             stake: d("10.00"),
             payout: d("25.00"),
             at: None,
+            bonus: None,
         }]);
     let mut w = Wallet::default();
     for e in events {
@@ -392,6 +396,7 @@ fn settle_after_refund_is_refused() {
         reservation_id: rid("r1"),
         transaction_id: tx("r1-refund"),
         amount: d("10.00"),
+        bonus: None,
     });
     WalletTest::with(WalletServices)
         .given(events)
@@ -413,6 +418,7 @@ fn refund_returns_the_stake() {
             reservation_id: rid("r1"),
             transaction_id: tx("r1-refund"),
             amount: d("10.00"),
+            bonus: None,
         }]);
 }
 
@@ -426,6 +432,7 @@ fn refund_after_settle_is_refused() {
         stake: d("10.00"),
         payout: d("0.00"),
         at: None,
+        bonus: None,
     });
     WalletTest::with(WalletServices)
         .given(events)
@@ -459,6 +466,7 @@ fn expire_refunds_a_reservation_past_its_timeout() {
         .then_expect_events(vec![WalletEvent::ReservationExpired {
             reservation_id: rid("r1"),
             amount: d("10.00"),
+            bonus: None,
         }]);
 }
 
@@ -485,6 +493,7 @@ fn win_after_expiry_is_refused_and_expiry_happens_once() {
     events.push(WalletEvent::ReservationExpired {
         reservation_id: rid("r1"),
         amount: d("10.00"),
+        bonus: None,
     });
     let closed = WalletError::ReservationClosed {
         reservation_id: rid("r1"),
@@ -699,7 +708,8 @@ proptest! {
                 Op::Deposit(c) => Some(WalletCommand::Deposit {
                     transaction_id: tx(&format!("t{i}")), amount: cents(c), currency: None, now }),
                 Op::Withdraw(c) => Some(WalletCommand::Withdraw {
-                    transaction_id: tx(&format!("t{i}")), amount: cents(c), currency: None }),
+                    transaction_id: tx(&format!("t{i}")), amount: cents(c), currency: None, forfeit_bonuses: false,
+ }),
                 Op::Reserve { id, cents: c, timeout_s } => Some(WalletCommand::Reserve {
                     reservation_id: rid(id), amount: cents(c), currency: None,
                     game_id: GameId::new("g").unwrap(), round_id: RoundId::new("r").unwrap(),
@@ -768,6 +778,7 @@ fn rollback_of_an_open_reservation_refunds_it() {
             reservation_id: rid("r1"),
             transaction_id: tx("rb1"),
             amount: d("10.00"),
+            bonus: None,
         }]);
 }
 
@@ -807,6 +818,7 @@ fn rollback_after_a_win_is_refused_and_changes_nothing() {
         stake: d("10.00"),
         payout: d("0"),
         at: None,
+        bonus: None,
     });
     WalletTest::with(WalletServices)
         .given(events)
@@ -841,6 +853,7 @@ fn a_compacted_wallet_keeps_open_and_voided_ids_and_hands_closed_ones_to_the_ful
         stake: d("5.00"),
         payout: d("7.00"),
         at: None,
+        bonus: None,
     });
     events.push(voided("void", "rb"));
     for e in events {

@@ -316,6 +316,7 @@ pub(super) fn accept(
     let payload = serde_json::to_string(&event).map_err(|e| StoreError::Corrupt(Box::new(e)))?;
     let rounds = idempotency::RoundKeys::of(&state.wallet, &event);
     let closes = event.leaves_to_forget();
+    let funded_bonus = event.funded_bonus();
     state.wallet.apply(event);
     state.compact_due |= closes;
     state.sequence += 1;
@@ -334,6 +335,7 @@ pub(super) fn accept(
         &balance,
         &rounds,
         state.wallet.protection(),
+        funded_bonus,
     );
     let row = Row {
         wallet_id: job.wallet_id.to_string(),
@@ -348,6 +350,7 @@ pub(super) fn accept(
         balance,
         sequence: state.sequence,
         replayed: false,
+        funded_bonus,
     };
     Ok((receipt, row))
 }

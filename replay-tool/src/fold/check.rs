@@ -97,6 +97,7 @@ impl WalletFold {
             | WalletEvent::ReservationExpired {
                 reservation_id,
                 amount,
+                ..
             } => {
                 let held = self.open_amount(reservation_id, "closes")?;
                 if *amount != held.amount {
@@ -187,7 +188,16 @@ impl WalletFold {
             | WalletEvent::SelfExcluded { .. }
             | WalletEvent::AccountLocked { .. }
             | WalletEvent::AccountUnlocked { .. } => {}
+            WalletEvent::BonusGranted { amount, terms, .. } => {
+                positive("bonus", *amount, false)?;
+                if terms.wagering_multiplier == 0 {
+                    return Err((Malformed, "a wagering multiplier of 0".into()));
+                }
+            }
+            // What it moves is in its bonus moves, below.
+            WalletEvent::BonusForfeited { .. } => {}
         }
+        self.bonus_deltas(&payload, &mut d)?;
         // A bet, win or rollback in a closed round (closing it again is a repeat).
         if let Some(round_id) = payload.round_id() {
             let closed = self.wallet.round(round_id).is_some_and(|r| r.closed);
@@ -235,6 +245,127 @@ impl WalletFold {
         Ok(held.game_id.clone())
     }
 
+    /// Corrects `d` (worked out above as if every stake and payout were cash) by what the
+    /// event's bonus moves say, by this fold's own arithmetic: the bonus parts of stakes
+    /// and payouts move to the bonus parts of the balance, conversions to available, and
+    /// grants and forfeits are flows of their own. Checks that a new stake comes from the
+    /// active award, that each award's own tally stays at or above zero, and that no
+    /// conversion passes the award's cap.
+    pub(super) fn bonus_deltas(
+        &self,
+        payload: &WalletEvent,
+        d: &mut Deltas,
+    ) -> Result<(), (ViolationKind, String)> {
+        use domain::wallet::bonus::StakeMove;
+        use ViolationKind::*;
+        let mut tally = d.awards.clone();
+        // A grant starts the award's tally, even queued (moving nothing yet).
+        if let WalletEvent::BonusGranted {
+            bonus_id, terms, ..
+        } = payload
+        {
+            tally.insert(
+                bonus_id.clone(),
+                AwardTally {
+                    balance: Decimal::ZERO,
+                    cap: terms.max_conversion,
+                },
+            );
+            d.awards = tally.clone();
+        }
+        let Some((moves, how, own)) = payload.bonus_moves() else {
+            return Ok(());
+        };
+        for s in &moves.stakes {
+            let b = s.amount;
+            positive_bonus(b)?;
+            let taken = match how {
+                StakeMove::Settle if Some(&s.reservation_id) == own => StakeMove::Take,
+                other => other,
+            };
+            match taken {
+                StakeMove::Reserve | StakeMove::Take => {
+                    let active = self
+                        .wallet
+                        .awards()
+                        .find(|a| a.bonus_id == s.bonus_id)
+                        .is_some_and(|a| a.status == domain::AwardStatus::Active);
+                    if !active {
+                        d.mismatches.push((
+                            StakeFromInactiveAward,
+                            format!("stakes {b} from award {}, which is not active", s.bonus_id),
+                        ));
+                    }
+                    entry(&mut tally, &self.awards, &s.bonus_id)?.balance -= b;
+                    if taken == StakeMove::Reserve {
+                        d.available += b;
+                        d.reserved -= b;
+                        d.open -= b;
+                        d.bonus -= b;
+                        d.bonus_reserved += b;
+                    } else {
+                        d.available += b;
+                        d.bonus -= b;
+                    }
+                }
+                StakeMove::Settle => {
+                    d.reserved += b;
+                    d.open += b;
+                    d.bonus_reserved -= b;
+                }
+                StakeMove::Return => {
+                    d.available -= b;
+                    d.reserved += b;
+                    d.open += b;
+                    d.bonus_reserved -= b;
+                    d.bonus += b;
+                    entry(&mut tally, &self.awards, &s.bonus_id)?.balance += b;
+                }
+            }
+        }
+        if let Some(p) = &moves.payout {
+            d.available -= p.amount;
+            d.bonus += p.amount;
+            entry(&mut tally, &self.awards, &p.bonus_id)?.balance += p.amount;
+        }
+        for l in &moves.lapsed {
+            d.bonus -= l.amount;
+            d.flows.bonus_forfeited += l.amount;
+            entry(&mut tally, &self.awards, &l.bonus_id)?.balance -= l.amount;
+        }
+        for e in &moves.ended {
+            let t = entry(&mut tally, &self.awards, &e.bonus_id)?;
+            if let Some(cap) = t.cap.filter(|cap| e.converted > *cap) {
+                d.mismatches.push((
+                    ConversionAboveCap,
+                    format!(
+                        "award {} converts {}, above its cap of {cap}",
+                        e.bonus_id, e.converted
+                    ),
+                ));
+            }
+            t.balance -= e.converted + e.forfeited;
+            d.bonus -= e.converted + e.forfeited;
+            d.available += e.converted;
+            d.flows.bonus_forfeited += e.forfeited;
+        }
+        if let Some(a) = &moves.activated {
+            entry(&mut tally, &self.awards, &a.bonus_id)?.balance += a.amount;
+            d.bonus += a.amount;
+            d.flows.bonus_granted += a.amount;
+        }
+        for (id, t) in &tally {
+            if t.balance < Decimal::ZERO {
+                return Err((
+                    AwardNegative,
+                    format!("award {id} would hold {}", t.balance),
+                ));
+            }
+        }
+        d.awards = tally;
+        Ok(())
+    }
+
     /// A new bet's id (a reserve's, a bet-win's) was never used nor voided.
     pub(super) fn check_unused(
         &self,
@@ -265,5 +396,32 @@ impl WalletFold {
             )),
             Some(r) => Ok(r),
         }
+    }
+}
+
+/// The fold's tally of award `id`: as this event left it so far, else as the fold holds it.
+fn entry<'t>(
+    tally: &'t mut BTreeMap<domain::BonusId, AwardTally>,
+    folded: &BTreeMap<domain::BonusId, AwardTally>,
+    id: &domain::BonusId,
+) -> Result<&'t mut AwardTally, (ViolationKind, String)> {
+    if !tally.contains_key(id) {
+        let known = folded.get(id).cloned();
+        let known = known.ok_or_else(|| {
+            (
+                ViolationKind::AwardMismatch,
+                format!("names award {id}, never granted"),
+            )
+        })?;
+        tally.insert(id.clone(), known);
+    }
+    Ok(tally.get_mut(id).expect("inserted"))
+}
+
+fn positive_bonus(b: Decimal) -> Result<(), (ViolationKind, String)> {
+    if b > Decimal::ZERO {
+        Ok(())
+    } else {
+        Err((ViolationKind::BadAmount, format!("a bonus stake of {b}")))
     }
 }

@@ -87,6 +87,15 @@ pub enum ViolationKind {
     /// A protected wallet's deposit or bet without its time, or an event decided at a
     /// time before an earlier event's: its use could be booked in a period left behind.
     EventTime,
+    /// A bonus award's balance, summed by this fold from its events, below zero.
+    AwardNegative,
+    /// An award's balance, summed by this fold from its events, differs from the
+    /// aggregate's, or an event names an award never granted.
+    AwardMismatch,
+    /// An award converted more than its `max_conversion`.
+    ConversionAboveCap,
+    /// A stake paid by an award that was not the active one.
+    StakeFromInactiveAward,
 }
 
 /// One broken rule, where it is.
@@ -122,6 +131,12 @@ pub struct Flows {
     pub betless_wins: Decimal,
     /// Corrections, signed.
     pub adjustments: Decimal,
+    /// Bonus awards entering the balance as they activate.
+    #[serde(default)]
+    pub bonus_granted: Decimal,
+    /// Bonus money forfeited (conversions move money within the wallet: not a flow).
+    #[serde(default)]
+    pub bonus_forfeited: Decimal,
 }
 
 impl Flows {
@@ -132,6 +147,8 @@ impl Flows {
             + self.payouts
             + self.betless_wins
             + self.adjustments
+            + self.bonus_granted
+            - self.bonus_forfeited
     }
 
     pub fn add(&mut self, other: &Flows) {
@@ -141,6 +158,8 @@ impl Flows {
         self.payouts += other.payouts;
         self.betless_wins += other.betless_wins;
         self.adjustments += other.adjustments;
+        self.bonus_granted += other.bonus_granted;
+        self.bonus_forfeited += other.bonus_forfeited;
     }
 }
 
@@ -187,6 +206,15 @@ pub struct WalletFold {
     tallies: BTreeMap<(LimitKind, LimitPeriod), Tally>,
     /// The latest time a protected event of the wallet was decided at.
     last_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Each bonus award's balance, summed here from its events.
+    awards: BTreeMap<domain::BonusId, AwardTally>,
+}
+
+/// One award as the fold sums it.
+#[derive(Debug, Clone)]
+struct AwardTally {
+    balance: Decimal,
+    cap: Option<Decimal>,
 }
 
 /// One limit's period and what it used, as the fold sums it.
@@ -209,6 +237,7 @@ impl WalletFold {
             compact: false,
             tallies: BTreeMap::new(),
             last_at: None,
+            awards: BTreeMap::new(),
         }
     }
 
@@ -310,10 +339,18 @@ impl WalletFold {
             .unwrap_or_else(|| Balance::zero(deltas.currency));
         let available = before.available + deltas.available;
         let reserved = before.reserved + deltas.reserved;
-        if available < Decimal::ZERO || reserved < Decimal::ZERO {
+        let bonus = before.bonus + deltas.bonus;
+        let bonus_reserved = before.bonus_reserved + deltas.bonus_reserved;
+        if [available, reserved, bonus, bonus_reserved]
+            .iter()
+            .any(|p| *p < Decimal::ZERO)
+        {
             step.violations.push(violation(
                 ViolationKind::NegativeBalance,
-                format!("available {available}, reserved {reserved} after the event"),
+                format!(
+                    "available {available}, reserved {reserved}, bonus {bonus}, bonus \
+                     reserved {bonus_reserved} after the event"
+                ),
             ));
             self.broken = true;
             return step;
@@ -356,6 +393,8 @@ impl WalletFold {
         };
         self.flows.add(&deltas.flows);
         self.open_sum += deltas.open;
+        let touched: Vec<domain::BonusId> = deltas.awards.keys().cloned().collect();
+        self.awards.extend(deltas.awards);
         for (round_id, opened) in deltas.bets {
             if opened {
                 *self.open_by_round.entry(round_id).or_default() += 1;
@@ -402,6 +441,20 @@ impl WalletFold {
                 ),
             ));
         }
+        for id in touched {
+            let folded = self.awards[&id].balance;
+            let held = self
+                .wallet
+                .awards()
+                .find(|a| a.bonus_id == id)
+                .map(|a| a.balance);
+            if held != Some(folded) {
+                step.violations.push(violation(
+                    ViolationKind::AwardMismatch,
+                    format!("award {id}: its events sum to {folded}, the aggregate holds {held:?}"),
+                ));
+            }
+        }
         if after.total() != self.flows.net() {
             step.violations.push(violation(
                 ViolationKind::NotConserved,
@@ -433,7 +486,12 @@ impl WalletFold {
     /// aggregate's own open reservations.
     pub fn finish(&self) -> Option<Violation> {
         let balance = self.wallet.balance()?;
-        let open: Decimal = self.wallet.open_reservations().map(|(_, r)| r.amount).sum();
+        // Reserved holds the cash parts of open bets (their bonus parts are apart).
+        let open: Decimal = self
+            .wallet
+            .open_reservations()
+            .map(|(_, r)| r.amount - r.bonus.as_ref().map_or(Decimal::ZERO, |b| b.amount))
+            .sum();
         (!self.broken && open != balance.reserved).then(|| Violation {
             wallet_id: self.wallet_id,
             sequence: self.sequence,
@@ -460,6 +518,9 @@ pub struct CurrencyTotals {
     pub flows: Flows,
     pub available: Decimal,
     pub reserved: Decimal,
+    /// Bonus money held (awards' balances and bonus stakes in open bets).
+    #[serde(default)]
+    pub bonus: Decimal,
 }
 
 impl Totals {
@@ -474,6 +535,7 @@ impl Totals {
             t.flows.add(fold.flows());
             t.available += balance.available;
             t.reserved += balance.reserved;
+            t.bonus += balance.bonus + balance.bonus_reserved;
         }
     }
 
@@ -481,8 +543,8 @@ impl Totals {
     pub fn unconserved(&self) -> Vec<(String, Decimal, Decimal)> {
         self.by_currency
             .iter()
-            .filter(|(_, t)| t.available + t.reserved != t.flows.net())
-            .map(|(c, t)| (c.clone(), t.available + t.reserved, t.flows.net()))
+            .filter(|(_, t)| t.available + t.reserved + t.bonus != t.flows.net())
+            .map(|(c, t)| (c.clone(), t.available + t.reserved + t.bonus, t.flows.net()))
             .collect()
     }
 }
@@ -492,8 +554,12 @@ struct Deltas {
     currency: Currency,
     available: Decimal,
     reserved: Decimal,
+    bonus: Decimal,
+    bonus_reserved: Decimal,
     open: Decimal,
     flows: Flows,
+    /// The awards the event touches, as this fold sums them after it.
+    awards: BTreeMap<domain::BonusId, AwardTally>,
     /// The game the event's bets belong to, for its net win on the boards.
     game: Option<GameId>,
     /// Bets it opens (true) and closes (false), by round.
@@ -507,8 +573,11 @@ impl Deltas {
             currency,
             available: Decimal::ZERO,
             reserved: Decimal::ZERO,
+            bonus: Decimal::ZERO,
+            bonus_reserved: Decimal::ZERO,
             open: Decimal::ZERO,
             flows: Flows::default(),
+            awards: BTreeMap::new(),
             game: None,
             bets: Vec::new(),
             mismatches: Vec::new(),

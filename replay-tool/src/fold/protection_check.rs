@@ -93,9 +93,16 @@ impl WalletFold {
             })
             .collect();
         let reserved_before = self.wallet.balance().map_or(Decimal::ZERO, |b| b.reserved);
+        // Limits count cash only: a bet's cash part, and its payout's cash share.
+        let bonus_share = payload
+            .bonus_moves()
+            .and_then(|(m, _, _)| m.payout.as_ref())
+            .map_or(Decimal::ZERO, |p| p.amount);
         let bet_loss = match payload {
-            WalletEvent::FundsReserved { amount, .. } => *amount,
-            WalletEvent::BetSettled { stake, payout, .. } => *stake - *payout,
+            WalletEvent::FundsReserved { amount, .. } => *amount - payload.funded_bonus(),
+            WalletEvent::BetSettled { stake, payout, .. } => {
+                (*stake - payload.funded_bonus()) - (*payout - bonus_share)
+            }
             _ => Decimal::ZERO,
         };
         self.tally_limit(payload);
@@ -121,7 +128,7 @@ impl WalletFold {
         let checked: &[LimitKind] = match payload {
             WalletEvent::FundsDeposited { .. } => &[LimitKind::Deposit],
             WalletEvent::FundsReserved { .. } => &[LimitKind::Wager, LimitKind::Loss],
-            WalletEvent::BetSettled { stake, payout, .. } if stake > payout => {
+            WalletEvent::BetSettled { .. } if bet_loss > Decimal::ZERO => {
                 &[LimitKind::Wager, LimitKind::Loss]
             }
             WalletEvent::BetSettled { .. } => &[LimitKind::Wager],

@@ -445,6 +445,7 @@ fn a_self_excluded_player_cannot_bet_or_deposit_but_is_paid_and_may_withdraw() {
             transaction_id: tx("w1"),
             amount: d("10"),
             currency: None,
+            forfeit_bonuses: false,
         },
     )
     .expect("money owed may leave");
@@ -529,7 +530,8 @@ fn a_locked_account_keeps_being_paid_but_nothing_leaves_or_is_staked_until_unloc
     assert!(locked(w.decide(WalletCommand::Withdraw {
         transaction_id: tx("w1"),
         amount: d("1"),
-        currency: None
+        currency: None,
+        forfeit_bonuses: false,
     })));
     run(&mut w, settle("b1", "9", t)).expect("a win of a bet already taken is paid");
     run(

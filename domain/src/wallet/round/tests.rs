@@ -27,6 +27,7 @@ fn reserved(id: &str, in_round: &str, amount: &str) -> WalletEvent {
         round_id: round(in_round),
         expires_at: t0() + chrono::Duration::seconds(60),
         at: None,
+        bonus: None,
     }
 }
 fn bet(id: &str, in_round: &str, amount: &str) -> WalletCommand {
@@ -103,6 +104,7 @@ fn settled(id: &str, stake: &str, payout: &str) -> WalletEvent {
         stake: d(stake),
         payout: d(payout),
         at: None,
+        bonus: None,
     }
 }
 fn closed_round(id: &str, in_round: &str, lost_bets: Vec<LostBet>) -> WalletEvent {
@@ -112,6 +114,7 @@ fn closed_round(id: &str, in_round: &str, lost_bets: Vec<LostBet>) -> WalletEven
         game_id: Some(game()),
         lost: lost_bets,
         at: None,
+        bonus: None,
     }
 }
 fn wallet_of(events: Vec<WalletEvent>) -> Wallet {
@@ -145,6 +148,7 @@ fn the_first_win_settles_a_bet_and_a_second_and_third_are_credited_to_the_round(
         round_closed: false,
         lost: vec![],
         at: None,
+        bonus: None,
     };
     WalletTest::with(WalletServices)
         .given(with(&[
@@ -221,6 +225,7 @@ fn a_win_with_the_close_flag_settles_its_bet_and_loses_the_others() {
             round_closed: true,
             lost: vec![lost("b2", "5.00")],
             at: None,
+            bonus: None,
         }]);
 }
 
@@ -280,6 +285,7 @@ fn closing_a_round_never_seen_keeps_it_closed_for_a_late_bet() {
             game_id: None,
             lost: vec![],
             at: None,
+            bonus: None,
         }
     );
     let mut w = w;
@@ -306,6 +312,7 @@ fn a_bet_win_takes_the_stake_and_pays_at_once_or_does_nothing() {
             placed_at: t0(),
             round_closed: false,
             lost: vec![],
+            bonus: None,
         }]);
     WalletTest::with(WalletServices)
         .given(funded())
