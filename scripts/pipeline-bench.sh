@@ -17,11 +17,14 @@
 # (`POST /v1/wallets/{id}/bet-wins`, stake 1.00, payout 0.00 or 2.00, one of 20 games) in a
 # round of its own that it closes, so the read side applies round events, leaderboards
 # and totals.
+# BONUS_SHARE=F (0 to 1, default 0): that share of the wallets holds no cash but an active
+# bonus award of 1000.00 (wagering x10, never met in a burst), so their bets are paid by
+# bonus money, split on payout and counted toward wagering (the contract's "Bonus money").
 # Prints progress lines, then one JSON line (KEEP_WORK=1 prints the work directory too).
 # KILL_S=S (with INSTANCES=2 or more) kills the last instance S seconds into the burst and
 # reports when the survivors served its wallets again (below).
 # Usage: [INSTANCES=1] [KILL_S=] [CONNECTIONS=64] [WALLETS=1000] [REPEAT_SHARE=0] [READ_SIDE=1]
-#        [IDLE_S=60] [TRAFFIC=deposits|bet-wins] [BETLEDGER_TOPOLOGY=single|ha] scripts/pipeline-bench.sh [SECONDS]
+#        [IDLE_S=60] [TRAFFIC=deposits|bet-wins] [BONUS_SHARE=0] [BETLEDGER_TOPOLOGY=single|ha] scripts/pipeline-bench.sh [SECONDS]
 # BETLEDGER_TOPOLOGY=ha (as for scripts/run.sh; TOPOLOGY is still read) runs it on scripts/ha.sh's topology (synchronous replication, Sentinel, a
 # RabbitMQ cluster) instead of scripts/services.sh's single nodes.
 set -euo pipefail
@@ -36,6 +39,7 @@ REPEAT_SHARE="${REPEAT_SHARE:-0}"
 READ_SIDE="${READ_SIDE:-1}"
 IDLE_S="${IDLE_S:-60}"
 TRAFFIC="${TRAFFIC:-deposits}"
+BONUS_SHARE="${BONUS_SHARE:-0}"
 KILL_S="${KILL_S:-}"
 if [ -n "$KILL_S" ] && [ "$INSTANCES" -lt 2 ]; then
   echo "KILL_S needs INSTANCES=2 or more: the survivors serve the killed one's wallets" >&2
@@ -102,7 +106,7 @@ rabbitmqctl_of_topology set_permissions -p "$VHOST" guest ".*" ".*" ".*" >/dev/n
 BETLEDGER_AMQP_URL=$(printf '%s' "$BETLEDGER_AMQP_URL" | sed "s|/%2f|/$VHOST|g")
 export BETLEDGER_AMQP_URL
 export BETLEDGER_DATABASE_URL="$BASE/$DB" BETLEDGER_REDIS_PREFIX="$PREFIX" \
-  BETLEDGER_AMQP_PREFIX="$PREFIX" BETLEDGER_API_TOKENS="bench:$TOKEN:read+write" \
+  BETLEDGER_AMQP_PREFIX="$PREFIX" BETLEDGER_API_TOKENS="bench:$TOKEN:read+write+operator" \
   BETLEDGER_RATE_LIMIT_PER_S=1000000 BETLEDGER_RATE_LIMIT_BURST=1000000 \
   BETLEDGER_CONCURRENCY_MAX=4096 RUST_LOG=warn
 if [ "$INSTANCES" -gt 1 ]; then
@@ -132,20 +136,25 @@ if [ "$READ_SIDE" = 1 ]; then
   pids+=("$projections_pid")
 fi
 
-echo "== opening and funding $WALLETS wallets through ${addrs[0]}"
-python3 - "${addrs[0]}" "$TOKEN" "$WALLETS" >"$WORK/wallets" <<'PY'
-import http.client, json, sys
-addr, token, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+echo "== opening and funding $WALLETS wallets through ${addrs[0]} (bonus share $BONUS_SHARE)"
+python3 - "${addrs[0]}" "$TOKEN" "$WALLETS" "$BONUS_SHARE" >"$WORK/wallets" <<'PY'
+import datetime, http.client, json, sys
+addr, token, n, share = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 host, port = addr.split(":")
 c = http.client.HTTPConnection(host, int(port))
 h = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+expires = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)).isoformat()
 for i in range(n):
     c.request("POST", "/v1/wallets", json.dumps({"player_id": f"bench-{i}", "currency": "EUR"}), h)
     r = c.getresponse(); body = json.loads(r.read())
     assert r.status == 201, body
     w = body["wallet_id"]
-    c.request("POST", f"/v1/wallets/{w}/deposits", json.dumps({"transaction_id": "fund", "amount": "1000.00"}), h)
-    r = c.getresponse(); r.read(); assert r.status == 200
+    if i < round(n * share):
+        grant = {"transaction_id": "fund", "amount": "1000.00", "wagering_multiplier": 10, "expires_at": expires}
+        c.request("POST", f"/v1/wallets/{w}/bonuses", json.dumps(grant), h)
+    else:
+        c.request("POST", f"/v1/wallets/{w}/deposits", json.dumps({"transaction_id": "fund", "amount": "1000.00"}), h)
+    r = c.getresponse(); body = r.read(); assert r.status == 200, body
     print(w)
 PY
 
@@ -473,5 +482,5 @@ redis_pct=$(pct "$d1 - $d0")
 [ "$pg_pids" = "$pg_pids_after" ] || echo "   (the set of PostgreSQL backends changed while measuring: $pg_pids -> $pg_pids_after)"
 echo "== at rest: engine processes ${engine_pct}% of one core, their PostgreSQL backends ${pg_pct}%; RabbitMQ ${rabbit_pct}%, Redis ${redis_pct}% (shared services)"
 cat <<JSON
-{"topology": "$TOPOLOGY", "traffic": "$TRAFFIC", "instances": $INSTANCES, "connections": $CONNECTIONS, "wallets": $WALLETS, "repeat_share": $REPEAT_SHARE, "read_side": $READ_SIDE, "burst_s": $BURST_S, "requests_per_s": $total_rps, "not_2xx": $non2xx, "events": $((events - start_events)), "catch_up_s": $catch_up_s, "events_per_message": $events_per_message, "write_path": $write_path_json, "projection_lag": $lag_json, "killed": $killed_json, "burst_cpu_pct": {"api": $b_api, "projections": $b_proj, "postgres_backends": $b_pg, "rabbitmq": $b_r, "redis": $b_d, "machine": $b_m, "iowait": $b_w}, "cpu_us_per_command": $us_json, "idle_s": $IDLE_S, "idle_cpu_pct": {"engine": $engine_pct, "postgres_backends": $pg_pct, "rabbitmq": $rabbit_pct, "redis": $redis_pct}}
+{"topology": "$TOPOLOGY", "traffic": "$TRAFFIC", "bonus_share": $BONUS_SHARE, "instances": $INSTANCES, "connections": $CONNECTIONS, "wallets": $WALLETS, "repeat_share": $REPEAT_SHARE, "read_side": $READ_SIDE, "burst_s": $BURST_S, "requests_per_s": $total_rps, "not_2xx": $non2xx, "events": $((events - start_events)), "catch_up_s": $catch_up_s, "events_per_message": $events_per_message, "write_path": $write_path_json, "projection_lag": $lag_json, "killed": $killed_json, "burst_cpu_pct": {"api": $b_api, "projections": $b_proj, "postgres_backends": $b_pg, "rabbitmq": $b_r, "redis": $b_d, "machine": $b_m, "iowait": $b_w}, "cpu_us_per_command": $us_json, "idle_s": $IDLE_S, "idle_cpu_pct": {"engine": $engine_pct, "postgres_backends": $pg_pct, "rabbitmq": $rabbit_pct, "redis": $redis_pct}}
 JSON

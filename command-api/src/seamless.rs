@@ -268,7 +268,7 @@ pub async fn run_rollback(
                 // Not a repeat of an earlier answer (`Idempotent-Replayed` would say so):
                 // a first rollback that finds nothing left to return.
                 replayed: false,
-                funded_bonus: Default::default(),
+                funded_bonus: rust_decimal::Decimal::ZERO,
             })
         }
         Err(e) => Err(e),

@@ -258,6 +258,12 @@ pub struct TotalsRow {
     pub jackpot_wins: Decimal,
     pub adjustments: Decimal,
     pub rounds: i64,
+    /// The bonus parts of `stakes` and `payouts`.
+    pub bonus_stakes: Decimal,
+    pub bonus_payouts: Decimal,
+    pub bonus_granted: Decimal,
+    pub bonus_converted: Decimal,
+    pub bonus_forfeited: Decimal,
 }
 
 impl TotalsRow {
@@ -278,6 +284,11 @@ impl TotalsRow {
             jackpot_wins: money(Measure::JackpotWins),
             adjustments: money(Measure::Adjustments),
             rounds: get(Measure::Rounds),
+            bonus_stakes: money(Measure::BonusStakes),
+            bonus_payouts: money(Measure::BonusPayouts),
+            bonus_granted: money(Measure::BonusGranted),
+            bonus_converted: money(Measure::BonusConverted),
+            bonus_forfeited: money(Measure::BonusForfeited),
         }
     }
 }

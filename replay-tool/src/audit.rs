@@ -62,6 +62,8 @@ pub struct Audit {
     pub balance: Option<Balance>,
     pub sequence: u64,
     pub open_reservations: Vec<ReservationView>,
+    /// Its bonus awards as they stand after the last included event, in grant order.
+    pub awards: Vec<domain::Award>,
     /// Rules the history breaks (a correct log has none).
     pub violations: Vec<Violation>,
 }
@@ -116,6 +118,7 @@ pub async fn audit(
         balance: fold.wallet().balance(),
         sequence: fold.sequence(),
         open_reservations: fold.open_reservations(),
+        awards: fold.wallet().awards().cloned().collect(),
         events: rows,
         violations,
     })
@@ -156,8 +159,53 @@ fn row(event: &LoggedEvent, fold: &WalletFold) -> AuditRow {
             .map(|r| r.to_string());
         (row.amount, row.payout) = payload.amounts();
         (row.by, row.detail) = protection_change(&payload);
+        if let Some(life) = award_life(&payload) {
+            row.detail = Some(match row.detail.take() {
+                Some(d) => format!("{d}; {life}"),
+                None => life,
+            });
+        }
+        if let domain::WalletEvent::BonusGranted { by, .. }
+        | domain::WalletEvent::BonusForfeited { by: Some(by), .. } = &payload
+        {
+            row.by = Some(by.to_string());
+        }
     }
     row
+}
+
+/// What the event did to bonus awards, in words: each award's life, read down the rows.
+fn award_life(payload: &domain::WalletEvent) -> Option<String> {
+    use domain::WalletEvent as E;
+    let granted = match payload {
+        E::BonusGranted {
+            bonus_id,
+            amount,
+            terms,
+            ..
+        } => Some(format!(
+            "{bonus_id} granted {amount}, wagering x{}, expires {}",
+            terms.wagering_multiplier,
+            terms.expires_at.to_rfc3339()
+        )),
+        E::BonusForfeited {
+            bonus_id,
+            reason: Some(reason),
+            ..
+        } => Some(format!("{bonus_id} forfeited by the operator: {reason}")),
+        E::BonusForfeited { bonus_id, .. } => Some(format!("{bonus_id} expired")),
+        _ => None,
+    };
+    let moves = payload
+        .bonus_moves()
+        .map(|(m, _, _)| m.to_string())
+        .filter(|m| !m.is_empty());
+    match (granted, moves) {
+        (None, None) => None,
+        (Some(g), None) => Some(g),
+        (None, Some(m)) => Some(m),
+        (Some(g), Some(m)) => Some(format!("{g}; {m}")),
+    }
 }
 
 /// Who made a protection change, and what it set.
@@ -319,6 +367,22 @@ pub fn render(audit: &Audit, format: AuditFormat, out: &mut dyn Write) -> std::i
                     audit.open_reservations.len()
                 )?,
                 None => writeln!(out, "wallet {} was not open as of {as_of}", audit.wallet_id)?,
+            }
+            for a in &audit.awards {
+                writeln!(
+                    out,
+                    "award {}: {}, amount {}, balance {}, wagering {} of {}, converted {}, \
+                     forfeited {}, expires {}",
+                    a.bonus_id,
+                    a.status.as_str(),
+                    a.amount,
+                    a.balance,
+                    a.progress,
+                    a.required(),
+                    a.converted,
+                    a.forfeited,
+                    a.terms.expires_at.to_rfc3339()
+                )?;
             }
             for v in &audit.violations {
                 writeln!(out, "VIOLATION: {v}")?;

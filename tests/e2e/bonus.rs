@@ -209,6 +209,28 @@ async fn bonus_money_through_the_native_face(pool: PgPool) {
     // The log verifies: balances, awards, conversions within their caps.
     let report = verify(&pool, &verify_config()).await.unwrap();
     assert!(report.ok, "{:?}", report.listed);
+    // The audit tells each award's life, row by row, and where each stands.
+    let audit = replay_tool::audit::audit(&pool, wallet.parse().unwrap(), None)
+        .await
+        .unwrap();
+    let details: Vec<String> = audit
+        .events
+        .iter()
+        .filter_map(|r| r.detail.clone())
+        .collect();
+    for expected in [
+        "welcome granted 20.00, wagering x1",
+        "welcome stake 20.00 (bet b1)",
+        "welcome paid 40.00; welcome wagered 30.00; welcome completed: converted 25.00, \
+         forfeited 15.00; reload active with 5.00",
+        "reload forfeited: converted 0, forfeited 5.00",
+    ] {
+        assert!(
+            details.iter().any(|d| d.contains(expected)),
+            "{expected:?} in {details:#?}"
+        );
+    }
+    assert_eq!(audit.awards.len(), 2);
 
     // A conversion above the cap, written by hand into the log, is reported.
     let w3 = app.open_wallet("bonus-player-3", "EUR").await;
@@ -301,4 +323,162 @@ async fn an_award_past_its_expiry_is_expired_by_the_engine(pool: PgPool) {
     let report = verify(&pool, &verify_config()).await.unwrap();
     assert!(report.ok, "{:?}", report.listed);
     app.stop().await;
+}
+
+/// A mixed run on a few wallets with awards: grants (some queued), bets paid by cash and
+/// bonus, settles, bet-wins, rollbacks, closed rounds, a forfeit and a forfeiting
+/// withdrawal; the read models, the totals and `reconcile` then equal the fold of the log,
+/// and `verify` is clean.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_mixed_run_with_awards_is_projected_as_the_log_folds(pool: PgPool) {
+    use betledger_tests::readside::ReadSide;
+    let mut side = ReadSide::new(pool.clone(), &betledger_tests::unique_prefix("bonus"), 2).await;
+    side.start_relay();
+    side.start_worker();
+    let app = betledger_tests::spawn_app_reading(pool.clone(), &side.prefix).await;
+    let mut wallets = Vec::new();
+    for p in 0..4 {
+        let w = app.open_wallet(&format!("mixed-{p}"), "EUR").await;
+        app.deposit(&w, "fund", "3.00").await;
+        for g in 0..2 {
+            let body = json!({"transaction_id": format!("g{g}"), "amount": "10.00",
+                "wagering_multiplier": 2, "expires_at": in_a_week(),
+                "max_conversion": "12.00", "contributions": {"g2": 50}});
+            assert_eq!(grant(&app, &w, body, OPERATOR_TOKEN).await.status, 200);
+        }
+        wallets.push(w);
+    }
+    // A fixed pseudo-random mix per wallet: whatever each call answers, the log decides.
+    let mut seed: u64 = 7;
+    let mut next = |n: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) % n
+    };
+    for step in 0..160 {
+        let w = &wallets[next(4) as usize];
+        let id = format!("s{step}");
+        let stake = format!("{}.{:02}", 1 + next(3), next(100));
+        let game = format!("g{}", 1 + next(2));
+        let path = |p: &str| format!("/v1/wallets/{w}/{p}");
+        match next(6) {
+            0 | 1 => {
+                let r = app
+                    .post(&path("reservations"), json!({"transaction_id": id, "amount": stake, "game_id": game, "round_id": format!("r-{id}")}))
+                    .await;
+                if r.status == 200 {
+                    let action = next(3);
+                    let r = match action {
+                        0 => app.post(&path(&format!("reservations/{id}/settle")), json!({"transaction_id": format!("{id}-w"), "payout": format!("{}.00", next(5))})).await,
+                        1 => app.post(&path(&format!("reservations/{id}/refund")), json!({"transaction_id": format!("{id}-r")})).await,
+                        _ => app.post(&path(&format!("rounds/r-{id}/close")), json!({"transaction_id": format!("{id}-c")})).await,
+                    };
+                    assert_eq!(r.status, 200, "{action}: {:?}", r.body);
+                }
+            }
+            2 | 3 => {
+                let r = app
+                    .post(&path("bet-wins"), json!({"transaction_id": id, "game_id": game, "round_id": format!("r-{id}"), "amount": stake, "payout": format!("{}.50", next(4)), "round_closed": true}))
+                    .await;
+                assert!(
+                    r.status == 200 || r.code() == "INSUFFICIENT_FUNDS",
+                    "{:?}",
+                    r.body
+                );
+            }
+            4 => {
+                let r = app.deposit(w, &id, "2.00").await;
+                assert_eq!(r.status, 200);
+            }
+            _ => {
+                let body = json!({"transaction_id": format!("{id}-g"), "amount": "4.00", "wagering_multiplier": 1, "expires_at": in_a_week()});
+                assert_eq!(grant(&app, w, body, OPERATOR_TOKEN).await.status, 200);
+            }
+        }
+    }
+    // An operator's forfeit of a queued award, and a forfeiting withdrawal.
+    for w in &wallets[..2] {
+        let r = app
+            .send_with(
+                Method::POST,
+                &format!("/v1/wallets/{w}/bonuses/g1/forfeit"),
+                json!({"transaction_id": "f", "reason": "test"}),
+                Some(OPERATOR_TOKEN),
+            )
+            .await;
+        assert!(
+            r.status == 200 || r.code() == "BONUS_NOT_FOUND",
+            "{:?}",
+            r.body
+        );
+    }
+    assert_eq!(app.deposit(&wallets[3], "last", "1.00").await.status, 200);
+    let r = app
+        .post(
+            &format!("/v1/wallets/{}/withdrawals", wallets[3]),
+            json!({"transaction_id": "wd", "amount": "0.01", "forfeit_bonuses": true}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    side.wait_projected().await;
+    side.assert_matches_log().await;
+    for w in &wallets {
+        let read = app.get(&format!("/v1/read/wallets/{w}")).await;
+        let write = app.get(&format!("/v1/wallets/{w}")).await;
+        assert_eq!(read.body["balance"], write.body["balance"], "{w}");
+    }
+    let summary = side.reconcile(false).await;
+    assert!(summary.ok, "{summary:?}");
+    let report = verify(&pool, &verify_config()).await.unwrap();
+    assert!(report.ok, "{:?}", report.listed);
+    // The totals count bonus money apart, and their bonus flows add up to what the
+    // wallets hold in bonus: granted - staked + paid - converted - forfeited.
+    let today = chrono::Utc::now().date_naive();
+    let r = app
+        .get(&format!(
+            "/v1/read/totals?from={}&to={today}&currency=EUR",
+            today.pred_opt().unwrap()
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let sum = |name: &str| -> rust_decimal::Decimal {
+        r.body["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| {
+                row[name]
+                    .as_str()
+                    .unwrap_or("0")
+                    .parse::<rust_decimal::Decimal>()
+                    .unwrap()
+            })
+            .sum()
+    };
+    assert!(
+        sum("bonus_stakes") > rust_decimal::Decimal::ZERO,
+        "{:?}",
+        r.body
+    );
+    assert!(sum("bonus_granted") >= rust_decimal::Decimal::new(40, 0));
+    let mut held = rust_decimal::Decimal::ZERO;
+    for w in &wallets {
+        let b = &app.get(&format!("/v1/wallets/{w}")).await.body["balance"];
+        for part in ["bonus", "bonus_reserved"] {
+            held += b[part]
+                .as_str()
+                .unwrap()
+                .parse::<rust_decimal::Decimal>()
+                .unwrap();
+        }
+    }
+    assert_eq!(
+        sum("bonus_granted") - sum("bonus_stakes") + sum("bonus_payouts")
+            - sum("bonus_converted")
+            - sum("bonus_forfeited"),
+        held
+    );
+    app.stop().await;
+    side.teardown().await;
 }

@@ -233,6 +233,17 @@ fn answer(receipt: eventstore::CommandReceipt, transaction_id: String) -> Comman
     response
 }
 
+/// [`answer`] for a bet of `stake`: with how it was paid (`funded`).
+fn bet_answer(
+    receipt: eventstore::CommandReceipt,
+    transaction_id: String,
+    stake: rust_decimal::Decimal,
+) -> CommandAnswer {
+    let mut response = crate::body::bet_response(receipt, stake);
+    response.body.transaction_id = transaction_id;
+    response
+}
+
 // ---- handlers ------------------------------------------------------------------------
 
 #[utoipa::path(
@@ -303,7 +314,7 @@ async fn bet(
         },
     )
     .await?;
-    Ok(answer(receipt, request.transaction_id))
+    Ok(bet_answer(receipt, request.transaction_id, amount))
 }
 
 /// Runs a bet or bet-win on its session's wallet, as `command` makes it for the session's
@@ -423,7 +434,7 @@ async fn bet_win(
         },
     )
     .await?;
-    Ok(answer(receipt, request.transaction_id))
+    Ok(bet_answer(receipt, request.transaction_id, stake))
 }
 
 #[utoipa::path(

@@ -220,6 +220,43 @@ impl BonusMoves {
     }
 }
 
+/// What the moves did to each award, in the order they did it, for people (the audit):
+/// `welcome stake 20.00 (bet b1); welcome paid 40.00; welcome wagered 30.00; welcome
+/// completed: converted 25.00, forfeited 15.00; reload active with 5.00`.
+impl std::fmt::Display for BonusMoves {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts: Vec<String> = Vec::new();
+        for s in &self.stakes {
+            parts.push(format!(
+                "{} stake {} (bet {})",
+                s.bonus_id, s.amount, s.reservation_id
+            ));
+        }
+        if let Some(p) = &self.payout {
+            parts.push(format!("{} paid {}", p.bonus_id, p.amount));
+        }
+        for l in &self.lapsed {
+            parts.push(format!("{} ended: {} forfeited", l.bonus_id, l.amount));
+        }
+        for w in &self.wagered {
+            parts.push(format!("{} wagered {}", w.bonus_id, w.amount));
+        }
+        for e in &self.ended {
+            parts.push(format!(
+                "{} {}: converted {}, forfeited {}",
+                e.bonus_id,
+                e.status.as_str(),
+                e.converted,
+                e.forfeited
+            ));
+        }
+        if let Some(a) = &self.activated {
+            parts.push(format!("{} active with {}", a.bonus_id, a.amount));
+        }
+        f.write_str(&parts.join("; "))
+    }
+}
+
 /// A wallet's awards, in grant order. Ended ones are kept: `GET .../bonuses` lists them,
 /// and a bet they funded may still settle.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -1,5 +1,6 @@
 //! The memory a cached wallet costs in the batched path (`--paths cache-memory`): idle,
-//! with an open round and no open bet, and with an open bet in its round.
+//! with an open round and no open bet, with an open bet in its round, with a deposit limit,
+//! and with an active bonus award.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,18 +109,39 @@ pub async fn cache_memory(args: &Args, pool: &PgPool) -> anyhow::Result<Phase> {
         by: domain::ClientId::new("write-bench").expect("id"),
     };
     on_every_wallet(&fresh, &wallets, args.concurrency, limit).await;
-    let per_limit = (live_bytes() - live_bet) as f64 / cached.max(1) as f64;
+    let live_limit = live_bytes();
+    let per_limit = (live_limit - live_bet) as f64 / cached.max(1) as f64;
+    // Then an active bonus award with per-game contributions and caps (bonus money).
+    let award = move |wallet: WalletId, _| WalletCommand::GrantBonus {
+        transaction_id: TransactionId::new(format!("mem-bonus-{wallet}")).expect("id"),
+        amount: Decimal::new(2_000, 2),
+        terms: domain::BonusTerms {
+            wagering_multiplier: 10,
+            expires_at: Utc::now() + chrono::Duration::days(30),
+            max_conversion: Some(Decimal::new(10_000, 2)),
+            max_bet: Some(Decimal::new(500, 2)),
+            contributions: [(GameId::new("roulette-1").expect("id"), 10)].into(),
+        },
+        currency: None,
+        multiplier_max: 10,
+        now: Utc::now(),
+        by: domain::ClientId::new("write-bench").expect("id"),
+    };
+    on_every_wallet(&fresh, &wallets, args.concurrency, award).await;
+    let per_award = (live_bytes() - live_limit) as f64 / cached.max(1) as f64;
     let still_cached = fresh.cached_wallets();
     println!(
         "cache-memory: + {per_round:.0} bytes per wallet for an open round with no bet in it, \
          + {per_bet:.0} more for an open bet in a round of its own, + {per_limit:.0} more for \
-         a daily deposit limit ({still_cached} cached)"
+         a daily deposit limit, + {per_award:.0} more for an active bonus award \
+         ({still_cached} cached)"
     );
     Ok(Phase::Report(serde_json::json!({
         "bytes_per_cached_idle_wallet": per_wallet,
         "bytes_added_by_an_open_round_without_bets": per_round,
         "bytes_added_by_an_open_bet_in_its_round": per_bet,
         "bytes_added_by_a_deposit_limit": per_limit,
+        "bytes_added_by_an_active_bonus_award": per_award,
         "cached_wallets": cached,
     })))
 }
