@@ -10,25 +10,49 @@ use serde::Serialize;
 /// A balance as the contract shows it: each part of it (`domain::Part`) by name, as a
 /// decimal string at the currency's scale, then the currency. Written from the domain's
 /// balance alone, so a new part appears in every body; its OpenAPI schema (`Balance`) is
-/// built from the same parts.
+/// built from the same parts. On the provider face (`playable`), `available` is what the
+/// player can stake, cash and the active bonus award, and `cash` the cash part of it
+/// (the contract's "Bonus money": provider balances answer the playable total).
 #[derive(Debug, Clone, PartialEq)]
-pub struct BalanceBody(pub Balance);
+pub struct BalanceBody {
+    pub balance: Balance,
+    pub playable: bool,
+}
 
 impl From<Balance> for BalanceBody {
-    fn from(b: Balance) -> Self {
-        Self(b)
+    fn from(balance: Balance) -> Self {
+        Self {
+            balance,
+            playable: false,
+        }
+    }
+}
+
+impl BalanceBody {
+    /// `balance` as the provider face writes it.
+    pub fn playable(balance: Balance) -> Self {
+        Self {
+            balance,
+            playable: true,
+        }
     }
 }
 
 impl Serialize for BalanceBody {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(Some(domain::Part::ALL.len() + 1))?;
-        for (part, mut amount) in self.0.parts() {
-            amount.rescale(self.0.currency.scale());
-            map.serialize_entry(part.name(), &amount.to_string())?;
+        let b = &self.balance;
+        let money = |amount: Decimal| at_scale(amount, b.currency.scale());
+        let mut map = serializer.serialize_map(Some(domain::Part::ALL.len() + 2))?;
+        for (part, amount) in b.parts() {
+            if self.playable && part == domain::Part::Available {
+                map.serialize_entry(part.name(), &money(b.playable()))?;
+                map.serialize_entry("cash", &money(amount))?;
+            } else {
+                map.serialize_entry(part.name(), &money(amount))?;
+            }
         }
-        map.serialize_entry("currency", self.0.currency.code())?;
+        map.serialize_entry("currency", b.currency.code())?;
         map.end()
     }
 }
@@ -47,6 +71,16 @@ impl utoipa::PartialSchema for BalanceBody {
                 .property(name, ObjectBuilder::new().schema_type(Type::String))
                 .required(name);
         }
+        // The provider face's: there `available` is cash and bonus, this the cash.
+        object = object.property(
+            "cash",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some(
+                    "The provider face only: the cash part of `available`, which there is \
+                 what the player can stake (cash and the active bonus award).",
+                )),
+        );
         object.into()
     }
 }

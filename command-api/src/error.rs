@@ -166,11 +166,23 @@ impl From<ExecuteError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        self.response(false)
+    }
+}
+
+impl ApiError {
+    /// The answer, its balance written for a provider (`playable`, see
+    /// [`BalanceBody::playable`]) or as the native face writes it.
+    pub fn response(self, playable: bool) -> Response {
         let (status, code) = self.status_and_code();
         let mut body = json!({ "error": { "code": code, "message": self.to_string() } });
         if let ApiError::Refused { error, balance } = &self {
             if let Some(balance) = balance {
-                body["balance"] = json!(BalanceBody::from(*balance));
+                body["balance"] = json!(if playable {
+                    BalanceBody::playable(*balance)
+                } else {
+                    BalanceBody::from(*balance)
+                });
             }
             // The wallet a second open found: the caller can carry on with it.
             if let WalletError::WalletExists { wallet_id } = error {

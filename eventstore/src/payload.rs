@@ -84,7 +84,9 @@ pub struct DueBonus {
 
 /// Awards granted with an `expires_at` after `since` and before `until`, compared to the
 /// second (the index of migration 0010 holds RFC 3339 text), oldest first, at most
-/// `limit`. Ended awards are among them: the wallet knows which ended.
+/// `limit`, that no later event of their wallet ended (an award ends in some event's
+/// `bonus.ended`). One that ends between this query and its expiry is refused by the
+/// wallet.
 pub async fn due_bonuses(
     pool: &PgPool,
     since: DateTime<Utc>,
@@ -94,13 +96,21 @@ pub async fn due_bonuses(
     let lower = since.format("%Y-%m-%dT%H:%M:%S").to_string();
     let upper = until.format("%Y-%m-%dT%H:%M:%S").to_string();
     let rows: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT aggregate_id,
-                payload -> 'BonusGranted' ->> 'bonus_id',
-                payload -> 'BonusGranted' -> 'terms' ->> 'expires_at'
-           FROM events
-          WHERE event_type = 'BonusGranted'
-            AND payload -> 'BonusGranted' -> 'terms' ->> 'expires_at' > $1
-            AND payload -> 'BonusGranted' -> 'terms' ->> 'expires_at' < $2
+        "SELECT g.aggregate_id,
+                g.payload -> 'BonusGranted' ->> 'bonus_id',
+                g.payload -> 'BonusGranted' -> 'terms' ->> 'expires_at'
+           FROM events g
+          WHERE g.event_type = 'BonusGranted'
+            AND g.payload -> 'BonusGranted' -> 'terms' ->> 'expires_at' > $1
+            AND g.payload -> 'BonusGranted' -> 'terms' ->> 'expires_at' < $2
+            AND NOT EXISTS (
+                SELECT 1 FROM events e
+                 WHERE e.aggregate_type = g.aggregate_type
+                   AND e.aggregate_id = g.aggregate_id
+                   AND e.sequence > g.sequence
+                   AND e.payload -> e.event_type -> 'bonus' -> 'ended' @> jsonb_build_array(
+                       jsonb_build_object('bonus_id',
+                           g.payload -> 'BonusGranted' -> 'bonus_id')))
           ORDER BY 3
           LIMIT $3",
     )

@@ -6,7 +6,9 @@
 //! over the log they leave, and a hand-inserted conversion above its cap that `verify`
 //! reports.
 
-use betledger_tests::{spawn_app, TestApp, OPERATOR_TOKEN, WRITER_TOKEN};
+use betledger_tests::{
+    spawn_app, TestApp, OPERATOR_TOKEN, PROVIDER_A as A, PROVIDER_A_SECRET as A_KEY, WRITER_TOKEN,
+};
 use replay_tool::fold::ViolationKind;
 use replay_tool::verify::{verify, VerifyConfig};
 use reqwest::Method;
@@ -64,6 +66,8 @@ async fn bonus_money_through_the_native_face(pool: PgPool) {
     for (field, value) in [
         ("wagering_multiplier", json!(11)),
         ("wagering_multiplier", json!(0)),
+        ("wagering_multiplier", json!(-1)),
+        ("contributions", json!({"g1": -5})),
         ("expires_at", json!("2020-01-01T00:00:00Z")),
         ("contributions", json!({"g1": 101})),
         ("max_bet", json!("0.001")),
@@ -320,6 +324,18 @@ async fn an_award_past_its_expiry_is_expired_by_the_engine(pool: PgPool) {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    // An ended award is not looked at again by the sweep (a campaign of thousands of
+    // awards ending alike cannot hold the sweep at one place).
+    let due = eventstore::payload::due_bonuses(
+        &pool,
+        chrono::Utc::now() - chrono::Duration::days(1),
+        chrono::Utc::now() + chrono::Duration::days(1),
+        1_000,
+    )
+    .await
+    .unwrap();
+    let due: Vec<String> = due.iter().map(|d| d.bonus_id.to_string()).collect();
+    assert_eq!(due, ["long"], "only the award still running");
     let report = verify(&pool, &verify_config()).await.unwrap();
     assert!(report.ok, "{:?}", report.listed);
     app.stop().await;
@@ -481,4 +497,45 @@ async fn a_mixed_run_with_awards_is_projected_as_the_log_folds(pool: PgPool) {
     );
     app.stop().await;
     side.teardown().await;
+}
+
+/// The provider face answers the playable total (cash + bonus) in `available`, with the
+/// cash part in `cash`, on a balance, a bet (with `funded`) and a refusal.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn the_provider_face_answers_the_playable_total(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let wallet = app.open_wallet("playable", "EUR").await;
+    app.deposit(&wallet, "fund", "5.00").await;
+    let g = json!({"transaction_id": "g", "amount": "20.00", "wagering_multiplier": 5, "expires_at": in_a_week()});
+    assert_eq!(grant(&app, &wallet, g, OPERATOR_TOKEN).await.status, 200);
+    let token = app.session("playable", A, "g1").await;
+    let r = app
+        .provider(A, A_KEY, "balance", json!({"token": token}))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        (
+            &r.body["balance"]["available"],
+            &r.body["balance"]["cash"],
+            &r.body["balance"]["bonus"]
+        ),
+        (&json!("25.00"), &json!("5.00"), &json!("20.00"))
+    );
+    let bet = |id: &str, amount: &str| json!({"token": token, "transaction_id": id, "round_id": format!("r-{id}"), "game_id": "g1", "amount": amount});
+    let r = app.provider(A, A_KEY, "bet", bet("b1", "15.00")).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["funded"], json!({"cash": "5.00", "bonus": "10.00"}));
+    assert_eq!(r.body["balance"]["available"], "10.00");
+    assert_eq!(r.body["balance"]["cash"], "0.00");
+    let r = app.provider(A, A_KEY, "bet", bet("b2", "10.01")).await;
+    assert_eq!((r.status, r.code()), (422, "INSUFFICIENT_FUNDS"));
+    assert_eq!(
+        r.body["balance"]["available"], "10.00",
+        "the refusal's balance too"
+    );
+    // The native face keeps cash in `available`.
+    let native = app.get(&format!("/v1/wallets/{wallet}")).await;
+    assert_eq!(native.body["balance"]["available"], "0.00");
+    assert!(native.body["balance"].get("cash").is_none());
+    app.stop().await;
 }

@@ -54,7 +54,7 @@ async fn balance_bet_win_and_rollback_round_trip(pool: PgPool) {
     );
     assert_eq!(
         r.body["balance"],
-        json!({"available": "90.00", "reserved": "10.00", "bonus": "0.00", "bonus_reserved": "0.00", "currency": "EUR"})
+        json!({"available": "90.00", "cash": "90.00", "reserved": "10.00", "bonus": "0.00", "bonus_reserved": "0.00", "currency": "EUR"})
     );
 
     let r = app
@@ -63,7 +63,7 @@ async fn balance_bet_win_and_rollback_round_trip(pool: PgPool) {
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(
         r.body["balance"],
-        json!({"available": "115.00", "reserved": "0.00", "bonus": "0.00", "bonus_reserved": "0.00", "currency": "EUR"})
+        json!({"available": "115.00", "cash": "115.00", "reserved": "0.00", "bonus": "0.00", "bonus_reserved": "0.00", "currency": "EUR"})
     );
 
     app.provider(A, A_KEY, "bet", bet(&token, "b2", "5")).await;

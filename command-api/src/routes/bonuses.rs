@@ -44,7 +44,7 @@ struct GrantRequest {
     #[schema(value_type = String)]
     amount: serde_json::Value,
     /// 1 to `BETLEDGER_BONUS_WAGERING_MAX` (default 10).
-    wagering_multiplier: u32,
+    wagering_multiplier: i64,
     /// RFC 3339, in the future.
     expires_at: String,
     /// The most cash the award can become.
@@ -55,7 +55,7 @@ struct GrantRequest {
     max_bet: Option<serde_json::Value>,
     /// Percent of a stake that counts, per game (0 to 100); other games 100.
     #[serde(default)]
-    contributions: BTreeMap<String, u8>,
+    contributions: BTreeMap<String, i64>,
     currency: Option<String>,
 }
 
@@ -157,7 +157,7 @@ struct AwardView {
     wagering: WageringView,
     max_conversion: Option<String>,
     max_bet: Option<String>,
-    contributions: BTreeMap<String, u8>,
+    contributions: BTreeMap<String, i64>,
     #[schema(value_type = String, format = DateTime)]
     expires_at: chrono::DateTime<chrono::Utc>,
     converted: String,

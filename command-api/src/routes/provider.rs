@@ -230,6 +230,7 @@ async fn session_for_game(
 fn answer(receipt: eventstore::CommandReceipt, transaction_id: String) -> CommandAnswer {
     let mut response = command_response(receipt);
     response.body.transaction_id = transaction_id;
+    response.body.balance.playable = true;
     response
 }
 
@@ -241,7 +242,24 @@ fn bet_answer(
 ) -> CommandAnswer {
     let mut response = crate::body::bet_response(receipt, stake);
     response.body.transaction_id = transaction_id;
+    response.body.balance.playable = true;
     response
+}
+
+/// An error of this face: its balance, when it carries one, written as this face writes
+/// balances (the playable total, see [`BalanceBody::playable`]).
+struct ProviderError(ApiError);
+
+impl<E: Into<ApiError>> From<E> for ProviderError {
+    fn from(e: E) -> Self {
+        ProviderError(e.into())
+    }
+}
+
+impl axum::response::IntoResponse for ProviderError {
+    fn into_response(self) -> axum::response::Response {
+        self.0.response(true)
+    }
 }
 
 // ---- handlers ------------------------------------------------------------------------
@@ -261,7 +279,7 @@ async fn balance(
     Path(pid): Path<String>,
     headers: HeaderMap,
     RawBody(body): RawBody,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<serde_json::Value>, ProviderError> {
     let (provider, request) = verified::<BalanceRequest>(&state, &pid, &headers, &body)?;
     let session = session_of(&state, &provider, &request.token).await?;
     let snapshot = state
@@ -272,7 +290,7 @@ async fn balance(
     Ok(Json(json!({
         "wallet_id": snapshot.wallet_id.to_string(),
         "player_id": snapshot.player_id.to_string(),
-        "balance": BalanceBody::from(snapshot.balance),
+        "balance": BalanceBody::playable(snapshot.balance),
         "sequence": snapshot.sequence,
     })))
 }
@@ -292,7 +310,7 @@ async fn bet(
     Path(pid): Path<String>,
     headers: HeaderMap,
     RawBody(body): RawBody,
-) -> Result<CommandAnswer, ApiError> {
+) -> Result<CommandAnswer, ProviderError> {
     let (provider, request) = verified::<BetRequest>(&state, &pid, &headers, &body)?;
     let scope = Scope(&pid);
     let reservation_id = scope.bet("transaction_id", &request.transaction_id)?;
@@ -365,7 +383,7 @@ async fn win(
     Path(pid): Path<String>,
     headers: HeaderMap,
     RawBody(body): RawBody,
-) -> Result<CommandAnswer, ApiError> {
+) -> Result<CommandAnswer, ProviderError> {
     let (_, request) = verified::<WinRequest>(&state, &pid, &headers, &body)?;
     let wallet_id = named_wallet(request.player_id, &request.currency)?;
     let scope = Scope(&pid);
@@ -409,7 +427,7 @@ async fn bet_win(
     Path(pid): Path<String>,
     headers: HeaderMap,
     RawBody(body): RawBody,
-) -> Result<CommandAnswer, ApiError> {
+) -> Result<CommandAnswer, ProviderError> {
     let (provider, request) = verified::<BetWinRequest>(&state, &pid, &headers, &body)?;
     let scope = Scope(&pid);
     let reservation_id = scope.bet("transaction_id", &request.transaction_id)?;
@@ -452,7 +470,7 @@ async fn adjust(
     Path(pid): Path<String>,
     headers: HeaderMap,
     RawBody(body): RawBody,
-) -> Result<CommandAnswer, ApiError> {
+) -> Result<CommandAnswer, ProviderError> {
     let (_, request) = verified::<AdjustRequest>(&state, &pid, &headers, &body)?;
     let wallet_id = named_wallet(request.player_id, &request.currency)?;
     let scope = Scope(&pid);
@@ -482,7 +500,7 @@ async fn rollback(
     Path(pid): Path<String>,
     headers: HeaderMap,
     RawBody(body): RawBody,
-) -> Result<CommandAnswer, ApiError> {
+) -> Result<CommandAnswer, ProviderError> {
     let (_, request) = verified::<RollbackRequest>(&state, &pid, &headers, &body)?;
     let wallet_id = named_wallet(request.player_id, &request.currency)?;
     let command = Scope(&pid).rollback(

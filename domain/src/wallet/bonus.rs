@@ -46,7 +46,8 @@ pub const WAGERING_MULTIPLIER_MAX_DEFAULT: u32 = 10;
 /// What an award's grant fixes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Terms {
-    pub wagering_multiplier: u32,
+    /// 1 to the deployment's highest (as the caller sent it; checked by the wallet).
+    pub wagering_multiplier: i64,
     pub expires_at: DateTime<Utc>,
     /// The most cash it can become.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -56,7 +57,7 @@ pub struct Terms {
     pub max_bet: Option<Decimal>,
     /// Percent of a stake that counts, per game; other games 100.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub contributions: BTreeMap<GameId, u8>,
+    pub contributions: BTreeMap<GameId, i64>,
 }
 
 impl Terms {
@@ -64,7 +65,7 @@ impl Terms {
     /// highest multiplier (amounts are checked by the wallet, which knows the currency).
     fn check(&self, now: DateTime<Utc>, multiplier_max: u32) -> Result<(), WalletError> {
         let refuse = |reason: String| Err(WalletError::BonusTermsInvalid { reason });
-        if !(1..=multiplier_max).contains(&self.wagering_multiplier) {
+        if !(1..=i64::from(multiplier_max)).contains(&self.wagering_multiplier) {
             return refuse(format!(
                 "wagering_multiplier {} is outside 1..={multiplier_max}",
                 self.wagering_multiplier
@@ -76,14 +77,20 @@ impl Terms {
                 self.expires_at
             ));
         }
-        if let Some((game, pct)) = self.contributions.iter().find(|(_, p)| **p > 100) {
-            return refuse(format!("the contribution of {game} is {pct}%, above 100%"));
+        if let Some((game, pct)) = self
+            .contributions
+            .iter()
+            .find(|(_, p)| !(0..=100).contains(*p))
+        {
+            return refuse(format!(
+                "the contribution of {game} is {pct}%, outside 0 to 100%"
+            ));
         }
         Ok(())
     }
 
     /// Percent of a stake on `game` that counts toward wagering.
-    fn contribution(&self, game: &GameId) -> u8 {
+    fn contribution(&self, game: &GameId) -> i64 {
         self.contributions.get(game).copied().unwrap_or(100)
     }
 }
@@ -208,6 +215,18 @@ impl BonusMoves {
     /// `None` when it moves nothing: what an event records.
     pub fn recorded(self) -> Option<Box<BonusMoves>> {
         (!self.is_empty()).then(|| Box::new(self))
+    }
+
+    /// The award a bet placed by this event (a reserve, a bet-win) was placed under, with
+    /// what it paid of the stake (zero for a bet cash covered).
+    pub fn placed_under(&self, bet: &ReservationId) -> Option<AwardAmount> {
+        self.stakes
+            .iter()
+            .find(|s| &s.reservation_id == bet)
+            .map(|s| AwardAmount {
+                bonus_id: s.bonus_id.clone(),
+                amount: s.amount,
+            })
     }
 
     /// The bonus part of the stake of `bet`, if any.
@@ -359,25 +378,28 @@ impl Awards {
         }
     }
 
-    /// How a new stake of `stake` is funded: cash first (`available`), then the active
-    /// award. `None` when both together do not cover it.
+    /// How a new stake of `stake` placed at `now` is funded: cash first (`available`),
+    /// then the active award, unless it is past its `expires_at` (the sweep has not ended
+    /// it yet). `None` when what is usable does not cover it. A stake cash covers still
+    /// names the active award, with nothing from it: its wagering counts toward that award,
+    /// and only a bet placed while an award is active counts toward it (docs/0016, 3).
     pub(super) fn fund(
         &self,
         stake: Decimal,
         available: Decimal,
+        now: DateTime<Utc>,
     ) -> Option<(Decimal, Option<AwardAmount>)> {
+        let usable = self.active().filter(|a| now < a.terms.expires_at);
+        let from = |a: &Award, amount| AwardAmount {
+            bonus_id: a.bonus_id.clone(),
+            amount,
+        };
         if stake <= available {
-            return Some((stake, None));
+            return Some((stake, usable.map(|a| from(a, Decimal::ZERO))));
         }
         let rest = stake - available;
-        let award = self.active().filter(|a| a.balance >= rest)?;
-        Some((
-            available,
-            Some(AwardAmount {
-                bonus_id: award.bonus_id.clone(),
-                amount: rest,
-            }),
-        ))
+        let award = usable.filter(|a| a.balance >= rest)?;
+        Some((available, Some(from(award, rest))))
     }
 
     /// Adds to `moves` what settling `bet` (held under `id`) with `payout` does: its bonus
@@ -394,7 +416,7 @@ impl Awards {
         currency: Currency,
     ) -> Decimal {
         let funding = funding.or(bet.bonus.as_ref());
-        if let Some(f) = funding {
+        if let Some(f) = funding.filter(|f| !f.amount.is_zero()) {
             moves.stakes.push(BetBonus {
                 reservation_id: id.clone(),
                 bonus_id: f.bonus_id.clone(),
@@ -402,11 +424,8 @@ impl Awards {
             });
         }
         let cash = self.pay(moves, bet, funding, payout, currency);
-        // Wagering: the award that funded the bet, else the active one.
-        let counted = match funding {
-            Some(f) => self.get(&f.bonus_id).filter(|a| !a.status.ended()),
-            None => self.active(),
-        };
+        // Wagering: toward the award the bet was placed under, while it has not ended.
+        let counted = funding.and_then(|f| self.get(&f.bonus_id).filter(|a| !a.status.ended()));
         if let Some(award) = counted {
             let over = award.terms.max_bet.is_some_and(|max| bet.amount > max);
             let pct = award.terms.contribution(&bet.game_id);
@@ -458,7 +477,9 @@ impl Awards {
     /// Adds to `moves` the return of `bet`'s bonus part to its award (lapsing if that
     /// award ended).
     pub(super) fn give_back(&self, moves: &mut BonusMoves, id: &ReservationId, bet: &Reservation) {
-        let Some(f) = &bet.bonus else { return };
+        let Some(f) = bet.bonus.as_ref().filter(|f| !f.amount.is_zero()) else {
+            return;
+        };
         moves.stakes.push(BetBonus {
             reservation_id: id.clone(),
             bonus_id: f.bonus_id.clone(),
@@ -490,7 +511,9 @@ impl Awards {
         stake: StakeMove,
         own: Option<&ReservationId>,
     ) -> BonusMoves {
-        if self.0.is_empty() {
+        // Nothing can complete or activate without an award pending (a grant adds its
+        // award to the copy this is called on first).
+        if !self.any_pending() {
             return moves;
         }
         let mut after = self.clone();

@@ -98,12 +98,14 @@ impl Wallet {
             } => self
                 .reservation(reservation_id)
                 .is_some_and(|r| r.state == ReservationState::Open),
+            // A win for the round alone is split by all the round's bets when bonus money
+            // may have paid some (see `round`): only the full state holds them all.
             WalletCommand::Win {
                 target: WinTarget::Round,
                 round_id,
                 ..
-            }
-            | WalletCommand::Adjust {
+            } => self.round(round_id).is_some() && self.awards().next().is_none(),
+            WalletCommand::Adjust {
                 round_id: Some(round_id),
                 ..
             } => self.round(round_id).is_some(),

@@ -310,15 +310,7 @@ impl WalletEvent {
                     round_id: round_id.clone(),
                     expires_at: *placed_at,
                     state: ReservationState::Settled,
-                    bonus: bonus.as_ref().and_then(|b| {
-                        b.stakes
-                            .iter()
-                            .find(|s| &s.reservation_id == reservation_id)
-                            .map(|s| AwardAmount {
-                                bonus_id: s.bonus_id.clone(),
-                                amount: s.amount,
-                            })
-                    }),
+                    bonus: bonus.as_ref().and_then(|b| b.placed_under(reservation_id)),
                 },
             )),
             reserved @ WalletEvent::FundsReserved { .. } => {

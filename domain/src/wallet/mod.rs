@@ -252,7 +252,7 @@ impl Opened {
                     });
                 }
                 let amount = self.money(amount, currency, Money::new)?;
-                let funded = self.awards.fund(amount, self.balance.available);
+                let funded = self.awards.fund(amount, self.balance.available, now);
                 self.check_protection(
                     now,
                     Movement::Bet {

@@ -262,6 +262,14 @@ impl Opened {
         // A win for a bet (its first, or a further one) is split as the bet was funded.
         let mut moves = BonusMoves::default();
         let currency = self.balance.currency;
+        if let (None, None) = (&reservation_id, kind) {
+            // A win for the round alone is split as the round's bets were paid, so bonus
+            // stakes cannot come back as cash by naming no bet.
+            if let Some(bets) = self.round_funding(&round_id, now) {
+                self.awards
+                    .pay(&mut moves, &bets, bets.bonus.as_ref(), amount, currency);
+            }
+        }
         if let Some(id) = &reservation_id {
             let bet = &self.reservations[id];
             match settled_stake {
@@ -305,6 +313,39 @@ impl Opened {
             lost,
             at: self.stamp(now),
             bonus,
+        })
+    }
+
+    /// The bets of `round_id` (open, settled and lost alike) as one: their stakes summed,
+    /// with the bonus part of the award that paid most of them; `None` when bonus money
+    /// paid none. What a win for the round alone is split by. The full state holds every
+    /// bet (a compacted one is not asked: see `Wallet::holds`).
+    fn round_funding(&self, round_id: &RoundId, now: DateTime<Utc>) -> Option<Reservation> {
+        let mut stake = Decimal::ZERO;
+        let mut by_award: Vec<crate::wallet::bonus::AwardAmount> = Vec::new();
+        let mut game_id = None;
+        for bet in self
+            .reservations
+            .values()
+            .filter(|r| &r.round_id == round_id)
+        {
+            stake += bet.amount;
+            game_id.get_or_insert_with(|| bet.game_id.clone());
+            if let Some(f) = bet.bonus.as_ref().filter(|f| !f.amount.is_zero()) {
+                match by_award.iter_mut().find(|a| a.bonus_id == f.bonus_id) {
+                    Some(a) => a.amount += f.amount,
+                    None => by_award.push(f.clone()),
+                }
+            }
+        }
+        let most = by_award.into_iter().max_by_key(|a| a.amount)?;
+        Some(Reservation {
+            amount: stake,
+            game_id: game_id?,
+            round_id: round_id.clone(),
+            expires_at: now,
+            state: ReservationState::Settled,
+            bonus: Some(most),
         })
     }
 
@@ -367,7 +408,7 @@ impl Opened {
         let stake = self.money(amount, currency, Money::new)?;
         let payout = self.money(payout, currency, Money::non_negative)?;
         // The bet as it will be: funded cash first, then by the active award.
-        let funded = self.awards.fund(stake, self.balance.available);
+        let funded = self.awards.fund(stake, self.balance.available, now);
         let bet = Reservation {
             amount: stake,
             game_id: game_id.clone(),

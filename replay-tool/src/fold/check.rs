@@ -261,13 +261,17 @@ impl WalletFold {
         let mut tally = d.awards.clone();
         // A grant starts the award's tally, even queued (moving nothing yet).
         if let WalletEvent::BonusGranted {
-            bonus_id, terms, ..
+            bonus_id,
+            amount,
+            terms,
+            ..
         } = payload
         {
             tally.insert(
                 bonus_id.clone(),
                 AwardTally {
                     balance: Decimal::ZERO,
+                    amount: *amount,
                     cap: terms.max_conversion,
                 },
             );
@@ -278,7 +282,9 @@ impl WalletFold {
         };
         for s in &moves.stakes {
             let b = s.amount;
-            positive_bonus(b)?;
+            // Zero: a cash bet placed under the active award (its wagering counts there).
+            not_negative(b)?;
+            entry(&mut tally, &self.awards, &s.bonus_id)?;
             let taken = match how {
                 StakeMove::Settle if Some(&s.reservation_id) == own => StakeMove::Take,
                 other => other,
@@ -349,8 +355,21 @@ impl WalletFold {
             d.available += e.converted;
             d.flows.bonus_forfeited += e.forfeited;
         }
+        for w in &moves.wagered {
+            entry(&mut tally, &self.awards, &w.bonus_id)?;
+        }
         if let Some(a) = &moves.activated {
-            entry(&mut tally, &self.awards, &a.bonus_id)?.balance += a.amount;
+            let t = entry(&mut tally, &self.awards, &a.bonus_id)?;
+            if a.amount != t.amount {
+                d.mismatches.push((
+                    AwardMismatch,
+                    format!(
+                        "award {} activates with {}, granted {}",
+                        a.bonus_id, a.amount, t.amount
+                    ),
+                ));
+            }
+            t.balance += a.amount;
             d.bonus += a.amount;
             d.flows.bonus_granted += a.amount;
         }
@@ -418,8 +437,8 @@ fn entry<'t>(
     Ok(tally.get_mut(id).expect("inserted"))
 }
 
-fn positive_bonus(b: Decimal) -> Result<(), (ViolationKind, String)> {
-    if b > Decimal::ZERO {
+fn not_negative(b: Decimal) -> Result<(), (ViolationKind, String)> {
+    if b >= Decimal::ZERO {
         Ok(())
     } else {
         Err((ViolationKind::BadAmount, format!("a bonus stake of {b}")))

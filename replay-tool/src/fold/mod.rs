@@ -214,6 +214,8 @@ pub struct WalletFold {
 #[derive(Debug, Clone)]
 struct AwardTally {
     balance: Decimal,
+    /// As granted: what it must activate with.
+    amount: Decimal,
     cap: Option<Decimal>,
 }
 

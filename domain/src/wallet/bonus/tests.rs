@@ -57,7 +57,7 @@ fn run(w: &mut Wallet, command: WalletCommand) -> Result<WalletEvent, WalletErro
     Ok(event)
 }
 
-fn terms(multiplier: u32) -> Terms {
+fn terms(multiplier: i64) -> Terms {
     Terms {
         wagering_multiplier: multiplier,
         expires_at: t0() + chrono::Duration::days(7),
@@ -77,7 +77,7 @@ fn grant_with(id: &str, amount: &str, terms: Terms) -> WalletCommand {
         by: by(),
     }
 }
-fn grant(id: &str, amount: &str, multiplier: u32) -> WalletCommand {
+fn grant(id: &str, amount: &str, multiplier: i64) -> WalletCommand {
     grant_with(id, amount, terms(multiplier))
 }
 fn bet_on(id: &str, amount: &str, g: &str) -> WalletCommand {
@@ -376,7 +376,11 @@ fn an_award_expires_at_its_time_and_its_open_bet_pays_back_forfeited() {
 fn terms_out_of_range_are_bonus_terms_invalid_and_move_nothing() {
     let mut bad = Vec::new();
     bad.push(terms(0));
-    bad.push(terms(WAGERING_MULTIPLIER_MAX_DEFAULT + 1));
+    bad.push(terms(i64::from(WAGERING_MULTIPLIER_MAX_DEFAULT) + 1));
+    bad.push(terms(-1));
+    let mut negative = terms(1);
+    negative.contributions.insert(game("slots"), -5);
+    bad.push(negative);
     let mut past = terms(1);
     past.expires_at = t0();
     bad.push(past);
@@ -486,14 +490,91 @@ fn a_further_win_for_a_settled_bonus_bet_is_split_as_the_bet_was() {
     assert_eq!(award(&w, "b1").forfeited, d("4.00"));
 }
 
+#[test]
+fn an_award_past_its_expiry_pays_no_stake_before_the_sweep_ends_it() {
+    let mut w = wallet("0");
+    run(&mut w, grant("b1", "20.00", 5)).unwrap();
+    let expires_at = award(&w, "b1").terms.expires_at;
+    let late = WalletCommand::Reserve {
+        reservation_id: rid("r1"),
+        amount: d("5.00"),
+        currency: None,
+        game_id: game("slots"),
+        round_id: RoundId::new("round-r1").unwrap(),
+        timeout_s: 60,
+        now: expires_at,
+    };
+    assert!(matches!(
+        run(&mut w, late),
+        Err(WalletError::InsufficientFunds { .. })
+    ));
+}
+
+#[test]
+fn only_bets_placed_while_an_award_is_active_count_toward_it() {
+    let mut w = wallet("100.00");
+    run(&mut w, bet("before", "10.00")).unwrap();
+    run(&mut w, grant("b1", "20.00", 5)).unwrap();
+    run(&mut w, bet("after", "10.00")).unwrap();
+    run(&mut w, settle("before", "0")).unwrap();
+    assert_eq!(
+        award(&w, "b1").progress,
+        Decimal::ZERO,
+        "placed before the award"
+    );
+    run(&mut w, settle("after", "0")).unwrap();
+    assert_eq!(
+        award(&w, "b1").progress,
+        d("10.00"),
+        "cash, placed under it"
+    );
+}
+
+#[test]
+fn a_win_for_the_round_alone_is_split_as_the_rounds_bets_were_paid() {
+    let mut w = wallet("0");
+    run(&mut w, grant("b1", "100.00", 10)).unwrap();
+    run(&mut w, bet("r1", "100.00")).unwrap();
+    // Lost with its round by a win naming no bet: the win goes back to the award.
+    run(
+        &mut w,
+        WalletCommand::Win {
+            transaction_id: tx("rw"),
+            round_id: RoundId::new("round-r1").unwrap(),
+            target: WinTarget::Round,
+            amount: d("500.00"),
+            game_id: None,
+            round_closed: true,
+            currency: None,
+            now: t0(),
+        },
+    )
+    .unwrap();
+    assert_eq!(w.balance().unwrap().available, Decimal::ZERO);
+    assert_eq!(award(&w, "b1").balance, d("500.00"));
+    // A compacted cache does not decide it: it may have forgotten the round's bets.
+    let cached = w.compacted();
+    assert!(!cached.holds(&WalletCommand::Win {
+        transaction_id: tx("rw2"),
+        round_id: RoundId::new("round-r1").unwrap(),
+        target: WinTarget::Round,
+        amount: d("1.00"),
+        game_id: None,
+        round_closed: false,
+        currency: None,
+        now: t0(),
+    }));
+}
+
 // ---- the property test ----
 
 #[derive(Debug, Clone)]
 enum Op {
-    Grant(u32, u32),
+    Grant(u32, i64),
     Bet(u32),
     BetWin(u32, u32),
     Settle(usize, u32),
+    RoundWin(usize, u32),
     Refund(usize),
     Close(usize),
     Forfeit(usize),
@@ -504,10 +585,11 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        (1u32..3_000, 1u32..4).prop_map(|(a, m)| Op::Grant(a, m)),
+        (1u32..3_000, 1i64..4).prop_map(|(a, m)| Op::Grant(a, m)),
         (1u32..4_000).prop_map(Op::Bet),
         (1u32..3_000, 0u32..6_000).prop_map(|(s, p)| Op::BetWin(s, p)),
         (0usize..8, 0u32..8_000).prop_map(|(i, p)| Op::Settle(i, p)),
+        (0usize..8, 0u32..8_000).prop_map(|(i, p)| Op::RoundWin(i, p)),
         (0usize..8).prop_map(Op::Refund),
         (0usize..8).prop_map(Op::Close),
         (0usize..4).prop_map(Op::Forfeit),
@@ -588,6 +670,19 @@ proptest! {
                         reservation_id: rid(id),
                         transaction_id: tx(&format!("s{n}")),
                         payout: cents(p),
+                        currency: None,
+                        now: t0(),
+                    },
+                    None => continue,
+                },
+                Op::RoundWin(i, p) => match bets.get(i) {
+                    Some(id) => WalletCommand::Win {
+                        transaction_id: tx(&format!("rw{n}")),
+                        round_id: RoundId::new(format!("round-{id}")).unwrap(),
+                        target: WinTarget::Round,
+                        amount: cents(p),
+                        game_id: None,
+                        round_closed: p % 2 == 0,
                         currency: None,
                         now: t0(),
                     },
