@@ -112,6 +112,9 @@ impl ApiError {
                     (S::UNPROCESSABLE_ENTITY, "BONUS_TERMS_INVALID")
                 }
                 WalletError::BonusNotFound { .. } => (S::NOT_FOUND, "BONUS_NOT_FOUND"),
+                WalletError::FreeRoundsUnavailable { .. } => {
+                    (S::UNPROCESSABLE_ENTITY, "FREE_ROUNDS_UNAVAILABLE")
+                }
                 WalletError::BonusActive { .. } => (S::CONFLICT, "BONUS_ACTIVE"),
                 WalletError::BonusNotExpired { .. } => {
                     (S::UNPROCESSABLE_ENTITY, "BONUS_NOT_EXPIRED")

@@ -75,30 +75,45 @@ impl Expiry {
         }
     }
 
-    /// Expires the bonus awards whose `expires_at` lies after `since` and is past (one
-    /// that ended meanwhile is refused by its wallet and skipped); returns what it did and
-    /// where the next sweep starts.
+    /// Expires the bonus awards and free-rounds grants whose `expires_at` lies after
+    /// `since` and is past (one that ended meanwhile is refused by its wallet and skipped);
+    /// returns what it did and where the next sweep starts.
     pub async fn sweep_bonuses(
         &self,
         since: DateTime<Utc>,
     ) -> Result<(SweepReport, DateTime<Utc>), StoreError> {
         let now = self.clock.now();
         // Text order of expires_at is exact to the second: look one second past now.
-        let due = payload::due_bonuses(
-            &self.pool,
-            since,
-            now + chrono::Duration::seconds(1),
-            SWEEP_BATCH_MAX,
-        )
-        .await?;
-        let due = due.into_iter().map(|d| {
-            let command = WalletCommand::ExpireBonus {
-                bonus_id: d.bonus_id,
-                now,
-            };
-            (d.wallet_id, d.expires_at, command)
-        });
-        Ok(self.expire(now, due, "bonuses_expired_total").await)
+        let mut due = Vec::new();
+        for granted in [payload::Granted::Awards, payload::Granted::FreeRounds] {
+            let found = payload::due_bonuses(
+                &self.pool,
+                granted,
+                since,
+                now + chrono::Duration::seconds(1),
+                SWEEP_BATCH_MAX,
+            )
+            .await?;
+            due.extend(found.into_iter().map(|d| {
+                let command = match granted {
+                    payload::Granted::Awards => WalletCommand::ExpireBonus {
+                        bonus_id: d.bonus_id,
+                        now,
+                    },
+                    payload::Granted::FreeRounds => WalletCommand::ExpireFreeRounds {
+                        grant_id: d.bonus_id,
+                        now,
+                    },
+                };
+                (d.wallet_id, d.expires_at, command)
+            }));
+        }
+        // Oldest first over both kinds, so the next sweep starts where this one stopped.
+        due.sort_by_key(|(_, expires_at, _)| *expires_at);
+        due.truncate(SWEEP_BATCH_MAX as usize);
+        Ok(self
+            .expire(now, due.into_iter(), "bonuses_expired_total")
+            .await)
     }
 
     /// Expires the open reservations whose `expires_at` lies after `since` and is past;

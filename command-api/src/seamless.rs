@@ -126,6 +126,30 @@ pub fn bet_win(
     }
 }
 
+/// A bet that uses one of grant `grant_id`'s free rounds (the provider's
+/// `free_rounds_id`): it costs nothing; with `payout`, a bet-win. A bet that closes its
+/// round is settled at once with nothing paid, as a paid bet is.
+pub fn free_bet(
+    reservation_id: ReservationId,
+    grant_id: domain::BonusId,
+    payout: Option<Decimal>,
+    (currency, game_id): (Currency, GameId),
+    (round_id, round_closed): (RoundId, bool),
+    now: DateTime<Utc>,
+) -> WalletCommand {
+    WalletCommand::FreeRoundBet {
+        reservation_id,
+        grant_id,
+        game_id,
+        round_id,
+        payout: payout.or(round_closed.then_some(Decimal::ZERO)),
+        round_closed,
+        timeout_s: RESERVATION_TIMEOUT_S_DEFAULT,
+        currency: Some(currency),
+        now,
+    }
+}
+
 /// A win as a provider reports it, its ids already in the scope ([`Scope::win_ids`]).
 pub struct Win {
     pub transaction_id: TransactionId,

@@ -319,7 +319,12 @@ impl Balance {
     /// Adds `amount` (signed) to `part`.
     pub fn post(&mut self, part: Part, amount: Decimal) {
         let sum = self.get_mut(part);
+        // Kept at the scale it had (an exact zero added would otherwise drop it).
+        let scale = sum.scale().max(amount.scale());
         *sum += amount;
+        if sum.scale() < scale {
+            sum.rescale(scale);
+        }
         // A zero is written "0.00", never "-0.00" (a part emptied by a negative posting).
         if sum.is_zero() {
             sum.set_sign_positive(true);

@@ -73,8 +73,36 @@ pub struct DueReservation {
     pub expires_at: DateTime<Utc>,
 }
 
-/// A bonus award the expiry sweep may expire (it may have ended meanwhile: the wallet
-/// then refuses the expiry).
+/// What the bonus-expiry sweep expires: bonus awards, or free-rounds grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Granted {
+    Awards,
+    FreeRounds,
+}
+
+impl Granted {
+    /// The grant's event, where its `expires_at` and id are in it, and the list of a
+    /// later event's bonus moves that ends it, with the id's key there.
+    fn paths(self) -> (&'static str, &'static str, &'static str, &'static str) {
+        match self {
+            Granted::Awards => (
+                "BonusGranted",
+                "payload -> 'BonusGranted' -> 'terms' ->> 'expires_at'",
+                "bonus_id",
+                "ended",
+            ),
+            Granted::FreeRounds => (
+                "FreeRoundsGranted",
+                "payload -> 'FreeRoundsGranted' ->> 'expires_at'",
+                "grant_id",
+                "free_rounds_ended",
+            ),
+        }
+    }
+}
+
+/// An award or free-rounds grant the expiry sweep may expire (it may have ended
+/// meanwhile: the wallet then refuses the expiry).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DueBonus {
     pub wallet_id: WalletId,
@@ -82,44 +110,45 @@ pub struct DueBonus {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Awards granted with an `expires_at` after `since` and before `until`, compared to the
-/// second (the index of migration 0010 holds RFC 3339 text), oldest first, at most
-/// `limit`, that no later event of their wallet ended (an award ends in some event's
-/// `bonus.ended`). One that ends between this query and its expiry is refused by the
-/// wallet.
+/// Awards (or free-rounds grants) granted with an `expires_at` after `since` and before
+/// `until`, compared to the second (the indexes of migrations 0010 and 0011 hold RFC 3339
+/// text), oldest first, at most `limit`, that no later event of their wallet ended (one
+/// ends in some event's `bonus.ended`, or `bonus.free_rounds_ended`). One that ends
+/// between this query and its expiry is refused by the wallet.
 pub async fn due_bonuses(
     pool: &PgPool,
+    granted: Granted,
     since: DateTime<Utc>,
     until: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<DueBonus>, StoreError> {
     let lower = since.format("%Y-%m-%dT%H:%M:%S").to_string();
     let upper = until.format("%Y-%m-%dT%H:%M:%S").to_string();
-    let rows: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT g.aggregate_id,
-                g.payload -> 'BonusGranted' ->> 'bonus_id',
-                g.payload -> 'BonusGranted' -> 'terms' ->> 'expires_at'
+    let (event, expires, id, ended) = granted.paths();
+    let expires_g = format!("g.{expires}");
+    let query = format!(
+        "SELECT g.aggregate_id, g.payload -> '{event}' ->> '{id}', {expires_g}
            FROM events g
-          WHERE g.event_type = 'BonusGranted'
-            AND g.payload -> 'BonusGranted' -> 'terms' ->> 'expires_at' > $1
-            AND g.payload -> 'BonusGranted' -> 'terms' ->> 'expires_at' < $2
+          WHERE g.event_type = '{event}'
+            AND {expires_g} > $1
+            AND {expires_g} < $2
             AND NOT EXISTS (
                 SELECT 1 FROM events e
                  WHERE e.aggregate_type = g.aggregate_type
                    AND e.aggregate_id = g.aggregate_id
                    AND e.sequence > g.sequence
-                   AND e.payload -> e.event_type -> 'bonus' -> 'ended' @> jsonb_build_array(
-                       jsonb_build_object('bonus_id',
-                           g.payload -> 'BonusGranted' -> 'bonus_id')))
+                   AND e.payload -> e.event_type -> 'bonus' -> '{ended}' @> jsonb_build_array(
+                       jsonb_build_object('{id}', g.payload -> '{event}' -> '{id}')))
           ORDER BY 3
-          LIMIT $3",
-    )
-    .bind(lower)
-    .bind(upper)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
-    .map_err(unavailable)?;
+          LIMIT $3"
+    );
+    let rows: Vec<(String, String, String)> = sqlx::query_as(&query)
+        .bind(lower)
+        .bind(upper)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+        .map_err(unavailable)?;
     rows.into_iter()
         .map(|(wallet, id, expires)| {
             Ok(DueBonus {

@@ -31,6 +31,8 @@ pub struct WalletSnapshot {
     pub protection: Option<domain::wallet::protection::Protection>,
     /// Its bonus awards, in grant order.
     pub awards: Vec<domain::Award>,
+    /// Its free-rounds grants, in grant order.
+    pub free_rounds: Vec<domain::wallet::free_rounds::FreeRounds>,
 }
 
 impl WalletSnapshot {
@@ -46,6 +48,7 @@ impl WalletSnapshot {
                 sequence,
                 protection: wallet.protection().cloned(),
                 awards: wallet.awards().cloned().collect(),
+                free_rounds: wallet.free_rounds().cloned().collect(),
             })
     }
 }

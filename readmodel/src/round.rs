@@ -241,7 +241,9 @@ impl RoundView {
             | WalletEvent::AccountLocked { .. }
             | WalletEvent::AccountUnlocked { .. }
             | WalletEvent::BonusGranted { .. }
-            | WalletEvent::BonusForfeited { .. } => {}
+            | WalletEvent::BonusForfeited { .. }
+            | WalletEvent::FreeRoundsGranted { .. }
+            | WalletEvent::FreeRoundsExpired { .. } => {}
         }
     }
 }

@@ -328,6 +328,7 @@ async fn an_award_past_its_expiry_is_expired_by_the_engine(pool: PgPool) {
     // awards ending alike cannot hold the sweep at one place).
     let due = eventstore::payload::due_bonuses(
         &pool,
+        eventstore::payload::Granted::Awards,
         chrono::Utc::now() - chrono::Duration::days(1),
         chrono::Utc::now() + chrono::Duration::days(1),
         1_000,
@@ -537,5 +538,109 @@ async fn the_provider_face_answers_the_playable_total(pool: PgPool) {
     let native = app.get(&format!("/v1/wallets/{wallet}")).await;
     assert_eq!(native.body["balance"]["available"], "0.00");
     assert!(native.body["balance"].get("cash").is_none());
+    app.stop().await;
+}
+
+/// Free rounds through the native and provider faces: a grant, free bets (a bet and a
+/// bet-win naming `free_rounds_id`) that cost nothing, refusals (another game, none
+/// left), the winnings becoming an award when every round is settled, the listing, and
+/// `verify` over it all.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn free_rounds_through_the_native_and_provider_faces(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let wallet = app.open_wallet("spinner", "EUR").await;
+    app.deposit(&wallet, "fund", "1.00").await;
+    let body = json!({"transaction_id": "spins", "provider_id": A, "game_id": "g1",
+        "rounds": 2, "bet_value": "0.20", "expires_at": in_a_week(), "wagering_multiplier": 3});
+    let path = format!("/v1/wallets/{wallet}/free-rounds");
+    let r = app
+        .send_with(Method::POST, &path, body.clone(), Some(WRITER_TOKEN))
+        .await;
+    assert_eq!((r.status, r.code()), (403, "FORBIDDEN"));
+    let mut bad = body.clone();
+    bad["rounds"] = json!(0);
+    let r = app
+        .send_with(Method::POST, &path, bad, Some(OPERATOR_TOKEN))
+        .await;
+    assert_eq!((r.status, r.code()), (422, "BONUS_TERMS_INVALID"));
+    let r = app
+        .send_with(Method::POST, &path, body, Some(OPERATOR_TOKEN))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+
+    let token = app.session("spinner", A, "g1").await;
+    let bet = |id: &str| {
+        json!({"token": token, "transaction_id": id, "round_id": format!("r-{id}"), "game_id": "g1",
+               "amount": "0.20", "free_rounds_id": "spins"})
+    };
+    let r = app.provider(A, A_KEY, "bet", bet("f1")).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        r.body["balance"]["available"], "1.00",
+        "a free bet costs nothing"
+    );
+    assert_eq!(r.body["funded"], json!({"cash": "0.00", "bonus": "0.00"}));
+    let again = app.provider(A, A_KEY, "bet", bet("f1")).await;
+    assert_eq!(again.body, r.body, "a repeat answers the same");
+    let mut bw = bet("f2");
+    bw["payout"] = json!("1.50");
+    let r = app.provider(A, A_KEY, "bet-win", bw).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        r.body["balance"]["available"], "1.00",
+        "winnings wait for the grant's end"
+    );
+    let r = app.provider(A, A_KEY, "bet", bet("f3")).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (422, "FREE_ROUNDS_UNAVAILABLE"),
+        "none left"
+    );
+    let view = bonuses(&app, &wallet).await;
+    assert_eq!(view["free_rounds"][0]["rounds_left"], 0);
+    assert_eq!(view["free_rounds"][0]["open"], 1);
+    assert_eq!(view["free_rounds"][0]["winnings"], "1.50");
+
+    // The last open bet wins 0.50: the grant completes; 2.00 becomes an award "spins".
+    let win = json!({"player_id": "spinner", "currency": "EUR", "transaction_id": "f1-win",
+        "bet_transaction_id": "f1", "round_id": "r-f1", "amount": "0.50"});
+    let r = app.provider(A, A_KEY, "win", win).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["balance"]["bonus"], "2.00");
+    assert_eq!(
+        r.body["balance"]["available"], "3.00",
+        "playable: 1.00 cash + 2.00 bonus"
+    );
+    let view = bonuses(&app, &wallet).await;
+    assert_eq!(view["free_rounds"][0]["status"], "completed");
+    assert_eq!(view["awards"][0]["bonus_id"], "spins");
+    assert_eq!(view["awards"][0]["status"], "active");
+    assert_eq!(view["awards"][0]["wagering"]["required"], "6.00");
+
+    // Another game's free bet is refused and moves nothing.
+    let other = app.open_wallet("spinner-2", "EUR").await;
+    let body = json!({"transaction_id": "s2", "provider_id": A, "game_id": "g9",
+        "rounds": 1, "bet_value": "0.10", "expires_at": in_a_week()});
+    let path = format!("/v1/wallets/{other}/free-rounds");
+    assert_eq!(
+        app.send_with(Method::POST, &path, body, Some(OPERATOR_TOKEN))
+            .await
+            .status,
+        200
+    );
+    let token = app.session("spinner-2", A, "g1").await;
+    let r = app
+        .provider(
+            A,
+            A_KEY,
+            "bet",
+            json!({"token": token, "transaction_id": "x1", "round_id": "rx", "game_id": "g1",
+                   "amount": "0.10", "free_rounds_id": "s2"}),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (422, "FREE_ROUNDS_UNAVAILABLE"));
+
+    let report = verify(&pool, &verify_config()).await.unwrap();
+    assert!(report.ok, "{:?}", report.listed);
     app.stop().await;
 }

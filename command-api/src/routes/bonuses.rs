@@ -25,6 +25,72 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(grant, bonuses))
         .routes(routes!(forfeit))
+        .routes(routes!(grant_free_rounds))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({
+    "transaction_id": "spins-1",
+    "provider_id": "devgames",
+    "game_id": "slots-1",
+    "rounds": 20,
+    "bet_value": "0.20",
+    "expires_at": "2027-01-31T00:00:00Z",
+    "wagering_multiplier": 10
+})))]
+#[serde(deny_unknown_fields)]
+struct FreeRoundsRequest {
+    /// The grant's id: what a provider's bet names as `free_rounds_id`, and the `bonus_id`
+    /// of the award its winnings become.
+    transaction_id: String,
+    /// The provider whose bets may use it (`hub88.{operator}` for a Hub88 operator).
+    provider_id: String,
+    game_id: String,
+    /// 1 to 10,000.
+    rounds: i64,
+    #[schema(value_type = String)]
+    bet_value: serde_json::Value,
+    /// RFC 3339, in the future.
+    expires_at: String,
+    /// The winnings become an award wagered this many times (1 to
+    /// `BETLEDGER_BONUS_WAGERING_MAX`); absent or 0: they become cash.
+    wagering_multiplier: Option<i64>,
+    currency: Option<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/wallets/{id}/free-rounds",
+    tag = "native",
+    summary = "Grant free rounds (operator scope)",
+    params(("id" = String, Path, description = "the wallet's id (a lowercase hyphenated UUID)")),
+    request_body = FreeRoundsRequest,
+    responses((status = 200, description = "granted", body = CommandResponse), crate::openapi::Errors),
+    security(("bearer" = []))
+)]
+async fn grant_free_rounds(
+    State(state): State<AppState>,
+    caller: Authorized<needs::Operator>,
+    Path(path_id): Path<String>,
+    JsonBody(body): JsonBody<FreeRoundsRequest>,
+) -> Result<CommandAnswer, ApiError> {
+    let wallet_id = wallet_id(&path_id)?;
+    let command = WalletCommand::GrantFreeRounds {
+        transaction_id: transaction_id(body.transaction_id)?,
+        provider: body.provider_id,
+        game_id: valid(GameId::new, body.game_id)?,
+        rounds: body.rounds,
+        bet_value: amount("bet_value", &body.bet_value)?,
+        expires_at: time("expires_at", &body.expires_at)?,
+        wagering_multiplier: body.wagering_multiplier,
+        currency: optional_currency(body.currency)?,
+        multiplier_max: state.protection.wagering_max,
+        now: state.clock.now(),
+        by: caller.client_id()?,
+    };
+    execute(&state, wallet_id, command)
+        .await
+        .map(command_response)
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -194,18 +260,57 @@ impl AwardView {
     }
 }
 
+/// One free-rounds grant as the contract lists it.
+#[derive(Serialize, utoipa::ToSchema)]
+struct FreeRoundsView {
+    grant_id: String,
+    provider_id: String,
+    game_id: String,
+    /// active, completed (every round played and settled) or expired.
+    status: &'static str,
+    rounds: i64,
+    rounds_left: i64,
+    /// Its bets not settled yet.
+    open: i64,
+    bet_value: String,
+    winnings: String,
+    wagering_multiplier: Option<i64>,
+    #[schema(value_type = String, format = DateTime)]
+    expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl FreeRoundsView {
+    fn of(g: &domain::wallet::free_rounds::FreeRounds, scale: u32) -> Self {
+        FreeRoundsView {
+            grant_id: g.grant_id.to_string(),
+            provider_id: g.provider.clone(),
+            game_id: g.game_id.to_string(),
+            status: g.status.as_str(),
+            rounds: g.rounds,
+            rounds_left: g.rounds_left,
+            open: g.open,
+            bet_value: at_scale(g.bet_value, scale),
+            winnings: at_scale(g.winnings, scale),
+            wagering_multiplier: g.wagering_multiplier,
+            expires_at: g.expires_at,
+        }
+    }
+}
+
 /// A wallet's awards from the write side, exact now.
 #[derive(Serialize, utoipa::ToSchema)]
 struct BonusesResponse {
     wallet_id: String,
     /// In grant order.
     awards: Vec<AwardView>,
+    /// In grant order.
+    free_rounds: Vec<FreeRoundsView>,
     balance: BalanceBody,
     sequence: u64,
 }
 
-/// A wallet's bonus awards, in grant order, with their balances and wagering; from the
-/// write side, exact now.
+/// A wallet's bonus awards, in grant order, with their balances and wagering, and its
+/// free-rounds grants; from the write side, exact now.
 #[utoipa::path(
     get,
     path = "/v1/wallets/{id}/bonuses",
@@ -233,6 +338,11 @@ async fn bonuses(
             .awards
             .iter()
             .map(|a| AwardView::of(a, scale))
+            .collect(),
+        free_rounds: wallet
+            .free_rounds
+            .iter()
+            .map(|g| FreeRoundsView::of(g, scale))
             .collect(),
         balance: wallet.balance.into(),
         sequence: wallet.sequence,

@@ -186,7 +186,8 @@ fn status_of(e: &ApiError) -> &'static str {
             | WalletError::BonusTermsInvalid { .. }
             | WalletError::BonusNotFound { .. }
             | WalletError::BonusActive { .. }
-            | WalletError::BonusNotExpired { .. } => "RS_ERROR_UNKNOWN",
+            | WalletError::BonusNotExpired { .. }
+            | WalletError::FreeRoundsUnavailable { .. } => "RS_ERROR_UNKNOWN",
         },
         ApiError::Unavailable(_)
         | ApiError::RateLimited { .. }

@@ -69,6 +69,9 @@ struct BetRequest {
     amount: serde_json::Value,
     #[serde(default)]
     round_closed: bool,
+    /// A free-rounds grant's id (the operator's `transaction_id` of it): the bet uses one
+    /// of its rounds and costs nothing.
+    free_rounds_id: Option<String>,
     timestamp: i64,
 }
 
@@ -107,6 +110,8 @@ struct BetWinRequest {
     payout: serde_json::Value,
     #[serde(default)]
     round_closed: bool,
+    /// As on `bet`: the bet-win uses one of the grant's rounds and costs nothing.
+    free_rounds_id: Option<String>,
     timestamp: i64,
 }
 
@@ -234,6 +239,11 @@ fn answer(receipt: eventstore::CommandReceipt, transaction_id: String) -> Comman
     response
 }
 
+/// The free-rounds grant a bet names, if it names one.
+fn free_rounds(id: Option<String>) -> Result<Option<domain::BonusId>, ApiError> {
+    id.map(|id| valid(domain::BonusId::new, id)).transpose()
+}
+
 /// [`answer`] for a bet of `stake`: with how it was paid (`funded`).
 fn bet_answer(
     receipt: eventstore::CommandReceipt,
@@ -316,23 +326,37 @@ async fn bet(
     let reservation_id = scope.bet("transaction_id", &request.transaction_id)?;
     let round_id = scope.round(&request.round_id)?;
     let amount = amount("amount", &request.amount)?;
+    let free = free_rounds(request.free_rounds_id)?;
     let receipt = run_bet(
         &state,
         &provider,
         (&request.token, &request.game_id),
         &reservation_id,
-        |currency, game_id| {
-            seamless::bet(
+        |currency, game_id| match &free {
+            Some(grant_id) => seamless::free_bet(
+                reservation_id.clone(),
+                grant_id.clone(),
+                None,
+                (currency, game_id),
+                (round_id.clone(), request.round_closed),
+                state.clock.now(),
+            ),
+            None => seamless::bet(
                 reservation_id.clone(),
                 amount,
                 (currency, game_id),
                 (round_id.clone(), request.round_closed),
                 state.clock.now(),
-            )
+            ),
         },
     )
     .await?;
-    Ok(bet_answer(receipt, request.transaction_id, amount))
+    let stake = if free.is_some() {
+        rust_decimal::Decimal::ZERO
+    } else {
+        amount
+    };
+    Ok(bet_answer(receipt, request.transaction_id, stake))
 }
 
 /// Runs a bet or bet-win on its session's wallet, as `command` makes it for the session's
@@ -436,22 +460,36 @@ async fn bet_win(
         amount("amount", &request.amount)?,
         amount("payout", &request.payout)?,
     );
+    let free = free_rounds(request.free_rounds_id)?;
     let receipt = run_bet(
         &state,
         &provider,
         (&request.token, &request.game_id),
         &reservation_id,
-        |currency, game_id| {
-            seamless::bet_win(
+        |currency, game_id| match &free {
+            Some(grant_id) => seamless::free_bet(
+                reservation_id.clone(),
+                grant_id.clone(),
+                Some(payout),
+                (currency, game_id),
+                (round_id.clone(), request.round_closed),
+                state.clock.now(),
+            ),
+            None => seamless::bet_win(
                 reservation_id.clone(),
                 (stake, payout),
                 (currency, game_id),
                 (round_id.clone(), request.round_closed),
                 state.clock.now(),
-            )
+            ),
         },
     )
     .await?;
+    let stake = if free.is_some() {
+        rust_decimal::Decimal::ZERO
+    } else {
+        stake
+    };
     Ok(bet_answer(receipt, request.transaction_id, stake))
 }
 

@@ -205,6 +205,11 @@ pub struct BonusMoves {
     pub ended: Vec<AwardEnded>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activated: Option<AwardAmount>,
+    /// What it does to free-round grants (see `free_rounds`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub free_rounds: Vec<crate::wallet::free_rounds::FreeRoundMove>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub free_rounds_ended: Vec<crate::wallet::free_rounds::FreeRoundsEnded>,
 }
 
 impl BonusMoves {
@@ -215,6 +220,21 @@ impl BonusMoves {
     /// `None` when it moves nothing: what an event records.
     pub fn recorded(self) -> Option<Box<BonusMoves>> {
         (!self.is_empty()).then(|| Box::new(self))
+    }
+
+    /// The free-rounds grant a bet placed by this event uses, if it is a free bet.
+    pub fn placed_free(&self, bet: &ReservationId) -> Option<BonusId> {
+        self.free_rounds
+            .iter()
+            .find(|m| &m.reservation_id == bet && m.rounds < 0)
+            .map(|m| m.grant_id.clone())
+    }
+
+    /// What the event pays that is not cash: the payout's bonus share and free-rounds
+    /// winnings (kept by the grant, or lapsed).
+    pub fn not_cash(&self) -> Decimal {
+        self.payout.as_ref().map_or(Decimal::ZERO, |p| p.amount)
+            + self.free_rounds.iter().map(|m| m.winnings).sum::<Decimal>()
     }
 
     /// The award a bet placed by this event (a reserve, a bet-win) was placed under, with
@@ -267,6 +287,37 @@ impl std::fmt::Display for BonusMoves {
                 e.status.as_str(),
                 e.converted,
                 e.forfeited
+            ));
+        }
+        for m in &self.free_rounds {
+            let mut what = Vec::new();
+            if m.rounds < 0 {
+                what.push("a round used".to_string());
+            }
+            if m.rounds > 0 {
+                what.push("a round given back".to_string());
+            }
+            if !m.winnings.is_zero() {
+                what.push(format!("won {}", m.winnings));
+            }
+            if m.lapsed {
+                what.push("after it ended: kept by no one".to_string());
+            }
+            if !what.is_empty() {
+                parts.push(format!("free rounds {}: {}", m.grant_id, what.join(", ")));
+            }
+        }
+        for e in &self.free_rounds_ended {
+            parts.push(format!(
+                "free rounds {} {}: winnings {} {}",
+                e.grant_id,
+                e.status.as_str(),
+                e.winnings,
+                if e.award.is_some() {
+                    "become an award"
+                } else {
+                    "paid as cash"
+                }
             ));
         }
         if let Some(a) = &self.activated {
@@ -568,6 +619,32 @@ fn add(list: &mut Vec<AwardAmount>, id: &BonusId, amount: Decimal) {
 }
 
 impl Opened {
+    /// Finishes the bonus moves an event records: the free-round grants they leave with
+    /// nothing to play end (their winnings an award or cash), then the active award that
+    /// completes or runs dry ends and the next one activates (see [`Awards::finish`]).
+    /// `None` when they move nothing.
+    pub(super) fn finish_bonus(
+        &self,
+        moves: BonusMoves,
+        stake: StakeMove,
+        own: Option<&ReservationId>,
+    ) -> Option<Box<BonusMoves>> {
+        let moves = self.finish_free_rounds(moves);
+        let made: Vec<_> = moves
+            .free_rounds_ended
+            .iter()
+            .filter_map(|e| e.award.as_ref().map(|t| (e, t)))
+            .collect();
+        if made.is_empty() {
+            return self.awards.finish(moves, stake, own).recorded();
+        }
+        let mut awards = self.awards.clone();
+        for (e, terms) in made {
+            awards.grant(e.grant_id.clone(), e.winnings, terms.clone());
+        }
+        awards.finish(moves, stake, own).recorded()
+    }
+
     /// The rules of the bonus commands (`decide` sends only those here).
     pub(super) fn decide_bonus(&self, command: WalletCommand) -> Result<WalletEvent, WalletError> {
         match command {
@@ -599,6 +676,7 @@ impl Opened {
                 let mut awards = self.awards.clone();
                 awards.grant(bonus_id.clone(), amount, terms.clone());
                 let moves = awards.finish(BonusMoves::default(), StakeMove::Settle, None);
+                // (A grant ends no free rounds: only the awards are finished.)
                 Ok(WalletEvent::BonusGranted {
                     bonus_id,
                     amount,
@@ -618,7 +696,9 @@ impl Opened {
                 self.awards
                     .end(&mut moves, &bonus_id, AwardStatus::Forfeited);
                 Ok(WalletEvent::BonusForfeited {
-                    bonus: Box::new(self.awards.finish(moves, StakeMove::Settle, None)),
+                    bonus: self
+                        .finish_bonus(moves, StakeMove::Settle, None)
+                        .unwrap_or_default(),
                     bonus_id,
                     transaction_id: Some(transaction_id),
                     reason: Some(reason),
@@ -636,11 +716,64 @@ impl Opened {
                 let mut moves = BonusMoves::default();
                 self.awards.end(&mut moves, &bonus_id, AwardStatus::Expired);
                 Ok(WalletEvent::BonusForfeited {
-                    bonus: Box::new(self.awards.finish(moves, StakeMove::Settle, None)),
+                    bonus: self
+                        .finish_bonus(moves, StakeMove::Settle, None)
+                        .unwrap_or_default(),
                     bonus_id,
                     transaction_id: None,
                     reason: None,
                     by: None,
+                })
+            }
+            WalletCommand::GrantFreeRounds {
+                transaction_id,
+                provider,
+                game_id,
+                rounds,
+                bet_value,
+                expires_at,
+                wagering_multiplier,
+                currency,
+                multiplier_max,
+                now,
+                by,
+            } => self.grant_free_rounds(
+                transaction_id,
+                (provider, game_id),
+                (rounds, bet_value),
+                (expires_at, wagering_multiplier),
+                currency,
+                multiplier_max,
+                now,
+                by,
+            ),
+            WalletCommand::FreeRoundBet {
+                reservation_id,
+                grant_id,
+                game_id,
+                round_id,
+                payout,
+                round_closed,
+                timeout_s,
+                currency,
+                now,
+            } => self.free_bet(
+                reservation_id,
+                grant_id,
+                (game_id, round_id),
+                payout,
+                round_closed,
+                timeout_s,
+                currency,
+                now,
+            ),
+            WalletCommand::ExpireFreeRounds { grant_id, now } => {
+                let moves = self.expire_free_rounds(grant_id.clone(), now)?;
+                Ok(WalletEvent::FreeRoundsExpired {
+                    bonus: self
+                        .finish_bonus(moves, StakeMove::Settle, None)
+                        .unwrap_or_default(),
+                    grant_id,
                 })
             }
             other => unreachable!("not a bonus command: {}", other.name()),

@@ -193,6 +193,38 @@ pub enum WalletCommand {
         bonus_id: BonusId,
         now: DateTime<Utc>,
     },
+    /// An operator grants free rounds (the grant's id is the transaction id).
+    GrantFreeRounds {
+        transaction_id: TransactionId,
+        provider: String,
+        game_id: GameId,
+        rounds: i64,
+        bet_value: Decimal,
+        expires_at: DateTime<Utc>,
+        wagering_multiplier: Option<i64>,
+        currency: Option<Currency>,
+        multiplier_max: u32,
+        now: DateTime<Utc>,
+        by: ClientId,
+    },
+    /// A provider's bet that uses one of grant `grant_id`'s free rounds: it costs nothing;
+    /// with `payout`, a bet-win. The reservation id is the transaction id, as for a reserve.
+    FreeRoundBet {
+        reservation_id: ReservationId,
+        grant_id: BonusId,
+        game_id: GameId,
+        round_id: RoundId,
+        payout: Option<Decimal>,
+        round_closed: bool,
+        timeout_s: u32,
+        currency: Option<Currency>,
+        now: DateTime<Utc>,
+    },
+    /// The engine ends a free-rounds grant whose `expires_at` has passed.
+    ExpireFreeRounds {
+        grant_id: BonusId,
+        now: DateTime<Utc>,
+    },
 }
 
 impl WalletCommand {
@@ -202,7 +234,8 @@ impl WalletCommand {
         match self {
             WalletCommand::Open { .. }
             | WalletCommand::Expire { .. }
-            | WalletCommand::ExpireBonus { .. } => None,
+            | WalletCommand::ExpireBonus { .. }
+            | WalletCommand::ExpireFreeRounds { .. } => None,
             WalletCommand::Deposit { transaction_id, .. }
             | WalletCommand::Withdraw { transaction_id, .. }
             | WalletCommand::Settle { transaction_id, .. }
@@ -216,9 +249,13 @@ impl WalletCommand {
             | WalletCommand::Lock { transaction_id, .. }
             | WalletCommand::Unlock { transaction_id, .. }
             | WalletCommand::GrantBonus { transaction_id, .. }
-            | WalletCommand::ForfeitBonus { transaction_id, .. } => Some(transaction_id.clone()),
+            | WalletCommand::ForfeitBonus { transaction_id, .. }
+            | WalletCommand::GrantFreeRounds { transaction_id, .. } => Some(transaction_id.clone()),
             WalletCommand::Reserve { reservation_id, .. }
-            | WalletCommand::BetWin { reservation_id, .. } => Some(reservation_id.clone().into()),
+            | WalletCommand::BetWin { reservation_id, .. }
+            | WalletCommand::FreeRoundBet { reservation_id, .. } => {
+                Some(reservation_id.clone().into())
+            }
         }
     }
 
@@ -247,6 +284,9 @@ impl WalletCommand {
             WalletCommand::GrantBonus { .. } => "grant_bonus",
             WalletCommand::ForfeitBonus { .. } => "forfeit_bonus",
             WalletCommand::ExpireBonus { .. } => "expire_bonus",
+            WalletCommand::GrantFreeRounds { .. } => "grant_free_rounds",
+            WalletCommand::FreeRoundBet { .. } => "free_round_bet",
+            WalletCommand::ExpireFreeRounds { .. } => "expire_free_rounds",
         }
     }
 
@@ -465,6 +505,51 @@ impl WalletCommand {
                 ..
             } => json!(["forfeit_bonus", transaction_id, bonus_id, reason]),
             WalletCommand::ExpireBonus { bonus_id, .. } => json!(["expire_bonus", bonus_id]),
+            WalletCommand::GrantFreeRounds {
+                transaction_id,
+                provider,
+                game_id,
+                rounds,
+                bet_value,
+                expires_at,
+                wagering_multiplier,
+                currency,
+                ..
+            } => json!([
+                "grant_free_rounds",
+                transaction_id,
+                provider,
+                game_id,
+                rounds,
+                amount(bet_value),
+                expires_at,
+                wagering_multiplier,
+                currency
+            ]),
+            WalletCommand::FreeRoundBet {
+                reservation_id,
+                grant_id,
+                game_id,
+                round_id,
+                payout,
+                round_closed,
+                timeout_s,
+                currency,
+                now: _,
+            } => json!([
+                "free_round_bet",
+                reservation_id,
+                grant_id,
+                game_id,
+                round_id,
+                payout.as_ref().map(amount),
+                round_closed,
+                timeout_s,
+                currency
+            ]),
+            WalletCommand::ExpireFreeRounds { grant_id, .. } => {
+                json!(["expire_free_rounds", grant_id])
+            }
         };
         value.to_string()
     }

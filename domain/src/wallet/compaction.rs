@@ -51,7 +51,8 @@ impl Wallet {
             && o.round_uses == f.round_uses
             && o.protection == f.protection
             && o.served == f.served
-            && o.awards == f.awards;
+            && o.awards == f.awards
+            && o.free_rounds == f.free_rounds;
         let reservations = o
             .reservations
             .iter()
@@ -104,7 +105,11 @@ impl Wallet {
                 target: WinTarget::Round,
                 round_id,
                 ..
-            } => self.round(round_id).is_some() && self.awards().next().is_none(),
+            } => {
+                self.round(round_id).is_some()
+                    && self.awards().next().is_none()
+                    && self.free_rounds().next().is_none()
+            }
             WalletCommand::Adjust {
                 round_id: Some(round_id),
                 ..
@@ -126,7 +131,10 @@ impl Wallet {
             | WalletCommand::Unlock { .. }
             | WalletCommand::GrantBonus { .. }
             | WalletCommand::ForfeitBonus { .. }
-            | WalletCommand::ExpireBonus { .. } => true,
+            | WalletCommand::ExpireBonus { .. }
+            | WalletCommand::GrantFreeRounds { .. }
+            | WalletCommand::FreeRoundBet { .. }
+            | WalletCommand::ExpireFreeRounds { .. } => true,
         }
     }
 
@@ -169,7 +177,10 @@ impl Wallet {
             | WalletCommand::Unlock { .. }
             | WalletCommand::GrantBonus { .. }
             | WalletCommand::ForfeitBonus { .. }
-            | WalletCommand::ExpireBonus { .. } => (None, None),
+            | WalletCommand::ExpireBonus { .. }
+            | WalletCommand::GrantFreeRounds { .. }
+            | WalletCommand::FreeRoundBet { .. }
+            | WalletCommand::ExpireFreeRounds { .. } => (None, None),
         }
     }
 
@@ -213,6 +224,7 @@ impl Wallet {
         let round_id = match command {
             WalletCommand::Reserve { round_id, .. }
             | WalletCommand::BetWin { round_id, .. }
+            | WalletCommand::FreeRoundBet { round_id, .. }
             | WalletCommand::CloseRound { round_id, .. } => round_id,
             WalletCommand::Win {
                 round_id,
@@ -234,7 +246,9 @@ impl Wallet {
             | WalletCommand::Unlock { .. }
             | WalletCommand::GrantBonus { .. }
             | WalletCommand::ForfeitBonus { .. }
-            | WalletCommand::ExpireBonus { .. } => return None,
+            | WalletCommand::ExpireBonus { .. }
+            | WalletCommand::GrantFreeRounds { .. }
+            | WalletCommand::ExpireFreeRounds { .. } => return None,
         };
         self.round(round_id).is_none().then_some(round_id)
     }

@@ -149,6 +149,10 @@ pub enum WalletError {
          every active and queued award) while one is"
     )]
     BonusActive { bonus_id: BonusId, status: String },
+    /// A bet naming a free-rounds grant that has no round left, has ended or expired, is
+    /// for another game or provider, or is not this wallet's.
+    #[error("free rounds {grant_id} cannot be used: {reason}")]
+    FreeRoundsUnavailable { grant_id: BonusId, reason: String },
     /// An award not yet at its `expires_at` (the engine's expiry arrived early).
     #[error("bonus {bonus_id} expires at {expires_at}, not yet")]
     BonusNotExpired {

@@ -13,7 +13,7 @@ use crate::ids::{
     ReservationId, RoundId, TransactionId, WalletId,
 };
 use crate::money::Currency;
-use crate::wallet::bonus::{AwardAmount, BonusMoves, Terms};
+use crate::wallet::bonus::{BonusMoves, Terms};
 use crate::wallet::protection::{LimitKind, LimitPeriod};
 use crate::wallet::round::{BetlessKind, LostBet};
 use crate::wallet::{Reservation, ReservationState};
@@ -212,6 +212,26 @@ pub enum WalletEvent {
         by: Option<ClientId>,
         bonus: Box<BonusMoves>,
     },
+    /// An operator (`by`) granted `rounds` free rounds of `game_id` at `bet_value`, for
+    /// `provider`'s bets, until `expires_at`; their winnings become an award wagered
+    /// `wagering_multiplier` times, or cash without one (see `free_rounds`).
+    FreeRoundsGranted {
+        grant_id: BonusId,
+        provider: String,
+        game_id: GameId,
+        rounds: i64,
+        bet_value: Decimal,
+        expires_at: DateTime<Utc>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wagering_multiplier: Option<i64>,
+        by: ClientId,
+    },
+    /// The engine ended a free-rounds grant at its `expires_at`: `bonus` says what its
+    /// winnings became.
+    FreeRoundsExpired {
+        grant_id: BonusId,
+        bonus: Box<BonusMoves>,
+    },
 }
 
 impl WalletEvent {
@@ -236,6 +256,8 @@ impl WalletEvent {
             WalletEvent::AccountUnlocked { .. } => "AccountUnlocked",
             WalletEvent::BonusGranted { .. } => "BonusGranted",
             WalletEvent::BonusForfeited { .. } => "BonusForfeited",
+            WalletEvent::FreeRoundsGranted { .. } => "FreeRoundsGranted",
+            WalletEvent::FreeRoundsExpired { .. } => "FreeRoundsExpired",
         }
     }
 }
@@ -253,22 +275,22 @@ impl WalletEvent {
                 expires_at,
                 at: _,
                 bonus,
-            } => Some((
-                reservation_id,
-                Reservation {
-                    amount,
-                    game_id,
-                    round_id,
-                    expires_at,
-                    state: ReservationState::Open,
-                    bonus: bonus
-                        .and_then(|b| b.stakes.into_iter().next())
-                        .map(|s| AwardAmount {
-                            bonus_id: s.bonus_id,
-                            amount: s.amount,
-                        }),
-                },
-            )),
+            } => {
+                let free_rounds = bonus.as_ref().and_then(|b| b.placed_free(&reservation_id));
+                let bonus = bonus.and_then(|b| b.placed_under(&reservation_id));
+                Some((
+                    reservation_id,
+                    Reservation {
+                        amount,
+                        game_id,
+                        round_id,
+                        expires_at,
+                        state: ReservationState::Open,
+                        bonus,
+                        free_rounds,
+                    },
+                ))
+            }
             WalletEvent::WalletOpened { .. }
             | WalletEvent::FundsDeposited { .. }
             | WalletEvent::FundsWithdrawn { .. }
@@ -285,7 +307,9 @@ impl WalletEvent {
             | WalletEvent::AccountLocked { .. }
             | WalletEvent::AccountUnlocked { .. }
             | WalletEvent::BonusGranted { .. }
-            | WalletEvent::BonusForfeited { .. } => None,
+            | WalletEvent::BonusForfeited { .. }
+            | WalletEvent::FreeRoundsGranted { .. }
+            | WalletEvent::FreeRoundsExpired { .. } => None,
         }
     }
 
@@ -311,6 +335,7 @@ impl WalletEvent {
                     expires_at: *placed_at,
                     state: ReservationState::Settled,
                     bonus: bonus.as_ref().and_then(|b| b.placed_under(reservation_id)),
+                    free_rounds: bonus.as_ref().and_then(|b| b.placed_free(reservation_id)),
                 },
             )),
             reserved @ WalletEvent::FundsReserved { .. } => {
@@ -331,7 +356,9 @@ impl WalletEvent {
             | WalletEvent::AccountLocked { .. }
             | WalletEvent::AccountUnlocked { .. }
             | WalletEvent::BonusGranted { .. }
-            | WalletEvent::BonusForfeited { .. } => None,
+            | WalletEvent::BonusForfeited { .. }
+            | WalletEvent::FreeRoundsGranted { .. }
+            | WalletEvent::FreeRoundsExpired { .. } => None,
         }
     }
 
@@ -388,7 +415,9 @@ impl WalletEvent {
             | WalletEvent::AccountLocked { .. }
             | WalletEvent::AccountUnlocked { .. }
             | WalletEvent::BonusGranted { .. }
-            | WalletEvent::BonusForfeited { .. } => false,
+            | WalletEvent::BonusForfeited { .. }
+            | WalletEvent::FreeRoundsGranted { .. }
+            | WalletEvent::FreeRoundsExpired { .. } => false,
         }
     }
 
@@ -448,7 +477,9 @@ impl WalletEvent {
             | WalletEvent::AccountLocked { .. }
             | WalletEvent::AccountUnlocked { .. }
             | WalletEvent::BonusGranted { .. }
-            | WalletEvent::BonusForfeited { .. } => None,
+            | WalletEvent::BonusForfeited { .. }
+            | WalletEvent::FreeRoundsGranted { .. }
+            | WalletEvent::FreeRoundsExpired { .. } => None,
         }
     }
 
@@ -472,7 +503,9 @@ impl WalletEvent {
             | WalletEvent::AccountLocked { .. }
             | WalletEvent::AccountUnlocked { .. }
             | WalletEvent::BonusGranted { .. }
-            | WalletEvent::BonusForfeited { .. } => false,
+            | WalletEvent::BonusForfeited { .. }
+            | WalletEvent::FreeRoundsGranted { .. }
+            | WalletEvent::FreeRoundsExpired { .. } => false,
         }
     }
 
@@ -496,7 +529,9 @@ impl WalletEvent {
             | WalletEvent::AccountLocked { .. }
             | WalletEvent::AccountUnlocked { .. }
             | WalletEvent::BonusGranted { .. }
-            | WalletEvent::BonusForfeited { .. } => &[],
+            | WalletEvent::BonusForfeited { .. }
+            | WalletEvent::FreeRoundsGranted { .. }
+            | WalletEvent::FreeRoundsExpired { .. } => &[],
         }
     }
 
@@ -520,7 +555,9 @@ impl WalletEvent {
             | WalletEvent::AccountLocked { .. }
             | WalletEvent::AccountUnlocked { .. }
             | WalletEvent::BonusGranted { .. }
-            | WalletEvent::BonusForfeited { .. } => None,
+            | WalletEvent::BonusForfeited { .. }
+            | WalletEvent::FreeRoundsGranted { .. }
+            | WalletEvent::FreeRoundsExpired { .. } => None,
         }
     }
 
@@ -546,7 +583,9 @@ impl WalletEvent {
             | WalletEvent::AccountLocked { .. }
             | WalletEvent::AccountUnlocked { .. }
             | WalletEvent::BonusGranted { .. }
-            | WalletEvent::BonusForfeited { .. } => None,
+            | WalletEvent::BonusForfeited { .. }
+            | WalletEvent::FreeRoundsGranted { .. }
+            | WalletEvent::FreeRoundsExpired { .. } => None,
         }
     }
 
@@ -577,7 +616,9 @@ impl WalletEvent {
             | WalletEvent::AccountLocked { .. }
             | WalletEvent::AccountUnlocked { .. }
             | WalletEvent::BonusGranted { .. }
-            | WalletEvent::BonusForfeited { .. } => None,
+            | WalletEvent::BonusForfeited { .. }
+            | WalletEvent::FreeRoundsGranted { .. }
+            | WalletEvent::FreeRoundsExpired { .. } => None,
         };
         named
             .into_iter()
@@ -598,7 +639,9 @@ impl WalletEvent {
             | WalletEvent::AccountLocked { .. }
             | WalletEvent::AccountUnlocked { .. }
             | WalletEvent::BonusGranted { .. }
-            | WalletEvent::BonusForfeited { .. } => None,
+            | WalletEvent::BonusForfeited { .. }
+            | WalletEvent::FreeRoundsGranted { .. }
+            | WalletEvent::FreeRoundsExpired { .. } => None,
             WalletEvent::FundsReserved { reservation_id, .. }
             | WalletEvent::ReservationSettled { reservation_id, .. }
             | WalletEvent::ReservationRefunded { reservation_id, .. }
@@ -620,7 +663,9 @@ impl WalletEvent {
             | WalletEvent::SelfExcluded { .. }
             | WalletEvent::AccountLocked { .. }
             | WalletEvent::AccountUnlocked { .. }
-            | WalletEvent::BonusForfeited { .. } => (None, None),
+            | WalletEvent::BonusForfeited { .. }
+            | WalletEvent::FreeRoundsGranted { .. }
+            | WalletEvent::FreeRoundsExpired { .. } => (None, None),
             WalletEvent::BonusGranted { amount, .. } => (Some(*amount), None),
             WalletEvent::RoundClosed { lost, .. } => {
                 (Some(lost.iter().map(|l| l.stake).sum()), None)

@@ -18,6 +18,7 @@ mod command;
 mod compaction;
 mod error;
 mod event;
+pub mod free_rounds;
 mod posting;
 pub mod protection;
 pub mod round;
@@ -60,6 +61,9 @@ pub struct Reservation {
     /// The part of `amount` an award paid, and which (absent: all cash).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bonus: Option<bonus::AwardAmount>,
+    /// The free-rounds grant a free bet (of 0) used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub free_rounds: Option<crate::ids::BonusId>,
 }
 
 /// The state of an opened wallet.
@@ -93,6 +97,9 @@ struct Opened {
     /// Bonus awards, in grant order (see [`bonus`]).
     #[serde(default, skip_serializing_if = "bonus::Awards::is_empty")]
     awards: bonus::Awards,
+    /// Free-round grants, in grant order (see [`free_rounds`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    free_rounds: Vec<free_rounds::FreeRounds>,
 }
 
 /// The aggregate. `Default` is a wallet not yet opened.
@@ -142,6 +149,11 @@ impl Wallet {
         Some(o.protection.as_deref()?.view(now, o.balance.reserved))
     }
 
+    /// The wallet's free-round grants, in grant order.
+    pub fn free_rounds(&self) -> impl Iterator<Item = &free_rounds::FreeRounds> {
+        self.opened.iter().flat_map(|o| o.free_rounds.iter())
+    }
+
     /// The wallet's bonus awards, in grant order.
     pub fn awards(&self) -> impl Iterator<Item = &Award> {
         self.opened.iter().flat_map(|o| o.awards.iter())
@@ -187,7 +199,10 @@ impl Opened {
             | WalletCommand::Unlock { .. }) => self.decide_protection(change),
             bonus @ (WalletCommand::GrantBonus { .. }
             | WalletCommand::ForfeitBonus { .. }
-            | WalletCommand::ExpireBonus { .. }) => self.decide_bonus(bonus),
+            | WalletCommand::ExpireBonus { .. }
+            | WalletCommand::GrantFreeRounds { .. }
+            | WalletCommand::FreeRoundBet { .. }
+            | WalletCommand::ExpireFreeRounds { .. }) => self.decide_bonus(bonus),
             WalletCommand::Open { .. } => Err(WalletError::WalletExists {
                 wallet_id: self.wallet_id,
             }),
@@ -302,16 +317,14 @@ impl Opened {
                 let currency = self.balance.currency;
                 self.awards
                     .settle(&mut moves, (&reservation_id, bet), None, payout, currency);
+                self.free_bet_paid(&mut moves, (&reservation_id, bet), Some(payout), true);
                 Ok(WalletEvent::ReservationSettled {
                     reservation_id,
                     transaction_id,
                     stake,
                     payout,
                     at: self.stamp(now),
-                    bonus: self
-                        .awards
-                        .finish(moves, StakeMove::Settle, None)
-                        .recorded(),
+                    bonus: self.finish_bonus(moves, StakeMove::Settle, None),
                 })
             }
             WalletCommand::Refund {
@@ -354,12 +367,10 @@ impl Opened {
                 let mut moves = BonusMoves::default();
                 self.awards
                     .give_back(&mut moves, &reservation_id, reservation);
+                self.free_bet_paid(&mut moves, (&reservation_id, reservation), None, true);
                 Ok(WalletEvent::ReservationExpired {
                     amount: reservation.amount,
-                    bonus: self
-                        .awards
-                        .finish(moves, StakeMove::Return, None)
-                        .recorded(),
+                    bonus: self.finish_bonus(moves, StakeMove::Return, None),
                     reservation_id,
                 })
             }
@@ -394,12 +405,10 @@ impl Opened {
         let bet = self.open_reservation(&reservation_id)?;
         let mut moves = BonusMoves::default();
         self.awards.give_back(&mut moves, &reservation_id, bet);
+        self.free_bet_paid(&mut moves, (&reservation_id, bet), None, true);
         Ok(WalletEvent::ReservationRefunded {
             amount: bet.amount,
-            bonus: self
-                .awards
-                .finish(moves, StakeMove::Return, None)
-                .recorded(),
+            bonus: self.finish_bonus(moves, StakeMove::Return, None),
             reservation_id,
             transaction_id,
         })
@@ -513,6 +522,7 @@ impl Aggregate for Wallet {
                 protection: None,
                 served: Vec::new(),
                 awards: bonus::Awards::default(),
+                free_rounds: Vec::new(),
             });
             return;
         }
@@ -533,13 +543,25 @@ impl Aggregate for Wallet {
             o.awards.grant(bonus_id.clone(), *amount, terms.clone());
         }
         if let Some((moves, how, own)) = event.bonus_moves() {
+            // Free-rounds winnings that become an award are granted first, so the moves
+            // may activate it.
+            for e in &moves.free_rounds_ended {
+                if let Some(terms) = &e.award {
+                    o.awards
+                        .grant(e.grant_id.clone(), e.winnings, terms.clone());
+                }
+            }
             o.awards.apply(moves, how, own);
         }
+        o.apply_free_rounds(&event);
         // Where each event is folded: the one place a new event must be sent.
         match event {
             WalletEvent::WalletOpened { .. } => unreachable!("folded above"),
-            // Awards and their money are folded above.
-            WalletEvent::BonusGranted { .. } | WalletEvent::BonusForfeited { .. } => {}
+            // Awards, grants and their money are folded above.
+            WalletEvent::BonusGranted { .. }
+            | WalletEvent::BonusForfeited { .. }
+            | WalletEvent::FreeRoundsGranted { .. }
+            | WalletEvent::FreeRoundsExpired { .. } => {}
             WalletEvent::LimitChanged { .. }
             | WalletEvent::SelfExcluded { .. }
             | WalletEvent::AccountLocked { .. }

@@ -74,12 +74,9 @@ fn lost_stakes<'a>(
     })
 }
 
-/// The bonus share of the payout that `bonus` records (zero without one).
+/// What of the payout `bonus` says is not cash (see [`BonusMoves::not_cash`]).
 fn bonus_share(bonus: &Option<Box<BonusMoves>>) -> Decimal {
-    bonus
-        .as_deref()
-        .and_then(|b| b.payout.as_ref())
-        .map_or(Decimal::ZERO, |p| p.amount)
+    bonus.as_deref().map_or(Decimal::ZERO, BonusMoves::not_cash)
 }
 
 /// The cash part of a bet's `stake` whose bonus part `bonus` names.
@@ -101,7 +98,7 @@ impl WalletEvent {
         } else {
             Flow::Refund
         };
-        for s in &m.stakes {
+        for s in m.stakes.iter().filter(|s| !s.amount.is_zero()) {
             let a = s.amount;
             match stake {
                 StakeMove::Reserve => {
@@ -134,6 +131,16 @@ impl WalletEvent {
                 out.push(Posting::new(Bonus, -e.forfeited, Flow::BonusForfeit));
             }
         }
+        // Free-rounds winnings paid as cash count as a free-spin win.
+        for e in m.free_rounds_ended.iter().filter(|e| e.award.is_none()) {
+            if !e.winnings.is_zero() {
+                out.push(Posting::new(
+                    Available,
+                    e.winnings,
+                    Flow::Payout(Some(crate::wallet::BetlessKind::FreeSpin)),
+                ));
+            }
+        }
         if let Some(a) = &m.activated {
             out.push(Posting::new(Bonus, a.amount, Flow::BonusGrant));
         }
@@ -159,7 +166,8 @@ impl WalletEvent {
             | WalletEvent::WinCredited { bonus, .. }
             | WalletEvent::RoundClosed { bonus, .. }
             | WalletEvent::BonusGranted { bonus, .. } => (bonus, StakeMove::Settle, None),
-            WalletEvent::BonusForfeited { bonus, .. } => {
+            WalletEvent::BonusForfeited { bonus, .. }
+            | WalletEvent::FreeRoundsExpired { bonus, .. } => {
                 return Some((bonus, StakeMove::Settle, None))
             }
             WalletEvent::WalletOpened { .. }
@@ -169,7 +177,8 @@ impl WalletEvent {
             | WalletEvent::LimitChanged { .. }
             | WalletEvent::SelfExcluded { .. }
             | WalletEvent::AccountLocked { .. }
-            | WalletEvent::AccountUnlocked { .. } => return None,
+            | WalletEvent::AccountUnlocked { .. }
+            | WalletEvent::FreeRoundsGranted { .. } => return None,
         };
         moves.as_deref().map(|m| (m, how, own))
     }
@@ -189,7 +198,9 @@ impl WalletEvent {
             | WalletEvent::AccountLocked { .. }
             | WalletEvent::AccountUnlocked { .. }
             | WalletEvent::BonusGranted { .. }
-            | WalletEvent::BonusForfeited { .. } => Vec::new(),
+            | WalletEvent::BonusForfeited { .. }
+            | WalletEvent::FreeRoundsGranted { .. }
+            | WalletEvent::FreeRoundsExpired { .. } => Vec::new(),
             WalletEvent::FundsDeposited { amount, .. } => {
                 vec![Posting::new(Available, *amount, Deposit)]
             }

@@ -328,7 +328,9 @@ pub fn counted(event: &WalletEvent) -> Vec<Counted> {
         | WalletEvent::AccountLocked { .. }
         | WalletEvent::AccountUnlocked { .. }
         | WalletEvent::BonusGranted { .. }
-        | WalletEvent::BonusForfeited { .. } => Vec::new(),
+        | WalletEvent::BonusForfeited { .. }
+        | WalletEvent::FreeRoundsGranted { .. }
+        | WalletEvent::FreeRoundsExpired { .. } => Vec::new(),
     }
 }
 

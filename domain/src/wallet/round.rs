@@ -111,7 +111,7 @@ impl Opened {
             .collect()
     }
 
-    fn lost_if(
+    pub(super) fn lost_if(
         &self,
         closing: bool,
         round_id: &RoundId,
@@ -269,6 +269,10 @@ impl Opened {
                 self.awards
                     .pay(&mut moves, &bets, bets.bonus.as_ref(), amount, currency);
             }
+            // In a round of free bets alone, to the grant's winnings.
+            if let Some(free) = self.round_free_bet(&round_id) {
+                self.free_bet_paid(&mut moves, free, Some(amount), false);
+            }
         }
         if let Some(id) = &reservation_id {
             let bet = &self.reservations[id];
@@ -282,12 +286,10 @@ impl Opened {
                         .pay(&mut moves, bet, bet.bonus.as_ref(), amount, currency);
                 }
             }
+            self.free_bet_paid(&mut moves, (id, bet), Some(amount), settled_stake.is_some());
         }
         self.lose(&mut moves, &lost);
-        let bonus = self
-            .awards
-            .finish(moves, StakeMove::Settle, None)
-            .recorded();
+        let bonus = self.finish_bonus(moves, StakeMove::Settle, None);
         if let (Some(stake), None, false) = (settled_stake, kind, round_closed) {
             // A bet's first win that leaves the round open is the plain settle it has
             // always been.
@@ -346,12 +348,13 @@ impl Opened {
             expires_at: now,
             state: ReservationState::Settled,
             bonus: Some(most),
+            free_rounds: None,
         })
     }
 
     /// Adds to `moves` what losing `lost` does to bonus money (their bonus parts leave,
     /// their stakes count toward wagering).
-    fn lose(&self, moves: &mut BonusMoves, lost: &[LostBet]) {
+    pub(super) fn lose(&self, moves: &mut BonusMoves, lost: &[LostBet]) {
         let currency = self.balance.currency;
         for l in lost {
             let bet = &self.reservations[&l.reservation_id];
@@ -388,10 +391,7 @@ impl Opened {
             game_id,
             lost,
             at: self.stamp(now),
-            bonus: self
-                .awards
-                .finish(moves, StakeMove::Settle, None)
-                .recorded(),
+            bonus: self.finish_bonus(moves, StakeMove::Settle, None),
         }
     }
 
@@ -416,6 +416,7 @@ impl Opened {
             expires_at: now,
             state: ReservationState::Settled,
             bonus: funded.as_ref().and_then(|(_, f)| f.clone()),
+            free_rounds: None,
         };
         let mut moves = BonusMoves::default();
         let cash_payout = self.awards.settle(
@@ -439,10 +440,7 @@ impl Opened {
             self.check_total(payout - leaving)?;
         }
         self.lose(&mut moves, &lost);
-        let bonus = self
-            .awards
-            .finish(moves, StakeMove::Settle, Some(&reservation_id))
-            .recorded();
+        let bonus = self.finish_bonus(moves, StakeMove::Settle, Some(&reservation_id));
         Ok(WalletEvent::BetSettled {
             reservation_id,
             game_id,

@@ -52,6 +52,17 @@ impl WalletFold {
                 ))
             }
         };
+        // A free bet (one that uses a free-rounds grant) stakes nothing.
+        let free = |bet: &domain::ReservationId| {
+            payload
+                .bonus_moves()
+                .and_then(|(m, _, _)| m.placed_free(bet))
+                .is_some()
+                || self
+                    .wallet
+                    .reservation(bet)
+                    .is_some_and(|r| r.free_rounds.is_some())
+        };
         match &payload {
             WalletEvent::WalletOpened { .. } => {}
             WalletEvent::FundsDeposited { amount, .. } => {
@@ -70,7 +81,7 @@ impl WalletFold {
                 round_id,
                 ..
             } => {
-                positive("stake", *amount, false)?;
+                positive("stake", *amount, free(reservation_id))?;
                 self.check_unused(reservation_id)?;
                 d.bets.push((round_id.clone(), true));
                 d.available = -*amount;
@@ -83,7 +94,7 @@ impl WalletFold {
                 payout,
                 ..
             } => {
-                positive("stake", *stake, false)?;
+                positive("stake", *stake, free(reservation_id))?;
                 positive("payout", *payout, true)?;
                 d.game = Some(self.take_stake(&mut d, reservation_id, *stake, "settles")?);
                 d.available = *payout;
@@ -133,7 +144,7 @@ impl WalletFold {
                 positive("win", *amount, true)?;
                 match (reservation_id, settled_stake) {
                     (Some(id), Some(stake)) => {
-                        positive("stake", *stake, false)?;
+                        positive("stake", *stake, free(id))?;
                         d.game = Some(self.take_stake(&mut d, id, *stake, "settles")?);
                     }
                     (Some(id), None) => match self.wallet.reservation(id) {
@@ -170,7 +181,7 @@ impl WalletFold {
                 payout,
                 ..
             } => {
-                positive("stake", *stake, false)?;
+                positive("stake", *stake, free(reservation_id))?;
                 positive("payout", *payout, true)?;
                 self.check_unused(reservation_id)?;
                 d.available = *payout - *stake;
@@ -194,8 +205,16 @@ impl WalletFold {
                     return Err((Malformed, "a wagering multiplier of 0".into()));
                 }
             }
+            WalletEvent::FreeRoundsGranted {
+                rounds, bet_value, ..
+            } => {
+                positive("bet value", *bet_value, false)?;
+                if *rounds < 1 {
+                    return Err((Malformed, format!("a grant of {rounds} free rounds")));
+                }
+            }
             // What it moves is in its bonus moves, below.
-            WalletEvent::BonusForfeited { .. } => {}
+            WalletEvent::BonusForfeited { .. } | WalletEvent::FreeRoundsExpired { .. } => {}
         }
         self.bonus_deltas(&payload, &mut d)?;
         // A bet, win or rollback in a closed round (closing it again is a repeat).
@@ -280,6 +299,31 @@ impl WalletFold {
         let Some((moves, how, own)) = payload.bonus_moves() else {
             return Ok(());
         };
+        // Free-rounds winnings: never cash when won (the grant keeps them, or no one);
+        // when the grant ends, cash (a free-spin win) or a new award's amount.
+        for m in &moves.free_rounds {
+            not_negative(m.winnings)?;
+            d.available -= m.winnings;
+            d.flows.payouts -= m.winnings;
+        }
+        for e in &moves.free_rounds_ended {
+            match &e.award {
+                None => {
+                    d.available += e.winnings;
+                    d.flows.betless_wins += e.winnings;
+                }
+                Some(terms) => {
+                    tally.insert(
+                        e.grant_id.clone(),
+                        AwardTally {
+                            balance: Decimal::ZERO,
+                            amount: e.winnings,
+                            cap: terms.max_conversion,
+                        },
+                    );
+                }
+            }
+        }
         for s in &moves.stakes {
             let b = s.amount;
             // Zero: a cash bet placed under the active award (its wagering counts there).

@@ -761,3 +761,170 @@ proptest! {
         }
     }
 }
+
+// ---- free rounds ----
+
+fn grant_free(id: &str, rounds: i64, multiplier: Option<i64>) -> WalletCommand {
+    WalletCommand::GrantFreeRounds {
+        transaction_id: tx(id),
+        provider: "prov".into(),
+        game_id: game("slots"),
+        rounds,
+        bet_value: d("0.20"),
+        expires_at: t0() + chrono::Duration::days(1),
+        wagering_multiplier: multiplier,
+        currency: None,
+        multiplier_max: WAGERING_MULTIPLIER_MAX_DEFAULT,
+        now: t0(),
+        by: by(),
+    }
+}
+fn free_bet(id: &str, grant: &str, payout: Option<&str>) -> WalletCommand {
+    free_bet_at(id, grant, "slots", payout, t0())
+}
+fn free_bet_at(
+    id: &str,
+    grant: &str,
+    g: &str,
+    payout: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> WalletCommand {
+    WalletCommand::FreeRoundBet {
+        reservation_id: rid(&format!("prov:{id}")),
+        grant_id: bid(grant),
+        game_id: game(g),
+        round_id: RoundId::new(format!("prov:round-{id}")).unwrap(),
+        payout: payout.map(d),
+        round_closed: false,
+        timeout_s: 60,
+        currency: None,
+        now,
+    }
+}
+fn free_settle(id: &str, payout: &str) -> WalletCommand {
+    WalletCommand::Settle {
+        reservation_id: rid(&format!("prov:{id}")),
+        transaction_id: tx(&format!("{id}-win")),
+        payout: d(payout),
+        currency: None,
+        now: t0(),
+    }
+}
+fn grant_of<'w>(w: &'w Wallet, id: &str) -> &'w crate::wallet::free_rounds::FreeRounds {
+    w.free_rounds().find(|g| g.grant_id == bid(id)).unwrap()
+}
+
+#[test]
+fn free_bets_cost_nothing_and_their_wins_become_an_award_when_every_round_is_settled() {
+    let mut w = wallet("1.00");
+    run(&mut w, grant_free("fr", 2, Some(5))).unwrap();
+    run(&mut w, free_bet("b1", "fr", None)).unwrap();
+    let b = w.balance().unwrap();
+    assert_eq!(
+        (b.available, b.reserved),
+        (d("1.00"), Decimal::ZERO),
+        "it costs nothing"
+    );
+    run(&mut w, free_bet("b2", "fr", Some("3.00"))).unwrap();
+    assert_eq!(grant_of(&w, "fr").rounds_left, 0);
+    assert_eq!(grant_of(&w, "fr").winnings, d("3.00"));
+    assert_eq!(w.balance().unwrap().available, d("1.00"), "winnings wait");
+    // No round left: refused, nothing moves.
+    assert!(matches!(
+        run(&mut w, free_bet("b3", "fr", None)),
+        Err(WalletError::FreeRoundsUnavailable { .. })
+    ));
+    // The last open bet settles: the grant completes into an award wagered 5 times.
+    run(&mut w, free_settle("b1", "2.00")).unwrap();
+    assert_eq!(
+        grant_of(&w, "fr").status,
+        crate::wallet::free_rounds::FreeRoundsStatus::Completed
+    );
+    let a = award(&w, "fr");
+    assert_eq!((a.amount, a.status), (d("5.00"), AwardStatus::Active));
+    assert_eq!(a.required(), d("25.00"));
+    assert_eq!(parts(&w), cents_of(["1.00", "0", "5.00", "0"]));
+}
+
+#[test]
+fn free_rounds_without_a_multiplier_pay_cash_and_a_refund_gives_the_round_back() {
+    let mut w = wallet("0");
+    run(&mut w, grant_free("fr", 1, None)).unwrap();
+    run(&mut w, free_bet("b1", "fr", None)).unwrap();
+    run(
+        &mut w,
+        WalletCommand::Refund {
+            reservation_id: rid("prov:b1"),
+            transaction_id: tx("b1-refund"),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        grant_of(&w, "fr").rounds_left,
+        1,
+        "a rolled back round is given back"
+    );
+    run(&mut w, free_bet("b2", "fr", Some("4.00"))).unwrap();
+    assert_eq!(w.balance().unwrap().available, d("4.00"), "cash at the end");
+}
+
+#[test]
+fn a_free_bet_of_another_game_or_provider_or_after_expiry_is_unavailable() {
+    let mut w = wallet("0");
+    run(&mut w, grant_free("fr", 3, Some(1))).unwrap();
+    let expires = grant_of(&w, "fr").expires_at;
+    for (cmd, why) in [
+        (
+            free_bet_at("b1", "fr", "roulette", None, t0()),
+            "another game",
+        ),
+        (free_bet_at("b2", "fr", "slots", None, expires), "expired"),
+        (free_bet("b3", "nope", None), "no such grant"),
+    ] {
+        assert!(
+            matches!(
+                run(&mut w, cmd),
+                Err(WalletError::FreeRoundsUnavailable { .. })
+            ),
+            "{why}"
+        );
+    }
+    let other_provider = WalletCommand::FreeRoundBet {
+        reservation_id: rid("other:b4"),
+        grant_id: bid("fr"),
+        game_id: game("slots"),
+        round_id: RoundId::new("other:round-b4").unwrap(),
+        payout: None,
+        round_closed: false,
+        timeout_s: 60,
+        currency: None,
+        now: t0(),
+    };
+    assert!(matches!(
+        run(&mut w, other_provider),
+        Err(WalletError::FreeRoundsUnavailable { .. })
+    ));
+    assert_eq!(grant_of(&w, "fr").rounds_left, 3);
+}
+
+#[test]
+fn an_expired_grant_pays_its_winnings_and_a_later_win_is_kept_by_no_one() {
+    let mut w = wallet("0");
+    run(&mut w, grant_free("fr", 5, Some(2))).unwrap();
+    run(&mut w, free_bet("b1", "fr", Some("1.50"))).unwrap();
+    run(&mut w, free_bet("b2", "fr", None)).unwrap();
+    let expires = grant_of(&w, "fr").expires_at;
+    run(
+        &mut w,
+        WalletCommand::ExpireFreeRounds {
+            grant_id: bid("fr"),
+            now: expires,
+        },
+    )
+    .unwrap();
+    assert_eq!(award(&w, "fr").amount, d("1.50"));
+    let before = w.balance().unwrap();
+    let late = run(&mut w, free_settle("b2", "9.00")).unwrap();
+    assert_eq!(w.balance().unwrap(), before, "the grant's rounds were over");
+    assert!(late.bonus_moves().unwrap().0.free_rounds[0].lapsed);
+}
