@@ -85,7 +85,11 @@ impl Expiry {
         let now = self.clock.now();
         // Text order of expires_at is exact to the second: look one second past now.
         let mut due = Vec::new();
-        for granted in [payload::Granted::Awards, payload::Granted::FreeRounds] {
+        for granted in [
+            payload::Granted::Awards,
+            payload::Granted::FreeRounds,
+            payload::Granted::FreeRoundsAwards,
+        ] {
             let found = payload::due_bonuses(
                 &self.pool,
                 granted,
@@ -96,10 +100,12 @@ impl Expiry {
             .await?;
             due.extend(found.into_iter().map(|d| {
                 let command = match granted {
-                    payload::Granted::Awards => WalletCommand::ExpireBonus {
-                        bonus_id: d.bonus_id,
-                        now,
-                    },
+                    payload::Granted::Awards | payload::Granted::FreeRoundsAwards => {
+                        WalletCommand::ExpireBonus {
+                            bonus_id: d.bonus_id,
+                            now,
+                        }
+                    }
                     payload::Granted::FreeRounds => WalletCommand::ExpireFreeRounds {
                         grant_id: d.bonus_id,
                         now,

@@ -73,29 +73,59 @@ pub struct DueReservation {
     pub expires_at: DateTime<Utc>,
 }
 
-/// What the bonus-expiry sweep expires: bonus awards, or free-rounds grants.
+/// What the bonus-expiry sweep expires: bonus awards, free-rounds grants, and the awards
+/// that free-rounds winnings became (which run `domain::wallet::free_rounds::AWARD_DAYS`
+/// past their grant's `expires_at`: found by the grant's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Granted {
     Awards,
     FreeRounds,
+    FreeRoundsAwards,
 }
 
 impl Granted {
-    /// The grant's event, where its `expires_at` and id are in it, and the list of a
-    /// later event's bonus moves that ends it, with the id's key there.
-    fn paths(self) -> (&'static str, &'static str, &'static str, &'static str) {
+    /// The grant's event, where its `expires_at` and its id are in it, the list of a
+    /// later event's bonus moves that ends it and the id's key there, and how long after
+    /// the grant's `expires_at` it expires.
+    fn paths(
+        self,
+    ) -> (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        chrono::Duration,
+    ) {
+        let free = (
+            "FreeRoundsGranted",
+            "payload -> 'FreeRoundsGranted' ->> 'expires_at'",
+            "grant_id",
+        );
         match self {
             Granted::Awards => (
                 "BonusGranted",
                 "payload -> 'BonusGranted' -> 'terms' ->> 'expires_at'",
                 "bonus_id",
                 "ended",
+                "bonus_id",
+                chrono::Duration::zero(),
             ),
             Granted::FreeRounds => (
-                "FreeRoundsGranted",
-                "payload -> 'FreeRoundsGranted' ->> 'expires_at'",
-                "grant_id",
+                free.0,
+                free.1,
+                free.2,
                 "free_rounds_ended",
+                "grant_id",
+                chrono::Duration::zero(),
+            ),
+            Granted::FreeRoundsAwards => (
+                free.0,
+                free.1,
+                free.2,
+                "ended",
+                "bonus_id",
+                chrono::Duration::days(domain::wallet::free_rounds::AWARD_DAYS),
             ),
         }
     }
@@ -122,9 +152,9 @@ pub async fn due_bonuses(
     until: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<DueBonus>, StoreError> {
-    let lower = since.format("%Y-%m-%dT%H:%M:%S").to_string();
-    let upper = until.format("%Y-%m-%dT%H:%M:%S").to_string();
-    let (event, expires, id, ended) = granted.paths();
+    let (event, expires, id, ended, ended_key, after) = granted.paths();
+    let lower = (since - after).format("%Y-%m-%dT%H:%M:%S").to_string();
+    let upper = (until - after).format("%Y-%m-%dT%H:%M:%S").to_string();
     let expires_g = format!("g.{expires}");
     let query = format!(
         "SELECT g.aggregate_id, g.payload -> '{event}' ->> '{id}', {expires_g}
@@ -138,7 +168,7 @@ pub async fn due_bonuses(
                    AND e.aggregate_id = g.aggregate_id
                    AND e.sequence > g.sequence
                    AND e.payload -> e.event_type -> 'bonus' -> '{ended}' @> jsonb_build_array(
-                       jsonb_build_object('{id}', g.payload -> '{event}' -> '{id}')))
+                       jsonb_build_object('{ended_key}', g.payload -> '{event}' -> '{id}')))
           ORDER BY 3
           LIMIT $3"
     );
@@ -157,8 +187,9 @@ pub async fn due_bonuses(
                     .map_err(|e| corrupt(format!("wallet id {wallet:?}: {e}")))?,
                 bonus_id: domain::BonusId::try_from(id).map_err(|e| corrupt(e.to_string()))?,
                 expires_at: expires
-                    .parse()
-                    .map_err(|e| corrupt(format!("expires_at {expires:?}: {e}")))?,
+                    .parse::<DateTime<Utc>>()
+                    .map_err(|e| corrupt(format!("expires_at {expires:?}: {e}")))?
+                    + after,
             })
         })
         .collect()

@@ -640,6 +640,43 @@ async fn free_rounds_through_the_native_and_provider_faces(pool: PgPool) {
         .await;
     assert_eq!((r.status, r.code()), (422, "FREE_ROUNDS_UNAVAILABLE"));
 
+    // A win for a round of free bets alone goes to the grant, not to cash, whichever state
+    // (cached or full) decides it.
+    let third = app.open_wallet("spinner-3", "EUR").await;
+    let body = json!({"transaction_id": "s3", "provider_id": A, "game_id": "g1",
+        "rounds": 3, "bet_value": "0.10", "expires_at": in_a_week()});
+    let path = format!("/v1/wallets/{third}/free-rounds");
+    assert_eq!(
+        app.send_with(Method::POST, &path, body, Some(OPERATOR_TOKEN))
+            .await
+            .status,
+        200
+    );
+    let token = app.session("spinner-3", A, "g1").await;
+    let r = app
+        .provider(
+            A,
+            A_KEY,
+            "bet-win",
+            json!({"token": token, "transaction_id": "y1", "round_id": "ry", "game_id": "g1",
+                   "amount": "0.10", "payout": "0", "free_rounds_id": "s3"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = app
+        .provider(
+            A,
+            A_KEY,
+            "win",
+            json!({"player_id": "spinner-3", "currency": "EUR", "transaction_id": "y1-round",
+                   "round_id": "ry", "amount": "5.00"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["balance"]["cash"], "0.00");
+    let view = bonuses(&app, &third).await;
+    assert_eq!(view["free_rounds"][0]["winnings"], "5.00");
+
     let report = verify(&pool, &verify_config()).await.unwrap();
     assert!(report.ok, "{:?}", report.listed);
     app.stop().await;

@@ -138,6 +138,19 @@ impl Wallet {
         }
     }
 
+    /// Whether only the full state can decide `command` on this wallet, whatever is put
+    /// back: a win for the round alone in a wallet with bonus awards or free rounds, split
+    /// by every bet of the round (see `round`), settled ones that a cache forgot included.
+    pub fn needs_full_state(&self, command: &WalletCommand) -> bool {
+        matches!(
+            command,
+            WalletCommand::Win {
+                target: WinTarget::Round,
+                ..
+            }
+        ) && (self.awards().next().is_some() || self.free_rounds().next().is_some())
+    }
+
     /// What the full state knows for `command` and a compacted one may have forgotten
     /// (see [`Wallet::holds`]): the reservation it names and the round it names. Put back
     /// from the log ([`Wallet::restore_reservation`], and [`Wallet::restore_round`] for

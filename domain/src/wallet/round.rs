@@ -365,6 +365,7 @@ impl Opened {
                 Decimal::ZERO,
                 currency,
             );
+            self.free_bet_paid(moves, (&l.reservation_id, bet), Some(Decimal::ZERO), true);
         }
     }
 

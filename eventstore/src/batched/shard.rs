@@ -245,6 +245,10 @@ impl Shard {
                 // Not opened: its state, if this batch opens it, is its whole history.
                 continue;
             }
+            if cached.wallet.needs_full_state(&job.command) {
+                restored.full.insert(job.wallet_id);
+                continue;
+            }
             if !cached.wallet.holds(&job.command) {
                 let (reservation, round) = Wallet::named(&job.command);
                 if let Some(reservation) = reservation {

@@ -928,3 +928,24 @@ fn an_expired_grant_pays_its_winnings_and_a_later_win_is_kept_by_no_one() {
     assert_eq!(w.balance().unwrap(), before, "the grant's rounds were over");
     assert!(late.bonus_moves().unwrap().0.free_rounds[0].lapsed);
 }
+
+#[test]
+fn a_free_bet_lost_with_its_round_ends_the_grant() {
+    let mut w = wallet("0");
+    run(&mut w, grant_free("fr", 1, Some(2))).unwrap();
+    run(&mut w, free_bet("b1", "fr", None)).unwrap();
+    run(
+        &mut w,
+        WalletCommand::CloseRound {
+            transaction_id: tx("close"),
+            round_id: RoundId::new("prov:round-b1").unwrap(),
+            now: t0(),
+        },
+    )
+    .unwrap();
+    let g = grant_of(&w, "fr");
+    assert_eq!(
+        (g.open, g.status),
+        (0, crate::wallet::free_rounds::FreeRoundsStatus::Completed)
+    );
+}
