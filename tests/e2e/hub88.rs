@@ -492,3 +492,50 @@ async fn an_unknown_operator_is_answered_without_waiting_for_its_body(pool: PgPo
     assert!(text.contains("RS_ERROR_INVALID_PARTNER"), "{text}");
     app.stop().await;
 }
+
+/// A free bet with `reward_uuid` uses a round of that free-rounds grant (the contract's
+/// "Bonus money"): it costs nothing, its win goes to the grant, and the grant's end pays
+/// the winnings (cash here: the grant has no wagering multiplier). The balance answered is
+/// the playable total.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_free_bet_with_a_reward_uuid_uses_the_free_rounds_it_names(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let wallet = app.open_wallet(USER, "EUR").await;
+    app.deposit(&wallet, "fund", "1").await;
+    let expires = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    let grant = json!({"transaction_id": "reward-1", "provider_id": format!("hub88.{OP}"),
+        "game_id": "g88", "rounds": 1, "bet_value": "0.10", "expires_at": expires});
+    let r = app
+        .send_with(
+            reqwest::Method::POST,
+            &format!("/v1/wallets/{wallet}/free-rounds"),
+            grant,
+            Some(betledger_tests::OPERATOR_TOKEN),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let token = session(&app, USER).await;
+    let mut free_bet = bet(&token, "fr-b1", "R-fr", 10_000);
+    free_bet["is_free"] = json!(true);
+    free_bet["reward_uuid"] = json!("reward-1");
+    let r = app.hub88("transaction/bet", free_bet).await;
+    assert_eq!(
+        (status(&r), r.body["balance"].clone()),
+        ("RS_OK", json!(100_000))
+    );
+    let r = app.get(&format!("/v1/wallets/{wallet}/bonuses")).await;
+    assert_eq!(r.body["free_rounds"][0]["rounds_left"], 0, "{:?}", r.body);
+    let mut free_win = win("fr-w1", Some("fr-b1"), "R-fr", 250_000);
+    free_win["is_free"] = json!(true);
+    free_win["reward_uuid"] = json!("reward-1");
+    let r = app.hub88("transaction/win", free_win).await;
+    assert_eq!(
+        (status(&r), r.body["balance"].clone()),
+        ("RS_OK", json!(350_000)),
+        "the grant's only round settled: its winnings paid"
+    );
+    let r = app.get(&format!("/v1/wallets/{wallet}/bonuses")).await;
+    assert_eq!(r.body["free_rounds"][0]["status"], "completed");
+    assert_eq!(r.body["free_rounds"][0]["winnings"], "2.50");
+    app.stop().await;
+}

@@ -22,14 +22,17 @@
 //!   user's, or the user's in another currency) is `RS_ERROR_DUPLICATE_TRANSACTION` and
 //!   moves nothing; a rollback, which names no currency, is decided only where that is
 //!   unambiguous (`rollback_wallet`).
-//! - A bet with `is_free` takes no money and records nothing; a win with `is_free` or
-//!   `is_supplier_promo` and no `reference_transaction_uuid` is a bet-less win of kind
-//!   `free_spin` or `promo` (campaign `reward_uuid`); `round_closed` closes the round.
+//! - A bet with `is_free` and a `reward_uuid` uses a round of that free-rounds grant (it
+//!   costs nothing; its win, naming it, goes to the grant's winnings). A bet with
+//!   `is_free` and no `reward_uuid` takes no money and records nothing; a win with
+//!   `is_free` (of no grant) or `is_supplier_promo` and no `reference_transaction_uuid`
+//!   is a bet-less win of kind `free_spin` or `promo` (campaign `reward_uuid`);
+//!   `round_closed` closes the round.
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::Json;
-use domain::{Currency, GameId, PlayerId, WalletCommand, WalletError, WalletId};
+use domain::{BonusId, Currency, GameId, PlayerId, WalletCommand, WalletError, WalletId};
 use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -79,6 +82,8 @@ struct BetRequest {
     request_uuid: String,
     #[serde(default)]
     is_free: bool,
+    /// With `is_free`: the free-rounds grant the bet uses (the contract's "Bonus money").
+    reward_uuid: Option<String>,
     game_code: String,
     currency: String,
     amount: i64,
@@ -392,18 +397,31 @@ async fn bet(
         let amount = money(r.amount, currency)?;
         let reservation_id = scope.bet("transaction_uuid", &r.transaction_uuid)?;
         let round_id = scope.round(&r.round)?;
-        let command = || {
-            seamless::bet(
+        // A free bet naming a grant (`reward_uuid`) uses one of its free rounds.
+        let grant = match (r.is_free, &r.reward_uuid) {
+            (true, Some(id)) => Some(valid(BonusId::new, id.clone()).map_err(Refusal::from)?),
+            _ => None,
+        };
+        let command = || match &grant {
+            Some(grant_id) => seamless::free_bet(
+                reservation_id.clone(),
+                grant_id.clone(),
+                None,
+                (currency, game.clone()),
+                (round_id.clone(), r.round_closed),
+                state.clock.now(),
+            ),
+            None => seamless::bet(
                 reservation_id.clone(),
                 amount,
                 (currency, game.clone()),
                 (round_id.clone(), r.round_closed),
                 state.clock.now(),
-            )
+            ),
         };
         // The log first: a repeat is answered as the first time even after its session
         // ended, and an id held by another wallet moves nothing.
-        if !r.is_free {
+        if !r.is_free || grant.is_some() {
             if let Some(receipt) =
                 logged(&state, wallet_id, reservation_id.clone().into(), &command()).await?
             {
@@ -417,9 +435,9 @@ async fn bet(
         if game != session.game_id {
             return Err(Refusal::new("RS_ERROR_INVALID_GAME"));
         }
-        if r.is_free {
-            // A free spin takes no money: nothing to record; its win comes as a bet-less
-            // win (`is_free` on the win).
+        if r.is_free && grant.is_none() {
+            // A free spin of no grant takes no money: nothing to record; its win comes as
+            // a bet-less win (`is_free` on the win).
             return balance_now(&state, wallet_id)
                 .await
                 .ok_or_else(|| Refusal::from(ApiError::wallet_not_found()));
@@ -502,13 +520,16 @@ async fn win(
     let outcome = async {
         let (wallet_id, currency) = named?;
         let amount = money(r.amount, currency)?;
-        // A free spin's bet took nothing and was not recorded: its win, which names that
-        // bet, is a bet-less free-spin win. A promo win has no bet.
+        // A free spin's bet of no grant took nothing and was not recorded: its win, which
+        // names that bet, is a bet-less free-spin win. One of a grant (`reward_uuid`) was
+        // recorded: its win settles it, into the grant's winnings. A promo win has no bet.
+        let of_grant =
+            r.is_free && r.reward_uuid.is_some() && r.reference_transaction_uuid.is_some();
         let reference = r
             .reference_transaction_uuid
             .as_deref()
-            .filter(|_| !r.is_free);
-        let kind = match (r.is_free, r.is_supplier_promo, reference) {
+            .filter(|_| !r.is_free || of_grant);
+        let kind = match (r.is_free && !of_grant, r.is_supplier_promo, reference) {
             (true, _, _) => Some("free_spin"),
             (false, true, None) => Some("promo"),
             _ => None,
