@@ -1,6 +1,7 @@
 //! Given/when/then for every bonus rule and refusal, with the contract's numbers, and a
 //! property test of random interleavings of grants, bets (plain and bet-win), wins,
-//! refunds, closes, forfeits, expiries and withdrawals: every award stays at or above
+//! refunds, closes, forfeits, expiries, withdrawals, free-rounds grants, free bets and
+//! their expiry: every award stays at or above
 //! zero, the balance's bonus parts are what the awards and open bets hold, cash + bonus
 //! is conserved with grants and forfeits counted as their own flows (summed from the
 //! events' fields, not from their postings), and a compacted copy decides as the full
@@ -581,6 +582,9 @@ enum Op {
     Expire(usize),
     Withdraw(u32, bool),
     Deposit(u32),
+    GrantFree(i64, i64),
+    FreeBet(usize, Option<u32>),
+    ExpireFree(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -596,6 +600,9 @@ fn op() -> impl Strategy<Value = Op> {
         (0usize..4).prop_map(Op::Expire),
         (1u32..3_000, any::<bool>()).prop_map(|(a, f)| Op::Withdraw(a, f)),
         (1u32..3_000).prop_map(Op::Deposit),
+        (1i64..4, 0i64..3).prop_map(|(r, m)| Op::GrantFree(r, m)),
+        (0usize..3, proptest::option::of(0u32..3_000)).prop_map(|(i, p)| Op::FreeBet(i, p)),
+        (0usize..3).prop_map(Op::ExpireFree),
     ]
 }
 
@@ -619,6 +626,20 @@ impl Sums {
             + moves.ended.iter().map(|x| x.forfeited).sum::<Decimal>();
         let granted = moves.activated.as_ref().map_or(Decimal::ZERO, |a| a.amount);
         self.net += granted - forfeited;
+        // Free-rounds winnings are never the player's when won (the grant keeps them, or no
+        // one); a grant that ends pays them as cash, or as an award counted when it
+        // activates.
+        self.net -= moves
+            .free_rounds
+            .iter()
+            .map(|m| m.winnings)
+            .sum::<Decimal>();
+        self.net += moves
+            .free_rounds_ended
+            .iter()
+            .filter(|e| e.award.is_none())
+            .map(|e| e.winnings)
+            .sum::<Decimal>();
         self.net += match e {
             WalletEvent::FundsDeposited { amount, .. } => *amount,
             WalletEvent::FundsWithdrawn { amount, .. } => -*amount,
@@ -654,6 +675,7 @@ proptest! {
         let mut sums = Sums { net: d("20.00") };
         let mut bets: Vec<String> = Vec::new();
         let mut grants: Vec<String> = Vec::new();
+        let mut free_grants: Vec<String> = Vec::new();
         for (n, op) in ops.into_iter().enumerate() {
             let command = match op {
                 Op::Grant(a, m) => {
@@ -720,6 +742,48 @@ proptest! {
                     None => continue,
                 },
                 Op::Withdraw(a, f) => withdraw(&format!("w{n}"), &cents(a).to_string(), f),
+                Op::GrantFree(rounds, m) => {
+                    free_grants.push(format!("fg{n}"));
+                    WalletCommand::GrantFreeRounds {
+                        transaction_id: tx(&format!("fg{n}")),
+                        provider: "prov".into(),
+                        game_id: game("slots"),
+                        rounds,
+                        bet_value: d("0.10"),
+                        expires_at: t0() + chrono::Duration::days(1),
+                        wagering_multiplier: Some(m),
+                        currency: None,
+                        multiplier_max: WAGERING_MULTIPLIER_MAX_DEFAULT,
+                        now: t0(),
+                        by: by(),
+                    }
+                }
+                Op::FreeBet(i, payout) => match free_grants.get(i) {
+                    Some(g) => {
+                        if payout.is_none() {
+                            bets.push(format!("prov:fb{n}"));
+                        }
+                        WalletCommand::FreeRoundBet {
+                            reservation_id: rid(&format!("prov:fb{n}")),
+                            grant_id: bid(g),
+                            game_id: game("slots"),
+                            round_id: RoundId::new(format!("prov:round-fb{n}")).unwrap(),
+                            payout: payout.map(cents),
+                            round_closed: false,
+                            timeout_s: 60,
+                            currency: None,
+                            now: t0(),
+                        }
+                    }
+                    None => continue,
+                },
+                Op::ExpireFree(i) => match free_grants.get(i) {
+                    Some(g) => WalletCommand::ExpireFreeRounds {
+                        grant_id: bid(g),
+                        now: t0() + chrono::Duration::days(2),
+                    },
+                    None => continue,
+                },
                 Op::Deposit(a) => WalletCommand::Deposit {
                     transaction_id: tx(&format!("d{n}")),
                     amount: cents(a),
