@@ -236,43 +236,42 @@ async fn bonus_money_through_the_native_face(pool: PgPool) {
     }
     assert_eq!(audit.awards.len(), 2);
 
-    // A conversion above the cap, written by hand into the log, is reported.
+    // A conversion above the cap, written by hand into the log, is reported; so is an
+    // award that ends holding money, which leaves the balance's bonus part unexplained.
     let w3 = app.open_wallet("bonus-player-3", "EUR").await;
     let capped = json!({"transaction_id": "c", "amount": "10.00", "wagering_multiplier": 1, "expires_at": in_a_week(), "max_conversion": "5.00"});
     assert_eq!(grant(&app, &w3, capped, OPERATOR_TOKEN).await.status, 200);
-    let (sequence,): (i64,) =
-        sqlx::query_as("SELECT max(sequence) FROM events WHERE aggregate_id = $1")
-            .bind(&w3)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    let payload = json!({"FundsWithdrawn": {
-        "transaction_id": "forged", "amount": "0.01",
-        "bonus": {"ended": [{"bonus_id": "c", "status": "completed", "converted": "10.00", "forfeited": "0.00"}]}
-    }});
-    let metadata = json!({
-        "command": "withdraw", "transaction_id": "forged", "request_sha256": "x",
-        "available": "9.99", "reserved": "0.00", "currency": "EUR"
-    });
-    sqlx::query(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-         VALUES ('wallet', $1, $2, 'FundsWithdrawn', '1.0', $3, $4)",
+    forge_withdrawal(&pool, &w3, json!([{"bonus_id": "c", "status": "completed", "converted": "10.00", "forfeited": "0.00"}]), "9.99", "0.00").await;
+    let w4 = app.open_wallet("bonus-player-4", "EUR").await;
+    let plain = json!({"transaction_id": "p", "amount": "10.00", "wagering_multiplier": 1, "expires_at": in_a_week()});
+    assert_eq!(grant(&app, &w4, plain, OPERATOR_TOKEN).await.status, 200);
+    forge_withdrawal(
+        &pool,
+        &w4,
+        json!([{"bonus_id": "p", "status": "completed", "converted": "4.00", "forfeited": "0.00"}]),
+        "3.99",
+        "6.00",
     )
-    .bind(&w3)
-    .bind(sequence + 1)
-    .bind(&payload)
-    .bind(&metadata)
-    .execute(&pool)
-    .await
-    .unwrap();
+    .await;
     let report = verify(&pool, &verify_config()).await.unwrap();
     assert!(!report.ok);
-    assert!(
+    let kinds = |wallet: &str| -> Vec<ViolationKind> {
         report
             .listed
             .iter()
-            .any(|v| v.kind == ViolationKind::ConversionAboveCap),
+            .filter(|v| v.wallet_id.to_string() == wallet)
+            .map(|v| v.kind)
+            .collect()
+    };
+    assert!(
+        kinds(&w3).contains(&ViolationKind::ConversionAboveCap),
         "{:?}",
+        report.listed
+    );
+    assert_eq!(
+        kinds(&w4),
+        [ViolationKind::AwardMismatch, ViolationKind::AwardMismatch],
+        "ended holding 6.00, and bonus 6.00 with no award active: {:?}",
         report.listed
     );
     app.stop().await;
@@ -680,4 +679,33 @@ async fn free_rounds_through_the_native_and_provider_faces(pool: PgPool) {
     let report = verify(&pool, &verify_config()).await.unwrap();
     assert!(report.ok, "{:?}", report.listed);
     app.stop().await;
+}
+
+/// Appends to `wallet`'s log, by hand, a withdrawal of 0.01 whose bonus moves end awards
+/// as `ended` says, recording `available` and `bonus` after it.
+async fn forge_withdrawal(pool: &PgPool, wallet: &str, ended: Value, available: &str, bonus: &str) {
+    let (sequence,): (i64,) =
+        sqlx::query_as("SELECT max(sequence) FROM events WHERE aggregate_id = $1")
+            .bind(wallet)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    let payload = json!({"FundsWithdrawn": {
+        "transaction_id": "forged", "amount": "0.01", "bonus": {"ended": ended}
+    }});
+    let metadata = json!({
+        "command": "withdraw", "transaction_id": "forged", "request_sha256": "x",
+        "available": available, "reserved": "0.00", "bonus": bonus, "currency": "EUR"
+    });
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         VALUES ('wallet', $1, $2, 'FundsWithdrawn', '1.0', $3, $4)",
+    )
+    .bind(wallet)
+    .bind(sequence + 1)
+    .bind(&payload)
+    .bind(&metadata)
+    .execute(pool)
+    .await
+    .unwrap();
 }

@@ -365,9 +365,14 @@ impl WalletEvent {
     /// The part of the stake of the bet the event places that a bonus award paid (zero
     /// for a cash bet and for every other event).
     pub fn funded_bonus(&self) -> Decimal {
-        self.placed_bet()
-            .and_then(|(_, bet)| bet.bonus)
-            .map_or(Decimal::ZERO, |b| b.amount)
+        // Read from the moves, not through `placed_bet`: no reservation is built for it.
+        match self.bonus_moves() {
+            Some((moves, crate::wallet::bonus::StakeMove::Reserve, _)) => {
+                moves.stakes.iter().map(|s| s.amount).sum()
+            }
+            Some((moves, _, Some(own))) => moves.stake_of(own),
+            Some((_, _, None)) | None => Decimal::ZERO,
+        }
     }
 
     /// The names of the events that return a reservation's stake to the player, naming it

@@ -265,11 +265,12 @@ pub fn counted(event: &WalletEvent) -> Vec<Counted> {
     use crate::money::Part;
     use crate::wallet::Flow;
     let c = |kind, amount, at| Counted { kind, amount, at };
-    // Limits count cash only (the contract's "Bonus money"): the cash postings.
-    let postings = event.postings();
+    // Limits count cash only (the contract's "Bonus money"): the cash postings, worked out
+    // only for the events that count.
+    let postings = || event.postings();
     // What the event's bets lost in cash: their cash stakes, less what bets paid in cash
     // (a win without a bet is not counted).
-    let loss = || -> Decimal {
+    let loss = |postings: &[crate::wallet::Posting]| -> Decimal {
         postings
             .iter()
             .map(|p| match p.flow {
@@ -286,7 +287,7 @@ pub fn counted(event: &WalletEvent) -> Vec<Counted> {
             ..
         } => vec![c(LimitKind::Deposit, *amount, *at)],
         WalletEvent::FundsReserved { at: Some(at), .. } => {
-            let cash = postings
+            let cash = postings()
                 .iter()
                 .filter(|p| p.part == Part::Reserved && p.flow == Flow::Reserve)
                 .map(|p| p.amount)
@@ -294,13 +295,16 @@ pub fn counted(event: &WalletEvent) -> Vec<Counted> {
             vec![c(LimitKind::Wager, cash, *at)]
         }
         WalletEvent::ReservationSettled { at: Some(at), .. }
-        | WalletEvent::WinCredited { at: Some(at), .. } => vec![c(LimitKind::Loss, loss(), *at)],
+        | WalletEvent::WinCredited { at: Some(at), .. } => {
+            vec![c(LimitKind::Loss, loss(&postings()), *at)]
+        }
         WalletEvent::RoundClosed {
             lost: l,
             at: Some(at),
             ..
-        } if !l.is_empty() => vec![c(LimitKind::Loss, loss(), *at)],
+        } if !l.is_empty() => vec![c(LimitKind::Loss, loss(&postings()), *at)],
         WalletEvent::BetSettled { placed_at, .. } => {
+            let postings = postings();
             // Its own stake is the first cash stake posted (from available).
             let cash = postings
                 .iter()
@@ -308,7 +312,7 @@ pub fn counted(event: &WalletEvent) -> Vec<Counted> {
                 .map_or(Decimal::ZERO, |p| -p.amount);
             vec![
                 c(LimitKind::Wager, cash, *placed_at),
-                c(LimitKind::Loss, loss(), *placed_at),
+                c(LimitKind::Loss, loss(&postings), *placed_at),
             ]
         }
         // Decided without protection: nothing counted.

@@ -262,9 +262,11 @@ impl Opened {
         // A win for a bet (its first, or a further one) is split as the bet was funded.
         let mut moves = BonusMoves::default();
         let currency = self.balance.currency;
-        if let (None, None) = (&reservation_id, kind) {
+        let bonus_money = !self.awards.is_empty() || !self.free_rounds.is_empty();
+        if let (None, None, true) = (&reservation_id, kind, bonus_money) {
             // A win for the round alone is split as the round's bets were paid, so bonus
-            // stakes cannot come back as cash by naming no bet.
+            // stakes cannot come back as cash by naming no bet (a wallet that never had
+            // bonus money has no bet to look for).
             if let Some(bets) = self.round_funding(&round_id, now) {
                 self.awards
                     .pay(&mut moves, &bets, bets.bonus.as_ref(), amount, currency);

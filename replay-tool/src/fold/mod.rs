@@ -445,15 +445,46 @@ impl WalletFold {
         }
         for id in touched {
             let folded = self.awards[&id].balance;
-            let held = self
-                .wallet
-                .awards()
-                .find(|a| a.bonus_id == id)
-                .map(|a| a.balance);
-            if held != Some(folded) {
+            let held = self.wallet.awards().find(|a| a.bonus_id == id);
+            if held.map(|a| a.balance) != Some(folded) {
                 step.violations.push(violation(
                     ViolationKind::AwardMismatch,
-                    format!("award {id}: its events sum to {folded}, the aggregate holds {held:?}"),
+                    format!(
+                        "award {id}: its events sum to {folded}, the aggregate holds {:?}",
+                        held.map(|a| a.balance)
+                    ),
+                ));
+            } else if held.is_some_and(|a| a.status.ended() && !a.balance.is_zero()) {
+                step.violations.push(violation(
+                    ViolationKind::AwardMismatch,
+                    format!("award {id} has ended holding {folded}"),
+                ));
+            }
+        }
+        // The balance's bonus parts are what the active award and the open bets hold
+        // (looked at only in a wallet that ever had an award: others hold zero, which the
+        // recorded balance below checks).
+        if !self.awards.is_empty() {
+            let active: Decimal = self
+                .wallet
+                .awards()
+                .filter(|a| a.status == domain::AwardStatus::Active)
+                .map(|a| a.balance)
+                .sum();
+            let in_bets: Decimal = self
+                .wallet
+                .open_reservations()
+                .filter_map(|(_, r)| r.bonus.as_ref())
+                .map(|b| b.amount)
+                .sum();
+            if (after.bonus, after.bonus_reserved) != (active, in_bets) {
+                step.violations.push(violation(
+                    ViolationKind::AwardMismatch,
+                    format!(
+                        "bonus {} and bonus reserved {} but the active award holds {active} \
+                         and open bets {in_bets}",
+                        after.bonus, after.bonus_reserved
+                    ),
                 ));
             }
         }
