@@ -10,6 +10,8 @@
 //! - [`cqrs`]: the straightforward write path: the cqrs-es `Wallet` aggregate over the
 //!   postgres-es tables in event-store mode, with our own execute (cqrs-es's returns
 //!   nothing); the batched path's fallback for what its cache cannot decide.
+//! - [`history`]: a wallet's history as its statement shows it: entries with their cash
+//!   and bonus amounts, filters, and the keyset cursor of its pages.
 //! - [`idempotency`]: how a command's transaction id and answer are recorded in its
 //!   event's metadata, and the one reading of a repeat ([`idempotency::Repeat`]) both
 //!   write paths answer with.
@@ -24,6 +26,7 @@
 pub mod batched;
 pub mod cqrs;
 pub mod db;
+pub mod history;
 pub mod idempotency;
 pub mod log;
 pub mod payload;

@@ -15,7 +15,7 @@
 use chrono::{DateTime, Utc};
 use domain::{GameId, ReservationId, RoundId, WalletEvent, WalletId};
 use serde::Deserialize;
-use sqlx::PgPool;
+use sqlx::{PgPool, Row};
 
 use crate::log::{unavailable, LoggedEvent};
 use crate::store::StoreError;
@@ -473,6 +473,73 @@ pub async fn round_events(
     .await
     .map_err(unavailable)?;
     rows.iter().map(crate::log::from_row).collect()
+}
+
+/// One row of a wallet's history page: the event, and for an event that names only its
+/// bet (a settle, refund or expiry), the round and game of that bet.
+pub struct HistoryRow {
+    pub event: LoggedEvent,
+    pub bet_round: Option<String>,
+    pub bet_game: Option<String>,
+}
+
+/// A page of `wallet_id`'s history, newest first: events with sequence below `before`,
+/// of the `kinds` named (all when empty), recorded in `[from, to)`, of `game_id` (its own,
+/// or its bet's), at most `limit`. It walks the primary key backwards from `before`, so a
+/// page costs the same at the head of a long history as deep in it; each settle, refund
+/// or expiry looks its bet up backwards from itself (a bet settles soon after it is
+/// placed). A filter by game reads past the events of other games.
+pub async fn history_page(
+    pool: &PgPool,
+    wallet_id: WalletId,
+    before: u64,
+    filter: &crate::history::Filter,
+    limit: u32,
+) -> Result<Vec<HistoryRow>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT e.aggregate_id, e.sequence, e.event_type, e.event_version, e.payload,
+                e.metadata, e.global_position, (e.tx_id::text)::bigint AS tx_id,
+                e.recorded_at, b.bet_round, b.bet_game
+           FROM events e
+           LEFT JOIN LATERAL (
+             SELECT r.payload -> 'FundsReserved' ->> 'round_id' AS bet_round,
+                    r.payload -> 'FundsReserved' ->> 'game_id' AS bet_game
+               FROM events r
+              WHERE e.event_type IN ('ReservationSettled', 'ReservationRefunded',
+                                     'ReservationExpired')
+                AND r.aggregate_type = e.aggregate_type AND r.aggregate_id = e.aggregate_id
+                AND r.sequence < e.sequence AND r.event_type = 'FundsReserved'
+                AND r.payload -> 'FundsReserved' ->> 'reservation_id'
+                    = e.payload -> e.event_type ->> 'reservation_id'
+              ORDER BY r.sequence DESC LIMIT 1) b ON true
+          WHERE e.aggregate_type = $1 AND e.aggregate_id = $2 AND e.sequence < $3
+            AND (cardinality($4::text[]) = 0 OR e.event_type = ANY($4))
+            AND ($5::timestamptz IS NULL OR e.recorded_at >= $5)
+            AND ($6::timestamptz IS NULL OR e.recorded_at < $6)
+            AND ($7::text IS NULL
+                 OR coalesce(e.payload -> e.event_type ->> 'game_id', b.bet_game) = $7)
+          ORDER BY e.sequence DESC LIMIT $8",
+    )
+    .bind(WALLET_AGGREGATE_TYPE)
+    .bind(wallet_id.to_string())
+    .bind(i64::try_from(before).unwrap_or(i64::MAX))
+    .bind(&filter.kinds)
+    .bind(filter.from)
+    .bind(filter.to)
+    .bind(filter.game_id.as_ref().map(|g| g.as_str()))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(unavailable)?;
+    rows.iter()
+        .map(|row| {
+            Ok(HistoryRow {
+                event: crate::log::from_row(row)?,
+                bet_round: row.get("bet_round"),
+                bet_game: row.get("bet_game"),
+            })
+        })
+        .collect()
 }
 
 fn corrupt(message: String) -> StoreError {

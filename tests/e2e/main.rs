@@ -11,6 +11,7 @@ mod edges;
 mod expiry_limits;
 mod fuzz;
 mod hardening;
+mod history;
 mod hub88;
 mod idempotency;
 mod instances;

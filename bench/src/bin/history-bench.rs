@@ -10,11 +10,15 @@
 //! beside this one, each a process of its own) and reads their events per second; then
 //! it reads one round's events (`eventstore::payload::round_events`, what the round view
 //! reads) `--samples` times: the long wallet's oldest round against a small wallet's.
+//! On the long wallet it also pages the history (`GET /v1/wallets/{id}/history`: the
+//! newest page and one a thousand events from the oldest, through the library and over
+//! HTTP from the `betledger-api` binary beside this one) and exports it whole as CSV (rows
+//! per second, the API's peak memory); `--history-only` measures that alone.
 //! It prints the figures, the long/small ratios, and one JSON line with all of them.
 //!
 //! ```text
 //! eval "$(scripts/services.sh env)"
-//! cargo build --release --locked -p betledger-bench -p replay-tool
+//! cargo build --release --locked -p betledger-bench -p replay-tool -p command-api
 //! target/release/history-bench --events 1000000
 //! ```
 
@@ -45,6 +49,10 @@ struct Args {
     /// Reads of one round per log.
     #[arg(long, default_value_t = 200)]
     samples: usize,
+    /// Measure the history endpoint alone (pages and the CSV export on the long wallet),
+    /// without the replay tool and the `small` log.
+    #[arg(long)]
+    history_only: bool,
     /// Keep the two databases (printed) instead of dropping them, to look into a figure.
     #[arg(long)]
     keep_databases: bool,
@@ -80,7 +88,12 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut admin = db::admin(&args.database_url).await?;
     let mut report = serde_json::Map::new();
-    for (name, wallets) in [("long", 1), ("small", args.small_wallets)] {
+    let logs: &[(&str, u32)] = if args.history_only {
+        &[("long", 1)]
+    } else {
+        &[("long", 1), ("small", args.small_wallets)]
+    };
+    for &(name, wallets) in logs {
         let database = format!("history_bench_{name}_{}", std::process::id());
         db::create(&mut admin, &database).await?;
         let url = db::with_database(&args.database_url, &database);
@@ -91,6 +104,10 @@ async fn main() -> anyhow::Result<()> {
             db::drop(&mut admin, &database).await?;
         }
         report.insert(name.into(), outcome?);
+    }
+    if args.history_only {
+        println!("{}", Value::Object(report));
+        return Ok(());
     }
     let ratio = |path: &[&str]| {
         let get = |log: &str| {
@@ -134,6 +151,14 @@ async fn measure(
         "{name}: {events} events on {wallets} wallet(s) written in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    if name == "long" {
+        // The history of the long wallet: through the library, then the API binary.
+        let history = read_history(&pool, url, ids[0], args.samples).await?;
+        println!("{name}: history {history}");
+        if args.history_only {
+            return Ok(json!({"events": events, "history": history}));
+        }
+    }
     let prefix = format!("history-bench-{name}-{}", std::process::id());
     let run = |command: &[&str]| -> anyhow::Result<Value> {
         let output = Command::new(replay)
@@ -207,6 +232,147 @@ async fn read_rounds(pool: &PgPool, wallet: WalletId, samples: usize) -> anyhow:
         "p50_ms": stats::percentile(&ms, 0.50),
         "p99_ms": stats::percentile(&ms, 0.99),
     }))
+}
+
+/// Pages of `wallet`'s history, `samples` times each: the newest page and one a thousand
+/// events from the oldest, through `eventstore::history` (what the endpoint runs) and
+/// over HTTP from the `betledger-api` binary beside this bench; then the whole history
+/// exported as CSV from it: rows per second, and the API's resident memory before and
+/// after (`VmHWM`, its peak).
+async fn read_history(
+    pool: &PgPool,
+    url: &str,
+    wallet: WalletId,
+    samples: usize,
+) -> anyhow::Result<Value> {
+    use eventstore::history::{self, Cursor, Filter};
+    let filter = Filter::default();
+    let deep = Cursor::before(1_000);
+    let mut library = serde_json::Map::new();
+    for (label, cursor) in [("first_page", Cursor::START), ("deep_page", deep)] {
+        let mut ms = Vec::with_capacity(samples);
+        for _ in 0..samples {
+            let started = Instant::now();
+            let page = history::page(pool, wallet, &filter, cursor, history::LIMIT_DEFAULT).await?;
+            ms.push(started.elapsed().as_secs_f64() * 1e3);
+            if page.entries.len() != history::LIMIT_DEFAULT as usize {
+                bail!("a {label} of {} entries", page.entries.len());
+            }
+        }
+        ms.sort_by(f64::total_cmp);
+        library.insert(
+            label.into(),
+            json!({"p50_ms": stats::percentile(&ms, 0.50), "p99_ms": stats::percentile(&ms, 0.99)}),
+        );
+    }
+    let api_bin = std::env::current_exe()?
+        .parent()
+        .context("the bench's folder")?
+        .join("betledger-api");
+    if !api_bin.exists() {
+        bail!(
+            "{} not found: build it beside this bench (cargo build --release -p command-api)",
+            api_bin.display()
+        );
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let token = "history-bench-reader-token";
+    let mut api = Command::new(&api_bin)
+        .env("BETLEDGER_DATABASE_URL", url)
+        .env("BETLEDGER_API_ADDR", format!("127.0.0.1:{port}"))
+        .env("BETLEDGER_API_TOKENS", format!("bench:{token}:read"))
+        .env(
+            "BETLEDGER_REDIS_PREFIX",
+            format!("history-bench-{}", std::process::id()),
+        )
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .context("starting betledger-api")?;
+    let outcome = async {
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut ready = false;
+        for _ in 0..300 {
+            if http.get(format!("{base}/ready")).send().await.is_ok_and(|r| r.status().is_success()) {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        if !ready {
+            bail!("betledger-api did not become ready on port {port}");
+        }
+        let path = format!("{base}/v1/wallets/{wallet}/history");
+        let mut http_pages = serde_json::Map::new();
+        for (label, query) in [("first_page", String::new()), ("deep_page", format!("?cursor={}", deep.encode()))] {
+            let mut ms = Vec::with_capacity(samples);
+            for _ in 0..samples {
+                let started = Instant::now();
+                let r = http.get(format!("{path}{query}")).bearer_auth(token).send().await?;
+                let status = r.status();
+                let body = r.bytes().await?;
+                ms.push(started.elapsed().as_secs_f64() * 1e3);
+                if !status.is_success() {
+                    bail!("GET history{query}: {status}: {}", String::from_utf8_lossy(&body));
+                }
+            }
+            ms.sort_by(f64::total_cmp);
+            http_pages.insert(
+                label.into(),
+                json!({"p50_ms": stats::percentile(&ms, 0.50), "p99_ms": stats::percentile(&ms, 0.99)}),
+            );
+        }
+        let memory_kib = |field: &str| -> anyhow::Result<u64> {
+            let status = std::fs::read_to_string(format!("/proc/{}/status", api.id()))?;
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(field))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .with_context(|| format!("{field} of the API process"))
+        };
+        let peak_before = memory_kib("VmHWM:")?;
+        let started = Instant::now();
+        let mut response = http
+            .get(&path)
+            .bearer_auth(token)
+            .header("accept", "text/csv")
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!("CSV export: {}", response.status());
+        }
+        let (mut lines, mut bytes) = (0u64, 0u64);
+        let mut progress = Instant::now();
+        while let Some(chunk) = response.chunk().await? {
+            lines += chunk.iter().filter(|b| **b == b'\n').count() as u64;
+            bytes += chunk.len() as u64;
+            if progress.elapsed().as_secs() >= 5 {
+                println!("history-bench: CSV export, {lines} lines so far");
+                progress = Instant::now();
+            }
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let rows = lines.saturating_sub(1);
+        Ok(json!({
+            "library": library,
+            "http": http_pages,
+            "csv": {
+                "rows": rows,
+                "bytes": bytes,
+                "seconds": seconds,
+                "rows_per_second": rows as f64 / seconds,
+                "api_peak_kib_before": peak_before,
+                "api_peak_kib_after": memory_kib("VmHWM:")?,
+            },
+        }))
+    }
+    .await;
+    let _ = api.kill();
+    let _ = api.wait();
+    outcome
 }
 
 /// Deletes the keys `rebuild` wrote under `prefix`.

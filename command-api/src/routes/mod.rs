@@ -1,9 +1,11 @@
 //! The endpoints, one module per face or group: the native wallet commands, the native
 //! round commands and round view, player protection, bonus money, the read models, game sessions, the
-//! provider face, the Hub88-style face, health, and calls between instances.
+//! provider face, the Hub88-style face, a wallet's history, health, and calls between
+//! instances.
 
 mod bonuses;
 mod health;
+mod history;
 pub(crate) mod hub88;
 mod internal;
 mod protection;
@@ -26,6 +28,7 @@ pub fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(protection::routes())
         .merge(bonuses::routes())
         .merge(read::routes())
+        .merge(history::routes())
         .merge(sessions::routes())
         .merge(provider::routes())
         .merge(hub88::routes())

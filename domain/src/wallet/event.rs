@@ -235,6 +235,47 @@ pub enum WalletEvent {
 }
 
 impl WalletEvent {
+    /// Every event's name ([`WalletEvent::name`]), in declaration order: what a filter by
+    /// kind accepts.
+    pub const NAMES: [&'static str; 20] = [
+        "WalletOpened",
+        "FundsDeposited",
+        "FundsWithdrawn",
+        "FundsReserved",
+        "ReservationSettled",
+        "ReservationRefunded",
+        "ReservationExpired",
+        "ReservationVoided",
+        "WinCredited",
+        "RoundClosed",
+        "BetSettled",
+        "FundsAdjusted",
+        "LimitChanged",
+        "SelfExcluded",
+        "AccountLocked",
+        "AccountUnlocked",
+        "BonusGranted",
+        "BonusForfeited",
+        "FreeRoundsGranted",
+        "FreeRoundsExpired",
+    ];
+
+    /// The API client an operator's or a player's protection action names as its actor
+    /// (`by`); `None` for the game and money events, which their caller's transaction id
+    /// identifies.
+    pub fn actor(&self) -> Option<&ClientId> {
+        match self {
+            WalletEvent::LimitChanged { by, .. }
+            | WalletEvent::SelfExcluded { by, .. }
+            | WalletEvent::AccountLocked { by, .. }
+            | WalletEvent::AccountUnlocked { by, .. }
+            | WalletEvent::BonusGranted { by, .. }
+            | WalletEvent::FreeRoundsGranted { by, .. } => Some(by),
+            WalletEvent::BonusForfeited { by, .. } => by.as_ref(),
+            _ => None,
+        }
+    }
+
     /// The event's name, as stored in `events.event_type`.
     pub fn name(&self) -> &'static str {
         match self {

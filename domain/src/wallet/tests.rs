@@ -884,3 +884,20 @@ fn a_compacted_wallet_keeps_open_and_voided_ids_and_hands_closed_ones_to_the_ful
         Err(WalletError::ReservationClosed { .. })
     ));
 }
+
+#[test]
+fn names_lists_every_event_and_nothing_else() {
+    // serde names every variant when it meets an unknown one: the list to compare with.
+    let err = serde_json::from_value::<WalletEvent>(serde_json::json!({"NoSuchEvent": {}}))
+        .unwrap_err()
+        .to_string();
+    let expected = err
+        .split_once("expected one of ")
+        .expect("serde lists the variants")
+        .1;
+    let variants: Vec<&str> = expected
+        .split(", ")
+        .map(|v| v.trim_matches(|c: char| c == '`' || !c.is_alphanumeric()))
+        .collect();
+    assert_eq!(variants, WalletEvent::NAMES.to_vec());
+}
