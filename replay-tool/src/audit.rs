@@ -158,17 +158,13 @@ fn row(event: &LoggedEvent, fold: &WalletFold) -> AuditRow {
             })
             .map(|r| r.to_string());
         (row.amount, row.payout) = payload.amounts();
-        (row.by, row.detail) = protection_change(&payload);
+        row.by = payload.actor().map(|by| by.to_string());
+        row.detail = protection_change(&payload);
         if let Some(life) = award_life(&payload) {
             row.detail = Some(match row.detail.take() {
                 Some(d) => format!("{d}; {life}"),
                 None => life,
             });
-        }
-        if let domain::WalletEvent::BonusGranted { by, .. }
-        | domain::WalletEvent::BonusForfeited { by: Some(by), .. } = &payload
-        {
-            row.by = Some(by.to_string());
         }
     }
     row
@@ -208,8 +204,8 @@ fn award_life(payload: &domain::WalletEvent) -> Option<String> {
     }
 }
 
-/// Who made a protection change, and what it set.
-fn protection_change(payload: &domain::WalletEvent) -> (Option<String>, Option<String>) {
+/// What a protection change set (its actor is `WalletEvent::actor`).
+fn protection_change(payload: &domain::WalletEvent) -> Option<String> {
     use domain::WalletEvent as E;
     match payload {
         E::LimitChanged {
@@ -219,7 +215,6 @@ fn protection_change(payload: &domain::WalletEvent) -> (Option<String>, Option<S
             zone,
             effective_at,
             at,
-            by,
             ..
         } => {
             let what = match amount {
@@ -231,25 +226,15 @@ fn protection_change(payload: &domain::WalletEvent) -> (Option<String>, Option<S
             } else {
                 format!("from {}", effective_at.to_rfc3339())
             };
-            (
-                Some(by.to_string()),
-                Some(format!("{what}, {when} ({zone})")),
-            )
+            Some(format!("{what}, {when} ({zone})"))
         }
-        E::SelfExcluded { until, by, .. } => (
-            Some(by.to_string()),
-            Some(match until {
-                Some(u) => format!("self-excluded until {}", u.to_rfc3339()),
-                None => "self-excluded indefinitely".to_string(),
-            }),
-        ),
-        E::AccountLocked { reason, by, .. } => {
-            (Some(by.to_string()), Some(format!("locked: {reason}")))
-        }
-        E::AccountUnlocked { reason, by, .. } => {
-            (Some(by.to_string()), Some(format!("unlocked: {reason}")))
-        }
-        _ => (None, None),
+        E::SelfExcluded { until, .. } => Some(match until {
+            Some(u) => format!("self-excluded until {}", u.to_rfc3339()),
+            None => "self-excluded indefinitely".to_string(),
+        }),
+        E::AccountLocked { reason, .. } => Some(format!("locked: {reason}")),
+        E::AccountUnlocked { reason, .. } => Some(format!("unlocked: {reason}")),
+        _ => None,
     }
 }
 
