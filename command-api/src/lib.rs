@@ -8,8 +8,8 @@
 //! - [`app`]: builds the state and the router over a [`eventstore::WalletStore`] and runs
 //!   the server; `Application` lets tests start the real server in-process on port 0.
 //! - [`routes`]: one module per face or group of endpoints (native wallets, native
-//!   rounds and the round view, player protection, read models, sessions, the provider
-//!   face, the Hub88-style face, health).
+//!   rounds and the round view, player protection, bonus money, read models, a wallet's
+//!   history, reports, sessions, the provider face, the Hub88-style face, health).
 //! - [`seamless`]: the calls providers make (bet, bet-win, win, rollback, adjustment)
 //!   as domain commands, with their id scope and rules, for the provider and Hub88 faces.
 //! - [`serve`]: the server loop over hyper's connections, with a bound on how long a
@@ -41,6 +41,7 @@
 //! - [`openapi`]: the OpenAPI 3.1 document, collected from the handlers' annotations.
 //! - [`body`]: the response bodies the faces share (a balance written from the domain's
 //!   parts, with its schema).
+//! - [`csv`]: CSV answers: whether a request asks for one, and the one writer of a line.
 //! - [`clock`]: where "now" comes from: the system's clock, or one a test sets.
 #![forbid(unsafe_code)]
 
@@ -51,6 +52,7 @@ pub mod caps;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod csv;
 pub mod error;
 pub mod expiry;
 pub mod gate;

@@ -293,6 +293,65 @@ impl TotalsRow {
     }
 }
 
+/// The GGR report's figures (`GET /v1/reports/ggr`, the contract's "Brands and back
+/// office"), from totals rows: the one place where GGR and NGR are defined.
+///
+/// - `stakes` and `payouts` are cash: a bet's bonus part is bonus money the casino issued,
+///   not money the player brought or took, and is shown apart (`bonus_stakes`,
+///   `bonus_payouts`); `payouts` include the bet-less wins of every kind (free-spin, promo
+///   and jackpot wins are paid to players too).
+/// - `ggr` is `stakes - payouts`; `bonus_cost` is bonus money converted to cash (what bonus
+///   money cost the casino in cash); `ngr` is `ggr - bonus_cost`.
+/// - Adjustments are corrections by an operator, not play: not counted.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Ggr {
+    pub bets: i64,
+    pub rounds: i64,
+    pub stakes: Decimal,
+    pub payouts: Decimal,
+    pub ggr: Decimal,
+    pub bonus_stakes: Decimal,
+    pub bonus_payouts: Decimal,
+    pub bonus_cost: Decimal,
+    pub ngr: Decimal,
+}
+
+impl Ggr {
+    /// The figures of one totals row.
+    pub fn of(row: &TotalsRow) -> Ggr {
+        let stakes = row.stakes - row.bonus_stakes;
+        let payouts = row.payouts - row.bonus_payouts
+            + row.free_spin_wins
+            + row.promo_wins
+            + row.jackpot_wins;
+        let ggr = stakes - payouts;
+        Ggr {
+            bets: row.bets,
+            rounds: row.rounds,
+            stakes,
+            payouts,
+            ggr,
+            bonus_stakes: row.bonus_stakes,
+            bonus_payouts: row.bonus_payouts,
+            bonus_cost: row.bonus_converted,
+            ngr: ggr - row.bonus_converted,
+        }
+    }
+
+    /// Adds `other`'s figures (of the same currency) to these.
+    pub fn add(&mut self, other: &Ggr) {
+        self.bets += other.bets;
+        self.rounds += other.rounds;
+        self.stakes += other.stakes;
+        self.payouts += other.payouts;
+        self.ggr += other.ggr;
+        self.bonus_stakes += other.bonus_stakes;
+        self.bonus_payouts += other.bonus_payouts;
+        self.bonus_cost += other.bonus_cost;
+        self.ngr += other.ngr;
+    }
+}
+
 /// Totals folded in memory, slot by slot: what a rebuild writes and `reconcile` compares.
 pub type Folded = BTreeMap<Slot, BTreeMap<Measure, i64>>;
 
@@ -312,6 +371,40 @@ mod tests {
 
     fn eur(cents: i64) -> Decimal {
         Decimal::new(cents, 2)
+    }
+
+    #[test]
+    fn ggr_counts_cash_stakes_and_payouts_and_ngr_takes_off_conversions() {
+        let mut figures = BTreeMap::new();
+        for (m, v) in [
+            (Measure::Bets, 3),
+            (Measure::Rounds, 2),
+            (Measure::Stakes, 10_000),
+            (Measure::BonusStakes, 3_000),
+            (Measure::Payouts, 6_000),
+            (Measure::BonusPayouts, 2_000),
+            (Measure::JackpotWins, 500),
+            (Measure::FreeSpinWins, 200),
+            (Measure::Adjustments, 9_999),
+            (Measure::BonusConverted, 1_000),
+        ] {
+            figures.insert(m, v);
+        }
+        let slot = Slot {
+            day: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+            currency: Currency::Eur,
+            origin: Origin::default(),
+        };
+        let g = Ggr::of(&TotalsRow::of(&slot, &figures));
+        assert_eq!((g.bets, g.rounds), (3, 2));
+        // Cash: 100 - 30 staked; 60 - 20 paid on bets, 5 + 2 bet-less.
+        assert_eq!((g.stakes, g.payouts), (eur(7_000), eur(4_700)));
+        assert_eq!(g.ggr, eur(2_300));
+        assert_eq!((g.bonus_stakes, g.bonus_payouts), (eur(3_000), eur(2_000)));
+        assert_eq!((g.bonus_cost, g.ngr), (eur(1_000), eur(1_300)));
+        let mut sum = g.clone();
+        sum.add(&g);
+        assert_eq!((sum.bets, sum.ngr), (6, eur(2_600)));
     }
 
     #[test]

@@ -495,6 +495,72 @@ async fn a_mixed_run_with_awards_is_projected_as_the_log_folds(pool: PgPool) {
             - sum("bonus_forfeited"),
         held
     );
+    // The GGR report over the same totals: cash stakes and payouts (bet-less wins in),
+    // GGR, bonus cost (conversions) and NGR, row by row and per day.
+    let g = app
+        .get(&format!(
+            "/v1/reports/ggr?from={}&to={today}&currency=EUR",
+            today.pred_opt().unwrap()
+        ))
+        .await;
+    assert_eq!(g.status, 200, "{:?}", g.body);
+    let rows = r.body["rows"].as_array().unwrap();
+    let report_rows = g.body["rows"].as_array().unwrap();
+    assert_eq!(report_rows.len(), rows.len());
+    let d = |v: &Value| {
+        v.as_str()
+            .unwrap()
+            .parse::<rust_decimal::Decimal>()
+            .unwrap()
+    };
+    let mut ngr = rust_decimal::Decimal::ZERO;
+    for (t, row) in rows.iter().zip(report_rows) {
+        assert_eq!(
+            (&t["day"], &t["provider"], &t["game_id"]),
+            (&row["day"], &row["provider"], &row["game_id"])
+        );
+        let stakes = d(&t["stakes"]) - d(&t["bonus_stakes"]);
+        let payouts = d(&t["payouts"]) - d(&t["bonus_payouts"])
+            + d(&t["free_spin_wins"])
+            + d(&t["promo_wins"])
+            + d(&t["jackpot_wins"]);
+        assert_eq!(
+            (d(&row["stakes"]), d(&row["payouts"])),
+            (stakes, payouts),
+            "{row}"
+        );
+        assert_eq!(d(&row["ggr"]), stakes - payouts);
+        assert_eq!(d(&row["bonus_cost"]), d(&t["bonus_converted"]));
+        assert_eq!(d(&row["ngr"]), stakes - payouts - d(&t["bonus_converted"]));
+        ngr += d(&row["ngr"]);
+    }
+    let days_ngr: rust_decimal::Decimal = g.body["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|day| d(&day["ngr"]))
+        .sum();
+    assert_eq!(days_ngr, ngr, "the days sum the rows");
+    let csv = app
+        .http
+        .get(app.url(&format!(
+            "/v1/reports/ggr?from={}&to={today}&currency=EUR",
+            today.pred_opt().unwrap()
+        )))
+        .header(
+            "authorization",
+            format!("Bearer {}", betledger_tests::READER_TOKEN),
+        )
+        .header("accept", "text/csv")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("day,currency,provider,game_id,bets,rounds,stakes,payouts,ggr"));
+    assert_eq!(lines.len(), 1 + report_rows.len());
     app.stop().await;
     side.teardown().await;
 }

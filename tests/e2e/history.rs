@@ -1,7 +1,9 @@
-//! A wallet's history (`GET /v1/wallets/{id}/history`, the contract's "Brands and back
-//! office"): newest first, each entry's cash and bonus amounts, balance after, round, game,
-//! provider and actor; every filter; a cursor that neither skips nor repeats while new
-//! events arrive; refusals; and the CSV export of the whole filtered history.
+//! The back office (the contract's "Brands and back office"). A wallet's history
+//! (`GET /v1/wallets/{id}/history`): newest first, each entry's cash and bonus amounts,
+//! balance after, round, game, provider and actor; every filter; a cursor that neither
+//! skips nor repeats while new events arrive; refusals; and the CSV export of the whole
+//! filtered history. The GGR report's refusals (its figures are checked against the
+//! totals in `bonus::a_mixed_run_with_awards_is_projected_as_the_log_folds`).
 
 use betledger_tests::{
     spawn_app, TestApp, OPERATOR_TOKEN, PROVIDER_A as A, PROVIDER_A_SECRET as A_KEY, READER_TOKEN,
@@ -299,4 +301,25 @@ async fn the_whole_filtered_history_streams_as_csv(pool: PgPool) {
     );
     let oldest: Vec<&str> = lines[1_100].split(',').collect();
     assert_eq!((oldest[0], oldest[3], oldest[6]), ("2", "fund-2", "0.01"));
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_ggr_report_refuses_what_it_cannot_answer(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    for query in [
+        "",
+        "?from=2026-12-01",
+        "?from=2026-12-02&to=2026-12-01",
+        "?from=2026-01-01&to=2026-12-01",
+        "?from=yesterday&to=2026-12-01",
+        "?from=2026-12-01&to=2026-12-01&currency=XXX",
+        "?from=2026-12-01&to=2026-12-01&brand=a",
+    ] {
+        let r = app.get(&format!("/v1/reports/ggr{query}")).await;
+        assert_eq!(r.status, 400, "{query}: {:?}", r.body);
+    }
+    let r = app
+        .send_get_with_token("/v1/reports/ggr?from=2026-12-01&to=2026-12-01", None)
+        .await;
+    assert_eq!(r.status, 401);
 }

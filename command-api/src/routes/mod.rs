@@ -1,6 +1,6 @@
 //! The endpoints, one module per face or group: the native wallet commands, the native
 //! round commands and round view, player protection, bonus money, the read models, game sessions, the
-//! provider face, the Hub88-style face, a wallet's history, health, and calls between
+//! provider face, the Hub88-style face, a wallet's history, reports, health, and calls between
 //! instances.
 
 mod bonuses;
@@ -11,6 +11,7 @@ mod internal;
 mod protection;
 pub mod provider;
 mod read;
+mod reports;
 pub(crate) mod rounds;
 mod sessions;
 mod wallets;
@@ -29,6 +30,7 @@ pub fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(bonuses::routes())
         .merge(read::routes())
         .merge(history::routes())
+        .merge(reports::routes())
         .merge(sessions::routes())
         .merge(provider::routes())
         .merge(hub88::routes())
