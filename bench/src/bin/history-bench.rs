@@ -80,7 +80,7 @@ async fn main() -> anyhow::Result<()> {
         .parent()
         .context("the bench's folder")?
         .join("betledger-replay");
-    if !replay.exists() {
+    if !args.history_only && !replay.exists() {
         bail!(
             "{} not found: build it beside this bench (cargo build --release -p replay-tool)",
             replay.display()
