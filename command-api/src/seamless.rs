@@ -226,6 +226,7 @@ impl Scope<'_> {
             reason: valid(AdjustmentReason::new, reason)?,
             round_id: Some(self.round(round_id)?),
             currency: Some(currency),
+            by: None,
         })
     }
 }

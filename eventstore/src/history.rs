@@ -72,7 +72,8 @@ impl Filter {
     }
 }
 
-/// Where a page starts: just below this sequence. Callers see it as an opaque string.
+/// Where a page starts: just below this key (a wallet's sequence for a history, a log
+/// position for the operator audit). Callers see it as an opaque string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor(u64);
 
@@ -257,6 +258,79 @@ async fn round_page(
         }
     }
     Ok(entries)
+}
+
+/// One operator's action, as the operator audit (`GET /v1/audit`) lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Action {
+    /// Its log position: the audit's order and cursor.
+    pub position: i64,
+    pub time: DateTime<Utc>,
+    pub wallet_id: WalletId,
+    pub sequence: u64,
+    /// The event's name (`FundsAdjusted`, `AccountLocked`, ...).
+    pub kind: &'static str,
+    /// The operator's API client.
+    pub actor: String,
+    /// The reason it states (an adjustment, a lock or unlock, a forfeit).
+    pub reason: Option<String>,
+    pub transaction_id: Option<String>,
+    /// The amount it names (an adjustment's, signed; a grant's), at its scale.
+    pub amount: Option<Decimal>,
+}
+
+/// A page of the operator audit, and where the next one starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Actions {
+    pub actions: Vec<Action>,
+    pub next: Option<Cursor>,
+}
+
+/// Operators' actions across all wallets, newest first, from `cursor`: by `actor` when
+/// given, recorded in `[from, to)`, at most `limit` (capped at [`LIMIT_MAX`]). The order
+/// is the log position's: an action whose transaction commits after a later position was
+/// read appears on a fresh first page, not behind a cursor already past it.
+pub async fn operator_actions(
+    pool: &PgPool,
+    actor: Option<&str>,
+    window: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+    cursor: Cursor,
+    limit: u32,
+) -> Result<Actions, StoreError> {
+    let limit = limit.clamp(1, LIMIT_MAX);
+    let before = i64::try_from(cursor.0).unwrap_or(i64::MAX);
+    let mut events =
+        crate::payload::operator_actions(pool, before, actor, window, limit + 1).await?;
+    let next = (events.len() > limit as usize).then(|| {
+        events.truncate(limit as usize);
+        Cursor(events.last().map_or(0, |e| e.global_position.max(0) as u64))
+    });
+    let actions = events
+        .iter()
+        .map(|event| {
+            let decoded = event.decode().map_err(|e| {
+                StoreError::Corrupt(
+                    format!("event {} of {}: {e}", event.sequence, event.wallet_id).into(),
+                )
+            })?;
+            Ok(Action {
+                position: event.global_position,
+                time: event.recorded_at,
+                wallet_id: event.wallet_id,
+                sequence: event.sequence,
+                kind: decoded.name(),
+                actor: decoded.actor().map(|a| a.to_string()).unwrap_or_default(),
+                reason: decoded.stated_reason().map(str::to_string),
+                transaction_id: event
+                    .metadata
+                    .get(KEY_TRANSACTION_ID)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string),
+                amount: decoded.amounts().0,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(Actions { actions, next })
 }
 
 /// Whether `wallet_id` has any event: a history that is empty because of its filters

@@ -477,6 +477,7 @@ mod tests {
             reason: domain::AdjustmentReason::new("fix").unwrap(),
             round_id: None,
             game_id: None,
+            by: None,
         };
         let c = contributions(&adjust, Currency::Eur, false).unwrap();
         assert_eq!(c.add, vec![(Measure::Adjustments, -75)]);

@@ -836,6 +836,7 @@ async fn commands_on_forgotten_reservations_are_decided_as_the_full_state_withou
                 reason: domain::AdjustmentReason::new("fix").unwrap(),
                 round_id: Some(round(named)),
                 currency: None,
+                by: None,
             },
             WalletCommand::Win {
                 transaction_id: tx(format!("late-win-{n}")),

@@ -323,3 +323,129 @@ async fn a_ggr_report_refuses_what_it_cannot_answer(pool: PgPool) {
         .await;
     assert_eq!(r.status, 401);
 }
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn the_operator_audit_lists_every_operator_action_with_actor_and_reason(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let first = played_wallet(&app).await; // a lock and an unlock by the operator
+    let second = app.open_wallet("other-player", "EUR").await;
+    let in_a_week = (chrono::Utc::now() + chrono::Duration::days(7)).to_rfc3339();
+    for (path, body) in [
+        (
+            format!("/v1/wallets/{second}/adjustments"),
+            json!({"transaction_id": "adj-1", "amount": "5.00", "reason": "goodwill"}),
+        ),
+        (
+            format!("/v1/wallets/{second}/bonuses"),
+            json!({"transaction_id": "welcome", "amount": "10.00", "wagering_multiplier": 1,
+                   "expires_at": in_a_week}),
+        ),
+        (
+            format!("/v1/wallets/{second}/bonuses/welcome/forfeit"),
+            json!({"transaction_id": "ff-1", "reason": "bonus abuse"}),
+        ),
+        (
+            format!("/v1/wallets/{first}/free-rounds"),
+            json!({"transaction_id": "spins", "provider_id": A, "game_id": "slots",
+                   "rounds": 5, "bet_value": "0.20", "expires_at": in_a_week}),
+        ),
+    ] {
+        let r = app
+            .send_with(Method::POST, &path, body, Some(OPERATOR_TOKEN))
+            .await;
+        assert_eq!(r.status, 200, "{path}: {:?}", r.body);
+    }
+    // A provider's adjustment is not an operator's action.
+    let r = app
+        .provider(
+            A,
+            A_KEY,
+            "adjust",
+            json!({"player_id": "hist-player", "currency": "EUR", "transaction_id": "padj",
+                   "round_id": "pr-1", "amount": "1.00", "reason": "late win"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+
+    let audit = |query: &'static str| {
+        let app = &app;
+        async move {
+            let r = app
+                .send_get_with_token(&format!("/v1/audit{query}"), Some(OPERATOR_TOKEN))
+                .await;
+            assert_eq!(r.status, 200, "{query}: {:?}", r.body);
+            r.body
+        }
+    };
+    let page = audit("").await;
+    let actions = page["actions"].as_array().unwrap();
+    let listed: Vec<(&str, &str)> = actions
+        .iter()
+        .map(|a| {
+            (
+                a["kind"].as_str().unwrap(),
+                a["wallet_id"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("FreeRoundsGranted", first.as_str()),
+            ("BonusForfeited", second.as_str()),
+            ("BonusGranted", second.as_str()),
+            ("FundsAdjusted", second.as_str()),
+            ("AccountUnlocked", first.as_str()),
+            ("AccountLocked", first.as_str()),
+        ]
+    );
+    assert!(actions.iter().all(|a| a["actor"] == "operator"));
+    assert_eq!(actions[3]["reason"], "goodwill");
+    assert_eq!(actions[3]["amount"], "5.00");
+    assert_eq!(actions[3]["transaction_id"], "adj-1");
+    assert_eq!(actions[1]["reason"], "bonus abuse");
+    assert_eq!(actions[5]["reason"], "support review");
+    assert_eq!(actions[2]["amount"], "10.00");
+    // The adjustment's actor is in the wallet's history too.
+    let h = history(&app, &second, "?kind=FundsAdjusted").await;
+    assert_eq!(h["entries"][0]["actor"], "operator");
+    // Paged, and by actor and time.
+    let p1 = audit("?limit=4").await;
+    assert_eq!(p1["actions"].as_array().unwrap().len(), 4);
+    let next = p1["next_cursor"].as_str().unwrap().to_string();
+    let r = app
+        .send_get_with_token(
+            &format!("/v1/audit?limit=4&cursor={next}"),
+            Some(OPERATOR_TOKEN),
+        )
+        .await;
+    let kinds: Vec<&str> = r.body["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["AccountUnlocked", "AccountLocked"]);
+    assert!(r.body["next_cursor"].is_null());
+    assert_eq!(audit("?actor=someone-else").await["actions"], json!([]));
+    assert_eq!(
+        audit("?actor=operator").await["actions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        6
+    );
+    assert_eq!(
+        audit("?to=2000-01-01T00:00:00Z").await["actions"],
+        json!([])
+    );
+    // The operator scope only; bad queries refused.
+    let r = app.get("/v1/audit").await;
+    assert_eq!((r.status, r.code()), (403, "FORBIDDEN"));
+    for query in ["?limit=0", "?cursor=x", "?from=soon", "?wallet=1"] {
+        let r = app
+            .send_get_with_token(&format!("/v1/audit{query}"), Some(OPERATOR_TOKEN))
+            .await;
+        assert_eq!((r.status, r.code()), (400, "INVALID_REQUEST"), "{query}");
+    }
+}

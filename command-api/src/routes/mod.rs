@@ -1,8 +1,9 @@
 //! The endpoints, one module per face or group: the native wallet commands, the native
-//! round commands and round view, player protection, bonus money, the read models, game sessions, the
-//! provider face, the Hub88-style face, a wallet's history, reports, health, and calls between
-//! instances.
+//! round commands and round view, player protection, bonus money, the read models, a
+//! wallet's history, reports, the operator audit, game sessions, the provider face, the
+//! Hub88-style face, health, and calls between instances.
 
+mod audit;
 mod bonuses;
 mod health;
 mod history;
@@ -31,6 +32,7 @@ pub fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(read::routes())
         .merge(history::routes())
         .merge(reports::routes())
+        .merge(audit::routes())
         .merge(sessions::routes())
         .merge(provider::routes())
         .merge(hub88::routes())

@@ -190,7 +190,7 @@ async fn bet_win(
 )]
 async fn adjust(
     State(state): State<AppState>,
-    _caller: Authorized<needs::Operator>,
+    caller: Authorized<needs::Operator>,
     Path(path_id): Path<String>,
     JsonBody(body): JsonBody<AdjustRequest>,
 ) -> Result<CommandAnswer, ApiError> {
@@ -202,6 +202,7 @@ async fn adjust(
         reason: valid(AdjustmentReason::new, body.reason)?,
         round_id: body.round_id.map(round_id).transpose()?,
         currency: optional_currency(body.currency)?,
+        by: Some(caller.client_id()?),
     };
     execute(&state, wallet_id, command)
         .await

@@ -137,6 +137,9 @@ pub enum WalletCommand {
         reason: AdjustmentReason,
         round_id: Option<RoundId>,
         currency: Option<Currency>,
+        /// The operator's API client that made it; `None` for a provider's (its
+        /// transaction id's scope names it).
+        by: Option<ClientId>,
     },
     /// Set (`amount`) or remove (`None`) the limit of `kind` per `period` (see
     /// [`crate::wallet::protection`]); `zone` and `cooling_s` are the deployment's.
@@ -440,6 +443,7 @@ impl WalletCommand {
                 reason,
                 round_id,
                 currency,
+                by: _,
             } => json!([
                 "adjust",
                 transaction_id,

@@ -158,6 +158,10 @@ pub enum WalletEvent {
         /// correction for that game.
         #[serde(default)]
         game_id: Option<GameId>,
+        /// The operator's API client that made it (absent for a provider's, and in
+        /// adjustments logged before it was recorded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<ClientId>,
     },
     /// A limit set (`amount`) or removed (`None`) by `by`, in force from `effective_at`:
     /// `at` for a stricter one, after the cooling-off period for a looser one or a
@@ -271,7 +275,21 @@ impl WalletEvent {
             | WalletEvent::AccountUnlocked { by, .. }
             | WalletEvent::BonusGranted { by, .. }
             | WalletEvent::FreeRoundsGranted { by, .. } => Some(by),
-            WalletEvent::BonusForfeited { by, .. } => by.as_ref(),
+            WalletEvent::BonusForfeited { by, .. } | WalletEvent::FundsAdjusted { by, .. } => {
+                by.as_ref()
+            }
+            _ => None,
+        }
+    }
+
+    /// The reason an operator's action states: an adjustment's, a lock's or unlock's, a
+    /// forfeit's; `None` for any other event.
+    pub fn stated_reason(&self) -> Option<&str> {
+        match self {
+            WalletEvent::FundsAdjusted { reason, .. } => Some(reason.as_str()),
+            WalletEvent::AccountLocked { reason, .. }
+            | WalletEvent::AccountUnlocked { reason, .. } => Some(reason.as_str()),
+            WalletEvent::BonusForfeited { reason, .. } => reason.as_ref().map(|r| r.as_str()),
             _ => None,
         }
     }

@@ -174,7 +174,8 @@ impl Opened {
                 reason,
                 round_id,
                 currency,
-            } => self.adjust(transaction_id, amount, reason, round_id, currency),
+                by,
+            } => self.adjust(transaction_id, amount, (reason, by), round_id, currency),
             other => unreachable!("not a round command: {}", other.name()),
         }
     }
@@ -461,7 +462,7 @@ impl Opened {
         &self,
         transaction_id: TransactionId,
         amount: Decimal,
-        reason: AdjustmentReason,
+        (reason, by): (AdjustmentReason, Option<crate::ids::ClientId>),
         round_id: Option<RoundId>,
         currency: Option<Currency>,
     ) -> Result<WalletEvent, WalletError> {
@@ -497,6 +498,7 @@ impl Opened {
             reason,
             round_id,
             game_id,
+            by,
         })
     }
 

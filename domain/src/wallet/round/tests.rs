@@ -82,6 +82,7 @@ fn adjust(id: &str, amount: &str, in_round: Option<&str>) -> WalletCommand {
         reason: AdjustmentReason::new("correction").unwrap(),
         round_id: in_round.map(round),
         currency: None,
+        by: None,
     }
 }
 fn rollback(id: &str, by: &str, in_round: &str) -> WalletCommand {
@@ -872,6 +873,7 @@ fn command(op: &Op, i: usize) -> Option<WalletCommand> {
             reason: AdjustmentReason::new("fix").unwrap(),
             round_id: round.map(r),
             currency: None,
+            by: None,
         },
         Op::Rollback { id, round } => WalletCommand::Rollback {
             reservation_id: b(id),
