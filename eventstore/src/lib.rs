@@ -19,6 +19,7 @@
 //!   ever skipping a late commit. [`log::LoggedEvent`] is a row as stored.
 //! - [`payload`]: the one decoder of a row into a `WalletEvent` (where a new event version
 //!   is upcast), and the only SQL that looks inside payloads.
+//! - [`runs`]: the record of the replay tool's `reconcile` and `verify` runs.
 //! - [`scan`]: streaming the whole log through a server-side cursor, for replays.
 //! - [`snapshots`]: our own wallet snapshots.
 #![forbid(unsafe_code)]
@@ -30,6 +31,7 @@ pub mod history;
 pub mod idempotency;
 pub mod log;
 pub mod payload;
+pub mod runs;
 pub mod scan;
 pub mod snapshots;
 pub mod store;

@@ -2,7 +2,7 @@
 //! alerts (`ops/prometheus/rules.yml`): how many committed events the log's horizon holds
 //! back (a long transaction anywhere stalls the relay), how far the relay's checkpoint is
 //! behind the log's head, each partition queue's depth, Redis's reachability and memory,
-//! and the last `reconcile` run's outcome. Each sample that fails leaves its gauge as it
+//! and the last `reconcile` and `verify` runs' outcomes (`eventstore::runs`). Each sample that fails leaves its gauge as it
 //! was and sets its `*_up` gauge to 0, so an alert sees the source, not a stale figure.
 
 use std::time::Duration;
@@ -71,11 +71,18 @@ pub async fn sample(
     };
     up("redis_up", redis_ok);
     if let Ok(Some((at, ok, differences))) =
-        readmodel::query::reconcile_result(&config.redis, &config.keys).await
+        eventstore::runs::latest(pool, eventstore::runs::Check::Reconcile).await
     {
-        metrics::gauge!("reconcile_last_run_timestamp_seconds").set(at as f64);
+        metrics::gauge!("reconcile_last_run_timestamp_seconds").set(at.timestamp() as f64);
         metrics::gauge!("reconcile_last_ok").set(if ok { 1.0 } else { 0.0 });
         metrics::gauge!("reconcile_last_differences").set(differences as f64);
+    }
+    if let Ok(Some((at, ok, violations))) =
+        eventstore::runs::latest(pool, eventstore::runs::Check::Verify).await
+    {
+        metrics::gauge!("verify_last_run_timestamp_seconds").set(at.timestamp() as f64);
+        metrics::gauge!("verify_last_ok").set(if ok { 1.0 } else { 0.0 });
+        metrics::gauge!("verify_last_violations").set(violations as f64);
     }
     up("rabbitmq_up", queue_depths(config, amqp).await);
 }

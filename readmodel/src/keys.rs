@@ -5,8 +5,6 @@
 //! model. Under the deployment's prefix `{P}`:
 //! - `{P}:generation`: the number of the generation in use (absent: 0).
 //! - `{P}:generation-next`: a counter that hands out new generation numbers.
-//! - `{P}:reconcile-last`: hash `finished_at` (unix seconds), `ok` (1 or 0),
-//!   `differences`: the last `reconcile` run, for the operators' metrics.
 //! - `{P}:generation-previous`: during a rebuild's grace period, the generation it
 //!   replaced; a wallet read then answers from whichever of the two is further along, so
 //!   no reader sees a wallet step back while the new generation catches up.
@@ -65,11 +63,6 @@ impl Keys {
     /// The generation replaced by the last rebuild, while it is still kept.
     pub fn generation_previous(&self) -> String {
         format!("{}:generation-previous", self.prefix)
-    }
-
-    /// The last `reconcile` run's outcome.
-    pub fn reconcile_last(&self) -> String {
-        format!("{}:reconcile-last", self.prefix)
     }
 
     /// The counter that hands out generation numbers.

@@ -247,24 +247,6 @@ pub async fn delete_generation(
     delete_prefix(client, keys.generation(number).prefix()).await
 }
 
-/// The last `reconcile` run: when it finished (unix seconds), whether it was clean, and how
-/// many differences it found; `None` before the first.
-pub async fn reconcile_result(
-    client: &Client,
-    keys: &Keys,
-) -> Result<Option<(i64, bool, u64)>, ReadModelError> {
-    let fields: HashMap<String, String> = client.hgetall(keys.reconcile_last()).await?;
-    let number = |k: &str| fields.get(k).and_then(|v| v.parse::<i64>().ok());
-    Ok(
-        match (number("finished_at"), number("ok"), number("differences")) {
-            (Some(at), Some(ok), Some(differences)) => {
-                Some((at, ok == 1, differences.max(0) as u64))
-            }
-            _ => None,
-        },
-    )
-}
-
 /// The bytes Redis uses (`INFO memory`'s `used_memory`).
 pub async fn used_memory(client: &Client) -> Result<u64, ReadModelError> {
     let info: String = client

@@ -275,24 +275,3 @@ pub async fn end_grace(client: &Client, keys: &Keys) -> Result<(), ReadModelErro
     let _: i64 = client.del(keys.generation_previous()).await?;
     Ok(())
 }
-
-/// Records the outcome of a `reconcile` run that finished at `finished_at` (unix seconds).
-pub async fn put_reconcile_result(
-    client: &Client,
-    keys: &Keys,
-    finished_at: i64,
-    ok: bool,
-    differences: u64,
-) -> Result<(), ReadModelError> {
-    let _: () = client
-        .hset(
-            keys.reconcile_last(),
-            vec![
-                ("finished_at", finished_at.to_string()),
-                ("ok", u8::from(ok).to_string()),
-                ("differences", differences.to_string()),
-            ],
-        )
-        .await?;
-    Ok(())
-}

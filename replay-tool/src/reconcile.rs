@@ -180,6 +180,7 @@ pub async fn reconcile(
     config: &ReconcileConfig,
 ) -> Result<ReconcileSummary, ReplayError> {
     let started = Instant::now();
+    let started_at = chrono::Utc::now();
     let generation = readmodel::query::current(redis, keys).await?;
     let mut report = Report::create(&config.report, generation.number())?;
     let ctx = Ctx {
@@ -264,12 +265,20 @@ pub async fn reconcile(
         peak_rss_bytes: peak_rss_bytes(),
     };
     report.finish(&summary)?;
-    write::put_reconcile_result(
-        redis,
-        keys,
-        chrono::Utc::now().timestamp(),
-        summary.ok,
-        summary.differences,
+    eventstore::runs::record(
+        pool,
+        &eventstore::runs::Run {
+            check: eventstore::runs::Check::Reconcile,
+            started_at,
+            finished_at: chrono::Utc::now(),
+            ok: summary.ok,
+            events: summary.events,
+            wallets_checked: summary.wallets_in_log,
+            days_checked: summary.totals_days_checked,
+            differences: summary.differences,
+            repaired: summary.wallets_repaired + summary.totals_days_repaired,
+            summary: serde_json::to_value(&summary).unwrap_or_default(),
+        },
     )
     .await?;
     Ok(summary)

@@ -57,6 +57,7 @@ pub struct VerifyReport {
 /// Checks every event of the log.
 pub async fn verify(pool: &PgPool, config: &VerifyConfig) -> Result<VerifyReport, ReplayError> {
     let started = Instant::now();
+    let started_at = chrono::Utc::now();
     let mut stream = WalletStream::open(pool, config.page_size).await?;
     let mut progress = Progress::new(config.progress, "verify", "events", stream.total());
     let mut report = VerifyReport {
@@ -95,5 +96,21 @@ pub async fn verify(pool: &PgPool, config: &VerifyConfig) -> Result<VerifyReport
     report.seconds = started.elapsed().as_secs_f64();
     report.events_per_second = report.events as f64 / report.seconds.max(1e-9);
     report.peak_rss_bytes = peak_rss_bytes();
+    eventstore::runs::record(
+        pool,
+        &eventstore::runs::Run {
+            check: eventstore::runs::Check::Verify,
+            started_at,
+            finished_at: chrono::Utc::now(),
+            ok: report.ok,
+            events: report.events,
+            wallets_checked: report.wallets,
+            days_checked: 0,
+            differences: report.violations + report.unconserved.len() as u64,
+            repaired: 0,
+            summary: serde_json::to_value(&report).unwrap_or_default(),
+        },
+    )
+    .await?;
     Ok(report)
 }

@@ -65,9 +65,38 @@ async fn the_dashboard_and_the_alerts_name_only_exported_metrics_and_the_new_one
     let r = app.provider(A, "not-the-secret-0000000", "bet", bet).await;
     assert_eq!(r.status, 401);
     side.wait_projected().await;
-    // A reconcile leaves its outcome for the gauges.
+    // A reconcile and a verify leave their outcomes for the gauges: a row each in
+    // replay_runs, kept.
     let summary = side.reconcile(false).await;
     assert!(summary.ok, "{summary:?}");
+    let verified = replay_tool::verify::verify(
+        &pool,
+        &replay_tool::verify::VerifyConfig {
+            page_size: 100,
+            listed_max: 10,
+            progress: replay_tool::progress::ProgressMode::Quiet,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(verified.ok);
+    let runs: Vec<(String, bool, i64, i64, i64)> = sqlx::query_as(
+        "SELECT command, ok, events, wallets_checked, differences FROM replay_runs ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert_eq!(
+        (runs[0].0.as_str(), runs[0].1, runs[0].3, runs[0].4),
+        ("reconcile", true, 1, 0)
+    );
+    assert_eq!(
+        (runs[1].0.as_str(), runs[1].1, runs[1].3, runs[1].4),
+        ("verify", true, 1, 0)
+    );
+    assert_eq!(runs[0].2, runs[1].2, "both read the whole log");
+    assert_eq!(runs[1].2, 3, "an open, a deposit and a bet");
 
     // An open transaction (another session's) holds back the events committed after it.
     let mut open = pool.begin().await.unwrap();
@@ -104,6 +133,8 @@ async fn the_dashboard_and_the_alerts_name_only_exported_metrics_and_the_new_one
     assert_eq!(value(&text, "rabbitmq_up", ""), Some(1.0));
     assert_eq!(value(&text, "postgres_up", ""), Some(1.0));
     assert_eq!(value(&text, "reconcile_last_ok", ""), Some(1.0));
+    assert_eq!(value(&text, "verify_last_ok", ""), Some(1.0));
+    assert_eq!(value(&text, "verify_last_violations", ""), Some(0.0));
     assert!(value(&text, "redis_used_memory_bytes", "") > Some(0.0));
     let queue = format!("queue=\"{}\"", side.topology.partition_queue(0));
     assert!(
