@@ -161,6 +161,7 @@ impl Application {
             store,
             local,
             cluster: cluster.clone(),
+            brands: Arc::new(crate::brands::BrandDirectory::new(pool.clone())),
             pool,
             clients: Arc::new(config.clients.clone()),
             metrics: crate::metrics::handle(),

@@ -5,6 +5,7 @@ use std::fmt;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use domain::{BrandId, WalletId};
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
@@ -21,21 +22,54 @@ pub enum Scope {
     Operator,
 }
 
+/// The brands a client may act on (the fourth field of its `BETLEDGER_API_TOKENS` entry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Brands {
+    /// Every brand (`*`, or no fourth field).
+    All,
+    /// These alone.
+    Only(Vec<BrandId>),
+}
+
+impl Brands {
+    /// Whether a wallet of `brand` is this client's to see and move.
+    pub fn admits(&self, brand: &BrandId) -> bool {
+        match self {
+            Brands::All => true,
+            Brands::Only(list) => list.contains(brand),
+        }
+    }
+}
+
 /// A configured API client.
 #[derive(Clone)]
 pub struct ApiClient {
     name: String,
     token_sha256: [u8; 32],
     scopes: Vec<Scope>,
+    brands: Brands,
 }
 
 impl ApiClient {
+    /// A client of every brand.
     pub fn new(name: &str, token: &str, scopes: Vec<Scope>) -> Self {
         Self {
             name: name.to_string(),
             token_sha256: Sha256::digest(token.as_bytes()).into(),
             scopes,
+            brands: Brands::All,
         }
+    }
+
+    /// The client limited to `brands`.
+    pub fn with_brands(mut self, brands: Brands) -> Self {
+        self.brands = brands;
+        self
+    }
+
+    /// The brands it may act on.
+    pub fn brands(&self) -> &Brands {
+        &self.brands
     }
 
     /// Whether the client holds `scope`.
@@ -60,7 +94,12 @@ impl fmt::Display for ApiClient {
                 Scope::Operator => "operator",
             })
             .collect();
-        write!(f, "{}:****:{}", self.name, scopes.join("+"))
+        write!(f, "{}:****:{}", self.name, scopes.join("+"))?;
+        if let Brands::Only(list) = &self.brands {
+            let names: Vec<&str> = list.iter().map(BrandId::as_str).collect();
+            write!(f, ":{}", names.join("+"))?;
+        }
+        Ok(())
     }
 }
 
@@ -75,6 +114,41 @@ impl Caller {
     /// The client's name, as an operator action records it.
     pub fn client_id(&self) -> Result<domain::ClientId, ApiError> {
         domain::ClientId::new(self.0.name()).map_err(|e| ApiError::InvalidRequest(e.to_string()))
+    }
+
+    /// The brands the caller may act on.
+    pub fn brands(&self) -> &Brands {
+        &self.0.brands
+    }
+
+    /// Whether the caller may act on wallets of `brand`.
+    pub fn admits(&self, brand: &BrandId) -> bool {
+        self.0.brands.admits(brand)
+    }
+
+    /// Refuses with 403 unless the caller may act on `brand` (opening a wallet in it).
+    pub fn require_brand(&self, brand: &BrandId) -> Result<(), ApiError> {
+        if self.0.brands.admits(brand) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "client {:?} may not act on brand {brand:?}",
+                self.0.name
+            )))
+        }
+    }
+
+    /// Refuses with 403 unless the caller may see every brand: what figures summed over
+    /// all wallets (leaderboards, totals, reports) need until they are kept per brand.
+    pub fn require_all_brands(&self) -> Result<(), ApiError> {
+        match self.0.brands {
+            Brands::All => Ok(()),
+            Brands::Only(_) => Err(ApiError::Forbidden(format!(
+                "client {:?} is limited to some brands, and this answer sums every brand's \
+                 wallets: use a token for all brands",
+                self.0.name
+            ))),
+        }
     }
 
     /// Refuses with 403 unless the caller holds `scope`.
@@ -145,16 +219,42 @@ impl<St: Authenticates + Send + Sync, S: needs::Needed> FromRequestParts<St> for
 pub trait Authenticates {
     fn clients(&self) -> &[ApiClient];
     fn limiter(&self) -> &RateLimiter;
+    /// The brand of `wallet`; `None` when it was never opened.
+    fn wallet_brand(
+        &self,
+        wallet: WalletId,
+    ) -> impl std::future::Future<Output = Result<Option<BrandId>, ApiError>> + Send;
 }
 
 impl<S: Authenticates + Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
+    /// The client, and for one limited to some brands, a wallet the path names
+    /// (`/v1/wallets/{id}...`, `/v1/read/wallets/{id}`) checked to be of one of them:
+    /// another brand's wallet is `404 WALLET_NOT_FOUND`, as one that does not exist, on
+    /// every route at once (the check cannot be forgotten by a new route).
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let client = client_of(state.clients(), &parts.headers)?.clone();
         state.limiter().check(&format!("client:{}", client.name))?;
+        if matches!(client.brands, Brands::Only(_)) {
+            if let Some(wallet) = wallet_in_path(parts.uri.path()) {
+                if let Some(brand) = state.wallet_brand(wallet).await? {
+                    if !client.brands.admits(&brand) {
+                        return Err(ApiError::wallet_not_found());
+                    }
+                }
+            }
+        }
         Ok(Caller(client))
     }
+}
+
+/// The wallet a native path names, if it names one in its written form.
+pub fn wallet_in_path(path: &str) -> Option<WalletId> {
+    let rest = path
+        .strip_prefix("/v1/wallets/")
+        .or_else(|| path.strip_prefix("/v1/read/wallets/"))?;
+    rest.split('/').next()?.parse().ok()
 }
 
 /// The client whose bearer token `headers` carry, compared by digest in constant time.

@@ -4,8 +4,9 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use crate::auth::{ApiClient, Scope};
+use crate::auth::{ApiClient, Brands, Scope};
 use crate::providers::Provider;
+use domain::BrandId;
 
 /// Default listen address of the API.
 pub const LISTEN_ADDR_DEFAULT: &str = "127.0.0.1:8080";
@@ -182,8 +183,8 @@ pub const WRITE_SHARDS_DEFAULT: usize = 1;
 
 impl Config {
     /// Reads `BETLEDGER_API_ADDR`, `BETLEDGER_DATABASE_URL`, `BETLEDGER_DB_CONNECTIONS_MAX`,
-    /// `BETLEDGER_API_TOKENS` (`name:token:scope+scope,...`, scopes `read`, `write` and
-    /// `operator`), `BETLEDGER_LIMITS_TZ`, `BETLEDGER_LIMIT_COOLING_S`,
+    /// `BETLEDGER_API_TOKENS` (`name:token:scope+scope[:brand+brand],...`, scopes `read`,
+    /// `write` and `operator`, brands all when absent or `*`), `BETLEDGER_LIMITS_TZ`, `BETLEDGER_LIMIT_COOLING_S`,
     /// `BETLEDGER_BONUS_WAGERING_MAX` and
     /// `BETLEDGER_LOG_FORMAT` (`text` or `json`), `BETLEDGER_REDIS_URL`,
     /// `BETLEDGER_REDIS_PREFIX`, `BETLEDGER_WRITE_PATH`, `BETLEDGER_WRITE_SHARDS`,
@@ -385,7 +386,8 @@ pub fn parse_providers(text: &str) -> Result<Vec<Provider>, ConfigError> {
     Ok(providers)
 }
 
-/// Parses `name:token:scope+scope` entries separated by commas.
+/// Parses `name:token:scope+scope[:brand+brand]` entries separated by commas (no brands,
+/// or `*`: every brand).
 pub fn parse_clients(text: &str) -> Result<Vec<ApiClient>, ConfigError> {
     let err = |problem: String| ConfigError {
         variable: "BETLEDGER_API_TOKENS",
@@ -393,7 +395,7 @@ pub fn parse_clients(text: &str) -> Result<Vec<ApiClient>, ConfigError> {
     };
     let mut clients = Vec::new();
     for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        let mut parts = entry.splitn(3, ':');
+        let mut parts = entry.splitn(4, ':');
         let (Some(name), Some(token), Some(scopes)) = (parts.next(), parts.next(), parts.next())
         else {
             return Err(err(format!(
@@ -417,7 +419,21 @@ pub fn parse_clients(text: &str) -> Result<Vec<ApiClient>, ConfigError> {
                 ))),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        clients.push(ApiClient::new(name, token, scopes));
+        let brands = match parts.next().map(str::trim) {
+            None | Some("*") => Brands::All,
+            Some(list) => Brands::Only(
+                list.split('+')
+                    .map(|b| {
+                        BrandId::new(b).map_err(|e| {
+                            err(format!(
+                                "brand {b:?} of {name:?}: {e}; list brands as a+b, or * for all"
+                            ))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        };
+        clients.push(ApiClient::new(name, token, scopes).with_brands(brands));
     }
     if clients.is_empty() {
         return Err(err("no client configured".into()));
@@ -508,6 +524,24 @@ mod tests {
         assert!(parse_clients("ops:short:read").is_err());
         assert!(parse_clients("ops:long-enough:admin").is_err());
         assert!(parse_clients("").is_err());
+    }
+
+    #[test]
+    fn a_token_lists_its_brands_or_is_of_every_brand() {
+        let clients = parse_clients(
+            "a:token-aaaa:read:casino-a+casino-b, all:token-bbbb:read:*, old:token-cccc:read",
+        )
+        .unwrap();
+        let brand = |b: &str| BrandId::new(b).unwrap();
+        assert!(clients[0].brands().admits(&brand("casino-b")));
+        assert!(!clients[0].brands().admits(&brand("default")));
+        assert_eq!(clients[1].brands(), &Brands::All);
+        assert_eq!(clients[2].brands(), &Brands::All);
+        assert_eq!(clients[0].to_string(), "a:****:read:casino-a+casino-b");
+        for bad in ["a:token-aaaa:read:Casino", "a:token-aaaa:read:", "a:token-aaaa:read:a+"] {
+            let e = parse_clients(bad).err().expect("refused").to_string();
+            assert!(e.contains("brand"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -20,6 +20,7 @@
 //! - [`gate`]: names the caller from the request's head, before its body is read or a
 //!   slot is taken; refuses the unauthenticated.
 //! - [`state`]: `AppState`, what every handler can reach.
+//! - [`brands`]: each wallet's brand, read from the log once, for the brand check.
 //! - [`presence`]: every instance says it is there; instances beside this one outside a
 //!   cluster are counted, logged, exported and named by `/ready`.
 //! - [`cluster`]: several instances on one database: members, each wallet's owner, and
@@ -48,6 +49,7 @@
 pub mod app;
 pub mod auth;
 pub mod body;
+pub mod brands;
 pub mod caps;
 pub mod clock;
 pub mod cluster;

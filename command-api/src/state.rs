@@ -40,6 +40,8 @@ pub struct Services {
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
     pub pool: PgPool,
     pub clients: Arc<Vec<ApiClient>>,
+    /// Each wallet's brand, for the brand check of clients limited to some brands.
+    pub brands: Arc<crate::brands::BrandDirectory>,
     pub metrics: PrometheusHandle,
     /// The Redis read models (`/v1/read/...`).
     pub read_models: ReadModels,
@@ -75,5 +77,12 @@ impl Authenticates for AppState {
 
     fn limiter(&self) -> &RateLimiter {
         &self.limiter
+    }
+
+    async fn wallet_brand(
+        &self,
+        wallet: domain::WalletId,
+    ) -> Result<Option<domain::BrandId>, crate::error::ApiError> {
+        self.brands.brand_of(wallet).await
     }
 }

@@ -275,6 +275,76 @@ impl From<TransactionId> for ReservationId {
     }
 }
 
+/// A brand (a site or white label of the operator) that a wallet belongs to, for ever
+/// (the contract's "Brands and back office"). 1 to 64 characters of `a-z`, `0-9`, `_`,
+/// `-` and `.`, so it fits in a token's list (`+`-joined) and in a key. A wallet opened
+/// without one is [`BrandId::DEFAULT`]'s, as is every wallet opened before brands existed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct BrandId(String);
+
+impl BrandId {
+    /// The brand of a wallet that names none.
+    pub const DEFAULT: &'static str = "default";
+    /// Longest brand id.
+    pub const LEN_MAX: usize = 64;
+
+    /// Validates a brand id.
+    pub fn new(value: impl Into<String>) -> Result<Self, IdError> {
+        let value = value.into();
+        if value.is_empty() || value.len() > Self::LEN_MAX {
+            return Err(IdError::Length {
+                field: "brand_id",
+                len: value.chars().count(),
+                max: Self::LEN_MAX,
+            });
+        }
+        if let Some(c) = value
+            .chars()
+            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || "_-.".contains(*c)))
+        {
+            return Err(IdError::Reserved {
+                field: "brand_id",
+                character: c,
+                why: "a brand id is a-z, 0-9, '_', '-' and '.'",
+            });
+        }
+        Ok(Self(value))
+    }
+
+    /// [`BrandId::DEFAULT`].
+    pub fn default_brand() -> Self {
+        Self(Self::DEFAULT.to_string())
+    }
+
+    pub fn is_default(&self) -> bool {
+        self.0 == Self::DEFAULT
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for BrandId {
+    type Error = IdError;
+    fn try_from(value: String) -> Result<Self, IdError> {
+        Self::new(value)
+    }
+}
+
+impl From<BrandId> for String {
+    fn from(id: BrandId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for BrandId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Namespace of wallet ids (UUIDv5): fixed forever, or every wallet id changes.
 const WALLET_NAMESPACE: Uuid = Uuid::from_u128(0x6b1f_2c1e_8d4a_4f55_9a8e_2b7c_0d3e_51a7);
 
@@ -287,6 +357,23 @@ impl WalletId {
     /// The wallet of `player` in `currency`; the same pair always gives the same id.
     pub fn for_player(player: &PlayerId, currency: Currency) -> Self {
         let name = format!("{}\u{1f}{}", player.as_str(), currency.code());
+        Self(Uuid::new_v5(&WALLET_NAMESPACE, name.as_bytes()))
+    }
+
+    /// The wallet of `player` in `currency` in `brand`: [`WalletId::for_player`]'s for
+    /// the default brand (so every wallet opened before brands keeps its id), another for
+    /// each other brand (a player may hold wallets in several).
+    pub fn for_player_in(brand: &BrandId, player: &PlayerId, currency: Currency) -> Self {
+        if brand.is_default() {
+            return Self::for_player(player, currency);
+        }
+        // `\u{1e}` never appears in a brand id, a player id or a currency code.
+        let name = format!(
+            "{}\u{1e}{}\u{1f}{}",
+            brand.as_str(),
+            player.as_str(),
+            currency.code()
+        );
         Self(Uuid::new_v5(&WALLET_NAMESPACE, name.as_bytes()))
     }
 
@@ -340,6 +427,24 @@ mod tests {
             WalletId::for_player(&p, Currency::Eur),
             WalletId::for_player(&p, Currency::Usd)
         );
+    }
+
+    #[test]
+    fn a_brand_gives_a_player_a_wallet_of_its_own_and_the_default_keeps_the_old_id() {
+        let p = PlayerId::new("alice").unwrap();
+        let brand = |b: &str| BrandId::new(b).unwrap();
+        assert_eq!(
+            WalletId::for_player_in(&BrandId::default_brand(), &p, Currency::Eur),
+            WalletId::for_player(&p, Currency::Eur)
+        );
+        let a = WalletId::for_player_in(&brand("casino-a"), &p, Currency::Eur);
+        assert_ne!(a, WalletId::for_player(&p, Currency::Eur));
+        assert_ne!(a, WalletId::for_player_in(&brand("casino-b"), &p, Currency::Eur));
+        assert_eq!(a, WalletId::for_player_in(&brand("casino-a"), &p, Currency::Eur));
+        for bad in ["", "Casino", "a+b", "a:b", "*", &"x".repeat(65)] {
+            assert!(BrandId::new(bad).is_err(), "{bad:?}");
+        }
+        assert!(BrandId::new("casino-a.uk_2").is_ok());
     }
 
     #[test]

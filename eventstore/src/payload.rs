@@ -542,6 +542,30 @@ pub async fn history_page(
         .collect()
 }
 
+/// The brand `wallet_id` was opened in (its `WalletOpened`, sequence 1); `None` when it
+/// was never opened. A wallet's brand never changes, so a caller may keep the answer.
+pub async fn wallet_brand(
+    pool: &PgPool,
+    wallet_id: WalletId,
+) -> Result<Option<domain::BrandId>, StoreError> {
+    let row: Option<(Option<String>,)> = sqlx::query_as(
+        "SELECT payload -> 'WalletOpened' ->> 'brand_id' FROM events
+          WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = 1",
+    )
+    .bind(WALLET_AGGREGATE_TYPE)
+    .bind(wallet_id.to_string())
+    .fetch_optional(pool)
+    .await
+    .map_err(unavailable)?;
+    row.map(|(brand,)| match brand {
+        None => Ok(domain::BrandId::default_brand()),
+        Some(b) => {
+            domain::BrandId::new(b).map_err(|e| corrupt(format!("wallet {wallet_id}'s brand: {e}")))
+        }
+    })
+    .transpose()
+}
+
 /// The event kinds an operator's action records, each naming its client (`by`): what the
 /// operator audit lists (migration 0012's index `events_operator_actions`).
 pub const OPERATOR_ACTIONS: [&str; 6] = [

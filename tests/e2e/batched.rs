@@ -33,6 +33,7 @@ async fn two_instances_on_the_same_wallets_match_a_reference_model(pool: PgPool)
             WalletCommand::Open {
                 player_id: PlayerId::new(format!("p{i}")).unwrap(),
                 currency: Currency::Eur,
+                brand_id: domain::BrandId::default_brand(),
             },
         )
         .await
@@ -372,6 +373,7 @@ async fn a_forgotten_reservation_on_a_long_history_is_looked_up_not_folded(pool:
     let open = |name: &str| WalletCommand::Open {
         player_id: PlayerId::new(name).unwrap(),
         currency: Currency::Eur,
+        brand_id: domain::BrandId::default_brand(),
     };
     let id = |name: &str| WalletId::for_player(&PlayerId::new(name).unwrap(), Currency::Eur);
     let deposit = |tx: String| WalletCommand::Deposit {
@@ -614,6 +616,7 @@ async fn commands_on_forgotten_reservations_are_decided_as_the_full_state_withou
         WalletCommand::Open {
             player_id: player.clone(),
             currency: Currency::Eur,
+            brand_id: domain::BrandId::default_brand(),
         },
         deposit("funds"),
         reserve("settled", "r1", 60),

@@ -23,6 +23,7 @@ fn open(player: &str) -> WalletCommand {
     WalletCommand::Open {
         player_id: PlayerId::new(player).unwrap(),
         currency: Currency::Eur,
+        brand_id: domain::BrandId::default_brand(),
     }
 }
 

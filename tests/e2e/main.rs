@@ -6,6 +6,7 @@ mod api_errors;
 mod api_wallets;
 mod batched;
 mod bonus;
+mod brands;
 mod concurrency;
 mod edges;
 mod expiry_limits;

@@ -232,6 +232,7 @@ pub async fn open_funded_with(
                 WalletCommand::Open {
                     player_id: player,
                     currency: Currency::Eur,
+                    brand_id: domain::BrandId::default_brand(),
                 },
             )
             .await

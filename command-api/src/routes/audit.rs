@@ -69,7 +69,8 @@ struct AuditPage {
     summary = "What operators did, newest first",
     description = "Adjustments, locks and unlocks, bonus grants and forfeits and free-rounds \
         grants across wallets, each with its acting client and reason; filters `actor`, \
-        `from`, `to`; paged by `next_cursor`. Needs the operator scope.",
+        `from`, `to`; paged by `next_cursor`. Needs the operator scope; a token limited to \
+        some brands sees their wallets' actions alone.",
     params(AuditQuery),
     responses(
         (status = 200, description = "a page of the audit", body = AuditPage),
@@ -79,7 +80,7 @@ struct AuditPage {
 )]
 async fn audit(
     State(state): State<AppState>,
-    _caller: Authorized<needs::Operator>,
+    caller: Authorized<needs::Operator>,
     QueryParams(q): QueryParams<AuditQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
     let actor = q
@@ -101,9 +102,22 @@ async fn audit(
         limit,
     )
     .await?;
+    // A client limited to some brands sees its brands' wallets' actions alone; a page may
+    // then hold fewer, and `next_cursor` still leads on.
+    let mut actions = Vec::with_capacity(page.actions.len());
+    for a in page.actions {
+        if matches!(caller.brands(), crate::auth::Brands::All)
+            || state
+                .brands
+                .brand_of(a.wallet_id)
+                .await?
+                .is_some_and(|b| caller.admits(&b))
+        {
+            actions.push(a);
+        }
+    }
     Ok(Json(AuditPage {
-        actions: page
-            .actions
+        actions: actions
             .into_iter()
             .map(|a| ActionBody {
                 time: a.time,

@@ -102,10 +102,12 @@ struct LeaderboardQuery {
 )]
 async fn leaderboard(
     State(state): State<AppState>,
-    _caller: Authorized<needs::Read>,
+    caller: Authorized<needs::Read>,
     Path(game_id): Path<String>,
     QueryParams(q): QueryParams<LeaderboardQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    // Summed over every brand's wallets (until kept per brand).
+    caller.require_all_brands()?;
     domain::GameId::new(game_id.clone()).map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
     let period: Period = q
         .period
@@ -198,9 +200,11 @@ struct TotalsQuery {
 )]
 async fn totals(
     State(state): State<AppState>,
-    _caller: Authorized<needs::Read>,
+    caller: Authorized<needs::Read>,
     QueryParams(q): QueryParams<TotalsQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    // Summed over every brand's wallets (until kept per brand).
+    caller.require_all_brands()?;
     let (from, to) = match (&q.day, &q.from, &q.to) {
         (Some(day), None, None) => (day.as_str(), day.as_str()),
         (None, Some(from), Some(to)) => (from.as_str(), to.as_str()),

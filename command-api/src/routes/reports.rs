@@ -147,10 +147,12 @@ struct GgrReport {
 )]
 async fn ggr(
     State(state): State<AppState>,
-    _caller: Authorized<needs::Read>,
+    caller: Authorized<needs::Read>,
     headers: HeaderMap,
     QueryParams(q): QueryParams<GgrQuery>,
 ) -> Result<Response, ApiError> {
+    // Summed over every brand's wallets (until kept per brand).
+    caller.require_all_brands()?;
     let scope = TotalsScope::parse(&q.from, &q.to, q.provider, q.game_id, q.currency)?;
     let (totals, freshness) = scope.rows(&state).await?;
     let mut days: BTreeMap<(chrono::NaiveDate, &'static str), (Ggr, u32)> = BTreeMap::new();

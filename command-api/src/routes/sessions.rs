@@ -30,6 +30,8 @@ struct SessionRequest {
     currency: String,
     provider_id: String,
     game_id: String,
+    /// The brand of the player's wallet (default `default`).
+    brand_id: Option<String>,
 }
 
 #[utoipa::path(
@@ -43,7 +45,7 @@ struct SessionRequest {
 )]
 async fn create(
     State(state): State<AppState>,
-    _caller: Authorized<needs::Write>,
+    caller: Authorized<needs::Write>,
     JsonBody(body): JsonBody<SessionRequest>,
 ) -> Result<
     (
@@ -66,9 +68,14 @@ async fn create(
             body.provider_id
         )));
     }
-    let wallet_id = WalletId::for_player(&player_id, currency);
-    // A session for a wallet that does not exist would only fail later, at the first bet.
-    if state.store.wallet(wallet_id).await?.is_none() {
+    let brand_id = match body.brand_id {
+        None => domain::BrandId::default_brand(),
+        Some(b) => valid(domain::BrandId::new, b)?,
+    };
+    let wallet_id = WalletId::for_player_in(&brand_id, &player_id, currency);
+    // A session for a wallet that does not exist would only fail later, at the first bet;
+    // one of a brand the caller may not act on does not exist for it.
+    if !caller.admits(&brand_id) || state.store.wallet(wallet_id).await?.is_none() {
         return Err(ApiError::wallet_not_found());
     }
     let session = Session {
@@ -104,9 +111,18 @@ async fn create(
 )]
 async fn end(
     State(state): State<AppState>,
-    _caller: Authorized<needs::Write>,
+    caller: Authorized<needs::Write>,
     Path(token): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    // Another brand's session does not exist for a client limited to some brands.
+    if !matches!(caller.brands(), crate::auth::Brands::All) {
+        if let Ok(session) = state.sessions.touch(&token).await {
+            let brand = state.brands.brand_of(session.wallet_id).await?;
+            if brand.is_some_and(|b| !caller.admits(&b)) {
+                return Err(ApiError::wallet_not_found());
+            }
+        }
+    }
     // Ending a session that is gone already is not an error: the outcome is the same.
     state.sessions.end(&token).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use domain::wallet::RESERVATION_TIMEOUT_S_DEFAULT;
-use domain::{Currency, GameId, PlayerId, TransactionId, WalletCommand, WalletId};
+use domain::{BrandId, Currency, GameId, PlayerId, TransactionId, WalletCommand, WalletId};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -39,11 +39,14 @@ pub fn routes() -> OpenApiRouter<AppState> {
 // ---- bodies --------------------------------------------------------------------------
 
 #[derive(Deserialize, utoipa::ToSchema)]
-#[schema(examples(json!({"player_id": "alice", "currency": "EUR"})))]
+#[schema(examples(json!({"player_id": "alice", "currency": "EUR", "brand_id": "default"})))]
 #[serde(deny_unknown_fields)]
 struct OpenRequest {
     player_id: String,
     currency: String,
+    /// The brand it belongs to, for ever (default `default`); the caller's token must
+    /// list it.
+    brand_id: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -110,6 +113,7 @@ struct RefundRequest {
 struct WalletResponse {
     wallet_id: String,
     player_id: String,
+    brand_id: String,
     balance: BalanceBody,
     sequence: u64,
 }
@@ -135,7 +139,7 @@ struct EventsQuery {
 )]
 async fn open(
     State(state): State<AppState>,
-    _caller: Authorized<needs::Write>,
+    caller: Authorized<needs::Write>,
     JsonBody(body): JsonBody<OpenRequest>,
 ) -> Result<
     (
@@ -147,13 +151,19 @@ async fn open(
 > {
     let player_id = valid(PlayerId::new, body.player_id)?;
     let currency = currency(&body.currency)?;
-    let wallet_id = WalletId::for_player(&player_id, currency);
+    let brand_id = match body.brand_id {
+        None => BrandId::default_brand(),
+        Some(b) => valid(BrandId::new, b)?,
+    };
+    caller.require_brand(&brand_id)?;
+    let wallet_id = WalletId::for_player_in(&brand_id, &player_id, currency);
     let receipt = execute(
         &state,
         wallet_id,
         WalletCommand::Open {
             player_id: player_id.clone(),
             currency,
+            brand_id: brand_id.clone(),
         },
     )
     .await?;
@@ -166,6 +176,7 @@ async fn open(
         Json(WalletResponse {
             wallet_id: wallet_id.to_string(),
             player_id: player_id.into(),
+            brand_id: brand_id.to_string(),
             balance: receipt.balance.into(),
             sequence: receipt.sequence,
         }),
@@ -354,9 +365,15 @@ async fn wallet(
         .wallet(wallet_id)
         .await?
         .ok_or_else(ApiError::wallet_not_found)?;
+    let brand_id = state
+        .brands
+        .brand_of(wallet_id)
+        .await?
+        .unwrap_or_else(BrandId::default_brand);
     Ok(Json(WalletResponse {
         wallet_id: wallet_id.to_string(),
         player_id: snapshot.player_id.into(),
+        brand_id: brand_id.to_string(),
         balance: snapshot.balance.into(),
         sequence: snapshot.sequence,
     }))

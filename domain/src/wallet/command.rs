@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::ids::{
-    AdjustmentReason, BonusId, CampaignId, ClientId, ForfeitReason, GameId, LockReason, PlayerId,
-    ReservationId, RoundId, TransactionId,
+    AdjustmentReason, BonusId, BrandId, CampaignId, ClientId, ForfeitReason, GameId, LockReason,
+    PlayerId, ReservationId, RoundId, TransactionId,
 };
 use crate::money::Currency;
 use crate::wallet::bonus::Terms;
@@ -46,6 +46,10 @@ pub enum WalletCommand {
     Open {
         player_id: PlayerId,
         currency: Currency,
+        /// The brand it belongs to, for ever ([`BrandId::DEFAULT`] when the caller names
+        /// none; also when an instance of an earlier build passes the command on).
+        #[serde(default = "BrandId::default_brand")]
+        brand_id: BrandId,
     },
     /// Credit available.
     Deposit {
@@ -300,10 +304,17 @@ impl WalletCommand {
     pub fn fingerprint(&self) -> String {
         let amount = |d: &Decimal| d.normalize().to_string();
         let value = match self {
+            // A wallet's id names its brand; the default brand's open keeps its old form.
             WalletCommand::Open {
                 player_id,
                 currency,
-            } => json!(["open", player_id, currency]),
+                brand_id,
+            } if brand_id.is_default() => json!(["open", player_id, currency]),
+            WalletCommand::Open {
+                player_id,
+                currency,
+                brand_id,
+            } => json!(["open", player_id, currency, brand_id]),
             WalletCommand::Deposit {
                 transaction_id,
                 amount: a,

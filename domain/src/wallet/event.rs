@@ -9,8 +9,8 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{
-    AdjustmentReason, BonusId, CampaignId, ClientId, ForfeitReason, GameId, LockReason, PlayerId,
-    ReservationId, RoundId, TransactionId, WalletId,
+    AdjustmentReason, BonusId, BrandId, CampaignId, ClientId, ForfeitReason, GameId, LockReason,
+    PlayerId, ReservationId, RoundId, TransactionId, WalletId,
 };
 use crate::money::Currency;
 use crate::wallet::bonus::{BonusMoves, Terms};
@@ -30,6 +30,13 @@ pub enum WalletEvent {
         wallet_id: WalletId,
         player_id: PlayerId,
         currency: Currency,
+        /// Its brand, for ever; absent (the default brand) in events written before
+        /// brands and for wallets of the default brand.
+        #[serde(
+            default = "BrandId::default_brand",
+            skip_serializing_if = "BrandId::is_default"
+        )]
+        brand_id: BrandId,
     },
     FundsDeposited {
         transaction_id: TransactionId,

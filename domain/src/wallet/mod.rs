@@ -174,11 +174,13 @@ impl Wallet {
                 WalletCommand::Open {
                     player_id,
                     currency,
+                    brand_id,
                 },
             ) => Ok(WalletEvent::WalletOpened {
-                wallet_id: WalletId::for_player(&player_id, currency),
+                wallet_id: WalletId::for_player_in(&brand_id, &player_id, currency),
                 player_id,
                 currency,
+                brand_id,
             }),
             (None, _) => Err(WalletError::WalletNotFound),
         }
@@ -505,10 +507,13 @@ impl Aggregate for Wallet {
     }
 
     fn apply(&mut self, event: WalletEvent) {
+        // The brand is not state: nothing the wallet decides depends on it, and the API
+        // reads it from the opening event (`eventstore::payload::wallet_brand`).
         if let WalletEvent::WalletOpened {
             wallet_id,
             player_id,
             currency,
+            brand_id: _,
         } = event
         {
             self.opened = Some(Opened {

@@ -31,6 +31,7 @@ fn opened(currency: Currency) -> WalletEvent {
         wallet_id: WalletId::for_player(&player(), currency),
         player_id: player(),
         currency,
+        brand_id: crate::BrandId::default_brand(),
     }
 }
 fn deposited(id: &str, amount: &str) -> WalletEvent {
@@ -104,6 +105,7 @@ fn open_opens_a_wallet_keyed_by_player_and_currency() {
         .when(WalletCommand::Open {
             player_id: player(),
             currency: Currency::Eur,
+            brand_id: crate::BrandId::default_brand(),
         })
         .then_expect_events(vec![opened(Currency::Eur)]);
 }
@@ -115,6 +117,7 @@ fn second_open_is_refused_as_wallet_exists() {
         .when(WalletCommand::Open {
             player_id: player(),
             currency: Currency::Eur,
+            brand_id: crate::BrandId::default_brand(),
         })
         .then_expect_error(WalletError::WalletExists {
             wallet_id: WalletId::for_player(&player(), Currency::Eur),

@@ -30,6 +30,7 @@ pub async fn long_history(args: &Args, pool: &PgPool) -> anyhow::Result<Phase> {
     let open = |name: &str| WalletCommand::Open {
         player_id: PlayerId::new(name).expect("a short id"),
         currency: Currency::Eur,
+        brand_id: domain::BrandId::default_brand(),
     };
     let id = |name: &str| WalletId::for_player(&PlayerId::new(name).expect("id"), Currency::Eur);
     let deposit = |tx: String| WalletCommand::Deposit {

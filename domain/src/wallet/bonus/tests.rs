@@ -33,6 +33,7 @@ fn wallet(cash: &str) -> Wallet {
         WalletCommand::Open {
             player_id: PlayerId::new("p").unwrap(),
             currency: Currency::Eur,
+            brand_id: crate::BrandId::default_brand(),
         },
     )
     .unwrap();

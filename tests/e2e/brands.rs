@@ -1,0 +1,238 @@
+//! Brands (the contract's "Brands and back office"): a wallet belongs to one brand, a
+//! token lists the brands it may act on, and a wallet of another brand is
+//! `404 WALLET_NOT_FOUND` to it on every route, with nothing read or moved. The suite
+//! takes every route from the API's own OpenAPI document, so a route added later is
+//! tried too.
+
+use betledger_tests::{spawn_app_with, test_config, TestApp, OPERATOR_TOKEN};
+use command_api::auth::{ApiClient, Brands, Scope};
+use domain::BrandId;
+use reqwest::Method;
+use serde_json::{json, Value};
+use sqlx::PgPool;
+
+const MIGRATOR: &sqlx::migrate::Migrator = &eventstore_migrations::MIGRATOR;
+
+const A_TOKEN: &str = "brand-a-operator-token";
+const B_TOKEN: &str = "brand-b-operator-token";
+
+async fn two_brands(pool: PgPool) -> TestApp {
+    let mut config = test_config();
+    let all = vec![Scope::Read, Scope::Write, Scope::Operator];
+    for (name, token, brand) in [("op-a", A_TOKEN, "casino-a"), ("op-b", B_TOKEN, "casino-b")] {
+        config.clients.push(
+            ApiClient::new(name, token, all.clone())
+                .with_brands(Brands::Only(vec![BrandId::new(brand).unwrap()])),
+        );
+    }
+    spawn_app_with(pool, config).await
+}
+
+async fn call(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+    token: &str,
+) -> betledger_tests::Reply {
+    match body {
+        Some(body) => app.send_with(method, path, body, Some(token)).await,
+        None if method == Method::GET => app.send_get_with_token(path, Some(token)).await,
+        None => app.send_with(method, path, Value::Null, Some(token)).await,
+    }
+}
+
+async fn open(
+    app: &TestApp,
+    player: &str,
+    brand: Option<&str>,
+    token: &str,
+) -> betledger_tests::Reply {
+    let mut body = json!({"player_id": player, "currency": "EUR"});
+    if let Some(b) = brand {
+        body["brand_id"] = json!(b);
+    }
+    call(app, Method::POST, "/v1/wallets", Some(body), token).await
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_wallet_of_another_brand_is_not_found_on_every_route(pool: PgPool) {
+    let app = two_brands(pool).await;
+    // One player, a wallet in each brand (and one in the default brand).
+    let a = open(&app, "shared-player", Some("casino-a"), A_TOKEN).await;
+    assert_eq!(a.status, 201, "{:?}", a.body);
+    assert_eq!(a.body["brand_id"], "casino-a");
+    let b = open(&app, "shared-player", Some("casino-b"), B_TOKEN).await;
+    assert_eq!(b.status, 201, "{:?}", b.body);
+    let d = open(&app, "shared-player", None, OPERATOR_TOKEN).await;
+    assert_eq!(d.body["brand_id"], "default");
+    let (wa, wb, wd) = (
+        a.body["wallet_id"].as_str().unwrap().to_string(),
+        b.body["wallet_id"].as_str().unwrap().to_string(),
+        d.body["wallet_id"].as_str().unwrap().to_string(),
+    );
+    assert!(wa != wb && wa != wd && wb != wd, "a wallet per brand");
+    // Opening in a brand the token does not list is forbidden, and opens nothing.
+    let r = open(&app, "other", Some("casino-b"), A_TOKEN).await;
+    assert_eq!((r.status, r.code()), (403, "FORBIDDEN"));
+    let r = open(&app, "other", None, A_TOKEN).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "FORBIDDEN"),
+        "the default brand is a brand"
+    );
+    let r = call(
+        &app,
+        Method::POST,
+        &format!("/v1/wallets/{wa}/deposits"),
+        Some(json!({"transaction_id": "d1", "amount": "50.00"})),
+        A_TOKEN,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = call(
+        &app,
+        Method::POST,
+        &format!("/v1/wallets/{wa}/lock"),
+        Some(json!({"transaction_id": "k1", "reason": "review"})),
+        A_TOKEN,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+
+    // Every route of the OpenAPI document that names a wallet, with brand B's token, on
+    // brand A's wallet (and on the default brand's): not found, nothing moved.
+    let doc = app.send_get_with_token("/openapi.json", None).await.body;
+    let before = app.event_count().await;
+    let mut tried = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if !(path.starts_with("/v1/wallets/{id}") || path.starts_with("/v1/read/wallets/{id}")) {
+            continue;
+        }
+        for (method, _) in item.as_object().unwrap() {
+            let method: Method = method.to_uppercase().parse().unwrap();
+            for wallet in [&wa, &wd] {
+                let concrete = path
+                    .replace("{id}", wallet)
+                    .replace("{rid}", "bet-1")
+                    .replace("{round_id}", "round-1")
+                    .replace("{bonus_id}", "bonus-1")
+                    .replace("{kind}", "deposit")
+                    .replace("{period}", "day");
+                let body = (method == Method::POST || method == Method::PUT).then(|| {
+                    json!({"transaction_id": "b-tx", "amount": "1.00", "reason": "x",
+                           "payout": "1.00", "game_id": "g", "round_id": "round-1"})
+                });
+                let r = call(&app, method.clone(), &concrete, body, B_TOKEN).await;
+                assert_eq!(
+                    (r.status, r.code()),
+                    (404, "WALLET_NOT_FOUND"),
+                    "{method} {concrete}: {:?}",
+                    r.body
+                );
+                tried += 1;
+            }
+        }
+    }
+    assert!(tried >= 40, "every wallet route was tried: {tried}");
+    assert_eq!(app.event_count().await, before, "nothing was written");
+    // Its own brand's wallet works for each, and a token of every brand sees all.
+    let r = app
+        .send_get_with_token(&format!("/v1/wallets/{wb}"), Some(B_TOKEN))
+        .await;
+    assert_eq!(
+        (r.status, r.body["brand_id"].as_str()),
+        (200, Some("casino-b"))
+    );
+    let r = app
+        .send_get_with_token(&format!("/v1/wallets/{wa}/history"), Some(A_TOKEN))
+        .await;
+    assert_eq!(r.status, 200);
+    for w in [&wa, &wb, &wd] {
+        let r = app
+            .send_get_with_token(&format!("/v1/wallets/{w}"), Some(OPERATOR_TOKEN))
+            .await;
+        assert_eq!(r.status, 200, "{w}");
+    }
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn sessions_audit_and_sums_keep_to_the_callers_brands(pool: PgPool) {
+    let app = two_brands(pool).await;
+    let a = open(&app, "p1", Some("casino-a"), A_TOKEN).await;
+    let wa = a.body["wallet_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        open(&app, "p1", Some("casino-b"), B_TOKEN).await.status,
+        201
+    );
+    let session = |brand: Option<&str>, token: &'static str| {
+        let app = &app;
+        let mut body = json!({"player_id": "p1", "currency": "EUR",
+                              "provider_id": betledger_tests::PROVIDER_A, "game_id": "g1"});
+        if let Some(b) = brand {
+            body["brand_id"] = json!(b);
+        }
+        async move { call(app, Method::POST, "/v1/sessions", Some(body), token).await }
+    };
+    // A session for a wallet of another brand: not found.
+    let r = session(Some("casino-a"), B_TOKEN).await;
+    assert_eq!((r.status, r.code()), (404, "WALLET_NOT_FOUND"));
+    let r = session(Some("casino-b"), B_TOKEN).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let r = session(Some("casino-a"), A_TOKEN).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.body["wallet_id"], wa.as_str());
+    let token_a = r.body["token"].as_str().unwrap().to_string();
+    // Brand B cannot end brand A's session; brand A can.
+    let r = call(
+        &app,
+        Method::DELETE,
+        &format!("/v1/sessions/{token_a}"),
+        None,
+        B_TOKEN,
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (404, "WALLET_NOT_FOUND"));
+    let r = call(
+        &app,
+        Method::DELETE,
+        &format!("/v1/sessions/{token_a}"),
+        None,
+        A_TOKEN,
+    )
+    .await;
+    assert_eq!(r.status, 204);
+
+    // The operator audit lists a brand's own wallets' actions alone.
+    let r = call(
+        &app,
+        Method::POST,
+        &format!("/v1/wallets/{wa}/lock"),
+        Some(json!({"transaction_id": "k1", "reason": "review"})),
+        A_TOKEN,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let listed = |token: &'static str| {
+        let app = &app;
+        async move {
+            app.send_get_with_token("/v1/audit", Some(token)).await.body["actions"]
+                .as_array()
+                .unwrap()
+                .len()
+        }
+    };
+    assert_eq!(listed(A_TOKEN).await, 1);
+    assert_eq!(listed(B_TOKEN).await, 0);
+    assert_eq!(listed(OPERATOR_TOKEN).await, 1);
+
+    // Figures summed over every brand are for tokens of every brand.
+    for path in [
+        "/v1/read/totals?day=2026-12-01",
+        "/v1/read/leaderboards/g1",
+        "/v1/reports/ggr?from=2026-12-01&to=2026-12-01",
+    ] {
+        let r = app.send_get_with_token(path, Some(B_TOKEN)).await;
+        assert_eq!((r.status, r.code()), (403, "FORBIDDEN"), "{path}");
+    }
+}
