@@ -538,7 +538,11 @@ mod tests {
         assert_eq!(clients[1].brands(), &Brands::All);
         assert_eq!(clients[2].brands(), &Brands::All);
         assert_eq!(clients[0].to_string(), "a:****:read:casino-a+casino-b");
-        for bad in ["a:token-aaaa:read:Casino", "a:token-aaaa:read:", "a:token-aaaa:read:a+"] {
+        for bad in [
+            "a:token-aaaa:read:Casino",
+            "a:token-aaaa:read:",
+            "a:token-aaaa:read:a+",
+        ] {
             let e = parse_clients(bad).err().expect("refused").to_string();
             assert!(e.contains("brand"), "{bad}: {e}");
         }

@@ -131,3 +131,21 @@ pub fn time(field: &str, text: &str) -> Result<chrono::DateTime<chrono::Utc>, Ap
             ))
         })
 }
+
+/// A page's `limit`: 1 to [`eventstore::history::LIMIT_MAX`], [`eventstore::history::LIMIT_DEFAULT`] when absent
+/// (the history's and the operator audit's).
+pub fn page_limit(text: Option<&str>) -> Result<u32, ApiError> {
+    match text {
+        None => Ok(eventstore::history::LIMIT_DEFAULT),
+        Some(t) => t
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=eventstore::history::LIMIT_MAX).contains(n))
+            .ok_or_else(|| {
+                ApiError::InvalidRequest(format!(
+                    "limit must be a whole number from 1 to {}",
+                    eventstore::history::LIMIT_MAX
+                ))
+            }),
+    }
+}

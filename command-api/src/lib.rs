@@ -10,6 +10,8 @@
 //! - [`routes`]: one module per face or group of endpoints (native wallets, native
 //!   rounds and the round view, player protection, bonus money, read models, a wallet's
 //!   history, reports, sessions, the provider face, the Hub88-style face, health).
+//! - [`totals`]: the totals read model as the read routes and the reports ask for it: the
+//!   days and slots a query names, and their rows.
 //! - [`seamless`]: the calls providers make (bet, bet-win, win, rollback, adjustment)
 //!   as domain commands, with their id scope and rules, for the provider and Hub88 faces.
 //! - [`serve`]: the server loop over hyper's connections, with a bound on how long a
@@ -73,6 +75,7 @@ pub mod seamless;
 pub mod serve;
 pub mod sessions;
 pub mod state;
+pub mod totals;
 
 pub use app::{run, Application};
 pub use config::Config;

@@ -439,8 +439,14 @@ mod tests {
         );
         let a = WalletId::for_player_in(&brand("casino-a"), &p, Currency::Eur);
         assert_ne!(a, WalletId::for_player(&p, Currency::Eur));
-        assert_ne!(a, WalletId::for_player_in(&brand("casino-b"), &p, Currency::Eur));
-        assert_eq!(a, WalletId::for_player_in(&brand("casino-a"), &p, Currency::Eur));
+        assert_ne!(
+            a,
+            WalletId::for_player_in(&brand("casino-b"), &p, Currency::Eur)
+        );
+        assert_eq!(
+            a,
+            WalletId::for_player_in(&brand("casino-a"), &p, Currency::Eur)
+        );
         for bad in ["", "Casino", "a+b", "a:b", "*", &"x".repeat(65)] {
             assert!(BrandId::new(bad).is_err(), "{bad:?}");
         }

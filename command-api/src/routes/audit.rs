@@ -12,7 +12,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::auth::{needs, Authorized};
 use crate::body::at_scale;
 use crate::error::ApiError;
-use crate::input::time;
+use crate::input::{page_limit, time};
 use crate::json::QueryParams;
 use crate::state::AppState;
 
@@ -93,7 +93,7 @@ async fn audit(
         None => Cursor::START,
         Some(c) => Cursor::parse(c).map_err(ApiError::InvalidRequest)?,
     };
-    let limit = super::history::limit(q.limit.as_deref())?;
+    let limit = page_limit(q.limit.as_deref())?;
     let page = history::operator_actions(
         &state.pool,
         actor.as_ref().map(|a| a.as_str()),

@@ -16,7 +16,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::auth::{needs, Authorized};
 use crate::body::{at_scale, BalanceBody};
 use crate::error::ApiError;
-use crate::input::{time, valid, wallet_id};
+use crate::input::{page_limit, time, valid, wallet_id};
 use crate::json::QueryParams;
 use crate::state::AppState;
 
@@ -142,7 +142,7 @@ async fn wallet_history(
         None => Cursor::START,
         Some(c) => Cursor::parse(c).map_err(ApiError::InvalidRequest)?,
     };
-    let limit = limit(query.limit.as_deref())?;
+    let limit = page_limit(query.limit.as_deref())?;
     if !history::wallet_exists(&state.pool, wallet_id).await? {
         return Err(ApiError::wallet_not_found());
     }
@@ -156,24 +156,6 @@ async fn wallet_history(
         next_cursor: page.next.map(Cursor::encode),
     })
     .into_response())
-}
-
-/// A page's `limit`: 1 to [`history::LIMIT_MAX`], [`history::LIMIT_DEFAULT`] when absent
-/// (the history's and the operator audit's).
-pub(super) fn limit(text: Option<&str>) -> Result<u32, ApiError> {
-    match text {
-        None => Ok(history::LIMIT_DEFAULT),
-        Some(t) => t
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=history::LIMIT_MAX).contains(n))
-            .ok_or_else(|| {
-                ApiError::InvalidRequest(format!(
-                    "limit must be a whole number from 1 to {}",
-                    history::LIMIT_MAX
-                ))
-            }),
-    }
 }
 
 /// The CSV columns: the entry's fields, then the balance after it by part.

@@ -17,9 +17,6 @@ use crate::input;
 use crate::json::QueryParams;
 use crate::state::AppState;
 
-/// Most days one totals query spans.
-const TOTALS_DAYS_MAX: i64 = 31;
-
 /// Rows a leaderboard returns when the caller names no limit, and at most.
 const LEADERBOARD_LIMIT_DEFAULT: u32 = 10;
 const LEADERBOARD_LIMIT_MAX: u32 = 100;
@@ -214,7 +211,7 @@ async fn totals(
             ))
         }
     };
-    let scope = TotalsScope::parse(from, to, q.provider, q.game_id, q.currency)?;
+    let scope = crate::totals::TotalsScope::parse(from, to, q.provider, q.game_id, q.currency)?;
     let (rows, freshness) = scope.rows(&state).await?;
     let (from, to) = (scope.from, scope.to);
     Ok(Json(json!({
@@ -224,72 +221,4 @@ async fn totals(
         "global_position": freshness.global_position,
         "recorded_at": freshness.recorded_at,
     })))
-}
-
-/// The days and slots a totals query or a report names: `from` to `to` (UTC days,
-/// inclusive, at most [`TOTALS_DAYS_MAX`]), and the provider, game and currency a row must
-/// name when given.
-pub(crate) struct TotalsScope {
-    pub from: chrono::NaiveDate,
-    pub to: chrono::NaiveDate,
-    provider: Option<String>,
-    game_id: Option<domain::GameId>,
-    currency: Option<Currency>,
-}
-
-impl TotalsScope {
-    pub(crate) fn parse(
-        from: &str,
-        to: &str,
-        provider: Option<String>,
-        game_id: Option<String>,
-        currency: Option<String>,
-    ) -> Result<TotalsScope, ApiError> {
-        let date = |field: &str, text: &str| {
-            chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
-                ApiError::InvalidRequest(format!("{field} must be a UTC day like 2026-12-01"))
-            })
-        };
-        let (from, to) = (date("from", from)?, date("to", to)?);
-        let span = (to - from).num_days();
-        if !(0..TOTALS_DAYS_MAX).contains(&span) {
-            return Err(ApiError::InvalidRequest(format!(
-                "from must not be after to, and the span at most {TOTALS_DAYS_MAX} days"
-            )));
-        }
-        Ok(TotalsScope {
-            from,
-            to,
-            provider,
-            game_id: game_id
-                .map(|g| {
-                    domain::GameId::new(g).map_err(|e| ApiError::InvalidRequest(e.to_string()))
-                })
-                .transpose()?,
-            currency: input::optional_currency(currency)?,
-        })
-    }
-
-    /// The totals rows in scope, and how fresh the read model is.
-    pub(crate) async fn rows(
-        &self,
-        state: &AppState,
-    ) -> Result<(Vec<readmodel::totals::TotalsRow>, query::Freshness), ApiError> {
-        let rm = &state.read_models;
-        let generation = query::current(&rm.client, &rm.keys).await?;
-        let rows = query::totals(&rm.client, &generation, self.from, self.to, |slot| {
-            self.currency.is_none_or(|c| c == slot.currency)
-                && self
-                    .provider
-                    .as_ref()
-                    .is_none_or(|p| slot.origin.provider.as_ref() == Some(p))
-                && self
-                    .game_id
-                    .as_ref()
-                    .is_none_or(|g| slot.origin.game_id.as_ref() == Some(g))
-        })
-        .await?;
-        let freshness = query::freshness(&rm.client, &generation).await?;
-        Ok((rows, freshness))
-    }
 }

@@ -13,7 +13,6 @@ use readmodel::totals::Ggr;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::read::TotalsScope;
 use crate::auth::{needs, Authorized};
 use crate::body::at_scale;
 use crate::error::ApiError;
@@ -153,7 +152,8 @@ async fn ggr(
 ) -> Result<Response, ApiError> {
     // Summed over every brand's wallets (until kept per brand).
     caller.require_all_brands()?;
-    let scope = TotalsScope::parse(&q.from, &q.to, q.provider, q.game_id, q.currency)?;
+    let scope =
+        crate::totals::TotalsScope::parse(&q.from, &q.to, q.provider, q.game_id, q.currency)?;
     let (totals, freshness) = scope.rows(&state).await?;
     let mut days: BTreeMap<(chrono::NaiveDate, &'static str), (Ggr, u32)> = BTreeMap::new();
     let mut rows = Vec::with_capacity(totals.len());
