@@ -162,6 +162,7 @@ impl Application {
             local,
             cluster: cluster.clone(),
             brands: Arc::new(crate::brands::BrandDirectory::new(pool.clone())),
+            provider_brands: Arc::new(config.provider_brands.clone()),
             pool,
             clients: Arc::new(config.clients.clone()),
             metrics: crate::metrics::handle(),

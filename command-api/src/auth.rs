@@ -22,24 +22,7 @@ pub enum Scope {
     Operator,
 }
 
-/// The brands a client may act on (the fourth field of its `BETLEDGER_API_TOKENS` entry).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Brands {
-    /// Every brand (`*`, or no fourth field).
-    All,
-    /// These alone.
-    Only(Vec<BrandId>),
-}
-
-impl Brands {
-    /// Whether a wallet of `brand` is this client's to see and move.
-    pub fn admits(&self, brand: &BrandId) -> bool {
-        match self {
-            Brands::All => true,
-            Brands::Only(list) => list.contains(brand),
-        }
-    }
-}
+pub use domain::Brands;
 
 /// A configured API client.
 #[derive(Clone)]
@@ -132,7 +115,7 @@ impl Caller {
             Ok(())
         } else {
             Err(ApiError::Forbidden(format!(
-                "client {:?} may not act on brand {brand:?}",
+                "client {:?} may not act on brand \"{brand}\"",
                 self.0.name
             )))
         }
@@ -229,32 +212,53 @@ pub trait Authenticates {
 impl<S: Authenticates + Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
-    /// The client, and for one limited to some brands, a wallet the path names
-    /// (`/v1/wallets/{id}...`, `/v1/read/wallets/{id}`) checked to be of one of them:
-    /// another brand's wallet is `404 WALLET_NOT_FOUND`, as one that does not exist, on
-    /// every route at once (the check cannot be forgotten by a new route).
+    /// The client, and for one limited to some brands, the wallet a path names
+    /// (`/v1/wallets/{id}...`, `/v1/read/wallets/{id}`) checked to exist and be of one of
+    /// them, before anything else of the request is read: another brand's wallet, one
+    /// never opened, and a path whose id is not in its one written form (percent-encoded,
+    /// say) are all `404 WALLET_NOT_FOUND`, alike, so the answer tells nothing about
+    /// another brand. On every route at once: a new route cannot forget it.
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let client = client_of(state.clients(), &parts.headers)?.clone();
         state.limiter().check(&format!("client:{}", client.name))?;
         if matches!(client.brands, Brands::Only(_)) {
-            if let Some(wallet) = wallet_in_path(parts.uri.path()) {
-                if let Some(brand) = state.wallet_brand(wallet).await? {
-                    if !client.brands.admits(&brand) {
-                        return Err(ApiError::wallet_not_found());
-                    }
-                }
+            match wallet_in_path(parts.uri.path()) {
+                WalletInPath::None => {}
+                WalletInPath::Unreadable => return Err(ApiError::wallet_not_found()),
+                WalletInPath::Wallet(wallet) => match state.wallet_brand(wallet).await? {
+                    Some(brand) if client.brands.admits(&brand) => {}
+                    _ => return Err(ApiError::wallet_not_found()),
+                },
             }
         }
         Ok(Caller(client))
     }
 }
 
-/// The wallet a native path names, if it names one in its written form.
-pub fn wallet_in_path(path: &str) -> Option<WalletId> {
-    let rest = path
+/// What a native path says of a wallet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WalletInPath {
+    /// It is not a wallet's path.
+    None,
+    /// It is, and names this wallet in its one written form.
+    Wallet(WalletId),
+    /// It is, but its id segment is not a wallet id as written (percent-encoded, upper
+    /// case, empty...): the router may still decode it into one, so it is refused.
+    Unreadable,
+}
+
+/// The wallet a native path names (the raw path, before any percent-decoding).
+pub fn wallet_in_path(path: &str) -> WalletInPath {
+    let Some(rest) = path
         .strip_prefix("/v1/wallets/")
-        .or_else(|| path.strip_prefix("/v1/read/wallets/"))?;
-    rest.split('/').next()?.parse().ok()
+        .or_else(|| path.strip_prefix("/v1/read/wallets/"))
+    else {
+        return WalletInPath::None;
+    };
+    match rest.split('/').next().unwrap_or_default().parse() {
+        Ok(wallet) => WalletInPath::Wallet(wallet),
+        Err(_) => WalletInPath::Unreadable,
+    }
 }
 
 /// The client whose bearer token `headers` carry, compared by digest in constant time.

@@ -81,6 +81,9 @@ pub struct Config {
     pub protection: ProtectionConfig,
     /// Operators of the Hub88-style face and their public keys.
     pub hub88: Vec<crate::hub88::Hub88Operator>,
+    /// The brands each provider (by id, or `hub88.{operator}`) is enabled in; one not
+    /// listed is enabled in the default brand alone.
+    pub provider_brands: std::collections::HashMap<String, Brands>,
     /// How long a client may take to send a request's head
     /// (`BETLEDGER_HEADER_READ_TIMEOUT_MS`); then its connection is closed.
     pub header_read_timeout_ms: u64,
@@ -218,7 +221,7 @@ impl Config {
                 })
             }
         };
-        Ok(Self {
+        let config = Self {
             listen_addr,
             database_url: var("BETLEDGER_DATABASE_URL", DATABASE_URL_DEFAULT),
             db_connections_max,
@@ -263,6 +266,7 @@ impl Config {
             cluster: cluster_from_env()?,
             protection: protection_from_env()?,
             hub88: parse_hub88(&var("BETLEDGER_HUB88_OPERATORS", ""))?,
+            provider_brands: parse_provider_brands(&var("BETLEDGER_PROVIDER_BRANDS", ""))?,
             header_read_timeout_ms: number(
                 "BETLEDGER_HEADER_READ_TIMEOUT_MS",
                 HEADER_READ_TIMEOUT_MS_DEFAULT,
@@ -274,7 +278,22 @@ impl Config {
                     variable: "BETLEDGER_CREDIT_CAPS",
                     problem: format!("{problem}; e.g. EUR=50000.00,alpha/EUR=2000000.00"),
                 })?,
-        })
+        };
+        for id in config.provider_brands.keys() {
+            let hub88 = id
+                .strip_prefix("hub88.")
+                .is_some_and(|op| config.hub88.iter().any(|o| o.id == op));
+            if !hub88 && !config.providers.iter().any(|p| &p.id == id) {
+                return Err(ConfigError {
+                    variable: "BETLEDGER_PROVIDER_BRANDS",
+                    problem: format!(
+                        "{id:?} is neither a provider of BETLEDGER_PROVIDERS nor hub88.OPERATOR \
+                         of BETLEDGER_HUB88_OPERATORS"
+                    ),
+                });
+            }
+        }
+        Ok(config)
     }
 }
 
@@ -308,6 +327,33 @@ fn cluster_from_env() -> Result<Option<ClusterConfig>, ConfigError> {
         });
     }
     Ok(Some(ClusterConfig { advertise, secret }))
+}
+
+/// Parses `BETLEDGER_PROVIDER_BRANDS`: `id:brand+brand` entries separated by commas, `id`
+/// a provider's id or `hub88.{operator}` (checked against the configured ones at start).
+pub fn parse_provider_brands(
+    text: &str,
+) -> Result<std::collections::HashMap<String, Brands>, ConfigError> {
+    let err = |problem: String| ConfigError {
+        variable: "BETLEDGER_PROVIDER_BRANDS",
+        problem,
+    };
+    let mut map = std::collections::HashMap::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let Some((id, list)) = entry.split_once(':') else {
+            return Err(err(format!(
+                "entry {entry:?} is not provider:brand+brand (e.g. devgames:casino-a+casino-b)"
+            )));
+        };
+        let brands = list
+            .split('+')
+            .map(|b| BrandId::new(b).map_err(|e| err(format!("brand {b:?} of {id:?}: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        if map.insert(id.to_string(), Brands::Only(brands)).is_some() {
+            return Err(err(format!("provider {id:?} is listed twice")));
+        }
+    }
+    Ok(map)
 }
 
 /// Parses `BETLEDGER_HUB88_OPERATORS`: `id:path` entries separated by commas, each the

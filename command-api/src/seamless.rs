@@ -15,6 +15,9 @@
 //! - **a credit without a stake** (a bet-less win, a positive adjustment) is capped per
 //!   call ([`run_credit`], `caps`).
 //! - **a repeat after the session** is answered from the log ([`repeat_without_session`]).
+//! - **brands** ([`provider_brands`], [`players_wallet`]): a provider acts in the brands
+//!   it is enabled in; a call naming a player without a session finds the player's wallet
+//!   there, and never guesses between two.
 
 use chrono::{DateTime, Utc};
 use domain::wallet::RESERVATION_TIMEOUT_S_DEFAULT;
@@ -29,6 +32,7 @@ use crate::error::ApiError;
 use crate::input::valid;
 use crate::runner::execute;
 use crate::state::AppState;
+use domain::{BrandId, Brands, PlayerId};
 
 /// The id space of one provider, or of one Hub88 operator (`hub88.{operator}`).
 #[derive(Debug, Clone, Copy)]
@@ -318,4 +322,69 @@ pub async fn repeat_without_session(
         return Ok(None);
     };
     crate::runner::same_in_log(state, wallet_id, &command(currency)).await
+}
+
+/// The brands provider `scope` (a provider's id, or `hub88.{operator}`) is enabled in
+/// (`BETLEDGER_PROVIDER_BRANDS`); the default brand alone when it is not listed (as
+/// before brands existed), so its sessions and the wallets its calls name by player are
+/// always in the same brands.
+pub fn provider_brands(state: &AppState, scope: &str) -> Brands {
+    state
+        .provider_brands
+        .get(scope)
+        .cloned()
+        .unwrap_or_else(|| Brands::Only(vec![BrandId::default_brand()]))
+}
+
+/// The wallets `player` may hold in `currency` among provider `scope`'s brands, in the
+/// order listed.
+pub fn players_wallets(
+    state: &AppState,
+    scope: &str,
+    player: &PlayerId,
+    currency: domain::Currency,
+) -> Vec<WalletId> {
+    match provider_brands(state, scope) {
+        Brands::All => vec![WalletId::for_player(player, currency)],
+        Brands::Only(list) => list
+            .iter()
+            .map(|b| WalletId::for_player_in(b, player, currency))
+            .collect(),
+    }
+}
+
+/// The wallet of `player` in `currency` that a call of provider `scope` names without a
+/// session (a win or rollback after it, an adjustment): the one of its brands where the
+/// player has one. None there: the first brand's (so the call is refused as for a wallet
+/// that does not exist). In more than one: refused, for money must never land in a
+/// guessed brand; give each brand a provider entry of its own.
+pub async fn players_wallet(
+    state: &AppState,
+    scope: &str,
+    player: &PlayerId,
+    currency: domain::Currency,
+) -> Result<WalletId, ApiError> {
+    let candidates = players_wallets(state, scope, player, currency);
+    if candidates.len() == 1 {
+        return Ok(candidates[0]);
+    }
+    let mut held = Vec::new();
+    for wallet in &candidates {
+        if state.store.wallet(*wallet).await?.is_some() {
+            held.push(*wallet);
+        }
+    }
+    match held[..] {
+        [] => Ok(candidates[0]),
+        [one] => Ok(one),
+        _ => Err(ApiError::InvalidRequest(format!(
+            "player {player} has wallets in several brands provider {scope} is enabled in; \
+             call for a session, or give each brand a provider entry of its own"
+        ))),
+    }
+}
+
+/// Whether provider `scope` may open a session on a wallet of `brand`.
+pub fn provider_admits(state: &AppState, scope: &str, brand: &BrandId) -> bool {
+    provider_brands(state, scope).admits(brand)
 }

@@ -101,6 +101,28 @@ impl Sessions {
             .map_err(|e| ApiError::Unavailable(format!("a session in Redis is unreadable: {e}")))
     }
 
+    /// The wallet of the session of `token`, without extending it; `None` if it is
+    /// unknown or expired.
+    pub async fn wallet_of(&self, token: &str) -> Result<Option<domain::WalletId>, ApiError> {
+        if token.is_empty() || token.len() > 256 {
+            return Ok(None);
+        }
+        let value: Option<String> = self
+            .client
+            .get(self.key(token))
+            .await
+            .map_err(unavailable)?;
+        value
+            .map(|v| {
+                serde_json::from_str::<Session>(&v)
+                    .map(|s| s.wallet_id)
+                    .map_err(|e| {
+                        ApiError::Unavailable(format!("a session in Redis is unreadable: {e}"))
+                    })
+            })
+            .transpose()
+    }
+
     /// Ends the session; `true` if it existed.
     pub async fn end(&self, token: &str) -> Result<bool, ApiError> {
         let removed: i64 = self

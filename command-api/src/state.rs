@@ -42,6 +42,8 @@ pub struct Services {
     pub clients: Arc<Vec<ApiClient>>,
     /// Each wallet's brand, for the brand check of clients limited to some brands.
     pub brands: Arc<crate::brands::BrandDirectory>,
+    /// The brands each provider (by id, or `hub88.{operator}`) is enabled in.
+    pub provider_brands: Arc<std::collections::HashMap<String, domain::Brands>>,
     pub metrics: PrometheusHandle,
     /// The Redis read models (`/v1/read/...`).
     pub read_models: ReadModels,

@@ -345,6 +345,25 @@ impl fmt::Display for BrandId {
     }
 }
 
+/// The brands an API client or a provider may act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Brands {
+    /// Every brand (`*`, or no fourth field).
+    All,
+    /// These alone.
+    Only(Vec<BrandId>),
+}
+
+impl Brands {
+    /// Whether a wallet of `brand` is this client's to see and move.
+    pub fn admits(&self, brand: &BrandId) -> bool {
+        match self {
+            Brands::All => true,
+            Brands::Only(list) => list.contains(brand),
+        }
+    }
+}
+
 /// Namespace of wallet ids (UUIDv5): fixed forever, or every wallet id changes.
 const WALLET_NAMESPACE: Uuid = Uuid::from_u128(0x6b1f_2c1e_8d4a_4f55_9a8e_2b7c_0d3e_51a7);
 

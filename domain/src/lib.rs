@@ -25,8 +25,8 @@ pub mod money;
 pub mod wallet;
 
 pub use ids::{
-    AdjustmentReason, BonusId, BrandId, CampaignId, ClientId, ForfeitReason, GameId, IdError,
-    LockReason, PlayerId, ReservationId, RoundId, TransactionId, WalletId,
+    AdjustmentReason, BonusId, BrandId, Brands, CampaignId, ClientId, ForfeitReason, GameId,
+    IdError, LockReason, PlayerId, ReservationId, RoundId, TransactionId, WalletId,
 };
 pub use money::{AmountError, Balance, Currency, Money, Part};
 pub use wallet::{

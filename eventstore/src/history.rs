@@ -287,20 +287,22 @@ pub struct Actions {
 }
 
 /// Operators' actions across all wallets, newest first, from `cursor`: by `actor` when
-/// given, recorded in `[from, to)`, at most `limit` (capped at [`LIMIT_MAX`]). The order
+/// given, recorded in `[from, to)`, on wallets of `brands` when given, at most `limit`
+/// (capped at [`LIMIT_MAX`]). The order
 /// is the log position's: an action whose transaction commits after a later position was
 /// read appears on a fresh first page, not behind a cursor already past it.
 pub async fn operator_actions(
     pool: &PgPool,
     actor: Option<&str>,
     window: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+    brands: Option<&[String]>,
     cursor: Cursor,
     limit: u32,
 ) -> Result<Actions, StoreError> {
     let limit = limit.clamp(1, LIMIT_MAX);
     let before = i64::try_from(cursor.0).unwrap_or(i64::MAX);
     let mut events =
-        crate::payload::operator_actions(pool, before, actor, window, limit + 1).await?;
+        crate::payload::operator_actions(pool, before, actor, window, brands, limit + 1).await?;
     let next = (events.len() > limit as usize).then(|| {
         events.truncate(limit as usize);
         Cursor(events.last().map_or(0, |e| e.global_position.max(0) as u64))

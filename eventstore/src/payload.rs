@@ -578,18 +578,20 @@ pub const OPERATOR_ACTIONS: [&str; 6] = [
 ];
 
 /// Operators' actions across all wallets, newest first: log positions below `before`, by
-/// `actor` when given, recorded in `[from, to)`, at most `limit`. Reads the partial index
+/// `actor` when given, recorded in `[from, to)`, on wallets of `brands` when given (a
+/// wallet's brand is its opening event's), at most `limit`. Reads the partial index
 /// `events_operator_actions` backwards, so a page costs the same however long the log.
 pub async fn operator_actions(
     pool: &PgPool,
     before: i64,
     actor: Option<&str>,
     (from, to): (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+    brands: Option<&[String]>,
     limit: u32,
 ) -> Result<Vec<LoggedEvent>, StoreError> {
     // The index's predicate is written out so that a generic plan can use it.
     let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM events
+        "SELECT {COLUMNS} FROM events e
           WHERE event_type IN ('FundsAdjusted', 'AccountLocked', 'AccountUnlocked',
                                'BonusGranted', 'BonusForfeited', 'FreeRoundsGranted')
             AND (payload -> event_type) ? 'by'
@@ -597,6 +599,11 @@ pub async fn operator_actions(
             AND ($2::text IS NULL OR payload -> event_type ->> 'by' = $2)
             AND ($3::timestamptz IS NULL OR recorded_at >= $3)
             AND ($4::timestamptz IS NULL OR recorded_at < $4)
+            AND ($6::text[] IS NULL OR coalesce(
+                  (SELECT o.payload -> 'WalletOpened' ->> 'brand_id' FROM events o
+                    WHERE o.aggregate_type = e.aggregate_type
+                      AND o.aggregate_id = e.aggregate_id AND o.sequence = 1),
+                  'default') = ANY($6))
           ORDER BY global_position DESC LIMIT $5",
         COLUMNS = crate::log::COLUMNS
     ))
@@ -605,6 +612,7 @@ pub async fn operator_actions(
     .bind(from)
     .bind(to)
     .bind(i64::from(limit))
+    .bind(brands)
     .fetch_all(pool)
     .await
     .map_err(unavailable)?;

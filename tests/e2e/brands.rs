@@ -25,6 +25,14 @@ async fn two_brands(pool: PgPool) -> TestApp {
                 .with_brands(Brands::Only(vec![BrandId::new(brand).unwrap()])),
         );
     }
+    // Provider A plays in both brands.
+    config.provider_brands.insert(
+        betledger_tests::PROVIDER_A.to_string(),
+        Brands::Only(vec![
+            BrandId::new("casino-a").unwrap(),
+            BrandId::new("casino-b").unwrap(),
+        ]),
+    );
     spawn_app_with(pool, config).await
 }
 
@@ -135,6 +143,40 @@ async fn a_wallet_of_another_brand_is_not_found_on_every_route(pool: PgPool) {
         }
     }
     assert!(tried >= 40, "every wallet route was tried: {tried}");
+    // The router decodes a percent-encoded id into the same wallet: refused alike.
+    let encoded = format!("%{:02X}{}", wa.as_bytes()[0], &wa[1..]);
+    for path in [
+        format!("/v1/wallets/{encoded}/deposits"),
+        format!("/v1/wallets/{encoded}"),
+        format!("/v1/read/wallets/{encoded}"),
+    ] {
+        let body = path
+            .ends_with("deposits")
+            .then(|| json!({"transaction_id": "enc", "amount": "1.00"}));
+        let method = if body.is_some() {
+            Method::POST
+        } else {
+            Method::GET
+        };
+        let r = call(&app, method, &path, body, B_TOKEN).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (404, "WALLET_NOT_FOUND"),
+            "{path}: {:?}",
+            r.body
+        );
+    }
+    // Another brand's wallet and one never opened answer alike, whatever else is wrong.
+    let never = "00000000-0000-4000-8000-000000000000";
+    for w in [&wa, never] {
+        let r = app
+            .send_get_with_token(
+                &format!("/v1/wallets/{w}/history?cursor=bad"),
+                Some(B_TOKEN),
+            )
+            .await;
+        assert_eq!((r.status, r.code()), (404, "WALLET_NOT_FOUND"), "{w}");
+    }
     assert_eq!(app.event_count().await, before, "nothing was written");
     // Its own brand's wallet works for each, and a token of every brand sees all.
     let r = app
@@ -225,6 +267,14 @@ async fn sessions_audit_and_sums_keep_to_the_callers_brands(pool: PgPool) {
     assert_eq!(listed(A_TOKEN).await, 1);
     assert_eq!(listed(B_TOKEN).await, 0);
     assert_eq!(listed(OPERATOR_TOKEN).await, 1);
+    // Not even a page's cursor says another brand acted.
+    let r = app
+        .send_get_with_token("/v1/audit?limit=1", Some(B_TOKEN))
+        .await;
+    assert_eq!(
+        (r.body["actions"].clone(), r.body["next_cursor"].clone()),
+        (json!([]), Value::Null)
+    );
 
     // Figures summed over every brand are for tokens of every brand.
     for path in [
@@ -235,4 +285,91 @@ async fn sessions_audit_and_sums_keep_to_the_callers_brands(pool: PgPool) {
         let r = app.send_get_with_token(path, Some(B_TOKEN)).await;
         assert_eq!((r.status, r.code()), (403, "FORBIDDEN"), "{path}");
     }
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn providers_act_in_the_brands_they_are_enabled_in(pool: PgPool) {
+    use betledger_tests::{PROVIDER_A as A, PROVIDER_A_SECRET as A_KEY, PROVIDER_B as B};
+    let mut config = test_config();
+    let all = vec![Scope::Read, Scope::Write, Scope::Operator];
+    config.clients.push(
+        ApiClient::new("op-a", A_TOKEN, all.clone())
+            .with_brands(Brands::Only(vec![BrandId::new("casino-a").unwrap()])),
+    );
+    // Provider A plays in casino-a alone; provider B is not listed: the default brand.
+    config.provider_brands.insert(
+        A.to_string(),
+        Brands::Only(vec![BrandId::new("casino-a").unwrap()]),
+    );
+    let app = spawn_app_with(pool, config).await;
+    let wa = open(&app, "p1", Some("casino-a"), A_TOKEN).await.body["wallet_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let wd = open(&app, "p1", None, OPERATOR_TOKEN).await.body["wallet_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for w in [&wa, &wd] {
+        let r = call(
+            &app,
+            Method::POST,
+            &format!("/v1/wallets/{w}/deposits"),
+            Some(json!({"transaction_id": "d1", "amount": "10.00"})),
+            OPERATOR_TOKEN,
+        )
+        .await;
+        assert_eq!(r.status, 200);
+    }
+    let session = |provider: &str, brand: Option<&str>| {
+        let app = &app;
+        let mut body = json!({"player_id": "p1", "currency": "EUR", "provider_id": provider,
+                              "game_id": "g1"});
+        if let Some(b) = brand {
+            body["brand_id"] = json!(b);
+        }
+        async move {
+            call(
+                app,
+                Method::POST,
+                "/v1/sessions",
+                Some(body),
+                OPERATOR_TOKEN,
+            )
+            .await
+        }
+    };
+    // A provider has sessions in its brands alone.
+    let r = session(A, None).await;
+    assert_eq!((r.status, r.code()), (403, "FORBIDDEN"), "{:?}", r.body);
+    let r = session(B, Some("casino-a")).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "FORBIDDEN"),
+        "an unlisted provider: the default brand"
+    );
+    assert_eq!(session(B, None).await.status, 201);
+    let r = session(A, Some("casino-a")).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let token = r.body["token"].as_str().unwrap().to_string();
+    // Its bet is on the casino-a wallet; its win, which names the player alone, lands
+    // there too, not in the default brand's wallet of the same player.
+    let bet = json!({"token": token, "transaction_id": "b1", "round_id": "r1",
+                     "game_id": "g1", "amount": "2.00"});
+    assert_eq!(app.provider(A, A_KEY, "bet", bet).await.status, 200);
+    let win = json!({"player_id": "p1", "currency": "EUR", "transaction_id": "w1",
+                     "bet_transaction_id": "b1", "round_id": "r1", "amount": "5.00"});
+    let r = app.provider(A, A_KEY, "win", win).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let balance = |w: String| {
+        let app = &app;
+        async move {
+            app.send_get_with_token(&format!("/v1/wallets/{w}"), Some(OPERATOR_TOKEN))
+                .await
+                .body["balance"]["available"]
+                .clone()
+        }
+    };
+    assert_eq!(balance(wa.clone()).await, "13.00");
+    assert_eq!(balance(wd.clone()).await, "10.00");
 }

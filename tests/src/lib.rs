@@ -122,6 +122,7 @@ pub fn test_config() -> Config {
             Provider::new(PROVIDER_B, PROVIDER_B_SECRET),
         ],
         session_ttl_s: 60,
+        provider_brands: Default::default(),
         rate_limit_per_s: 100_000,
         rate_limit_burst: 100_000,
         concurrency_max: 256,

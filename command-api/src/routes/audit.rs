@@ -94,30 +94,24 @@ async fn audit(
         Some(c) => Cursor::parse(c).map_err(ApiError::InvalidRequest)?,
     };
     let limit = page_limit(q.limit.as_deref())?;
+    // A client limited to some brands sees its brands' wallets' actions alone, chosen in
+    // the query, so neither a page nor its cursor says anything of another brand.
+    let brands: Option<Vec<String>> = match caller.brands() {
+        crate::auth::Brands::All => None,
+        crate::auth::Brands::Only(list) => Some(list.iter().map(|b| b.to_string()).collect()),
+    };
     let page = history::operator_actions(
         &state.pool,
         actor.as_ref().map(|a| a.as_str()),
         (from, to),
+        brands.as_deref(),
         cursor,
         limit,
     )
     .await?;
-    // A client limited to some brands sees its brands' wallets' actions alone; a page may
-    // then hold fewer, and `next_cursor` still leads on.
-    let mut actions = Vec::with_capacity(page.actions.len());
-    for a in page.actions {
-        if matches!(caller.brands(), crate::auth::Brands::All)
-            || state
-                .brands
-                .brand_of(a.wallet_id)
-                .await?
-                .is_some_and(|b| caller.admits(&b))
-        {
-            actions.push(a);
-        }
-    }
     Ok(Json(AuditPage {
-        actions: actions
+        actions: page
+            .actions
             .into_iter()
             .map(|a| ActionBody {
                 time: a.time,

@@ -248,13 +248,22 @@ fn early(operator: &str, (request_uuid, status): (Option<String>, &'static str))
     respond(None, request_uuid.as_deref(), status, None)
 }
 
-fn wallet_of(user: &str, currency: &str) -> Result<(WalletId, Currency), Refusal> {
+/// The wallet of `user` in `currency` among operator `op`'s brands.
+async fn wallet_of(
+    state: &AppState,
+    op: &Hub88Operator,
+    user: &str,
+    currency: &str,
+) -> Result<(WalletId, Currency), Refusal> {
     let player = valid(PlayerId::new, user.to_string()).map_err(Refusal::from)?;
     let currency = crate::input::currency(currency).map_err(Refusal::from)?;
     if currency.scale() > hub88::AMOUNT_SCALE {
         return Err(Refusal::new("RS_ERROR_WRONG_CURRENCY"));
     }
-    Ok((WalletId::for_player(&player, currency), currency))
+    let wallet = seamless::players_wallet(state, &hub88::scope(&op.id), &player, currency)
+        .await
+        .map_err(Refusal::from)?;
+    Ok((wallet, currency))
 }
 
 fn money(units: i64, currency: Currency) -> Result<Decimal, Refusal> {
@@ -389,7 +398,7 @@ async fn bet(
     };
     let scope = hub88::scope(&op.id);
     let scope = Scope(&scope);
-    let named = wallet_of(&r.user, &r.currency);
+    let named = wallet_of(&state, &op, &r.user, &r.currency).await;
     let wallet_id = named.as_ref().ok().map(|(w, _)| *w);
     let outcome = async {
         let (wallet_id, currency) = named?;
@@ -515,7 +524,7 @@ async fn win(
     };
     let scope = hub88::scope(&op.id);
     let scope = Scope(&scope);
-    let named = wallet_of(&r.user, &r.currency);
+    let named = wallet_of(&state, &op, &r.user, &r.currency).await;
     let wallet_id = named.as_ref().ok().map(|(w, _)| *w);
     let outcome = async {
         let (wallet_id, currency) = named?;
@@ -636,8 +645,11 @@ async fn rollback_wallet(
     r: &RollbackRequest,
 ) -> Result<WalletId, Refusal> {
     let player = valid(PlayerId::new, r.user.clone())?;
+    let op_scope = hub88::scope(&op.id);
+    let players =
+        |currency: Currency| seamless::players_wallets(state, &op_scope, &player, currency);
     let users = |wallet_id: WalletId, currency: Currency| {
-        if WalletId::for_player(&player, currency) == wallet_id {
+        if players(currency).contains(&wallet_id) {
             Ok(wallet_id)
         } else {
             Err(Refusal::new("RS_ERROR_DUPLICATE_TRANSACTION"))
@@ -655,9 +667,7 @@ async fn rollback_wallet(
             .await
             .map_err(ApiError::from)?;
         // The user's own holder first: an older build let some ids into two wallets.
-        let own = holders
-            .iter()
-            .find(|(w, c)| WalletId::for_player(&player, *c) == *w);
+        let own = holders.iter().find(|(w, c)| players(*c).contains(w));
         match (own, &holders[..]) {
             (Some((wallet_id, _)), _) => return Ok(*wallet_id),
             (None, []) => {}
@@ -677,15 +687,16 @@ async fn rollback_wallet(
         if currency.scale() > hub88::AMOUNT_SCALE {
             continue;
         }
-        let wallet_id = WalletId::for_player(&player, currency);
-        if state
-            .store
-            .wallet(wallet_id)
-            .await
-            .map_err(ApiError::from)?
-            .is_some()
-        {
-            wallets.push(wallet_id);
+        for wallet_id in players(currency) {
+            if state
+                .store
+                .wallet(wallet_id)
+                .await
+                .map_err(ApiError::from)?
+                .is_some()
+            {
+                wallets.push(wallet_id);
+            }
         }
     }
     match wallets[..] {

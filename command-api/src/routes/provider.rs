@@ -386,10 +386,16 @@ async fn run_bet(
     }
 }
 
-/// The wallet a win or rollback names (they work after the session has ended).
-fn named_wallet(player_id: String, currency_code: &str) -> Result<WalletId, ApiError> {
+/// The wallet a win or rollback names (they work after the session has ended): the
+/// player's among the provider's brands.
+async fn named_wallet(
+    state: &AppState,
+    pid: &str,
+    player_id: String,
+    currency_code: &str,
+) -> Result<WalletId, ApiError> {
     let player_id = valid(PlayerId::new, player_id)?;
-    Ok(WalletId::for_player(&player_id, currency(currency_code)?))
+    seamless::players_wallet(state, pid, &player_id, currency(currency_code)?).await
 }
 
 #[utoipa::path(
@@ -409,7 +415,7 @@ async fn win(
     RawBody(body): RawBody,
 ) -> Result<CommandAnswer, ProviderError> {
     let (_, request) = verified::<WinRequest>(&state, &pid, &headers, &body)?;
-    let wallet_id = named_wallet(request.player_id, &request.currency)?;
+    let wallet_id = named_wallet(&state, &pid, request.player_id, &request.currency).await?;
     let scope = Scope(&pid);
     let (bet, transaction_id) = scope.win_ids(
         ("transaction_id", &request.transaction_id),
@@ -510,7 +516,7 @@ async fn adjust(
     RawBody(body): RawBody,
 ) -> Result<CommandAnswer, ProviderError> {
     let (_, request) = verified::<AdjustRequest>(&state, &pid, &headers, &body)?;
-    let wallet_id = named_wallet(request.player_id, &request.currency)?;
+    let wallet_id = named_wallet(&state, &pid, request.player_id, &request.currency).await?;
     let scope = Scope(&pid);
     let command = scope.adjust(
         &request.transaction_id,
@@ -540,7 +546,7 @@ async fn rollback(
     RawBody(body): RawBody,
 ) -> Result<CommandAnswer, ProviderError> {
     let (_, request) = verified::<RollbackRequest>(&state, &pid, &headers, &body)?;
-    let wallet_id = named_wallet(request.player_id, &request.currency)?;
+    let wallet_id = named_wallet(&state, &pid, request.player_id, &request.currency).await?;
     let command = Scope(&pid).rollback(
         &request.transaction_id,
         ("bet_transaction_id", &request.bet_transaction_id),

@@ -78,6 +78,12 @@ async fn create(
     if !caller.admits(&brand_id) || state.store.wallet(wallet_id).await?.is_none() {
         return Err(ApiError::wallet_not_found());
     }
+    if !crate::seamless::provider_admits(&state, &body.provider_id, &brand_id) {
+        return Err(ApiError::Forbidden(format!(
+            "provider {:?} is not enabled in brand \"{brand_id}\" (BETLEDGER_PROVIDER_BRANDS)",
+            body.provider_id
+        )));
+    }
     let session = Session {
         player_id,
         currency,
@@ -116,8 +122,8 @@ async fn end(
 ) -> Result<StatusCode, ApiError> {
     // Another brand's session does not exist for a client limited to some brands.
     if !matches!(caller.brands(), crate::auth::Brands::All) {
-        if let Ok(session) = state.sessions.touch(&token).await {
-            let brand = state.brands.brand_of(session.wallet_id).await?;
+        if let Some(wallet) = state.sessions.wallet_of(&token).await? {
+            let brand = state.brands.brand_of(wallet).await?;
             if brand.is_some_and(|b| !caller.admits(&b)) {
                 return Err(ApiError::wallet_not_found());
             }

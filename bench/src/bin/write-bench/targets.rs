@@ -133,6 +133,7 @@ impl Http {
             redis_prefix: format!("write-bench-{}", std::process::id()),
             providers: vec![],
             session_ttl_s: 60,
+            provider_brands: Default::default(),
             rate_limit_per_s: 1_000_000,
             rate_limit_burst: 1_000_000,
             concurrency_max: 10_000,
