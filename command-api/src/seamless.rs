@@ -388,3 +388,17 @@ pub async fn players_wallet(
 pub fn provider_admits(state: &AppState, scope: &str, brand: &BrandId) -> bool {
     provider_brands(state, scope).admits(brand)
 }
+
+/// Whether provider `scope` is still enabled in the brand of `wallet` (a session's): a
+/// session opened before the provider's brands were narrowed acts no more.
+pub async fn provider_still_admits(
+    state: &AppState,
+    scope: &str,
+    wallet: WalletId,
+) -> Result<bool, ApiError> {
+    Ok(state
+        .brands
+        .brand_of(wallet)
+        .await?
+        .is_some_and(|b| provider_admits(state, scope, &b)))
+}

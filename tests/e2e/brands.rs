@@ -301,7 +301,12 @@ async fn providers_act_in_the_brands_they_are_enabled_in(pool: PgPool) {
         A.to_string(),
         Brands::Only(vec![BrandId::new("casino-a").unwrap()]),
     );
-    let app = spawn_app_with(pool, config).await;
+    let narrowed = {
+        let mut c = config.clone();
+        c.provider_brands.clear();
+        c
+    };
+    let app = spawn_app_with(pool.clone(), config).await;
     let wa = open(&app, "p1", Some("casino-a"), A_TOKEN).await.body["wallet_id"]
         .as_str()
         .unwrap()
@@ -372,4 +377,16 @@ async fn providers_act_in_the_brands_they_are_enabled_in(pool: PgPool) {
     };
     assert_eq!(balance(wa.clone()).await, "13.00");
     assert_eq!(balance(wd.clone()).await, "10.00");
+    // The provider's brands narrowed (a restart with A no longer listed: the default brand
+    // alone): the session it was given in casino-a acts no more, and moves nothing.
+    let again = spawn_app_with(pool, narrowed).await;
+    let bet = json!({"token": token, "transaction_id": "b2", "round_id": "r2",
+                     "game_id": "g1", "amount": "1.00"});
+    let r = again.provider(A, A_KEY, "bet", bet).await;
+    assert_eq!((r.status, r.code()), (401, "INVALID_TOKEN"), "{:?}", r.body);
+    let r = again
+        .provider(A, A_KEY, "balance", json!({"token": token}))
+        .await;
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    assert_eq!(balance(wa).await, "13.00");
 }

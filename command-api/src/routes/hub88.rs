@@ -370,7 +370,12 @@ async fn session_of(
         ApiError::InvalidToken(_) => Refusal::new("RS_ERROR_TOKEN_EXPIRED"),
         other => Refusal::from(other),
     })?;
-    if session.provider_id != hub88::scope(&op.id) {
+    let scope = hub88::scope(&op.id);
+    if session.provider_id != scope
+        || !seamless::provider_still_admits(state, &scope, session.wallet_id)
+            .await
+            .map_err(Refusal::from)?
+    {
         return Err(Refusal::new("RS_ERROR_INVALID_TOKEN"));
     }
     Ok(session)

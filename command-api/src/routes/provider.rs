@@ -210,6 +210,11 @@ async fn session_of(
             "the session token was issued for another provider".into(),
         ));
     }
+    if !seamless::provider_still_admits(state, &provider.id, session.wallet_id).await? {
+        return Err(ApiError::InvalidToken(
+            "the session's wallet is of a brand this provider is not enabled in".into(),
+        ));
+    }
     Ok(session)
 }
 
