@@ -12,11 +12,13 @@ use crate::state::AppState;
 pub const TOTALS_DAYS_MAX: i64 = 31;
 
 /// The days and slots a totals query or a report names: `from` to `to` (UTC days,
-/// inclusive, at most [`TOTALS_DAYS_MAX`]), and the provider, game and currency a row must
-/// name when given.
+/// inclusive, at most [`TOTALS_DAYS_MAX`]), the brand, provider, game and currency a row
+/// must name when given, and the brands the caller may see.
 pub struct TotalsScope {
     pub from: chrono::NaiveDate,
     pub to: chrono::NaiveDate,
+    brands: domain::Brands,
+    brand_id: Option<domain::BrandId>,
     provider: Option<String>,
     game_id: Option<domain::GameId>,
     currency: Option<Currency>,
@@ -24,8 +26,8 @@ pub struct TotalsScope {
 
 impl TotalsScope {
     pub fn parse(
-        from: &str,
-        to: &str,
+        (from, to): (&str, &str),
+        (brands, brand_id): (&domain::Brands, Option<String>),
         provider: Option<String>,
         game_id: Option<String>,
         currency: Option<String>,
@@ -45,6 +47,12 @@ impl TotalsScope {
         Ok(TotalsScope {
             from,
             to,
+            brands: brands.clone(),
+            brand_id: brand_id
+                .map(|b| {
+                    domain::BrandId::new(b).map_err(|e| ApiError::InvalidRequest(e.to_string()))
+                })
+                .transpose()?,
             provider,
             game_id: game_id
                 .map(|g| {
@@ -62,8 +70,12 @@ impl TotalsScope {
     ) -> Result<(Vec<readmodel::totals::TotalsRow>, query::Freshness), ApiError> {
         let rm = &state.read_models;
         let generation = query::current(&rm.client, &rm.keys).await?;
+        let default = domain::BrandId::default_brand();
         let rows = query::totals(&rm.client, &generation, self.from, self.to, |slot| {
-            self.currency.is_none_or(|c| c == slot.currency)
+            let brand = slot.origin.brand.as_ref().unwrap_or(&default);
+            self.brands.admits(brand)
+                && self.brand_id.as_ref().is_none_or(|b| b == brand)
+                && self.currency.is_none_or(|c| c == slot.currency)
                 && self
                     .provider
                     .as_ref()

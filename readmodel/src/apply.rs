@@ -38,7 +38,10 @@ pub enum ApplyOutcome {
 // [16] the totals' day (YYYY-MM-DD) or '' when the event adds nothing to them,
 // [17] 'known' when [18] is the provider ('' for a native round), '' to take it from the
 // reservation closed, [19] a JSON array of the totals' measure names and values in turn,
-// [20] the wallet's protections (JSON) or '', [21..] leaderboard buckets.
+// [20] the wallet's protections (JSON) or '', [21] the wallet's brand when the event
+// opens a wallet of a brand other than the default, else '', [22..] leaderboard buckets.
+// A wallet's totals fields start with its brand and U+001E when it has one (the hash's
+// `brand`).
 // Returns {code, last sequence}: 1 applied, 0 duplicate, 2 gap, 3 unknown reservation.
 // The key names built here are those of `Generation` in keys.rs (totals fields as
 // `keys::totals_field`), the fields those of `WalletModel` in model.rs.
@@ -48,7 +51,8 @@ if gen == '' then gen = redis.call('GET', KEYS[1]) or '0' end
 local p = ARGV[1] .. ':g' .. gen
 local wallet = p .. ':wallet:{' .. ARGV[3] .. '}'
 local reservations = wallet .. ':reservations'
-local last = tonumber(redis.call('HGET', wallet, 'sequence') or '0')
+local held = redis.call('HMGET', wallet, 'sequence', 'brand')
+local last = tonumber(held[1] or '0')
 local seq = tonumber(ARGV[4])
 if seq <= last then return {0, last} end
 if seq ~= last + 1 then return {2, last} end
@@ -72,6 +76,7 @@ redis.call('HSET', wallet, 'sequence', ARGV[4], 'currency', ARGV[6],
            unpack(cjson.decode(ARGV[5])))
 if ARGV[7] ~= '' then redis.call('HSET', wallet, 'player_id', ARGV[7]) end
 if ARGV[20] ~= '' then redis.call('HSET', wallet, 'protection', ARGV[20]) end
+if ARGV[21] ~= '' then redis.call('HSET', wallet, 'brand', ARGV[21]) end
 if ARGV[8] == 'open' then
   redis.call('HSET', reservations, ARGV[9], ARGV[10])
 elseif ARGV[8] == 'close' then
@@ -82,7 +87,7 @@ if ARGV[15] ~= '' then
 end
 if ARGV[11] ~= '' then
   local player = redis.call('HGET', wallet, 'player_id') or ''
-  for i = 21, #ARGV do
+  for i = 22, #ARGV do
     local board = ARGV[6] .. ':' .. ARGV[i] .. ':' .. game
     local ordered = p .. ':leaderboard:' .. board
     local exact = p .. ':leaderboard-net:' .. board
@@ -102,6 +107,8 @@ end
 if totals then
   local key = p .. ':totals:' .. ARGV[16]
   local base = ARGV[6] .. '\31' .. provider .. '\31' .. game .. '\31'
+  local brand = held[2] or ARGV[21]
+  if brand ~= '' then base = brand .. '\30' .. base end
   local add = cjson.decode(ARGV[19])
   for i = 1, #add, 2 do redis.call('HINCRBY', key, base .. add[i], add[i + 1]) end
 end
@@ -238,6 +245,13 @@ impl Applier {
             ]);
         }
         args.push(change.protection.clone().unwrap_or_default());
+        args.push(
+            change
+                .brand
+                .as_ref()
+                .map(|b| b.to_string())
+                .unwrap_or_default(),
+        );
         args.extend(Period::ALL.iter().map(|p| p.bucket(change.recorded_at)));
         let (code, last): (i64, i64) = self
             .script

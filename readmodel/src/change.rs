@@ -37,6 +37,8 @@ pub struct Change {
     pub balance: Balance,
     /// Set by the event that opens the wallet.
     pub player_id: Option<PlayerId>,
+    /// Set by the event that opens a wallet of a brand other than the default.
+    pub brand: Option<domain::BrandId>,
     pub reservation: ReservationChange,
     /// Further reservations the event closes: the bets a round's close lost.
     pub closed_also: Vec<ReservationId>,
@@ -99,6 +101,7 @@ impl Change {
             recorded_at: event.recorded_at,
             balance,
             player_id: None,
+            brand: None,
             reservation: ReservationChange::None,
             closed_also: Vec::new(),
             net_win_minor: None,
@@ -118,8 +121,14 @@ impl Change {
             );
         }
         let closed = payload.closed_reservations();
-        if let WalletEvent::WalletOpened { player_id, .. } = &payload {
+        if let WalletEvent::WalletOpened {
+            player_id,
+            brand_id,
+            ..
+        } = &payload
+        {
             change.player_id = Some(player_id.clone());
+            change.brand = (!brand_id.is_default()).then(|| brand_id.clone());
         }
         if let reserved @ WalletEvent::FundsReserved { .. } = payload {
             let (id, reservation) = reserved

@@ -170,11 +170,21 @@ impl Generation {
 /// one). The apply script writes it as `'\31'`.
 pub const TOTALS_SEPARATOR: char = '\u{1f}';
 
-/// The totals field of `measure` in `currency` for `origin`.
+/// What ends the brand at the start of a totals field of a brand other than the default
+/// (U+001E); the apply script writes it as `'\30'`.
+pub const TOTALS_BRAND_END: char = '\u{1e}';
+
+/// The totals field of `measure` in `currency` for `origin`: for the default brand as it
+/// always was, for another brand after its name and [`TOTALS_BRAND_END`].
 pub fn totals_field(currency: Currency, origin: &Origin, measure: Measure) -> String {
     let sep = TOTALS_SEPARATOR;
+    let brand = origin
+        .brand
+        .as_ref()
+        .map(|b| format!("{b}{TOTALS_BRAND_END}"))
+        .unwrap_or_default();
     format!(
-        "{}{sep}{}{sep}{}{sep}{}",
+        "{brand}{}{sep}{}{sep}{}{sep}{}",
         currency.code(),
         origin.provider.as_deref().unwrap_or_default(),
         origin
@@ -188,6 +198,10 @@ pub fn totals_field(currency: Currency, origin: &Origin, measure: Measure) -> St
 
 /// The currency, origin and measure of a totals field; `None` if it is not one.
 pub fn parse_totals_field(field: &str) -> Option<(Currency, Origin, Measure)> {
+    let (brand, field) = match field.split_once(TOTALS_BRAND_END) {
+        None => (None, field),
+        Some((brand, rest)) => (Some(domain::BrandId::new(brand).ok()?), rest),
+    };
     let mut parts = field.split(TOTALS_SEPARATOR);
     let currency = parts.next()?.parse().ok()?;
     let provider = parts.next()?;
@@ -197,6 +211,7 @@ pub fn parse_totals_field(field: &str) -> Option<(Currency, Origin, Measure)> {
         return None;
     }
     let origin = Origin {
+        brand: brand.filter(|b| !b.is_default()),
         provider: (!provider.is_empty()).then(|| provider.to_string()),
         game_id: match game {
             "" => None,
@@ -276,10 +291,17 @@ mod tests {
             Origin {
                 provider: Some("p1".into()),
                 game_id: Some(GameId::new("game:with:colons").unwrap()),
+                brand: None,
             },
             Origin {
                 provider: None,
                 game_id: Some(GameId::new("g").unwrap()),
+                brand: None,
+            },
+            Origin {
+                provider: Some("p1".into()),
+                game_id: Some(GameId::new("g").unwrap()),
+                brand: Some(domain::BrandId::new("casino-a").unwrap()),
             },
         ] {
             let field = totals_field(Currency::Btc, &origin, Measure::PromoWins);
@@ -288,6 +310,16 @@ mod tests {
                 Some((Currency::Btc, origin.clone(), Measure::PromoWins))
             );
         }
+        // The default brand's fields are as they always were; another's start with it.
+        assert!(
+            totals_field(Currency::Eur, &Origin::default(), Measure::Stakes)
+                .starts_with("EUR\u{1f}")
+        );
+        assert_eq!(
+            parse_totals_field("Casino\u{1e}EUR\u{1f}p\u{1f}g\u{1f}stakes"),
+            None,
+            "not a brand id"
+        );
         assert_eq!(parse_totals_field("EUR\u{1f}p\u{1f}g"), None);
         assert_eq!(
             parse_totals_field("EUR\u{1f}p\u{1f}g\u{1f}stakes\u{1f}x"),

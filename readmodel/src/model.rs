@@ -21,6 +21,8 @@ pub const FIELD_SEQUENCE: &str = "sequence";
 // The balance's parts are fields under their names (`domain::Part::name`).
 pub const FIELD_CURRENCY: &str = "currency";
 pub const FIELD_PLAYER_ID: &str = "player_id";
+/// The wallet's brand, for a brand other than the default (absent for the default).
+pub const FIELD_BRAND: &str = "brand";
 /// A protected wallet's limits, exclusion and lock (JSON of `Protection`), as the last
 /// event's metadata recorded them.
 pub const FIELD_PROTECTION: &str = "protection";
@@ -46,6 +48,8 @@ pub struct WalletModel {
     pub wallet_id: WalletId,
     /// Set by the wallet's first event; `None` only in a read model that lost it.
     pub player_id: Option<PlayerId>,
+    /// Its brand, when not the default (the apply script reads it for the totals).
+    pub brand: Option<domain::BrandId>,
     pub balance: Balance,
     /// The last event applied: the read model equals the log up to here.
     pub sequence: u64,
@@ -81,6 +85,10 @@ impl WalletModel {
             // As stored: an id accepted under an older rule stays readable.
             Some(p) => Some(PlayerId::try_from(p.clone()).map_err(|e| corrupt(&e.to_string()))?),
         };
+        let brand = fields
+            .get(FIELD_BRAND)
+            .map(|b| domain::BrandId::new(b.clone()).map_err(|e| corrupt(&e.to_string())))
+            .transpose()?;
         let protection = match fields.get(FIELD_PROTECTION) {
             None => None,
             Some(json) => {
@@ -91,6 +99,7 @@ impl WalletModel {
             protection,
             wallet_id,
             player_id,
+            brand,
             balance: Balance::from_parts(
                 Currency::from_str(get(FIELD_CURRENCY)?).map_err(|e| corrupt(&e.to_string()))?,
                 |k| {
@@ -115,6 +124,9 @@ impl WalletModel {
         fields.push((FIELD_CURRENCY, self.balance.currency.code().to_string()));
         if let Some(player) = &self.player_id {
             fields.push((FIELD_PLAYER_ID, player.to_string()));
+        }
+        if let Some(brand) = &self.brand {
+            fields.push((FIELD_BRAND, brand.to_string()));
         }
         if let Some(p) = &self.protection {
             fields.push((
@@ -209,6 +221,7 @@ mod tests {
                 provider: None,
             }],
             protection: None,
+            brand: None,
         };
         let fields: HashMap<String, String> = model
             .hash_fields()

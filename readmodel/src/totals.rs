@@ -108,6 +108,8 @@ impl Measure {
 /// Where an event's figures count, beyond its day and currency.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Origin {
+    /// The wallet's brand; `None` for the default brand (fields written before brands).
+    pub brand: Option<domain::BrandId>,
     pub provider: Option<String>,
     pub game_id: Option<GameId>,
 }
@@ -116,6 +118,7 @@ impl Origin {
     /// The origin of a bet in `round_id` of `game_id`.
     pub fn of_bet(game_id: &GameId, round_id: &RoundId) -> Origin {
         Origin {
+            brand: None,
             provider: round_id.provider().map(str::to_string),
             game_id: Some(game_id.clone()),
         }
@@ -130,8 +133,10 @@ pub fn origin(
     event: &WalletEvent,
     contribution: &Contribution,
     bet: Option<(&GameId, &RoundId)>,
+    brand: Option<&domain::BrandId>,
 ) -> Origin {
     Origin {
+        brand: brand.filter(|b| !b.is_default()).cloned(),
         provider: match &contribution.provider {
             Some(provider) => provider.clone(),
             None => bet.and_then(|(_, round)| round.provider().map(str::to_string)),
@@ -247,6 +252,8 @@ pub fn contributions(
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TotalsRow {
     pub day: NaiveDate,
+    /// The brand of the wallets it counts.
+    pub brand_id: String,
     pub currency: &'static str,
     pub provider: Option<String>,
     pub game_id: Option<GameId>,
@@ -274,6 +281,11 @@ impl TotalsRow {
         TotalsRow {
             day: slot.day,
             currency: slot.currency.code(),
+            brand_id: slot
+                .origin
+                .brand
+                .as_ref()
+                .map_or(domain::BrandId::DEFAULT.to_string(), |b| b.to_string()),
             provider: slot.origin.provider.clone(),
             game_id: slot.origin.game_id.clone(),
             bets: get(Measure::Bets),

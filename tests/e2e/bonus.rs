@@ -559,7 +559,8 @@ async fn a_mixed_run_with_awards_is_projected_as_the_log_folds(pool: PgPool) {
         .await
         .unwrap();
     let lines: Vec<&str> = csv.lines().collect();
-    assert!(lines[0].starts_with("day,currency,provider,game_id,bets,rounds,stakes,payouts,ggr"));
+    assert!(lines[0]
+        .starts_with("day,brand_id,currency,provider,game_id,bets,rounds,stakes,payouts,ggr"));
     assert_eq!(lines.len(), 1 + report_rows.len());
     app.stop().await;
     side.teardown().await;

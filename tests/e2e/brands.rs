@@ -276,15 +276,123 @@ async fn sessions_audit_and_sums_keep_to_the_callers_brands(pool: PgPool) {
         (json!([]), Value::Null)
     );
 
-    // Figures summed over every brand are for tokens of every brand.
-    for path in [
-        "/v1/read/totals?day=2026-12-01",
-        "/v1/read/leaderboards/g1",
-        "/v1/reports/ggr?from=2026-12-01&to=2026-12-01",
-    ] {
-        let r = app.send_get_with_token(path, Some(B_TOKEN)).await;
-        assert_eq!((r.status, r.code()), (403, "FORBIDDEN"), "{path}");
+    // Leaderboards are not kept per brand: for tokens of every brand.
+    let r = app
+        .send_get_with_token("/v1/read/leaderboards/g1", Some(B_TOKEN))
+        .await;
+    assert_eq!((r.status, r.code()), (403, "FORBIDDEN"));
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn totals_and_the_ggr_report_are_kept_per_brand(pool: PgPool) {
+    use betledger_tests::readside::ReadSide;
+    let mut side = ReadSide::new(pool.clone(), &betledger_tests::unique_prefix("brands"), 2).await;
+    side.start();
+    let mut config = test_config();
+    config.redis_prefix = side.prefix.clone();
+    let all = vec![Scope::Read, Scope::Write, Scope::Operator];
+    for (name, token, brand) in [("op-a", A_TOKEN, "casino-a"), ("op-b", B_TOKEN, "casino-b")] {
+        config.clients.push(
+            ApiClient::new(name, token, all.clone())
+                .with_brands(Brands::Only(vec![BrandId::new(brand).unwrap()])),
+        );
     }
+    let app = spawn_app_with(pool.clone(), config).await;
+    // The same bets in three brands: 2.00 staked and 0.50 paid in casino-a, 3.00 and 0 in
+    // casino-b, 1.00 and 4.00 in the default brand.
+    for (token, brand, stake, payout) in [
+        (A_TOKEN, Some("casino-a"), "2.00", "0.50"),
+        (B_TOKEN, Some("casino-b"), "3.00", "0.00"),
+        (OPERATOR_TOKEN, None, "1.00", "4.00"),
+    ] {
+        let w = open(&app, "same-player", brand, token).await.body["wallet_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let r = call(
+            &app,
+            Method::POST,
+            &format!("/v1/wallets/{w}/deposits"),
+            Some(json!({"transaction_id": "d", "amount": "10.00"})),
+            token,
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        let r = call(
+            &app,
+            Method::POST,
+            &format!("/v1/wallets/{w}/bet-wins"),
+            Some(
+                json!({"transaction_id": "bw", "game_id": "g1", "round_id": "r1",
+                                 "amount": stake, "payout": payout}),
+            ),
+            token,
+        )
+        .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+    }
+    side.wait_projected().await;
+    side.assert_matches_log().await;
+    let summary = side.reconcile(false).await;
+    assert!(summary.ok, "{summary:?}");
+    let today = chrono::Utc::now().date_naive();
+    let rows = |token: &'static str, extra: &'static str| {
+        let app = &app;
+        async move {
+            let r = app
+                .send_get_with_token(
+                    &format!(
+                        "/v1/reports/ggr?from={}&to={today}{extra}",
+                        today.pred_opt().unwrap()
+                    ),
+                    Some(token),
+                )
+                .await;
+            assert_eq!(r.status, 200, "{:?}", r.body);
+            let mut rows: Vec<(String, String)> = r.body["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|row| {
+                    (
+                        row["brand_id"].as_str().unwrap().to_string(),
+                        row["ggr"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+            rows.sort();
+            rows
+        }
+    };
+    let s = |a: &str, b: &str| (a.to_string(), b.to_string());
+    assert_eq!(
+        rows(OPERATOR_TOKEN, "").await,
+        [
+            s("casino-a", "1.50"),
+            s("casino-b", "3.00"),
+            s("default", "-3.00")
+        ]
+    );
+    assert_eq!(rows(A_TOKEN, "").await, [s("casino-a", "1.50")]);
+    assert_eq!(rows(B_TOKEN, "").await, [s("casino-b", "3.00")]);
+    assert_eq!(
+        rows(OPERATOR_TOKEN, "&brand_id=default").await,
+        [s("default", "-3.00")]
+    );
+    assert!(rows(A_TOKEN, "&brand_id=casino-b").await.is_empty());
+    // The totals read model says the same per brand.
+    let r = app
+        .send_get_with_token(&format!("/v1/read/totals?day={today}"), Some(A_TOKEN))
+        .await;
+    let brands: Vec<&str> = r.body["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["brand_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(brands, ["casino-a"]);
+    app.stop().await;
+    side.teardown().await;
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]

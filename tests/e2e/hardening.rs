@@ -621,6 +621,7 @@ async fn a_leaderboard_shows_exact_net_wins() {
         game_id: None,
         totals: Default::default(),
         protection: None,
+        brand: None,
     };
     applier.apply(&change(1), None).await.unwrap();
     applier.apply(&change(2), Some(&g1)).await.unwrap();
@@ -677,6 +678,7 @@ async fn a_board_built_before_the_exact_figures_keeps_its_total() {
         game_id: None,
         totals: Default::default(),
         protection: None,
+        brand: None,
     };
     applier.apply(&change(1, None), None).await.unwrap();
     applier
@@ -736,6 +738,7 @@ async fn a_settle_of_a_view_without_provider_asks_the_log_for_its_totals() {
         game_id: None,
         totals: Contribution::default(),
         protection: None,
+        brand: None,
     };
     applier.apply(&base, None).await.unwrap();
     let generation = readmodel::query::current(&redis, &keys).await.unwrap();

@@ -432,6 +432,7 @@ async fn provider_rounds_as_aggregators_send_them_and_the_read_side_and_verify_a
         &readmodel::totals::Origin {
             provider: provider_a.clone(),
             game_id: Some(domain::GameId::new("g1").unwrap()),
+            brand: None,
         },
         readmodel::totals::Measure::Payouts,
     );

@@ -103,7 +103,7 @@ async fn leaderboard(
     Path(game_id): Path<String>,
     QueryParams(q): QueryParams<LeaderboardQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    // Summed over every brand's wallets (until kept per brand).
+    // Summed over every brand's wallets (leaderboards are not kept per brand).
     caller.require_all_brands()?;
     domain::GameId::new(game_id.clone()).map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
     let period: Period = q
@@ -177,6 +177,7 @@ struct TotalsQuery {
     day: Option<String>,
     from: Option<String>,
     to: Option<String>,
+    brand_id: Option<String>,
     provider: Option<String>,
     game_id: Option<String>,
     currency: Option<String>,
@@ -200,8 +201,6 @@ async fn totals(
     caller: Authorized<needs::Read>,
     QueryParams(q): QueryParams<TotalsQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    // Summed over every brand's wallets (until kept per brand).
-    caller.require_all_brands()?;
     let (from, to) = match (&q.day, &q.from, &q.to) {
         (Some(day), None, None) => (day.as_str(), day.as_str()),
         (None, Some(from), Some(to)) => (from.as_str(), to.as_str()),
@@ -211,7 +210,13 @@ async fn totals(
             ))
         }
     };
-    let scope = crate::totals::TotalsScope::parse(from, to, q.provider, q.game_id, q.currency)?;
+    let scope = crate::totals::TotalsScope::parse(
+        (from, to),
+        (caller.brands(), q.brand_id),
+        q.provider,
+        q.game_id,
+        q.currency,
+    )?;
     let (rows, freshness) = scope.rows(&state).await?;
     let (from, to) = (scope.from, scope.to);
     Ok(Json(json!({

@@ -31,6 +31,8 @@ struct GgrQuery {
     from: String,
     /// The last UTC day, inclusive (at most 31 days after `from`).
     to: String,
+    /// Only this brand's rows (the caller's brands in any case).
+    brand_id: Option<String>,
     /// Only this provider's rows.
     provider: Option<String>,
     /// Only this game's rows.
@@ -91,12 +93,13 @@ impl GgrFigures {
     }
 }
 
-/// One row of the report: a day, currency, provider (`null`: native rounds) and game
-/// (`null`: none named).
+/// One row of the report: a day, brand, currency, provider (`null`: native rounds) and
+/// game (`null`: none named).
 #[derive(Serialize, utoipa::ToSchema)]
 struct GgrRow {
     #[schema(value_type = String, format = Date)]
     day: chrono::NaiveDate,
+    brand_id: String,
     currency: &'static str,
     provider: Option<String>,
     game_id: Option<String>,
@@ -104,7 +107,7 @@ struct GgrRow {
     figures: GgrFigures,
 }
 
-/// A day's figures in one currency, over every provider and game in the report.
+/// A day's figures in one currency, over every brand, provider and game in the report.
 #[derive(Serialize, utoipa::ToSchema)]
 struct GgrDay {
     #[schema(value_type = String, format = Date)]
@@ -131,11 +134,12 @@ struct GgrReport {
     get,
     path = "/v1/reports/ggr",
     tag = "read",
-    summary = "GGR and NGR per day, currency, provider and game",
+    summary = "GGR and NGR per day, brand, currency, provider and game",
     description = "From the totals read model. `stakes` and `payouts` are cash (a bet's \
         bonus part is apart in `bonus_stakes` and `bonus_payouts`); `payouts` include \
         bet-less wins; `ggr` is `stakes - payouts`; `bonus_cost` is bonus money converted \
-        to cash; `ngr` is `ggr - bonus_cost`. `Accept: text/csv` answers the rows as CSV.",
+        to cash; `ngr` is `ggr - bonus_cost`. A token limited to some brands sees their \
+        rows alone. `Accept: text/csv` answers the rows as CSV.",
     params(GgrQuery),
     responses(
         (status = 200, description = "the report, or its rows as CSV",
@@ -150,10 +154,13 @@ async fn ggr(
     headers: HeaderMap,
     QueryParams(q): QueryParams<GgrQuery>,
 ) -> Result<Response, ApiError> {
-    // Summed over every brand's wallets (until kept per brand).
-    caller.require_all_brands()?;
-    let scope =
-        crate::totals::TotalsScope::parse(&q.from, &q.to, q.provider, q.game_id, q.currency)?;
+    let scope = crate::totals::TotalsScope::parse(
+        (&q.from, &q.to),
+        (caller.brands(), q.brand_id),
+        q.provider,
+        q.game_id,
+        q.currency,
+    )?;
     let (totals, freshness) = scope.rows(&state).await?;
     let mut days: BTreeMap<(chrono::NaiveDate, &'static str), (Ggr, u32)> = BTreeMap::new();
     let mut rows = Vec::with_capacity(totals.len());
@@ -169,6 +176,7 @@ async fn ggr(
             .add(&g);
         rows.push(GgrRow {
             day: row.day,
+            brand_id: row.brand_id.clone(),
             currency: row.currency,
             provider: row.provider.clone(),
             game_id: row.game_id.as_ref().map(|g| g.to_string()),
@@ -178,6 +186,7 @@ async fn ggr(
     if crate::csv::wanted(&headers) {
         let mut text = crate::csv::line(&[
             "day",
+            "brand_id",
             "currency",
             "provider",
             "game_id",
@@ -194,6 +203,7 @@ async fn ggr(
         for row in rows {
             let mut fields = vec![
                 row.day.to_string(),
+                row.brand_id,
                 row.currency.to_string(),
                 row.provider.unwrap_or_default(),
                 row.game_id.unwrap_or_default(),

@@ -208,6 +208,9 @@ pub struct WalletFold {
     last_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Each bonus award's balance, summed here from its events.
     awards: BTreeMap<domain::BonusId, AwardTally>,
+    /// The wallet's brand (its opening event's), when not the default: where its totals
+    /// count. The aggregate does not keep it.
+    brand: Option<domain::BrandId>,
 }
 
 /// One award as the fold sums it.
@@ -240,6 +243,7 @@ impl WalletFold {
             tallies: BTreeMap::new(),
             last_at: None,
             awards: BTreeMap::new(),
+            brand: None,
         }
     }
 
@@ -295,6 +299,7 @@ impl WalletFold {
             sequence: self.sequence,
             reservations: self.open_reservations(),
             protection: self.wallet.protection().cloned(),
+            brand: self.brand.clone(),
         })
     }
 
@@ -357,6 +362,9 @@ impl WalletFold {
             self.broken = true;
             return step;
         }
+        if let WalletEvent::WalletOpened { brand_id, .. } = &payload {
+            self.brand = (!brand_id.is_default()).then(|| brand_id.clone());
+        }
         let opened_round = event
             .metadata
             .get(eventstore::idempotency::KEY_ROUND_OPENED)
@@ -372,7 +380,7 @@ impl WalletFold {
                 let slot = Slot {
                     day: totals::day_of(event.recorded_at),
                     currency: deltas.currency,
-                    origin: totals::origin(&payload, &contribution, bet),
+                    origin: totals::origin(&payload, &contribution, bet, self.brand.as_ref()),
                 };
                 step.totals = Some((slot, contribution));
             }
