@@ -20,11 +20,14 @@
 # BONUS_SHARE=F (0 to 1, default 0): that share of the wallets holds no cash but an active
 # bonus award of 1000.00 (wagering x10, never met in a burst), so their bets are paid by
 # bonus money, split on payout and counted toward wagering (the contract's "Bonus money").
+# BRAND=B (default none): the bench's token is limited to brand B and its wallets are
+# opened in it, so every command passes the brand check (docs/0017); without it the token
+# is of every brand, as before brands.
 # Prints progress lines, then one JSON line (KEEP_WORK=1 prints the work directory too).
 # KILL_S=S (with INSTANCES=2 or more) kills the last instance S seconds into the burst and
 # reports when the survivors served its wallets again (below).
 # Usage: [INSTANCES=1] [KILL_S=] [CONNECTIONS=64] [WALLETS=1000] [REPEAT_SHARE=0] [READ_SIDE=1]
-#        [IDLE_S=60] [TRAFFIC=deposits|bet-wins] [BONUS_SHARE=0] [BETLEDGER_TOPOLOGY=single|ha] scripts/pipeline-bench.sh [SECONDS]
+#        [IDLE_S=60] [TRAFFIC=deposits|bet-wins] [BONUS_SHARE=0] [BRAND=] [BETLEDGER_TOPOLOGY=single|ha] scripts/pipeline-bench.sh [SECONDS]
 # BETLEDGER_TOPOLOGY=ha (as for scripts/run.sh; TOPOLOGY is still read) runs it on scripts/ha.sh's topology (synchronous replication, Sentinel, a
 # RabbitMQ cluster) instead of scripts/services.sh's single nodes.
 set -euo pipefail
@@ -40,6 +43,8 @@ READ_SIDE="${READ_SIDE:-1}"
 IDLE_S="${IDLE_S:-60}"
 TRAFFIC="${TRAFFIC:-deposits}"
 BONUS_SHARE="${BONUS_SHARE:-0}"
+BRAND="${BRAND:-}"
+export BRAND
 KILL_S="${KILL_S:-}"
 if [ -n "$KILL_S" ] && [ "$INSTANCES" -lt 2 ]; then
   echo "KILL_S needs INSTANCES=2 or more: the survivors serve the killed one's wallets" >&2
@@ -106,7 +111,7 @@ rabbitmqctl_of_topology set_permissions -p "$VHOST" guest ".*" ".*" ".*" >/dev/n
 BETLEDGER_AMQP_URL=$(printf '%s' "$BETLEDGER_AMQP_URL" | sed "s|/%2f|/$VHOST|g")
 export BETLEDGER_AMQP_URL
 export BETLEDGER_DATABASE_URL="$BASE/$DB" BETLEDGER_REDIS_PREFIX="$PREFIX" \
-  BETLEDGER_AMQP_PREFIX="$PREFIX" BETLEDGER_API_TOKENS="bench:$TOKEN:read+write+operator" \
+  BETLEDGER_AMQP_PREFIX="$PREFIX" BETLEDGER_API_TOKENS="bench:$TOKEN:read+write+operator${BRAND:+:$BRAND}" \
   BETLEDGER_RATE_LIMIT_PER_S=1000000 BETLEDGER_RATE_LIMIT_BURST=1000000 \
   BETLEDGER_CONCURRENCY_MAX=4096 RUST_LOG=warn
 if [ "$INSTANCES" -gt 1 ]; then
@@ -138,14 +143,17 @@ fi
 
 echo "== opening and funding $WALLETS wallets through ${addrs[0]} (bonus share $BONUS_SHARE)"
 python3 - "${addrs[0]}" "$TOKEN" "$WALLETS" "$BONUS_SHARE" >"$WORK/wallets" <<'PY'
-import datetime, http.client, json, sys
+import datetime, http.client, json, os, sys
 addr, token, n, share = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 host, port = addr.split(":")
 c = http.client.HTTPConnection(host, int(port))
 h = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 expires = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)).isoformat()
 for i in range(n):
-    c.request("POST", "/v1/wallets", json.dumps({"player_id": f"bench-{i}", "currency": "EUR"}), h)
+    opening = {"player_id": f"bench-{i}", "currency": "EUR"}
+    if os.environ.get("BRAND"):
+        opening["brand_id"] = os.environ["BRAND"]
+    c.request("POST", "/v1/wallets", json.dumps(opening), h)
     r = c.getresponse(); body = json.loads(r.read())
     assert r.status == 201, body
     w = body["wallet_id"]
@@ -228,7 +236,10 @@ rhost, rport = os.environ["REDIS_CLI_URL"].split("//")[1].split("/")[0].rsplit("
 host, port = addr.split(":")
 c = http.client.HTTPConnection(host, int(port))
 h = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-c.request("POST", "/v1/wallets", json.dumps({"player_id": "lag-probe", "currency": "EUR"}), h)
+opening = {"player_id": "lag-probe", "currency": "EUR"}
+if os.environ.get("BRAND"):
+    opening["brand_id"] = os.environ["BRAND"]
+c.request("POST", "/v1/wallets", json.dumps(opening), h)
 r = c.getresponse(); w = json.loads(r.read())["wallet_id"]
 red = socket.create_connection((rhost, int(rport)))
 red.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -482,5 +493,5 @@ redis_pct=$(pct "$d1 - $d0")
 [ "$pg_pids" = "$pg_pids_after" ] || echo "   (the set of PostgreSQL backends changed while measuring: $pg_pids -> $pg_pids_after)"
 echo "== at rest: engine processes ${engine_pct}% of one core, their PostgreSQL backends ${pg_pct}%; RabbitMQ ${rabbit_pct}%, Redis ${redis_pct}% (shared services)"
 cat <<JSON
-{"topology": "$TOPOLOGY", "traffic": "$TRAFFIC", "bonus_share": $BONUS_SHARE, "instances": $INSTANCES, "connections": $CONNECTIONS, "wallets": $WALLETS, "repeat_share": $REPEAT_SHARE, "read_side": $READ_SIDE, "burst_s": $BURST_S, "requests_per_s": $total_rps, "not_2xx": $non2xx, "events": $((events - start_events)), "catch_up_s": $catch_up_s, "events_per_message": $events_per_message, "write_path": $write_path_json, "projection_lag": $lag_json, "killed": $killed_json, "burst_cpu_pct": {"api": $b_api, "projections": $b_proj, "postgres_backends": $b_pg, "rabbitmq": $b_r, "redis": $b_d, "machine": $b_m, "iowait": $b_w}, "cpu_us_per_command": $us_json, "idle_s": $IDLE_S, "idle_cpu_pct": {"engine": $engine_pct, "postgres_backends": $pg_pct, "rabbitmq": $rabbit_pct, "redis": $redis_pct}}
+{"topology": "$TOPOLOGY", "traffic": "$TRAFFIC", "bonus_share": $BONUS_SHARE, "brand": "${BRAND:-}", "instances": $INSTANCES, "connections": $CONNECTIONS, "wallets": $WALLETS, "repeat_share": $REPEAT_SHARE, "read_side": $READ_SIDE, "burst_s": $BURST_S, "requests_per_s": $total_rps, "not_2xx": $non2xx, "events": $((events - start_events)), "catch_up_s": $catch_up_s, "events_per_message": $events_per_message, "write_path": $write_path_json, "projection_lag": $lag_json, "killed": $killed_json, "burst_cpu_pct": {"api": $b_api, "projections": $b_proj, "postgres_backends": $b_pg, "rabbitmq": $b_r, "redis": $b_d, "machine": $b_m, "iowait": $b_w}, "cpu_us_per_command": $us_json, "idle_s": $IDLE_S, "idle_cpu_pct": {"engine": $engine_pct, "postgres_backends": $pg_pct, "rabbitmq": $rabbit_pct, "redis": $redis_pct}}
 JSON
