@@ -30,7 +30,8 @@ pub struct ApiClient {
     name: String,
     token_sha256: [u8; 32],
     scopes: Vec<Scope>,
-    brands: Brands,
+    /// Shared: a request's `Caller` clones its client, and this is its one list.
+    brands: std::sync::Arc<Brands>,
 }
 
 impl ApiClient {
@@ -40,13 +41,13 @@ impl ApiClient {
             name: name.to_string(),
             token_sha256: Sha256::digest(token.as_bytes()).into(),
             scopes,
-            brands: Brands::All,
+            brands: std::sync::Arc::new(Brands::All),
         }
     }
 
     /// The client limited to `brands`.
     pub fn with_brands(mut self, brands: Brands) -> Self {
-        self.brands = brands;
+        self.brands = std::sync::Arc::new(brands);
         self
     }
 
@@ -78,7 +79,7 @@ impl fmt::Display for ApiClient {
             })
             .collect();
         write!(f, "{}:****:{}", self.name, scopes.join("+"))?;
-        if let Brands::Only(list) = &self.brands {
+        if let Brands::Only(list) = self.brands.as_ref() {
             let names: Vec<&str> = list.iter().map(BrandId::as_str).collect();
             write!(f, ":{}", names.join("+"))?;
         }
@@ -124,7 +125,7 @@ impl Caller {
     /// Refuses with 403 unless the caller may see every brand: what figures summed over
     /// all wallets (leaderboards, totals, reports) need until they are kept per brand.
     pub fn require_all_brands(&self) -> Result<(), ApiError> {
-        match self.0.brands {
+        match *self.0.brands {
             Brands::All => Ok(()),
             Brands::Only(_) => Err(ApiError::Forbidden(format!(
                 "client {:?} is limited to some brands, and this answer sums every brand's \
@@ -202,11 +203,12 @@ impl<St: Authenticates + Send + Sync, S: needs::Needed> FromRequestParts<St> for
 pub trait Authenticates {
     fn clients(&self) -> &[ApiClient];
     fn limiter(&self) -> &RateLimiter;
-    /// The brand of `wallet`; `None` when it was never opened.
-    fn wallet_brand(
+    /// Whether `wallet` was opened in one of `brands`.
+    fn wallet_admitted(
         &self,
         wallet: WalletId,
-    ) -> impl std::future::Future<Output = Result<Option<BrandId>, ApiError>> + Send;
+        brands: &Brands,
+    ) -> impl std::future::Future<Output = Result<bool, ApiError>> + Send;
 }
 
 impl<S: Authenticates + Send + Sync> FromRequestParts<S> for Caller {
@@ -221,14 +223,15 @@ impl<S: Authenticates + Send + Sync> FromRequestParts<S> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let client = client_of(state.clients(), &parts.headers)?.clone();
         state.limiter().check(&format!("client:{}", client.name))?;
-        if matches!(client.brands, Brands::Only(_)) {
+        if matches!(*client.brands, Brands::Only(_)) {
             match wallet_in_path(parts.uri.path()) {
                 WalletInPath::None => {}
                 WalletInPath::Unreadable => return Err(ApiError::wallet_not_found()),
-                WalletInPath::Wallet(wallet) => match state.wallet_brand(wallet).await? {
-                    Some(brand) if client.brands.admits(&brand) => {}
-                    _ => return Err(ApiError::wallet_not_found()),
-                },
+                WalletInPath::Wallet(wallet) => {
+                    if !state.wallet_admitted(wallet, &client.brands).await? {
+                        return Err(ApiError::wallet_not_found());
+                    }
+                }
             }
         }
         Ok(Caller(client))

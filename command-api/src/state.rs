@@ -81,10 +81,11 @@ impl Authenticates for AppState {
         &self.limiter
     }
 
-    async fn wallet_brand(
+    async fn wallet_admitted(
         &self,
         wallet: domain::WalletId,
-    ) -> Result<Option<domain::BrandId>, crate::error::ApiError> {
-        self.brands.brand_of(wallet).await
+        brands: &domain::Brands,
+    ) -> Result<bool, crate::error::ApiError> {
+        self.brands.admitted(wallet, brands).await
     }
 }
