@@ -328,12 +328,10 @@ pub async fn repeat_without_session(
 /// (`BETLEDGER_PROVIDER_BRANDS`); the default brand alone when it is not listed (as
 /// before brands existed), so its sessions and the wallets its calls name by player are
 /// always in the same brands.
-pub fn provider_brands(state: &AppState, scope: &str) -> Brands {
-    state
-        .provider_brands
-        .get(scope)
-        .cloned()
-        .unwrap_or_else(|| Brands::Only(vec![BrandId::default_brand()]))
+pub fn provider_brands<'s>(state: &'s AppState, scope: &str) -> &'s Brands {
+    static DEFAULT_ONLY: std::sync::LazyLock<Brands> =
+        std::sync::LazyLock::new(|| Brands::Only(vec![BrandId::default_brand()]));
+    state.provider_brands.get(scope).unwrap_or(&DEFAULT_ONLY)
 }
 
 /// The wallets `player` may hold in `currency` among provider `scope`'s brands, in the
@@ -396,9 +394,10 @@ pub async fn provider_still_admits(
     scope: &str,
     wallet: WalletId,
 ) -> Result<bool, ApiError> {
-    Ok(state
+    // Every provider call with a session passes here: answered from the shared map, with
+    // no copy of a brand or of the provider's list.
+    state
         .brands
-        .brand_of(wallet)
-        .await?
-        .is_some_and(|b| provider_admits(state, scope, &b)))
+        .admitted(wallet, provider_brands(state, scope))
+        .await
 }

@@ -143,13 +143,19 @@ async fn wallet_history(
         Some(c) => Cursor::parse(c).map_err(ApiError::InvalidRequest)?,
     };
     let limit = page_limit(query.limit.as_deref())?;
-    if !history::wallet_exists(&state.pool, wallet_id).await? {
-        return Err(ApiError::wallet_not_found());
-    }
     if crate::csv::wanted(&headers) {
+        // The status goes out before the first page is read: know the wallet first.
+        if !history::wallet_exists(&state.pool, wallet_id).await? {
+            return Err(ApiError::wallet_not_found());
+        }
         return Ok(csv_export(state, wallet_id, filter, cursor));
     }
     let page = history::page(&state.pool, wallet_id, &filter, cursor, limit).await?;
+    // An empty page is a wallet that does not exist, or filters that leave nothing: only
+    // then is the log asked which (a page with entries needs no second read).
+    if page.entries.is_empty() && !history::wallet_exists(&state.pool, wallet_id).await? {
+        return Err(ApiError::wallet_not_found());
+    }
     Ok(Json(HistoryPage {
         wallet_id: wallet_id.to_string(),
         entries: page.entries.into_iter().map(EntryBody::from).collect(),
