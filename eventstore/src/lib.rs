@@ -5,6 +5,8 @@
 //! - [`db`]: connecting to PostgreSQL and applying the embedded migrations.
 //! - [`store`]: the [`WalletStore`] seam every write path implements: execute one command
 //!   and answer with the balance after it; read one wallet's state.
+//! - [`backups`]: the record of backups (`scripts/backup.sh`) and the WAL archiver's
+//!   statistics, for the watcher's metrics.
 //! - [`batched`]: the API's default write path: one in-memory owner per wallet, a bounded
 //!   cache, group commit, our own snapshots.
 //! - [`cqrs`]: the straightforward write path: the cqrs-es `Wallet` aggregate over the
@@ -24,6 +26,7 @@
 //! - [`snapshots`]: our own wallet snapshots.
 #![forbid(unsafe_code)]
 
+pub mod backups;
 pub mod batched;
 pub mod cqrs;
 pub mod db;

@@ -165,6 +165,35 @@ impl Topology {
         }
     }
 
+    /// Empties the partition queues (the dead letters are kept for the operators), after
+    /// checking that nobody consumes them: what a point-in-time restore needs before the
+    /// relay and workers start again, since a message of an event the restore undid would
+    /// be applied over the rebuilt read models (docs/operate/backup.md). Returns each
+    /// queue's name and the messages it dropped.
+    pub async fn purge(&self, channel: &Channel) -> Result<Vec<(String, u32)>, PurgeError> {
+        let queues: Vec<String> = (0..self.partitions)
+            .map(|p| self.partition_queue(p))
+            .collect();
+        for queue in &queues {
+            let args = QueueDeclareArguments::new(queue).passive(true).finish();
+            match channel.queue_declare(args).await? {
+                Some((_, _, consumers)) if consumers > 0 => {
+                    return Err(PurgeError::Consumed(queue.clone(), consumers))
+                }
+                _ => {}
+            }
+        }
+        let mut purged = Vec::new();
+        for queue in queues {
+            let dropped = channel
+                .queue_purge(amqprs::channel::QueuePurgeArguments::new(&queue))
+                .await?
+                .unwrap_or(0);
+            purged.push((queue, dropped));
+        }
+        Ok(purged)
+    }
+
     fn partition_queue_arguments(&self) -> FieldTable {
         let mut args = FieldTable::new();
         args.insert(name("x-queue-type"), FieldValue::from("quorum"));
@@ -176,6 +205,15 @@ impl Topology {
         args.insert(name("x-delivery-limit"), FieldValue::I(DELIVERY_LIMIT));
         args
     }
+}
+
+/// Why [`Topology::purge`] did not empty the queues.
+#[derive(Debug, thiserror::Error)]
+pub enum PurgeError {
+    #[error("queue {0} has {1} consumer(s): stop every projection worker first")]
+    Consumed(String, u32),
+    #[error("RabbitMQ: {0}")]
+    Amqp(#[from] amqprs::error::Error),
 }
 
 fn name(s: &str) -> amqprs::FieldName {

@@ -76,6 +76,11 @@ enum Role {
         #[arg(long, env = "BETLEDGER_WORKER_PREFETCH", default_value_t = PREFETCH)]
         prefetch: u16,
     },
+    /// After a point-in-time restore, with the relay and every worker stopped: empties the
+    /// partition queues, whose messages may carry events the restore undid (their positions
+    /// and sequences are given again to new events), then exits. Refuses while a worker
+    /// consumes. Prints JSON. Then `betledger-replay rebuild` (docs/operate/backup.md).
+    Purge,
 }
 
 #[tokio::main]
@@ -91,6 +96,9 @@ async fn start() -> anyhow::Result<()> {
     init_tracing(cli.log_format == "json");
     let role = cli.role.clone().unwrap_or(Role::All);
     let topology = Topology::new(&cli.amqp_prefix, cli.partition_count);
+    if let Role::Purge = role {
+        return purge(&cli.urls.amqp_url, &topology).await;
+    }
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;
@@ -111,6 +119,7 @@ async fn start() -> anyhow::Result<()> {
             PREFETCH,
         ),
         Role::Relay { name } => (Some(name.clone()), Vec::new(), 0),
+        Role::Purge => unreachable!("handled above"),
         Role::Worker {
             partitions,
             prefetch,
@@ -203,6 +212,27 @@ async fn start() -> anyhow::Result<()> {
     tracing::info!("stopping: finishing the messages in hand");
     trigger.fire();
     while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+async fn purge(amqp_url: &str, topology: &Topology) -> anyhow::Result<()> {
+    let connection = projections::amqp::connect(amqp_url, "betledger-purge")
+        .await
+        .context("connecting to RabbitMQ (BETLEDGER_AMQP_URL)")?;
+    let channel = connection.open_channel(None).await?;
+    topology.declare(&channel).await?;
+    let purged = topology.purge(&channel).await?;
+    let total: u64 = purged.iter().map(|(_, n)| u64::from(*n)).sum();
+    let queues: serde_json::Map<String, serde_json::Value> = purged
+        .into_iter()
+        .map(|(q, n)| (q, serde_json::Value::from(n)))
+        .collect();
+    println!(
+        "{}",
+        serde_json::json!({"purged_messages": total, "queues": queues})
+    );
+    let _ = channel.close().await;
+    let _ = connection.close().await;
     Ok(())
 }
 

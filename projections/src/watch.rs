@@ -2,7 +2,8 @@
 //! alerts (`ops/prometheus/rules.yml`): how many committed events the log's horizon holds
 //! back (a long transaction anywhere stalls the relay), how far the relay's checkpoint is
 //! behind the log's head, each partition queue's depth, Redis's reachability and memory,
-//! and the last `reconcile` and `verify` runs' outcomes (`eventstore::runs`). Each sample that fails leaves its gauge as it
+//! the last `reconcile` and `verify` runs' outcomes (`eventstore::runs`), and the newest
+//! backups and the WAL archiver's counters (`eventstore::backups`). Each sample that fails leaves its gauge as it
 //! was and sets its `*_up` gauge to 0, so an alert sees the source, not a stale figure.
 
 use std::time::Duration;
@@ -84,7 +85,44 @@ pub async fn sample(
         metrics::gauge!("verify_last_ok").set(if ok { 1.0 } else { 0.0 });
         metrics::gauge!("verify_last_violations").set(violations as f64);
     }
+    sample_backups(pool).await;
     up("rabbitmq_up", queue_depths(config, amqp).await);
+}
+
+/// The newest backup of each kind (`eventstore::backups`, written by `scripts/backup.sh`)
+/// and the WAL archiver's counters: what the backup alerts read.
+async fn sample_backups(pool: &PgPool) {
+    if let Ok(latest) = eventstore::backups::latest(pool).await {
+        for b in latest {
+            let kind = b.kind;
+            metrics::gauge!("backup_last_success_timestamp_seconds", "kind" => kind.clone())
+                .set(b.finished_at.timestamp() as f64);
+            metrics::gauge!("backup_last_duration_seconds", "kind" => kind.clone()).set(b.seconds);
+            metrics::gauge!("backup_last_size_bytes", "kind" => kind.clone())
+                .set(b.size_bytes as f64);
+            metrics::gauge!("backup_last_repository_bytes", "kind" => kind)
+                .set(b.repository_bytes as f64);
+        }
+    }
+    match eventstore::backups::archiver(pool).await {
+        Ok(a) => {
+            metrics::gauge!("postgres_wal_archiving").set(if a.enabled { 1.0 } else { 0.0 });
+            metrics::gauge!("postgres_wal_archived_segments").set(a.archived as f64);
+            metrics::gauge!("postgres_wal_archive_failures").set(a.failed as f64);
+            // 0 before the first: the failing alert compares the two.
+            let seconds = |at: Option<chrono::DateTime<chrono::Utc>>| {
+                at.map_or(0.0, |t| t.timestamp() as f64)
+            };
+            metrics::gauge!("postgres_wal_last_archived_timestamp_seconds")
+                .set(seconds(a.last_archived_at));
+            metrics::gauge!("postgres_wal_last_failed_timestamp_seconds")
+                .set(seconds(a.last_failed_at));
+            if let Some(n) = a.pending {
+                metrics::gauge!("postgres_wal_archive_pending_segments").set(n as f64);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "sampling the WAL archiver"),
+    }
 }
 
 /// Each partition queue's depth (and the dead letters'), from a passive declare: what

@@ -113,6 +113,16 @@ async fn the_dashboard_and_the_alerts_name_only_exported_metrics_and_the_new_one
         redis: side.redis.clone(),
         keys: side.keys.clone(),
     };
+    // A backup as scripts/backup.sh records it (migration 0014).
+    sqlx::query(
+        "INSERT INTO backups (label, kind, started_at, finished_at, size_bytes,
+                              repository_bytes, wal_start, wal_stop)
+         VALUES ('20261208-101500F', 'full', now() - interval '90 seconds', now(), 52428800,
+                 4194304, '000000010000000000000003', '000000010000000000000004')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
     let mut amqp = None;
     projections::watch::sample(&pool, &watch, &mut amqp).await;
     let response = reqwest::get(app.url("/metrics")).await.unwrap();
@@ -136,6 +146,19 @@ async fn the_dashboard_and_the_alerts_name_only_exported_metrics_and_the_new_one
     assert_eq!(value(&text, "verify_last_ok", ""), Some(1.0));
     assert_eq!(value(&text, "verify_last_violations", ""), Some(0.0));
     assert!(value(&text, "redis_used_memory_bytes", "") > Some(0.0));
+    let full = "kind=\"full\"";
+    assert!(value(&text, "backup_last_success_timestamp_seconds", full) > Some(1.7e9));
+    assert_eq!(
+        value(&text, "backup_last_duration_seconds", full),
+        Some(90.0)
+    );
+    assert_eq!(
+        value(&text, "backup_last_size_bytes", full),
+        Some(52428800.0)
+    );
+    // The test cluster does not archive.
+    assert_eq!(value(&text, "postgres_wal_archiving", ""), Some(0.0));
+    assert_eq!(value(&text, "postgres_wal_archive_failures", ""), Some(0.0));
     let queue = format!("queue=\"{}\"", side.topology.partition_queue(0));
     assert!(
         value(&text, "amqp_queue_messages", &queue).is_some(),

@@ -2,9 +2,11 @@
 //! check that the log holds exactly those: what the tests that kill something (an API
 //! instance, a database node, a broker node) prove with. A caller retries a 503 or a
 //! broken connection under the same transaction id until it is acknowledged, as a
-//! provider does, so nothing may be lost and nothing doubled.
+//! provider does, so nothing may be lost and nothing doubled. [`check_restored`] checks what
+//! a restore to a point in time kept of it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,7 +25,31 @@ pub struct Ack {
     pub cents: i64,
     pub sequence: u64,
     pub available: String,
+    /// When it was first sent, and when it was acknowledged.
+    pub sent: Instant,
     pub at: Instant,
+}
+
+/// When the load stops: at an instant, or when a flag is raised.
+#[derive(Debug, Clone)]
+pub enum Until {
+    At(Instant),
+    Raised(Arc<AtomicBool>),
+}
+
+impl Until {
+    fn reached(&self) -> bool {
+        match self {
+            Until::At(t) => Instant::now() >= *t,
+            Until::Raised(flag) => flag.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl From<Instant> for Until {
+    fn from(t: Instant) -> Self {
+        Until::At(t)
+    }
 }
 
 /// What the load saw.
@@ -126,7 +152,7 @@ async fn send_until_acknowledged(
     panic!("{url} was never acknowledged");
 }
 
-/// Runs `clients` callers until `stop_at`, each sending deposits and withdrawals of 1.00
+/// Runs `clients` callers until `until`, each sending deposits and withdrawals of 1.00
 /// (two deposits to one withdrawal) over `wallets`, round-robin over `bases`, every
 /// command retried under its id until acknowledged (for at most `patience`).
 pub async fn run_load(
@@ -135,17 +161,23 @@ pub async fn run_load(
     token: &'static str,
     wallets: Vec<String>,
     clients: usize,
-    stop_at: Instant,
+    until: impl Into<Until>,
     patience: Duration,
 ) -> Seen {
+    let until = until.into();
     let seen = Arc::new(Mutex::new(Seen::default()));
     let mut tasks = tokio::task::JoinSet::new();
     for c in 0..clients {
-        let (http, wallets, seen, bases) =
-            (http.clone(), wallets.clone(), seen.clone(), bases.clone());
+        let (http, wallets, seen, bases, until) = (
+            http.clone(),
+            wallets.clone(),
+            seen.clone(),
+            bases.clone(),
+            until.clone(),
+        );
         tasks.spawn(async move {
             let mut n = 0u64;
-            while Instant::now() < stop_at {
+            while !until.reached() {
                 n += 1;
                 let wallet = &wallets[(c * 7 + n as usize) % wallets.len()];
                 let (kind, cents) = if n.is_multiple_of(3) {
@@ -176,6 +208,7 @@ pub async fn run_load(
                                 cents,
                                 sequence: v["sequence"].as_u64().unwrap(),
                                 available: v["balance"]["available"].as_str().unwrap().into(),
+                                sent: first,
                                 at: Instant::now(),
                             };
                             seen.lock().unwrap().acknowledged.insert(tx.clone(), ack);
@@ -293,4 +326,112 @@ pub fn expected(seen: &Seen, wallets: &[String]) -> HashMap<String, (Decimal, i6
         .into_iter()
         .map(|(w, (c, n))| (w.to_string(), (Decimal::new(c, 2), n)))
         .collect()
+}
+
+/// What a restore to a point in time T kept of a load, as [`check_restored`] found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Restored {
+    /// Commands acknowledged before T: each in the log once with its answer.
+    pub kept: usize,
+    /// Commands first sent after T: none in the log.
+    pub undone: usize,
+    /// Commands in flight at T (sent before, acknowledged after), and how many of them the
+    /// log holds: either is right.
+    pub in_flight: usize,
+    pub in_flight_kept: usize,
+}
+
+/// Asserts what a restore to T must leave of the load `seen` over `wallets`, with T
+/// between the instants `before` and `after`: every command acknowledged before T is in
+/// the log exactly once with the sequence and balance it was answered with; no command
+/// first sent after T is; nothing is there twice, nothing the load did not send; and each
+/// wallet's last balance is its funding plus the commands the log kept.
+pub async fn check_restored(
+    pool: &PgPool,
+    seen: &Seen,
+    wallets: &[String],
+    before: Instant,
+    after: Instant,
+) -> Restored {
+    let logged: Vec<(String, i64, Value)> = sqlx::query_as(
+        "SELECT aggregate_id, sequence, metadata FROM events
+          WHERE aggregate_id = ANY($1) AND metadata ? 'transaction_id'",
+    )
+    .bind(wallets)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let mut in_log: HashMap<String, Vec<(String, Logged)>> = HashMap::new();
+    for (wallet, sequence, metadata) in logged {
+        let tx = metadata["transaction_id"].as_str().unwrap_or_default();
+        if tx == "fund" {
+            continue;
+        }
+        let available = metadata["available"].as_str().map(str::to_string);
+        in_log
+            .entry(tx.to_string())
+            .or_default()
+            .push((wallet, (sequence as u64, available)));
+    }
+    let doubled: Vec<&String> = in_log
+        .iter()
+        .filter(|(_, rows)| rows.len() > 1)
+        .map(|(tx, _)| tx)
+        .collect();
+    assert!(doubled.is_empty(), "in the log more than once: {doubled:?}");
+    let unknown: Vec<&String> = in_log
+        .keys()
+        .filter(|tx| !seen.acknowledged.contains_key(*tx))
+        .collect();
+    assert!(unknown.is_empty(), "in the log but never sent: {unknown:?}");
+    let mut found = Restored {
+        kept: 0,
+        undone: 0,
+        in_flight: 0,
+        in_flight_kept: 0,
+    };
+    let mut cents: HashMap<&str, i64> = wallets.iter().map(|w| (w.as_str(), 100_000)).collect();
+    for (tx, a) in &seen.acknowledged {
+        let row = in_log.get(tx).map(|rows| &rows[0]);
+        if a.at < before {
+            let (wallet, (sequence, available)) =
+                row.unwrap_or_else(|| panic!("{tx}, acknowledged before T, is not in the log"));
+            assert_eq!(wallet, &a.wallet, "{tx}: its wallet");
+            assert_eq!(*sequence, a.sequence, "{tx}: the sequence answered");
+            assert_eq!(
+                available.as_deref(),
+                Some(a.available.as_str()),
+                "{tx}: the balance answered"
+            );
+            found.kept += 1;
+        } else if a.sent > after {
+            assert!(row.is_none(), "{tx}, first sent after T, is in the log");
+            found.undone += 1;
+        } else {
+            found.in_flight += 1;
+            found.in_flight_kept += usize::from(row.is_some());
+        }
+        if row.is_some() {
+            *cents
+                .get_mut(a.wallet.as_str())
+                .expect("a wallet of the load") += a.cents;
+        }
+    }
+    for (wallet, cents) in cents {
+        let last: Option<String> = sqlx::query_scalar(
+            "SELECT metadata->>'available' FROM events WHERE aggregate_id = $1
+              ORDER BY sequence DESC LIMIT 1",
+        )
+        .bind(wallet)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        let last: Decimal = last.expect("a balance").parse().unwrap();
+        assert_eq!(
+            last,
+            Decimal::new(cents, 2),
+            "{wallet}: its funding and the commands the log kept"
+        );
+    }
+    found
 }

@@ -10,12 +10,15 @@
 //!   check that the read models equal a fold of the log.
 //! - [`acked`]: steady load through the HTTP API with every acknowledged answer recorded,
 //!   retried under its id, and the check that the log holds exactly those once.
+//! - [`backup`]: `scripts/backup.sh` run as an operator runs it (drill, restore after a
+//!   failover).
 //! - [`workload`]: the shared workload and fixtures (the `betledger-workload` crate).
 //!
 //! The tests themselves: `e2e/` (one binary, every module a face or a part),
 //! `service_restarts/` (restarts the shared services, so a binary of its own) and
 //! `failover/` (kills nodes of the HA topology of `scripts/ha.sh`; `#[ignore]`d, run by
-//! `scripts/test.sh` unless `BETLEDGER_HA_TESTS=0`).
+//! `scripts/test.sh` unless `BETLEDGER_HA_TESTS=0`), and `backup/` (the restore drill on a
+//! PostgreSQL of its own; `#[ignore]`d, run by `scripts/backup.sh drill` from `scripts/test.sh`).
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
@@ -73,6 +76,7 @@ pub const PROVIDER_B: &str = "beta";
 pub const PROVIDER_B_SECRET: &str = "beta-secret-9876543210";
 
 pub mod acked;
+pub mod backup;
 pub mod readside;
 /// The workload and fixtures shared with the benchmarks (the `betledger-workload` crate).
 pub use workload;

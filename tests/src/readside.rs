@@ -137,6 +137,23 @@ impl ReadSide {
         self.workers.pop().expect("a running worker").kill().await;
     }
 
+    /// Stops the relay and every worker as their processes stop on SIGTERM (the queues
+    /// and keys stay).
+    pub async fn stop(&mut self) {
+        if let Some(relay) = self.relay.take() {
+            relay.stop().await;
+        }
+        self.stop_workers().await;
+    }
+
+    /// Stops every worker as on SIGTERM (the messages in hand finished, the rest left in
+    /// the queues).
+    pub async fn stop_workers(&mut self) {
+        for worker in self.workers.drain(..) {
+            worker.stop().await;
+        }
+    }
+
     /// Starts the relay and one worker.
     pub fn start(&mut self) {
         self.start_relay();
@@ -296,12 +313,7 @@ impl ReadSide {
 
     /// Stops everything and deletes the test's exchanges, queues and keys.
     pub async fn teardown(mut self) {
-        if let Some(relay) = self.relay.take() {
-            relay.stop().await;
-        }
-        for worker in self.workers.drain(..) {
-            worker.stop().await;
-        }
+        self.stop().await;
         let (connection, channel) = self.amqp().await;
         self.topology.delete(&channel).await;
         let _ = connection.close().await;
