@@ -26,6 +26,7 @@
 #                                               folder (the old one moved aside, never
 #                                               deleted) and start it as the cluster
 #                                               (single-node and drill targets)
+#   scripts/backup.sh [--target T] discard DIR  stop a restored copy and delete it
 #   scripts/backup.sh drill                     the restore drill (cargo test --test backup):
 #                                               load, backup, more load, mark T, more load,
 #                                               the database destroyed, restored to T, and
@@ -134,7 +135,6 @@ compress-type=zst
 compress-level=3
 process-max=2
 start-fast=y
-delta=y
 log-path=$CONF_DIR/log
 lock-path=$CONF_DIR/lock
 log-level-console=warn
@@ -252,7 +252,11 @@ wait_promoted() {
   for _ in $(seq 1 1200); do
     [ "$("$(pg_bindir)/psql" -h 127.0.0.1 -p "$port" -U "$PG_USER" -d postgres -qtAc \
       "SELECT pg_is_in_recovery()" 2>/dev/null || true)" = f ] && return 0
-    [ -f "$dir/postmaster.pid" ] || die "the restored server stopped; see $dir/server.log"
+    if [ ! -f "$dir/postmaster.pid" ]; then
+      grep -q "recovery ended before configured recovery target was reached" "$dir/server.log" 2>/dev/null \
+        && die "no transaction committed after the target in the archive: nothing to stop at. Restore with --latest (everything archived), or an earlier --to; $dir is left to look at (delete it)"
+      die "the restored server stopped; see $dir/server.log"
+    fi
     sleep 0.5
   done
   die "the restored server on :$port is still recovering after 10 minutes; see $dir/server.log"
@@ -302,7 +306,10 @@ cmd_restore() {
   fi
   [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$dir" && chmod 700 "$dir"
   log "restoring stanza $STANZA into $dir (${to:+to $to}${lsn:+to LSN $lsn}$([ $latest = 1 ] && echo 'to the end of the archive'))"
-  brest restore --pg1-path="$dir" "${target[@]}" >&2 || die "the restore failed; see $CONF_DIR/log"
+  if ! brest restore --pg1-path="$dir" "${target[@]}" >&2; then
+    rmdir "$dir" 2>/dev/null || true
+    die "the restore failed; see above and $CONF_DIR/log"
+  fi
   # The socket's lock file was copied with the folder while the server ran: stale here.
   rm -f "$dir"/.s.PGSQL.*.lock
   if [ "$replace" = 1 ]; then
@@ -347,6 +354,17 @@ cmd_fresh() {
   cmd_stanza
 }
 
+# Stops a copy made by `restore` (without --replace) and deletes it.
+cmd_discard() {
+  local dir="${1:?discard needs the folder of a restored copy}" base
+  base="$(dirname "$CONF_DIR")/restore"
+  dir="$(cd "$dir" 2>/dev/null && pwd)" || die "no folder $1"
+  case "$dir" in "$base"/*) ;; *) die "discard deletes only restored copies under $base" ;; esac
+  stop_target_pg fast "$dir"
+  rm -rf "$dir"
+  log "discarded $dir"
+}
+
 # The drill's disaster: the server killed and its data folder deleted.
 cmd_destroy() {
   [ "$TARGET" = drill ] || die "destroy is for the drill target only"
@@ -367,6 +385,7 @@ case "${1:-}" in
   restore) shift; cmd_restore "$@" ;;
   fresh) cmd_fresh ;;
   destroy) cmd_destroy ;;
+  discard) cmd_discard "${2:-}" ;;
   stop) [ "$TARGET" = drill ] || die "stop is for the drill target (the others are stopped by their own scripts)"
     stop_target_pg fast ;;
   archive-command) archive_command "${2:-}" ;;

@@ -5,7 +5,9 @@
 #     replication in strict mode (an acknowledged commit is on two nodes), HAProxy on
 #     127.0.0.1:25430 sending connections to whichever node Patroni's REST API calls primary;
 #   Redis: a master and a replica, and three Sentinels (service name `betledger`);
-#   RabbitMQ: three nodes clustered (the partition queues are quorum queues on all three).
+#   RabbitMQ: three nodes clustered (the partition queues are quorum queues on all three);
+#   WAL archived by whichever node is primary into pgBackRest's repository (scripts/backup.sh
+#     --target ha: backups and restores of this cluster).
 # The failover itself is the engines' own: Patroni, Sentinel, RabbitMQ's Raft.
 # The single-node scripts/services.sh stays the default for development and tests.
 #
@@ -57,6 +59,7 @@ install_ha() {
   command -v redis-sentinel >/dev/null || pkgs+=(redis-sentinel)
   # pgrep finds a node's processes for kill and cpu; slim images lack it.
   command -v pgrep >/dev/null || pkgs+=(procps)
+  command -v pgbackrest >/dev/null || pkgs+=(pgbackrest)
   apt_install "${pkgs[@]}"
 }
 
@@ -138,6 +141,12 @@ postgresql:
   pgpass: $ha/pg$i/pgpass
   parameters:
     unix_socket_directories: $ha/pg$i
+    # WAL archiving with pgBackRest (scripts/backup.sh --target ha): on every node, so
+    # whichever is primary archives, and a promoted replica goes on where the old primary
+    # stopped (replicas do not archive with archive_mode on).
+    archive_mode: "on"
+    archive_command: $("$SCRIPTS/backup.sh" --target ha archive-command "$ha/pg$i/data")
+    archive_timeout: ${BETLEDGER_ARCHIVE_TIMEOUT:-60s}
 EOF
 }
 
@@ -382,6 +391,8 @@ up() {
   for i in $NODES; do start_etcd "$i"; done
   for _ in $(seq 1 60); do etcd_healthy && break; sleep 0.5; done
   etcd_healthy || die "etcd is not healthy; see $(HA_DIR)/etcd*.log"
+  # The backup repository's configuration first: the nodes archive into it from their start.
+  "$SCRIPTS/backup.sh" --target ha configure
   for i in $NODES; do start_patroni "$i"; done
   start_haproxy
   # The Sentinels first: a Redis node that starts asks them which node is master now.
@@ -393,6 +404,7 @@ up() {
   wait_pg_primary
   ensure_database
   wait_pg_replicas
+  "$SCRIPTS/backup.sh" --target ha stanza
   wait_redis_replica
   log "up: PostgreSQL leader pg$(pg_leader) behind 127.0.0.1:$HAPROXY_PORT, Redis master redis$(redis_master_node), RabbitMQ $(ha_rabbit_node 1) + 2"
 }

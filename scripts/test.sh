@@ -2,11 +2,13 @@
 # The whole test suite against real PostgreSQL, Redis and RabbitMQ on loopback.
 # Starts (and if needed installs) the services first; each test gets its own database.
 # Also the standing checks: rustfmt and clippy with warnings as errors; the README's quick
-# start run as written (scripts/quickstart-check.sh); an outside fuzzer
+# start run as written (scripts/quickstart-check.sh); the restore drill on a PostgreSQL of its
+# own (scripts/backup.sh drill: pgBackRest, a destroyed cluster restored to a point in time);
+# an outside fuzzer
 # (schemathesis, scripts/schemathesis.sh) over the API's OpenAPI document; and last, unless
 # BETLEDGER_HA_TESTS=0, the failover tests on the HA topology of scripts/ha.sh (about four
 # minutes: three PostgreSQL nodes, Redis with Sentinel, three RabbitMQ nodes, each killed
-# under load). The HA topology is stopped afterwards unless it was running before (and left
+# under load, and a restore to a point in time after a failover). The HA topology is stopped afterwards unless it was running before (and left
 # running when a test fails, to look at).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,6 +33,9 @@ cargo test --workspace --locked
 
 step "the end-to-end suite again, through the straightforward cqrs-es write path"
 BETLEDGER_WRITE_PATH=cqrs cargo test --workspace --locked --test e2e
+
+step "the restore drill: backup, disaster, restore to T, every answer checked (scripts/backup.sh drill)"
+scripts/backup.sh drill
 
 step "operations files: alert rules (promtool), dashboard, compose, Dockerfile"
 scripts/ops-check.sh

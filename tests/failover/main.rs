@@ -13,10 +13,14 @@
 #![forbid(unsafe_code)]
 
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use betledger_tests::acked::{check_log, open_funded, run_load, Bases, Seen};
+use betledger_tests::acked::{
+    check_log, check_restored, open_funded, run_load, Bases, Seen, Until,
+};
+use betledger_tests::backup;
 use betledger_tests::readside::ReadSide;
 use betledger_tests::{spawn_app_reading, unique_prefix, TestApp, WRITER_TOKEN};
 use replay_tool::verify::{verify, VerifyConfig};
@@ -158,6 +162,19 @@ impl Rig {
             }
         }
         behind
+    }
+
+    /// Load over `wallets` until `until`.
+    fn load_until(&self, wallets: Vec<String>, until: Until) -> tokio::task::JoinHandle<Seen> {
+        tokio::spawn(run_load(
+            self.http.clone(),
+            self.bases.clone(),
+            WRITER_TOKEN,
+            wallets,
+            CLIENTS,
+            until,
+            PATIENCE,
+        ))
     }
 
     /// Load over `wallets` (all of the rig's when `None`) for `length`.
@@ -426,6 +443,97 @@ async fn the_relay_killed_during_a_postgres_failover_loses_nothing() {
         &[&wallets],
         killed,
         relay_back,
+    )
+    .await;
+    ha(&["up"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "kills nodes of the HA topology: scripts/test.sh runs it (BETLEDGER_HA_TESTS=0 skips)"]
+async fn a_restore_after_a_failover_replays_the_wal_the_new_primary_archived() {
+    let _turn = SERIAL.lock().await;
+    let rig = Rig::new("restore").await;
+    // A base backup before the failover, on the old primary's timeline.
+    let full = backup::run_json("ha", &["full"]).await;
+    let (early, late) = rig.wallets.split_at(WALLETS / 2);
+    let (early, late) = (early.to_vec(), late.to_vec());
+    let before = leaders().await;
+    // Load across the kill of the primary, until it is acknowledged through the new one.
+    let across = rig.load(Some(early.clone()), Duration::from_secs(16));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let killed = Instant::now();
+    ha(&["kill", "pg-primary"]).await;
+    let across_seen = across.await.unwrap();
+    let after = leaders().await;
+    assert_ne!(before["postgres_leader"], after["postgres_leader"]);
+    // Load on the new primary alone; T in its middle.
+    let stop = Arc::new(AtomicBool::new(false));
+    let on_new = rig.load_until(late.clone(), Until::Raised(stop.clone()));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let t_before = Instant::now();
+    let t = chrono::Utc::now();
+    let t_after = Instant::now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    let on_new_seen = on_new.await.unwrap();
+    // What the new primary wrote after T reaches the archive, so recovery finds a commit
+    // after T to stop at.
+    backup::run("ha", &["check"]).await;
+    let target = t.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string();
+    let restored = backup::run_json("ha", &["restore", "--to", &target]).await;
+    let copy = PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&format!(
+            "postgres://betledger@127.0.0.1:{}/{}",
+            restored["port"], rig.database
+        ))
+        .await
+        .expect("the restored copy");
+    // Everything acknowledged across the failover came back (all before T) ...
+    let across_found = check_restored(&copy, &across_seen, &early, t_before, t_after).await;
+    assert_eq!(across_found.kept, across_seen.acknowledged.len());
+    // ... and the new primary's commands before T, from the WAL it archived itself.
+    let on_new_found = check_restored(&copy, &on_new_seen, &late, t_before, t_after).await;
+    assert!(on_new_found.kept > 20, "{on_new_found:?}");
+    assert!(on_new_found.undone > 10, "{on_new_found:?}");
+    let timeline: i32 = sqlx::query_scalar("SELECT timeline_id FROM pg_control_checkpoint()")
+        .fetch_one(&copy)
+        .await
+        .unwrap();
+    let report = verify(
+        &copy,
+        &VerifyConfig {
+            page_size: 500,
+            listed_max: 20,
+            progress: replay_tool::progress::ProgressMode::Quiet,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        report.ok,
+        "verify on the restored copy: {:?}",
+        report.listed
+    );
+    copy.close().await;
+    println!(
+        "failover: restore after {} was killed and {} promoted: base backup {} s; restore to T {} s (timeline {timeline}); \
+         {} acknowledged across the failover kept, {} on the new primary before T kept, {} after T undone",
+        before["postgres_leader"],
+        after["postgres_leader"],
+        full["seconds"],
+        restored["seconds"],
+        across_found.kept,
+        on_new_found.kept,
+        on_new_found.undone
+    );
+    backup::run("ha", &["discard", restored["data_dir"].as_str().unwrap()]).await;
+    rig.finish(
+        "a restore after a failover",
+        &[&across_seen, &on_new_seen],
+        &[&early, &late],
+        killed,
+        killed,
     )
     .await;
     ha(&["up"]).await;
