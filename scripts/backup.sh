@@ -27,10 +27,18 @@
 #                                               deleted) and start it as the cluster
 #                                               (single-node and drill targets)
 #   scripts/backup.sh [--target T] discard DIR  stop a restored copy and delete it
+#   scripts/backup.sh [--target T] archiving off
+#                                               turn archiving off (a restart): to measure
+#                                               its cost, or for a cluster no longer backed
+#                                               up; `archiving on` is `stanza`
 #   scripts/backup.sh drill                     the restore drill (cargo test --test backup):
 #                                               load, backup, more load, mark T, more load,
 #                                               the database destroyed, restored to T, and
 #                                               every acknowledged answer checked
+#   scripts/backup.sh --target drill fresh|destroy|stop
+#                                               the drill's cluster: a new one (the old one
+#                                               and its repository deleted), the disaster
+#                                               (killed, folder deleted), stopped
 #
 # Targets (--target or BETLEDGER_BACKUP_TARGET):
 #   single  the PostgreSQL of scripts/services.sh (127.0.0.1:55432), stanza `betledger`,
@@ -354,6 +362,16 @@ cmd_fresh() {
   cmd_stanza
 }
 
+# Turns WAL archiving off (restarting PostgreSQL): for a measurement of what archiving
+# costs, or a cluster that is no longer backed up. `stanza` turns it on again.
+cmd_archiving_off() {
+  [ "$TARGET" != ha ] || die "the HA nodes archive by their Patroni configuration (scripts/ha.sh)"
+  psql_t "ALTER SYSTEM SET archive_mode = 'off'" >/dev/null
+  as_pg "$(pg_bindir)/pg_ctl" -D "$PGDIR" -m fast -w -t 120 restart -l "$PGDIR/server.log" >/dev/null \
+    || die "PostgreSQL did not restart; see $PGDIR/server.log"
+  log "archiving is off on :$PGPORT_T (scripts/backup.sh stanza turns it on)"
+}
+
 # Stops a copy made by `restore` (without --replace) and deletes it.
 cmd_discard() {
   local dir="${1:?discard needs the folder of a restored copy}" base
@@ -386,6 +404,12 @@ case "${1:-}" in
   fresh) cmd_fresh ;;
   destroy) cmd_destroy ;;
   discard) cmd_discard "${2:-}" ;;
+  archiving)
+    case "${2:-}" in
+      on) cmd_stanza ;;
+      off) cmd_archiving_off ;;
+      *) die "archiving on|off" ;;
+    esac ;;
   stop) [ "$TARGET" = drill ] || die "stop is for the drill target (the others are stopped by their own scripts)"
     stop_target_pg fast ;;
   archive-command) archive_command "${2:-}" ;;

@@ -2,13 +2,13 @@
 # The whole test suite against real PostgreSQL, Redis and RabbitMQ on loopback.
 # Starts (and if needed installs) the services first; each test gets its own database.
 # Also the standing checks: rustfmt and clippy with warnings as errors; the README's quick
-# start run as written (scripts/quickstart-check.sh); the restore drill on a PostgreSQL of its
-# own (scripts/backup.sh drill: pgBackRest, a destroyed cluster restored to a point in time);
-# an outside fuzzer
-# (schemathesis, scripts/schemathesis.sh) over the API's OpenAPI document; and last, unless
-# BETLEDGER_HA_TESTS=0, the failover tests on the HA topology of scripts/ha.sh (about four
-# minutes: three PostgreSQL nodes, Redis with Sentinel, three RabbitMQ nodes, each killed
-# under load, and a restore to a point in time after a failover). The HA topology is stopped afterwards unless it was running before (and left
+# start run as written (scripts/quickstart-check.sh); the restore drill on a PostgreSQL of
+# its own (scripts/backup.sh drill: pgBackRest, the cluster destroyed and restored to a point
+# in time); an outside fuzzer (schemathesis, scripts/schemathesis.sh) over the API's OpenAPI
+# document; and last, unless BETLEDGER_HA_TESTS=0, the failover tests on the HA topology of
+# scripts/ha.sh (about five minutes: three PostgreSQL nodes, Redis with Sentinel, three
+# RabbitMQ nodes, each killed under load, and a restore to a point in time after a
+# failover). The HA topology is stopped afterwards unless it was running before (and left
 # running when a test fails, to look at).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -1,12 +1,13 @@
 //! What the benchmarks share. The binaries: `write-bench` (the write paths against the
 //! PostgreSQL ceiling), `read-side-bench` (relay throughput and projection lag) and
 //! `history-bench` (the replay tool and the round view on one long wallet against many
-//! small ones); the workload they drive is the `betledger-workload` crate's, the same the
-//! tests use.
+//! small ones) and `backup-bench` (backup and restore time and size, RTO and RPO); the
+//! workload they drive is the `betledger-workload` crate's, the same the tests use.
 //!
 //! # Layout
 //! - [`db`]: a fresh database per measured phase, beside the configured one.
 //! - [`stats`]: percentiles of sorted samples.
+//! - [`tools`]: the binaries beside the bench's own, and the Redis keys they leave.
 #![forbid(unsafe_code)]
 
 pub mod db {
@@ -93,5 +94,39 @@ pub mod stats {
             assert_eq!(super::percentile(&samples, 1.0), Some(100));
             assert_eq!(super::percentile::<u32>(&[], 0.5), None);
         }
+    }
+}
+
+pub mod tools {
+    //! The project's binaries a benchmark runs as an operator would (built beside it), and
+    //! the cleanup of what they write.
+
+    use std::path::PathBuf;
+    use std::process::Command;
+
+    use anyhow::{bail, Context};
+
+    /// The binary `name` in the bench's own folder (`cargo build --release` puts them
+    /// together), or an error saying how to build it.
+    pub fn beside(name: &str, package: &str) -> anyhow::Result<PathBuf> {
+        let path = std::env::current_exe()?
+            .parent()
+            .context("the bench's folder")?
+            .join(name);
+        if !path.exists() {
+            bail!(
+                "{} not found: build it beside this bench (cargo build --release -p {package})",
+                path.display()
+            );
+        }
+        Ok(path)
+    }
+
+    /// Deletes the Redis keys under `prefix` (what `rebuild` wrote for a benchmark).
+    pub fn delete_redis_prefix(url: &str, prefix: &str) {
+        let script = format!(
+            "redis-cli -u '{url}' --scan --pattern '{prefix}:*' | xargs -r -n 1000 redis-cli -u '{url}' unlink >/dev/null"
+        );
+        let _ = Command::new("sh").args(["-c", &script]).status();
     }
 }

@@ -27,7 +27,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use betledger_bench::{db, stats};
+use betledger_bench::{db, stats, tools};
 use clap::Parser;
 use domain::{RoundId, WalletId};
 use rust_decimal::Decimal;
@@ -76,16 +76,11 @@ const DEPOSIT: Decimal = Decimal::from_parts(100_000, 0, 0, false, 2);
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let replay = std::env::current_exe()?
-        .parent()
-        .context("the bench's folder")?
-        .join("betledger-replay");
-    if !args.history_only && !replay.exists() {
-        bail!(
-            "{} not found: build it beside this bench (cargo build --release -p replay-tool)",
-            replay.display()
-        );
-    }
+    let replay = if args.history_only {
+        PathBuf::new()
+    } else {
+        tools::beside("betledger-replay", "replay-tool")?
+    };
     let mut admin = db::admin(&args.database_url).await?;
     let mut report = serde_json::Map::new();
     let logs: &[(&str, u32)] = if args.history_only {
@@ -207,7 +202,7 @@ async fn measure(
         "round_view": round_view,
     });
     println!("{name}: {figures}");
-    clean_redis(&args.redis_url, &prefix);
+    tools::delete_redis_prefix(&args.redis_url, &prefix);
     Ok(figures)
 }
 
@@ -265,16 +260,7 @@ async fn read_history(
             json!({"p50_ms": stats::percentile(&ms, 0.50), "p99_ms": stats::percentile(&ms, 0.99)}),
         );
     }
-    let api_bin = std::env::current_exe()?
-        .parent()
-        .context("the bench's folder")?
-        .join("betledger-api");
-    if !api_bin.exists() {
-        bail!(
-            "{} not found: build it beside this bench (cargo build --release -p command-api)",
-            api_bin.display()
-        );
-    }
+    let api_bin = tools::beside("betledger-api", "command-api")?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -373,12 +359,4 @@ async fn read_history(
     let _ = api.kill();
     let _ = api.wait();
     outcome
-}
-
-/// Deletes the keys `rebuild` wrote under `prefix`.
-fn clean_redis(url: &str, prefix: &str) {
-    let script = format!(
-        "redis-cli -u '{url}' --scan --pattern '{prefix}:*' | xargs -r -n 1000 redis-cli -u '{url}' unlink >/dev/null"
-    );
-    let _ = Command::new("sh").args(["-c", &script]).status();
 }
