@@ -283,7 +283,7 @@ cmd_restore() {
       *) die "restore: unknown option $1 (--to TIME | --to-lsn LSN | --latest, --into DIR, --port P, --replace)" ;;
     esac
   done
-  local given=0
+  local given=0 before="" aside="" undone=""
   [ -n "$to" ] && given=$((given + 1)); [ -n "$lsn" ] && given=$((given + 1)); given=$((given + latest))
   [ "$given" = 1 ] || die "restore: say where to stop with one of --to TIME, --to-lsn LSN, --latest"
   configure
@@ -296,9 +296,19 @@ cmd_restore() {
     [ "$TARGET" = ha ] && die "restore --replace is not for the Patroni cluster: restore into a folder of its own and follow docs/operate/backup.md"
     [ -z "$into" ] || die "restore: --replace restores into the cluster's own folder; --into is for a folder of its own"
     dir="$PGDIR"
+    # A cluster that still runs (a bad write, not a lost disk) holds the commands the
+    # restore is about to undo: their events are exported first, to be listed after.
+    if [ -n "$to" ] && "$(pg_bindir)/pg_isready" -q -h 127.0.0.1 -p "$PGPORT_T" 2>/dev/null; then
+      mkdir -p "$(dirname "$CONF_DIR")/restore"
+      before="$(dirname "$CONF_DIR")/restore/events-before-restore-$(date -u +%Y%m%dT%H%M%SZ).csv"
+      psql_t "COPY (SELECT recorded_at, aggregate_id, sequence, event_type,
+                           metadata->>'transaction_id', payload
+                      FROM events WHERE recorded_at >= timestamptz '$to' - interval '5 minutes'
+                     ORDER BY tx_id, global_position) TO STDOUT WITH (FORMAT csv, HEADER)" >"$before" \
+        || die "could not export the events after $to (is the engine's database $PG_DB there?)"
+    fi
     stop_target_pg fast
     if [ -d "$dir" ] && [ -n "$(ls -A "$dir" 2>/dev/null)" ]; then
-      local aside
       aside="$dir.before-restore-$(date -u +%Y%m%dT%H%M%SZ)"
       mv "$dir" "$aside"
       log "moved the cluster's folder aside to $aside (delete it once the restore is verified)"
@@ -316,6 +326,7 @@ cmd_restore() {
   log "restoring stanza $STANZA into $dir (${to:+to $to}${lsn:+to LSN $lsn}$([ $latest = 1 ] && echo 'to the end of the archive'))"
   if ! brest restore --pg1-path="$dir" "${target[@]}" >&2; then
     rmdir "$dir" 2>/dev/null || true
+    [ -n "$aside" ] && die "the restore failed (see above and $CONF_DIR/log); the cluster's folder is intact at $aside: mv it back to $dir and start it (scripts/services.sh up)"
     die "the restore failed; see above and $CONF_DIR/log"
   fi
   # The socket's lock file was copied with the folder while the server ran: stale here.
@@ -337,12 +348,29 @@ EOF
   as_pg "$(pg_bindir)/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 600 start >/dev/null \
     || die "the restored server did not start; see $dir/server.log"
   wait_promoted "$pgport" "$dir"
+  if [ -n "$before" ]; then
+    # The events exported before that the restored log does not hold: the commands the
+    # restore undid (acknowledged after the target).
+    undone="${before/events-before-restore/undone-by-restore}"
+    "$(pg_bindir)/psql" -h 127.0.0.1 -p "$pgport" -U "$PG_USER" -d "$PG_DB" -v ON_ERROR_STOP=1 -qtA <<SQL >/dev/null \
+      || die "could not compare $before with the restored log"
+CREATE TEMP TABLE before_restore (recorded_at timestamptz, wallet_id text, sequence bigint,
+                                  event_type text, transaction_id text, payload jsonb);
+\\copy before_restore FROM '$before' WITH (FORMAT csv, HEADER)
+\\copy (SELECT * FROM before_restore b WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.aggregate_id = b.wallet_id AND e.sequence = b.sequence AND e.event_type = b.event_type AND e.payload = b.payload)) TO '$undone' WITH (FORMAT csv, HEADER)
+SQL
+    rm -f "$before"
+    log "the restore undid $(($(wc -l <"$undone") - 1)) events recorded after $to: listed in $undone"
+  fi
   local seconds
   seconds=$(awk -v s="$started" -v e="$(date +%s.%N)" 'BEGIN {printf "%.2f", e - s}')
   log "restored and promoted in ${seconds} s; next: verify, purge the queues, rebuild, reconcile (docs/operate/backup.md)"
-  printf '{"stanza": "%s", "data_dir": "%s", "port": %s, "database_url": "postgres://%s@127.0.0.1:%s/%s", "seconds": %s, "replaced": %s}\n' \
+  printf '{"stanza": "%s", "data_dir": "%s", "port": %s, "database_url": "postgres://%s@127.0.0.1:%s/%s", "seconds": %s, "replaced": %s, "moved_aside": %s, "undone_events": %s, "undone_file": %s}\n' \
     "$STANZA" "$dir" "$pgport" "$PG_USER" "$pgport" "$PG_DB" "$seconds" \
-    "$([ $replace = 1 ] && echo true || echo false)"
+    "$([ $replace = 1 ] && echo true || echo false)" \
+    "$([ -n "$aside" ] && printf '"%s"' "$aside" || echo null)" \
+    "$([ -n "$undone" ] && echo $(($(wc -l <"$undone") - 1)) || echo null)" \
+    "$([ -n "$undone" ] && printf '"%s"' "$undone" || echo null)"
 }
 
 # The drill's own cluster, afresh: whatever an earlier drill left (restored copies too) is

@@ -244,3 +244,87 @@ async fn a_restore_to_t_keeps_every_answer_acknowledged_before_t_and_nothing_aft
     pool.close().await;
     backup::run(TARGET, &["stop"]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a PostgreSQL of its own, restored over itself: scripts/backup.sh drill runs it"]
+async fn a_restore_of_a_running_cluster_lists_the_commands_it_undid() {
+    backup::run(TARGET, &["fresh"]).await;
+    let pool = connect().await;
+    MIGRATOR.run(&pool).await.unwrap();
+    let app = betledger_tests::spawn_app(pool.clone()).await;
+    let base = format!("http://{}", app.addr);
+    let http = reqwest::Client::new();
+    let wallets = open_funded(&http, &base, WRITER_TOKEN, "undone", 4).await;
+    backup::run_json(TARGET, &["full"]).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = tokio::spawn(run_load(
+        http.clone(),
+        Arc::new(Mutex::new(vec![base])),
+        WRITER_TOKEN,
+        wallets.clone(),
+        2,
+        Until::Raised(stop.clone()),
+        Duration::from_secs(20),
+    ));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let t = chrono::Utc::now();
+    let after = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let seen = load.await.unwrap();
+    backup::run(TARGET, &["check"]).await;
+    let logged = |pool: PgPool| async move {
+        let txs: Vec<String> = sqlx::query_scalar(
+            "SELECT metadata->>'transaction_id' FROM events
+              WHERE metadata ? 'transaction_id' AND metadata->>'transaction_id' <> 'fund'",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        txs.into_iter()
+            .collect::<std::collections::BTreeSet<String>>()
+    };
+    let before_restore = logged(pool.clone()).await;
+    app.stop().await;
+    pool.close().await;
+
+    // A bad write, say: the cluster is alive when it is restored over.
+    let target = t.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string();
+    let restored = backup::run_json(TARGET, &["restore", "--to", &target, "--replace"]).await;
+    assert!(restored["moved_aside"].is_string(), "{restored}");
+    let file = restored["undone_file"]
+        .as_str()
+        .expect("a list of what was undone");
+    let listed: std::collections::BTreeSet<String> = std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.splitn(6, ',').nth(4).unwrap().to_string())
+        .filter(|tx| tx != "fund")
+        .collect();
+    assert_eq!(
+        restored["undone_events"].as_u64(),
+        Some(listed.len() as u64),
+        "{restored}"
+    );
+    let pool = connect().await;
+    let kept = logged(pool.clone()).await;
+    let undone: std::collections::BTreeSet<String> =
+        before_restore.difference(&kept).cloned().collect();
+    assert!(!undone.is_empty(), "the load went on after T");
+    assert_eq!(
+        listed, undone,
+        "the list names exactly the commands the restore undid"
+    );
+    for (tx, a) in &seen.acknowledged {
+        if a.sent > after {
+            assert!(listed.contains(tx), "{tx}, sent after T, is listed");
+        }
+    }
+    println!(
+        "drill: a restore over the running cluster undid {} commands, each listed in {file}",
+        listed.len()
+    );
+    pool.close().await;
+    backup::run(TARGET, &["stop"]).await;
+}
