@@ -458,3 +458,62 @@ async fn a_list_of_amqp_nodes_connects_past_a_dead_one() {
         "{message}"
     );
 }
+
+/// After a restore (docs/operate/backup.md) the partition queues are emptied before the
+/// workers start: `purge` refuses while a worker consumes, and drops what waits otherwise.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn purge_refuses_while_a_worker_consumes_and_empties_the_queues_otherwise(pool: PgPool) {
+    let mut side = ReadSide::new(pool.clone(), &unique_prefix("purge"), 2).await;
+    let (connection, channel) = side.amqp().await;
+    side.start_worker();
+    let mut refused = None;
+    wait_for("a worker consuming", async || {
+        match side.topology.purge(&channel).await {
+            Err(e @ projections::amqp::PurgeError::Consumed(..)) => {
+                refused = Some(e.to_string());
+                true
+            }
+            _ => false,
+        }
+    })
+    .await;
+    assert!(
+        refused
+            .unwrap()
+            .contains("stop every projection worker first"),
+        "the refusal says what to do"
+    );
+    side.stop_workers().await;
+    // Events published while no worker consumes wait in the queues.
+    side.start_relay();
+    let app = spawn_app_reading(pool.clone(), &side.prefix).await;
+    let wallet = app.open_wallet("purged", "EUR").await;
+    app.deposit(&wallet, "d1", "10").await;
+    let depth = |channel: &amqprs::channel::Channel, queue: String| {
+        let channel = channel.clone();
+        async move {
+            channel
+                .queue_declare(
+                    amqprs::channel::QueueDeclareArguments::new(&queue)
+                        .passive(true)
+                        .finish(),
+                )
+                .await
+                .unwrap()
+                .map_or(0, |(_, messages, _)| messages)
+        }
+    };
+    let queue = side
+        .topology
+        .partition_queue(side.topology.partition_of(&wallet.parse().unwrap()));
+    wait_for("the events in the queue", async || {
+        depth(&channel, queue.clone()).await > 0
+    })
+    .await;
+    let purged = side.topology.purge(&channel).await.unwrap();
+    assert!(purged.iter().map(|(_, n)| n).sum::<u32>() > 0, "{purged:?}");
+    assert_eq!(depth(&channel, queue).await, 0);
+    let _ = connection.close().await;
+    app.stop().await;
+    side.teardown().await;
+}
