@@ -4,7 +4,9 @@
 //! acknowledged answer recorded, every 503 or broken connection retried under the same
 //! transaction id), kills a node with SIGKILL as a machine dies, and proves that every
 //! acknowledged command is in the log exactly once with the answer it gave, that the read
-//! models end equal to the log, and that `verify` is clean. Each prints its figures.
+//! models end equal to the log, and that `verify` is clean. Each prints its figures. The
+//! primary's test also restores a copy of the cluster to a time after the failover
+//! (`scripts/backup.sh --target ha`), from the WAL the new primary archived.
 //!
 //! Needs the topology up and the environment pointing at it:
 //! `scripts/ha.sh up && eval "$(scripts/ha.sh env)"`; `scripts/test.sh` does that when
@@ -262,44 +264,6 @@ impl Rig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "kills nodes of the HA topology: scripts/test.sh runs it (BETLEDGER_HA_TESTS=0 skips)"]
-async fn the_postgres_primary_killed_loses_no_acknowledged_command() {
-    let _turn = SERIAL.lock().await;
-    let rig = Rig::new("pg").await;
-    let before = leaders().await;
-    let load = rig.load(None, Duration::from_secs(20));
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let killed = Instant::now();
-    ha(&["kill", "pg-primary"]).await;
-    let seen = load.await.unwrap();
-    let after = leaders().await;
-    assert_ne!(
-        before["postgres_leader"], after["postgres_leader"],
-        "a replica was promoted"
-    );
-    assert!(
-        matches!(
-            after["postgres_leader"].as_str(),
-            Some("pg1" | "pg2" | "pg3")
-        ),
-        "a node leads: {after}"
-    );
-    let wallets = rig.wallets.clone();
-    rig.finish(
-        &format!(
-            "PostgreSQL primary {} killed, {} promoted",
-            before["postgres_leader"], after["postgres_leader"]
-        ),
-        &[&seen],
-        &[&wallets],
-        killed,
-        killed,
-    )
-    .await;
-    ha(&["up"]).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "kills nodes of the HA topology: scripts/test.sh runs it (BETLEDGER_HA_TESTS=0 skips)"]
 async fn the_redis_master_killed_with_writes_its_replica_missed_converges() {
     let _turn = SERIAL.lock().await;
     let rig = Rig::new("redis").await;
@@ -450,9 +414,13 @@ async fn the_relay_killed_during_a_postgres_failover_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "kills nodes of the HA topology: scripts/test.sh runs it (BETLEDGER_HA_TESTS=0 skips)"]
-async fn a_restore_after_a_failover_replays_the_wal_the_new_primary_archived() {
+/// The primary killed under load: nothing acknowledged is lost. Then, on the new primary, a
+/// restore to a time after the failover: the base backup was taken on the old primary, so
+/// the restore replays the WAL the new primary archived itself.
+async fn the_postgres_primary_killed_loses_nothing_and_a_restore_after_it_uses_the_new_primarys_archive(
+) {
     let _turn = SERIAL.lock().await;
-    let rig = Rig::new("restore").await;
+    let rig = Rig::new("pg").await;
     // A base backup before the failover, on the old primary's timeline.
     let full = backup::run_json("ha", &["full"]).await;
     let (early, late) = rig.wallets.split_at(WALLETS / 2);
@@ -465,7 +433,17 @@ async fn a_restore_after_a_failover_replays_the_wal_the_new_primary_archived() {
     ha(&["kill", "pg-primary"]).await;
     let across_seen = across.await.unwrap();
     let after = leaders().await;
-    assert_ne!(before["postgres_leader"], after["postgres_leader"]);
+    assert_ne!(
+        before["postgres_leader"], after["postgres_leader"],
+        "a replica was promoted"
+    );
+    assert!(
+        matches!(
+            after["postgres_leader"].as_str(),
+            Some("pg1" | "pg2" | "pg3")
+        ),
+        "a node leads: {after}"
+    );
     // Load on the new primary alone; T in its middle.
     let stop = Arc::new(AtomicBool::new(false));
     let on_new = rig.load_until(late.clone(), Until::Raised(stop.clone()));
@@ -529,7 +507,10 @@ async fn a_restore_after_a_failover_replays_the_wal_the_new_primary_archived() {
     );
     backup::run("ha", &["discard", restored["data_dir"].as_str().unwrap()]).await;
     rig.finish(
-        "a restore after a failover",
+        &format!(
+            "PostgreSQL primary {} killed, {} promoted",
+            before["postgres_leader"], after["postgres_leader"]
+        ),
         &[&across_seen, &on_new_seen],
         &[&early, &late],
         killed,
