@@ -26,7 +26,8 @@
 #                                               folder (the old one moved aside, never
 #                                               deleted) and start it as the cluster
 #                                               (single-node and drill targets)
-#   scripts/backup.sh [--target T] discard DIR  stop a restored copy and delete it
+#   scripts/backup.sh [--target T] discard DIR|--all
+#                                               stop a restored copy (or all) and delete it
 #   scripts/backup.sh [--target T] archiving off
 #                                               turn archiving off (a restart): to measure
 #                                               its cost, or for a cluster no longer backed
@@ -48,6 +49,8 @@
 #           under .data/ha/backup/
 #   drill   a cluster of its own for the drill and the benchmarks (127.0.0.1:55442), stanza
 #           `betledger-drill`, everything under the data folder's drill/
+# BETLEDGER_BACKUP_REPO puts the repository elsewhere than beside its configuration: a
+# repository on the database's own disk survives a bad write, not the disk's loss.
 # The repository's passphrase is made once, beside its configuration (cipher-pass): without
 # it the repository cannot be read. Keep a copy away from this machine.
 set -euo pipefail
@@ -77,6 +80,9 @@ settle_target() {
     *) die "unknown target '$TARGET': single, ha or drill" ;;
   esac
   CONF="$CONF_DIR/pgbackrest.conf"
+  # The repository: beside the configuration unless BETLEDGER_BACKUP_REPO puts it on
+  # another disk (a mount, a network share): one on the database's own disk is lost with it.
+  REPO="${BETLEDGER_BACKUP_REPO:-$CONF_DIR/repo}"
 }
 
 # pgBackRest runs as the data folder's owner (postgres when we are root).
@@ -90,16 +96,26 @@ psql_t() {
 # (the repository's configuration lists all three; %p is relative to the node's own).
 archive_command() {
   local pgpath="${1:-}"
-  printf 'pgbackrest --config=%s --stanza=%s%s archive-push %%p' "$CONF" "$STANZA" \
-    "${pgpath:+ --pg1-path=$pgpath}"
+  printf 'pgbackrest --config="%s" --stanza=%s%s archive-push %%p' "$CONF" "$STANZA" \
+    "${pgpath:+ --pg1-path=\"$pgpath\"}"
 }
 
 # Writes the repository's configuration (idempotent; the passphrase is made once).
 configure() {
-  mkdir -p "$CONF_DIR/repo" "$CONF_DIR/log" "$CONF_DIR/lock"
+  mkdir -p "$REPO" "$CONF_DIR/log" "$CONF_DIR/lock"
   if [ ! -s "$CONF_DIR/cipher-pass" ]; then
-    (umask 077; head -c 48 /dev/urandom | base64 -w0 >"$CONF_DIR/cipher-pass")
-    log "made the repository's passphrase: $CONF_DIR/cipher-pass (keep a copy elsewhere)"
+    # Never a new passphrase for a repository that holds something: it could not be read.
+    local known=""
+    [ -f "$CONF" ] && known=$(sed -n 's/^repo1-cipher-pass=//p' "$CONF")
+    if [ -n "$known" ]; then
+      (umask 077; printf '%s' "$known" >"$CONF_DIR/cipher-pass")
+      log "put back $CONF_DIR/cipher-pass from $CONF"
+    elif [ -n "$(ls -A "$REPO" 2>/dev/null)" ]; then
+      die "$CONF_DIR/cipher-pass is missing and $REPO holds backups: put back the passphrase they were encrypted with (your copy of it); a new one cannot read them"
+    else
+      (umask 077; head -c 48 /dev/urandom | base64 -w0 >"$CONF_DIR/cipher-pass")
+      log "made the repository's passphrase: $CONF_DIR/cipher-pass (keep a copy away from this machine)"
+    fi
   fi
   local pgs=""
   case "$TARGET" in
@@ -122,7 +138,7 @@ pg1-user=$PG_USER
   cat >"$tmp" <<EOF
 # Written by scripts/backup.sh (target $TARGET): rewritten by each of its commands.
 [global]
-repo1-path=$CONF_DIR/repo
+repo1-path=$REPO
 # Two full backups kept, with the differentials and the WAL they need.
 repo1-retention-full=2
 repo1-retention-diff=6
@@ -148,12 +164,19 @@ lock-path=$CONF_DIR/lock
 log-level-console=warn
 log-level-file=info
 
+[global:archive-push]
+# WAL is pushed while the engine writes: zstd's cheapest level, half the CPU of level 3 for
+# about the same size on WAL (docs/performance.md, "Backups and restores").
+compress-level=1
+
 [$STANZA]
 $pgs
 EOF
   mv "$tmp" "$CONF"
   chmod 640 "$CONF"
-  [ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$CONF_DIR" && chmod 750 "$CONF_DIR"
+  if [ "$(id -u)" -eq 0 ]; then
+    chown -R postgres:postgres "$CONF_DIR" "$REPO" && chmod 750 "$CONF_DIR" "$REPO"
+  fi
   return 0
 }
 
@@ -186,6 +209,9 @@ cmd_stanza() {
   configure
   if [ "$TARGET" != ha ]; then
     start_target_pg
+    local serving
+    serving=$(psql_t "SHOW data_directory")
+    [ "$serving" -ef "$PGDIR" ] || die "127.0.0.1:$PGPORT_T is served from $serving, not $PGDIR: another cluster holds the port (stop it, or set its port)"
     local was
     was=$(psql_t "SHOW archive_mode")
     psql_t "ALTER SYSTEM SET archive_mode = 'on'" >/dev/null
@@ -201,7 +227,7 @@ cmd_stanza() {
   fi
   brest stanza-create >/dev/null || die "stanza-create failed; see $CONF_DIR/log"
   cmd_check
-  log "stanza $STANZA ready: archiving to $CONF_DIR/repo (archive_timeout $ARCHIVE_TIMEOUT)"
+  log "stanza $STANZA ready: archiving to $REPO (archive_timeout $ARCHIVE_TIMEOUT)"
 }
 
 cmd_check() {
@@ -209,32 +235,15 @@ cmd_check() {
 }
 
 # The newest backup of the repository as one JSON object, and its record in the `backups`
-# table (migration 0014) for the watcher's metrics; a database without the table (the
-# engine migrates it on start) is left alone. psql reads pgBackRest's JSON (no python here).
+# table (migration 0014) for the watcher's metrics (ops/pgbackrest/record-backup.sql); a
+# database without the table (the engine migrates it on start) is left alone.
 record_backup() {
   local info has_table
   info=$(brest info --output=json)
   has_table=$(psql_t "SELECT count(*) FROM pg_tables WHERE tablename = 'backups'")
   [ "$has_table" = 1 ] || log "the database has no backups table yet (the engine migrates it on start): not recorded"
   "$(pg_bindir)/psql" -h 127.0.0.1 -p "$PGPORT_T" -U "$PG_USER" -d "$PG_DB" -v ON_ERROR_STOP=1 -qtA \
-    -v info="$info" -v record="$has_table" <<'SQL'
-CREATE TEMP TABLE newest AS
-SELECT b->>'label' AS label, b->>'type' AS kind,
-       to_timestamp((b->'timestamp'->>'start')::bigint) AS started_at,
-       to_timestamp((b->'timestamp'->>'stop')::bigint) AS finished_at,
-       (b->'info'->>'size')::bigint AS size_bytes,
-       (b->'info'->'repository'->>'delta')::bigint AS repository_bytes,
-       b->'archive'->>'start' AS wal_start, b->'archive'->>'stop' AS wal_stop
-  FROM jsonb_array_elements((:'info')::jsonb -> 0 -> 'backup') AS b
- ORDER BY (b->'timestamp'->>'stop')::bigint DESC
- LIMIT 1;
-\if :record
-INSERT INTO backups (label, kind, started_at, finished_at, size_bytes, repository_bytes,
-                     wal_start, wal_stop)
-SELECT * FROM newest ON CONFLICT (label) DO NOTHING;
-\endif
-SELECT row_to_json(newest) FROM newest;
-SQL
+    -v info="$info" -v record="$has_table" -f "$ROOT/ops/pgbackrest/record-backup.sql"
 }
 
 cmd_backup() {
@@ -253,21 +262,39 @@ cmd_info() {
   if [ "${1:-}" = --json ]; then brest info --output=json; else brest info; fi
 }
 
+# Stops with message $3 after a failed restore into $1; with --replace, the partial restore
+# is moved away and the cluster's own folder ($2) can be put back as it was.
+restore_failed() {
+  local dir=$1 aside=$2 message=$3
+  if [ -n "$aside" ]; then
+    stop_target_pg immediate "$dir" || true
+    local failed
+    failed="$dir.failed-restore-$(date -u +%Y%m%dT%H%M%SZ)"
+    mv "$dir" "$failed"
+    die "$message. The partial restore is in $failed; the cluster's folder is intact: mv '$aside' '$dir' && scripts/services.sh up puts it back as it was"
+  fi
+  rmdir "$dir" 2>/dev/null || true
+  die "$message"
+}
+
 # Waits until the server on $1 (data folder $2) has left recovery: a restore to a target
 # accepts read-only connections before it reaches it.
+# $3: the folder moved aside (--replace); $4: the server log's lines before this start.
 wait_promoted() {
-  local port=$1 dir=$2
-  for _ in $(seq 1 1200); do
+  local port=$1 dir=$2 aside=${3:-} since=${4:-0} seen=0
+  for i in $(seq 1 1200); do
     [ "$("$(pg_bindir)/psql" -h 127.0.0.1 -p "$port" -U "$PG_USER" -d postgres -qtAc \
       "SELECT pg_is_in_recovery()" 2>/dev/null || true)" = f ] && return 0
-    if [ ! -f "$dir/postmaster.pid" ]; then
-      grep -q "recovery ended before configured recovery target was reached" "$dir/server.log" 2>/dev/null \
-        && die "no transaction committed after the target in the archive: nothing to stop at. Restore with --latest (everything archived), or an earlier --to; $dir is left to look at (delete it)"
-      die "the restored server stopped; see $dir/server.log"
+    [ -f "$dir/postmaster.pid" ] && seen=1
+    if [ ! -f "$dir/postmaster.pid" ] && { [ "$seen" = 1 ] || [ "$i" -gt 20 ]; }; then
+      tail -n "+$((since + 1))" "$dir/server.log" 2>/dev/null \
+        | grep -q "recovery ended before configured recovery target was reached" \
+        && restore_failed "$dir" "$aside" "no transaction committed after the target in the archive: nothing to stop at. Restore with --latest (everything archived), or an earlier --to"
+      restore_failed "$dir" "$aside" "the restored server stopped; see $dir/server.log"
     fi
     sleep 0.5
   done
-  die "the restored server on :$port is still recovering after 10 minutes; see $dir/server.log"
+  die "the restored server on :$port is still replaying WAL after 10 minutes (it goes on: watch $dir/server.log, and psql -p $port -c 'SELECT pg_is_in_recovery()' for f), then carry on with the steps of docs/operate/backup.md"
 }
 
 cmd_restore() {
@@ -286,6 +313,9 @@ cmd_restore() {
   local given=0 before="" aside="" undone=""
   [ -n "$to" ] && given=$((given + 1)); [ -n "$lsn" ] && given=$((given + 1)); given=$((given + latest))
   [ "$given" = 1 ] || die "restore: say where to stop with one of --to TIME, --to-lsn LSN, --latest"
+  if [ -n "$to" ] && ! printf '%s' "$to" | grep -Eq '([+-][0-9]{2}(:?[0-9]{2})?|Z|UTC)$'; then
+    die "restore: --to '$to' has no time zone: add one (e.g. '$to+00'), as PostgreSQL and pgBackRest may read a bare time differently"
+  fi
   configure
   local target=(--type=default)
   [ -n "$to" ] && target=(--type=time "--target=$to" --target-action=promote)
@@ -298,6 +328,12 @@ cmd_restore() {
     dir="$PGDIR"
     # A cluster that still runs (a bad write, not a lost disk) holds the commands the
     # restore is about to undo: their events are exported first, to be listed after.
+    if "$(pg_bindir)/pg_isready" -q -h 127.0.0.1 -p "$PGPORT_T" 2>/dev/null; then
+      # Its last commits are in an unfinished WAL segment: switched and archived first, so
+      # that the restore can reach them.
+      psql_t "SELECT pg_switch_wal()" >/dev/null
+      brest check >/dev/null 2>&1 || log "could not archive the last WAL segment (pgbackrest check): commits after the archived ones cannot be restored"
+    fi
     if [ -n "$to" ] && "$(pg_bindir)/pg_isready" -q -h 127.0.0.1 -p "$PGPORT_T" 2>/dev/null; then
       mkdir -p "$(dirname "$CONF_DIR")/restore"
       before="$(dirname "$CONF_DIR")/restore/events-before-restore-$(date -u +%Y%m%dT%H%M%SZ).csv"
@@ -325,9 +361,7 @@ cmd_restore() {
   [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$dir" && chmod 700 "$dir"
   log "restoring stanza $STANZA into $dir (${to:+to $to}${lsn:+to LSN $lsn}$([ $latest = 1 ] && echo 'to the end of the archive'))"
   if ! brest restore --pg1-path="$dir" "${target[@]}" >&2; then
-    rmdir "$dir" 2>/dev/null || true
-    [ -n "$aside" ] && die "the restore failed (see above and $CONF_DIR/log); the cluster's folder is intact at $aside: mv it back to $dir and start it (scripts/services.sh up)"
-    die "the restore failed; see above and $CONF_DIR/log"
+    restore_failed "$dir" "$aside" "the restore failed; see above and $CONF_DIR/log"
   fi
   # The socket's lock file was copied with the folder while the server ran: stale here.
   rm -f "$dir"/.s.PGSQL.*.lock
@@ -345,9 +379,12 @@ archive_mode = 'off'
 synchronous_standby_names = ''
 EOF
   fi
-  as_pg "$(pg_bindir)/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 600 start >/dev/null \
-    || die "the restored server did not start; see $dir/server.log"
-  wait_promoted "$pgport" "$dir"
+  # -W: a long WAL replay is waited for below, where "still replaying" can be told apart.
+  local log_lines
+  log_lines=$(wc -l <"$dir/server.log" 2>/dev/null || echo 0)
+  as_pg "$(pg_bindir)/pg_ctl" -D "$dir" -l "$dir/server.log" -W start >/dev/null \
+    || restore_failed "$dir" "$aside" "the restored server did not start; see $dir/server.log"
+  wait_promoted "$pgport" "$dir" "$aside" "$log_lines"
   if [ -n "$before" ]; then
     # The events exported before that the restored log does not hold: the commands the
     # restore undid (acknowledged after the target).
@@ -402,8 +439,13 @@ cmd_archiving_off() {
 
 # Stops a copy made by `restore` (without --replace) and deletes it.
 cmd_discard() {
-  local dir="${1:?discard needs the folder of a restored copy}" base
+  local dir="${1:?discard needs the folder of a restored copy, or --all}" base
   base="$(dirname "$CONF_DIR")/restore"
+  if [ "$dir" = --all ]; then
+    local d
+    for d in "$base"/*/; do [ -d "$d" ] && cmd_discard "${d%/}"; done
+    return 0
+  fi
   dir="$(cd "$dir" 2>/dev/null && pwd)" || die "no folder $1"
   case "$dir" in "$base"/*) ;; *) die "discard deletes only restored copies under $base" ;; esac
   stop_target_pg fast "$dir"

@@ -85,7 +85,7 @@ grep -q '^FROM .* AS build' docker/Dockerfile || { echo "Dockerfile: no build st
 grep -Eq '^USER [0-9]+' docker/Dockerfile || { echo "Dockerfile: no non-root USER" >&2; exit 1; }
 grep -q '^HEALTHCHECK ' docker/Dockerfile || { echo "Dockerfile: no HEALTHCHECK" >&2; exit 1; }
 haproxy -c -q -f ops/haproxy/postgres.cfg -f docker/haproxy/postgres.cfg
-for f in docker/entrypoint.sh docker/patroni/entrypoint.sh docker/patroni/post-init.sh \
+for f in docker/entrypoint.sh docker/patroni/entrypoint.sh docker/patroni/post-init.sh docker/patroni/backup.sh \
          docker/redis/redis.sh docker/redis/sentinel.sh docker/rabbitmq/start.sh; do
   sh -n "$f"
 done

@@ -112,8 +112,9 @@ async fn a_restore_to_t_keeps_every_answer_acknowledged_before_t_and_nothing_aft
     tokio::time::sleep(Duration::from_millis(1500)).await;
     stop.store(true, Ordering::Relaxed);
     let seen = load.await.unwrap();
-    // The WAL of the writes after T reaches the archive (recovery stops at the first
-    // commit after T, so it must find one).
+    // The disk is lost below, with the WAL segment being written: the commits after T must
+    // have reached the archive for recovery to stop at T (it stops at the first commit after
+    // it). Within `archive_timeout` that happens by itself; `check` switches at once.
     backup::run(TARGET, &["check"]).await;
     let events_before_disaster: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
         .fetch_one(&pool)
@@ -272,7 +273,8 @@ async fn a_restore_of_a_running_cluster_lists_the_commands_it_undid() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     stop.store(true, Ordering::Relaxed);
     let seen = load.await.unwrap();
-    backup::run(TARGET, &["check"]).await;
+    // No `check` here: the restore switches and archives the running cluster's last WAL
+    // segment itself before stopping it.
     let logged = |pool: PgPool| async move {
         let txs: Vec<String> = sqlx::query_scalar(
             "SELECT metadata->>'transaction_id' FROM events

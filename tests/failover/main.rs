@@ -458,6 +458,8 @@ async fn the_postgres_primary_killed_loses_nothing_and_a_restore_after_it_uses_t
     // after T to stop at.
     backup::run("ha", &["check"]).await;
     let target = t.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string();
+    // A copy an earlier run left (a test that failed midway) would hold the port.
+    backup::run("ha", &["discard", "--all"]).await;
     let restored = backup::run_json("ha", &["restore", "--to", &target]).await;
     let copy = PgPoolOptions::new()
         .max_connections(2)
