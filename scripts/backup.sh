@@ -227,6 +227,7 @@ cmd_stanza() {
   fi
   brest stanza-create >/dev/null || die "stanza-create failed; see $CONF_DIR/log"
   cmd_check
+  touch "$CONF_DIR/stanza-created"
   log "stanza $STANZA ready: archiving to $REPO (archive_timeout $ARCHIVE_TIMEOUT)"
 }
 

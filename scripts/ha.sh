@@ -404,7 +404,8 @@ up() {
   wait_pg_primary
   ensure_database
   wait_pg_replicas
-  "$SCRIPTS/backup.sh" --target ha stanza
+  # The stanza once (its check switches and archives a WAL segment: seconds, on every `up`).
+  [ -f "$(HA_DIR)/backup/stanza-created" ] || "$SCRIPTS/backup.sh" --target ha stanza
   wait_redis_replica
   log "up: PostgreSQL leader pg$(pg_leader) behind 127.0.0.1:$HAPROXY_PORT, Redis master redis$(redis_master_node), RabbitMQ $(ha_rabbit_node 1) + 2"
 }

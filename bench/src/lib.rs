@@ -122,6 +122,39 @@ pub mod tools {
         Ok(path)
     }
 
+    /// Runs the `betledger-replay` at `path` with `command` (progress as lines) over
+    /// `database_url`, and Redis `redis_url` under `prefix`: what it printed (JSON) and the
+    /// seconds it took, or an error with its stderr.
+    pub fn replay(
+        path: &std::path::Path,
+        command: &[&str],
+        database_url: &str,
+        redis_url: &str,
+        prefix: &str,
+    ) -> anyhow::Result<(serde_json::Value, f64)> {
+        let started = std::time::Instant::now();
+        let output = Command::new(path)
+            .args(["--progress", "lines"])
+            .args(command)
+            .env("BETLEDGER_DATABASE_URL", database_url)
+            .env("BETLEDGER_REDIS_URL", redis_url)
+            .env("BETLEDGER_REDIS_PREFIX", prefix)
+            .output()
+            .with_context(|| format!("running betledger-replay {}", command[0]))?;
+        if !output.status.success() {
+            bail!(
+                "betledger-replay {} exited {}: {}",
+                command[0],
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok((
+            serde_json::from_slice(&output.stdout)?,
+            started.elapsed().as_secs_f64(),
+        ))
+    }
+
     /// Deletes the Redis keys under `prefix` (what `rebuild` wrote for a benchmark).
     pub fn delete_redis_prefix(url: &str, prefix: &str) {
         let script = format!(

@@ -23,9 +23,8 @@ use std::time::{Duration, Instant};
 
 use betledger_tests::acked::{check_restored, open_funded, run_load, Until};
 use betledger_tests::readside::ReadSide;
-use betledger_tests::{backup, spawn_app_reading, unique_prefix, WRITER_TOKEN};
+use betledger_tests::{backup, spawn_app_reading, unique_prefix, verify_clean, WRITER_TOKEN};
 use replay_tool::progress::ProgressMode;
-use replay_tool::verify::{verify, VerifyConfig};
 use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
@@ -49,32 +48,11 @@ async fn connect() -> PgPool {
         .unwrap_or_else(|e| panic!("the drill's PostgreSQL at {}: {e}", drill_url()))
 }
 
-async fn verify_clean(pool: &PgPool, when: &str) -> u64 {
-    let report = verify(
-        pool,
-        &VerifyConfig {
-            page_size: 500,
-            listed_max: 20,
-            progress: ProgressMode::Quiet,
-        },
-    )
-    .await
-    .unwrap();
-    assert!(report.ok, "verify {when}: {:?}", report.listed);
-    report.events
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a PostgreSQL of its own, destroyed and restored: scripts/backup.sh drill runs it"]
 async fn a_restore_to_t_keeps_every_answer_acknowledged_before_t_and_nothing_after() {
     let drill_started = Instant::now();
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
-        )
-        .with_test_writer()
-        .try_init();
+    betledger_tests::quiet_tracing();
     backup::run(TARGET, &["fresh"]).await;
     let pool = connect().await;
     MIGRATOR.run(&pool).await.unwrap();

@@ -28,12 +28,16 @@ impl Drop for Instance {
     }
 }
 
+/// A free port below Linux's ephemeral range (32768-60999) and away from the HA
+/// topology's ports (23501-28443): a port the kernel hands out (bind to 0) can be taken, in
+/// the moment before the instance binds it, as the local port of any test's outgoing
+/// connection (seen: "Address already in use").
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    let start = 12_000 + (uuid::Uuid::new_v4().as_u128() % 8_000) as u16;
+    (0..8_000)
+        .map(|i| 12_000 + (start - 12_000 + i) % 8_000)
+        .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .expect("a free port between 12000 and 19999")
 }
 
 /// The API binary. `cargo test --workspace` builds it (command-api's own tests need it);

@@ -24,8 +24,7 @@ use betledger_tests::acked::{
 };
 use betledger_tests::backup;
 use betledger_tests::readside::ReadSide;
-use betledger_tests::{spawn_app_reading, unique_prefix, TestApp, WRITER_TOKEN};
-use replay_tool::verify::{verify, VerifyConfig};
+use betledger_tests::{spawn_app_reading, unique_prefix, verify_clean, TestApp, WRITER_TOKEN};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 
@@ -83,14 +82,7 @@ struct Rig {
 
 impl Rig {
     async fn new(name: &str) -> Rig {
-        let _ = tracing_subscriber::fmt()
-            // Quiet unless RUST_LOG asks (amqprs logs every lost connection as an error).
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
-            )
-            .with_test_writer()
-            .try_init();
+        betledger_tests::quiet_tracing();
         let url = std::env::var("BETLEDGER_DATABASE_URL").unwrap_or_default();
         let expected = ha(&["env"]).await;
         assert!(
@@ -228,17 +220,7 @@ impl Rig {
             reconciled.ok && reconciled.differences == 0,
             "reconcile after {scenario}: {reconciled:?}"
         );
-        let report = verify(
-            &self.pool,
-            &VerifyConfig {
-                page_size: 500,
-                listed_max: 20,
-                progress: replay_tool::progress::ProgressMode::Quiet,
-            },
-        )
-        .await
-        .unwrap();
-        assert!(report.ok, "verify after {scenario}: {:?}", report.listed);
+        verify_clean(&self.pool, &format!("after {scenario}")).await;
         let (gap, recovered) = seen[0].longest_silence_from(killed);
         println!(
             "failover: {scenario}: longest time without an acknowledgement from the kill on {:.2} s (it ended {:.2} s after the kill); \
@@ -480,21 +462,7 @@ async fn the_postgres_primary_killed_loses_nothing_and_a_restore_after_it_uses_t
         .fetch_one(&copy)
         .await
         .unwrap();
-    let report = verify(
-        &copy,
-        &VerifyConfig {
-            page_size: 500,
-            listed_max: 20,
-            progress: replay_tool::progress::ProgressMode::Quiet,
-        },
-    )
-    .await
-    .unwrap();
-    assert!(
-        report.ok,
-        "verify on the restored copy: {:?}",
-        report.listed
-    );
+    verify_clean(&copy, "on the restored copy").await;
     copy.close().await;
     println!(
         "failover: restore after {} was killed and {} promoted: base backup {} s; restore to T {} s (timeline {timeline}); \

@@ -93,6 +93,35 @@ pub fn amqp_url() -> String {
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:55672/%2f".into())
 }
 
+/// Logging for the tests that run services' failures on purpose: quiet unless `RUST_LOG`
+/// asks (amqprs logs every lost connection as an error).
+pub fn quiet_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+/// Runs `verify` over the whole log and asserts it is clean (`when` says at which moment,
+/// in the failure); returns the events it read.
+pub async fn verify_clean(pool: &PgPool, when: &str) -> u64 {
+    let report = replay_tool::verify::verify(
+        pool,
+        &replay_tool::verify::VerifyConfig {
+            page_size: 500,
+            listed_max: 20,
+            progress: replay_tool::progress::ProgressMode::Quiet,
+        },
+    )
+    .await
+    .expect("verify runs");
+    assert!(report.ok, "verify {when}: {:?}", report.listed);
+    report.events
+}
+
 /// A name no other test (or earlier run) uses: the prefix of a test's Redis keys and
 /// RabbitMQ exchanges and queues, so tests run side by side.
 pub fn unique_prefix(test: &str) -> String {

@@ -161,29 +161,7 @@ async fn size_and_time(args: &Args, replay: &Path, api: &Path) -> anyhow::Result
     }
     pool.close().await;
     let prefix = format!("backup-bench-{}", std::process::id());
-    let run = |command: &[&str]| -> anyhow::Result<(Value, f64)> {
-        let started = Instant::now();
-        let output = Command::new(replay)
-            .args(["--progress", "lines"])
-            .args(command)
-            .env("BETLEDGER_DATABASE_URL", url())
-            .env("BETLEDGER_REDIS_URL", &args.redis_url)
-            .env("BETLEDGER_REDIS_PREFIX", &prefix)
-            .output()
-            .with_context(|| format!("running betledger-replay {}", command[0]))?;
-        if !output.status.success() {
-            bail!(
-                "betledger-replay {} exited {}: {}",
-                command[0],
-                output.status,
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        Ok((
-            serde_json::from_slice(&output.stdout)?,
-            started.elapsed().as_secs_f64(),
-        ))
-    };
+    let run = |command: &[&str]| tools::replay(replay, command, &url(), &args.redis_url, &prefix);
     println!("backup-bench: verify, rebuild, API start");
     let (verify, verify_s) = run(&["verify", "--format", "json"])?;
     let (_, rebuild_s) = run(&["rebuild", "--grace-s", "0"])?;

@@ -156,23 +156,11 @@ async fn measure(
     }
     let prefix = format!("history-bench-{name}-{}", std::process::id());
     let run = |command: &[&str]| -> anyhow::Result<Value> {
-        let output = Command::new(replay)
-            .args(["--progress", "lines"])
-            .args(command)
-            .env("BETLEDGER_DATABASE_URL", url)
-            .env("BETLEDGER_REDIS_URL", &args.redis_url)
-            .env("BETLEDGER_REDIS_PREFIX", &prefix)
-            .output()
-            .with_context(|| format!("running betledger-replay {}", command[0]))?;
-        if !output.status.success() {
-            bail!(
-                "betledger-replay {} on {name} exited {}: {}",
-                command[0],
-                output.status,
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        Ok(serde_json::from_slice(&output.stdout)?)
+        Ok(
+            tools::replay(replay, command, url, &args.redis_url, &prefix)
+                .with_context(|| format!("on {name}"))?
+                .0,
+        )
     };
     let verify = run(&["verify", "--format", "json"])?;
     let rebuild = run(&["rebuild", "--grace-s", "0"])?;
