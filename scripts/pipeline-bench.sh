@@ -12,7 +12,9 @@
 #      head and every wallet's read model at its last sequence);
 #   5. 10 s later, the CPU used over IDLE_S seconds (default 60) by the API processes, the
 #      projections process and the PostgreSQL backends connected to the database (and,
-#      apart, by RabbitMQ and Redis), from /proc.
+#      apart, by RabbitMQ and Redis), from /proc;
+#   6. with pg_stat_statements loaded (scripts/services.sh's configuration), PostgreSQL's
+#      time by statement over the burst and the catch-up, in µs per command (the 8 costliest).
 # TRAFFIC=bet-wins sends rounds instead of deposits: each request a native bet-win
 # (`POST /v1/wallets/{id}/bet-wins`, stake 1.00, payout 0.00 or 2.00, one of 20 games) in a
 # round of its own that it closes, so the read side applies round events, leaderboards
@@ -105,6 +107,14 @@ cleanup() {
 }
 trap cleanup EXIT; [ -n "${KEEP_WORK:-}" ] && echo "work dir $WORK"
 psql "$BETLEDGER_DATABASE_URL" -qc "CREATE DATABASE $DB" >/dev/null
+# PostgreSQL's time by statement (pg_stat_statements, loaded by scripts/services.sh's
+# configuration): reset before the burst, read after the read side caught up.
+statements=0
+if psql "$BASE/$DB" -tAc "SHOW shared_preload_libraries" | grep -q pg_stat_statements; then
+  psql "$BASE/$DB" -qc "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null && statements=1
+else
+  echo "   (pg_stat_statements is not loaded: no statement figures; add shared_preload_libraries = 'pg_stat_statements' and restart PostgreSQL)"
+fi
 rabbitmqctl_of_topology add_vhost "$VHOST" >/dev/null
 rabbitmqctl_of_topology set_permissions -p "$VHOST" guest ".*" ".*" ".*" >/dev/null
 # Every node's URL with the vhost in place of the default one.
@@ -328,6 +338,7 @@ write_path() {
          END {for (k in v) print k, v[k]}'
 }
 write_path >"$WORK/write-path-before"
+[ "$statements" = 1 ] && psql "$BETLEDGER_DATABASE_URL" -qtAc "SELECT pg_stat_statements_reset()" >/dev/null
 # shellcheck disable=SC2046
 snapshot $(backends) >"$WORK/pg-before"
 b_api0=$(ticks "${api_pids[@]}"); b_proj0=$(ticks $projections_pid)
@@ -478,6 +489,26 @@ PY
   echo "== the relay sent ${events_per_message} events per message"
 fi
 
+# The statements that took PostgreSQL's time, burst and catch-up, per command (µs).
+statements_json=null
+if [ "$statements" = 1 ]; then
+  statements_json=$(psql "$BETLEDGER_DATABASE_URL" -tAc "
+    SELECT coalesce(json_agg(s ORDER BY s.ms DESC), '[]') FROM (
+      SELECT left(regexp_replace(query, '\s+', ' ', 'g'), 90) AS query, calls,
+             round(total_exec_time::numeric, 1) AS ms, round((rows::numeric / greatest(calls, 1)), 1) AS rows_per_call
+        FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+       ORDER BY total_exec_time DESC LIMIT 8) s" | python3 -c "
+import json, sys
+rps, burst = float(sys.argv[1]), float(sys.argv[2])
+top = json.load(sys.stdin)
+commands = rps * burst
+for s in top:
+    s['us_per_command'] = round(float(s['ms']) * 1e3 / commands, 1) if commands else None
+print(json.dumps(top))" "$total_rps" "$BURST_S")
+  echo "== PostgreSQL's time by statement (µs per command, burst and catch-up):"
+  python3 -c "import json,sys; [print(f'   {s[\"us_per_command\"]:>7} µs  {s[\"calls\"]:>8} calls  {s[\"query\"]}') for s in json.loads(sys.argv[1])]" "$statements_json"
+fi
+
 echo "== resting 10 s, then measuring CPU for ${IDLE_S} s"
 sleep 10
 pg_pids=$(backends)
@@ -493,5 +524,5 @@ redis_pct=$(pct "$d1 - $d0")
 [ "$pg_pids" = "$pg_pids_after" ] || echo "   (the set of PostgreSQL backends changed while measuring: $pg_pids -> $pg_pids_after)"
 echo "== at rest: engine processes ${engine_pct}% of one core, their PostgreSQL backends ${pg_pct}%; RabbitMQ ${rabbit_pct}%, Redis ${redis_pct}% (shared services)"
 cat <<JSON
-{"topology": "$TOPOLOGY", "traffic": "$TRAFFIC", "bonus_share": $BONUS_SHARE, "brand": "${BRAND:-}", "instances": $INSTANCES, "connections": $CONNECTIONS, "wallets": $WALLETS, "repeat_share": $REPEAT_SHARE, "read_side": $READ_SIDE, "burst_s": $BURST_S, "requests_per_s": $total_rps, "not_2xx": $non2xx, "events": $((events - start_events)), "catch_up_s": $catch_up_s, "events_per_message": $events_per_message, "write_path": $write_path_json, "projection_lag": $lag_json, "killed": $killed_json, "burst_cpu_pct": {"api": $b_api, "projections": $b_proj, "postgres_backends": $b_pg, "rabbitmq": $b_r, "redis": $b_d, "machine": $b_m, "iowait": $b_w}, "cpu_us_per_command": $us_json, "idle_s": $IDLE_S, "idle_cpu_pct": {"engine": $engine_pct, "postgres_backends": $pg_pct, "rabbitmq": $rabbit_pct, "redis": $redis_pct}}
+{"topology": "$TOPOLOGY", "traffic": "$TRAFFIC", "bonus_share": $BONUS_SHARE, "brand": "${BRAND:-}", "instances": $INSTANCES, "connections": $CONNECTIONS, "wallets": $WALLETS, "repeat_share": $REPEAT_SHARE, "read_side": $READ_SIDE, "burst_s": $BURST_S, "requests_per_s": $total_rps, "not_2xx": $non2xx, "events": $((events - start_events)), "catch_up_s": $catch_up_s, "events_per_message": $events_per_message, "write_path": $write_path_json, "projection_lag": $lag_json, "killed": $killed_json, "burst_cpu_pct": {"api": $b_api, "projections": $b_proj, "postgres_backends": $b_pg, "rabbitmq": $b_r, "redis": $b_d, "machine": $b_m, "iowait": $b_w}, "cpu_us_per_command": $us_json, "postgres_statements": $statements_json, "idle_s": $IDLE_S, "idle_cpu_pct": {"engine": $engine_pct, "postgres_backends": $pg_pct, "rabbitmq": $rabbit_pct, "redis": $redis_pct}}
 JSON

@@ -111,6 +111,8 @@ max_connections = 400
 shared_buffers = 256MB
 synchronous_commit = on
 fsync = on
+# Statement statistics, for scripts/pipeline-bench.sh's attribution of PostgreSQL's time.
+shared_preload_libraries = 'pg_stat_statements'
 EOF
   fi
   as_pg "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 start >/dev/null \
