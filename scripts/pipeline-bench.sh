@@ -6,7 +6,8 @@
 #   2. WALLETS wallets opened and funded over HTTP;
 #   3. a burst of SECONDS (default 15) of deposits from wrk, CONNECTIONS connections split
 #      over the instances, a REPEAT_SHARE of them exact retries (same id, same body); the
-#      CPU each part used during it (and per command, in µs of one core), and, with the read side on, the projection lag a probe
+#      CPU each part used during it (and per command, in µs of one core; PostgreSQL's
+#      backends also split by client: the API's, the projections'), and, with the read side on, the projection lag a probe
 #      sees (a deposit every 20 ms, answer to visible in Redis: p50, p99, max);
 #   4. the time until the read side has caught up (the relay's checkpoint at the log's
 #      head and every wallet's read model at its last sequence);
@@ -229,6 +230,8 @@ used_since() {
   snapshot "$@" | awk 'NR == FNR {before[$1] = $2; next} {sum += $2 - ($1 in before ? before[$1] : 0)} END {print sum + 0}' "$file" -
 }
 backends() { psql "$BASE/postgres" -tAc "SELECT pid FROM pg_stat_activity WHERE datname = '$DB' AND pid <> pg_backend_pid()" 2>/dev/null | tr '\n' ' '; }
+# The backends of one client (each binary names its sessions: eventstore::db::connect).
+backends_of() { psql "$BASE/postgres" -tAc "SELECT pid FROM pg_stat_activity WHERE datname = '$DB' AND application_name = '$1'" 2>/dev/null | tr '\n' ' '; }
 rabbit=$(pgrep -f beam.smp | tr '\n' ' ')
 redis=$(pgrep -f "redis-server.*${REDIS_CLI_URL##*:}" | tr '\n' ' ')
 
@@ -405,6 +408,10 @@ b_api=$(burst_cpu "$(ticks "${api_pids[@]}") - $b_api0"); b_proj=$(burst_cpu "$(
 # shellcheck disable=SC2046
 b_pg=$(burst_cpu "$(used_since "$WORK/pg-before" $(backends))");
 # shellcheck disable=SC2046
+b_pg_api=$(burst_cpu "$(used_since "$WORK/pg-before" $(backends_of betledger-api))")
+# shellcheck disable=SC2046
+b_pg_proj=$(burst_cpu "$(used_since "$WORK/pg-before" $(backends_of betledger-projections))")
+# shellcheck disable=SC2046
 snapshot $(backends) >"$WORK/pg-after"
 b_r=$(burst_cpu "$(ticks $rabbit) - $b_r0"); b_d=$(burst_cpu "$(ticks $redis) - $b_d0")
 lag_json='{"samples": 0}'
@@ -426,7 +433,7 @@ psql "$BASE/postgres" -tA -F '|' -c "SELECT pid, backend_type, coalesce(applicat
     FILENAME == ARGV[2] {split($0, a, " "); after[a[1]] = a[2]; next}
     ($1 in after) {printf "%6.1f%%  %s %s: %s\n", 100 * (after[$1] - before[$1]) / hz / s, $2, $3, $4}' \
     "$WORK/pg-before" "$WORK/pg-after" - | sort -rn | head -5 | sed 's/^/   backend /'
-echo "== CPU during the burst (% of one core): API ${b_api}, projections ${b_proj}, PostgreSQL backends ${b_pg}, RabbitMQ ${b_r}, Redis ${b_d}; the machine ${b_m} of $(( $(nproc) * 100 )) busy, ${b_w} in iowait"
+echo "== CPU during the burst (% of one core): API ${b_api}, projections ${b_proj}, PostgreSQL backends ${b_pg} (the API's ${b_pg_api}, the projections' ${b_pg_proj}), RabbitMQ ${b_r}, Redis ${b_d}; the machine ${b_m} of $(( $(nproc) * 100 )) busy, ${b_w} in iowait"
 total_rps=0
 non2xx=0
 for f in "$WORK"/wrk-*.txt; do
@@ -439,12 +446,15 @@ done
 events=$(psql "$BETLEDGER_DATABASE_URL" -tAc "SELECT count(*) FROM events")
 echo "== $total_rps requests/s in all; $((events - start_events)) events written; $non2xx answers not 2xx"
 # CPU per command, in µs of one core: what carries to a bigger machine (docs/deploy/sizing.md).
-us_json=$(python3 - "$total_rps" "$b_api" "$b_proj" "$b_pg" "$b_r" "$b_d" <<'PY'
+us_json=$(python3 - "$total_rps" "$b_api" "$b_proj" "$b_pg" "$b_r" "$b_d" "$b_pg_api" "$b_pg_proj" <<'PY'
 import json, sys
 rps = float(sys.argv[1])
-parts = dict(zip(["api", "projections", "postgres_backends", "rabbitmq", "redis"], map(float, sys.argv[2:])))
+parts = dict(zip(["api", "projections", "postgres_backends", "rabbitmq", "redis"], map(float, sys.argv[2:7])))
 us = {k: round(v * 1e4 / rps, 1) if rps > 0 else None for k, v in parts.items()}
 us["all"] = round(sum(parts.values()) * 1e4 / rps, 1) if rps > 0 else None
+# PostgreSQL's share, by client (already in postgres_backends, not added to all).
+us["postgres_backends_of_api"], us["postgres_backends_of_projections"] = (
+    round(float(v) * 1e4 / rps, 1) if rps > 0 else None for v in sys.argv[7:9])
 print(json.dumps(us))
 PY
 )
@@ -524,5 +534,5 @@ redis_pct=$(pct "$d1 - $d0")
 [ "$pg_pids" = "$pg_pids_after" ] || echo "   (the set of PostgreSQL backends changed while measuring: $pg_pids -> $pg_pids_after)"
 echo "== at rest: engine processes ${engine_pct}% of one core, their PostgreSQL backends ${pg_pct}%; RabbitMQ ${rabbit_pct}%, Redis ${redis_pct}% (shared services)"
 cat <<JSON
-{"topology": "$TOPOLOGY", "traffic": "$TRAFFIC", "bonus_share": $BONUS_SHARE, "brand": "${BRAND:-}", "instances": $INSTANCES, "connections": $CONNECTIONS, "wallets": $WALLETS, "repeat_share": $REPEAT_SHARE, "read_side": $READ_SIDE, "burst_s": $BURST_S, "requests_per_s": $total_rps, "not_2xx": $non2xx, "events": $((events - start_events)), "catch_up_s": $catch_up_s, "events_per_message": $events_per_message, "write_path": $write_path_json, "projection_lag": $lag_json, "killed": $killed_json, "burst_cpu_pct": {"api": $b_api, "projections": $b_proj, "postgres_backends": $b_pg, "rabbitmq": $b_r, "redis": $b_d, "machine": $b_m, "iowait": $b_w}, "cpu_us_per_command": $us_json, "postgres_statements": $statements_json, "idle_s": $IDLE_S, "idle_cpu_pct": {"engine": $engine_pct, "postgres_backends": $pg_pct, "rabbitmq": $rabbit_pct, "redis": $redis_pct}}
+{"topology": "$TOPOLOGY", "traffic": "$TRAFFIC", "bonus_share": $BONUS_SHARE, "brand": "${BRAND:-}", "instances": $INSTANCES, "connections": $CONNECTIONS, "wallets": $WALLETS, "repeat_share": $REPEAT_SHARE, "read_side": $READ_SIDE, "burst_s": $BURST_S, "requests_per_s": $total_rps, "not_2xx": $non2xx, "events": $((events - start_events)), "catch_up_s": $catch_up_s, "events_per_message": $events_per_message, "write_path": $write_path_json, "projection_lag": $lag_json, "killed": $killed_json, "burst_cpu_pct": {"api": $b_api, "projections": $b_proj, "postgres_backends": $b_pg, "postgres_backends_of_api": $b_pg_api, "postgres_backends_of_projections": $b_pg_proj, "rabbitmq": $b_r, "redis": $b_d, "machine": $b_m, "iowait": $b_w}, "cpu_us_per_command": $us_json, "postgres_statements": $statements_json, "idle_s": $IDLE_S, "idle_cpu_pct": {"engine": $engine_pct, "postgres_backends": $pg_pct, "rabbitmq": $rabbit_pct, "redis": $redis_pct}}
 JSON

@@ -22,7 +22,18 @@ pub const IDLE_IN_TRANSACTION_TIMEOUT_MS: u64 = 5_000;
 /// Opens a pool of at most `connections_max` connections to `url`, each with the
 /// statement and idle-in-transaction timeouts set.
 pub async fn connect(url: &str, connections_max: u32) -> Result<PgPool, sqlx::Error> {
-    let options: PgConnectOptions = url.parse()?;
+    let mut options: PgConnectOptions = url.parse()?;
+    // Each binary's sessions carry its name (`pg_stat_activity.application_name`), unless
+    // the URL names one: what attributes PostgreSQL's CPU to the API, the read side or the
+    // replay tool (scripts/pipeline-bench.sh).
+    if options.get_application_name().is_none() {
+        if let Some(name) = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.file_name()?.to_str().map(str::to_string))
+        {
+            options = options.application_name(&name);
+        }
+    }
     PgPoolOptions::new()
         .max_connections(connections_max)
         .acquire_timeout(Duration::from_millis(POOL_ACQUIRE_TIMEOUT_MS))
