@@ -192,6 +192,12 @@ start_target_pg() {
   esac
 }
 
+# Restarts the target's server (archive_mode takes effect only at a start).
+restart_target_pg() {
+  as_pg "$(pg_bindir)/pg_ctl" -D "$PGDIR" -m fast -w -t 120 restart -l "$PGDIR/server.log" >/dev/null \
+    || die "PostgreSQL did not restart; see $PGDIR/server.log"
+}
+
 # Stops the server of data folder $2 (default the target's) and waits until its postmaster
 # has exited, not only until its pid file is gone.
 stop_target_pg() {
@@ -219,8 +225,7 @@ cmd_stanza() {
     psql_t "ALTER SYSTEM SET archive_timeout = '$ARCHIVE_TIMEOUT'" >/dev/null
     if [ "$was" != on ]; then
       log "archive_mode was $was: restarting PostgreSQL on :$PGPORT_T once to turn it on"
-      as_pg "$(pg_bindir)/pg_ctl" -D "$PGDIR" -m fast -w -t 120 restart -l "$PGDIR/server.log" >/dev/null \
-        || die "PostgreSQL did not restart; see $PGDIR/server.log"
+      restart_target_pg
     else
       psql_t "SELECT pg_reload_conf()" >/dev/null
     fi
@@ -327,22 +332,22 @@ cmd_restore() {
     [ "$TARGET" = ha ] && die "restore --replace is not for the Patroni cluster: restore into a folder of its own and follow docs/operate/backup.md"
     [ -z "$into" ] || die "restore: --replace restores into the cluster's own folder; --into is for a folder of its own"
     dir="$PGDIR"
-    # A cluster that still runs (a bad write, not a lost disk) holds the commands the
-    # restore is about to undo: their events are exported first, to be listed after.
     if "$(pg_bindir)/pg_isready" -q -h 127.0.0.1 -p "$PGPORT_T" 2>/dev/null; then
       # Its last commits are in an unfinished WAL segment: switched and archived first, so
       # that the restore can reach them.
       psql_t "SELECT pg_switch_wal()" >/dev/null
       brest check >/dev/null 2>&1 || log "could not archive the last WAL segment (pgbackrest check): commits after the archived ones cannot be restored"
-    fi
-    if [ -n "$to" ] && "$(pg_bindir)/pg_isready" -q -h 127.0.0.1 -p "$PGPORT_T" 2>/dev/null; then
-      mkdir -p "$(dirname "$CONF_DIR")/restore"
-      before="$(dirname "$CONF_DIR")/restore/events-before-restore-$(date -u +%Y%m%dT%H%M%SZ).csv"
-      psql_t "COPY (SELECT recorded_at, aggregate_id, sequence, event_type,
-                           metadata->>'transaction_id', payload
-                      FROM events WHERE recorded_at >= timestamptz '$to' - interval '5 minutes'
-                     ORDER BY tx_id, global_position) TO STDOUT WITH (FORMAT csv, HEADER)" >"$before" \
-        || die "could not export the events after $to (is the engine's database $PG_DB there?)"
+      # A cluster that still runs (a bad write, not a lost disk) holds the commands the
+      # restore is about to undo: their events are exported first, to be listed after.
+      if [ -n "$to" ]; then
+        mkdir -p "$(dirname "$CONF_DIR")/restore"
+        before="$(dirname "$CONF_DIR")/restore/events-before-restore-$(date -u +%Y%m%dT%H%M%SZ).csv"
+        psql_t "COPY (SELECT recorded_at, aggregate_id, sequence, event_type,
+                             metadata->>'transaction_id', payload
+                        FROM events WHERE recorded_at >= timestamptz '$to' - interval '5 minutes'
+                       ORDER BY tx_id, global_position) TO STDOUT WITH (FORMAT csv, HEADER)" >"$before" \
+          || die "could not export the events after $to (is the engine's database $PG_DB there?)"
+      fi
     fi
     stop_target_pg fast
     if [ -d "$dir" ] && [ -n "$(ls -A "$dir" 2>/dev/null)" ]; then
@@ -433,8 +438,7 @@ cmd_fresh() {
 cmd_archiving_off() {
   [ "$TARGET" != ha ] || die "the HA nodes archive by their Patroni configuration (scripts/ha.sh)"
   psql_t "ALTER SYSTEM SET archive_mode = 'off'" >/dev/null
-  as_pg "$(pg_bindir)/pg_ctl" -D "$PGDIR" -m fast -w -t 120 restart -l "$PGDIR/server.log" >/dev/null \
-    || die "PostgreSQL did not restart; see $PGDIR/server.log"
+  restart_target_pg
   log "archiving is off on :$PGPORT_T (scripts/backup.sh stanza turns it on)"
 }
 
