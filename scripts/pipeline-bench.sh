@@ -26,10 +26,14 @@
 # BRAND=B (default none): the bench's token is limited to brand B and its wallets are
 # opened in it, so every command passes the brand check (docs/0017); without it the token
 # is of every brand, as before brands.
+# RATE=N sends the commands at a fixed N per second instead (open loop, paced-load from
+# the bench crate, over all instances): each command's latency runs from its due time to
+# its answer, so a stall shows in p99 and p999 instead of slowing the load (JSON:
+# fixed_rate). CONNECTIONS is then the most commands in flight.
 # Prints progress lines, then one JSON line (KEEP_WORK=1 prints the work directory too).
 # KILL_S=S (with INSTANCES=2 or more) kills the last instance S seconds into the burst and
 # reports when the survivors served its wallets again (below).
-# Usage: [INSTANCES=1] [KILL_S=] [CONNECTIONS=64] [WALLETS=1000] [REPEAT_SHARE=0] [READ_SIDE=1]
+# Usage: [INSTANCES=1] [KILL_S=] [RATE=] [CONNECTIONS=64] [WALLETS=1000] [REPEAT_SHARE=0] [READ_SIDE=1]
 #        [IDLE_S=60] [TRAFFIC=deposits|bet-wins] [BONUS_SHARE=0] [BRAND=] [BETLEDGER_TOPOLOGY=single|ha] scripts/pipeline-bench.sh [SECONDS]
 # BETLEDGER_TOPOLOGY=ha (as for scripts/run.sh; TOPOLOGY is still read) runs it on scripts/ha.sh's topology (synchronous replication, Sentinel, a
 # RabbitMQ cluster) instead of scripts/services.sh's single nodes.
@@ -49,6 +53,11 @@ BONUS_SHARE="${BONUS_SHARE:-0}"
 BRAND="${BRAND:-}"
 export BRAND
 KILL_S="${KILL_S:-}"
+RATE="${RATE:-}"
+if [ -n "$RATE" ] && [ -n "$KILL_S" ]; then
+  echo "KILL_S works with wrk's closed loop only: leave RATE out" >&2
+  exit 2
+fi
 if [ -n "$KILL_S" ] && [ "$INSTANCES" -lt 2 ]; then
   echo "KILL_S needs INSTANCES=2 or more: the survivors serve the killed one's wallets" >&2
   exit 2
@@ -74,7 +83,8 @@ export REDIS_CLI_URL
 # BIN_DIR=DIR runs the binaries in DIR instead (to compare two builds in one session).
 BIN_DIR="${BIN_DIR:-}"
 if [ -z "$BIN_DIR" ]; then
-  cargo build --release --locked --bin betledger-api --bin betledger-projections 2>&1 | tail -1
+  cargo build --release --locked --bin betledger-api --bin betledger-projections \
+    ${RATE:+--bin paced-load} 2>&1 | tail -1
   BIN_DIR=target/release
 fi
 
@@ -330,7 +340,13 @@ PY
 }
 
 per=$((CONNECTIONS / INSTANCES))
-echo "== burst: ${BURST_S} s of $TRAFFIC, $CONNECTIONS connections over $INSTANCES instance(s), repeat share $REPEAT_SHARE"
+if [ -n "$RATE" ]; then
+  [ -x "$BIN_DIR/paced-load" ] || { echo "$BIN_DIR/paced-load is missing: cargo build --release -p betledger-bench --bin paced-load" >&2; exit 2; }
+  [ "$REPEAT_SHARE" = 0 ] || { echo "RATE sends no exact retries: leave REPEAT_SHARE out" >&2; exit 2; }
+  echo "== burst: ${BURST_S} s of $TRAFFIC at a fixed $RATE/s over $INSTANCES instance(s), at most $CONNECTIONS in flight"
+else
+  echo "== burst: ${BURST_S} s of $TRAFFIC, $CONNECTIONS connections over $INSTANCES instance(s), repeat share $REPEAT_SHARE"
+fi
 start_events=$(psql "$BETLEDGER_DATABASE_URL" -tAc "SELECT count(*) FROM events")
 hz=$(getconf CLK_TCK)
 # The write path's own account of the burst, summed over the instances: batches, commands
@@ -351,7 +367,14 @@ machine() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $6}' /proc/stat; }
 read -r b_m0 b_w0 < <(machine)
 i=0
 wrk_pids=()
+if [ -n "$RATE" ]; then
+  "$BIN_DIR/paced-load" --addr "$(IFS=,; echo "${addrs[*]}")" --token "$TOKEN" \
+    --wallets "$WORK/wallets" --rate "$RATE" --seconds "$BURST_S" --in-flight-max "$CONNECTIONS" \
+    --traffic "$TRAFFIC" --tag "paced-$$" >"$WORK/paced.json" &
+  wrk_pids+=($!)
+fi
 for addr in "${addrs[@]}"; do
+  [ -n "$RATE" ] && break
   i=$((i + 1))
   WALLETS_FILE="$WORK/wallets" REPEAT_SHARE="$REPEAT_SHARE" TOKEN="$TOKEN" TAG="$$-$i" TRAFFIC="$TRAFFIC" \
     wrk -t 1 -c "$per" -d "${BURST_S}s" -s "$WORK/deposits.lua" "http://$addr" >"$WORK/wrk-$i.txt" 2>&1 &
@@ -436,7 +459,17 @@ psql "$BASE/postgres" -tA -F '|' -c "SELECT pid, backend_type, coalesce(applicat
 echo "== CPU during the burst (% of one core): API ${b_api}, projections ${b_proj}, PostgreSQL backends ${b_pg} (the API's ${b_pg_api}, the projections' ${b_pg_proj}), RabbitMQ ${b_r}, Redis ${b_d}; the machine ${b_m} of $(( $(nproc) * 100 )) busy, ${b_w} in iowait"
 total_rps=0
 non2xx=0
+fixed_rate_json=null
+if [ -n "$RATE" ]; then
+  fixed_rate_json=$(cat "$WORK/paced.json")
+  echo "== fixed rate: $fixed_rate_json"
+  read -r total_rps non2xx < <(python3 -c "
+import json, sys
+d = json.loads(sys.argv[1])
+print(round(d['ok'] / d['seconds'], 1), sum(d['not_2xx'].values()) + d['errors'])" "$fixed_rate_json")
+fi
 for f in "$WORK"/wrk-*.txt; do
+  [ -e "$f" ] || continue
   rps=$(awk '/Requests\/sec/ {print $2}' "$f")
   total_rps=$(python3 -c "print($total_rps + $rps)")
   bad=$(awk '/Non-2xx/ {print $5}' "$f")
@@ -534,5 +567,5 @@ redis_pct=$(pct "$d1 - $d0")
 [ "$pg_pids" = "$pg_pids_after" ] || echo "   (the set of PostgreSQL backends changed while measuring: $pg_pids -> $pg_pids_after)"
 echo "== at rest: engine processes ${engine_pct}% of one core, their PostgreSQL backends ${pg_pct}%; RabbitMQ ${rabbit_pct}%, Redis ${redis_pct}% (shared services)"
 cat <<JSON
-{"topology": "$TOPOLOGY", "traffic": "$TRAFFIC", "bonus_share": $BONUS_SHARE, "brand": "${BRAND:-}", "instances": $INSTANCES, "connections": $CONNECTIONS, "wallets": $WALLETS, "repeat_share": $REPEAT_SHARE, "read_side": $READ_SIDE, "burst_s": $BURST_S, "requests_per_s": $total_rps, "not_2xx": $non2xx, "events": $((events - start_events)), "catch_up_s": $catch_up_s, "events_per_message": $events_per_message, "write_path": $write_path_json, "projection_lag": $lag_json, "killed": $killed_json, "burst_cpu_pct": {"api": $b_api, "projections": $b_proj, "postgres_backends": $b_pg, "postgres_backends_of_api": $b_pg_api, "postgres_backends_of_projections": $b_pg_proj, "rabbitmq": $b_r, "redis": $b_d, "machine": $b_m, "iowait": $b_w}, "cpu_us_per_command": $us_json, "postgres_statements": $statements_json, "idle_s": $IDLE_S, "idle_cpu_pct": {"engine": $engine_pct, "postgres_backends": $pg_pct, "rabbitmq": $rabbit_pct, "redis": $redis_pct}}
+{"topology": "$TOPOLOGY", "traffic": "$TRAFFIC", "bonus_share": $BONUS_SHARE, "brand": "${BRAND:-}", "instances": $INSTANCES, "connections": $CONNECTIONS, "rate": ${RATE:-null}, "fixed_rate": $fixed_rate_json, "wallets": $WALLETS, "repeat_share": $REPEAT_SHARE, "read_side": $READ_SIDE, "burst_s": $BURST_S, "requests_per_s": $total_rps, "not_2xx": $non2xx, "events": $((events - start_events)), "catch_up_s": $catch_up_s, "events_per_message": $events_per_message, "write_path": $write_path_json, "projection_lag": $lag_json, "killed": $killed_json, "burst_cpu_pct": {"api": $b_api, "projections": $b_proj, "postgres_backends": $b_pg, "postgres_backends_of_api": $b_pg_api, "postgres_backends_of_projections": $b_pg_proj, "rabbitmq": $b_r, "redis": $b_d, "machine": $b_m, "iowait": $b_w}, "cpu_us_per_command": $us_json, "postgres_statements": $statements_json, "idle_s": $IDLE_S, "idle_cpu_pct": {"engine": $engine_pct, "postgres_backends": $pg_pct, "rabbitmq": $rabbit_pct, "redis": $redis_pct}}
 JSON

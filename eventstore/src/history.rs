@@ -143,7 +143,12 @@ impl Entry {
                 format!("event {} of {}: {e}", event.sequence, event.wallet_id).into(),
             )
         })?;
-        let balance = balance_after(&event.metadata).ok();
+        let recorded = event.recorded().map_err(|e| {
+            StoreError::Corrupt(
+                format!("event {} of {}: {e}", event.sequence, event.wallet_id).into(),
+            )
+        })?;
+        let balance = balance_after(&recorded).ok();
         let (mut cash, mut bonus) = (Decimal::ZERO, Decimal::ZERO);
         for posting in decoded.postings() {
             match posting.part {
@@ -156,11 +161,7 @@ impl Entry {
             cash.rescale(b.currency.scale());
             bonus.rescale(b.currency.scale());
         }
-        let transaction_id = event
-            .metadata
-            .get(KEY_TRANSACTION_ID)
-            .and_then(|v| v.as_str())
-            .map(str::to_string);
+        let transaction_id = recorded.get(KEY_TRANSACTION_ID).map(str::to_string);
         let round_id = decoded.round_id().map(|r| r.to_string()).or(bet.0);
         let provider = round_id
             .clone()
@@ -244,11 +245,9 @@ async fn round_page(
     let mut entries = Vec::new();
     for event in events.iter().rev().filter(|e| e.sequence < cursor.0) {
         let bet_game = event
-            .payload
-            .get(&event.event_type)
-            .and_then(|p| p.get("reservation_id"))
-            .and_then(|r| r.as_str())
-            .and_then(|r| games.get(r).cloned());
+            .decode()
+            .ok()
+            .and_then(|e| games.get(e.reservation_id()?.as_str()).cloned());
         let entry = Entry::of(event, (Some(round.to_string()), bet_game))?;
         if filter.admits(&entry) {
             entries.push(entry);
@@ -324,9 +323,9 @@ pub async fn operator_actions(
                 actor: decoded.actor().map(|a| a.to_string()).unwrap_or_default(),
                 reason: decoded.stated_reason().map(str::to_string),
                 transaction_id: event
-                    .metadata
+                    .recorded()
+                    .map_err(|e| StoreError::Corrupt(e.into()))?
                     .get(KEY_TRANSACTION_ID)
-                    .and_then(|v| v.as_str())
                     .map(str::to_string),
                 amount: decoded.amounts().0,
             })

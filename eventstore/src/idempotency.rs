@@ -5,6 +5,7 @@
 //! So the records live as long as the log, commit atomically with the event, and hold
 //! across restarts and across API instances. See docs/0003-idempotency-in-the-log.md.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::str::FromStr;
 
@@ -13,8 +14,11 @@ use domain::{
     WalletId,
 };
 use rust_decimal::Decimal;
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use sqlx::{PgPool, Row};
+
+use crate::log::LoggedEvent;
 
 use crate::store::{CommandReceipt, ExecuteError, StoreError};
 
@@ -127,8 +131,7 @@ pub async fn find(
     .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
     let Some(row) = row else { return Ok(None) };
     let sequence: i64 = row.get("sequence");
-    let metadata: serde_json::Value = row.get("metadata");
-    parse_prior(&metadata, sequence).map(Some)
+    parse_prior(row.get::<&RawValue, _>("metadata"), sequence).map(Some)
 }
 
 /// The wallets whose log holds `transaction_id`, each with its currency, at most two
@@ -277,8 +280,8 @@ pub async fn repeats_of(
         for row in rows {
             let n: i64 = row.get("n");
             let sequence: i64 = row.get("sequence");
-            let metadata: serde_json::Value = row.get("metadata");
-            found.insert(n as usize, parse_prior(&metadata, sequence)?);
+            let metadata: &RawValue = row.get("metadata");
+            found.insert(n as usize, parse_prior(metadata, sequence)?);
         }
     }
     Ok(requests
@@ -293,42 +296,113 @@ pub async fn repeats_of(
         .collect())
 }
 
-fn parse_prior(metadata: &serde_json::Value, sequence: i64) -> Result<PriorCommand, StoreError> {
+fn parse_prior(metadata: &RawValue, sequence: i64) -> Result<PriorCommand, StoreError> {
+    let metadata = Recorded::parse(metadata.get()).map_err(corrupt)?;
     Ok(PriorCommand {
         request_sha256: metadata
             .get(KEY_REQUEST_SHA256)
-            .and_then(|v| v.as_str())
             .ok_or_else(|| corrupt(format!("event metadata lacks {KEY_REQUEST_SHA256:?}")))?
             .to_string(),
-        balance_after: balance_after(metadata).map_err(corrupt)?,
+        balance_after: balance_after(&metadata).map_err(corrupt)?,
         sequence: u64::try_from(sequence).map_err(|e| corrupt(e.to_string()))?,
         funded_bonus: match metadata.get(KEY_FUNDED_BONUS) {
             None => Decimal::ZERO,
-            Some(v) => v
-                .as_str()
-                .and_then(|t| Decimal::from_str(t).ok())
-                .ok_or_else(|| corrupt(format!("metadata {KEY_FUNDED_BONUS:?}: {v}")))?,
+            Some(v) => Decimal::from_str(v)
+                .map_err(|_| corrupt(format!("metadata {KEY_FUNDED_BONUS:?}: {v:?}")))?,
         },
     })
 }
 
+/// An event's metadata as read back: the flat object of strings that [`metadata`] wrote,
+/// decoded from its JSON text in one pass, borrowing the text where it holds no escapes.
+/// The one reader of metadata; [`balance_after`] and [`protection_after`] read through it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Recorded<'a> {
+    fields: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+}
+
+impl<'a> Recorded<'a> {
+    /// Decodes metadata's JSON text; anything but an object of strings is an error.
+    pub fn parse(text: &'a str) -> Result<Self, String> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let fields = serde::Deserializer::deserialize_map(&mut de, FieldsVisitor)
+            .and_then(|fields| de.end().map(|()| fields))
+            .map_err(|e| format!("event metadata is not an object of strings: {e}"))?;
+        Ok(Recorded { fields })
+    }
+
+    /// The value recorded under `key`, if any.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_ref())
+    }
+}
+
+struct FieldsVisitor;
+
+impl<'de> serde::de::Visitor<'de> for FieldsVisitor {
+    type Value = Vec<(Cow<'de, str>, Cow<'de, str>)>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object of strings")
+    }
+
+    fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+        let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(10));
+        while let Some((k, v)) = map.next_entry::<Text<'de>, Text<'de>>()? {
+            fields.push((k.0, v.0));
+        }
+        Ok(fields)
+    }
+}
+
+/// A string borrowed from the input when it holds no escapes (serde's `Cow<str>` always
+/// copies).
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Text<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl LoggedEvent {
+    /// This event's metadata: [`Recorded::parse`] of its text.
+    pub fn recorded(&self) -> Result<Recorded<'_>, String> {
+        Recorded::parse(self.metadata.get())
+    }
+}
+
 /// The balance an event's metadata records: the answer its command was given. The one
 /// reader of these fields, for the write path, the projections and the replay tool.
-pub fn balance_after(metadata: &serde_json::Value) -> Result<Balance, String> {
+pub fn balance_after(metadata: &Recorded) -> Result<Balance, String> {
     let field = |key: &str| {
         metadata
             .get(key)
-            .and_then(|v| v.as_str())
             .ok_or_else(|| format!("event metadata lacks {key:?}"))
     };
     let currency = Currency::from_str(field(KEY_CURRENCY)?).map_err(|e| e.to_string())?;
     Balance::from_parts(currency, |key| {
         metadata
             .get(key)
-            .map(|v| {
-                v.as_str()
-                    .and_then(|text| Decimal::from_str(text).ok())
-                    .ok_or_else(|| format!("metadata {key:?}: {v} is not a decimal"))
+            .map(|text| {
+                Decimal::from_str(text)
+                    .map_err(|_| format!("metadata {key:?}: {text:?} is not a decimal"))
             })
             .transpose()
     })
@@ -338,18 +412,13 @@ pub fn balance_after(metadata: &serde_json::Value) -> Result<Balance, String> {
 /// The protections an event's metadata recorded (see [`KEY_PROTECTION`]); `None` for a
 /// wallet without any.
 pub fn protection_after(
-    metadata: &serde_json::Value,
+    metadata: &Recorded,
 ) -> Result<Option<domain::wallet::protection::Protection>, String> {
     match metadata.get(KEY_PROTECTION) {
         None => Ok(None),
-        Some(v) => {
-            let text = v
-                .as_str()
-                .ok_or_else(|| format!("metadata {KEY_PROTECTION:?} is not a string"))?;
-            serde_json::from_str(text)
-                .map(Some)
-                .map_err(|e| format!("metadata {KEY_PROTECTION:?}: {e}"))
-        }
+        Some(text) => serde_json::from_str(text)
+            .map(Some)
+            .map_err(|e| format!("metadata {KEY_PROTECTION:?}: {e}")),
     }
 }
 
@@ -384,12 +453,26 @@ mod tests {
             !m.contains_key("bonus_reserved"),
             "a later part at zero is not recorded"
         );
-        let prior = parse_prior(&serde_json::to_value(&m).unwrap(), 7).unwrap();
+        let text = serde_json::to_string(&m).unwrap();
+        let prior = parse_prior(&RawValue::from_string(text).unwrap(), 7).unwrap();
         assert_eq!(prior.balance_after, balance);
         assert_eq!(prior.funded_bonus, Decimal::new(150, 2));
         assert_eq!(prior.balance_after.available.to_string(), "10.50");
         assert_eq!(prior.sequence, 7);
         assert_eq!(prior.request_sha256, request_digest("x"));
         assert_ne!(request_digest("x"), request_digest("y"));
+    }
+
+    #[test]
+    fn recorded_reads_an_object_of_strings_only() {
+        let text = r#"{"a": "1", "b": "x\"y", "protection": "{\"locked\":true}"}"#;
+        let r = Recorded::parse(text).unwrap();
+        assert_eq!(r.get("a"), Some("1"));
+        assert_eq!(r.get("b"), Some("x\"y"));
+        assert_eq!(r.get("protection"), Some(r#"{"locked":true}"#));
+        assert_eq!(r.get("c"), None);
+        assert!(Recorded::parse(r#"{"a": 1}"#).is_err());
+        assert!(Recorded::parse(r#"["a"]"#).is_err());
+        assert!(Recorded::parse(r#"{"a": "1"} x"#).is_err());
     }
 }

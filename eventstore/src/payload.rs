@@ -14,12 +14,16 @@
 
 use chrono::{DateTime, Utc};
 use domain::{GameId, ReservationId, RoundId, WalletEvent, WalletId};
-use serde::Deserialize;
+use serde_json::value::RawValue;
+use sqlx::types::Json;
 use sqlx::{PgPool, Row};
 
 use crate::log::{unavailable, LoggedEvent};
 use crate::store::StoreError;
 use crate::WALLET_AGGREGATE_TYPE;
+
+/// A jsonb column read as its text, for [`decode`] (no `serde_json::Value` built).
+pub(crate) type StoredJson = Json<Box<RawValue>>;
 
 /// Why a stored row is not a wallet event this build can read.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -33,21 +37,21 @@ pub enum DecodeError {
     TypeMismatch { row: String, payload: &'static str },
 }
 
-/// Decodes a stored event from its row's `event_type`, `event_version` and `payload`:
-/// checks the version (upcasting an older one, when there is one), parses the payload,
-/// and checks that it is of the row's type.
+/// Decodes a stored event from its row's `event_type`, `event_version` and `payload` (its
+/// JSON text): checks the version (upcasting an older one, when there is one), parses the
+/// payload, and checks that it is of the row's type.
 pub fn decode(
     event_type: &str,
     event_version: &str,
-    payload: &serde_json::Value,
+    payload: &str,
 ) -> Result<WalletEvent, DecodeError> {
     if event_version != domain::wallet::EVENT_VERSION {
         return Err(DecodeError::UnknownVersion {
             version: event_version.to_string(),
         });
     }
-    let event =
-        WalletEvent::deserialize(payload).map_err(|e| DecodeError::NotAnEvent(e.to_string()))?;
+    let event: WalletEvent =
+        serde_json::from_str(payload).map_err(|e| DecodeError::NotAnEvent(e.to_string()))?;
     if event.name() != event_type {
         return Err(DecodeError::TypeMismatch {
             row: event_type.to_string(),
@@ -60,7 +64,7 @@ pub fn decode(
 impl LoggedEvent {
     /// The event this row holds: [`decode`] of its type, version and payload.
     pub fn decode(&self) -> Result<WalletEvent, DecodeError> {
-        decode(&self.event_type, &self.event_version, &self.payload)
+        decode(&self.event_type, &self.event_version, self.payload.get())
     }
 }
 
@@ -308,7 +312,7 @@ pub async fn closed_reservations(
         String,
         String,
         String,
-        serde_json::Value,
+        StoredJson,
         i64,
         Option<String>,
     )> = sqlx::query_as(&format!(
@@ -346,7 +350,7 @@ pub async fn closed_reservations(
         let wallet_id: WalletId = wallet
             .parse()
             .map_err(|e| corrupt(format!("wallet id {wallet:?}: {e}")))?;
-        let event = decode(&event_type, &version, &payload)
+        let event = decode(&event_type, &version, payload.get())
             .map_err(|e| corrupt(format!("{wallet} #{sequence}: {e}")))?;
         // The id may be another command's transaction id: then no bet was placed under it.
         let Some((id, mut bet)) = event.placed_bet() else {
@@ -630,7 +634,8 @@ mod tests {
 
     #[test]
     fn decode_checks_version_shape_and_type() {
-        let payload = json!({"FundsDeposited": {"transaction_id": "t-1", "amount": "1.00"}});
+        let payload =
+            json!({"FundsDeposited": {"transaction_id": "t-1", "amount": "1.00"}}).to_string();
         let event = decode("FundsDeposited", "1.0", &payload).unwrap();
         assert_eq!(event.name(), "FundsDeposited");
         assert_eq!(
@@ -644,7 +649,7 @@ mod tests {
             Err(DecodeError::TypeMismatch { .. })
         ));
         assert!(matches!(
-            decode("FundsDeposited", "1.0", &json!({"FundsDeposited": {}})),
+            decode("FundsDeposited", "1.0", r#"{"FundsDeposited": {}}"#),
             Err(DecodeError::NotAnEvent(_))
         ));
     }

@@ -90,8 +90,9 @@ impl Change {
             sequence: event.sequence,
             source,
         })?;
-        let balance = idempotency::balance_after(&event.metadata).map_err(malformed)?;
-        let protection = idempotency::protection_after(&event.metadata)
+        let recorded = event.recorded().map_err(malformed)?;
+        let balance = idempotency::balance_after(&recorded).map_err(malformed)?;
+        let protection = idempotency::protection_after(&recorded)
             .map_err(malformed)?
             .map(|p| serde_json::to_string(&p).expect("protections serialise"));
         let mut change = Change {
@@ -109,7 +110,7 @@ impl Change {
             totals: totals::contributions(
                 &payload,
                 balance.currency,
-                event.metadata.get(idempotency::KEY_ROUND_OPENED).is_some(),
+                recorded.get(idempotency::KEY_ROUND_OPENED).is_some(),
             )
             .map_err(malformed)?,
             protection,

@@ -134,11 +134,10 @@ fn row(event: &LoggedEvent, fold: &WalletFold) -> AuditRow {
         global_position: event.global_position,
         recorded_at: event.recorded_at,
         event: event.event_type.clone(),
-        transaction_id: event
-            .metadata
-            .get(eventstore::idempotency::KEY_TRANSACTION_ID)
-            .and_then(|v| v.as_str())
-            .map(str::to_string),
+        transaction_id: event.recorded().ok().and_then(|r| {
+            r.get(eventstore::idempotency::KEY_TRANSACTION_ID)
+                .map(str::to_string)
+        }),
         reservation_id: None,
         round_id: None,
         amount: None,

@@ -156,7 +156,7 @@ pub(super) async fn fold_after(
         i64,
         String,
         String,
-        serde_json::Value,
+        payload::StoredJson,
         Option<String>,
     )> = sqlx::query_as(
         "SELECT e.aggregate_id, e.sequence, e.event_type, e.event_version, e.payload,
@@ -174,7 +174,7 @@ pub(super) async fn fold_after(
     .map_err(unavailable)?;
     let mut forgotten = HashSet::new();
     for (id, sequence, event_type, event_version, payload, opened) in rows {
-        let event = payload::decode(&event_type, &event_version, &payload).map_err(|e| {
+        let event = payload::decode(&event_type, &event_version, payload.get()).map_err(|e| {
             StoreError::Corrupt(format!("wallet {id} sequence {sequence}: {e}").into())
         })?;
         let wallet_id: WalletId = id.parse().expect("queried for these ids only");

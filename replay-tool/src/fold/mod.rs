@@ -365,10 +365,10 @@ impl WalletFold {
         if let WalletEvent::WalletOpened { brand_id, .. } = &payload {
             self.brand = (!brand_id.is_default()).then(|| brand_id.clone());
         }
-        let opened_round = event
-            .metadata
-            .get(eventstore::idempotency::KEY_ROUND_OPENED)
-            .is_some();
+        let recorded = event.recorded();
+        let opened_round = recorded
+            .as_ref()
+            .is_ok_and(|r| r.get(eventstore::idempotency::KEY_ROUND_OPENED).is_some());
         match totals::contributions(&payload, deltas.currency, opened_round) {
             Ok(contribution) if contribution.is_empty() => {}
             Ok(contribution) => {
@@ -506,7 +506,7 @@ impl WalletFold {
                 ),
             ));
         }
-        match eventstore::idempotency::balance_after(&event.metadata) {
+        match recorded.and_then(|r| eventstore::idempotency::balance_after(&r)) {
             Ok(recorded) if recorded == after => {}
             Ok(recorded) => step.violations.push(violation(
                 ViolationKind::RecordedBalance,
