@@ -308,15 +308,9 @@ pub async fn closed_reservations(
     // round_states); the event types are literals, so the planner can use the partial
     // index. 0.14 ms for one reservation of a 100,000-event wallet under
     // `plan_cache_mode = force_generic_plan` (EXPLAIN ANALYZE).
-    let rows: Vec<(
-        String,
-        String,
-        String,
-        StoredJson,
-        i64,
-        Option<String>,
-    )> = sqlx::query_as(&format!(
-        "SELECT m.id, o.event_type, o.event_version, o.payload, o.sequence, r.event_type
+    let rows: Vec<(String, String, String, StoredJson, i64, Option<String>)> =
+        sqlx::query_as(&format!(
+            "SELECT m.id, o.event_type, o.event_version, o.payload, o.sequence, r.event_type
                FROM UNNEST($2::text[], $3::text[], $4::bigint[]) AS m(id, rid, upto)
                CROSS JOIN LATERAL (
                     SELECT e.event_type, e.event_version, e.payload, e.sequence FROM events e
@@ -332,19 +326,19 @@ pub async fn closed_reservations(
                        AND c.payload -> c.event_type ->> 'reservation_id' = m.rid
                        AND c.sequence <= m.upto
                      LIMIT 1) r ON true"
-    ))
-    .bind(WALLET_AGGREGATE_TYPE)
-    .bind(
-        asked
-            .iter()
-            .map(|(w, _, _)| w.to_string())
-            .collect::<Vec<_>>(),
-    )
-    .bind(asked.iter().map(|(_, r, _)| r.as_str()).collect::<Vec<_>>())
-    .bind(asked.iter().map(|(_, _, s)| *s as i64).collect::<Vec<_>>())
-    .fetch_all(pool)
-    .await
-    .map_err(unavailable)?;
+        ))
+        .bind(WALLET_AGGREGATE_TYPE)
+        .bind(
+            asked
+                .iter()
+                .map(|(w, _, _)| w.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .bind(asked.iter().map(|(_, r, _)| r.as_str()).collect::<Vec<_>>())
+        .bind(asked.iter().map(|(_, _, s)| *s as i64).collect::<Vec<_>>())
+        .fetch_all(pool)
+        .await
+        .map_err(unavailable)?;
     let mut closed = Vec::with_capacity(rows.len());
     for (wallet, event_type, version, payload, sequence, returned) in rows {
         let wallet_id: WalletId = wallet
