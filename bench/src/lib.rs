@@ -1,8 +1,10 @@
 //! What the benchmarks share. The binaries: `write-bench` (the write paths against the
-//! PostgreSQL ceiling), `read-side-bench` (relay throughput and projection lag) and
+//! PostgreSQL ceiling), `read-side-bench` (relay throughput and projection lag),
 //! `history-bench` (the replay tool and the round view on one long wallet against many
-//! small ones) and `backup-bench` (backup and restore time and size, RTO and RPO); the
-//! workload they drive is the `betledger-workload` crate's, the same the tests use.
+//! small ones), `backup-bench` (backup and restore time and size, RTO and RPO) and
+//! `paced-load` (HTTP commands at a fixed rate, open loop, for `scripts/pipeline-bench.sh`'s
+//! `RATE`); the workload they drive is the `betledger-workload` crate's, the same the
+//! tests use.
 //!
 //! # Layout
 //! - [`db`]: a fresh database per measured phase, beside the configured one.

@@ -33,6 +33,29 @@ pub enum ScanOrder {
 /// holds another is enough to keep both busy; more only hold memory.
 pub const PAGES_AHEAD: usize = 2;
 
+/// A scan's statements for a snapshot whose oldest running transaction is `xmin`: the
+/// count of its events, and the SELECT its cursor reads. DECLARE takes no bind
+/// parameters; every value inlined is ours (a constant, and a number PostgreSQL gave us),
+/// never a caller's.
+///
+/// The log order names the table's columns (`events.tx_id`): COLUMNS names its bigint
+/// `tx_id` so, and an ORDER BY of that output column sorted the whole log instead of
+/// reading `events_log_order` in order (the plan test in tests/e2e/log_order.rs).
+pub fn statements(order: ScanOrder, xmin: i64) -> (String, String) {
+    let (filter, order_by) = match order {
+        ScanOrder::Log => (
+            format!("AND tx_id < ('{xmin}'::text)::xid8"),
+            "events.tx_id, events.global_position",
+        ),
+        ScanOrder::Wallet => (String::new(), "aggregate_id, sequence"),
+    };
+    let from = format!("FROM events WHERE aggregate_type = '{WALLET_AGGREGATE_TYPE}' {filter}");
+    (
+        format!("SELECT count(*) {from}"),
+        format!("SELECT {COLUMNS} {from} ORDER BY {order_by}"),
+    )
+}
+
 /// A scan in progress.
 pub struct LogScan {
     pages: mpsc::Receiver<Result<Vec<LoggedEvent>, StoreError>>,
@@ -66,27 +89,17 @@ impl LogScan {
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(unavailable)?;
-        // DECLARE takes no bind parameters; every value inlined here is ours (a constant,
-        // and a number PostgreSQL just gave us), never a caller's.
-        let (filter, order_by) = match order {
-            ScanOrder::Log => (
-                format!("AND tx_id < ('{xmin}'::text)::xid8"),
-                "tx_id, global_position",
-            ),
-            ScanOrder::Wallet => (String::new(), "aggregate_id, sequence"),
-        };
-        let from = format!("FROM events WHERE aggregate_type = '{WALLET_AGGREGATE_TYPE}' {filter}");
-        let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) {from}"))
+        let (count, select) = statements(order, xmin);
+        let total: i64 = sqlx::query_scalar(&count)
             .fetch_one(&mut *tx)
             .await
             .map_err(unavailable)?;
-        let declare = format!(
-            "DECLARE betledger_scan NO SCROLL CURSOR FOR SELECT {COLUMNS} {from} ORDER BY {order_by}"
-        );
-        sqlx::query(&declare)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
+        sqlx::query(&format!(
+            "DECLARE betledger_scan NO SCROLL CURSOR FOR {select}"
+        ))
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
         let (send, pages) = mpsc::channel(PAGES_AHEAD);
         tokio::spawn(fetch_pages(tx, page_size.max(1), total as u64, send));
         Ok(LogScan {

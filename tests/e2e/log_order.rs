@@ -164,3 +164,76 @@ async fn a_tailing_reader_sees_every_event_of_concurrent_writers_once(pool: PgPo
         "writers never interleaved; the test needs more overlap"
     );
 }
+
+/// The plans of the log's hot statements under `plan_cache_mode = force_generic_plan` (the
+/// plan sqlx's prepared statements settle on): no sort, no sequential scan, whatever the
+/// cursor. An `ORDER BY tx_id` beside the bigint `tx_id` of `log::COLUMNS` ordered by the
+/// output column, which no index holds: the relay's page read was a sequential scan and
+/// sort of the whole log (0.9 s a page on 1.2M events) and the watcher's head a sort of
+/// it (0.24 s a sample), and no functional test noticed. EXPLAIN names the plan, so this
+/// fails on the statement, not on a timing.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn the_logs_tailing_statements_read_an_index_in_order(pool: PgPool) {
+    use eventstore::log::{read_after_sql, HAS_PENDING_SQL, HEAD_SQL};
+    use eventstore::scan::{statements, ScanOrder};
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
+                             payload, metadata)
+         SELECT 'wallet', 'w-' || (n % 500), n / 500 + 1, 'Test', '1.0', '{}', '{}'
+           FROM generate_series(0, 49999) AS n",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE events").execute(&pool).await.unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::query("SET plan_cache_mode = force_generic_plan")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let xmin = i64::MAX / 2;
+    let (_, log_scan) = statements(ScanOrder::Log, xmin);
+    let cases: [(&str, String, &str, &str); 4] = [
+        (
+            "read_after",
+            read_after_sql().to_string(),
+            "bigint, bigint, bigint",
+            "(0, 0, 1000)",
+        ),
+        (
+            "has_pending",
+            HAS_PENDING_SQL.to_string(),
+            "bigint, bigint",
+            "(0, 0)",
+        ),
+        ("head", HEAD_SQL.to_string(), "", ""),
+        ("scan in log order", log_scan, "", ""),
+    ];
+    for (i, (name, sql, types, args)) in cases.iter().enumerate() {
+        let types = if types.is_empty() {
+            String::new()
+        } else {
+            format!("({types})")
+        };
+        sqlx::query(&format!("PREPARE s{i}{types} AS {sql}"))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let plan: serde_json::Value =
+            sqlx::query_scalar(&format!("EXPLAIN (FORMAT JSON) EXECUTE s{i}{args}"))
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+        let text = plan.to_string();
+        for bad in ["\"Sort\"", "\"Seq Scan\"", "\"Incremental Sort\""] {
+            assert!(
+                !text.contains(bad),
+                "{name}'s generic plan has a {bad} node: {plan:#}"
+            );
+        }
+        assert!(
+            text.contains("events_log_order"),
+            "{name}'s generic plan does not read events_log_order: {plan:#}"
+        );
+    }
+}
