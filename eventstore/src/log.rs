@@ -143,26 +143,24 @@ pub async fn wallet_events(
 }
 
 /// [`read_after`]'s statement ($1 the cursor's tx_id, $2 its global_position, $3 the
-/// limit). The page is the next rows after the cursor, then cut at the oldest running
-/// transaction: the rows below it are a prefix of the page, as the order is tx_id's first.
+/// limit): an index scan of `events_log_order` from the cursor to the oldest running
+/// transaction, both bounds index conditions.
 ///
-/// Written so because `ORDER BY tx_id` beside [`COLUMNS`] sorted by the output column, the
-/// bigint `tx_id`, which no index holds: sqlx's prepared (generic) plan was then a
-/// parallel sequential scan and sort of the whole log, 0.9 s a page on 1.2M events
-/// (EXPLAIN ANALYZE under `plan_cache_mode = force_generic_plan`), and in some bursts the
-/// relay's reads took 13 times their usual share of PostgreSQL. Inside, only the cursor's
-/// bound is a condition: an index scan of `events_log_order` from it, whatever the plan.
-/// Every ORDER BY here names the table's columns (`events.tx_id`), never the output's.
+/// Every ORDER BY here names the table's columns (`events.tx_id`), never the output's:
+/// `ORDER BY tx_id` beside [`COLUMNS`] sorted by the output column, the bigint `tx_id`,
+/// which no index holds. sqlx's prepared (generic) plan was then a parallel sequential
+/// scan and sort of the whole log, 0.9 s a page on 1.2M events (EXPLAIN ANALYZE under
+/// `plan_cache_mode = force_generic_plan`; 1.5 ms now), and in some bursts the relay's
+/// reads took 13 times their usual share of PostgreSQL. The plan test in
+/// tests/e2e/log_order.rs keeps it so.
 pub fn read_after_sql() -> &'static str {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     SQL.get_or_init(|| {
         format!(
-            "SELECT {COLUMNS} FROM (
-                    SELECT * FROM events
-                     WHERE (tx_id, global_position) > (($1::bigint)::text::xid8, $2)
-                     ORDER BY events.tx_id, events.global_position LIMIT $3) events
-              WHERE events.tx_id < pg_snapshot_xmin(pg_current_snapshot())
-              ORDER BY events.tx_id, events.global_position"
+            "SELECT {COLUMNS} FROM events
+              WHERE (tx_id, global_position) > (($1::bigint)::text::xid8, $2)
+                AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+              ORDER BY events.tx_id, events.global_position LIMIT $3"
         )
     })
 }

@@ -1,6 +1,7 @@
 //! Streaming the whole log: a server-side cursor over one consistent snapshot, so a
-//! replay holds one page in memory, never the table, and a scan that stops early fails
-//! instead of looking complete.
+//! replay holds a few pages in memory (at most [`PAGES_AHEAD`] + 2: those queued, the one
+//! being sent, the caller's), never the table, and a scan that stops early fails instead
+//! of looking complete.
 //!
 //! The scan runs in a `REPEATABLE READ, READ ONLY` transaction. A read-only transaction
 //! takes no transaction id, so a long scan does not hold back the relay (whose reader
