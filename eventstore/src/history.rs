@@ -230,24 +230,28 @@ async fn round_page(
     limit: u32,
 ) -> Result<Vec<Entry>, StoreError> {
     let events = crate::payload::round_events(pool, wallet_id, round, ROUND_EVENTS_MAX).await?;
-    // The round's bets, for the events that name only their bet.
+    // The round's bets, for the events that name only their bet; and the bet each event
+    // names, decoded once here.
     let mut games: HashMap<String, String> = HashMap::new();
+    let mut bets: Vec<Option<String>> = Vec::with_capacity(events.len());
     for event in &events {
-        if let Ok(WalletEvent::FundsReserved {
+        let decoded = event.decode().ok();
+        if let Some(WalletEvent::FundsReserved {
             reservation_id,
             game_id,
             ..
-        }) = event.decode()
+        }) = &decoded
         {
             games.insert(reservation_id.to_string(), game_id.to_string());
         }
+        bets.push(decoded.and_then(|e| e.reservation_id().map(|r| r.to_string())));
     }
     let mut entries = Vec::new();
-    for event in events.iter().rev().filter(|e| e.sequence < cursor.0) {
-        let bet_game = event
-            .decode()
-            .ok()
-            .and_then(|e| games.get(e.reservation_id()?.as_str()).cloned());
+    for (event, bet) in events.iter().zip(&bets).rev() {
+        if event.sequence >= cursor.0 {
+            continue;
+        }
+        let bet_game = bet.as_ref().and_then(|r| games.get(r).cloned());
         let entry = Entry::of(event, (Some(round.to_string()), bet_game))?;
         if filter.admits(&entry) {
             entries.push(entry);

@@ -32,7 +32,8 @@ pub const NOTIFY_CHANNEL: &str = "betledger_events";
 /// The payload and metadata are kept as their JSON text, not as `serde_json::Value`:
 /// every reader decodes them once into typed values, and building and dropping a `Value`
 /// tree per event was a fifth of a replay's CPU (perf, issue 34). Serialised, they are
-/// written as the JSON they hold, so the message body is unchanged.
+/// written as the JSON they hold (jsonb's spacing and key order), so the message body
+/// holds the same values as before.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct LoggedEvent {
     pub wallet_id: WalletId,
